@@ -1,0 +1,195 @@
+"""Upload events: parsing and validation, with a stable reason code for every rejection.
+
+Two shapes are accepted on the uploads topic:
+
+- native: ``{"bucket", "key", "version_id"?, "etag"?, "size"?, "content_type"?, "event_id"?}``
+- AWS S3 event notifications: ``{"Records": [{"eventName": "ObjectCreated:...",
+  "s3": {"bucket": {"name"}, "object": {"key", "versionId"?, "eTag"?, "size"?}}}]}``
+  (keys URL-encoded, ``+`` for space; several records per message).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+# Reason codes: stable, documented in the README; they name what was wrong, not how we
+# noticed.
+NOT_UTF8 = "not_utf8"
+NOT_JSON = "not_json"
+WRONG_SHAPE = "wrong_shape"
+MISSING_BUCKET = "missing_bucket"
+MISSING_KEY = "missing_key"
+WRONG_TYPE = "wrong_type"
+TOO_LARGE = "too_large"
+BUCKET_NOT_ALLOWED = "bucket_not_allowed"
+BAD_KEY = "bad_key"
+
+REASONS = (
+    NOT_UTF8,
+    NOT_JSON,
+    WRONG_SHAPE,
+    MISSING_BUCKET,
+    MISSING_KEY,
+    WRONG_TYPE,
+    TOO_LARGE,
+    BUCKET_NOT_ALLOWED,
+    BAD_KEY,
+)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded object named by an event. The version may still be unknown."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Why a message cannot be used; it goes to the dead-letter topic as it came."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A usable message: zero or more uploads, and how many records were skipped."""
+
+    uploads: list[Upload]
+    skipped: int = 0
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _optional(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    value = obj.get(name)
+    if value is None:
+        return None
+    # bool is an int to Python, never to an event schema.
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _Invalid(WRONG_TYPE, f"{where}{name} must be {kind.__name__}")
+    return value
+
+
+def _required_text(obj: dict[str, Any], name: str, reason: str, where: str) -> str:
+    value = obj.get(name)
+    if value is None or value == "":
+        raise _Invalid(reason, f"{where}{name} is missing or empty")
+    if not isinstance(value, str):
+        raise _Invalid(WRONG_TYPE, f"{where}{name} must be str")
+    return value
+
+
+def _check_key(key: str, where: str) -> None:
+    if "\x00" in key or len(key.encode()) > 1024:
+        raise _Invalid(BAD_KEY, f"{where}key has a NUL byte or is over 1024 bytes")
+
+
+def _native(event: dict[str, Any]) -> Upload:
+    bucket = _required_text(event, "bucket", MISSING_BUCKET, "")
+    key = _required_text(event, "key", MISSING_KEY, "")
+    _check_key(key, "")
+    for name in ("content_type", "event_id"):
+        _optional(event, name, str, "")
+    size = _optional(event, "size", int, "")
+    return Upload(
+        bucket=bucket,
+        key=key,
+        version_id=_optional(event, "version_id", str, "") or None,
+        etag=_optional(event, "etag", str, "") or None,
+        size=size,
+    )
+
+
+def _s3_record(record: Any, index: int) -> Upload | None:
+    where = f"Records[{index}]."
+    if not isinstance(record, dict):
+        raise _Invalid(WRONG_SHAPE, f"{where[:-1]} is not an object")
+    name = record.get("eventName")
+    if not isinstance(name, str):
+        raise _Invalid(WRONG_SHAPE, f"{where}eventName is missing")
+    if not name.startswith("ObjectCreated:"):
+        return None
+    s3 = record.get("s3")
+    if not isinstance(s3, dict) or not isinstance(s3.get("bucket"), dict):
+        raise _Invalid(WRONG_SHAPE, f"{where}s3.bucket is missing")
+    if not isinstance(s3.get("object"), dict):
+        raise _Invalid(WRONG_SHAPE, f"{where}s3.object is missing")
+    bucket = _required_text(s3["bucket"], "name", MISSING_BUCKET, f"{where}s3.bucket.")
+    obj = s3["object"]
+    key = unquote_plus(_required_text(obj, "key", MISSING_KEY, f"{where}s3.object."))
+    _check_key(key, f"{where}s3.object.")
+    if key == "":
+        raise _Invalid(MISSING_KEY, f"{where}s3.object.key is empty")
+    return Upload(
+        bucket=bucket,
+        key=key,
+        version_id=_optional(obj, "versionId", str, f"{where}s3.object.") or None,
+        etag=_optional(obj, "eTag", str, f"{where}s3.object.") or None,
+        size=_optional(obj, "size", int, f"{where}s3.object."),
+    )
+
+
+def parse_upload_event(
+    value: bytes | None, *, allowed_buckets: Collection[str], max_bytes: int = 1 << 20
+) -> Parsed | Rejected:
+    """Parse one Kafka message value into uploads, or say precisely why it cannot be used.
+
+    Args:
+        value: the raw message value.
+        allowed_buckets: the only buckets docpipe may read; any other is rejected.
+        max_bytes: larger messages are rejected unread.
+    """
+    if value is None or len(value) == 0:
+        return Rejected(NOT_JSON, "empty message")
+    if len(value) > max_bytes:
+        return Rejected(TOO_LARGE, f"message is {len(value)} bytes, the limit is {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(NOT_UTF8, f"not UTF-8 at byte {exc.start}")
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        return Rejected(NOT_JSON, f"not JSON: {str(exc)[:120]}")
+    try:
+        if not isinstance(event, dict):
+            raise _Invalid(WRONG_SHAPE, f"expected a JSON object, got {type(event).__name__}")
+        skipped = 0
+        if "Records" in event:
+            records = event["Records"]
+            if not isinstance(records, list):
+                raise _Invalid(WRONG_SHAPE, "Records must be a list")
+            uploads = []
+            for index, record in enumerate(records):
+                upload = _s3_record(record, index)
+                if upload is None:
+                    skipped += 1
+                else:
+                    uploads.append(upload)
+        elif event.get("Event") == "s3:TestEvent":
+            return Parsed([], skipped=1)
+        else:
+            uploads = [_native(event)]
+        for upload in uploads:
+            if upload.bucket not in allowed_buckets:
+                raise _Invalid(
+                    BUCKET_NOT_ALLOWED, f"bucket {upload.bucket!r} is not a documents bucket"
+                )
+    except _Invalid as invalid:
+        return Rejected(invalid.reason, invalid.message)
+    return Parsed(uploads, skipped)

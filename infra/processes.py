@@ -1,0 +1,128 @@
+"""Child processes that docpipe starts, watches and stops by PID.
+
+Each child runs in its own session (Ctrl-C reaches only docpipe, which stops children in
+order) and asks the kernel to kill it when docpipe dies, so no child outlives its parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec. The signal follows the *thread* that forked:
+    # spawn children from a thread that lives as long as they should (the main thread).
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class ManagedProcess:
+    """A child process with its output in a log file.
+
+    Args:
+        name: short name for messages ("temporal", "worker", ...).
+        argv: the command.
+        log_path: stdout and stderr go here (appended).
+        env: the child's whole environment.
+        cwd: the child's working directory.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = log_path.open("ab")
+        self.process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of the child's log, joined on one line."""
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            return " | ".join(text[-lines:])
+        return ""
+
+    def terminate(self) -> None:
+        if self.alive:
+            self.process.terminate()
+
+    def wait_or_kill(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the child to exit, then SIGKILL it."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(timeout=10)
+        self._log.close()
+        return code
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds. Returns the exit code."""
+        self.terminate()
+        return self.wait_or_kill(timeout)
+
+
+def stop_all(processes: Sequence[ManagedProcess], timeout: float = 10.0) -> None:
+    """Stop several children at once, newest first, each within ``timeout`` seconds."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in reversed(processes):
+        process.wait_or_kill(timeout)
+
+
+def docpipe_process(
+    command: Sequence[str],
+    *,
+    settings_env: Mapping[str, str],
+    log_path: Path,
+    base_env: Mapping[str, str],
+) -> ManagedProcess:
+    """Run a ``docpipe`` subcommand (``worker``, ``consume``...) as a child process.
+
+    Args:
+        command: the subcommand and its arguments.
+        settings_env: ``DOCPIPE_*`` variables (see ``infra.settings.to_env``).
+        base_env: the rest of the environment, usually ``os.environ``.
+    """
+    env = {k: v for k, v in base_env.items() if not k.startswith("DOCPIPE_")}
+    env.update(settings_env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return ManagedProcess(
+        command[0],
+        [sys.executable, "-m", "infra.cli", *command],
+        log_path=log_path,
+        env=env,
+    )

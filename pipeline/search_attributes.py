@@ -1,0 +1,21 @@
+"""docpipe's custom search attributes: what operators filter the Temporal UI by.
+
+They must be registered in a namespace before any workflow sets them (an unregistered one
+makes workflow tasks fail): the embedded stack and ``docpipe temporal setup`` do that.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+STATUS = SearchAttributeKey.for_keyword("DocpipeStatus")
+BUCKET = SearchAttributeKey.for_keyword("DocpipeBucket")
+OBJECT_KEY = SearchAttributeKey.for_keyword("DocpipeObjectKey")
+REASONS = SearchAttributeKey.for_keyword_list("DocpipeReasons")
+PAGE_COUNT = SearchAttributeKey.for_int("DocpipePageCount")
+
+ALL: tuple[SearchAttributeKey, ...] = (STATUS, BUCKET, OBJECT_KEY, REASONS, PAGE_COUNT)  # type: ignore[type-arg]
+
+# Values of STATUS.
+CHECKING, PASSED, REVIEW, REJECTED = "checking", "passed", "review", "rejected"
+STATUS_BY_VERDICT = {"pass": PASSED, "review": REVIEW, "reject": REJECTED}
