@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -381,11 +381,17 @@ class EmbeddedStack:
             log.info("registered search attributes: %s", ", ".join(added))
 
     def _prepare_kafka(self, deadline: float) -> None:
+        kafka = self._base.kafka
+        topics = [kafka.uploads_topic, kafka.dlq_topic, kafka.results_topic]
+        self._retry("kafka", deadline, lambda: self.create_topics(topics))
+
+    def create_topics(self, topics: Sequence[str], partitions: int | None = None) -> None:
+        """Create topics that do not exist yet (explicitly: auto-created ones get the
+        broker's default partition count)."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
         from aiokafka.errors import TopicAlreadyExistsError
 
-        kafka = self._base.kafka
-        topics = [kafka.uploads_topic, kafka.dlq_topic, kafka.results_topic]
+        count = partitions or self.config.partitions
 
         async def create() -> None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
@@ -393,7 +399,7 @@ class EmbeddedStack:
             try:
                 existing = set(await admin.list_topics())
                 wanted = [
-                    NewTopic(t, num_partitions=self.config.partitions, replication_factor=1)
+                    NewTopic(t, num_partitions=count, replication_factor=1)
                     for t in topics
                     if t not in existing
                 ]
@@ -403,7 +409,7 @@ class EmbeddedStack:
             finally:
                 await admin.close()
 
-        self._retry("kafka", deadline, lambda: run_coroutine(create))
+        run_coroutine(create)
 
     def _prepare_s3(self) -> None:
         from infra.clients import s3_client

@@ -1,0 +1,74 @@
+"""Shared fixtures: one embedded stack per test session, fresh names per test."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.processes import ManagedProcess, docpipe_process, stop_all
+from infra.settings import KafkaSettings, PipelineSettings, Settings, to_env
+from infra.stack import EmbeddedStack, StackConfig
+
+_names = itertools.count(1)
+
+# A consumer joining after another left waits for the session timeout: keep it short.
+_TEST_BASE = Settings(
+    kafka=KafkaSettings(session_timeout_ms=2000),
+    pipeline=PipelineSettings(chunk_pages=10, heartbeat_timeout_s=5.0, pool_size=2),
+)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    """Temporal dev server, broker and moto on free loopback ports, for the whole session."""
+    config = StackConfig.on_free_ports(tmp_path_factory.mktemp("stack"))
+    with EmbeddedStack(config, _TEST_BASE) as running:
+        yield running
+
+
+@pytest.fixture
+def settings(stack: EmbeddedStack) -> Settings:
+    """Settings pointed at the stack, with topics, group and task queue of this test only."""
+    n = next(_names)
+    base = stack.settings()
+    kafka = dataclasses.replace(
+        base.kafka,
+        uploads_topic=f"uploads-{n}",
+        dlq_topic=f"uploads-{n}.dlq",
+        results_topic=f"results-{n}",
+        group_id=f"intake-{n}",
+    )
+    stack.create_topics([kafka.uploads_topic, kafka.dlq_topic, kafka.results_topic])
+    return dataclasses.replace(
+        base,
+        kafka=kafka,
+        temporal=dataclasses.replace(base.temporal, task_queue=f"docpipe-{n}"),
+        s3=dataclasses.replace(base.s3, results_prefix=f"results-{n}"),
+    )
+
+
+StartComponent = Callable[..., ManagedProcess]
+
+
+@pytest.fixture
+def start_component(tmp_path: Path) -> Iterator[StartComponent]:
+    """Start ``docpipe <command>`` processes; every one is stopped (by PID) after the test."""
+    started: list[ManagedProcess] = []
+
+    def start(command: list[str], settings: Settings) -> ManagedProcess:
+        process = docpipe_process(
+            command,
+            settings_env=to_env(settings),
+            log_path=tmp_path / f"{command[0]}-{len(started)}.log",
+            base_env=os.environ,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    stop_all(started, timeout=15)

@@ -1,0 +1,71 @@
+"""`docpipe demo --once` as a newcomer runs it, twice on the same state directory."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.demo import sample_files
+from infra.stack import free_ports
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _run_demo(state_dir: Path, ports: list[int]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "demo",
+            "--once",
+            "--timeout",
+            "120",
+            "--state-dir",
+            str(state_dir),
+            "--temporal-port",
+            str(ports[0]),
+            "--ui-port",
+            str(ports[1]),
+            "--kafka-port",
+            str(ports[2]),
+            "--s3-port",
+            str(ports[3]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
+    for run in (1, 2):
+        ports = free_ports(4)
+        result = _run_demo(tmp_path, ports)
+        assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
+        table = result.stdout
+        for sample in sample_files():
+            assert f"demo/{sample.name}" in table, f"run {run}: {sample.name} missing"
+        # The table's rows: document, pages, verdict, reasons.
+        rows = [line.split() for line in table.splitlines() if len(line.split()) >= 4]
+        lines = {row[0]: row for row in rows}
+        assert lines["demo/contract.pdf"][1:3] == ["6", "pass"]
+        assert lines["demo/protected.pdf"][2:4] == ["reject", "encrypted"]
+        assert lines["demo/scanned.pdf"][2:4] == ["review", "needs_ocr"]
+        assert lines["demo/with-blank-page.pdf"][2:4] == ["review", "blank_pages"]
+        assert table.count("report    s3://docpipe-results/") == len(sample_files())
+        assert "UI        http://127.0.0.1:" in table
+        assert "ERROR" not in table
+        # Nothing of the demo keeps running after it exits.
+        assert all(_port_free(port) for port in ports), f"run {run}: a server still listens"
+    assert (tmp_path / "temporal.db").exists()

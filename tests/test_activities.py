@@ -1,0 +1,161 @@
+"""Activities in ActivityEnvironment against moto's in-process S3: resume and write-once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from temporalio.testing import ActivityEnvironment
+
+from infra.samples.generate import make_pdf
+from pipeline.activities import DocumentActivities
+from pipeline.checkpoint import Checkpoint
+from pipeline.models import (
+    CheckPagesInput,
+    CheckPagesResult,
+    DocumentRef,
+    FinalizeInput,
+    InspectInput,
+)
+from pipeline.pool import PagePool
+from pipeline.results import chunk_key
+
+PAGES = 35
+DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[PagePool]:
+    pool = PagePool(2)
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=DOCS)
+        client.create_bucket(Bucket=RESULTS)
+        client.put_bucket_versioning(Bucket=DOCS, VersioningConfiguration={"Status": "Enabled"})
+        yield client
+
+
+@pytest.fixture
+def document(s3: Any) -> DocumentRef:
+    body = make_pdf(["text"] * 20 + ["blank"] + ["text"] * (PAGES - 21))
+    put = s3.put_object(Bucket=DOCS, Key="big.pdf", Body=body)
+    return DocumentRef(bucket=DOCS, key="big.pdf", version_id=put["VersionId"])
+
+
+def _activities(s3: Any, pool: PagePool, chunk_pages: int = 10) -> DocumentActivities:
+    return DocumentActivities(s3=s3, pool=pool, chunk_pages=chunk_pages, heartbeat_timeout_s=5)
+
+
+def _env(details: list[Any], heartbeats: list[Any]) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(
+        env.info, heartbeat_details=details, heartbeat_timeout=timedelta(seconds=5), attempt=2
+    )
+    env.on_heartbeat = lambda *args: heartbeats.append(args[0])
+    return env
+
+
+def _written_chunks(s3: Any) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=RESULTS, Prefix=f"{PREFIX}/pages/")
+    return sorted(obj["Key"] for obj in listed.get("Contents", []))
+
+
+def _input(document: DocumentRef, chunk_pages: int = 10) -> CheckPagesInput:
+    return CheckPagesInput(
+        document=document,
+        results_bucket=RESULTS,
+        results_prefix=PREFIX,
+        page_count=PAGES,
+        chunk_pages=chunk_pages,
+    )
+
+
+async def test_resume_skips_chunks_before_the_checkpoint(
+    s3: Any, pool: PagePool, document: DocumentRef
+) -> None:
+    heartbeats: list[Any] = []
+    checkpoint = Checkpoint(next_page=21, chunks=2, chunk_pages=10)
+    env = _env([checkpoint.to_details()], heartbeats)
+    result: CheckPagesResult = await env.run(_activities(s3, pool).check_pages, _input(document))
+    assert result.first_page_this_attempt == 21
+    assert result.attempt == 2
+    assert result.chunks == 4
+    # Only chunks from page 21 on were written by this attempt.
+    assert _written_chunks(s3) == [chunk_key(PREFIX, 21), chunk_key(PREFIX, 31)]
+    assert heartbeats[0] == checkpoint.to_details()
+    assert heartbeats[-1] == {"v": 1, "next_page": PAGES + 1, "chunks": 4, "chunk_pages": 10}
+    # The checkpoint never moves backwards.
+    assert [h["next_page"] for h in heartbeats] == sorted(h["next_page"] for h in heartbeats)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [[], [{"v": 99, "next_page": 21, "chunks": 2}], ["garbage"], [{"v": 1, "next_page": 5}]],
+)
+async def test_unreadable_checkpoint_starts_over(
+    s3: Any, pool: PagePool, document: DocumentRef, details: list[Any]
+) -> None:
+    env = _env(details, [])
+    result = await env.run(_activities(s3, pool).check_pages, _input(document))
+    assert result.first_page_this_attempt == 1
+    assert _written_chunks(s3) == [chunk_key(PREFIX, p) for p in (1, 11, 21, 31)]
+
+
+async def test_resume_keeps_the_layout_of_the_checkpoint(
+    s3: Any, pool: PagePool, document: DocumentRef
+) -> None:
+    # A worker configured with another chunk size continues the document's layout.
+    checkpoint = Checkpoint(next_page=8, chunks=1, chunk_pages=7)
+    env = _env([checkpoint.to_details()], [])
+    result = await env.run(
+        _activities(s3, pool, chunk_pages=50).check_pages, _input(document, chunk_pages=50)
+    )
+    assert result.chunk_pages == 7
+    assert _written_chunks(s3) == [chunk_key(PREFIX, p) for p in (8, 15, 22, 29)]
+
+
+async def test_redone_attempt_and_finalize_write_each_result_once(
+    s3: Any, pool: PagePool, document: DocumentRef
+) -> None:
+    activities = _activities(s3, pool)
+    env = _env([], [])
+    inspection = await env.run(activities.inspect, InspectInput(document=document))
+    assert inspection.page_count == PAGES and inspection.problem is None
+    first = await env.run(activities.check_pages, _input(document))
+    before = {k: s3.get_object(Bucket=RESULTS, Key=k)["ETag"] for k in _written_chunks(s3)}
+    # A whole attempt redone from page 1 (lost heartbeat) converges on the same objects.
+    again = await env.run(activities.check_pages, _input(document))
+    after = {k: s3.get_object(Bucket=RESULTS, Key=k)["ETag"] for k in _written_chunks(s3)}
+    assert before == after
+    finalize = FinalizeInput(
+        document=document,
+        results_bucket=RESULTS,
+        results_prefix=PREFIX,
+        inspection=inspection,
+        pages=again,
+    )
+    summary = await env.run(activities.finalize, finalize)
+    report = s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read()
+    # A retried finalize succeeds and leaves the report as it was.
+    retried = await env.run(activities.finalize, finalize)
+    assert retried == summary
+    assert s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read() == report
+    assert summary.verdict == "review" and summary.reasons == ["blank_pages"]
+    assert summary.page_count == PAGES == first.pages_checked
+
+
+async def test_missing_object_is_a_result_not_a_retry(s3: Any, pool: PagePool) -> None:
+    gone = DocumentRef(bucket=DOCS, key="never-uploaded.pdf", etag="abc")
+    inspection = await _env([], []).run(_activities(s3, pool).inspect, InspectInput(gone))
+    assert inspection.problem == "object_missing"
