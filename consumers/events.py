@@ -75,6 +75,15 @@ class _Invalid(Exception):
         self.message = message
 
 
+def _check_text(value: str, name: str, where: str) -> None:
+    # JSON may escape a lone surrogate ("\ud800"): valid JSON, but not text that can be
+    # encoded again (S3 keys, workflow IDs), so it must not get past the parser.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise _Invalid(NOT_UTF8, f"{where}{name} is not valid Unicode text") from None
+
+
 def _optional(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
     value = obj.get(name)
     if value is None:
@@ -82,6 +91,8 @@ def _optional(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
     # bool is an int to Python, never to an event schema.
     if not isinstance(value, kind) or isinstance(value, bool):
         raise _Invalid(WRONG_TYPE, f"{where}{name} must be {kind.__name__}")
+    if isinstance(value, str):
+        _check_text(value, name, where)
     return value
 
 
@@ -91,6 +102,7 @@ def _required_text(obj: dict[str, Any], name: str, reason: str, where: str) -> s
         raise _Invalid(reason, f"{where}{name} is missing or empty")
     if not isinstance(value, str):
         raise _Invalid(WRONG_TYPE, f"{where}{name} must be str")
+    _check_text(value, name, where)
     return value
 
 
@@ -164,7 +176,8 @@ def parse_upload_event(
         return Rejected(NOT_UTF8, f"not UTF-8 at byte {exc.start}")
     try:
         event = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's limit ("[" * 100_000).
         return Rejected(NOT_JSON, f"not JSON: {str(exc)[:120]}")
     try:
         if not isinstance(event, dict):

@@ -7,6 +7,7 @@ S3. Anything bigger lives in S3, never in heartbeat details.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,5 +57,9 @@ class Checkpoint:
         if chunk_pages < 1 or chunks < 0 or not 1 <= next_page <= page_count + 1:
             return None
         if next_page != min(chunks * chunk_pages, page_count) + 1:
+            return None
+        # More chunk files than the document has would send finalize after chunks that
+        # were never written.
+        if chunks > math.ceil(page_count / chunk_pages):
             return None
         return cls(next_page=next_page, chunks=chunks, chunk_pages=chunk_pages)

@@ -1,0 +1,205 @@
+"""Folding page results into a summary, the verdict policy, and the report document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pipeline import report
+from pipeline.checks import PageResult
+from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.report import (
+    MAX_LISTED_PAGES,
+    REPORT_SCHEMA_VERSION,
+    PageSummary,
+    build_report,
+    decide_verdict,
+)
+
+
+def _page(page: int, **fields: Any) -> dict[str, Any]:
+    base = PageResult(page=page, text_chars=100, width_pt=595.28, height_pt=841.89)
+    data = base.to_json()
+    data.update(fields)
+    return data
+
+
+def _error(page: int, error_type: str = "PdfReadError") -> dict[str, Any]:
+    return PageResult(page=page, error_type=error_type, error="broken").to_json()
+
+
+def _inspection(page_count: int, problem: str | None = None) -> InspectResult:
+    return InspectResult(
+        size=12_345,
+        pdf_version="1.7",
+        page_count=page_count,
+        encrypted=False,
+        plan=CheckPlan(chunk_pages=50, heartbeat_timeout_s=30.0),
+        problem=problem,
+        problem_detail="needs a password" if problem else None,
+    )
+
+
+def _summary(*results: dict[str, Any]) -> PageSummary:
+    summary = PageSummary()
+    for result in results:
+        summary.add(result)
+    return summary
+
+
+# --- PageSummary -------------------------------------------------------------------------
+
+
+def test_add_folds_results() -> None:
+    summary = _summary(
+        _page(1, text_chars=120),
+        _page(2, text_chars=0, blank=True),
+        _page(3, text_chars=0, image_count=2, image_only=True),
+        _page(4, text_chars=30, rotation=90, width_pt=612.0, height_pt=792.0),
+        _error(5, "KeyError"),
+        _error(6, "PdfReadError"),
+        _error(7, "KeyError"),
+    )
+    data = summary.to_json()
+    assert data["pages_checked"] == 7
+    assert data["text_chars"] == 150
+    assert data["images"] == 2
+    assert data["blank_pages"] == {"count": 1, "pages": [2]}
+    assert data["image_only_pages"] == {"count": 1, "pages": [3]}
+    assert data["rotated_pages"] == {"count": 1, "pages": [4]}
+    assert data["page_errors"] == {
+        "count": 3,
+        "pages": [5, 6, 7],
+        "by_type": {"KeyError": 2, "PdfReadError": 1},
+    }
+    assert data["page_sizes_pt"] == {"595.28x841.89": 3, "612x792": 1}
+
+
+@pytest.mark.parametrize("pages", [[2], [1, 3], [1, 2, 2], [1, 1]])
+def test_add_rejects_out_of_order_pages(pages: list[int]) -> None:
+    summary = PageSummary()
+    with pytest.raises(ValueError, match="out of order"):
+        for page in pages:
+            summary.add(_page(page))
+
+
+def test_page_lists_cap_but_counts_stay_exact() -> None:
+    total = MAX_LISTED_PAGES + 25
+    summary = _summary(
+        *(_page(n, text_chars=0, blank=True) for n in range(1, total + 1)),
+    )
+    data = summary.to_json()
+    assert data["pages_checked"] == total
+    assert data["blank_pages"]["count"] == total
+    assert data["blank_pages"]["pages"] == list(range(1, MAX_LISTED_PAGES + 1))
+    assert data["page_sizes_pt"] == {"595.28x841.89": total}
+
+
+def test_cap_applies_to_errors_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "MAX_LISTED_PAGES", 3)
+    summary = _summary(*(_error(n) for n in range(1, 11)))
+    assert summary.errors.count == 10
+    assert summary.errors.pages == [1, 2, 3]
+    assert summary.error_types == {"PdfReadError": 10}
+
+
+# --- verdicts ----------------------------------------------------------------------------
+
+
+def test_document_problem_rejects() -> None:
+    clean = _summary(_page(1))
+    assert decide_verdict(_inspection(0, "encrypted"), clean) == ("reject", ["encrypted"])
+    assert decide_verdict(_inspection(0, "not_pdf"), PageSummary()) == ("reject", ["not_pdf"])
+
+
+def test_all_pages_errored_rejects_as_unreadable() -> None:
+    summary = _summary(_error(1), _error(2))
+    assert decide_verdict(_inspection(2), summary) == ("reject", ["unreadable"])
+
+
+def test_some_pages_errored_asks_for_review() -> None:
+    summary = _summary(_page(1), _error(2))
+    assert decide_verdict(_inspection(2), summary) == ("review", ["page_errors"])
+
+
+def test_blank_pages_ask_for_review() -> None:
+    summary = _summary(_page(1), _page(2, text_chars=0, blank=True))
+    assert decide_verdict(_inspection(2), summary) == ("review", ["blank_pages"])
+
+
+def test_image_only_pages_need_ocr() -> None:
+    summary = _summary(_page(1, text_chars=0, image_count=1, image_only=True), _page(2))
+    assert decide_verdict(_inspection(2), summary) == ("review", ["needs_ocr"])
+
+
+def test_reasons_accumulate_in_a_fixed_order() -> None:
+    summary = _summary(
+        _page(1, text_chars=0, image_count=1, image_only=True),
+        _page(2, text_chars=0, blank=True),
+        _error(3),
+    )
+    assert decide_verdict(_inspection(3), summary) == (
+        "review",
+        ["page_errors", "blank_pages", "needs_ocr"],
+    )
+
+
+def test_clean_document_passes() -> None:
+    summary = _summary(_page(1), _page(2, rotation=90))
+    assert decide_verdict(_inspection(2), summary) == ("pass", [])
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def _build(error_types: list[str]) -> dict[str, Any]:
+    document = DocumentRef(bucket="docs", key="in/a.pdf", version_id="v1", etag='"e1"')
+    pages = [_page(1), _page(2, text_chars=0, blank=True)]
+    pages += [_error(3 + i, kind) for i, kind in enumerate(error_types)]
+    return build_report(
+        document=document,
+        inspection=_inspection(len(pages)),
+        summary=_summary(*pages),
+        chunk_keys=["r/pages/0000001.jsonl"],
+        chunk_pages=50,
+    )
+
+
+def test_build_report_contents() -> None:
+    built = _build(["KeyError"])
+    assert built["schema_version"] == REPORT_SCHEMA_VERSION == 1
+    assert built["document"] == {
+        "id": "docs/in/a.pdf@v1",
+        "bucket": "docs",
+        "key": "in/a.pdf",
+        "version_id": "v1",
+        "etag": '"e1"',
+        "size": 12_345,
+    }
+    assert built["facts"]["page_count"] == 3
+    assert built["facts"]["problem"] is None
+    assert built["verdict"] == {"verdict": "review", "reasons": ["page_errors", "blank_pages"]}
+    assert built["pages"] == {"chunk_pages": 50, "chunks": ["r/pages/0000001.jsonl"]}
+    assert built["checks"]["blank_pages"] == {"count": 1, "pages": [2]}
+
+
+def test_build_report_is_deterministic() -> None:
+    first = _build(["PdfReadError", "KeyError", "PdfReadError"])
+    second = _build(["PdfReadError", "KeyError", "PdfReadError"])
+    assert first == second
+    assert json.dumps(first) == json.dumps(second)
+
+
+def test_build_report_does_not_depend_on_error_arrival_order() -> None:
+    # Same errors on different pages in a different order: the by_type map must serialise
+    # identically (sorted), whatever order the types were first seen in.
+    first = _build(["PdfReadError", "KeyError"])["checks"]["page_errors"]["by_type"]
+    second = _build(["KeyError", "PdfReadError"])["checks"]["page_errors"]["by_type"]
+    assert json.dumps(first) == json.dumps(second) == '{"KeyError": 1, "PdfReadError": 1}'
+
+
+def test_build_report_is_json_serialisable() -> None:
+    built = _build([])
+    assert json.loads(json.dumps(built)) == built
