@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is older than pyproject.toml whenever dependencies changed: reinstall then.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit install clean bench
+.PHONY: demo test lint unit install clean bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# Benchmarks, one script per line; each ends its output with a JSON line of its figures.
+BENCH_SCRIPTS += bench/intake.py
+
+bench: $(STAMP)
+	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script; done
+
+# Pictures of the Temporal UI for the docs (needs Debian's chromium).
+screenshots: $(STAMP)
+	$(BIN)/python -m infra.screenshots --out docs
 
 clean:
 	rm -rf $(VENV) .docpipe .pytest_cache .mypy_cache .ruff_cache

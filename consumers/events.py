@@ -40,6 +40,12 @@ REASONS = (
     BAD_KEY,
 )
 
+# Found by the intake after parsing: the event is well-formed but names no object.
+OBJECT_MISSING = "object_missing"
+
+# Every code a dead letter can carry.
+ALL_REASONS = (*REASONS, OBJECT_MISSING)
+
 
 @dataclass(frozen=True)
 class Upload:

@@ -251,29 +251,7 @@ class EmbeddedStack:
         atexit.register(self.stop)
         deadline = time.monotonic() + config.startup_timeout_s
         try:
-            self._spawn(
-                "temporal",
-                [
-                    str(binaries["temporal"]),
-                    "server",
-                    "start-dev",
-                    "--ip",
-                    LOOPBACK,
-                    "--port",
-                    str(config.temporal_port),
-                    "--ui-port",
-                    str(config.temporal_ui_port),
-                    "--db-filename",
-                    str(config.state_dir / "temporal.db"),
-                    "--namespace",
-                    self._base.temporal.namespace,
-                    "--dynamic-config-value",
-                    "frontend.enableServerVersionCheck=false",
-                    "--ui-disable-news-fetch",
-                    "--log-level",
-                    "warn",
-                ],
-            )
+            self._spawn_temporal(binaries["temporal"])
             listener = f"tcp://{self.kafka_bootstrap}"
             self._spawn(
                 "kafka",
@@ -308,7 +286,54 @@ class EmbeddedStack:
         stop_all(children)
         atexit.unregister(self.stop)
 
+    def stop_temporal(self) -> None:
+        """Stop only the Temporal server (to rehearse an outage); the rest keeps running."""
+        with self._lock:
+            temporal = [c for c in self._children if c.name == "temporal"]
+            self._children = [c for c in self._children if c.name != "temporal"]
+        stop_all(temporal)
+
+    def start_temporal(self) -> None:
+        """Start the Temporal server again on the same ports and database, and wait for it.
+
+        Raises:
+            StackError: Temporal is already running, or did not come back.
+        """
+        if any(c.name == "temporal" for c in self._children):
+            raise StackError("the Temporal server of this stack is already running")
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        self._spawn_temporal(temporal_binary())
+        self._wait_for_port("temporal", self.config.temporal_port, deadline)
+        # Registering the search attributes again is harmless and proves the server serves.
+        self._prepare_temporal(deadline)
+
     # -- helpers --------------------------------------------------------------------------
+
+    def _spawn_temporal(self, binary: Path) -> None:
+        config = self.config
+        self._spawn(
+            "temporal",
+            [
+                str(binary),
+                "server",
+                "start-dev",
+                "--ip",
+                LOOPBACK,
+                "--port",
+                str(config.temporal_port),
+                "--ui-port",
+                str(config.temporal_ui_port),
+                "--db-filename",
+                str(config.state_dir / "temporal.db"),
+                "--namespace",
+                self._base.temporal.namespace,
+                "--dynamic-config-value",
+                "frontend.enableServerVersionCheck=false",
+                "--ui-disable-news-fetch",
+                "--log-level",
+                "warn",
+            ],
+        )
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         # Servers get none of docpipe's settings; the broker in particular reads its own

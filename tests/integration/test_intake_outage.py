@@ -1,0 +1,194 @@
+"""Temporal goes away in the middle of a stream of uploads, then comes back.
+
+This needs a stack of its own: the session stack's Temporal serves every other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from infra.clients import temporal_client
+from infra.settings import KafkaSettings, Settings
+from infra.stack import EmbeddedStack, StackConfig
+from pipeline.models import DocumentRef
+from tests.conftest import StartComponent
+from tests.helpers import async_wait_for, wait_for
+from tests.integration.intake_support import (
+    Message,
+    Sent,
+    committed,
+    dead_letters,
+    ends,
+    final_counters,
+    native_event,
+    publish,
+    unique_prefix,
+    upload,
+    wait_committed,
+    wait_runs,
+    workflow_runs,
+)
+
+# Long enough for the intake to notice, back off several times and pause.
+OUTAGE_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    base = Settings(kafka=KafkaSettings(session_timeout_ms=2000))
+    config = StackConfig.on_free_ports(tmp_path_factory.mktemp("outage-stack"))
+    with EmbeddedStack(config, base) as running:
+        yield running
+
+
+class _Stream:
+    """Uploads and publishes one document every ``interval_s`` until stopped."""
+
+    def __init__(self, settings: Settings, interval_s: float) -> None:
+        self.settings = settings
+        self.interval_s = interval_s
+        self.documents: list[DocumentRef] = []
+        self.sent: list[Sent] = []
+        self.stopped = asyncio.Event()
+        self._prefix = unique_prefix("outage")
+
+    async def run(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            while not self.stopped.is_set():
+                n = len(self.documents)
+                document = upload(self.settings, f"{self._prefix}/doc-{n}.pdf")
+                message = Message(native_event(document), partition=n % 3)
+                meta = await producer.send_and_wait(
+                    self.settings.kafka.uploads_topic, message.value, partition=message.partition
+                )
+                self.documents.append(document)
+                self.sent.append(Sent(message, meta.partition, meta.offset))
+                await asyncio.sleep(self.interval_s)
+        finally:
+            await producer.stop()
+
+
+async def test_temporal_outage_loses_nothing_dead_letters_nothing_and_resumes(
+    private_stack: EmbeddedStack, start_component: StartComponent, tmp_path: Path
+) -> None:
+    base = private_stack.settings()
+    settings = dataclasses.replace(
+        base,
+        kafka=dataclasses.replace(
+            base.kafka, retry_initial_s=0.2, retry_max_s=1.0, max_in_flight=8
+        ),
+        temporal=dataclasses.replace(base.temporal, task_queue=f"outage-{tmp_path.name}"),
+    )
+    client = await temporal_client(settings.temporal)
+    task_queue = settings.temporal.task_queue
+    consumer = start_component(["consume"], settings)
+    stream = _Stream(settings, interval_s=0.15)
+    streaming = asyncio.create_task(stream.run())
+    try:
+
+        async def some_started() -> bool:
+            return len(await workflow_runs(client, task_queue)) >= 5
+
+        await async_wait_for(some_started, 30, "checks to start before the outage")
+
+        # Blocking calls on purpose: the stack spawns servers from the main thread.
+        private_stack.stop_temporal()
+        first_in_outage = len(stream.sent)
+        await asyncio.sleep(OUTAGE_S)  # the outage itself, not a wait for a condition
+
+        # Nothing published during the outage may be committed: it cannot have started.
+        during = stream.sent[first_in_outage:]
+        assert len(during) >= 20
+        first_offsets: dict[int, int] = {}
+        for sent in during:
+            first_offsets.setdefault(sent.partition, sent.offset)
+        now = await committed(settings)
+        assert all(now.get(p, 0) <= offset for p, offset in first_offsets.items()), (
+            now,
+            first_offsets,
+        )
+        assert await dead_letters(settings) == []
+        log = consumer.log_path.read_text(errors="replace")
+        assert "pausing" in log
+
+        private_stack.start_temporal()
+        resumed_at = len(stream.sent)
+        await async_wait_for(
+            lambda: _true_soon(len(stream.sent) >= resumed_at + 10), 30, "more uploads"
+        )
+    finally:
+        stream.stopped.set()
+        await streaming
+
+    await wait_committed(settings, ends(stream.sent), 60)
+    expected = {d.workflow_id for d in stream.documents}
+    runs = await wait_runs(client, task_queue, expected, 30)
+    assert runs == dict.fromkeys(expected, 1)
+    assert await dead_letters(settings) == []
+    assert "resuming" in consumer.log_path.read_text(errors="replace")
+    assert consumer.stop(timeout=15) == 0
+    counters = final_counters(consumer)
+    assert counters["started"] == len(stream.documents)
+    assert counters["dead_lettered"] == 0
+    assert counters["retries"] > 0
+
+
+async def _true_soon(value: bool) -> bool:
+    return value
+
+
+async def test_sigterm_during_an_outage_exits_0_in_time_and_commits_nothing_unstarted(
+    private_stack: EmbeddedStack, start_component: StartComponent, tmp_path: Path
+) -> None:
+    base = private_stack.settings()
+    settings = dataclasses.replace(
+        base,
+        kafka=dataclasses.replace(
+            base.kafka,
+            uploads_topic=f"uploads-{tmp_path.name}",
+            group_id=f"intake-{tmp_path.name}",
+            retry_initial_s=0.2,
+            retry_max_s=1.0,
+            shutdown_timeout_s=2.0,
+        ),
+        temporal=dataclasses.replace(base.temporal, task_queue=f"sigterm-{tmp_path.name}"),
+    )
+    private_stack.create_topics([settings.kafka.uploads_topic])
+    client = await temporal_client(settings.temporal)
+    consumer = start_component(["consume"], settings)
+    prefix = unique_prefix("sigterm")
+    before = upload(settings, f"{prefix}/before.pdf")
+    sent = await publish(settings, [Message(native_event(before), partition=0)])
+    await wait_committed(settings, ends(sent), 30)
+
+    private_stack.stop_temporal()
+    try:
+        stuck = [upload(settings, f"{prefix}/stuck-{n}.pdf") for n in range(3)]
+        await publish(settings, [Message(native_event(d), partition=0) for d in stuck])
+        wait_for(
+            lambda: "pausing" in consumer.log_path.read_text(errors="replace"),
+            30,
+            "the consumer to pause",
+        )
+        began = time.monotonic()
+        consumer.process.send_signal(signal.SIGTERM)
+        code = consumer.process.wait(timeout=15)
+        assert code == 0
+        assert time.monotonic() - began < 2.0 + 3.0  # the deadline, plus leaving the group
+        # The stuck uploads were not started, so their offsets are not committed.
+        assert await committed(settings) == {0: ends(sent)[0]}
+        log = consumer.log_path.read_text(errors="replace")
+        assert "dropping 3 unfinished message(s) uncommitted" in log
+    finally:
+        private_stack.start_temporal()
+    assert await workflow_runs(client, settings.temporal.task_queue) == {before.workflow_id: 1}
