@@ -1,7 +1,8 @@
 """The report: page results folded into per-check summaries, and the verdict.
 
 Page results are folded one at a time, so a report over any number of pages is built in
-memory bounded by the number of pages that need attention, never by the page count.
+memory bounded by fixed caps (listed pages, samples, hosts), never by the page count.
+The fields are described in docs/REPORT.md and pinned by docs/report.schema.json.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.checks import OTHER_PAPER, PAPER_SIZES, paper_size
 from pipeline.models import DocumentRef, InspectResult
+from pipeline.policy import Verdict, VerdictPolicy
+from pipeline.sensitive import SENSITIVE_TYPES
 
-REPORT_SCHEMA_VERSION = 1
-POLICY_VERSION = "1"
+REPORT_SCHEMA_VERSION = 2
 # Page lists in the report stop growing here; their counts stay exact.
 MAX_LISTED_PAGES = 1000
-
-PASS, REVIEW, REJECT = "pass", "review", "reject"
+MAX_ERROR_SAMPLES = 20
+MAX_SENSITIVE_SAMPLES = 5
+MAX_LINK_HOSTS = 200
+MAX_DISTINCT_SIZES = 100
+MAX_SUBTYPES = 50
 
 
 @dataclass
@@ -34,18 +40,64 @@ class _PageList:
 
 
 @dataclass
+class _SensitiveType:
+    count: int = 0
+    pages: _PageList = field(default_factory=_PageList)
+    samples: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "pages": self.pages.to_json(), "samples": self.samples}
+
+
+def _bump(counts: dict[str, int], key: str, by: int = 1, limit: int = MAX_SUBTYPES) -> None:
+    if key not in counts and len(counts) >= limit:
+        key = "other"
+    counts[key] = counts.get(key, 0) + by
+
+
+@dataclass
 class PageSummary:
-    """Running totals over page results."""
+    """Running totals over page results (the dicts of ``PageResult.to_json``).
+
+    Page results written by an older docpipe lack the newer fields; they count as zero.
+    """
 
     pages: int = 0
     text_chars: int = 0
+    words: int = 0
     images: int = 0
     blank: _PageList = field(default_factory=_PageList)
     image_only: _PageList = field(default_factory=_PageList)
     rotated: _PageList = field(default_factory=_PageList)
+    rotation_angles: dict[str, int] = field(default_factory=dict)
     errors: _PageList = field(default_factory=_PageList)
     error_types: dict[str, int] = field(default_factory=dict)
+    error_samples: list[dict[str, Any]] = field(default_factory=list)
+    paper_sizes: dict[str, int] = field(default_factory=dict)
     page_sizes: dict[str, int] = field(default_factory=dict)
+    first_size: tuple[int, int] | None = None
+    mixed_sizes: bool = False
+    annotation_subtypes: dict[str, int] = field(default_factory=dict)
+    annotated: _PageList = field(default_factory=_PageList)
+    links: int = 0
+    external_links: int = 0
+    link_hosts: set[str] = field(default_factory=set)
+    link_hosts_truncated: bool = False
+    linked: _PageList = field(default_factory=_PageList)
+    form_widgets: int = 0
+    with_widgets: _PageList = field(default_factory=_PageList)
+    file_attachments: int = 0
+    with_attachments: _PageList = field(default_factory=_PageList)
+    javascript_actions: int = 0
+    with_javascript: _PageList = field(default_factory=_PageList)
+    launch_actions: int = 0
+    with_launch: _PageList = field(default_factory=_PageList)
+    sensitive_total: int = 0
+    sensitive_pages: _PageList = field(default_factory=_PageList)
+    sensitive_types: dict[str, _SensitiveType] = field(
+        default_factory=lambda: {kind: _SensitiveType() for kind in SENSITIVE_TYPES}
+    )
+    sensitive_by_page: list[dict[str, Any]] = field(default_factory=list)
     expected_page: int = 1
 
     def add(self, result: dict[str, Any]) -> None:
@@ -57,9 +109,13 @@ class PageSummary:
         if result.get("error_type"):
             self.errors.add(page)
             kind = str(result["error_type"])
-            self.error_types[kind] = self.error_types.get(kind, 0) + 1
+            _bump(self.error_types, kind)
+            if len(self.error_samples) < MAX_ERROR_SAMPLES:
+                message = str(result.get("error") or "")[:200]
+                self.error_samples.append({"page": page, "type": kind, "message": message})
             return
         self.text_chars += int(result["text_chars"])
+        self.words += int(result.get("words", 0))
         self.images += int(result["image_count"])
         if result["blank"]:
             self.blank.add(page)
@@ -67,39 +123,176 @@ class PageSummary:
             self.image_only.add(page)
         if result["rotation"]:
             self.rotated.add(page)
-        size = f"{result['width_pt']:g}x{result['height_pt']:g}"
-        self.page_sizes[size] = self.page_sizes.get(size, 0) + 1
+            _bump(self.rotation_angles, str(int(result["rotation"])))
+        self._add_size(float(result["width_pt"]), float(result["height_pt"]))
+        self._add_annotations(page, result)
+        self._add_sensitive(page, result.get("sensitive") or {}, result)
+
+    def _add_size(self, width: float, height: float) -> None:
+        _bump(self.paper_sizes, paper_size(width, height))
+        _bump(self.page_sizes, f"{width:g}x{height:g}", limit=MAX_DISTINCT_SIZES)
+        # Orientation does not make a different size; rounding absorbs producers' noise.
+        size = tuple(sorted((round(width), round(height))))
+        if self.first_size is None:
+            self.first_size = (size[0], size[1])
+        elif size != self.first_size:
+            self.mixed_sizes = True
+
+    def _add_annotations(self, page: int, result: dict[str, Any]) -> None:
+        subtypes: dict[str, int] = result.get("annotations") or {}
+        if subtypes:
+            self.annotated.add(page)
+            for subtype, count in subtypes.items():
+                _bump(self.annotation_subtypes, subtype, int(count))
+        self.links += int(result.get("links", 0))
+        external = int(result.get("external_links", 0))
+        if external:
+            self.external_links += external
+            self.linked.add(page)
+        for host in result.get("link_hosts") or []:
+            if host in self.link_hosts:
+                continue
+            if len(self.link_hosts) < MAX_LINK_HOSTS:
+                self.link_hosts.add(host)
+            else:
+                self.link_hosts_truncated = True
+        for name, pages in (
+            ("form_widgets", self.with_widgets),
+            ("file_attachments", self.with_attachments),
+            ("javascript_actions", self.with_javascript),
+            ("launch_actions", self.with_launch),
+        ):
+            count = int(result.get(name, 0))
+            if count:
+                setattr(self, name, getattr(self, name) + count)
+                pages.add(page)
+
+    def _add_sensitive(self, page: int, counts: dict[str, int], result: dict[str, Any]) -> None:
+        counts = {kind: int(n) for kind, n in counts.items() if kind in self.sensitive_types}
+        if not any(counts.values()):
+            return
+        samples: dict[str, list[str]] = result.get("sensitive_samples") or {}
+        self.sensitive_pages.add(page)
+        if len(self.sensitive_by_page) < MAX_LISTED_PAGES:
+            self.sensitive_by_page.append({"page": page, "counts": dict(sorted(counts.items()))})
+        for kind, count in counts.items():
+            if not count:
+                continue
+            summary = self.sensitive_types[kind]
+            summary.count += count
+            summary.pages.add(page)
+            self.sensitive_total += count
+            for sample in samples.get(kind, []):
+                if len(summary.samples) < MAX_SENSITIVE_SAMPLES and sample not in summary.samples:
+                    summary.samples.append(str(sample))
 
     def to_json(self) -> dict[str, Any]:
+        """Summaries of the page checks (document-level parts are added by ``build_report``)."""
+        paper = {name: self.paper_sizes.get(name, 0) for name in [*PAPER_SIZES, OTHER_PAPER]}
         return {
             "pages_checked": self.pages,
             "text_chars": self.text_chars,
+            "words": self.words,
             "images": self.images,
             "blank_pages": self.blank.to_json(),
             "image_only_pages": self.image_only.to_json(),
-            "rotated_pages": self.rotated.to_json(),
+            "rotated_pages": {
+                **self.rotated.to_json(),
+                "by_angle": dict(sorted(self.rotation_angles.items())),
+            },
             "page_errors": {
                 **self.errors.to_json(),
                 "by_type": dict(sorted(self.error_types.items())),
+                "samples": self.error_samples,
             },
-            "page_sizes_pt": dict(sorted(self.page_sizes.items())),
+            "page_sizes": {
+                "by_paper": paper,
+                "by_size_pt": dict(sorted(self.page_sizes.items())),
+                "mixed": self.mixed_sizes,
+            },
+            "annotations": {
+                "total": sum(self.annotation_subtypes.values()),
+                "by_subtype": dict(sorted(self.annotation_subtypes.items())),
+                "pages": self.annotated.to_json(),
+            },
+            "links": {
+                "total": self.links,
+                "external": self.external_links,
+                "hosts": sorted(self.link_hosts),
+                "hosts_truncated": self.link_hosts_truncated,
+                "pages_with_external": self.linked.to_json(),
+            },
+            "sensitive_data": {
+                "total": self.sensitive_total,
+                "pages": self.sensitive_pages.to_json(),
+                "by_type": {kind: s.to_json() for kind, s in self.sensitive_types.items()},
+                "by_page": self.sensitive_by_page,
+            },
         }
 
 
-def decide_verdict(inspection: InspectResult, summary: PageSummary) -> tuple[str, list[str]]:
-    """The default policy: document problems reject; pages that need a human ask for review."""
+def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPolicy) -> list[str]:
+    """Every reason the check found, whatever the policy makes of it."""
     if inspection.problem:
-        return REJECT, [inspection.problem]
-    reasons = []
-    if summary.pages and summary.errors.count == summary.pages:
-        return REJECT, ["unreadable"]
+        return [inspection.problem]
+    features = inspection.features
+    found: list[str] = []
     if summary.errors.count:
-        reasons.append("page_errors")
-    if summary.blank.count:
-        reasons.append("blank_pages")
-    if summary.image_only.count:
-        reasons.append("needs_ocr")
-    return (REVIEW if reasons else PASS), reasons
+        ratio = summary.errors.count / summary.pages if summary.pages else 1.0
+        found.append("unreadable" if ratio >= policy.unreadable_page_ratio else "page_errors")
+    checks = {
+        "javascript": bool(features.javascript) or summary.javascript_actions > 0,
+        "launch_actions": features.launch_actions > 0 or summary.launch_actions > 0,
+        "embedded_files": features.embedded_files > 0 or summary.file_attachments > 0,
+        "xfa_forms": features.xfa,
+        "needs_ocr": summary.image_only.count > 0,
+        "blank_pages": summary.blank.count > 0,
+        "sensitive_data": summary.sensitive_total > 0,
+        "forms": features.acroform or summary.form_widgets > 0,
+        "rotated_pages": summary.rotated.count > 0,
+        "mixed_page_sizes": summary.mixed_sizes,
+        "external_links": summary.external_links > 0,
+    }
+    found.extend(reason for reason, present in checks.items() if present)
+    return found
+
+
+def decide_verdict(
+    inspection: InspectResult, summary: PageSummary, policy: VerdictPolicy | None = None
+) -> Verdict:
+    """The verdict under ``policy`` (default: the plan's policy, fixed at inspection)."""
+    policy = policy or inspection.plan.policy
+    return policy.decide(findings(inspection, summary, policy))
+
+
+def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[str, Any]:
+    features = inspection.features
+    return {
+        "javascript": {
+            "found": bool(features.javascript) or summary.javascript_actions > 0,
+            "document": features.javascript,
+            "page_actions": summary.javascript_actions,
+            "pages": summary.with_javascript.to_json(),
+        },
+        "launch_actions": {
+            "total": features.launch_actions + summary.launch_actions,
+            "document": features.launch_actions,
+            "pages": summary.with_launch.to_json(),
+        },
+        "embedded_files": {
+            "total": features.embedded_files + summary.file_attachments,
+            "document": features.embedded_files,
+            "annotations": summary.file_attachments,
+            "pages": summary.with_attachments.to_json(),
+        },
+        "forms": {
+            "acroform": features.acroform,
+            "fields": features.form_fields,
+            "xfa": features.xfa,
+            "widgets": summary.form_widgets,
+            "pages": summary.with_widgets.to_json(),
+        },
+    }
 
 
 def build_report(
@@ -109,12 +302,16 @@ def build_report(
     summary: PageSummary,
     chunk_keys: list[str],
     chunk_pages: int,
+    results_prefix: str = "",
+    workflow_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``report.json`` document. Deterministic: no clocks, no hostnames."""
-    verdict, reasons = decide_verdict(inspection, summary)
+    policy = inspection.plan.policy
+    verdict = decide_verdict(inspection, summary, policy)
+    features = inspection.features
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
-        "policy_version": POLICY_VERSION,
+        "policy": policy.to_json(),
         "document": {
             "id": document.document_id,
             "bucket": document.bucket,
@@ -123,14 +320,28 @@ def build_report(
             "etag": document.etag,
             "size": inspection.size,
         },
+        "check": {"workflow_id": workflow_id, "results_prefix": results_prefix},
         "facts": {
             "pdf_version": inspection.pdf_version,
             "page_count": inspection.page_count,
             "encrypted": inspection.encrypted,
+            "empty_user_password": features.empty_user_password,
+            "encryption_revision": features.encryption_revision,
             "problem": inspection.problem,
             "problem_detail": inspection.problem_detail,
+            "metadata": {
+                "producer": features.producer,
+                "creator": features.creator,
+                "created": features.created,
+                "modified": features.modified,
+            },
+            "read_error": features.read_error,
         },
-        "checks": summary.to_json(),
-        "verdict": {"verdict": verdict, "reasons": reasons},
+        "checks": {**summary.to_json(), **_document_checks(inspection, summary)},
+        "verdict": {
+            "verdict": verdict.verdict,
+            "reasons": verdict.reasons,
+            "informational": verdict.informational,
+        },
         "pages": {"chunk_pages": chunk_pages, "chunks": chunk_keys},
     }

@@ -10,6 +10,7 @@ import pytest
 from pipeline import report
 from pipeline.checks import PageResult
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.policy import POLICY_VERSION, PROBLEM_REASONS
 from pipeline.report import (
     MAX_LISTED_PAGES,
     REPORT_SCHEMA_VERSION,
@@ -17,6 +18,7 @@ from pipeline.report import (
     build_report,
     decide_verdict,
 )
+from tests.reports import assert_valid_report
 
 
 def _page(page: int, **fields: Any) -> dict[str, Any]:
@@ -40,6 +42,11 @@ def _inspection(page_count: int, problem: str | None = None) -> InspectResult:
         problem=problem,
         problem_detail="needs a password" if problem else None,
     )
+
+
+def _verdict(inspection: InspectResult, summary: PageSummary) -> tuple[str, list[str]]:
+    verdict = decide_verdict(inspection, summary)
+    return verdict.verdict, verdict.reasons
 
 
 def _summary(*results: dict[str, Any]) -> PageSummary:
@@ -68,13 +75,22 @@ def test_add_folds_results() -> None:
     assert data["images"] == 2
     assert data["blank_pages"] == {"count": 1, "pages": [2]}
     assert data["image_only_pages"] == {"count": 1, "pages": [3]}
-    assert data["rotated_pages"] == {"count": 1, "pages": [4]}
+    assert data["rotated_pages"] == {"count": 1, "pages": [4], "by_angle": {"90": 1}}
     assert data["page_errors"] == {
         "count": 3,
         "pages": [5, 6, 7],
         "by_type": {"KeyError": 2, "PdfReadError": 1},
+        "samples": [
+            {"page": 5, "type": "KeyError", "message": "broken"},
+            {"page": 6, "type": "PdfReadError", "message": "broken"},
+            {"page": 7, "type": "KeyError", "message": "broken"},
+        ],
     }
-    assert data["page_sizes_pt"] == {"595.28x841.89": 3, "612x792": 1}
+    assert data["page_sizes"] == {
+        "by_paper": {"A4": 3, "Letter": 1, "Legal": 0, "other": 0},
+        "by_size_pt": {"595.28x841.89": 3, "612x792": 1},
+        "mixed": True,
+    }
 
 
 @pytest.mark.parametrize("pages", [[2], [1, 3], [1, 2, 2], [1, 1]])
@@ -94,7 +110,8 @@ def test_page_lists_cap_but_counts_stay_exact() -> None:
     assert data["pages_checked"] == total
     assert data["blank_pages"]["count"] == total
     assert data["blank_pages"]["pages"] == list(range(1, MAX_LISTED_PAGES + 1))
-    assert data["page_sizes_pt"] == {"595.28x841.89": total}
+    assert data["page_sizes"]["by_size_pt"] == {"595.28x841.89": total}
+    assert data["page_sizes"]["mixed"] is False
 
 
 def test_cap_applies_to_errors_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,28 +127,34 @@ def test_cap_applies_to_errors_too(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_document_problem_rejects() -> None:
     clean = _summary(_page(1))
-    assert decide_verdict(_inspection(0, "encrypted"), clean) == ("reject", ["encrypted"])
-    assert decide_verdict(_inspection(0, "not_pdf"), PageSummary()) == ("reject", ["not_pdf"])
+    assert _verdict(_inspection(0, "encrypted"), clean) == ("reject", ["encrypted"])
+    assert _verdict(_inspection(0, "not_pdf"), PageSummary()) == ("reject", ["not_pdf"])
 
 
 def test_all_pages_errored_rejects_as_unreadable() -> None:
     summary = _summary(_error(1), _error(2))
-    assert decide_verdict(_inspection(2), summary) == ("reject", ["unreadable"])
+    assert _verdict(_inspection(2), summary) == ("reject", ["unreadable"])
 
 
 def test_some_pages_errored_asks_for_review() -> None:
+    summary = _summary(_page(1), _error(2), _page(3))
+    assert _verdict(_inspection(3), summary) == ("review", ["page_errors"])
+
+
+def test_half_the_pages_errored_is_unreadable() -> None:
+    # The default policy: too many page errors (timeouts, limits, damage) reject.
     summary = _summary(_page(1), _error(2))
-    assert decide_verdict(_inspection(2), summary) == ("review", ["page_errors"])
+    assert _verdict(_inspection(2), summary) == ("reject", ["unreadable"])
 
 
 def test_blank_pages_ask_for_review() -> None:
     summary = _summary(_page(1), _page(2, text_chars=0, blank=True))
-    assert decide_verdict(_inspection(2), summary) == ("review", ["blank_pages"])
+    assert _verdict(_inspection(2), summary) == ("review", ["blank_pages"])
 
 
 def test_image_only_pages_need_ocr() -> None:
     summary = _summary(_page(1, text_chars=0, image_count=1, image_only=True), _page(2))
-    assert decide_verdict(_inspection(2), summary) == ("review", ["needs_ocr"])
+    assert _verdict(_inspection(2), summary) == ("review", ["needs_ocr"])
 
 
 def test_reasons_accumulate_in_a_fixed_order() -> None:
@@ -140,7 +163,7 @@ def test_reasons_accumulate_in_a_fixed_order() -> None:
         _page(2, text_chars=0, blank=True),
         _error(3),
     )
-    assert decide_verdict(_inspection(3), summary) == (
+    assert _verdict(_inspection(3), summary) == (
         "review",
         ["page_errors", "blank_pages", "needs_ocr"],
     )
@@ -148,7 +171,9 @@ def test_reasons_accumulate_in_a_fixed_order() -> None:
 
 def test_clean_document_passes() -> None:
     summary = _summary(_page(1), _page(2, rotation=90))
-    assert decide_verdict(_inspection(2), summary) == ("pass", [])
+    assert _verdict(_inspection(2), summary) == ("pass", [])
+    # Rotation is reported, but the default policy does not count it.
+    assert decide_verdict(_inspection(2), summary).informational == ["rotated_pages"]
 
 
 # --- report ------------------------------------------------------------------------------
@@ -169,7 +194,7 @@ def _build(error_types: list[str]) -> dict[str, Any]:
 
 def test_build_report_contents() -> None:
     built = _build(["KeyError"])
-    assert built["schema_version"] == REPORT_SCHEMA_VERSION == 1
+    assert built["schema_version"] == REPORT_SCHEMA_VERSION == 2
     assert built["document"] == {
         "id": "docs/in/a.pdf@v1",
         "bucket": "docs",
@@ -180,7 +205,12 @@ def test_build_report_contents() -> None:
     }
     assert built["facts"]["page_count"] == 3
     assert built["facts"]["problem"] is None
-    assert built["verdict"] == {"verdict": "review", "reasons": ["page_errors", "blank_pages"]}
+    assert built["verdict"] == {
+        "verdict": "review",
+        "reasons": ["page_errors", "blank_pages"],
+        "informational": [],
+    }
+    assert built["policy"]["version"] == POLICY_VERSION
     assert built["pages"] == {"chunk_pages": 50, "chunks": ["r/pages/0000001.jsonl"]}
     assert built["checks"]["blank_pages"] == {"count": 1, "pages": [2]}
 
@@ -203,3 +233,84 @@ def test_build_report_does_not_depend_on_error_arrival_order() -> None:
 def test_build_report_is_json_serialisable() -> None:
     built = _build([])
     assert json.loads(json.dumps(built)) == built
+
+
+# --- schema, bounds, compatibility -------------------------------------------------------
+
+
+def test_reports_validate_against_the_schema() -> None:
+    assert_valid_report(_build([]))
+    assert_valid_report(_build(["KeyError", "PdfReadError"]))
+    document = DocumentRef(bucket="docs", key="in/a.pdf", etag='"e1"')
+    for problem in PROBLEM_REASONS:
+        built = build_report(
+            document=document,
+            inspection=_inspection(0, problem),
+            summary=PageSummary(),
+            chunk_keys=[],
+            chunk_pages=50,
+        )
+        assert assert_valid_report(built)["verdict"]["reasons"] == [problem]
+
+
+def test_page_results_of_an_older_docpipe_still_fold() -> None:
+    old = {
+        "page": 1,
+        "text_chars": 10,
+        "image_count": 0,
+        "width_pt": 595.28,
+        "height_pt": 841.89,
+        "rotation": 0,
+        "blank": False,
+        "image_only": False,
+        "error_type": None,
+        "error": None,
+    }
+    data = _summary(old).to_json()
+    assert data["words"] == 0
+    assert data["sensitive_data"]["total"] == 0
+    assert data["page_sizes"]["by_paper"]["A4"] == 1
+
+
+def test_sensitive_findings_fold_by_type_and_page_with_few_samples() -> None:
+    pages = [
+        _page(
+            n,
+            sensitive={"email": 2, "iban": 1},
+            sensitive_samples={"email": [f"{n}***@e***.com", "x***@e***.com"], "iban": ["DE**"]},
+        )
+        for n in range(1, 8)
+    ]
+    data = _summary(*pages, _page(8)).to_json()["sensitive_data"]
+    assert data["total"] == 21
+    assert data["pages"] == {"count": 7, "pages": list(range(1, 8))}
+    assert data["by_type"]["email"]["count"] == 14
+    assert data["by_type"]["email"]["samples"] == [
+        "1***@e***.com",
+        "x***@e***.com",
+        "2***@e***.com",
+        "3***@e***.com",
+        "4***@e***.com",
+    ]
+    assert data["by_type"]["iban"]["samples"] == ["DE**"]
+    assert data["by_type"]["phone"] == {
+        "count": 0,
+        "pages": {"count": 0, "pages": []},
+        "samples": [],
+    }
+    assert data["by_page"][0] == {"page": 1, "counts": {"email": 2, "iban": 1}}
+
+
+def test_link_hosts_and_sizes_are_bounded() -> None:
+    pages = [
+        _page(n, links=1, external_links=1, link_hosts=[f"h{n}.example"], width_pt=100 + n)
+        for n in range(1, report.MAX_LINK_HOSTS + 11)
+    ]
+    data = _summary(*pages).to_json()
+    assert len(data["links"]["hosts"]) == report.MAX_LINK_HOSTS
+    assert data["links"]["hosts_truncated"] is True
+    assert data["links"]["external"] == len(pages)
+    sizes = data["page_sizes"]["by_size_pt"]
+    assert len(sizes) == report.MAX_DISTINCT_SIZES + 1
+    assert sum(sizes.values()) == len(pages)
+    assert data["page_sizes"]["mixed"] is True

@@ -63,6 +63,7 @@ def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
         assert lines["demo/protected.pdf"][2:4] == ["reject", "encrypted"]
         assert lines["demo/scanned.pdf"][2:4] == ["review", "needs_ocr"]
         assert lines["demo/with-blank-page.pdf"][2:4] == ["review", "blank_pages"]
+        assert lines["demo/invoice.pdf"][1:4] == ["2", "review", "sensitive_data"]
         assert table.count("report    s3://docpipe-results/") == len(sample_files())
         assert "UI        http://127.0.0.1:" in table
         assert "ERROR" not in table

@@ -14,6 +14,7 @@ from infra.settings import Settings
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.conftest import StartComponent
 from tests.helpers import async_wait_for
+from tests.reports import assert_valid_report, read_topic
 
 
 async def test_upload_event_becomes_report(
@@ -49,7 +50,7 @@ async def test_upload_event_becomes_report(
         loaded: dict[str, object] = json.loads(obj["Body"].read())
         return loaded
 
-    written = await async_wait_for(report, 90, "report.json")
+    written = assert_valid_report(await async_wait_for(report, 90, "report.json"))
     facts = written["facts"]
     assert isinstance(facts, dict)
     assert facts["page_count"] == 23
@@ -57,7 +58,11 @@ async def test_upload_event_becomes_report(
     assert isinstance(checks, dict)
     assert checks["pages_checked"] == 23
     assert checks["blank_pages"] == {"count": 1, "pages": [13]}
-    assert written["verdict"] == {"verdict": "review", "reasons": ["blank_pages"]}
+    assert written["verdict"] == {
+        "verdict": "review",
+        "reasons": ["blank_pages"],
+        "informational": [],
+    }
 
     client = await temporal_client(settings.temporal)
     handle = client.get_workflow_handle(document.workflow_id, result_type=CheckSummary)
@@ -65,6 +70,15 @@ async def test_upload_event_becomes_report(
     assert summary.page_count == 23
     assert summary.report_key == report_key
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+    # The results event: keyed by document ID, naming the verdict and the report.
+    (event,) = await read_topic(settings, settings.kafka.results_topic, count=1)
+    assert event.key == document.document_id.encode()
+    announced = json.loads(event.value)
+    assert announced["verdict"] == "review" and announced["reasons"] == ["blank_pages"]
+    assert announced["report"]["key"] == report_key
+    assert announced["page_count"] == 23
+    assert announced["workflow_id"] == document.workflow_id
 
     # The offset is committed past the event once its start is durable.
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)

@@ -1,0 +1,244 @@
+"""``docpipe report``: find a check's report.json and print it for a person.
+
+The verdict comes first, then the pages that need attention, then the document's facts.
+A check is named by its workflow ID (``docpipe/...``, also a re-check's) or by its document
+ID (``<bucket>/<key>@<version>``, the first check of that version).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from infra.settings import Settings
+from pipeline.models import (
+    REPORT_NAME,
+    WORKFLOW_ID_PREFIX,
+    CheckSummary,
+    results_prefix_for,
+    split_document_id,
+    workflow_id_for,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Pages listed on screen; report.json has them all (up to its own cap).
+MAX_PRINTED_PAGES = 50
+
+
+class ReportNotFoundError(LookupError):
+    """There is no report (yet) for what was asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReportLocation:
+    bucket: str
+    key: str
+    workflow_id: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def looks_like_workflow_id(name: str) -> bool:
+    return name.startswith(WORKFLOW_ID_PREFIX)
+
+
+async def _workflow_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.status
+
+
+async def locate_report(settings: Settings, client: Client | None, name: str) -> ReportLocation:
+    """Where the report of a workflow ID or a document ID is.
+
+    Args:
+        client: needed for workflow IDs only (a document ID's report has a fixed place).
+
+    Raises:
+        ReportNotFoundError: the check is unknown, still running, or ended without one.
+    """
+    if looks_like_workflow_id(name) and client is not None:
+        status = await _workflow_status(client, name)
+        if status == WorkflowExecutionStatus.COMPLETED:
+            handle = client.get_workflow_handle(name, result_type=CheckSummary)
+            summary = await handle.result()
+            return ReportLocation(summary.report_bucket, summary.report_key, name)
+        if status is not None:
+            raise ReportNotFoundError(await _not_done(client, name, status))
+    try:
+        split_document_id(name)
+    except ValueError:
+        raise ReportNotFoundError(
+            f"no check {name!r}: give a workflow ID (docpipe/...) or a document ID "
+            "(<bucket>/<key>@<version>)"
+        ) from None
+    # A document ID: its first check's report is at a predictable place.
+    key = f"{results_prefix_for(name, settings.s3.results_prefix)}/{REPORT_NAME}"
+    return ReportLocation(settings.s3.results_bucket, key, workflow_id_for(name))
+
+
+async def _not_done(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> str:
+    if status == WorkflowExecutionStatus.RUNNING:
+        try:
+            progress = await client.get_workflow_handle(workflow_id).query("progress")
+        except RPCError:
+            progress = {}
+        step = progress.get("step", "?") if isinstance(progress, dict) else "?"
+        return f"{workflow_id} is still checking (step {step}); no report yet"
+    return f"{workflow_id} ended {status.name.lower()} without a report"
+
+
+def read_report(s3: S3Client, location: ReportLocation) -> dict[str, Any]:
+    """The report at ``location``.
+
+    Raises:
+        ReportNotFoundError: nothing there (yet).
+    """
+    try:
+        body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+            raise ReportNotFoundError(f"no report at {location.url} (yet)") from None
+        raise
+    report: dict[str, Any] = json.loads(body)
+    return report
+
+
+def _page_issues(report: dict[str, Any]) -> dict[int, list[str]]:
+    """Page number -> what is wrong there, for the reasons that decided the verdict."""
+    checks = report["checks"]
+    reasons = set(report["verdict"]["reasons"])
+    issues: dict[int, list[str]] = {}
+
+    def mark(pages: Iterable[int], text: str) -> None:
+        for page in pages:
+            issues.setdefault(int(page), []).append(text)
+
+    if reasons & {"page_errors", "unreadable"}:
+        messages = {
+            s["page"]: f"{s['type']}: {s['message']}" for s in checks["page_errors"]["samples"]
+        }
+        for page in checks["page_errors"]["pages"]:
+            mark([page], "cannot be read" + (f" ({messages[page]})" if page in messages else ""))
+    simple = (
+        ("blank_pages", "blank_pages", "blank"),
+        ("needs_ocr", "image_only_pages", "needs OCR (images, no text)"),
+        ("rotated_pages", "rotated_pages", "rotated"),
+    )
+    for reason, check, text in simple:
+        if reason in reasons:
+            mark(checks[check]["pages"], text)
+    if "sensitive_data" in reasons:
+        for entry in checks["sensitive_data"]["by_page"]:
+            counts = ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())
+            mark([entry["page"]], f"sensitive data: {counts}")
+    nested = (
+        ("javascript", "javascript", "JavaScript action"),
+        ("launch_actions", "launch_actions", "Launch action"),
+        ("embedded_files", "embedded_files", "file attachment"),
+        ("forms", "forms", "form fields"),
+        ("external_links", "links", "external links"),
+    )
+    for reason, check, text in nested:
+        if reason in reasons:
+            key = "pages_with_external" if check == "links" else "pages"
+            mark(checks[check][key]["pages"], text)
+    return dict(sorted(issues.items()))
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _document_lines(report: dict[str, Any]) -> list[str]:
+    facts, checks = report["facts"], report["checks"]
+    lines = []
+    if facts["problem"]:
+        lines.append(f"  not checked: {facts['problem']} ({facts['problem_detail'] or '-'})")
+    encrypted = _yes_no(facts["encrypted"])
+    if facts["encrypted"] and facts["empty_user_password"]:
+        encrypted += " (opens without a password)"
+    lines.append(
+        f"  pages {facts['page_count']}, PDF {facts['pdf_version'] or '?'}, "
+        f"{report['document']['size']} bytes, encrypted {encrypted}"
+    )
+    if facts["problem"]:
+        return lines
+    javascript = checks["javascript"]
+    where = list(javascript["document"])
+    if javascript["pages"]["count"]:
+        where.append(f"{javascript['pages']['count']} page(s)")
+    lines.append(f"  JavaScript {', '.join(where) if where else 'no'}")
+    lines.append(
+        f"  Launch actions {checks['launch_actions']['total']}, "
+        f"embedded files {checks['embedded_files']['total']}"
+    )
+    forms = checks["forms"]
+    lines.append(
+        f"  forms: AcroForm {_yes_no(forms['acroform'])} ({forms['fields']} fields), "
+        f"XFA {_yes_no(forms['xfa'])}, {forms['widgets']} widgets"
+    )
+    links = checks["links"]
+    hosts = ", ".join(links["hosts"][:5]) + (" ..." if len(links["hosts"]) > 5 else "")
+    lines.append(
+        f"  links {links['total']} ({links['external']} external{': ' + hosts if hosts else ''})"
+    )
+    sizes = checks["page_sizes"]
+    papers = ", ".join(f"{name} {n}" for name, n in sizes["by_paper"].items() if n)
+    lines.append(f"  paper {papers or '-'}{' (mixed sizes)' if sizes['mixed'] else ''}")
+    sensitive = checks["sensitive_data"]
+    if sensitive["total"]:
+        found = ", ".join(
+            f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
+            for kind, entry in sensitive["by_type"].items()
+            if entry["count"]
+        )
+        lines.append(f"  sensitive data {sensitive['total']}: {found}")
+    meta = facts["metadata"]
+    shown = [f"{name} {value}" for name, value in meta.items() if value]
+    lines.append(f"  metadata: {'; '.join(shown) if shown else '-'}")
+    return lines
+
+
+def render_report(report: dict[str, Any], location: ReportLocation | None = None) -> str:
+    """A report for people: verdict first, then the pages that need attention."""
+    verdict = report["verdict"]
+    reasons = ", ".join(verdict["reasons"]) or "-"
+    lines = [f"verdict   {verdict['verdict'].upper()}  {reasons}"]
+    if verdict["informational"]:
+        lines.append(f"          (also found, not counted: {', '.join(verdict['informational'])})")
+    lines.append(f"document  {report['document']['id']}")
+    if location is not None:
+        lines.append(f"report    {location.url}")
+    workflow = report["check"]["workflow_id"] or (location.workflow_id if location else None)
+    if workflow:
+        lines.append(f"workflow  {workflow}")
+    lines.append(f"policy    {report['policy']['version']}")
+    issues = _page_issues(report)
+    lines.append("")
+    if issues:
+        lines.append(f"pages that need attention ({len(issues)}):")
+        for page, texts in list(issues.items())[:MAX_PRINTED_PAGES]:
+            lines.append(f"  page {page:>5}  {'; '.join(texts)}")
+        if len(issues) > MAX_PRINTED_PAGES:
+            lines.append(f"  ... and {len(issues) - MAX_PRINTED_PAGES} more (see report.json)")
+    else:
+        lines.append("pages that need attention: none")
+    lines.append("")
+    lines.append("document facts:")
+    lines.extend(_document_lines(report))
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""``docpipe reprocess``: check the same object version again, on purpose.
+
+A re-check is its own workflow, ``<original workflow ID>#recheck-<n>``, and writes under
+``<original results prefix>/rechecks/<n>/``: the original report stays as it is. ``n`` is
+one more than the re-checks already there; two operators re-checking at once get two
+numbers, because a start never reuses an ID and a number with results in S3 is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from infra.report_view import looks_like_workflow_id
+from infra.settings import Settings
+from pipeline.labels import static_details, static_summary
+from pipeline.models import (
+    RECHECKS_DIR,
+    WORKFLOW_NAME,
+    CheckRequest,
+    DocumentRef,
+    original_results_prefix,
+    recheck_results_prefix,
+    recheck_workflow_id,
+    results_prefix_for,
+    split_document_id,
+    workflow_id_for,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Numbers tried past the highest one found before giving up (racing operators).
+_MAX_START_TRIES = 20
+
+
+class ReprocessError(LookupError):
+    """The check to repeat cannot be found; the message says why."""
+
+
+@dataclass(frozen=True)
+class Recheck:
+    number: int
+    workflow_id: str
+    request: CheckRequest
+
+
+async def original_request(client: Client, workflow_id: str) -> CheckRequest | None:
+    """The input a check was started with, from its history (None if Temporal has none)."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        history = await handle.fetch_history()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    started = history.events[0].workflow_execution_started_event_attributes
+    (request,) = await client.data_converter.decode(started.input.payloads, [CheckRequest])
+    if not isinstance(request, CheckRequest):
+        raise ReprocessError(f"{workflow_id} is not a document check")
+    return request
+
+
+def _document_from_s3(s3: S3Client, document_id: str) -> DocumentRef:
+    """A document ID's object version, when Temporal no longer remembers its check."""
+    bucket, key, version = split_document_id(document_id)
+    try:
+        s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+        return DocumentRef(bucket=bucket, key=key, version_id=version)
+    except ClientError:
+        pass  # not a version id: an ETag, in an unversioned bucket
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise ReprocessError(f"{document_id}: the object cannot be read ({exc})") from None
+    if str(head.get("ETag", "")).strip('"') != version:
+        raise ReprocessError(f"{document_id}: that version of the object is gone")
+    return DocumentRef(bucket=bucket, key=key, etag=version)
+
+
+async def resolve(settings: Settings, client: Client, s3: S3Client, name: str) -> CheckRequest:
+    """The request of the original check that ``name`` (workflow or document ID) names."""
+    request = None
+    if looks_like_workflow_id(name):
+        request = await original_request(client, name)
+    if request is None:
+        try:
+            split_document_id(name)
+        except ValueError:
+            raise ReprocessError(
+                f"no check {name!r}: give a workflow ID (docpipe/...) or a document ID "
+                "(<bucket>/<key>@<version>)"
+            ) from None
+        request = await original_request(client, workflow_id_for(name))
+    if request is None:
+        document = await asyncio.to_thread(_document_from_s3, s3, name)
+        return CheckRequest(
+            document=document,
+            results_bucket=settings.s3.results_bucket,
+            results_prefix=results_prefix_for(document.document_id, settings.s3.results_prefix),
+            page_task_queue=settings.temporal.page_task_queue,
+        )
+    # A re-check of a re-check is another re-check of the original.
+    prefix = original_results_prefix(request.results_prefix)
+    return CheckRequest(
+        document=request.document,
+        results_bucket=request.results_bucket,
+        results_prefix=prefix,
+        page_task_queue=settings.temporal.page_task_queue,
+    )
+
+
+def highest_recheck(s3: S3Client, bucket: str, results_prefix: str) -> int:
+    """The highest re-check number with results in S3 (0 if none)."""
+    pattern = re.compile(rf"^{re.escape(results_prefix)}/{RECHECKS_DIR}/(\d+)/$")
+    highest = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(
+        Bucket=bucket, Prefix=f"{results_prefix}/{RECHECKS_DIR}/", Delimiter="/"
+    ):
+        for common in page.get("CommonPrefixes", []):
+            match = pattern.match(common.get("Prefix", ""))
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return highest
+
+
+async def start_recheck(
+    settings: Settings, client: Client, s3: S3Client, original: CheckRequest
+) -> Recheck:
+    """Start the next re-check of ``original`` (a request as ``resolve`` returns it)."""
+    base_id = original.document.workflow_id
+    number = 1 + await asyncio.to_thread(
+        highest_recheck, s3, original.results_bucket, original.results_prefix
+    )
+    for _ in range(_MAX_START_TRIES):
+        workflow_id = recheck_workflow_id(base_id, number)
+        request = CheckRequest(
+            document=original.document,
+            results_bucket=original.results_bucket,
+            results_prefix=recheck_results_prefix(original.results_prefix, number),
+            page_task_queue=original.page_task_queue,
+            hash_object_key=settings.temporal.hash_object_keys,
+        )
+        try:
+            await client.start_workflow(
+                WORKFLOW_NAME,
+                request,
+                id=workflow_id,
+                task_queue=settings.temporal.task_queue,
+                static_summary=f"{static_summary(request)} (re-check {number})",
+                static_details=static_details(request),
+                # A number is used once, running or finished.
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            number += 1
+            continue
+        return Recheck(number=number, workflow_id=workflow_id, request=request)
+    raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")

@@ -1,0 +1,117 @@
+"""Reports in tests: every one the suite writes is checked against the shipped JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from infra.clients import kafka_kwargs
+from infra.settings import Settings
+from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_document, open_pdf
+from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.policy import VerdictPolicy
+from pipeline.report import PageSummary, build_report
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "report.schema.json"
+
+
+@cache
+def _validator() -> Any:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def assert_valid_report(report: dict[str, Any] | bytes) -> dict[str, Any]:
+    """Validate a report (a dict, or the bytes written to S3) and return it as a dict."""
+    loaded: dict[str, Any] = json.loads(report) if isinstance(report, bytes) else report
+    errors = sorted(_validator().iter_errors(loaded), key=lambda e: list(e.absolute_path))
+    if errors:
+        details = "\n".join(f"  {list(e.absolute_path)}: {e.message}" for e in errors[:10])
+        raise AssertionError(f"report does not match {SCHEMA_PATH.name}:\n{details}")
+    return loaded
+
+
+def report_of_file(path: Path, policy: VerdictPolicy | None = None) -> dict[str, Any]:
+    """Check a local PDF as the pipeline does (without Temporal or S3) and return its
+    validated report: inspect, check every page, fold, build."""
+    facts = inspect_document(path)
+    results = [] if facts.problem else check_pages(open_pdf(path), 1, facts.page_count)
+    return report_of_results(path, facts, results, policy)
+
+
+def report_of_results(
+    path: Path,
+    facts: DocumentFacts,
+    results: list[PageResult],
+    policy: VerdictPolicy | None = None,
+) -> dict[str, Any]:
+    """The validated report of a document whose facts and page results are known."""
+    plan = CheckPlan(chunk_pages=50, heartbeat_timeout_s=30.0, policy=policy or VerdictPolicy())
+    inspection = InspectResult(
+        size=path.stat().st_size,
+        pdf_version=facts.pdf_version,
+        page_count=facts.page_count,
+        encrypted=facts.encrypted,
+        plan=plan,
+        problem=facts.problem,
+        problem_detail=facts.problem_detail,
+        features=facts.features,
+    )
+    summary = PageSummary()
+    for result in results:
+        summary.add(result.to_json())
+    document = DocumentRef(bucket="documents", key=path.name, version_id="v1")
+    report = build_report(
+        document=document,
+        inspection=inspection,
+        summary=summary,
+        chunk_keys=[],
+        chunk_pages=plan.chunk_pages,
+        results_prefix=f"results/{document.document_id}",
+        workflow_id=document.workflow_id,
+    )
+    return assert_valid_report(json.loads(json.dumps(report)))
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, count: int, timeout_s: float = 60.0, settle_s: float = 1.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message of ``topic`` from its start, once at least ``count`` are there.
+
+    Reads on for ``settle_s`` more, so that a test asserting "exactly one" also sees an
+    unexpected second. A throwaway consumer: no group, nothing committed.
+    """
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        **kafka_kwargs(settings.kafka),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # refreshes metadata, so that the partitions are known
+        numbers = consumer.partitions_for_topic(topic) or set()
+        assert numbers, f"topic {topic!r} does not exist"
+        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout_s
+        settled: float | None = None
+        while settled is None or time.monotonic() < settled:
+            assert time.monotonic() < deadline, f"{len(records)} of {count} on {topic!r}"
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+            if settled is None and len(records) >= count:
+                settled = time.monotonic() + settle_s
+        return records
+    finally:
+        await consumer.stop()

@@ -1,0 +1,129 @@
+"""``docpipe report`` rendering, and the IDs re-checks and reports are found by."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
+from infra.samples.features import METADATA, SEEDED, make_feature_pdf
+from infra.samples.generate import make_pdf
+from pipeline.models import (
+    MAX_WORKFLOW_ID_BYTES,
+    DocumentRef,
+    original_results_prefix,
+    recheck_results_prefix,
+    recheck_workflow_id,
+    results_prefix_for,
+    split_document_id,
+    workflow_id_for,
+)
+from tests.reports import report_of_file
+
+KINDS = ["text", "blank", "image", "sensitive", "script", "rotated", "attachment"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    path = tmp_path_factory.mktemp("view") / "doc.pdf"
+    path.write_bytes(make_feature_pdf(KINDS, metadata=METADATA))
+    return report_of_file(path)
+
+
+def test_verdict_comes_first(report: dict[str, Any]) -> None:
+    location = ReportLocation("results", "r/doc/report.json", "docpipe/documents/doc.pdf@v1")
+    lines = render_report(report, location).splitlines()
+    assert lines[0] == (
+        "verdict   REJECT  javascript, embedded_files, blank_pages, needs_ocr, sensitive_data"
+    )
+    assert lines[1] == "          (also found, not counted: rotated_pages)"
+    assert "report    s3://results/r/doc/report.json" in lines
+    assert f"policy    {report['policy']['version']}" in lines
+
+
+def test_pages_that_need_attention(report: dict[str, Any]) -> None:
+    text = render_report(report)
+    lines = text.splitlines()
+    start = lines.index("pages that need attention (5):")
+    listed = lines[start + 1 : start + 6]
+    assert listed == [
+        "  page     2  blank",
+        "  page     3  needs OCR (images, no text)",
+        "  page     4  sensitive data: email 2, iban 2, payment_card 2, phone 2, us_ssn 1",
+        "  page     5  JavaScript action",
+        "  page     7  file attachment",
+    ]
+    # Ignored findings are not pages to look at.
+    assert "rotated" not in "\n".join(listed)
+    # Masked samples may be shown; raw values never are (they are not in the report).
+    for values in SEEDED.values():
+        for value, _ in values:
+            assert value not in text
+
+
+def test_document_facts(report: dict[str, Any]) -> None:
+    text = render_report(report)
+    assert "  JavaScript 1 page(s)" in text
+    assert f"producer {METADATA['/Producer']}" in text
+    assert "embedded files 1" in text
+
+
+def test_long_lists_are_cut(report: dict[str, Any]) -> None:
+    many = copy.deepcopy(report)
+    pages = list(range(1, MAX_PRINTED_PAGES + 31))
+    many["checks"]["blank_pages"] = {"count": len(pages), "pages": pages}
+    text = render_report(many)
+    # Pages 1-80, some with more than one issue: 80 pages, 50 of them printed.
+    assert f"  ... and {len(pages) - MAX_PRINTED_PAGES} more (see report.json)" in text
+
+
+def test_a_document_that_was_not_checked(tmp_path: Path) -> None:
+    path = tmp_path / "locked.pdf"
+    path.write_bytes(make_pdf(["text"], user_password="secret"))
+    lines = render_report(report_of_file(path)).splitlines()
+    assert lines[0] == "verdict   REJECT  encrypted"
+    assert "pages that need attention: none" in lines
+    assert "  not checked: encrypted (needs a password)" in lines
+
+
+def test_page_errors_show_their_message(report: dict[str, Any]) -> None:
+    broken = copy.deepcopy(report)
+    broken["verdict"]["reasons"] = ["page_errors"]
+    broken["checks"]["page_errors"] = {
+        "count": 1,
+        "pages": [6],
+        "by_type": {"ValueError": 1},
+        "samples": [{"page": 6, "type": "ValueError", "message": "bad /MediaBox"}],
+    }
+    assert "  page     6  cannot be read (ValueError: bad /MediaBox)" in render_report(broken)
+
+
+# --- identities --------------------------------------------------------------------------
+
+
+def test_document_ids_split_back() -> None:
+    document = DocumentRef(bucket="docs", key="a/b@c.pdf", version_id="v@1x")
+    assert split_document_id("docs/a/b@c.pdf@v1") == ("docs", "a/b@c.pdf", "v1")
+    assert workflow_id_for(document.document_id) == document.workflow_id
+    assert results_prefix_for(document.document_id, "results") == document.results_prefix("results")
+    for bad in ("no-slash@v1", "docs/no-version", "/key@v", "docs/@v", "docs/key@"):
+        with pytest.raises(ValueError):
+            split_document_id(bad)
+
+
+def test_recheck_names_are_predictable_and_fit() -> None:
+    document = DocumentRef(bucket="docs", key="in/a.pdf", version_id="v1")
+    assert recheck_workflow_id(document.workflow_id, 3) == "docpipe/docs/in/a.pdf@v1#recheck-3"
+    prefix = document.results_prefix("results")
+    assert recheck_results_prefix(prefix, 3) == "results/docs/in/a.pdf@v1/rechecks/3"
+    assert original_results_prefix(recheck_results_prefix(prefix, 3)) == prefix
+    assert original_results_prefix(prefix) == prefix
+    long = DocumentRef(bucket="docs", key="k" * 600, version_id="v1")
+    ids = {n: recheck_workflow_id(long.workflow_id, n) for n in (1, 2, 10)}
+    assert len(set(ids.values())) == 3
+    for n, workflow_id in ids.items():
+        assert len(workflow_id.encode()) <= MAX_WORKFLOW_ID_BYTES
+        assert workflow_id.endswith(f"#recheck-{n}")
