@@ -30,7 +30,8 @@ def s3_kwargs(settings: S3Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "region_name": settings.region,
         "config": Config(
-            retries={"mode": "standard", "max_attempts": settings.max_attempts},
+            # total_max_attempts counts the first try; max_attempts would count retries.
+            retries={"mode": "standard", "total_max_attempts": settings.max_attempts},
             # Conditional puts must not be silently rewritten by checksum middleware.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",

@@ -10,13 +10,17 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pipeline.checkpoint import Checkpoint
+from pipeline.metrics import PipelineMetrics
 from pipeline.models import (
     REPORT_NAME,
     CheckPagesInput,
@@ -26,20 +30,44 @@ from pipeline.models import (
     FinalizeInput,
     InspectInput,
     InspectResult,
+    PagesProgress,
 )
-from pipeline.pool import PagePool
-from pipeline.report import PageSummary, build_report, decide_verdict
-from pipeline.results import ResultStore, chunk_key, to_json_bytes
+from pipeline.policy import VerdictPolicy
+from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
+from pipeline.report import PageSummary, build_report
+from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
 from pipeline.spool import ObjectChangedError, ObjectMissingError, head, spooled
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from temporalio.client import Client
 
 log = logging.getLogger(__name__)
+# Spans of the work inside activities; Temporal's interceptor makes the activity spans.
+_tracer = trace.get_tracer("docpipe.pipeline")
 
 # Error types the workflow turns into a report instead of a retry.
 OBJECT_MISSING = "object_missing"
 OBJECT_CHANGED = "object_changed"
+TOO_LARGE = "too_large"
+UNREADABLE = "unreadable"
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every_s: float = 10.0) -> AsyncIterator[None]:
+    """Heartbeat while the block runs, so that a dead worker is noticed quickly."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def _gone(exc: Exception) -> ApplicationError:
@@ -52,30 +80,59 @@ class DocumentActivities:
 
     Args:
         s3: S3 client for documents and results.
-        pool: parser processes.
+        pool_size: parser processes of this worker; 0 means one per CPU core. They are
+            started on first use; :meth:`close` stops them.
         chunk_pages: pages per result chunk file (a new document's layout).
         heartbeat_timeout_s: heartbeat timeout the workflow should give page checking.
+        policy: the verdict policy of the checks this worker inspects (default: defaults).
+        limits: time, memory and parser limits of the parser processes.
+        max_document_bytes: larger objects are rejected from their HEAD, never downloaded.
+        client: the worker's Temporal client: page checking signals its progress to the
+            workflow with it (none: no progress signals).
+        metrics: where the worker's own metrics are recorded (default: not exported).
+        progress_interval_s: least time between two progress signals of one attempt.
     """
 
     def __init__(
         self,
         *,
         s3: S3Client,
-        pool: PagePool,
+        pool_size: int = 0,
         chunk_pages: int,
         heartbeat_timeout_s: float,
         spool_dir: str | None = None,
+        policy: VerdictPolicy | None = None,
+        limits: ParserLimits | None = None,
+        max_document_bytes: int = 512 * 1024 * 1024,
+        client: Client | None = None,
+        metrics: PipelineMetrics | None = None,
+        progress_interval_s: float = 3.0,
     ) -> None:
-        self._s3 = s3
-        self._pool = pool
-        self._plan = CheckPlan(chunk_pages=chunk_pages, heartbeat_timeout_s=heartbeat_timeout_s)
+        self._client = client
+        self.metrics = metrics or PipelineMetrics()
+        self._progress_interval_s = progress_interval_s
+        self._s3 = self.s3 = s3
+        self.pool = PagePool(pool_size, limits)
+        self._max_bytes = max_document_bytes
+        self._plan = CheckPlan(
+            chunk_pages=chunk_pages,
+            heartbeat_timeout_s=heartbeat_timeout_s,
+            policy=policy or VerdictPolicy(),
+        )
         self._spool_dir = spool_dir
+
+    def close(self) -> None:
+        """Stop the parser processes."""
+        self.pool.shutdown()
 
     @contextlib.asynccontextmanager
     async def _spooled(self, input_document: Any) -> AsyncIterator[Any]:
         # Entered and left in a thread: downloads block.
         manager = spooled(self._s3, input_document, self._spool_dir)
-        path = await asyncio.to_thread(manager.__enter__)
+        with _tracer.start_as_current_span(
+            "docpipe.download", attributes={"docpipe.bucket": input_document.bucket}
+        ):
+            path = await asyncio.to_thread(manager.__enter__)
         try:
             yield path
         finally:
@@ -84,22 +141,46 @@ class DocumentActivities:
     @activity.defn(name="inspect")
     async def inspect(self, input: InspectInput) -> InspectResult:
         """HEAD and fetch the exact object version, then run document-level checks."""
+        with self.metrics.in_flight.labels("inspect").track_inprogress():
+            async with _heartbeating():
+                result = await self._inspect(input)
+        log.info(
+            "inspected %s: %d pages%s",
+            input.document.document_id,
+            result.page_count,
+            f", {result.problem}" if result.problem else "",
+            extra=_ids(input.document.document_id),
+        )
+        return result
+
+    async def _inspect(self, input: InspectInput) -> InspectResult:
         document = input.document
-        try:
-            meta = await asyncio.to_thread(head, self._s3, document)
-            async with self._spooled(document) as path:
-                facts = await self._pool.inspect(path)
-        except (ObjectMissingError, ObjectChangedError) as exc:
-            problem = OBJECT_MISSING if isinstance(exc, ObjectMissingError) else OBJECT_CHANGED
+
+        def problem(kind: str, detail: str, size: int = 0) -> InspectResult:
             return InspectResult(
-                size=0,
+                size=size,
                 pdf_version=None,
                 page_count=0,
                 encrypted=False,
                 plan=self._plan,
-                problem=problem,
-                problem_detail=str(exc),
+                problem=kind,
+                problem_detail=detail,
             )
+
+        try:
+            meta = await asyncio.to_thread(head, self._s3, document)
+            size = int(meta.get("ContentLength", 0))
+            if size > self._max_bytes:
+                return problem(
+                    TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size=size
+                )
+            async with self._spooled(document) as path:
+                facts = await self.pool.inspect(path)
+        except (ObjectMissingError, ObjectChangedError) as exc:
+            kind = OBJECT_MISSING if isinstance(exc, ObjectMissingError) else OBJECT_CHANGED
+            return problem(kind, str(exc))
+        except (InspectTimeoutError, ParserCrashedError) as exc:
+            return problem(UNREADABLE, str(exc), size=size)
         return InspectResult(
             size=int(meta.get("ContentLength", 0)),
             pdf_version=facts.pdf_version,
@@ -108,6 +189,7 @@ class DocumentActivities:
             plan=self._plan,
             problem=facts.problem,
             problem_detail=facts.problem_detail,
+            features=facts.features,
         )
 
     @activity.defn(name="check_pages")
@@ -115,14 +197,18 @@ class DocumentActivities:
         """Check every page, chunk by chunk, resuming from the heartbeat checkpoint.
 
         A chunk is durable in S3 before the checkpoint moves past it, so a crash loses at
-        most the chunks in flight; redoing them rewrites identical bytes.
+        most the chunks in flight; redoing them rewrites identical bytes. Each attempt has
+        its own parser processes: cancelling the attempt kills them.
         """
+        with self.metrics.in_flight.labels("check_pages").track_inprogress():
+            return await self._check_pages(input)
+
+    async def _check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
         info = activity.info()
         store = ResultStore(self._s3, input.results_bucket)
         resumed = Checkpoint.from_details(info.heartbeat_details, input.page_count)
         checkpoint = resumed or Checkpoint.start(input.chunk_pages)
-        chunk_pages = checkpoint.chunk_pages
-        total_chunks = math.ceil(input.page_count / chunk_pages)
+        total_chunks = math.ceil(input.page_count / checkpoint.chunk_pages)
         first_page = checkpoint.next_page
         log.info(
             "checking %s pages %d-%d (attempt %d%s)",
@@ -130,87 +216,61 @@ class DocumentActivities:
             first_page,
             input.page_count,
             info.attempt,
-            ", resumed from checkpoint" if resumed else "",
+            ", resumed from its checkpoint" if resumed else "",
+            extra=_ids(input.document.document_id),
         )
+        if resumed:
+            self.metrics.resumes.inc()
         activity.heartbeat(checkpoint.to_details())
+        signals = _ProgressSignals(
+            self._client,
+            page_count=input.page_count,
+            attempt=info.attempt,
+            first_page=first_page,
+            min_interval_s=self._progress_interval_s,
+        )
         try:
             async with self._spooled(input.document) as path:
-                checkpoint = await self._check_chunks(path, input, store, checkpoint, total_chunks)
+                try:
+                    checkpoint = await _ChunkRun(
+                        self.pool,
+                        path,
+                        input,
+                        store,
+                        checkpoint,
+                        total_chunks,
+                        metrics=self.metrics,
+                        on_advance=signals.advanced,
+                    ).run()
+                finally:
+                    await self.pool.forget(path)
         except (ObjectMissingError, ObjectChangedError) as exc:
             raise _gone(exc) from exc
+        finally:
+            await signals.close()
         return CheckPagesResult(
             pages_checked=input.page_count,
             chunks=checkpoint.chunks,
-            chunk_pages=chunk_pages,
+            chunk_pages=checkpoint.chunk_pages,
             first_page_this_attempt=first_page,
             attempt=info.attempt,
         )
 
-    async def _check_chunks(
-        self,
-        path: Any,
-        input: CheckPagesInput,
-        store: ResultStore,
-        checkpoint: Checkpoint,
-        total_chunks: int,
-    ) -> Checkpoint:
-        chunk_pages = checkpoint.chunk_pages
-        done: set[int] = set()
-        state = {"checkpoint": checkpoint}
-
-        async def one_chunk(index: int) -> int:
-            first = index * chunk_pages + 1
-            last = min(first + chunk_pages - 1, input.page_count)
-            pages = await self._pool.check_range(path, first, last)
-            await asyncio.to_thread(store.write_chunk, input.results_prefix, first, pages)
-            return index
-
-        async def keep_alive() -> None:
-            # A single chunk can take longer than the heartbeat timeout on a slow page.
-            timeout = activity.info().heartbeat_timeout
-            interval = timeout.total_seconds() / 4 if timeout else 5.0
-            while True:
-                await asyncio.sleep(interval)
-                activity.heartbeat(state["checkpoint"].to_details())
-
-        pending: set[asyncio.Task[int]] = set()
-        next_index = checkpoint.chunks
-        heartbeat = asyncio.create_task(keep_alive())
-        try:
-            while next_index < total_chunks or pending:
-                # One chunk per parser process keeps every core busy, and no more: chunks
-                # written far ahead of the checkpoint would be redone after a crash.
-                while next_index < total_chunks and len(pending) < self._pool.size:
-                    pending.add(asyncio.create_task(one_chunk(next_index)))
-                    next_index += 1
-                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    done.add(task.result())
-                current = state["checkpoint"]
-                chunks = current.chunks
-                while chunks in done:
-                    done.discard(chunks)
-                    chunks += 1
-                if chunks != current.chunks:
-                    state["checkpoint"] = Checkpoint(
-                        next_page=min(chunks * chunk_pages, input.page_count) + 1,
-                        chunks=chunks,
-                        chunk_pages=chunk_pages,
-                    )
-                    activity.heartbeat(state["checkpoint"].to_details())
-        finally:
-            heartbeat.cancel()
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(heartbeat, *pending, return_exceptions=True)
-        return state["checkpoint"]
-
     @activity.defn(name="finalize")
     async def finalize(self, input: FinalizeInput) -> CheckSummary:
-        """Fold the chunk files into ``report.json`` and write it exactly once."""
-        return await asyncio.to_thread(self._finalize, input)
+        """Fold the chunk files into ``report.json`` and write it exactly once.
 
-    def _finalize(self, input: FinalizeInput) -> CheckSummary:
+        The report's bytes depend only on the input and the chunk files, so a retried or
+        a racing finalize writes the same object, and ``write_once`` settles the race.
+        """
+        workflow_id = activity.info().workflow_id
+        with self.metrics.in_flight.labels("finalize").track_inprogress():
+            async with _heartbeating():
+                summary = await asyncio.to_thread(self._finalize, input, workflow_id)
+        self.metrics.record_verdict(summary.verdict, summary.reasons)
+        return summary
+
+    def _finalize(self, input: FinalizeInput, workflow_id: str | None = None) -> CheckSummary:
         store = ResultStore(self._s3, input.results_bucket)
         summary = PageSummary()
         keys: list[str] = []
@@ -233,16 +293,217 @@ class DocumentActivities:
             summary=summary,
             chunk_keys=keys,
             chunk_pages=pages.chunk_pages if pages else input.inspection.plan.chunk_pages,
+            results_prefix=input.results_prefix,
+            workflow_id=workflow_id,
         )
         report_key = f"{input.results_prefix}/{REPORT_NAME}"
-        store.write_once(report_key, to_json_bytes(report), "application/json")
-        verdict, reasons = decide_verdict(input.inspection, summary)
-        log.info("report for %s: %s %s", input.document.document_id, verdict, reasons)
+        try:
+            with _tracer.start_as_current_span("docpipe.write_report"):
+                store.write_once(report_key, to_json_bytes(report), "application/json")
+        except ResultConflictError as exc:
+            # Another run wrote a different report here: retrying cannot settle that.
+            raise ApplicationError(str(exc), type="result_conflict", non_retryable=True) from exc
+        verdict = report["verdict"]
+        log.info(
+            "report for %s: %s %s",
+            input.document.document_id,
+            verdict["verdict"],
+            verdict["reasons"],
+            extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
+        )
         return CheckSummary(
             document_id=input.document.document_id,
-            verdict=verdict,
-            reasons=reasons,
+            verdict=verdict["verdict"],
+            reasons=list(verdict["reasons"]),
             page_count=input.inspection.page_count,
             report_bucket=input.results_bucket,
             report_key=report_key,
         )
+
+
+class _ChunkRun:
+    """One attempt's chunks: check in the pool, write to S3, advance the checkpoint."""
+
+    def __init__(
+        self,
+        pool: PagePool,
+        path: Path,
+        input: CheckPagesInput,
+        store: ResultStore,
+        checkpoint: Checkpoint,
+        total_chunks: int,
+        *,
+        metrics: PipelineMetrics | None = None,
+        on_advance: Callable[[int], None] = lambda pages_done: None,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics or PipelineMetrics()
+        self._on_advance = on_advance
+        self._path = path
+        self._input = input
+        self._store = store
+        self.checkpoint = checkpoint
+        self._total = total_chunks
+        self._done: set[int] = set()
+
+    async def _chunk(self, index: int) -> int:
+        chunk_pages = self.checkpoint.chunk_pages
+        first = index * chunk_pages + 1
+        last = min(first + chunk_pages - 1, self._input.page_count)
+        with _tracer.start_as_current_span(
+            "docpipe.page_range",
+            attributes={"docpipe.first_page": first, "docpipe.last_page": last},
+        ):
+            started = time.monotonic()
+            pages = await self._pool.check_range(self._path, first, last)
+            seconds = time.monotonic() - started
+            with _tracer.start_as_current_span("docpipe.write_chunk"):
+                written = await asyncio.to_thread(
+                    self._store.write_chunk, self._input.results_prefix, first, pages
+                )
+        self._metrics.chunk_writes.labels("written" if written else "already_there").inc()
+        self._metrics.record_range(pages, seconds)
+        return index
+
+    async def _keep_alive(self) -> None:
+        # A chunk can take longer than the heartbeat timeout on a slow page; the SDK
+        # throttles, so heartbeating often costs nothing.
+        timeout = activity.info().heartbeat_timeout
+        interval = timeout.total_seconds() / 4 if timeout else 5.0
+        while True:
+            await asyncio.sleep(interval)
+            activity.heartbeat(self.checkpoint.to_details())
+
+    def _advance(self) -> None:
+        chunks = self.checkpoint.chunks
+        while chunks in self._done:
+            self._done.discard(chunks)
+            chunks += 1
+        if chunks != self.checkpoint.chunks:
+            self.checkpoint = Checkpoint(
+                next_page=min(chunks * self.checkpoint.chunk_pages, self._input.page_count) + 1,
+                chunks=chunks,
+                chunk_pages=self.checkpoint.chunk_pages,
+            )
+            activity.heartbeat(self.checkpoint.to_details())
+            self._on_advance(self.checkpoint.next_page - 1)
+
+    async def run(self) -> Checkpoint:
+        """Check the remaining chunks; returns the final checkpoint.
+
+        Raises:
+            ApplicationError: the worker is shutting down (retryable: the next attempt
+                resumes from the checkpoint heartbeated here).
+        """
+        pending: set[asyncio.Task[int]] = set()
+        next_index = self.checkpoint.chunks
+        heartbeat = asyncio.create_task(self._keep_alive())
+        shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
+        try:
+            while next_index < self._total or pending:
+                # One chunk per parser process keeps every core busy, and no more: chunks
+                # written far ahead of the checkpoint would be redone after a crash.
+                while (
+                    next_index < self._total
+                    and len(pending) < self._pool.size
+                    and not shutdown.done()
+                ):
+                    pending.add(asyncio.create_task(self._chunk(next_index)))
+                    next_index += 1
+                if not pending:
+                    break
+                await asyncio.wait({*pending, shutdown}, return_when=asyncio.FIRST_COMPLETED)
+                for task in [t for t in pending if t.done()]:
+                    pending.discard(task)
+                    self._done.add(task.result())
+                self._advance()
+            if self.checkpoint.chunks < self._total:
+                raise ApplicationError(
+                    f"worker shutting down at page {self.checkpoint.next_page}; the next "
+                    "attempt resumes there",
+                    self.checkpoint.to_details(),
+                    type="WorkerShutdown",
+                )
+        finally:
+            heartbeat.cancel()
+            shutdown.cancel()
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(heartbeat, shutdown, *pending, return_exceptions=True)
+        return self.checkpoint
+
+
+def _ids(document_id: str) -> dict[str, Any]:
+    """Log fields of the activity's check: its document and workflow IDs."""
+    return {"document_id": document_id, "workflow_id": activity.info().workflow_id}
+
+
+class _ProgressSignals:
+    """Signals ``pages_progress`` to the workflow while pages are checked.
+
+    At most once per 5% of the pages and per ``min_interval_s`` (plus once when a retried
+    attempt starts), so at most 20 signals per attempt, whatever the page count: the
+    workflow history stays bounded. Fast documents send none. One signal is in flight at
+    a time, and a failed signal is only logged: progress never fails a check.
+    """
+
+    STEPS = 20
+
+    def __init__(
+        self,
+        client: Client | None,
+        *,
+        page_count: int,
+        attempt: int,
+        first_page: int,
+        min_interval_s: float,
+    ) -> None:
+        info = activity.info()
+        self._handle = (
+            client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+            if client is not None and info.workflow_id
+            else None
+        )
+        self._page_count = max(page_count, 1)
+        self._attempt = attempt
+        self._first_page = first_page
+        self._min_interval_s = min_interval_s
+        self._step = (first_page - 1) * self.STEPS // self._page_count
+        self._last = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+        if attempt > 1:
+            # A retried attempt says at once where it resumed.
+            self._send(first_page - 1)
+
+    def advanced(self, pages_done: int) -> None:
+        """The checkpoint moved: ``pages_done`` pages from page 1 are durable."""
+        if self._handle is None or pages_done >= self._page_count:
+            return  # the activity's result reports the last pages
+        step = pages_done * self.STEPS // self._page_count
+        now = time.monotonic()
+        if step <= self._step or now - self._last < self._min_interval_s:
+            return
+        if self._task is not None and not self._task.done():
+            return
+        self._step, self._last = step, now
+        self._send(pages_done)
+
+    def _send(self, pages_done: int) -> None:
+        if self._handle is None:
+            return
+        update = PagesProgress(
+            pages_checked=pages_done, attempt=self._attempt, resumed_from_page=self._first_page
+        )
+        self._task = asyncio.create_task(self._signal(update))
+
+    async def _signal(self, update: PagesProgress) -> None:
+        assert self._handle is not None
+        try:
+            await self._handle.signal("pages_progress", update)
+        except Exception as exc:
+            log.debug("progress signal to %s failed: %r", self._handle.id, exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

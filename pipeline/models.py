@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from pipeline.policy import VerdictPolicy
+
 WORKFLOW_NAME = "DocumentCheckWorkflow"
 WORKFLOW_ID_PREFIX = "docpipe/"
 # Temporal rejects IDs over 1000 bytes by default; shorter IDs also read better in the UI.
@@ -16,6 +18,14 @@ MAX_WORKFLOW_ID_BYTES = 255
 # S3 keys may be 1024 bytes; leave room for the file names under the results prefix.
 MAX_RESULTS_PREFIX_BYTES = 700
 REPORT_NAME = "report.json"
+# Deliberate re-checks of a document: their own workflow IDs and results locations.
+RECHECK_ID_MARK = "#recheck-"
+RECHECKS_DIR = "rechecks"
+
+
+def page_queue_for(task_queue: str) -> str:
+    """The default task queue of page checking for a workflow task queue."""
+    return f"{task_queue}-pages"
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -57,12 +67,52 @@ class DocumentRef:
     @property
     def workflow_id(self) -> str:
         """The readable Temporal workflow ID, shortened with a hash when long."""
-        return _shorten(WORKFLOW_ID_PREFIX + self.document_id, MAX_WORKFLOW_ID_BYTES)
+        return workflow_id_for(self.document_id)
 
     def results_prefix(self, root: str) -> str:
         """Where this document's results live in the results bucket (no trailing slash)."""
-        base = f"{root.strip('/')}/{self.document_id}" if root.strip("/") else self.document_id
-        return _shorten(base, MAX_RESULTS_PREFIX_BYTES)
+        return results_prefix_for(self.document_id, root)
+
+
+def split_document_id(document_id: str) -> tuple[str, str, str]:
+    """``<bucket>/<key>@<version>`` as (bucket, key, version).
+
+    Raises:
+        ValueError: not a document ID.
+    """
+    bucket, slash, rest = document_id.partition("/")
+    key, at, version = rest.rpartition("@")
+    if not (bucket and slash and key and at and version):
+        raise ValueError(f"not a document ID (<bucket>/<key>@<version>): {document_id!r}")
+    return bucket, key, version
+
+
+def original_results_prefix(results_prefix: str) -> str:
+    """The results prefix of the check that a re-check's prefix belongs to."""
+    base, mark, number = results_prefix.rpartition(f"/{RECHECKS_DIR}/")
+    return base if mark and number.isdigit() else results_prefix
+
+
+def workflow_id_for(document_id: str) -> str:
+    """The workflow ID of a document ID (``<bucket>/<key>@<version>``)."""
+    return _shorten(WORKFLOW_ID_PREFIX + document_id, MAX_WORKFLOW_ID_BYTES)
+
+
+def results_prefix_for(document_id: str, root: str) -> str:
+    """The results prefix of a document ID under the results root prefix."""
+    base = f"{root.strip('/')}/{document_id}" if root.strip("/") else document_id
+    return _shorten(base, MAX_RESULTS_PREFIX_BYTES)
+
+
+def recheck_workflow_id(workflow_id: str, number: int) -> str:
+    """The ID of the ``number``-th deliberate re-check of the check ``workflow_id``."""
+    suffix = f"{RECHECK_ID_MARK}{number}"
+    return _shorten(workflow_id, MAX_WORKFLOW_ID_BYTES - len(suffix)) + suffix
+
+
+def recheck_results_prefix(results_prefix: str, number: int) -> str:
+    """Where the ``number``-th re-check writes: under the original check's prefix."""
+    return f"{results_prefix}/{RECHECKS_DIR}/{number}"
 
 
 @dataclass(frozen=True)
@@ -72,8 +122,13 @@ class CheckRequest:
     document: DocumentRef
     results_bucket: str
     results_prefix: str
-    # Task queue of the page-checking activity; empty means the workflow's own queue.
+    # Task queue of the page-checking activity; empty means "<workflow's queue>-pages".
     page_task_queue: str = ""
+    # Attempts per activity when infrastructure fails (S3 5xx, a lost worker).
+    max_attempts: int = 20
+    # Show a hash instead of the object key in search attributes and the UI summary
+    # (DOCPIPE_TEMPORAL_HASH_OBJECT_KEYS of the process that starts the check).
+    hash_object_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,10 +138,45 @@ class InspectInput:
 
 @dataclass(frozen=True)
 class CheckPlan:
-    """How the worker that inspected a document wants its pages checked."""
+    """How the worker that inspected a document wants it checked and judged.
+
+    Fixed at inspection, so that every later activity of the check, on whichever worker,
+    uses the same layout and the same verdict policy.
+    """
 
     chunk_pages: int
     heartbeat_timeout_s: float
+    policy: VerdictPolicy = field(default_factory=VerdictPolicy)
+
+
+@dataclass(frozen=True)
+class DocumentFeatures:
+    """What a whole document holds, beyond its pages. Small: it travels in workflow history.
+
+    Only counts, flags and short strings (metadata values are cut to 120 characters);
+    never document text. Title, author, subject and keywords are not read.
+    """
+
+    # Revision of the standard security handler, when encrypted.
+    encryption_revision: int | None = None
+    # Encrypted, but opens with the empty user password (so its pages are checked).
+    empty_user_password: bool = False
+    # Where document-level JavaScript is: names_tree, open_action, document_actions,
+    # form_actions.
+    javascript: list[str] = field(default_factory=list)
+    # Launch actions outside pages (open action, document or form field actions).
+    launch_actions: int = 0
+    # Files in the document's EmbeddedFiles name tree.
+    embedded_files: int = 0
+    acroform: bool = False
+    form_fields: int = 0
+    xfa: bool = False
+    producer: str | None = None
+    creator: str | None = None
+    created: str | None = None
+    modified: str | None = None
+    # Set when the catalog could not be read completely (the pages may still be fine).
+    read_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +191,7 @@ class InspectResult:
     # Set when the document cannot be checked page by page (e.g. "encrypted", "unreadable").
     problem: str | None = None
     problem_detail: str | None = None
+    features: DocumentFeatures = field(default_factory=DocumentFeatures)
 
 
 @dataclass(frozen=True)
@@ -124,6 +215,18 @@ class CheckPagesResult:
 
 
 @dataclass(frozen=True)
+class PagesProgress:
+    """Signal ``pages_progress``: how far a page-checking attempt has got (a few ints, sent
+    at most ~20 times per attempt, so history does not grow with the page count)."""
+
+    # Pages durable in chunk files, from page 1.
+    pages_checked: int
+    attempt: int
+    # The first page this attempt checked (1 unless it resumed from a checkpoint).
+    resumed_from_page: int
+
+
+@dataclass(frozen=True)
 class FinalizeInput:
     document: DocumentRef
     results_bucket: str
@@ -143,3 +246,11 @@ class CheckSummary:
     page_count: int = 0
     report_bucket: str = ""
     report_key: str = ""
+
+
+@dataclass(frozen=True)
+class PublishResultInput:
+    """Input of ``publish_result``: what the results event announces."""
+
+    document: DocumentRef
+    summary: CheckSummary

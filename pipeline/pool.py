@@ -1,10 +1,18 @@
-"""A pool of parser processes that die with their parent.
+"""A pool of parser processes that die with their parent and are replaced when they hang.
 
 pypdf is pure Python and holds the GIL, so pages are parsed in separate processes: the
-worker's event loop only coordinates and its heartbeats are never late. A plain
-``ProcessPoolExecutor``'s children outlive a killed parent; here each child asks the kernel
-to kill it when its parent dies, and also watches the parent itself in case the parent died
-before that request was made.
+worker's event loop only coordinates and its heartbeats are never late. Each process is
+its own single-worker executor (a slot), so a process that dies or has to be killed costs
+only the page it was on, not its siblings' work.
+
+pypdf has no time limit, so each slot shares two numbers with its process (the page being
+parsed and since when): a page that takes longer than the limit gets its process killed
+and replaced, and becomes a ``timeout`` page error. A memory limit (``RLIMIT_AS``) and
+pypdf's own ``Configuration`` limits are set inside each process.
+
+A plain ``ProcessPoolExecutor``'s children outlive a killed parent; here each child asks
+the kernel to kill it when its parent dies, and also watches the parent itself in case the
+parent died before that request was made.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 import threading
@@ -21,26 +30,77 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.checks import DocumentFacts, check_pages, inspect_document, open_pdf
-
-T = TypeVar("T")
+from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_document
+from pipeline.pages import LeanReader
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
-_reader_cache: dict[str, Any] = {}
+# Per parser process: the document being checked, kept open between its page ranges.
+_open: dict[str, LeanReader] = {}
+# Per parser process: [page being parsed (0: idle, -1: inspecting), CLOCK_MONOTONIC ns].
+_progress: Any = None
+_INSPECTING = -1
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Pool initializer: never outlive the worker process that started this one."""
+@dataclass(frozen=True)
+class ParserLimits:
+    """Limits of one parser process.
+
+    Attributes:
+        page_seconds: wall time one page may take before its process is replaced.
+        inspect_seconds: wall time the document-level checks may take.
+        memory_mb: address-space limit of a parser process (0: none).
+        max_stream_bytes: pypdf's limit on decompressed and declared stream sizes.
+    """
+
+    page_seconds: float = 10.0
+    inspect_seconds: float = 60.0
+    memory_mb: int = 2048
+    max_stream_bytes: int = 75_000_000
+
+
+class ParserCrashedError(RuntimeError):
+    """A parser process died (killed, out of memory) again and again on the same work."""
+
+
+class InspectTimeoutError(RuntimeError):
+    """The document-level checks took longer than their limit."""
+
+
+def _init_process(parent_pid: int, progress: Any, limits: ParserLimits) -> None:
+    """Pool initializer: limits, and never outlive the worker process that started us."""
+    global _progress
+    _progress = progress
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # Ctrl-C reaches the whole process group; the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if limits.memory_mb:
+        # A bomb that gets past pypdf's limits raises MemoryError here, as a page error,
+        # instead of taking the machine's memory.
+        limit = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from pypdf._configuration import overwrite_configuration
+
+    size = limits.max_stream_bytes
+    overwrite_configuration(
+        maximum_declared_stream_length=size,
+        array_based_stream_maximum_output_length=size,
+        jbig2_maximum_output_length=size,
+        lzw_maximum_output_length=size,
+        run_length_maximum_output_length=size,
+        zlib_maximum_output_length=size,
+        brotli_maximum_output_length=size,
+        image_maximum_buffer_size=size,
+    )
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -52,93 +112,264 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _mark(page: int) -> None:
+    if _progress is not None:
+        _progress[1] = time.monotonic_ns()
+        _progress[0] = page
+
+
+def _noop() -> int:
+    return os.getpid()
+
+
+def _forget(path: str) -> None:
+    """Runs in a parser process: close the document (its spooled file is being removed)."""
+    lean = _open.pop(path, None)
+    if lean is not None:
+        lean.close()
+
+
+def _inspect(path: Path) -> DocumentFacts:
+    _mark(_INSPECTING)
+    try:
+        return inspect_document(path)
+    finally:
+        _mark(0)
+
+
 def check_range(path: str, first: int, last: int) -> list[dict[str, Any]]:
-    """Runs in a pool process: check pages ``first``..``last`` of the spooled file."""
-    reader = _reader_cache.get(path)
-    if reader is None:
-        _reader_cache.clear()
-        reader = open_pdf(Path(path))
-        _reader_cache[path] = reader
-    return [result.to_json() for result in check_pages(reader, first, last)]
+    """Runs in a parser process: check pages ``first``..``last`` of the spooled file."""
+    lean = _open.get(path)
+    if lean is None:
+        for other in _open.values():
+            other.close()
+        _open.clear()
+        lean = LeanReader(Path(path))
+        _open[path] = lean
+    results: list[dict[str, Any]] = []
+    try:
+        for number in range(first, last + 1):
+            _mark(number)
+            results.extend(result.to_json() for result in check_pages(lean.reader, number, number))
+    finally:
+        _mark(0)
+        # Parsed objects of this range are not needed again: memory stays flat.
+        lean.release()
+    return results
 
 
-class PagePool:
-    """Process pool for page checks; replaced transparently when a child dies.
+class _Slot:
+    """One parser process, as a single-worker executor (the process starts on first use)."""
 
-    Args:
-        size: number of parser processes; 0 means one per CPU core.
-    """
+    def __init__(self, parent_pid: int, limits: ParserLimits) -> None:
+        context = multiprocessing.get_context("spawn")
+        # Lock-free: a process killed mid-write must not leave a lock held.
+        self.progress: Any = context.RawArray("q", 2)
+        self.executor = ProcessPoolExecutor(
+            max_workers=1,
+            # fork is unsafe in a process that runs Temporal's threads.
+            mp_context=context,
+            initializer=_init_process,
+            initargs=(parent_pid, self.progress, limits),
+        )
 
-    def __init__(self, size: int = 0) -> None:
-        self.size = size or os.cpu_count() or 1
-        self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=self.size,
-                    # fork is unsafe in a process that runs Temporal's threads.
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_die_with_parent,
-                    initargs=(os.getpid(),),
-                )
-            return self._executor
-
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._executor is broken:
-                self._executor = None
-        broken.shutdown(wait=False, cancel_futures=True)
-
-    async def call(self, what: str, fn: Callable[..., T], *args: Any, attempts: int = 3) -> T:
-        """Run ``fn(*args)`` in a pool process, on a fresh pool if a child dies meanwhile.
-
-        Args:
-            what: names the work in logs, e.g. ``"pages 51-100"``.
-        """
-        loop = asyncio.get_running_loop()
-        for attempt in range(1, attempts + 1):
-            executor = self._get()
-            try:
-                return await loop.run_in_executor(executor, fn, *args)
-            except BrokenProcessPool:
-                log.warning(
-                    "parser process died during %s (try %d of %d); replacing the pool",
-                    what,
-                    attempt,
-                    attempts,
-                )
-                self._replace(executor)
-        raise BrokenProcessPool(f"{what}: parser process died {attempts} times")
-
-    async def check_range(self, path: Path, first: int, last: int) -> list[dict[str, Any]]:
-        """Check pages ``first``..``last`` of a spooled file in a pool process."""
-        return await self.call(f"pages {first}-{last}", check_range, str(path), first, last)
-
-    async def inspect(self, path: Path) -> DocumentFacts:
-        """Document-level checks of a spooled file in a pool process."""
-        return await self.call("inspect", inspect_document, path)
+    def busy_with(self) -> tuple[int, float]:
+        """(page being parsed or -1 when inspecting, seconds on it); (0, 0) when idle."""
+        page, since = self.progress[0], self.progress[1]
+        if not page:
+            return 0, 0.0
+        return page, (time.monotonic_ns() - since) / 1e9
 
     def pids(self) -> list[int]:
-        """PIDs of the live parser processes (for tests and diagnostics)."""
-        executor = self._executor
-        if executor is None:
-            return []
-        processes = getattr(executor, "_processes", None) or {}
-        return list(processes)
+        return list(getattr(self.executor, "_processes", None) or {})
 
-    def shutdown(self) -> None:
-        """Stop every parser process now; pending ranges are cancelled."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        executor.shutdown(wait=False, cancel_futures=True)
+    def kill(self) -> None:
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.kill()
         for process in processes:
             process.join(timeout=5)
+
+
+class _Hung(Exception):
+    def __init__(self, page: int, seconds: float) -> None:
+        super().__init__(f"page {page}: {seconds:.0f} s")
+        self.page = page
+        self.seconds = seconds
+
+
+class _Died(Exception):
+    def __init__(self, page: int) -> None:
+        super().__init__(f"page {page}")
+        self.page = page
+
+
+class PagePool:
+    """Parser processes for document and page checks, shared by a worker's activities.
+
+    Must be used from one event loop. Processes start on first use (or :meth:`warm`) and
+    stay warm between documents. Work that is cancelled kills the process doing it, so a
+    cancelled check leaves no parsing behind.
+
+    Args:
+        size: number of parser processes; 0 means one per CPU core.
+        limits: time, memory and parser limits of each process.
+    """
+
+    def __init__(self, size: int = 0, limits: ParserLimits | None = None) -> None:
+        self.size = size or os.cpu_count() or 1
+        self.limits = limits or ParserLimits()
+        self._slots: list[_Slot] = []
+        self._free: asyncio.Queue[int] | None = None
+        self._closed = False
+
+    def _ensure(self) -> asyncio.Queue[int]:
+        if self._closed:
+            raise RuntimeError("the parser pool is shut down")
+        if self._free is None:
+            self._slots = [_Slot(os.getpid(), self.limits) for _ in range(self.size)]
+            self._free = asyncio.Queue()
+            for index in range(self.size):
+                self._free.put_nowait(index)
+        return self._free
+
+    def _replace(self, index: int, slot: _Slot) -> None:
+        slot.kill()
+        if not self._closed and self._slots[index] is slot:
+            self._slots[index] = _Slot(os.getpid(), self.limits)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, limit_s: float) -> T:
+        """Run ``fn(*args)`` on a free parser process, watching it.
+
+        Raises:
+            _Hung: the process spent more than ``limit_s`` on one page (it was replaced).
+            _Died: the process died (it was replaced).
+        """
+        free = self._ensure()
+        loop = asyncio.get_running_loop()
+        index = await free.get()
+        slot = self._slots[index]
+        try:
+            future = loop.run_in_executor(slot.executor, fn, *args)
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=min(0.25, limit_s / 4))
+                if done:
+                    return future.result()
+                page, seconds = slot.busy_with()
+                if page and seconds > limit_s:
+                    self._replace(index, slot)
+                    future.cancel()
+                    raise _Hung(page, seconds)
+        except BrokenProcessPool:
+            page, _ = slot.busy_with()
+            self._replace(index, slot)
+            raise _Died(page) from None
+        except asyncio.CancelledError:
+            # The process would go on parsing for nobody: stop it now.
+            self._replace(index, slot)
+            raise
+        finally:
+            free.put_nowait(index)
+
+    async def warm(self) -> list[int]:
+        """Start every parser process now, so the first document does not wait for them.
+
+        Returns:
+            The PIDs of the parser processes.
+        """
+        self._ensure()
+        loop = asyncio.get_running_loop()
+        return list(
+            await asyncio.gather(
+                *(loop.run_in_executor(slot.executor, _noop) for slot in self._slots)
+            )
+        )
+
+    async def forget(self, path: Path) -> None:
+        """Make every parser process close a document, so its file can really go away."""
+        if self._free is None:
+            return
+        loop = asyncio.get_running_loop()
+        # A slot whose process was replaced has not started a new one: nothing to close.
+        started = [slot for slot in self._slots if slot.pids()]
+        await asyncio.gather(
+            *(loop.run_in_executor(slot.executor, _forget, str(path)) for slot in started),
+            return_exceptions=True,
+        )
+
+    async def check_range(self, path: Path, first: int, last: int) -> list[dict[str, Any]]:
+        """Check pages ``first``..``last`` of a spooled file in parser processes.
+
+        A page that hangs becomes a ``timeout`` page error. A process that dies is
+        replaced and the page it was on tried once more on its own; if it dies again
+        there, that page becomes a ``crashed`` page error. Either way the other pages
+        are checked.
+        """
+        results: list[dict[str, Any]] = []
+        died_on: set[int] = set()
+        start = first
+        while start <= last:
+            try:
+                results.extend(
+                    await self._run(
+                        check_range, str(path), start, last, limit_s=self.limits.page_seconds
+                    )
+                )
+                return results
+            except _Hung as hung:
+                failed = hung.page
+                error = PageResult(
+                    page=failed,
+                    error_type="timeout",
+                    error=f"parsing took longer than {self.limits.page_seconds:g} s",
+                )
+                log.warning("page %d took over %.0f s: parser replaced", failed, hung.seconds)
+            except _Died as died:
+                failed = died.page if start <= died.page <= last else start
+                log.warning("parser process died on page %d; starting a new one", failed)
+                if failed not in died_on:
+                    died_on.add(failed)
+                    # Pages before it were checked but their results died with it.
+                    if failed > start:
+                        results.extend(await self.check_range(path, start, failed - 1))
+                    start = failed
+                    continue
+                error = PageResult(
+                    page=failed, error_type="crashed", error="the parser process died twice"
+                )
+            if failed > start:
+                results.extend(await self.check_range(path, start, failed - 1))
+            results.append(error.to_json())
+            start = failed + 1
+        return results
+
+    async def inspect(self, path: Path) -> DocumentFacts:
+        """Document-level checks of a spooled file in a parser process.
+
+        Raises:
+            InspectTimeoutError: they took longer than the limit (the process was replaced).
+            ParserCrashedError: the process died twice.
+        """
+        for _ in range(2):
+            try:
+                return await self._run(_inspect, path, limit_s=self.limits.inspect_seconds)
+            except _Hung as hung:
+                raise InspectTimeoutError(
+                    f"document-level checks took longer than {self.limits.inspect_seconds:g} s"
+                ) from hung
+            except _Died:
+                log.warning("parser process died inspecting a document; starting a new one")
+        raise ParserCrashedError("the parser process died twice inspecting the document")
+
+    def pids(self) -> list[int]:
+        """PIDs of the live parser processes (for tests and diagnostics)."""
+        return [pid for slot in self._slots for pid in slot.pids()]
+
+    def shutdown(self) -> None:
+        """Kill every parser process now; work in flight is abandoned."""
+        self._closed = True
+        slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.kill()

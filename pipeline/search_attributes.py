@@ -13,9 +13,20 @@ BUCKET = SearchAttributeKey.for_keyword("DocpipeBucket")
 OBJECT_KEY = SearchAttributeKey.for_keyword("DocpipeObjectKey")
 REASONS = SearchAttributeKey.for_keyword_list("DocpipeReasons")
 PAGE_COUNT = SearchAttributeKey.for_int("DocpipePageCount")
+# Moves while pages are checked (at most ~20 updates per attempt), final when done.
+PAGES_CHECKED = SearchAttributeKey.for_int("DocpipePagesChecked")
 
-ALL: tuple[SearchAttributeKey, ...] = (STATUS, BUCKET, OBJECT_KEY, REASONS, PAGE_COUNT)  # type: ignore[type-arg]
+ALL: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
+    STATUS,
+    BUCKET,
+    OBJECT_KEY,
+    REASONS,
+    PAGE_COUNT,
+    PAGES_CHECKED,
+)
 
 # Values of STATUS.
 CHECKING, PASSED, REVIEW, REJECTED = "checking", "passed", "review", "rejected"
+# The check could not be completed (infrastructure kept failing); see the workflow failure.
+FAILED = "failed"
 STATUS_BY_VERDICT = {"pass": PASSED, "review": REVIEW, "reject": REJECTED}

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _READ_BYTES = 1 << 20
+_PREFIX = "docpipe-spool-"
 
 
 class ObjectMissingError(Exception):
@@ -36,7 +37,7 @@ def _get_kwargs(document: DocumentRef) -> dict[str, Any]:
     return kwargs
 
 
-def _classify(exc: ClientError, document: DocumentRef) -> Exception:
+def _classify(exc: ClientError, document: DocumentRef) -> Exception | None:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     if code in ("NoSuchKey", "NoSuchVersion", "404"):
         return ObjectMissingError(f"{document.document_id}: {code}")
@@ -45,7 +46,9 @@ def _classify(exc: ClientError, document: DocumentRef) -> Exception:
     if code == "InvalidArgument" and document.version_id:
         # S3 answers a malformed or foreign version id this way.
         return ObjectMissingError(f"{document.document_id}: no such version")
-    return exc
+    # Anything else is infrastructure (5xx, throttling, access): the caller re-raises it
+    # as it is, and the activity retries.
+    return None
 
 
 def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
@@ -57,7 +60,10 @@ def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
     try:
         return dict(s3.head_object(**_get_kwargs(document)))
     except ClientError as exc:
-        raise _classify(exc, document) from exc
+        gone = _classify(exc, document)
+        if gone is None:
+            raise
+        raise gone from exc
 
 
 @contextlib.contextmanager
@@ -67,14 +73,18 @@ def spooled(s3: S3Client, document: DocumentRef, directory: str | None = None) -
     Raises:
         ObjectMissingError, ObjectChangedError: the version is gone or was replaced.
     """
-    fd, name = tempfile.mkstemp(prefix="docpipe-", suffix=".pdf", dir=directory)
+    # The PID in the name lets a later worker remove what a killed one left behind.
+    fd, name = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".pdf", dir=directory)
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
             try:
                 response = s3.get_object(**_get_kwargs(document))
             except ClientError as exc:
-                raise _classify(exc, document) from exc
+                gone = _classify(exc, document)
+                if gone is None:
+                    raise
+                raise gone from exc
             etag = str(response.get("ETag", "")).strip('"')
             if document.etag and not document.version_id and etag != document.etag.strip('"'):
                 raise ObjectChangedError(f"{document.document_id}: ETag is now {etag}")
@@ -84,3 +94,29 @@ def spooled(s3: S3Client, document: DocumentRef, directory: str | None = None) -
         yield path
     finally:
         path.unlink(missing_ok=True)
+
+
+def sweep_stale_spools(directory: str | None = None) -> list[Path]:
+    """Remove spooled files whose worker process is gone (killed before cleaning up).
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    for path in Path(directory or tempfile.gettempdir()).glob(f"{_PREFIX}*.pdf"):
+        pid_text = path.name[len(_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _process_exists(int(pid_text)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -7,14 +7,17 @@ activities exchange counts, and the pages themselves live in S3 chunk files.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from pipeline import labels
     from pipeline import search_attributes as sa
     from pipeline.models import (
         WORKFLOW_NAME,
@@ -25,18 +28,58 @@ with workflow.unsafe.imports_passed_through():
         FinalizeInput,
         InspectInput,
         InspectResult,
+        PagesProgress,
+        PublishResultInput,
+        page_queue_for,
     )
 
-# Infrastructure failures (S3 5xx, a lost worker) retry with capped backoff; bad documents
-# are results, never retries.
-RETRY = RetryPolicy(
+# Reasons an activity reports when the object vanished or changed mid-check.
+_GONE = ("object_missing", "object_changed")
+
+
+def retry_policy(max_attempts: int) -> RetryPolicy:
+    """Infrastructure failures (S3 5xx, throttling, a lost worker) retry with capped
+    exponential backoff: 1 s, 2 s, 4 s ... at most 1 min apart. Bad documents are results,
+    never failures, so they never retry."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+        maximum_attempts=max_attempts,
+    )
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """One activity's timeouts; docs/FAILURES.md explains each value."""
+
+    start_to_close: timedelta
+    schedule_to_close: timedelta
+    heartbeat: timedelta | None = None
+
+
+# Download (up to the size limit) plus the document-level checks' own limit; the activity
+# heartbeats while it works, so a dead worker is noticed within a minute.
+INSPECT_TIMEOUTS = Timeouts(timedelta(minutes=15), timedelta(hours=2), timedelta(minutes=1))
+# Tens of thousands of pages at ~100 pages/s and core, with room for slow pages; the
+# heartbeat timeout is the worker's setting (CheckPlan).
+CHECK_PAGES_TIMEOUTS = Timeouts(timedelta(hours=6), timedelta(hours=24))
+# Streams every chunk file once: minutes even for the largest documents.
+FINALIZE_TIMEOUTS = Timeouts(timedelta(minutes=30), timedelta(hours=2), timedelta(minutes=1))
+# The report is written; the announcement waits out a broker outage of up to a week.
+PUBLISH_TIMEOUTS = Timeouts(timedelta(minutes=2), timedelta(days=7))
+PUBLISH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=1),
-    maximum_attempts=20,
 )
-# Reasons an activity reports when the object vanished or changed mid-check.
-_GONE = ("object_missing", "object_changed")
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    message = getattr(error, "message", None) or str(error)
+    return f"{type(error).__name__}: {message}"[:500]
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -45,15 +88,64 @@ class DocumentCheckWorkflow:
         self._step = "starting"
         self._page_count = 0
         self._pages_checked = 0
+        self._pages_attempt = 0
+        self._resumed_from_page = 0
+        self._outcome = ""
 
     @workflow.query
     def progress(self) -> dict[str, Any]:
-        """Where the check is: step, and pages checked of the total once known."""
+        """Where the check is: step, pages checked of the total, the page-checking attempt
+        and the page it started at. While pages are checked, ``pages_checked`` moves with
+        the attempt's ``pages_progress`` signals (every 5% of the pages at most)."""
         return {
             "step": self._step,
             "page_count": self._page_count,
             "pages_checked": self._pages_checked,
+            "attempt": self._pages_attempt,
+            "resumed_from_page": self._resumed_from_page,
         }
+
+    @workflow.signal(name="pages_progress")
+    def pages_progress(self, update: PagesProgress) -> None:
+        """Progress sent by the running ``check_pages`` attempt. Late signals (the step is
+        over) and stale ones (an older attempt, fewer pages) are ignored."""
+        if self._step != "check_pages":
+            return
+        if update.attempt < self._pages_attempt or (
+            update.attempt == self._pages_attempt and update.pages_checked < self._pages_checked
+        ):
+            return
+        self._pages_checked = max(0, min(update.pages_checked, self._page_count))
+        self._pages_attempt = update.attempt
+        self._resumed_from_page = update.resumed_from_page
+        workflow.upsert_search_attributes([sa.PAGES_CHECKED.value_set(self._pages_checked)])
+        self._show()
+
+    def _enter(self, step: str) -> None:
+        self._step = step
+        self._show()
+
+    def _show(self) -> None:
+        # Current details are served by a query, not stored in history: free to update.
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        pages = f"{self._pages_checked} of {self._page_count} pages"
+        if self._step == "inspect":
+            return "**Inspecting**: download and document-level checks"
+        if self._step == "check_pages":
+            percent = 100 * self._pages_checked // max(self._page_count, 1)
+            text = f"**Checking pages**: {pages} ({percent}%)"
+            if self._pages_attempt > 1 or self._resumed_from_page > 1:
+                text += (
+                    f", attempt {self._pages_attempt} resumed from page {self._resumed_from_page}"
+                )
+            return text
+        if self._step == "finalize":
+            return f"**Writing the report**: {pages} checked"
+        if self._step in ("publish_result", "done"):
+            return self._outcome
+        return f"**{self._step}**"
 
     @workflow.run
     async def run(self, request: CheckRequest) -> CheckSummary:
@@ -62,23 +154,53 @@ class DocumentCheckWorkflow:
             [
                 sa.STATUS.value_set(sa.CHECKING),
                 sa.BUCKET.value_set(document.bucket),
-                sa.OBJECT_KEY.value_set(document.key[:2000]),
+                sa.OBJECT_KEY.value_set(
+                    labels.object_key_value(document.key, request.hash_object_key)
+                ),
+                sa.PAGES_CHECKED.value_set(0),
             ]
         )
-        self._step = "inspect"
+        retry = retry_policy(request.max_attempts)
+        try:
+            return await self._check(request, retry)
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                # Cancelled on purpose: the workflow ends cancelled, not failed.
+                raise
+            # Retries are exhausted: say what failed and what to do, not just "failed".
+            workflow.upsert_search_attributes([sa.STATUS.value_set(sa.FAILED)])
+            workflow.set_current_details(
+                f"**Failed** during {self._step}: {_root_cause(err)}. Fix the cause, then "
+                "`docpipe reprocess` it."
+            )
+            raise ApplicationError(
+                f"{self._step} of {document.document_id} failed after its retries "
+                f"({request.max_attempts} attempts at most): {_root_cause(err)}. The "
+                "document was not checked. Fix the cause (S3 access or availability, "
+                "worker logs), then run `docpipe reprocess "
+                f"{document.document_id}`.",
+                type="CheckFailed",
+                non_retryable=True,
+            ) from err
+
+    async def _check(self, request: CheckRequest, retry: RetryPolicy) -> CheckSummary:
+        document = request.document
+        self._enter("inspect")
         inspection: InspectResult = await workflow.execute_activity(
             "inspect",
             InspectInput(document=document),
             result_type=InspectResult,
-            start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=RETRY,
+            retry_policy=retry,
+            start_to_close_timeout=INSPECT_TIMEOUTS.start_to_close,
+            schedule_to_close_timeout=INSPECT_TIMEOUTS.schedule_to_close,
+            heartbeat_timeout=INSPECT_TIMEOUTS.heartbeat,
         )
         self._page_count = inspection.page_count
         workflow.upsert_search_attributes([sa.PAGE_COUNT.value_set(inspection.page_count)])
 
         pages: CheckPagesResult | None = None
         if inspection.problem is None:
-            self._step = "check_pages"
+            self._enter("check_pages")
             try:
                 pages = await workflow.execute_activity(
                     "check_pages",
@@ -90,12 +212,19 @@ class DocumentCheckWorkflow:
                         chunk_pages=inspection.plan.chunk_pages,
                     ),
                     result_type=CheckPagesResult,
-                    task_queue=request.page_task_queue or None,
-                    start_to_close_timeout=timedelta(hours=6),
+                    task_queue=request.page_task_queue
+                    or page_queue_for(workflow.info().task_queue),
                     heartbeat_timeout=timedelta(seconds=inspection.plan.heartbeat_timeout_s),
-                    retry_policy=RETRY,
+                    # A cancelled check ends only once the activity has stopped its parser
+                    # processes and removed its temp file.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    retry_policy=retry,
+                    start_to_close_timeout=CHECK_PAGES_TIMEOUTS.start_to_close,
+                    schedule_to_close_timeout=CHECK_PAGES_TIMEOUTS.schedule_to_close,
                 )
                 self._pages_checked = pages.pages_checked
+                self._pages_attempt = pages.attempt
+                self._resumed_from_page = pages.first_page_this_attempt
             except ActivityError as err:
                 cause = err.cause
                 if not (isinstance(cause, ApplicationError) and cause.type in _GONE):
@@ -104,7 +233,7 @@ class DocumentCheckWorkflow:
                     inspection, problem=cause.type, problem_detail=cause.message
                 )
 
-        self._step = "finalize"
+        self._enter("finalize")
         summary: CheckSummary = await workflow.execute_activity(
             "finalize",
             FinalizeInput(
@@ -115,14 +244,39 @@ class DocumentCheckWorkflow:
                 pages=pages,
             ),
             result_type=CheckSummary,
-            start_to_close_timeout=timedelta(minutes=30),
-            retry_policy=RETRY,
+            retry_policy=retry,
+            start_to_close_timeout=FINALIZE_TIMEOUTS.start_to_close,
+            schedule_to_close_timeout=FINALIZE_TIMEOUTS.schedule_to_close,
+            heartbeat_timeout=FINALIZE_TIMEOUTS.heartbeat,
         )
         workflow.upsert_search_attributes(
             [
                 sa.STATUS.value_set(sa.STATUS_BY_VERDICT[summary.verdict]),
                 sa.REASONS.value_set(summary.reasons),
+                sa.PAGES_CHECKED.value_set(self._pages_checked),
             ]
         )
-        self._step = "done"
+        self._outcome = (
+            f"**{summary.verdict}**"
+            + (f" ({', '.join(summary.reasons)})" if summary.reasons else "")
+            + f", {summary.page_count} pages"
+            # The report's key holds the object key.
+            + (
+                ""
+                if request.hash_object_key
+                else f"; report `s3://{summary.report_bucket}/{summary.report_key}`"
+            )
+        )
+        self._enter("publish_result")
+        await workflow.execute_activity(
+            "publish_result",
+            PublishResultInput(document=document, summary=summary),
+            # The report is written; only the announcement waits for the broker, as long
+            # as a broker outage lasts.
+            retry_policy=PUBLISH_RETRY,
+            start_to_close_timeout=PUBLISH_TIMEOUTS.start_to_close,
+            schedule_to_close_timeout=PUBLISH_TIMEOUTS.schedule_to_close,
+            heartbeat_timeout=PUBLISH_TIMEOUTS.heartbeat,
+        )
+        self._enter("done")
         return summary

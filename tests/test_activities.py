@@ -22,18 +22,11 @@ from pipeline.models import (
     FinalizeInput,
     InspectInput,
 )
-from pipeline.pool import PagePool
 from pipeline.results import chunk_key
+from tests.reports import assert_valid_report
 
 PAGES = 35
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[PagePool]:
-    pool = PagePool(2)
-    yield pool
-    pool.shutdown()
 
 
 @pytest.fixture
@@ -53,8 +46,28 @@ def document(s3: Any) -> DocumentRef:
     return DocumentRef(bucket=DOCS, key="big.pdf", version_id=put["VersionId"])
 
 
-def _activities(s3: Any, pool: PagePool, chunk_pages: int = 10) -> DocumentActivities:
-    return DocumentActivities(s3=s3, pool=pool, chunk_pages=chunk_pages, heartbeat_timeout_s=5)
+_made: list[DocumentActivities] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_parsers() -> Iterator[None]:
+    yield
+    while _made:
+        _made.pop().close()
+
+
+def _activities(
+    s3: Any, chunk_pages: int = 10, max_document_bytes: int = 1 << 30
+) -> DocumentActivities:
+    made = DocumentActivities(
+        s3=s3,
+        pool_size=2,
+        chunk_pages=chunk_pages,
+        heartbeat_timeout_s=5,
+        max_document_bytes=max_document_bytes,
+    )
+    _made.append(made)
+    return made
 
 
 def _env(details: list[Any], heartbeats: list[Any]) -> ActivityEnvironment:
@@ -81,13 +94,11 @@ def _input(document: DocumentRef, chunk_pages: int = 10) -> CheckPagesInput:
     )
 
 
-async def test_resume_skips_chunks_before_the_checkpoint(
-    s3: Any, pool: PagePool, document: DocumentRef
-) -> None:
+async def test_resume_skips_chunks_before_the_checkpoint(s3: Any, document: DocumentRef) -> None:
     heartbeats: list[Any] = []
     checkpoint = Checkpoint(next_page=21, chunks=2, chunk_pages=10)
     env = _env([checkpoint.to_details()], heartbeats)
-    result: CheckPagesResult = await env.run(_activities(s3, pool).check_pages, _input(document))
+    result: CheckPagesResult = await env.run(_activities(s3).check_pages, _input(document))
     assert result.first_page_this_attempt == 21
     assert result.attempt == 2
     assert result.chunks == 4
@@ -104,31 +115,29 @@ async def test_resume_skips_chunks_before_the_checkpoint(
     [[], [{"v": 99, "next_page": 21, "chunks": 2}], ["garbage"], [{"v": 1, "next_page": 5}]],
 )
 async def test_unreadable_checkpoint_starts_over(
-    s3: Any, pool: PagePool, document: DocumentRef, details: list[Any]
+    s3: Any, document: DocumentRef, details: list[Any]
 ) -> None:
     env = _env(details, [])
-    result = await env.run(_activities(s3, pool).check_pages, _input(document))
+    result = await env.run(_activities(s3).check_pages, _input(document))
     assert result.first_page_this_attempt == 1
     assert _written_chunks(s3) == [chunk_key(PREFIX, p) for p in (1, 11, 21, 31)]
 
 
-async def test_resume_keeps_the_layout_of_the_checkpoint(
-    s3: Any, pool: PagePool, document: DocumentRef
-) -> None:
+async def test_resume_keeps_the_layout_of_the_checkpoint(s3: Any, document: DocumentRef) -> None:
     # A worker configured with another chunk size continues the document's layout.
     checkpoint = Checkpoint(next_page=8, chunks=1, chunk_pages=7)
     env = _env([checkpoint.to_details()], [])
     result = await env.run(
-        _activities(s3, pool, chunk_pages=50).check_pages, _input(document, chunk_pages=50)
+        _activities(s3, chunk_pages=50).check_pages, _input(document, chunk_pages=50)
     )
     assert result.chunk_pages == 7
     assert _written_chunks(s3) == [chunk_key(PREFIX, p) for p in (8, 15, 22, 29)]
 
 
 async def test_redone_attempt_and_finalize_write_each_result_once(
-    s3: Any, pool: PagePool, document: DocumentRef
+    s3: Any, document: DocumentRef
 ) -> None:
-    activities = _activities(s3, pool)
+    activities = _activities(s3)
     env = _env([], [])
     inspection = await env.run(activities.inspect, InspectInput(document=document))
     assert inspection.page_count == PAGES and inspection.problem is None
@@ -147,6 +156,7 @@ async def test_redone_attempt_and_finalize_write_each_result_once(
     )
     summary = await env.run(activities.finalize, finalize)
     report = s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read()
+    assert_valid_report(report)
     # A retried finalize succeeds and leaves the report as it was.
     retried = await env.run(activities.finalize, finalize)
     assert retried == summary
@@ -155,7 +165,17 @@ async def test_redone_attempt_and_finalize_write_each_result_once(
     assert summary.page_count == PAGES == first.pages_checked
 
 
-async def test_missing_object_is_a_result_not_a_retry(s3: Any, pool: PagePool) -> None:
+async def test_missing_object_is_a_result_not_a_retry(s3: Any) -> None:
     gone = DocumentRef(bucket=DOCS, key="never-uploaded.pdf", etag="abc")
-    inspection = await _env([], []).run(_activities(s3, pool).inspect, InspectInput(gone))
+    inspection = await _env([], []).run(_activities(s3).inspect, InspectInput(gone))
     assert inspection.problem == "object_missing"
+
+
+async def test_too_large_object_is_rejected_from_its_head(s3: Any, document: DocumentRef) -> None:
+    calls: list[str] = []
+    s3.meta.events.register("before-send.s3.*", lambda request, **_: calls.append(request.method))
+    activities = _activities(s3, max_document_bytes=1000)
+    inspection = await _env([], []).run(activities.inspect, InspectInput(document))
+    assert inspection.problem == "too_large"
+    assert inspection.size > 1000
+    assert calls == ["HEAD"], "nothing may be downloaded"

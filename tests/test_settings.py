@@ -14,9 +14,11 @@ from infra.clients import kafka_kwargs, s3_client, s3_kwargs, temporal_kwargs
 from infra.settings import (
     KafkaSettings,
     PipelineSettings,
+    PolicySettings,
     S3Settings,
     Settings,
     SettingsError,
+    TelemetrySettings,
     TemporalSettings,
     add_arguments,
     describe,
@@ -231,7 +233,14 @@ def test_to_env_covers_every_field() -> None:
     env = to_env(Settings())
     fields = sum(
         len(dataclasses.fields(section))
-        for section in (KafkaSettings, TemporalSettings, S3Settings, PipelineSettings)
+        for section in (
+            KafkaSettings,
+            TemporalSettings,
+            S3Settings,
+            PipelineSettings,
+            PolicySettings,
+            TelemetrySettings,
+        )
     )
     assert len(env) == fields
     assert set(env) == {env_name for env_name, _, _, _ in setting_names()}
@@ -336,7 +345,7 @@ def test_s3_kwargs_explicit_keys_are_passed() -> None:
     assert kwargs["aws_access_key_id"] == "AKIAEXAMPLE"
     assert kwargs["aws_secret_access_key"] == "aws-s3cret"
     assert kwargs["region_name"] == "eu-central-1"
-    assert kwargs["config"].retries == {"mode": "standard", "max_attempts": 9}
+    assert kwargs["config"].retries == {"mode": "standard", "total_max_attempts": 9}
 
 
 def test_s3_kwargs_explicit_keys_win_over_dev_credentials() -> None:

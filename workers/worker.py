@@ -1,4 +1,4 @@
-"""The Temporal worker process: the workflow and its activities, and the parser pool."""
+"""The Temporal worker process: the workflow and its activities."""
 
 from __future__ import annotations
 
@@ -6,40 +6,90 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from infra.clients import s3_client, temporal_client
+from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.settings import Settings
 from pipeline.activities import DocumentActivities
-from pipeline.pool import PagePool
+from pipeline.metrics import PipelineMetrics
+from pipeline.pool import ParserLimits
+from pipeline.publish import ResultPublisher
+from pipeline.spool import sweep_stale_spools
 from pipeline.workflows import DocumentCheckWorkflow
+
+if TYPE_CHECKING:
+    from infra.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+# What a worker process polls: everything, only page checks, or all but page checks.
+Role = Literal["all", "pages", "workflows"]
+
+
+def result_publisher(settings: Settings) -> ResultPublisher:
+    """The results-event publisher of one worker process (its producer starts on first use)."""
+    return ResultPublisher(
+        topic=settings.kafka.results_topic, producer_kwargs=kafka_kwargs(settings.kafka)
+    )
+
+
+def document_activities(
+    settings: Settings, *, client: Client | None = None, metrics: PipelineMetrics | None = None
+) -> DocumentActivities:
+    """The activities of one worker process, with its parser processes (not yet started).
+
+    ``client`` lets page checking signal its progress; ``metrics`` records the worker's.
+    """
+    pipeline = settings.pipeline
+    return DocumentActivities(
+        client=client,
+        metrics=metrics,
+        progress_interval_s=pipeline.progress_interval_s,
+        s3=s3_client(settings.s3),
+        pool_size=pipeline.pool_size,
+        spool_dir=pipeline.spool_dir or None,
+        chunk_pages=pipeline.chunk_pages,
+        heartbeat_timeout_s=pipeline.heartbeat_timeout_s,
+        policy=settings.policy.verdict_policy(),
+        limits=ParserLimits(
+            page_seconds=pipeline.page_timeout_s,
+            inspect_seconds=pipeline.inspect_timeout_s,
+            memory_mb=pipeline.parser_memory_mb,
+            max_stream_bytes=pipeline.max_stream_bytes,
+        ),
+        max_document_bytes=pipeline.max_document_bytes,
+    )
+
 
 def build_workers(
-    settings: Settings, client: Client, pool: PagePool, *, pages_only: bool = False
+    settings: Settings,
+    client: Client,
+    activities: DocumentActivities,
+    *,
+    role: Role = "all",
+    publisher: ResultPublisher | None = None,
 ) -> list[Worker]:
     """Workers for the settings' task queues.
 
-    With a separate page task queue, a plain worker polls both queues and a
-    ``pages_only`` worker polls only the page queue (the CPU-heavy pool to scale apart).
+    Page checks have their own task queue so that their concurrency is limited apart from
+    the light work. Role ``all`` polls both queues; in production, ``pages`` workers (the
+    CPU-heavy pool) and ``workflows`` workers can be scaled apart.
+    ``publisher`` sends the results events (default: a new one; its owner closes it).
     """
     temporal, pipeline = settings.temporal, settings.pipeline
-    activities = DocumentActivities(
-        s3=s3_client(settings.s3),
-        pool=pool,
-        chunk_pages=pipeline.chunk_pages,
-        heartbeat_timeout_s=pipeline.heartbeat_timeout_s,
-    )
+    publisher = publisher or result_publisher(settings)
     shutdown = timedelta(seconds=pipeline.graceful_shutdown_s)
     page_queue = temporal.effective_page_task_queue
     workers = []
-    if not pages_only:
-        main_activities: list[Callable[..., Any]] = [activities.inspect, activities.finalize]
+    if role != "pages":
+        main_activities: list[Callable[..., Any]] = [
+            activities.inspect,
+            activities.finalize,
+            publisher.publish_result,
+        ]
         if page_queue == temporal.task_queue:
             main_activities.append(activities.check_pages)
         workers.append(
@@ -51,31 +101,53 @@ def build_workers(
                 graceful_shutdown_timeout=shutdown,
             )
         )
-    if pages_only or page_queue != temporal.task_queue:
+    if role != "workflows" and (role == "pages" or page_queue != temporal.task_queue):
         workers.append(
             Worker(
                 client,
                 task_queue=page_queue,
                 activities=[activities.check_pages],
-                # Each check_pages keeps the whole pool busy; more would only queue.
-                max_concurrent_activities=2,
+                # Each check uses every core: more at once would only share them and
+                # multiply the parser processes.
+                max_concurrent_activities=settings.pipeline.max_concurrent_checks,
                 graceful_shutdown_timeout=shutdown,
             )
         )
     return workers
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event, *, pages_only: bool = False) -> None:
-    """Poll Temporal until ``stop`` is set, then shut down gracefully."""
-    client = await temporal_client(settings.temporal)
-    pool = PagePool(settings.pipeline.pool_size)
-    workers = build_workers(settings, client, pool, pages_only=pages_only)
-    log.info(
-        "worker polling %s with %d parser processes",
-        ", ".join(w.task_queue for w in workers),
-        pool.size,
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    role: Role = "all",
+    telemetry: Telemetry | None = None,
+) -> None:
+    """Poll Temporal until ``stop`` is set, then shut down gracefully.
+
+    ``telemetry``: where metrics go and what the Temporal client needs for tracing.
+    """
+    for stale in sweep_stale_spools(settings.pipeline.spool_dir or None):
+        log.info("removed %s, left by a worker that was killed", stale.name)
+    client = await temporal_client(
+        settings.temporal, **(telemetry.client_options() if telemetry else {})
     )
+    publisher = result_publisher(settings)
+    activities = document_activities(
+        settings,
+        client=client,
+        metrics=PipelineMetrics(telemetry.registry) if telemetry else None,
+    )
+    workers = build_workers(settings, client, activities, role=role, publisher=publisher)
     try:
+        # Parser processes take a moment to start: start them before taking work.
+        pids = await activities.pool.warm()
+        log.info(
+            "worker polling %s with %d parser processes (pids %s)",
+            ", ".join(w.task_queue for w in workers),
+            len(pids),
+            ", ".join(map(str, pids)),
+        )
         runs = [asyncio.create_task(w.run()) for w in workers]
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*runs, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -85,5 +157,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, pages_only: boo
         log.info("worker stopping")
         await asyncio.gather(*(w.shutdown() for w in workers))
     finally:
-        pool.shutdown()
+        await publisher.close()
+        await asyncio.to_thread(activities.close)
         log.info("worker stopped")

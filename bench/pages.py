@@ -1,0 +1,265 @@
+"""Page-checking benchmark: docpipe end to end against a plain pypdf loop, in one run.
+
+Prints, on the same generated 2,000-page document with the same checks:
+- pages/s of a single-process loop (the baseline) and of docpipe from upload event to
+  report (worker already running), and their ratio;
+- heartbeat send latency while parsing: how late the activity's event loop runs a due
+  heartbeat (p50/p99), measured in process with ActivityEnvironment;
+- peak RSS of a worker process and its parser processes for 200 vs 20,000 pages, and the
+  workflow history length for both.
+
+The last line is a JSON object of every figure. Usage: ``python bench/pages.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from temporalio.testing import ActivityEnvironment
+
+from infra.clients import kafka_kwargs, s3_client, temporal_client
+from infra.processes import ManagedProcess, docpipe_process, stop_all
+from infra.samples.generate import make_large_pdf
+from infra.settings import Settings, to_env
+from infra.stack import EmbeddedStack, StackConfig
+from infra.submit import upload, upload_event
+from pipeline.activities import DocumentActivities
+from pipeline.checks import check_page
+from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
+
+
+def baseline_pages_per_s(path: Path) -> float:
+    """A plain single-process pypdf loop over every page, with docpipe's page checks."""
+    from pypdf import PdfReader
+
+    started = time.perf_counter()
+    reader = PdfReader(path)
+    count = 0
+    for number, page in enumerate(reader.pages, start=1):
+        check_page(page, number)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its descendants, in KiB."""
+    total, frontier, seen = 0, [pid], set()
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                frontier.extend(int(p) for p in (task / "children").read_text().split())
+        except (OSError, IndexError):
+            continue
+    return total
+
+
+class RssSampler:
+    """Samples a process tree's RSS every 50 ms in a thread; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _publish(settings: Settings, document: DocumentRef) -> None:
+    producer = AIOKafkaProducer(acks="all", **kafka_kwargs(settings.kafka))
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.kafka.uploads_topic, upload_event(document))
+    finally:
+        await producer.stop()
+
+
+async def _check_end_to_end(
+    settings: Settings, path: Path, key: str, timeout_s: float = 900
+) -> tuple[float, DocumentRef]:
+    """Upload, publish the event, wait for report.json. Returns (seconds, document)."""
+    bucket = settings.s3.documents_buckets[0]
+    document = upload(settings, path, bucket, key)
+    s3 = s3_client(settings.s3)
+    report_key = f"{document.results_prefix(settings.s3.results_prefix)}/{REPORT_NAME}"
+    started = time.perf_counter()
+    await _publish(settings, document)
+    deadline = started + timeout_s
+    while True:
+        listed = s3.list_objects_v2(Bucket=settings.s3.results_bucket, Prefix=report_key)
+        if listed.get("KeyCount"):
+            return time.perf_counter() - started, document
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"no report for {key} after {timeout_s:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+def _start_worker_and_consumer(settings: Settings, logs: Path) -> list[ManagedProcess]:
+    return [
+        docpipe_process(
+            [command],
+            settings_env=to_env(settings),
+            log_path=logs / f"{command}.log",
+            base_env=os.environ,
+        )
+        for command in ("worker", "consume")
+    ]
+
+
+async def heartbeat_latency_ms(settings: Settings, path: Path, pages: int) -> list[float]:
+    """How late a due heartbeat runs on the activity's event loop while pages are parsed."""
+    bucket = settings.s3.documents_buckets[0]
+    document = upload(settings, path, bucket, "bench/heartbeat.pdf")
+    activities = DocumentActivities(
+        s3=s3_client(settings.s3),
+        pool_size=settings.pipeline.pool_size,
+        chunk_pages=settings.pipeline.chunk_pages,
+        heartbeat_timeout_s=30,
+    )
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=None)
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def probe() -> None:
+        # Wakes every 100 ms as the heartbeat ticker does; the overshoot is the delay.
+        while not done.is_set():
+            due = time.perf_counter() + 0.1
+            await asyncio.sleep(0.1)
+            lags.append((time.perf_counter() - due) * 1000)
+
+    prober = asyncio.create_task(probe())
+    await env.run(
+        activities.check_pages,
+        CheckPagesInput(
+            document=document,
+            results_bucket=settings.s3.results_bucket,
+            results_prefix="bench/heartbeat",
+            page_count=pages,
+            chunk_pages=settings.pipeline.chunk_pages,
+        ),
+    )
+    done.set()
+    await prober
+    return lags
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(pages: int, small: int, large: int, work: Path) -> dict[str, Any]:
+    figures: dict[str, Any] = {"pages": pages, "cpus": os.cpu_count()}
+    doc = work / f"doc-{pages}.pdf"
+    make_large_pdf(pages, path=doc)
+
+    print(f"baseline: single-process pypdf loop over {pages} pages ...", flush=True)
+    figures["baseline_pages_per_s"] = round(baseline_pages_per_s(doc), 1)
+    print(f"  {figures['baseline_pages_per_s']} pages/s", flush=True)
+
+    config = StackConfig.on_free_ports(work / "stack")
+    with EmbeddedStack(config) as stack:
+        settings = stack.settings()
+        # Two chunks per core in flight at most; 50 pages per chunk.
+        settings = dataclasses.replace(
+            settings, pipeline=dataclasses.replace(settings.pipeline, chunk_pages=50)
+        )
+        warmup = work / "warmup.pdf"
+        make_large_pdf(4, path=warmup)
+        for label, size in (("small", small), ("large", large), ("speed", pages)):
+            path = doc if label == "speed" else work / f"doc-{size}.pdf"
+            if label != "speed":
+                make_large_pdf(size, path=path)
+            # A fresh worker per measurement: peaks of one do not leak into the next.
+            children = _start_worker_and_consumer(settings, work / f"logs-{label}")
+            try:
+                await _check_end_to_end(settings, warmup, f"bench/warmup-{label}.pdf")
+                print(f"docpipe end to end: {size} pages ...", flush=True)
+                with RssSampler(children[0].pid) as sampler:
+                    seconds, document = await _check_end_to_end(
+                        settings, path, f"bench/{label}.pdf"
+                    )
+                client = await temporal_client(settings.temporal)
+                history = await client.get_workflow_handle(document.workflow_id).fetch_history()
+                figures[f"{label}_seconds"] = round(seconds, 2)
+                figures[f"{label}_history_events"] = len(history.events)
+                figures[f"{label}_peak_rss_mb"] = round(sampler.peak_kb / 1024, 1)
+                print(
+                    f"  {seconds:.1f} s, {size / seconds:.0f} pages/s, peak RSS "
+                    f"{sampler.peak_kb / 1024:.0f} MB, {len(history.events)} history events",
+                    flush=True,
+                )
+            finally:
+                stop_all(children, timeout=15)
+
+        print("heartbeat latency while parsing ...", flush=True)
+        lags = await heartbeat_latency_ms(settings, doc, pages)
+
+    figures["docpipe_pages_per_s"] = round(pages / figures["speed_seconds"], 1)
+    figures["pages_ratio"] = round(
+        figures["docpipe_pages_per_s"] / figures["baseline_pages_per_s"], 2
+    )
+    figures["heartbeat_p50_ms"] = round(statistics.median(lags), 2)
+    figures["heartbeat_p99_ms"] = round(_percentile(lags, 0.99), 2)
+    figures["rss_ratio"] = round(figures["large_peak_rss_mb"] / figures["small_peak_rss_mb"], 2)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--large", type=int, default=20000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
+        figures = asyncio.run(run(args.pages, args.small, args.large, Path(work)))
+    print()
+    print(
+        f"pages/s: docpipe {figures['docpipe_pages_per_s']} vs baseline "
+        f"{figures['baseline_pages_per_s']} -> ratio {figures['pages_ratio']} "
+        f"(target >= 1.6 on 2 cores)"
+    )
+    print(
+        f"heartbeat latency p50 {figures['heartbeat_p50_ms']} ms, "
+        f"p99 {figures['heartbeat_p99_ms']} ms"
+    )
+    print(
+        f"peak RSS {figures['small_peak_rss_mb']} MB ({args.small} pages) vs "
+        f"{figures['large_peak_rss_mb']} MB ({args.large} pages) -> ratio "
+        f"{figures['rss_ratio']} (target <= 1.25); history events "
+        f"{figures['small_history_events']} vs {figures['large_history_events']}"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

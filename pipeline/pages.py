@@ -1,0 +1,136 @@
+"""Random access to the pages of a large PDF in memory that does not grow with its size.
+
+pypdf's ``reader.pages`` flattens the whole page tree into one ``PageObject`` per page
+(about 3.7 KB each: 75 MB for 20,000 pages), and ``PdfReader(path)`` reads the whole file
+into memory. Parser processes here instead read from an open file, keep only each page's
+object number and its inherited attributes, build a ``PageObject`` on demand, and drop
+pypdf's object cache between page ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, cast
+
+from pypdf import PageObject, PdfReader
+from pypdf.errors import PdfReadError
+from pypdf.generic import DictionaryObject, IndirectObject, NameObject
+
+# Attributes a page inherits from its ancestors in the page tree (PDF 32000-1, 7.7.3.4).
+_INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+_MAX_DEPTH = 100
+_MAX_NODES = 5_000_000
+
+
+class LeanPages(Sequence[PageObject]):
+    """The pages of a reader, as a sequence that builds each page when asked."""
+
+    def __init__(self, reader: PdfReader) -> None:
+        self._reader = reader
+        # Per page: (object number, generation, index into _inherited); -1 means inline.
+        self._refs: list[tuple[int, int, int]] = []
+        self._inline: dict[int, DictionaryObject] = {}
+        self._inherited: list[dict[str, Any]] = []
+        self._walk()
+
+    def _walk(self) -> None:
+        root = self._reader.trailer["/Root"].get_object()
+        tree = root.get("/Pages") if isinstance(root, DictionaryObject) else None
+        if tree is None:
+            raise PdfReadError("the document has no page tree")
+        inherited_ids: dict[int, int] = {}
+        seen: set[tuple[int, int]] = set()
+        # (node or reference, inherited attributes, depth); a stack keeps page order when
+        # kids are pushed in reverse.
+        stack: list[tuple[Any, dict[str, Any], int]] = [(tree, {}, 0)]
+        visited = 0
+        while stack:
+            item, inherit, depth = stack.pop()
+            visited += 1
+            if depth > _MAX_DEPTH or visited > _MAX_NODES:
+                raise PdfReadError("the page tree is too deep or too large")
+            ref = item if isinstance(item, IndirectObject) else None
+            if ref is not None:
+                key = (ref.idnum, ref.generation)
+                if key in seen:
+                    raise PdfReadError("the page tree refers to itself")
+                seen.add(key)
+            node = item.get_object()
+            if not isinstance(node, DictionaryObject):
+                raise PdfReadError("a page tree node is not a dictionary")
+            kids = node.get("/Kids")
+            if node.get("/Type") == "/Pages" or (kids is not None and "/Type" not in node):
+                kids = kids.get_object() if kids is not None else []
+                local = dict(inherit)
+                for name in _INHERITABLE:
+                    if name in node:
+                        local[name] = node.raw_get(name)
+                for kid in reversed(list(kids)):
+                    stack.append((kid, local, depth + 1))
+                continue
+            bucket = inherited_ids.setdefault(id(inherit), len(self._inherited))
+            if bucket == len(self._inherited):
+                self._inherited.append(inherit)
+            if ref is None:
+                self._inline[len(self._refs)] = node
+                self._refs.append((-1, 0, bucket))
+            else:
+                self._refs.append((ref.idnum, ref.generation, bucket))
+                # Leaves are parsed again when checked; holding them all is what costs.
+                self._reader.resolved_objects.pop((ref.generation, ref.idnum), None)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        idnum, generation, bucket = self._refs[index]
+        if idnum < 0:
+            page = PageObject(self._reader)
+            page.update(self._inline[index % len(self)])
+        else:
+            page = PageObject(self._reader, IndirectObject(idnum, generation, self._reader))
+        for name, value in self._inherited[bucket].items():
+            if name not in page:
+                page[NameObject(name)] = value
+        return page
+
+
+def index_pages(reader: PdfReader) -> LeanPages:
+    """Index a reader's pages leanly; ``reader.pages`` then serves pages from the index.
+
+    Raises:
+        PdfReadError: the page tree is missing, malformed, cyclic or too large.
+    """
+    pages = LeanPages(reader)
+    reader.flattened_pages = cast(list[PageObject], pages)
+    return pages
+
+
+class LeanReader:
+    """A PdfReader over an open file, with :class:`LeanPages` as its pages.
+
+    Args:
+        path: the PDF file; it stays open until :meth:`close`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[bytes] = path.open("rb")
+        try:
+            self.reader = PdfReader(self._file)
+            if self.reader.is_encrypted:
+                self.reader.decrypt("")
+            self.pages = index_pages(self.reader)
+            self.release()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def release(self) -> None:
+        """Forget parsed objects; call between page ranges to keep memory flat."""
+        self.reader.resolved_objects.clear()
+
+    def close(self) -> None:
+        self._file.close()

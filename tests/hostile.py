@@ -1,0 +1,123 @@
+"""Hostile and broken PDFs, built byte by byte (no binary blobs in the repository)."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Mapping
+
+from infra.samples.generate import make_pdf
+
+_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def build_pdf(objects: Mapping[int, bytes], *, root: int = 1) -> bytes:
+    """A PDF with exactly these objects (number -> body) and a correct xref table."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n"
+    size = max(objects) + 1
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    for number in range(1, size):
+        if number in offsets:
+            out += b"%010d 00000 n \n" % offsets[number]
+        else:
+            out += b"0000000000 65535 f \n"
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, root, xref)
+    return bytes(out)
+
+
+def stream(data: bytes, *, compress: bool = False) -> bytes:
+    if compress:
+        data = zlib.compress(data, 9)
+        return (
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + (b"\nendstream")
+        )
+    return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def _one_page(content: bytes, *, extra_page_entries: bytes = b"") -> bytes:
+    return build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R " + extra_page_entries + b">>",
+            4: content,
+            5: _FONT,
+        }
+    )
+
+
+def good(pages: int = 3) -> bytes:
+    return make_pdf(["text"] * pages)
+
+
+def truncated() -> bytes:
+    data = good(8)
+    return data[: len(data) // 2]
+
+
+def garbled_middle() -> bytes:
+    data = bytearray(good(8))
+    noise = random.Random(7)
+    third = len(data) // 3
+    for i in range(third, 2 * third):
+        data[i] = noise.randrange(256)
+    return bytes(data)
+
+
+def not_a_pdf() -> bytes:
+    return b"PK\x03\x04 this is a zip archive, or pretends to be one\n" * 20
+
+
+def empty() -> bytes:
+    return b""
+
+
+def flate_bomb(decompressed_mb: int = 200) -> bytes:
+    """A page whose content stream inflates from a few hundred KB to ``decompressed_mb``."""
+    return _one_page(stream(b" " * (decompressed_mb * 1024 * 1024), compress=True))
+
+
+def many_operators(count: int = 400_000) -> bytes:
+    """A page with hundreds of thousands of text-showing operators."""
+    body = b"BT /F1 1 Tf " + b"(x) Tj " * count + b"ET"
+    return _one_page(stream(body, compress=True))
+
+
+def nested_arrays(depth: int = 100_000) -> bytes:
+    """A page whose content stream holds arrays nested ``depth`` deep."""
+    return _one_page(stream(b"[" * depth + b"]" * depth + b" pop", compress=True))
+
+
+def self_referencing_tree() -> bytes:
+    """A page tree whose /Kids include the tree node itself."""
+    return build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Count 2 /Kids [3 0 R 2 0 R] >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+            4: stream(b"BT /F1 12 Tf 72 720 Td (hello) Tj ET"),
+        }
+    )
+
+
+def overstated_page_count(declared: int = 1_000_000) -> bytes:
+    """A page tree that declares far more pages than it has (two)."""
+    return build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Count %d /Kids [3 0 R 5 0 R] >>" % declared,
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 6 0 R >> >> /Contents 4 0 R >>",
+            4: stream(b"BT /F1 12 Tf 72 720 Td (first page) Tj ET"),
+            5: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 6 0 R >> >> /Contents 7 0 R >>",
+            6: _FONT,
+            7: stream(b"BT /F1 12 Tf 72 720 Td (second page) Tj ET"),
+        }
+    )

@@ -1,0 +1,56 @@
+"""S3 fault injection: moto has none, so a botocore ``before-send`` handler answers instead
+of the server for chosen calls, and botocore's real retry logic runs on the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+from botocore.exceptions import ConnectionClosedError
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+class S3Faults:
+    """Fails the first ``count`` calls of one operation (``count=None``: every call).
+
+    Args:
+        operation: e.g. ``"GetObject"``.
+        status: HTTP status to answer with, e.g. 503; 0 means a connection reset instead.
+        code: the S3 error code in the answer, e.g. ``"SlowDown"``.
+    """
+
+    def __init__(
+        self, operation: str, *, status: int, code: str = "", count: int | None = None
+    ) -> None:
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.remaining = count
+        self.injected = 0
+
+    def install(self, client: Any) -> S3Faults:
+        client.meta.events.register(f"before-send.s3.{self.operation}", self._before_send)
+        return self
+
+    def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        self.injected += 1
+        if self.status == 0:
+            raise ConnectionClosedError(endpoint_url=request.url)
+        body = (
+            f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{self.code}</Code>"
+            f"<Message>injected by the test</Message></Error>"
+        ).encode()
+        return AWSResponse(request.url, self.status, HTTPHeaders(), _Body(body))
