@@ -1,123 +1,418 @@
 """The Kafka intake: upload events in, one Temporal workflow start per document version out.
 
-An offset is committed only once every message before it was either started in Temporal
-(durably: the start call returned) or written to the dead-letter topic (acknowledged).
+What it guarantees, whatever crashes or redelivers:
+
+- An offset is committed only when every message below it of its partition was either
+  started in Temporal (the start call returned) or written to the dead-letter topic (the
+  write was acknowledged). Messages are worked on concurrently and finish in any order.
+- Starts are idempotent (deterministic workflow ID, ``USE_EXISTING``, ``REJECT_DUPLICATE``):
+  a redelivered or duplicated event costs a dedupe, never a second check.
+- A valid event is never dead-lettered because Temporal, S3 or the broker failed: those
+  failures are retried with capped exponential backoff while fetching is paused, so memory
+  stays bounded, and the intake resumes by itself once they work again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from botocore.exceptions import ClientError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RetryConfig, RPCError
 
-from consumers.events import Parsed, Rejected, Upload, parse_upload_event
-from infra.clients import kafka_kwargs
-from infra.settings import Settings
+from consumers.backoff import backoff_delay
+from consumers.dead_letters import MAX_REQUEST_BYTES, VALUE_OMITTED, dead_letter_headers
+from consumers.events import OBJECT_MISSING, Rejected, Upload, parse_upload_event
+from consumers.offsets import PartitionOffsets
+from consumers.tracing import upload_event_span
+from infra.clients import kafka_kwargs, s3_client, temporal_client
+from infra.settings import KafkaSettings, Settings, SettingsError
+from pipeline.labels import static_details, static_summary
 from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from infra.telemetry import Telemetry
+
 log = logging.getLogger(__name__)
 
-OBJECT_MISSING = "object_missing"
+T = TypeVar("T")
+
+# How long one fetch waits for messages: bounds how late a stop, a commit or a resume is.
+_POLL_S = 0.2
+# S3 error codes of a HEAD that mean "no such object (version)"; any other is a failure.
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+# Retries logged as warnings: the first, then every tenth (the counters have them all).
+_LOG_EVERY = 10
+# The intake backs off and pauses fetching by itself; the client's own retries (10 s by
+# default) only smooth over blips, and would hide an outage from it for that long.
+_TEMPORAL_RETRY = RetryConfig(max_elapsed_time_millis=2000, max_retries=4)
 
 
 @dataclass
 class IntakeCounters:
-    """What the intake has done since it started."""
+    """What the intake has done since it started (a process-local view for metrics)."""
 
+    # Messages received from the uploads topic (redeliveries count again).
     consumed: int = 0
+    # Workflows started: new document checks.
     started: int = 0
+    # Starts that found the check already running or finished (this includes, rarely, a
+    # start whose first attempt timed out after creating the workflow and was retried).
     deduped: int = 0
+    # S3 notification records skipped (test events, removals), not dead-lettered.
     skipped: int = 0
+    # Messages written to the dead-letter topic.
     dead_lettered: int = 0
+    # Infrastructure failures retried (Temporal, S3, dead-letter writes).
     retries: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
 
+    def totals(self) -> dict[str, int]:
+        """The counters without the per-reason breakdown."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "by_reason"}
 
-def dlq_headers(
-    rejected: Rejected, record: ConsumerRecord[bytes, bytes]
-) -> list[tuple[str, bytes]]:
-    """Headers of a dead letter: why, and where the original came from."""
-    return [
-        ("docpipe.reason", rejected.reason.encode()),
-        ("docpipe.message", rejected.message.encode()),
-        ("docpipe.source.topic", record.topic.encode()),
-        ("docpipe.source.partition", str(record.partition).encode()),
-        ("docpipe.source.offset", str(record.offset).encode()),
-    ]
+    def __str__(self) -> str:
+        text = " ".join(f"{name}={value}" for name, value in self.totals().items())
+        if self.by_reason:
+            reasons = ",".join(f"{r}:{n}" for r, n in sorted(self.by_reason.items()))
+            text += f" by_reason={reasons}"
+        return text
+
+
+def check_intake_settings(kafka: KafkaSettings) -> None:
+    """Refuse intake settings that cannot work.
+
+    Raises:
+        SettingsError: naming every bad value.
+    """
+    problems = []
+    if kafka.max_in_flight < 1:
+        problems.append("DOCPIPE_KAFKA_MAX_IN_FLIGHT must be at least 1")
+    if kafka.max_message_bytes < 1:
+        problems.append("DOCPIPE_KAFKA_MAX_MESSAGE_BYTES must be at least 1")
+    if kafka.retry_initial_s <= 0 or kafka.retry_max_s < kafka.retry_initial_s:
+        problems.append(
+            "DOCPIPE_KAFKA_RETRY_INITIAL_S must be > 0 and DOCPIPE_KAFKA_RETRY_MAX_S >= it"
+        )
+    if kafka.commit_interval_s < 0 or kafka.shutdown_timeout_s < 0:
+        problems.append(
+            "DOCPIPE_KAFKA_COMMIT_INTERVAL_S and DOCPIPE_KAFKA_SHUTDOWN_TIMEOUT_S must be >= 0"
+        )
+    if kafka.stats_interval_s <= 0:
+        problems.append("DOCPIPE_KAFKA_STATS_INTERVAL_S must be > 0")
+    if problems:
+        raise SettingsError("; ".join(problems))
+
+
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
+def _names(partitions: Iterable[TopicPartition]) -> str:
+    return ", ".join(_name(tp) for tp in sorted(partitions)) or "none"
+
+
+class _Partition:
+    """The intake's work on one assigned partition; dropped when the partition is revoked."""
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.offsets = PartitionOffsets()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, intake: UploadIntake) -> None:
+        self._intake = intake
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._intake._revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._intake._assign(assigned)
 
 
 class UploadIntake:
     """Consumes upload events and starts document checks.
 
     Args:
-        settings: all settings (Kafka for the topics, Temporal for the start, S3 for the
-            allowlist and the results location).
+        settings: all settings (Kafka for topics and intake limits, Temporal for the start,
+            S3 for the allowlist and the results location).
         client: a connected Temporal client.
         s3: used only to learn the version of an object whose event names none.
+
+    Raises:
+        SettingsError: an intake setting cannot work.
     """
 
     def __init__(self, settings: Settings, client: Client, s3: S3Client) -> None:
+        check_intake_settings(settings.kafka)
         self._settings = settings
         self._client = client
         self._s3 = s3
         self.counters = IntakeCounters()
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._in_flight = 0
+        # Messages currently waiting out an infrastructure failure: fetching pauses while
+        # there are any, so that a failing Temporal is not fed more work.
+        self._failing = 0
+        self._paused = False
+        self._slot_freed = asyncio.Event()
+        self._crash: BaseException | None = None
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    @property
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this intake owns right now."""
+        return frozenset(self._partitions)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages fetched and not finished yet."""
+        return self._in_flight
+
+    # -- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then commit what is done and leave the group."""
+        """Consume until ``stop`` is set; then finish in-flight work within the shutdown
+        timeout, commit what is finished and leave the group."""
         kafka = self._settings.kafka
         consumer = AIOKafkaConsumer(
-            kafka.uploads_topic,
             group_id=kafka.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=max(kafka.session_timeout_ms // 3, 100),
+            max_poll_records=kafka.max_in_flight,
             **kafka_kwargs(kafka),
         )
-        producer = AIOKafkaProducer(acks="all", **kafka_kwargs(kafka))
+        consumer.subscribe([kafka.uploads_topic], listener=_Rebalance(self))
+        producer = AIOKafkaProducer(
+            acks="all", max_request_size=MAX_REQUEST_BYTES, **kafka_kwargs(kafka)
+        )
+        log.info(
+            "consuming %s as group %s (at most %d in flight)",
+            kafka.uploads_topic,
+            kafka.group_id,
+            kafka.max_in_flight,
+        )
         await producer.start()
-        await consumer.start()
-        log.info("consuming %s as group %s", kafka.uploads_topic, kafka.group_id)
         try:
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                for tp, records in batches.items():
-                    for record in records:
-                        await self._handle(record, producer)
-                        await consumer.commit({tp: record.offset + 1})
+            await consumer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._consumer, self._producer = consumer, producer
+        try:
+            await self._consume(stop)
+            await self._drain(kafka.shutdown_timeout_s)
         finally:
-            await consumer.stop()
+            # Only after a crash or a drain timeout is anything still in flight.
+            await self._cancel(list(self._partitions.values()))
+            with contextlib.suppress(TimeoutError):
+                # A broker that is down would hold the commit forever.
+                await asyncio.wait_for(
+                    self._commit(list(self._partitions.values())), max(kafka.shutdown_timeout_s, 1)
+                )
+            await consumer.stop()  # leaves the group: the partitions move on at once
             await producer.stop()
             log.info("intake stopped: %s", self.counters)
 
-    async def _handle(
-        self, record: ConsumerRecord[bytes, bytes], producer: AIOKafkaProducer
-    ) -> None:
+    async def _consume(self, stop: asyncio.Event) -> None:
+        kafka = self._settings.kafka
+        next_commit = time.monotonic() + kafka.commit_interval_s
+        next_stats = time.monotonic() + kafka.stats_interval_s
+        while not stop.is_set():
+            if self._crash is not None:
+                raise self._crash
+            paused = self._pause_while_failing()
+            free = kafka.max_in_flight - self._in_flight
+            if free > 0 or paused:
+                # Paused partitions return nothing, but polling keeps the membership alive
+                # and lets a stop or a rebalance through.
+                batches = await self._consumer.getmany(
+                    timeout_ms=int(_POLL_S * 1000), max_records=max(free, 1)
+                )
+                self._dispatch(batches)
+            else:
+                # Full: not fetching leaves the prefetched messages where they are.
+                self._slot_freed.clear()
+                # asyncio.timeout, not wait_for: no extra task per wait on this hot path.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_POLL_S):
+                        await self._slot_freed.wait()
+            now = time.monotonic()
+            if now >= next_commit:
+                await self._commit(list(self._partitions.values()))
+                next_commit = now + kafka.commit_interval_s
+            if now >= next_stats:
+                log.info("intake counters: %s (in flight %d)", self.counters, self._in_flight)
+                next_stats = now + kafka.stats_interval_s
+
+    def _pause_while_failing(self) -> bool:
+        consumer = self._consumer
+        if self._failing:
+            # Checked on every round: a rebalance may have assigned unpaused partitions.
+            fresh = consumer.assignment() - consumer.paused()
+            if fresh:
+                consumer.pause(*fresh)
+                self._paused = True
+                log.warning(
+                    "pausing %s: %d message(s) wait out an infrastructure failure",
+                    _names(fresh),
+                    self._failing,
+                )
+            return True
+        if self._paused:
+            paused = consumer.paused()
+            consumer.resume(*paused)
+            self._paused = False
+            log.info("resuming %s", _names(paused))
+        return False
+
+    def _dispatch(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in batches.items():
+            partition = self._partitions.get(tp)
+            if partition is None:
+                continue  # revoked meanwhile: its new owner reads these again
+            for record in records:
+                partition.offsets.fetched(record.offset)
+                task = asyncio.create_task(
+                    self._process(record, partition), name=f"{_name(tp)}@{record.offset}"
+                )
+                partition.tasks.add(task)
+                self._in_flight += 1
+                task.add_done_callback(partial(self._task_done, partition))
+
+    def _task_done(self, partition: _Partition, task: asyncio.Task[None]) -> None:
+        partition.tasks.discard(task)
+        self._in_flight -= 1
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None and self._crash is None:
+            # A bug, not a bad event nor an outage: stop rather than stall the partition.
+            self._crash = task.exception()
+
+    async def _process(self, record: Any, partition: _Partition) -> None:
+        with upload_event_span(record):
+            await self._handle(record)
+        partition.offsets.finished(record.offset)
+
+    async def _drain(self, timeout_s: float) -> None:
+        tasks = [t for p in self._partitions.values() for t in p.tasks]
+        if not tasks:
+            return
+        log.info(
+            "stopping: waiting up to %.0f s for %d in-flight message(s)", timeout_s, len(tasks)
+        )
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        if pending:
+            log.warning(
+                "dropping %d unfinished message(s) uncommitted; they will be delivered again",
+                len(pending),
+            )
+
+    # -- rebalancing and commits ----------------------------------------------------------
+
+    def _assign(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            self._partitions.setdefault(tp, _Partition(tp))
+        log.info("partitions assigned: %s", _names(assigned))
+
+    async def _revoke(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return  # the first join of a group member
+        dropped = [self._partitions.pop(tp) for tp in revoked if tp in self._partitions]
+        # Unfinished work is dropped, not waited for: the next owner starts from the
+        # committed offset and the idempotent start dedupes what was already started.
+        await self._cancel(dropped)
+        unfinished = sum(p.offsets.unfinished for p in dropped)
+        committed = await self._commit(dropped)
+        log.info(
+            "partitions revoked: %s (committed %s; dropped %d unfinished message(s))",
+            _names(revoked),
+            ", ".join(f"{_name(tp)}@{offset}" for tp, offset in sorted(committed.items()))
+            or "nothing new",
+            unfinished,
+        )
+
+    async def _cancel(self, partitions: Sequence[_Partition]) -> None:
+        tasks = [t for p in partitions for t in p.tasks]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _commit(self, partitions: Sequence[_Partition]) -> dict[TopicPartition, int]:
+        offsets = {}
+        for partition in partitions:
+            position = partition.offsets.to_commit()
+            if position is not None:
+                offsets[partition.tp] = position
+        if not offsets:
+            return {}
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced under us; the revoke handler committed what it could.
+            log.info("commit of %s skipped: the group is rebalancing", _names(offsets))
+            return {}
+        except KafkaError as exc:
+            log.warning("commit of %s failed, will retry: %r", _names(offsets), exc)
+            return {}
+        for partition in partitions:
+            if partition.tp in offsets:
+                partition.offsets.committed(offsets[partition.tp])
+        return offsets
+
+    # -- one message ----------------------------------------------------------------------
+
+    async def _handle(self, record: Any) -> None:
         self.counters.consumed += 1
         parsed = parse_upload_event(
-            record.value, allowed_buckets=self._settings.s3.documents_buckets
+            record.value,
+            allowed_buckets=self._settings.s3.documents_buckets,
+            max_bytes=self._settings.kafka.max_message_bytes,
         )
-        if isinstance(parsed, Parsed):
-            self.counters.skipped += parsed.skipped
-            documents = [await self._identify(u) for u in parsed.uploads]
-            missing = [u for u, d in zip(parsed.uploads, documents, strict=True) if d is None]
-            if missing:
-                parsed = Rejected(OBJECT_MISSING, f"object {missing[0].key!r} does not exist")
-            else:
-                await self._start_all([d for d in documents if d is not None])
+        if isinstance(parsed, Rejected):
+            await self._dead_letter(record, parsed)
+            return
+        self.counters.skipped += parsed.skipped
+        # Every object is identified before any check starts, so that a message naming a
+        # missing object is dead-lettered whole (a replay then dedupes the others).
+        documents = []
+        for upload in parsed.uploads:
+            document = await self._retrying(
+                f"HEAD s3://{upload.bucket}/{upload.key}",
+                partial(self._identify, upload),
+                (BotoCoreError, ClientError),
+            )
+            if document is None:
+                missing = Rejected(
+                    OBJECT_MISSING, f"object s3://{upload.bucket}/{upload.key} does not exist"
+                )
+                await self._dead_letter(record, missing)
                 return
-        await self._dead_letter(record, parsed, producer)
+            documents.append(document)
+        for document in documents:
+            await self._retrying(
+                f"start {document.workflow_id}", partial(self.start, document), (RPCError,)
+            )
 
     async def _identify(self, upload: Upload) -> DocumentRef | None:
         """The document an upload names; HEADs the object when the event has no version."""
@@ -128,7 +423,7 @@ class UploadIntake:
                     self._s3.head_object, Bucket=upload.bucket, Key=upload.key
                 )
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
                     return None
                 raise
             version_id = meta.get("VersionId") if meta.get("VersionId") != "null" else None
@@ -138,54 +433,166 @@ class UploadIntake:
             bucket=upload.bucket, key=upload.key, version_id=version_id, etag=etag, size=size
         )
 
-    async def _start_all(self, documents: Sequence[DocumentRef]) -> None:
-        for document in documents:
-            await self.start(document)
-
     async def start(self, document: DocumentRef) -> bool:
-        """Start the check of one document version; True if new, False if deduped."""
+        """Start the check of one document version; True if new, False if deduped.
+
+        Raises:
+            RPCError: Temporal failed or cannot be reached.
+        """
         settings = self._settings
         request = CheckRequest(
             document=document,
             results_bucket=settings.s3.results_bucket,
             results_prefix=document.results_prefix(settings.s3.results_prefix),
             page_task_queue=settings.temporal.page_task_queue,
+            hash_object_key=settings.temporal.hash_object_keys,
         )
         try:
-            await self._client.start_workflow(
+            handle = await self._client.start_workflow(
                 WORKFLOW_NAME,
                 request,
                 id=document.workflow_id,
                 task_queue=settings.temporal.task_queue,
+                static_summary=static_summary(request),
+                static_details=static_details(request),
                 # A running check is not doubled, a finished one is not redone.
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
             self.counters.deduped += 1
-            log.info("already checked: %s", document.workflow_id)
+            log.debug("already checked: %s", document.workflow_id)
+            return False
+        # USE_EXISTING answers a running check with its handle; only the response says
+        # whether this call started it. The SDK keeps the response on a private field.
+        response = getattr(handle, "_start_workflow_response", None)
+        if not getattr(response, "started", True):
+            self.counters.deduped += 1
+            log.debug("already running: %s", document.workflow_id)
             return False
         self.counters.started += 1
-        log.info("started %s", document.workflow_id)
+        log.info(
+            "started the check of %s",
+            document.document_id,
+            extra={"document_id": document.document_id, "workflow_id": document.workflow_id},
+        )
         return True
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], rejected: Rejected, producer: Any
-    ) -> None:
-        await producer.send_and_wait(
-            self._settings.kafka.dlq_topic,
-            value=record.value,
-            key=record.key,
-            headers=dlq_headers(rejected, record),
+    async def _dead_letter(self, record: Any, rejected: Rejected) -> None:
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        await self._retrying(
+            f"dead-letter {where}",
+            partial(self._write_dead_letter, record, rejected),
+            (KafkaError,),
         )
         self.counters.dead_lettered += 1
-        self.counters.by_reason[rejected.reason] = (
-            self.counters.by_reason.get(rejected.reason, 0) + 1
+        by_reason = self.counters.by_reason
+        by_reason[rejected.reason] = by_reason.get(rejected.reason, 0) + 1
+        log.warning("dead-lettered %s: %s (%s)", where, rejected.reason, rejected.message)
+
+    async def _write_dead_letter(self, record: Any, rejected: Rejected) -> None:
+        dlq_topic = self._settings.kafka.dlq_topic
+        headers = dead_letter_headers(
+            rejected,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            original=record.headers or (),
         )
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s",
-            record.topic,
-            record.partition,
-            record.offset,
-            rejected.reason,
-        )
+        try:
+            await self._producer.send_and_wait(
+                dlq_topic, value=record.value, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # Retrying cannot help; the reason and origin must still be visible.
+            size = len(record.value or b"")
+            log.warning("the dead-letter topic refuses %d bytes: keeping the headers only", size)
+            await self._producer.send_and_wait(
+                dlq_topic,
+                value=None,
+                key=record.key,
+                headers=[*headers, (VALUE_OMITTED, str(size).encode())],
+            )
+
+    async def _retrying(
+        self,
+        what: str,
+        action: Callable[[], Awaitable[T]],
+        retryable: tuple[type[BaseException], ...],
+    ) -> T:
+        """Run ``action`` until it succeeds, backing off after each infrastructure failure."""
+        kafka = self._settings.kafka
+        attempt = 0
+        try:
+            while True:
+                try:
+                    result = await action()
+                except retryable as exc:
+                    if attempt == 0:
+                        self._failing += 1
+                    delay = backoff_delay(
+                        attempt,
+                        initial_s=kafka.retry_initial_s,
+                        max_s=kafka.retry_max_s,
+                        jitter=random.random(),
+                    )
+                    attempt += 1
+                    self.counters.retries += 1
+                    level = logging.WARNING if attempt % _LOG_EVERY == 1 else logging.DEBUG
+                    log.log(level, "%s failed (%d), retry in %.1f s: %r", what, attempt, delay, exc)
+                    await asyncio.sleep(delay)
+                    continue
+                if attempt:
+                    log.info("%s succeeded after %d retries", what, attempt)
+                return result
+        finally:
+            if attempt:
+                self._failing -= 1
+
+
+async def _connect_temporal(
+    settings: Settings, stop: asyncio.Event, **options: Any
+) -> Client | None:
+    """Connect to Temporal, waiting for it if it is down; None if stopped meanwhile."""
+    kafka = settings.kafka
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return await temporal_client(settings.temporal, retry_config=_TEMPORAL_RETRY, **options)
+        except (RuntimeError, RPCError) as exc:
+            delay = backoff_delay(
+                attempt,
+                initial_s=kafka.retry_initial_s,
+                max_s=kafka.retry_max_s,
+                jitter=random.random(),
+            )
+            attempt += 1
+            log.warning(
+                "cannot reach Temporal at %s, retry in %.1f s: %s",
+                settings.temporal.address,
+                delay,
+                exc,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return None
+
+
+async def run_intake(
+    settings: Settings, stop: asyncio.Event, telemetry: Telemetry | None = None
+) -> None:
+    """``docpipe consume``: connect, then consume until ``stop`` is set.
+
+    Raises:
+        SettingsError: an intake setting cannot work.
+    """
+    check_intake_settings(settings.kafka)
+    options = telemetry.client_options() if telemetry else {}
+    client = await _connect_temporal(settings, stop, **options)
+    if client is not None:
+        intake = UploadIntake(settings, client, s3_client(settings.s3))
+        if telemetry is not None:
+            from consumers.metrics import IntakeCollector
+
+            telemetry.registry.register(IntakeCollector(intake))
+        await intake.run(stop)

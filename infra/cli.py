@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import signal
@@ -11,26 +13,24 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from infra import settings as settings_module
 from infra.settings import Settings, SettingsError, load_settings
 from infra.stack import EmbeddedStack, StackConfig, StackError, exit_on_sigterm
+from pipeline.search_attributes import CHECKING, FAILED, PASSED, REJECTED, REVIEW
+
+STATUSES = (CHECKING, PASSED, REVIEW, REJECTED, FAILED)
 
 log = logging.getLogger("docpipe")
 
 DEFAULT_STATE_DIR = ".docpipe"
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Connection chatter from the clients drowns docpipe's own lines.
-    for noisy in ("aiokafka", "botocore", "urllib3", "temporalio.activity"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    from infra.telemetry import configure_logging
+
+    configure_logging(level, log_format)
 
 
 def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -81,21 +81,58 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.telemetry import start_telemetry
     from workers.worker import run_worker
 
-    _run_until_signal(lambda stop: run_worker(settings, stop, pages_only=args.pages_only))
+    telemetry = start_telemetry(settings.telemetry, "worker")
+    try:
+        _run_until_signal(
+            lambda stop: run_worker(settings, stop, role=args.role, telemetry=telemetry)
+        )
+    finally:
+        telemetry.close()
     return 0
 
 
 def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.intake import UploadIntake
-    from infra.clients import s3_client, temporal_client
+    from consumers.intake import run_intake
+    from infra.telemetry import start_telemetry
 
-    async def main(stop: asyncio.Event) -> None:
-        client = await temporal_client(settings.temporal)
-        await UploadIntake(settings, client, s3_client(settings.s3)).run(stop)
+    telemetry = start_telemetry(settings.telemetry, "consume")
+    try:
+        _run_until_signal(lambda stop: run_intake(settings, stop, telemetry=telemetry))
+    finally:
+        telemetry.close()
+    return 0
 
-    _run_until_signal(main)
+
+def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.dead_letters import (
+        DeadLetterReadError,
+        format_summary,
+        summarize_dead_letters,
+    )
+
+    try:
+        summary = asyncio.run(summarize_dead_letters(settings.kafka, examples=args.examples))
+    except DeadLetterReadError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(summary, settings.kafka.dlq_topic))
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from consumers.dead_letters import DeadLetterReadError, replay_dead_letters
+
+    try:
+        replayed = asyncio.run(
+            replay_dead_letters(settings.kafka, reason=args.reason, limit=args.limit)
+        )
+    except DeadLetterReadError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 1
+    print(f"replayed {len(replayed)} dead letter(s) to {settings.kafka.uploads_topic}")
     return 0
 
 
@@ -109,6 +146,116 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     submissions = asyncio.run(submit_files(settings, files, bucket=args.bucket, key=args.key))
     for submission in submissions:
         print(f"{submission.path}  ->  workflow {submission.document.workflow_id}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.clients import s3_client, temporal_client
+    from infra.report_view import (
+        ReportNotFoundError,
+        locate_report,
+        looks_like_workflow_id,
+        read_report,
+        render_report,
+    )
+
+    async def main() -> tuple[Any, dict[str, Any]]:
+        # A document ID's report is found without Temporal.
+        client = None
+        if looks_like_workflow_id(args.check):
+            client = await temporal_client(settings.temporal)
+        location = await locate_report(settings, client, args.check)
+        return location, await asyncio.to_thread(read_report, s3_client(settings.s3), location)
+
+    try:
+        location, report = asyncio.run(main())
+    except ReportNotFoundError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(render_report(report, location))
+    return 0
+
+
+def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.clients import s3_client, temporal_client
+    from infra.demo import workflow_url
+    from infra.reprocess import ReprocessError, resolve, start_recheck
+    from pipeline.models import REPORT_NAME, CheckSummary
+
+    async def main() -> None:
+        client = await temporal_client(settings.temporal)
+        s3 = s3_client(settings.s3)
+        recheck = await start_recheck(
+            settings, client, s3, await resolve(settings, client, s3, args.check)
+        )
+        request = recheck.request
+        print(f"re-check {recheck.number} of {request.document.document_id}")
+        print(f"  workflow  {recheck.workflow_id}")
+        print(f"  report    s3://{request.results_bucket}/{request.results_prefix}/{REPORT_NAME}")
+        print(f"  UI        {workflow_url(settings, recheck.workflow_id)}", flush=True)
+        if args.wait:
+            handle = client.get_workflow_handle(recheck.workflow_id, result_type=CheckSummary)
+            summary = await handle.result()
+            print(f"verdict   {summary.verdict}  {', '.join(summary.reasons) or '-'}")
+
+    try:
+        asyncio.run(main())
+    except ReprocessError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.clients import temporal_client
+    from infra.status_view import StatusError, check_status, render_status
+
+    async def main() -> Any:
+        client = await temporal_client(settings.temporal)
+        return await check_status(settings, client, args.check)
+
+    try:
+        status = asyncio.run(main())
+    except StatusError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(dataclasses.asdict(status), indent=2, ensure_ascii=False))
+    else:
+        print(render_status(status))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.clients import temporal_client
+    from infra.status_view import list_checks, list_query, parse_since, render_list
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError:
+        print(f"docpipe: --since {args.since!r}: give 30m, 2h, 7d or an ISO time", file=sys.stderr)
+        return 2
+    query = list_query(
+        status=args.status,
+        bucket=args.bucket,
+        since=since,
+        key=args.key,
+        hash_keys=settings.temporal.hash_object_keys,
+    )
+
+    async def main() -> Any:
+        client = await temporal_client(settings.temporal)
+        return await list_checks(client, query, limit=args.limit)
+
+    rows = asyncio.run(main())
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], default=str, ensure_ascii=False))
+    else:
+        print(render_list(rows))
+        print(f"query: {query}")
     return 0
 
 
@@ -173,13 +320,38 @@ def build_parser() -> argparse.ArgumentParser:
     add("dev", cmd_dev, "run the embedded stack until Ctrl-C", stack)
     worker = add("worker", cmd_worker, "run a Temporal worker (workflow, activities)")
     worker.add_argument(
-        "--pages-only", action="store_true", help="poll only the page-checking task queue"
+        "--role",
+        choices=["all", "pages", "workflows"],
+        default="all",
+        help="poll every queue (default), only page checks, or all but page checks",
     )
     add("consume", cmd_consume, "consume upload events and start document checks")
+    dlq = add("dlq", None, "the dead-letter topic: list and replay refused upload events")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_commands.add_parser(
+        "list", help="counts by reason and recent examples (no contents)", parents=[common]
+    )
+    dlq_list.set_defaults(handler=cmd_dlq_list)
+    dlq_list.add_argument("--examples", type=int, default=5, help="recent ones to show")
+    dlq_replay = dlq_commands.add_parser(
+        "replay",
+        help="publish dead letters' original bytes to the uploads topic again; they are "
+        "validated again, and replaying one twice is harmless (starts are idempotent)",
+        parents=[common],
+    )
+    dlq_replay.set_defaults(handler=cmd_dlq_replay)
+    dlq_replay.add_argument("--reason", help="only dead letters with this reason code")
+    dlq_replay.add_argument("--limit", type=int, help="at most this many, oldest first")
     submit = add("submit", cmd_submit, "upload PDFs to S3 and publish their upload events")
     submit.add_argument("files", nargs="+", metavar="FILE")
     submit.add_argument("--bucket", help="documents bucket (default: the first allowed one)")
     submit.add_argument("--key", help="object key (one file only; default: the file name)")
+    report = add("report", cmd_report, "print a check's report: verdict, then pages to look at")
+    report.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
+    report.add_argument("--json", action="store_true", help="print report.json as it is")
+    reprocess = add("reprocess", cmd_reprocess, "check a document version again, as a new workflow")
+    reprocess.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
+    reprocess.add_argument("--wait", action="store_true", help="wait for the verdict")
     demo = add("demo", cmd_demo, "stack + worker + consumer; check the sample documents", stack)
     demo.add_argument("--once", action="store_true", help="exit when the samples are checked")
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for checks")
@@ -188,16 +360,45 @@ def build_parser() -> argparse.ArgumentParser:
     temporal_commands.add_parser(
         "setup", help="register docpipe's search attributes (safe to repeat)", parents=[common]
     ).set_defaults(handler=cmd_temporal_setup)
+    status = add("status", cmd_status, "where a check is: live progress, or verdict and report")
+    status.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    listing = add("list", cmd_list, "list checks by status, bucket, key and start time")
+    listing.add_argument("--status", choices=STATUSES, help="only checks in this status")
+    listing.add_argument("--bucket", help="only documents of this bucket")
+    listing.add_argument("--key", help="only this object key (hashed if keys are hashed)")
+    listing.add_argument("--since", metavar="T", help="started since: 30m, 2h, 7d or ISO time")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (newest)")
+    listing.add_argument("--json", action="store_true", help="print them as JSON")
     add("config", cmd_config, "print the effective settings (secrets masked)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The ``docpipe`` program: run a command, then exit deliberately.
+
+    Every command has finished its own cleanup when it returns (offsets committed,
+    servers stopped, producers flushed). Interpreter teardown can then abort or hang while
+    the Temporal client's threads finish (sdk-python#300), so the process exits here.
+    """
+    code = run(argv)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command, return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log_level)
     try:
         settings = load_settings(os.environ, args)
+    except SettingsError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(args.log_level, settings.telemetry.log_format)
+    try:
         code: int = args.handler(args, settings)
     except (SettingsError, StackError) as exc:
         print(f"docpipe: {exc}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -17,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from infra.clients import temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import Settings, to_env
-from infra.stack import EmbeddedStack, StackConfig, exit_on_sigterm
+from infra.stack import LOOPBACK, EmbeddedStack, StackConfig, exit_on_sigterm, free_ports
 from infra.submit import Submission, submit_files
 from pipeline.models import CheckSummary
 
@@ -39,6 +40,12 @@ class Outcome:
     workflow_id: str
     summary: CheckSummary | None
     error: str | None
+
+
+def with_metrics_port(settings: Settings, port: int) -> Settings:
+    """``settings`` serving Prometheus metrics on ``port`` of the loopback interface."""
+    telemetry = dataclasses.replace(settings.telemetry, metrics_port=port, metrics_host=LOOPBACK)
+    return dataclasses.replace(settings, telemetry=telemetry)
 
 
 def sample_files() -> list[Path]:
@@ -183,16 +190,21 @@ def run_demo(
             )
             _say(f"Temporal UI: {live.temporal.ui_url}")
             logs = config.state_dir / "logs"
-            for command in (["worker"], ["consume"]):
+            metrics_ports = free_ports(2)
+            for command, port in zip((["worker"], ["consume"]), metrics_ports, strict=True):
                 children.append(
                     docpipe_process(
                         command,
-                        settings_env=to_env(live),
+                        settings_env=to_env(with_metrics_port(live, port)),
                         log_path=logs / f"{command[0]}.log",
                         base_env=os.environ,
                     )
                 )
             _say(f"worker and consumer started (logs in {logs})")
+            _say(
+                "metrics: worker http://127.0.0.1:{}/metrics, consumer "
+                "http://127.0.0.1:{}/metrics".format(*metrics_ports)
+            )
             outcomes = asyncio.run(_submit_and_wait(live, sample_files(), timeout_s, children))
             print(render_outcomes(live, outcomes), flush=True)
             failed = [o for o in outcomes if o.summary is None]

@@ -15,6 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from pipeline.models import page_queue_for
+from pipeline.policy import (
+    DEFAULT_IGNORE,
+    DEFAULT_REJECT,
+    DEFAULT_UNREADABLE_PAGE_RATIO,
+    PolicyError,
+    VerdictPolicy,
+)
+
 ENV_PREFIX = "DOCPIPE_"
 _SECRET = {"secret": True}
 
@@ -35,6 +44,22 @@ class KafkaSettings:
     sasl_password: str | None = field(default=None, metadata=_SECRET)
     ssl_cafile: str | None = None
     session_timeout_ms: int = 10_000
+    # The intake (``docpipe consume``).
+    # Upload events larger than this are dead-lettered unread (reason ``too_large``).
+    max_message_bytes: int = 1 << 20
+    # Messages worked on at once per consumer: bounds memory and the load on Temporal.
+    max_in_flight: int = 32
+    # Finished offsets are committed this often (and on revoke and shutdown); a crash
+    # redelivers at most this much finished work, which idempotent starts then dedupe.
+    commit_interval_s: float = 1.0
+    # Retries of Temporal, S3 and dead-letter writes: capped exponential backoff.
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    # On SIGTERM, how long in-flight starts may finish before they are dropped uncommitted
+    # (they are redelivered); short, so that the process exits before a supervisor kills it.
+    shutdown_timeout_s: float = 5.0
+    # How often the intake logs its counters.
+    stats_interval_s: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,8 +69,9 @@ class TemporalSettings:
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     task_queue: str = "docpipe"
-    # Empty means "same as task_queue"; set it to run CPU-heavy page checking on its own
-    # pool of worker processes.
+    # Page checking has its own queue so that its concurrency is limited apart from the
+    # light work, and so that production can run it on a separate pool of processes.
+    # Empty means "<task_queue>-pages".
     page_task_queue: str = ""
     tls: bool = False
     tls_cert: str | None = None
@@ -53,10 +79,13 @@ class TemporalSettings:
     tls_ca: str | None = None
     api_key: str | None = field(default=None, metadata=_SECRET)
     ui_url: str = "http://127.0.0.1:8233"
+    # Where object keys are sensitive: search attributes and the UI summary show a SHA-256
+    # of the key instead (set it for the processes that start checks: consume, reprocess).
+    hash_object_keys: bool = False
 
     @property
     def effective_page_task_queue(self) -> str:
-        return self.page_task_queue or self.task_queue
+        return self.page_task_queue or page_queue_for(self.task_queue)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,9 +110,78 @@ class PipelineSettings:
 
     chunk_pages: int = 50
     heartbeat_timeout_s: float = 30.0
-    # 0 means one parser process per CPU core.
+    # Parser processes per page check; 0 means one per CPU core.
     pool_size: int = 0
+    # Page checks one worker process runs at once (each uses pool_size processes).
+    max_concurrent_checks: int = 2
+    # Where documents are spooled while checked; empty means the system temp directory.
+    spool_dir: str = ""
+    # Limits for untrusted PDFs (see docs/FAILURES.md).
+    page_timeout_s: float = 10.0
+    inspect_timeout_s: float = 60.0
+    parser_memory_mb: int = 2048
+    max_stream_bytes: int = 75_000_000
+    max_document_bytes: int = 512 * 1024 * 1024
     graceful_shutdown_s: float = 10.0
+    # Least time between two progress signals of one page-checking attempt (there are at
+    # most ~20 per attempt anyway: one per 5% of the pages).
+    progress_interval_s: float = 3.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicySettings:
+    """The verdict policy: which reasons reject, which are ignored (docs/REPORT.md)."""
+
+    # Finding reasons that reject a document (document problems always reject).
+    reject: tuple[str, ...] = DEFAULT_REJECT
+    # Finding reasons reported but not counted; every other finding asks for review.
+    ignore: tuple[str, ...] = DEFAULT_IGNORE
+    # At least this share of unparseable pages makes a document "unreadable".
+    unreadable_page_ratio: float = DEFAULT_UNREADABLE_PAGE_RATIO
+
+    def __post_init__(self) -> None:
+        self.verdict_policy()
+
+    def verdict_policy(self) -> VerdictPolicy:
+        """The policy these settings describe.
+
+        Raises:
+            SettingsError: an unknown reason, or a contradictory policy.
+        """
+        try:
+            return VerdictPolicy(
+                reject=self.reject,
+                ignore=self.ignore,
+                unreadable_page_ratio=self.unreadable_page_ratio,
+            )
+        except PolicyError as exc:
+            raise SettingsError(f"DOCPIPE_POLICY_*: {exc}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelemetrySettings:
+    """Metrics, traces and logs of one docpipe process (docs/OPERATIONS.md)."""
+
+    # Port of the Prometheus endpoint (/metrics) of a worker or consumer; 0: none.
+    metrics_port: int = 0
+    # Address that endpoint listens on.
+    metrics_host: str = "0.0.0.0"
+    # OTLP/HTTP collector (e.g. http://otel-collector:4318); empty: no tracing.
+    otlp_endpoint: str = ""
+    # "text" (for people) or "json" (one object per line, for log pipelines).
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"DOCPIPE_TELEMETRY_LOG_FORMAT: {self.log_format!r} is not one of "
+                f"{', '.join(LOG_FORMATS)}"
+            )
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("DOCPIPE_TELEMETRY_METRICS_PORT must be a port number or 0")
+
+
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +192,8 @@ class Settings:
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 class SettingsError(ValueError):

@@ -1,0 +1,268 @@
+"""Metrics, traces and logs of one docpipe process, set up once when it starts.
+
+- **Metrics**: with ``DOCPIPE_TELEMETRY_METRICS_PORT`` set, ``/metrics`` on that port serves
+  docpipe's own metrics (prometheus_client) followed by the Temporal SDK's runtime metrics.
+  The SDK serves those itself on a private loopback port; this endpoint appends them as they
+  are, so one scrape target per process has both, under Temporal's usual metric names.
+- **Traces**: with ``DOCPIPE_TELEMETRY_OTLP_ENDPOINT`` set, spans go to that OTLP/HTTP
+  collector, and Temporal clients get the SDK's OpenTelemetry interceptor, which carries
+  the trace from a workflow start into the workflow and its activities. Off otherwise.
+- **Logs**: ``text`` or ``json`` (one object per line), with the document and workflow ID
+  of the line as fields when it has them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry, generate_latest
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from infra.settings import TelemetrySettings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+log = logging.getLogger(__name__)
+
+_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Log record attributes that docpipe sets with ``extra=`` and the JSON format keeps.
+LOG_FIELDS = ("document_id", "workflow_id")
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MetricsServer:
+    """``GET /metrics``: ``registry``, then the text of ``sdk_url`` (the SDK's endpoint).
+
+    Args:
+        registry: docpipe's metrics.
+        host: address to listen on.
+        port: port to listen on (0: any free one; see :attr:`port`).
+        sdk_url: the Temporal SDK's own Prometheus endpoint, appended to every scrape.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, *, host: str, port: int, sdk_url: str | None = None
+    ) -> None:
+        self.registry = registry
+        self.sdk_url = sdk_url
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if urlparse(self.path).path not in ("/metrics", "/"):
+                    self.send_error(404)
+                    return
+                body = server.render()
+                self.send_response(200)
+                self.send_header("Content-Type", _CONTENT_TYPE)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # one line per scrape would drown the process's own log
+
+        self._http = ThreadingHTTPServer((host, port), Handler)
+        self._http.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, name="metrics-http", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._http.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._http.server_address[0])
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{shown}:{self.port}/metrics"
+
+    def render(self) -> bytes:
+        """The scrape: docpipe's metrics, then the SDK's (absent if it does not answer)."""
+        body = generate_latest(self.registry)
+        if self.sdk_url:
+            try:
+                with urllib.request.urlopen(self.sdk_url, timeout=2) as response:
+                    body += response.read()
+            except (urllib.error.URLError, OSError) as exc:
+                log.debug("Temporal SDK metrics unavailable: %r", exc)
+        return body
+
+    def close(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+        self._thread.join(timeout=5)
+
+
+def sdk_metrics_runtime() -> tuple[Runtime, str]:
+    """A Temporal runtime whose SDK metrics are served on a private loopback port.
+
+    Returns:
+        The runtime (give it to the process's clients) and the URL of its metrics.
+    """
+    bind = f"127.0.0.1:{_free_loopback_port()}"
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    return runtime, f"http://{bind}/metrics"
+
+
+# -- traces ---------------------------------------------------------------------------------
+
+
+def otlp_traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL of a collector endpoint (``/v1/traces`` unless given)."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if urlparse(endpoint).path else f"{endpoint}/v1/traces"
+
+
+def otlp_tracer_provider(endpoint: str, service: str) -> TracerProvider:
+    """A tracer provider that batches spans to an OTLP/HTTP collector."""
+    # Imported only when tracing is configured.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": f"docpipe-{service}"}))
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_traces_url(endpoint)))
+    )
+    return provider
+
+
+def tracing_interceptors() -> list[Any]:
+    """Client interceptors that carry the current trace into workflows and activities."""
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor()]
+
+
+# -- the process ----------------------------------------------------------------------------
+
+
+@dataclass
+class Telemetry:
+    """What a process set up; :meth:`client_options` go to its Temporal clients."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    interceptors: list[Any] = field(default_factory=list)
+    runtime: Runtime | None = None
+    metrics: MetricsServer | None = None
+    tracer_provider: TracerProvider | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Client.connect`` (SDK metrics, tracing)."""
+        options: dict[str, Any] = {}
+        if self.interceptors:
+            options["interceptors"] = list(self.interceptors)
+        if self.runtime is not None:
+            options["runtime"] = self.runtime
+        return options
+
+    def close(self) -> None:
+        """Stop serving metrics and flush the spans not exported yet."""
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+
+
+def start_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
+    """Set up metrics and tracing for this process as the settings say.
+
+    Args:
+        service: what this process is (``worker``, ``consume``), for trace resources.
+    """
+    telemetry = Telemetry()
+    if settings.otlp_endpoint:
+        provider = otlp_tracer_provider(settings.otlp_endpoint, service)
+        trace.set_tracer_provider(provider)
+        telemetry.tracer_provider = provider
+        telemetry.interceptors = tracing_interceptors()
+        log.info("tracing to %s", otlp_traces_url(settings.otlp_endpoint))
+    if settings.metrics_port:
+        telemetry.runtime, sdk_url = sdk_metrics_runtime()
+        telemetry.metrics = MetricsServer(
+            telemetry.registry,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            sdk_url=sdk_url,
+        )
+        log.info("metrics at %s", telemetry.metrics.url)
+    return telemetry
+
+
+# -- logs -----------------------------------------------------------------------------------
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger: message``, then the workflow ID when the line has one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        workflow_id = getattr(record, "workflow_id", None)
+        if workflow_id and workflow_id not in record.getMessage():
+            text += f" [workflow {workflow_id}]"
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, IDs, trace, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in LOG_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level`` in ``log_format`` (``text`` or ``json``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # Connection chatter from the clients drowns docpipe's own lines.
+    for noisy in ("aiokafka", "botocore", "urllib3", "temporalio.activity"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,93 @@
+"""The worker's own Prometheus metrics (the Temporal SDK's come from its runtime).
+
+Recorded by the activities of one worker process; exported when the process serves
+metrics (``DOCPIPE_TELEMETRY_METRICS_PORT``). docs/OPERATIONS.md says which to alert on.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Pages take ~5 ms typically, seconds when hostile, the page timeout at most.
+_PAGE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# Activities that work on one document each (publish_result only sends an event).
+STEPS = ("inspect", "check_pages", "finalize")
+
+
+class PipelineMetrics:
+    """docpipe's worker metrics, in ``registry`` (default: a private one, not exported).
+
+    Counters count work done, so work redone after a crash or a retry counts again.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry
+        self.pages_checked = Counter(
+            "docpipe_pages_checked",
+            "Pages checked and durable in chunk files (pages redone after a crash count again).",
+            registry=registry,
+        )
+        self.page_check_seconds = Histogram(
+            "docpipe_page_check_seconds",
+            "Wall time per page: a page range's time in the parser pool (waiting for a parser "
+            "process included) divided by its pages.",
+            buckets=_PAGE_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.page_errors = Counter(
+            "docpipe_page_errors",
+            "Pages that could not be checked, by error type (timeout, crashed, memory, limit, "
+            "parse errors).",
+            ["error_type"],
+            registry=registry,
+        )
+        self.chunk_writes = Counter(
+            "docpipe_chunk_writes",
+            "Chunk files written to S3; outcome=already_there: a redone chunk found identical.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.resumes = Counter(
+            "docpipe_check_resumes",
+            "Page-checking attempts that resumed from a heartbeat checkpoint.",
+            registry=registry,
+        )
+        self.verdicts = Counter(
+            "docpipe_verdicts",
+            "Reports written, by verdict (a finalize retried after writing counts again).",
+            ["verdict"],
+            registry=registry,
+        )
+        self.verdict_reasons = Counter(
+            "docpipe_verdict_reasons",
+            "Reasons of the verdicts of written reports (a document may have several).",
+            ["verdict", "reason"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "docpipe_documents_in_flight",
+            "Documents this worker is working on right now, by step.",
+            ["step"],
+            registry=registry,
+        )
+        for step in STEPS:
+            self.in_flight.labels(step)
+
+    def record_range(self, pages: list[dict[str, object]], seconds: float) -> None:
+        """One page range checked and written: its pages, their time and their errors."""
+        if not pages:
+            return
+        self.pages_checked.inc(len(pages))
+        per_page = seconds / len(pages)
+        for page in pages:
+            self.page_check_seconds.observe(per_page)
+            error_type = page.get("error_type")
+            if error_type:
+                self.page_errors.labels(str(error_type)).inc()
+
+    def record_verdict(self, verdict: str, reasons: list[str]) -> None:
+        self.verdicts.labels(verdict).inc()
+        for reason in reasons:
+            self.verdict_reasons.labels(verdict, reason).inc()

@@ -1,0 +1,220 @@
+"""What operators see: search attributes in visibility, live progress, status and list."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowHandle
+
+from infra.clients import s3_client, temporal_client
+from infra.demo import SAMPLES_DIR
+from infra.samples.generate import make_large_pdf, make_pdf
+from infra.settings import Settings, to_env
+from infra.stack import EmbeddedStack
+from infra.status_view import check_status, list_checks, list_query, render_status
+from infra.temporal_setup import register_search_attributes
+from pipeline import search_attributes as sa
+from pipeline.labels import object_key_value, static_details, static_summary
+from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
+from tests.conftest import StartComponent
+from tests.helpers import async_wait_for
+
+
+def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:
+    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
+    return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
+
+
+async def _start(
+    client: Client, settings: Settings, document: DocumentRef, **request_fields: Any
+) -> WorkflowHandle[Any, CheckSummary]:
+    request = CheckRequest(
+        document=document,
+        results_bucket=settings.s3.results_bucket,
+        results_prefix=document.results_prefix(settings.s3.results_prefix),
+        **request_fields,
+    )
+    return await client.start_workflow(
+        WORKFLOW_NAME,
+        request,
+        id=document.workflow_id,
+        task_queue=settings.temporal.task_queue,
+        result_type=CheckSummary,
+        static_summary=static_summary(request),
+        static_details=static_details(request),
+    )
+
+
+async def _found(client: Client, settings: Settings, clause: str, expected: set[str]) -> None:
+    """Poll visibility until ``clause`` (scoped to this test's queue) finds ``expected``."""
+    query = f"TaskQueue = '{settings.temporal.task_queue}' AND {clause}"
+    found: set[str] = set()
+
+    async def matches() -> bool:
+        nonlocal found
+        found = {row.workflow_id for row in await list_checks(client, query)}
+        return found == expected
+
+    try:
+        await async_wait_for(matches, 15, f"visibility to answer {query}")
+    except AssertionError:
+        raise AssertionError(f"{query}: found {found}, expected {expected}") from None
+
+
+def _docpipe(settings: Settings, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        env={**env, **to_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def test_visibility_finds_checks_by_each_search_attribute(
+    stack: EmbeddedStack, settings: Settings, start_component: StartComponent
+) -> None:
+    start_component(["worker"], settings)
+    client = await temporal_client(settings.temporal)
+    # The stack registered every attribute; `docpipe temporal setup` again changes nothing.
+    assert await register_search_attributes(client, settings.temporal.namespace) == []
+    run = uuid.uuid4().hex[:8]
+    documents_bucket = settings.s3.documents_buckets[0]
+    other_bucket = f"archive-{run}"
+    s3 = s3_client(settings.s3)
+    s3.create_bucket(Bucket=other_bucket)
+    s3.put_bucket_versioning(Bucket=other_bucket, VersioningConfiguration={"Status": "Enabled"})
+    encrypted = (SAMPLES_DIR / "protected.pdf").read_bytes()
+    passed = _put(settings, documents_bucket, f"ops/{run}/contract.pdf", make_pdf(["text"] * 4))
+    review = _put(
+        settings, documents_bucket, f"ops/{run}/blank.pdf", make_pdf(["text", "blank", "text"])
+    )
+    rejected = _put(settings, documents_bucket, f"ops/{run}/locked.pdf", encrypted)
+    archived = _put(settings, other_bucket, f"ops/{run}/old.pdf", make_pdf(["text"] * 7))
+    secret = _put(settings, documents_bucket, f"ops/{run}/salary of j.doe.pdf", make_pdf(["text"]))
+    handles = [
+        await _start(client, settings, passed),
+        await _start(client, settings, review),
+        await _start(client, settings, rejected),
+        await _start(client, settings, archived),
+        await _start(client, settings, secret, hash_object_key=True),
+    ]
+    # Results land in a bucket that does not exist: writing chunks fails, once is all.
+    failing = _put(settings, documents_bucket, f"ops/{run}/failing.pdf", make_pdf(["text"] * 2))
+    failing_handle = await client.start_workflow(
+        WORKFLOW_NAME,
+        CheckRequest(
+            document=failing,
+            results_bucket=f"missing-{run}",
+            results_prefix="x",
+            max_attempts=1,
+        ),
+        id=failing.workflow_id,
+        task_queue=settings.temporal.task_queue,
+    )
+    verdicts = [(await h.result()).verdict for h in handles]
+    assert verdicts == ["pass", "review", "reject", "pass", "pass"]
+
+    ids = {d.key: d.workflow_id for d in (passed, review, rejected, archived, secret, failing)}
+    await _found(
+        client,
+        settings,
+        "DocpipeStatus = 'passed'",
+        {ids[passed.key], ids[archived.key], ids[secret.key]},
+    )
+    await _found(client, settings, "DocpipeStatus = 'review'", {ids[review.key]})
+    await _found(client, settings, "DocpipeStatus = 'rejected'", {ids[rejected.key]})
+    await _found(client, settings, "DocpipeStatus = 'failed'", {failing_handle.id})
+    await _found(client, settings, "DocpipeReasons = 'blank_pages'", {ids[review.key]})
+    await _found(client, settings, "DocpipeReasons = 'encrypted'", {ids[rejected.key]})
+    await _found(client, settings, f"DocpipeBucket = '{other_bucket}'", {ids[archived.key]})
+    await _found(client, settings, f"DocpipeObjectKey = '{review.key}'", {ids[review.key]})
+    await _found(client, settings, "DocpipePageCount = 7", {ids[archived.key]})
+    await _found(client, settings, "DocpipePagesChecked = 4", {ids[passed.key]})
+    # A hashed key: the key itself finds nothing, its hash (as `docpipe list --key` makes
+    # it) finds the check, and neither the attribute nor the summary shows the key.
+    await _found(client, settings, f"DocpipeObjectKey = '{secret.key}'", set())
+    hashed = object_key_value(secret.key, True)
+    await _found(client, settings, f"DocpipeObjectKey = '{hashed}'", {ids[secret.key]})
+    assert list_query(key=secret.key, hash_keys=True).endswith(f"DocpipeObjectKey = '{hashed}'")
+    secret_description = await handles[4].describe()
+    assert secret_description.typed_search_attributes.get(sa.OBJECT_KEY) == hashed
+    summary = await secret_description.static_summary()
+    assert summary is not None and "salary" not in summary
+    assert "salary" not in (await secret_description.static_details() or "")
+    assert await (await handles[1].describe()).static_summary() == (
+        f"docpipe check of {review.document_id}"
+    )
+
+    # `docpipe list` and `docpipe status`, as an operator types them.
+    listed = _docpipe(
+        settings, "list", "--status", "review", "--bucket", documents_bucket, "--since", "10m"
+    )
+    assert ids[review.key] in listed and ids[passed.key] not in listed
+    status = _docpipe(settings, "status", review.document_id)
+    assert "verdict   review  blank_pages" in status
+    report_key = f"{review.results_prefix(settings.s3.results_prefix)}/report.json"
+    assert f"report    s3://{settings.s3.results_bucket}/{report_key}" in status
+    failed = await check_status(settings, client, failing_handle.id)
+    assert failed.status == "failed" and failed.failure and "docpipe reprocess" in failed.failure
+
+
+async def test_progress_moves_while_pages_are_checked(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    settings = dataclasses.replace(
+        settings,
+        pipeline=dataclasses.replace(
+            settings.pipeline, chunk_pages=20, progress_interval_s=0.2, pool_size=2
+        ),
+    )
+    start_component(["worker"], settings)
+    client = await temporal_client(settings.temporal)
+    pages = 1000
+    document = _put(
+        settings,
+        settings.s3.documents_buckets[0],
+        f"ops/{uuid.uuid4().hex[:8]}/long.pdf",
+        make_large_pdf(pages),
+    )
+    handle = await _start(client, settings, document)
+
+    seen: list[int] = []
+    details: set[str] = set()
+    statuses: list[int] = []
+
+    async def finished_checking() -> bool:
+        progress = await handle.query("progress")
+        if progress["step"] == "check_pages":
+            seen.append(progress["pages_checked"])
+            metadata = await handle.query(
+                "__temporal_workflow_metadata", result_type=WorkflowMetadata
+            )
+            details.add(metadata.current_details)
+            statuses.append((await check_status(settings, client, handle.id)).pages_checked)
+        return progress["step"] in ("finalize", "publish_result", "done")
+
+    await async_wait_for(finished_checking, 90, "page checking to finish")
+    moving = sorted({n for n in seen if 0 < n < pages})
+    assert len(moving) >= 3, seen
+    assert seen == sorted(seen), "the page count never goes back within one attempt"
+    assert any(f"of {pages} pages" in text and "**Checking pages**" in text for text in details)
+    # `docpipe status` reads the same progress, or the fresher heartbeat checkpoint.
+    assert any(0 < n < pages for n in statuses), statuses
+    summary = await handle.result()
+    assert summary.page_count == pages
+    final = await handle.query("progress")
+    assert final["pages_checked"] == pages and final["attempt"] == 1
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(sa.PAGES_CHECKED) == pages
+    render = render_status(await check_status(settings, client, handle.id))
+    assert f"pages     {pages} of {pages} checked" in render
