@@ -164,8 +164,8 @@ class TelemetrySettings:
 
     # Port of the Prometheus endpoint (/metrics) of a worker or consumer; 0: none.
     metrics_port: int = 0
-    # Address that endpoint listens on.
-    metrics_host: str = "0.0.0.0"
+    # Address that endpoint listens on; 0.0.0.0 lets a Prometheus on another host scrape.
+    metrics_host: str = "127.0.0.1"
     # OTLP/HTTP collector (e.g. http://otel-collector:4318); empty: no tracing.
     otlp_endpoint: str = ""
     # "text" (for people) or "json" (one object per line, for log pipelines).

@@ -197,8 +197,8 @@ class DocumentActivities:
         """Check every page, chunk by chunk, resuming from the heartbeat checkpoint.
 
         A chunk is durable in S3 before the checkpoint moves past it, so a crash loses at
-        most the chunks in flight; redoing them rewrites identical bytes. Each attempt has
-        its own parser processes: cancelling the attempt kills them.
+        most the chunks in flight; redoing them rewrites identical bytes. Cancelling the
+        attempt kills the parser processes, so nothing goes on parsing the document.
         """
         with self.metrics.in_flight.labels("check_pages").track_inprogress():
             return await self._check_pages(input)
@@ -242,6 +242,11 @@ class DocumentActivities:
                         metrics=self.metrics,
                         on_advance=signals.advanced,
                     ).run()
+                except asyncio.CancelledError:
+                    # Cancelled (or the worker gave up waiting at shutdown): no parser
+                    # process may go on with this document.
+                    self.pool.restart()
+                    raise
                 finally:
                     await self.pool.forget(path)
         except (ObjectMissingError, ObjectChangedError) as exc:
@@ -358,9 +363,15 @@ class _ChunkRun:
             pages = await self._pool.check_range(self._path, first, last)
             seconds = time.monotonic() - started
             with _tracer.start_as_current_span("docpipe.write_chunk"):
-                written = await asyncio.to_thread(
-                    self._store.write_chunk, self._input.results_prefix, first, pages
-                )
+                try:
+                    written = await asyncio.to_thread(
+                        self._store.write_chunk, self._input.results_prefix, first, pages
+                    )
+                except ResultConflictError as exc:
+                    # Two runs disagree about the same pages: retrying cannot settle it.
+                    raise ApplicationError(
+                        str(exc), type="result_conflict", non_retryable=True
+                    ) from exc
         self._metrics.chunk_writes.labels("written" if written else "already_there").inc()
         self._metrics.record_range(pages, seconds)
         return index

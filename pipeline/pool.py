@@ -251,6 +251,7 @@ class PagePool:
         loop = asyncio.get_running_loop()
         index = await free.get()
         slot = self._slots[index]
+        future: asyncio.Future[T] | None = None
         try:
             future = loop.run_in_executor(slot.executor, fn, *args)
             while True:
@@ -259,15 +260,18 @@ class PagePool:
                     return future.result()
                 page, seconds = slot.busy_with()
                 if page and seconds > limit_s:
-                    self._replace(index, slot)
                     future.cancel()
+                    self._replace(index, slot)
                     raise _Hung(page, seconds)
         except BrokenProcessPool:
             page, _ = slot.busy_with()
             self._replace(index, slot)
             raise _Died(page) from None
         except asyncio.CancelledError:
-            # The process would go on parsing for nobody: stop it now.
+            # The process would go on parsing for nobody: stop it now (and nobody waits
+            # for the failure that its death sets on the future).
+            if future is not None:
+                future.cancel()
             self._replace(index, slot)
             raise
         finally:
@@ -362,6 +366,15 @@ class PagePool:
             except _Died:
                 log.warning("parser process died inspecting a document; starting a new one")
         raise ParserCrashedError("the parser process died twice inspecting the document")
+
+    def restart(self) -> None:
+        """Kill every parser process; fresh ones start on next use.
+
+        For a cancelled check: whatever it left parsing stops now. Another check's pages
+        in flight at that moment are simply tried again on the fresh processes.
+        """
+        for index, slot in enumerate(self._slots):
+            self._replace(index, slot)
 
     def pids(self) -> list[int]:
         """PIDs of the live parser processes (for tests and diagnostics)."""

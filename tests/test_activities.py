@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from infra.samples.generate import make_pdf
@@ -179,3 +180,16 @@ async def test_too_large_object_is_rejected_from_its_head(s3: Any, document: Doc
     assert inspection.problem == "too_large"
     assert inspection.size > 1000
     assert calls == ["HEAD"], "nothing may be downloaded"
+
+
+async def test_a_chunk_that_disagrees_is_a_non_retryable_conflict(
+    s3: Any, document: DocumentRef
+) -> None:
+    s3.put_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1), Body=b'{"page": 1}\n')
+    with pytest.raises(ApplicationError) as error:
+        await _env([], []).run(_activities(s3).check_pages, _input(document))
+    assert error.value.type == "result_conflict"
+    assert error.value.non_retryable
+    # The chunk that was there is never overwritten.
+    body = s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))["Body"].read()
+    assert body == b'{"page": 1}\n'
