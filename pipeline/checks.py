@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -280,29 +280,10 @@ def _additional_action_types(holder: DictionaryObject) -> list[str]:
     return [kind for trigger in triggers.values() for kind in action_types(trigger)]
 
 
-def _name_tree_count(node: Any) -> int:
-    """Entries in a name tree (``/Names`` pairs, ``/Kids`` subtrees), cycle-safe."""
-    count, visited = 0, 0
-    pending = [node]
-    seen: set[int] = set()
-    while pending and visited < _MAX_TREE_NODES:
-        item = pending.pop()
-        visited += 1
-        if isinstance(item, IndirectObject):
-            if item.idnum in seen:
-                continue
-            seen.add(item.idnum)
-        current = _dict(item)
-        if current is None:
-            continue
-        count += len(_array(current.get("/Names"))) // 2
-        pending.extend(_array(current.get("/Kids")))
-    return count
-
-
-def _walk_fields(fields: ArrayObject) -> Iterator[DictionaryObject]:
-    """Every node of an AcroForm field tree, cycle-safe."""
-    pending = list(fields)
+def _walk_kids(roots: Iterable[Any]) -> Iterator[DictionaryObject]:
+    """Every dictionary of a tree linked by ``/Kids`` (name trees, form fields): cycles
+    and indirect loops are followed once, and at most ``_MAX_TREE_NODES`` nodes."""
+    pending = list(roots)
     seen: set[int] = set()
     visited = 0
     while pending and visited < _MAX_TREE_NODES:
@@ -317,6 +298,16 @@ def _walk_fields(fields: ArrayObject) -> Iterator[DictionaryObject]:
             continue
         yield current
         pending.extend(_array(current.get("/Kids")))
+
+
+def _name_tree_count(node: Any) -> int:
+    """Entries in a name tree (``/Names`` pairs, ``/Kids`` subtrees), cycle-safe."""
+    return sum(len(_array(current.get("/Names"))) // 2 for current in _walk_kids([node]))
+
+
+def _walk_fields(fields: ArrayObject) -> Iterator[DictionaryObject]:
+    """Every node of an AcroForm field tree, cycle-safe."""
+    return _walk_kids(fields)
 
 
 def _terminal_field(node: DictionaryObject) -> bool:

@@ -7,7 +7,13 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+
+from infra.settings import Settings
+from pipeline.labels import static_details, static_summary
+from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
 
 T = TypeVar("T")
 
@@ -70,3 +76,47 @@ def descendants(pid: int) -> set[int]:
 
 def own_pid() -> int:
     return os.getpid()
+
+
+async def start_check(
+    client: Client,
+    settings: Settings,
+    document: DocumentRef,
+    *,
+    workflow_id: str | None = None,
+    **request_fields: Any,
+) -> WorkflowHandle[Any, CheckSummary]:
+    """Start a document check the way the intake does (without Kafka).
+
+    Args:
+        workflow_id: default: the document's own workflow ID.
+        request_fields: further ``CheckRequest`` fields (``max_attempts``, ...).
+    """
+    request = CheckRequest(
+        document=document,
+        results_bucket=settings.s3.results_bucket,
+        results_prefix=document.results_prefix(settings.s3.results_prefix),
+        **request_fields,
+    )
+    return await client.start_workflow(
+        WORKFLOW_NAME,
+        request,
+        id=workflow_id or document.workflow_id,
+        task_queue=settings.temporal.task_queue,
+        result_type=CheckSummary,
+        static_summary=static_summary(request),
+        static_details=static_details(request),
+    )
+
+
+def parser_pids(pid: int) -> set[int]:
+    """The parser processes below ``pid`` (multiprocessing spawn children)."""
+    found = set()
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.add(child)
+    return found

@@ -11,20 +11,19 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus
 
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings
-from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
+from pipeline.models import DocumentRef
 from pipeline.results import chunk_key
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, descendants, pid_alive, wait_for
+from tests.helpers import async_wait_for, parser_pids, pid_alive, start_check, wait_for
 
 CHUNK_PAGES = 25
 HEARTBEAT_TIMEOUT_S = 2.0
@@ -58,23 +57,6 @@ def _upload(settings: Settings, pages: int, tmp_path: Path) -> DocumentRef:
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
 
-async def _start(
-    client: Client, settings: Settings, document: DocumentRef
-) -> WorkflowHandle[Any, CheckSummary]:
-    request = CheckRequest(
-        document=document,
-        results_bucket=settings.s3.results_bucket,
-        results_prefix=document.results_prefix(settings.s3.results_prefix),
-    )
-    return await client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=document.workflow_id,
-        task_queue=settings.temporal.task_queue,
-        result_type=CheckSummary,
-    )
-
-
 def _chunk_keys(settings: Settings, document: DocumentRef) -> list[str]:
     pages = (
         s3_client(settings.s3)
@@ -95,19 +77,6 @@ def _durable_pages(settings: Settings, document: DocumentRef) -> int:
     while chunk_key(prefix, chunks * CHUNK_PAGES + 1) in written:
         chunks += 1
     return chunks * CHUNK_PAGES
-
-
-def _parser_pids(pid: int) -> set[int]:
-    """The parser processes below ``pid`` (multiprocessing spawn children)."""
-    found = set()
-    for child in descendants(pid):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline:
-            found.add(child)
-    return found
 
 
 def _attempts(worker: ManagedProcess) -> list[tuple[int, int]]:
@@ -141,7 +110,7 @@ def _wait_for_pages(settings: Settings, document: DocumentRef, pages: int) -> in
 
 
 def _kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -> set[int]:
-    parsers = _parser_pids(worker.pid)
+    parsers = parser_pids(worker.pid)
     assert parsers, "the worker has no parser processes mid-document"
     os.kill(worker.pid, how)
     worker.process.wait(timeout=60)
@@ -159,7 +128,7 @@ async def test_sigkilled_worker_resumes_from_checkpoint_twice(
     settings, pages = crash_settings, 3000
     document = _upload(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
-    handle = await _start(client, settings, document)
+    handle = await start_check(client, settings, document)
 
     first_page, durable, window_pages = 1, 0, 0
     for attempt in (1, 2):
@@ -206,9 +175,9 @@ async def test_killed_parser_process_costs_only_its_range(
     document = _upload(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
     worker = start_component(["worker"], settings)
-    handle = await _start(client, settings, document)
+    handle = await start_check(client, settings, document)
     _wait_for_pages(settings, document, 4 * CHUNK_PAGES)
-    victim = sorted(_parser_pids(worker.pid))[0]
+    victim = sorted(parser_pids(worker.pid))[0]
     os.kill(victim, signal.SIGKILL)
     summary = await handle.result()
     assert summary.page_count == pages
@@ -226,9 +195,9 @@ async def test_cancelled_check_stops_parsers_and_removes_its_file(
     document = _upload(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
     worker = start_component(["worker"], settings)
-    handle = await _start(client, settings, document)
+    handle = await start_check(client, settings, document)
     _wait_for_pages(settings, document, 4 * CHUNK_PAGES)
-    working = _parser_pids(worker.pid)
+    working = parser_pids(worker.pid)
     assert len(working) == 2
     assert len(os.listdir(settings.pipeline.spool_dir)) == 1
     await handle.cancel()
@@ -240,7 +209,7 @@ async def test_cancelled_check_stops_parsers_and_removes_its_file(
     # WAIT_CANCELLATION_COMPLETED: the workflow ends only after the activity did, and the
     # activity kills the parser processes that were working for it.
     assert not [p for p in working if pid_alive(p)]
-    assert _parser_pids(worker.pid) == set()
+    assert parser_pids(worker.pid) == set()
     assert os.listdir(settings.pipeline.spool_dir) == []
     assert _durable_pages(settings, document) < pages
     assert worker.alive
@@ -253,9 +222,9 @@ async def test_sigterm_exits_within_the_timeout_and_the_next_worker_resumes(
     document = _upload(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
     first = start_component(["worker"], settings)
-    handle = await _start(client, settings, document)
+    handle = await start_check(client, settings, document)
     durable = _wait_for_pages(settings, document, 6 * CHUNK_PAGES)
-    parsers = _parser_pids(first.pid)
+    parsers = parser_pids(first.pid)
     stopping = time.monotonic()
     first.process.send_signal(signal.SIGTERM)
     code = first.process.wait(timeout=GRACEFUL_SHUTDOWN_S + 20)
@@ -296,7 +265,7 @@ async def test_history_does_not_grow_with_page_count(
     start_component(["worker"], settings)
     lengths, cores, signals = [], [], []
     for pages in (30, 900):
-        handle = await _start(client, settings, _upload(settings, pages, tmp_path))
+        handle = await start_check(client, settings, _upload(settings, pages, tmp_path))
         assert (await handle.result()).page_count == pages
         history = await handle.fetch_history()
         lengths.append(len(history.events))
@@ -322,7 +291,7 @@ async def test_page_checking_runs_on_its_own_workers(
     light = start_component(["worker", "--role", "workflows"], settings)
     heavy = start_component(["worker", "--role", "pages"], settings)
     document = _upload(settings, 120, tmp_path)
-    summary = await (await _start(client, settings, document)).result()
+    summary = await (await start_check(client, settings, document)).result()
     assert summary.page_count == 120
     assert _attempts(heavy) == [(1, 1)]
     assert _attempts(light) == []

@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
 
 from infra.clients import s3_client, temporal_client
 from infra.settings import Settings
-from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
+from pipeline.models import CheckSummary, DocumentRef
 from pipeline.pool import PagePool, ParserLimits
 from tests import hostile
 from tests.conftest import StartComponent
-from tests.helpers import pid_alive
-from tests.integration.test_crash_resume import _parser_pids
+from tests.helpers import parser_pids, pid_alive, start_check
 
 PAGE_TIMEOUT_S = 3.0
 
@@ -69,20 +67,6 @@ def _put(settings: Settings, key: str, body: bytes) -> DocumentRef:
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
 
-async def _check(client: Client, settings: Settings, document: DocumentRef) -> Any:
-    return await client.start_workflow(
-        WORKFLOW_NAME,
-        CheckRequest(
-            document=document,
-            results_bucket=settings.s3.results_bucket,
-            results_prefix=document.results_prefix(settings.s3.results_prefix),
-        ),
-        id=document.workflow_id,
-        task_queue=settings.temporal.task_queue,
-        result_type=CheckSummary,
-    )
-
-
 def _report(settings: Settings, summary: CheckSummary) -> dict[str, Any]:
     body = s3_client(settings.s3).get_object(Bucket=summary.report_bucket, Key=summary.report_key)
     loaded: dict[str, Any] = json.loads(body["Body"].read())
@@ -105,7 +89,7 @@ async def test_hostile_documents_are_classified_in_bounded_time(
     worker = start_component(["worker"], settings)
     client = await temporal_client(settings.temporal)
     handles = {
-        name: await _check(client, settings, _put(settings, f"hostile/{name}.pdf", build()))
+        name: await start_check(client, settings, _put(settings, f"hostile/{name}.pdf", build()))
         for name, (build, *_) in CASES.items()
     }
     started = time.monotonic()
@@ -120,7 +104,7 @@ async def test_hostile_documents_are_classified_in_bounded_time(
     assert time.monotonic() - started < 60
 
     # The worker survived and still checks documents.
-    good = await _check(client, settings, _put(settings, "hostile/after.pdf", hostile.good()))
+    good = await start_check(client, settings, _put(settings, "hostile/after.pdf", hostile.good()))
     assert (await good.result()).verdict == "pass"
     assert worker.alive
     # Nothing left behind: no spooled file, no parser process beyond the pool, and the
@@ -129,7 +113,7 @@ async def test_hostile_documents_are_classified_in_bounded_time(
     warm = re.search(r"parser processes \(pids ([\d, ]+)\)", worker.log_path.read_text())
     assert warm is not None
     first_pids = {int(pid) for pid in warm[1].split(", ")}
-    current = _parser_pids(worker.pid)
+    current = parser_pids(worker.pid)
     assert len(current) <= 2
     assert [p for p in first_pids - current if pid_alive(p)] == []
     assert first_pids != current, "the timed-out page's process was replaced"

@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 import uuid
-from typing import Any
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from infra.clients import s3_client, temporal_client
 from infra.demo import SAMPLES_DIR
@@ -20,35 +19,15 @@ from infra.stack import EmbeddedStack
 from infra.status_view import check_status, list_checks, list_query, render_status
 from infra.temporal_setup import register_search_attributes
 from pipeline import search_attributes as sa
-from pipeline.labels import object_key_value, static_details, static_summary
-from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
+from pipeline.labels import object_key_value
+from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, start_check
 
 
 def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:
     put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
-
-
-async def _start(
-    client: Client, settings: Settings, document: DocumentRef, **request_fields: Any
-) -> WorkflowHandle[Any, CheckSummary]:
-    request = CheckRequest(
-        document=document,
-        results_bucket=settings.s3.results_bucket,
-        results_prefix=document.results_prefix(settings.s3.results_prefix),
-        **request_fields,
-    )
-    return await client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=document.workflow_id,
-        task_queue=settings.temporal.task_queue,
-        result_type=CheckSummary,
-        static_summary=static_summary(request),
-        static_details=static_details(request),
-    )
 
 
 async def _found(client: Client, settings: Settings, clause: str, expected: set[str]) -> None:
@@ -102,11 +81,11 @@ async def test_visibility_finds_checks_by_each_search_attribute(
     archived = _put(settings, other_bucket, f"ops/{run}/old.pdf", make_pdf(["text"] * 7))
     secret = _put(settings, documents_bucket, f"ops/{run}/salary of j.doe.pdf", make_pdf(["text"]))
     handles = [
-        await _start(client, settings, passed),
-        await _start(client, settings, review),
-        await _start(client, settings, rejected),
-        await _start(client, settings, archived),
-        await _start(client, settings, secret, hash_object_key=True),
+        await start_check(client, settings, passed),
+        await start_check(client, settings, review),
+        await start_check(client, settings, rejected),
+        await start_check(client, settings, archived),
+        await start_check(client, settings, secret, hash_object_key=True),
     ]
     # Results land in a bucket that does not exist: writing chunks fails, once is all.
     failing = _put(settings, documents_bucket, f"ops/{run}/failing.pdf", make_pdf(["text"] * 2))
@@ -186,7 +165,7 @@ async def test_progress_moves_while_pages_are_checked(
         f"ops/{uuid.uuid4().hex[:8]}/long.pdf",
         make_large_pdf(pages),
     )
-    handle = await _start(client, settings, document)
+    handle = await start_check(client, settings, document)
 
     seen: list[int] = []
     details: set[str] = set()

@@ -16,7 +16,8 @@ from infra.samples.generate import make_pdf
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.activities import DocumentActivities
-from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
+from pipeline.models import CheckSummary, DocumentRef
+from tests.helpers import start_check
 from tests.s3_faults import S3Faults
 from workers.worker import build_workers, document_activities, result_publisher
 
@@ -62,20 +63,15 @@ def _put(settings: Settings, key: str, bucket: str | None = None) -> DocumentRef
 async def _check(
     client: Client, settings: Settings, document: DocumentRef, max_attempts: int = 20
 ) -> CheckSummary:
-    handle = await client.start_workflow(
-        WORKFLOW_NAME,
-        CheckRequest(
-            document=document,
-            results_bucket=settings.s3.results_bucket,
-            results_prefix=document.results_prefix(settings.s3.results_prefix),
-            max_attempts=max_attempts,
-        ),
-        id=f"{document.workflow_id}/{uuid.uuid4().hex[:6]}",
-        task_queue=settings.temporal.task_queue,
-        result_type=CheckSummary,
+    # A fresh ID per check: some tests check one document twice.
+    handle = await start_check(
+        client,
+        settings,
+        document,
+        workflow_id=f"{document.workflow_id}/{uuid.uuid4().hex[:6]}",
+        max_attempts=max_attempts,
     )
-    result: CheckSummary = await handle.result()
-    return result
+    return await handle.result()
 
 
 async def test_two_slowdowns_then_success(
