@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -120,3 +121,24 @@ def parser_pids(pid: int) -> set[int]:
         if b"spawn_main" in cmdline:
             found.add(child)
     return found
+
+
+def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
+    """``docpipe dev`` or ``docpipe demo`` as a child process, on the given four ports
+    (Temporal, UI, Kafka, S3)."""
+    return [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        command,
+        "--state-dir",
+        str(state_dir),
+        "--temporal-port",
+        str(ports[0]),
+        "--ui-port",
+        str(ports[1]),
+        "--kafka-port",
+        str(ports[2]),
+        "--s3-port",
+        str(ports[3]),
+    ]

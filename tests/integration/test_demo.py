@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from infra.demo import sample_files
 from infra.stack import free_ports
+from tests.helpers import docpipe_stack_command
 
 
 def _port_free(port: int) -> bool:
@@ -23,25 +23,7 @@ def _port_free(port: int) -> bool:
 
 def _run_demo(state_dir: Path, ports: list[int]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "infra.cli",
-            "demo",
-            "--once",
-            "--timeout",
-            "120",
-            "--state-dir",
-            str(state_dir),
-            "--temporal-port",
-            str(ports[0]),
-            "--ui-port",
-            str(ports[1]),
-            "--kafka-port",
-            str(ports[2]),
-            "--s3-port",
-            str(ports[3]),
-        ],
+        [*docpipe_stack_command("demo", state_dir, ports), "--once", "--timeout", "120"],
         capture_output=True,
         text=True,
         timeout=240,

@@ -6,33 +6,17 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from infra.clients import s3_client
 from infra.stack import EmbeddedStack, StackConfig, StackError, free_ports
-from tests.helpers import descendants, pid_alive, wait_for
+from tests.helpers import descendants, docpipe_stack_command, pid_alive, wait_for
 
 
 def _dev_command(state_dir: Path, ports: list[int]) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "infra.cli",
-        "dev",
-        "--state-dir",
-        str(state_dir),
-        "--temporal-port",
-        str(ports[0]),
-        "--ui-port",
-        str(ports[1]),
-        "--kafka-port",
-        str(ports[2]),
-        "--s3-port",
-        str(ports[3]),
-    ]
+    return docpipe_stack_command("dev", state_dir, ports)
 
 
 def test_stop_leaves_no_child_process(tmp_path: Path) -> None:
