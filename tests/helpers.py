@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -142,3 +143,12 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
         "--s3-port",
         str(ports[3]),
     ]
+
+
+def with_pipeline(settings: Settings, tmp_path: Path, **fields: Any) -> Settings:
+    """``settings`` with these pipeline fields and a spool directory of this test's own
+    (so that a test can assert nothing is left in it)."""
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    pipeline = dataclasses.replace(settings.pipeline, spool_dir=str(spool), **fields)
+    return dataclasses.replace(settings, pipeline=pipeline)

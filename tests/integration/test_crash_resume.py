@@ -23,7 +23,14 @@ from infra.settings import Settings
 from pipeline.models import DocumentRef
 from pipeline.results import chunk_key
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, parser_pids, pid_alive, start_check, wait_for
+from tests.helpers import (
+    async_wait_for,
+    parser_pids,
+    pid_alive,
+    start_check,
+    wait_for,
+    with_pipeline,
+)
 
 CHUNK_PAGES = 25
 HEARTBEAT_TIMEOUT_S = 2.0
@@ -33,18 +40,13 @@ _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 
 @pytest.fixture
 def crash_settings(settings: Settings, tmp_path: Path) -> Settings:
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    return dataclasses.replace(
+    return with_pipeline(
         settings,
-        pipeline=dataclasses.replace(
-            settings.pipeline,
-            chunk_pages=CHUNK_PAGES,
-            heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
-            pool_size=2,
-            graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
-            spool_dir=str(spool),
-        ),
+        tmp_path,
+        chunk_pages=CHUNK_PAGES,
+        heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
+        pool_size=2,
+        graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
     )
 
 
@@ -207,7 +209,7 @@ async def test_cancelled_check_stops_parsers_and_removes_its_file(
 
     await async_wait_for(cancelled, 2 * HEARTBEAT_TIMEOUT_S + 10, "the workflow to be cancelled")
     # WAIT_CANCELLATION_COMPLETED: the workflow ends only after the activity did, and the
-    # activity kills the parser processes that were working for it.
+    # activity restarts the pool, so no parser process goes on with the document.
     assert not [p for p in working if pid_alive(p)]
     assert parser_pids(worker.pid) == set()
     assert os.listdir(settings.pipeline.spool_dir) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pipeline.models import CheckSummary, DocumentRef
 from pipeline.pool import PagePool, ParserLimits
 from tests import hostile
 from tests.conftest import StartComponent
-from tests.helpers import parser_pids, pid_alive, start_check
+from tests.helpers import parser_pids, pid_alive, start_check, with_pipeline
 
 PAGE_TIMEOUT_S = 3.0
 
@@ -45,19 +44,14 @@ CASES: dict[str, tuple[Callable[[], bytes], str, list[str], str | None, list[str
 
 @pytest.fixture
 def hostile_settings(settings: Settings, tmp_path: Path) -> Settings:
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    return dataclasses.replace(
+    return with_pipeline(
         settings,
-        pipeline=dataclasses.replace(
-            settings.pipeline,
-            pool_size=2,
-            page_timeout_s=PAGE_TIMEOUT_S,
-            inspect_timeout_s=20,
-            parser_memory_mb=1024,
-            max_stream_bytes=20_000_000,
-            spool_dir=str(spool),
-        ),
+        tmp_path,
+        pool_size=2,
+        page_timeout_s=PAGE_TIMEOUT_S,
+        inspect_timeout_s=20,
+        parser_memory_mb=1024,
+        max_stream_bytes=20_000_000,
     )
 
 
