@@ -281,11 +281,10 @@ class DocumentActivities:
         keys: list[str] = []
         pages = input.pages
         if pages is not None:
-            for index in range(pages.chunks):
-                first = index * pages.chunk_pages + 1
-                keys.append(chunk_key(input.results_prefix, first))
-                for result in store.iter_chunk(input.results_prefix, first):
-                    summary.add(result)
+            firsts = [index * pages.chunk_pages + 1 for index in range(pages.chunks)]
+            keys = [chunk_key(input.results_prefix, first) for first in firsts]
+            for result in store.iter_chunks(input.results_prefix, firsts):
+                summary.add(result)
             if summary.pages != input.inspection.page_count:
                 raise ApplicationError(
                     f"chunks hold {summary.pages} pages, the document has "
@@ -329,6 +328,10 @@ class DocumentActivities:
 class _ChunkRun:
     """One attempt's chunks: check in the pool, write to S3, advance the checkpoint."""
 
+    # Chunks per parser process that may be checked ahead of the checkpoint (a slow
+    # chunk holds the checkpoint back while the others go on, up to this many).
+    AHEAD_PER_PROCESS = 4
+
     def __init__(
         self,
         pool: PagePool,
@@ -351,7 +354,7 @@ class _ChunkRun:
         self._total = total_chunks
         self._done: set[int] = set()
 
-    async def _chunk(self, index: int) -> int:
+    async def _parse(self, index: int) -> tuple[int, list[dict[str, Any]]]:
         chunk_pages = self.checkpoint.chunk_pages
         first = index * chunk_pages + 1
         last = min(first + chunk_pages - 1, self._input.page_count)
@@ -361,19 +364,22 @@ class _ChunkRun:
         ):
             started = time.monotonic()
             pages = await self._pool.check_range(self._path, first, last)
-            seconds = time.monotonic() - started
-            with _tracer.start_as_current_span("docpipe.write_chunk"):
-                try:
-                    written = await asyncio.to_thread(
-                        self._store.write_chunk, self._input.results_prefix, first, pages
-                    )
-                except ResultConflictError as exc:
-                    # Two runs disagree about the same pages: retrying cannot settle it.
-                    raise ApplicationError(
-                        str(exc), type="result_conflict", non_retryable=True
-                    ) from exc
+        self._metrics.record_range(pages, time.monotonic() - started)
+        return index, pages
+
+    async def _write(self, index: int, pages: list[dict[str, Any]]) -> int:
+        first = index * self.checkpoint.chunk_pages + 1
+        with _tracer.start_as_current_span("docpipe.write_chunk"):
+            try:
+                written = await asyncio.to_thread(
+                    self._store.write_chunk, self._input.results_prefix, first, pages
+                )
+            except ResultConflictError as exc:
+                # Two runs disagree about the same pages: retrying cannot settle it.
+                raise ApplicationError(
+                    str(exc), type="result_conflict", non_retryable=True
+                ) from exc
         self._metrics.chunk_writes.labels("written" if written else "already_there").inc()
-        self._metrics.record_range(pages, seconds)
         return index
 
     async def _keep_alive(self) -> None:
@@ -406,27 +412,38 @@ class _ChunkRun:
             ApplicationError: the worker is shutting down (retryable: the next attempt
                 resumes from the checkpoint heartbeated here).
         """
-        pending: set[asyncio.Task[int]] = set()
+        parsing: set[asyncio.Task[tuple[int, list[dict[str, Any]]]]] = set()
+        writing: set[asyncio.Task[int]] = set()
         next_index = self.checkpoint.chunks
+        # Chunks checked or being checked beyond the checkpoint: what a crash can cost.
+        window = self.AHEAD_PER_PROCESS * self._pool.size
         heartbeat = asyncio.create_task(self._keep_alive())
         shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
         try:
-            while next_index < self._total or pending:
-                # One chunk per parser process keeps every core busy, and no more: chunks
-                # written far ahead of the checkpoint would be redone after a crash.
+            while True:
+                # One chunk per parser process keeps every core busy. A checked chunk is
+                # written while its process goes on with the next one, so no process
+                # waits for S3.
                 while (
                     next_index < self._total
-                    and len(pending) < self._pool.size
+                    and len(parsing) < self._pool.size
+                    and next_index - self.checkpoint.chunks < window
                     and not shutdown.done()
                 ):
-                    pending.add(asyncio.create_task(self._chunk(next_index)))
+                    parsing.add(asyncio.create_task(self._parse(next_index)))
                     next_index += 1
-                if not pending:
+                if not parsing and not writing:
                     break
-                await asyncio.wait({*pending, shutdown}, return_when=asyncio.FIRST_COMPLETED)
-                for task in [t for t in pending if t.done()]:
-                    pending.discard(task)
-                    self._done.add(task.result())
+                waiting: set[asyncio.Future[Any]] = {*parsing, *writing}
+                if not shutdown.done():
+                    waiting.add(shutdown)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for parsed in [t for t in parsing if t.done()]:
+                    parsing.discard(parsed)
+                    writing.add(asyncio.create_task(self._write(*parsed.result())))
+                for wrote in [t for t in writing if t.done()]:
+                    writing.discard(wrote)
+                    self._done.add(wrote.result())
                 self._advance()
             if self.checkpoint.chunks < self._total:
                 raise ApplicationError(
@@ -438,9 +455,9 @@ class _ChunkRun:
         finally:
             heartbeat.cancel()
             shutdown.cancel()
-            for task in pending:
+            for task in (*parsing, *writing):
                 task.cancel()
-            await asyncio.gather(heartbeat, shutdown, *pending, return_exceptions=True)
+            await asyncio.gather(heartbeat, shutdown, *parsing, *writing, return_exceptions=True)
         return self.checkpoint
 
 

@@ -8,9 +8,11 @@ key mean two runs disagree about a result, which must never be papered over.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -112,19 +114,43 @@ class ResultStore:
             chunk_key(prefix, first_page), chunk_bytes(pages), "application/x-ndjson"
         )
 
-    def iter_chunk(self, prefix: str, first_page: int) -> Iterator[dict[str, Any]]:
-        """Stream one chunk's page results, line by line.
+    def iter_chunks(
+        self, prefix: str, first_pages: Sequence[int], ahead: int = 8
+    ) -> Iterator[dict[str, Any]]:
+        """Page results of several chunks in order, fetching up to ``ahead`` at once.
+
+        One chunk at a time waits on a round trip per chunk; reading a few ahead hides it,
+        while memory stays bounded by ``ahead`` chunks whatever the document's size.
 
         Raises:
-            FileNotFoundError: the chunk was never written.
+            FileNotFoundError: a chunk was never written.
         """
-        key = chunk_key(prefix, first_page)
-        try:
-            response = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
-                raise FileNotFoundError(f"s3://{self.bucket}/{key}") from exc
-            raise
-        for line in response["Body"].iter_lines():
-            if line:
-                yield json.loads(line)
+        if not first_pages:
+            return
+        firsts = iter(first_pages)
+        queue: collections.deque[Future[bytes]] = collections.deque()
+        with ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="chunks") as pool:
+
+            def fetch_next() -> None:
+                first = next(firsts, None)
+                if first is not None:
+                    queue.append(pool.submit(self._chunk_body, chunk_key(prefix, first)))
+
+            try:
+                for _ in range(max(1, ahead)):
+                    fetch_next()
+                while queue:
+                    body = queue.popleft().result()
+                    fetch_next()
+                    for line in body.splitlines():
+                        if line:
+                            yield json.loads(line)
+            finally:
+                for future in queue:
+                    future.cancel()
+
+    def _chunk_body(self, key: str) -> bytes:
+        body = self.read(key)
+        if body is None:
+            raise FileNotFoundError(f"s3://{self.bucket}/{key}")
+        return body

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import math
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -14,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from infra.samples.generate import make_pdf
-from pipeline.activities import DocumentActivities
+from pipeline.activities import DocumentActivities, _ChunkRun
 from pipeline.checkpoint import Checkpoint
 from pipeline.models import (
     CheckPagesInput,
@@ -23,7 +26,8 @@ from pipeline.models import (
     FinalizeInput,
     InspectInput,
 )
-from pipeline.results import chunk_key
+from pipeline.results import ResultStore, chunk_key
+from tests.helpers import async_wait_for
 from tests.reports import assert_valid_report
 
 PAGES = 35
@@ -193,3 +197,44 @@ async def test_a_chunk_that_disagrees_is_a_non_retryable_conflict(
     # The chunk that was there is never overwritten.
     body = s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))["Body"].read()
     assert body == b'{"page": 1}\n'
+
+
+async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first chunk's write hangs: the parser processes keep checking the next chunks,
+    # but no further than the window ahead of the checkpoint (what a crash could cost).
+    release, parsed = threading.Event(), [0]
+    real_write = ResultStore.write_chunk
+
+    def write_chunk(store: ResultStore, prefix: str, first: int, pages: Any) -> bool:
+        if first == 1:
+            release.wait(30)
+        return real_write(store, prefix, first, pages)
+
+    monkeypatch.setattr(ResultStore, "write_chunk", write_chunk)
+    activities = _activities(s3, chunk_pages=2)
+    real_check = activities.pool.check_range
+
+    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+        parsed[0] += 1
+        return await real_check(path, first, last)
+
+    monkeypatch.setattr(activities.pool, "check_range", check_range)
+    window = _ChunkRun.AHEAD_PER_PROCESS * activities.pool.size
+    heartbeats: list[Any] = []
+    run = asyncio.create_task(_env([], heartbeats).run(activities.check_pages, _input(document, 2)))
+    try:
+
+        async def window_full() -> bool:
+            return parsed[0] == window and len(_written_chunks(s3)) == window - 1
+
+        await async_wait_for(window_full, 30, f"{window} chunks checked, all but one written")
+        await asyncio.sleep(0.5)
+        assert parsed[0] == window, "checked past the window while the checkpoint was held"
+        assert all(h["next_page"] == 1 for h in heartbeats)
+    finally:
+        release.set()
+    result = await run
+    assert result.chunks == math.ceil(PAGES / 2) == parsed[0]
+    assert heartbeats[-1]["next_page"] == PAGES + 1
