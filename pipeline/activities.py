@@ -7,7 +7,10 @@ threads and PDF parsing in the parser pool, so the event loop stays free for hea
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
+import json
 import logging
 import math
 import time
@@ -27,6 +30,7 @@ from pipeline.models import (
     CheckPagesResult,
     CheckPlan,
     CheckSummary,
+    DocumentRef,
     FinalizeInput,
     InspectInput,
     InspectResult,
@@ -35,8 +39,14 @@ from pipeline.models import (
 from pipeline.policy import VerdictPolicy
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
 from pipeline.report import PageSummary, build_report
-from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
-from pipeline.spool import ObjectChangedError, ObjectMissingError, head, spooled
+from pipeline.results import (
+    ResultConflictError,
+    ResultStore,
+    chunk_bytes,
+    chunk_key,
+    to_json_bytes,
+)
+from pipeline.spool import ObjectChangedError, ObjectMissingError, download, head
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -91,7 +101,12 @@ class DocumentActivities:
             workflow with it (none: no progress signals).
         metrics: where the worker's own metrics are recorded (default: not exported).
         progress_interval_s: least time between two progress signals of one attempt.
+        shelve_spools: keep an inspected document's file for its page check (only useful
+            when this worker also checks pages).
     """
+
+    # Inspected documents whose files wait for their page check, at most.
+    SHELVED_DOCUMENTS = 4
 
     def __init__(
         self,
@@ -107,6 +122,7 @@ class DocumentActivities:
         client: Client | None = None,
         metrics: PipelineMetrics | None = None,
         progress_interval_s: float = 3.0,
+        shelve_spools: bool = True,
     ) -> None:
         self._client = client
         self.metrics = metrics or PipelineMetrics()
@@ -120,23 +136,43 @@ class DocumentActivities:
             policy=policy or VerdictPolicy(),
         )
         self._spool_dir = spool_dir
+        self._shelf = _Shelf(size=self.SHELVED_DOCUMENTS if shelve_spools else 0)
 
     def close(self) -> None:
-        """Stop the parser processes."""
+        """Stop the parser processes and remove the documents kept for page checks."""
         self.pool.shutdown()
+        for path in self._shelf.expired(everything=True):
+            path.unlink(missing_ok=True)
 
     @contextlib.asynccontextmanager
-    async def _spooled(self, input_document: Any) -> AsyncIterator[Any]:
-        # Entered and left in a thread: downloads block.
-        manager = spooled(self._s3, input_document, self._spool_dir)
-        with _tracer.start_as_current_span(
-            "docpipe.download", attributes={"docpipe.bucket": input_document.bucket}
-        ):
-            path = await asyncio.to_thread(manager.__enter__)
+    async def _spooled(self, document: DocumentRef) -> AsyncIterator[_Spool]:
+        """The document spooled to a local file: kept from its inspection, or downloaded.
+
+        The file is removed on exit unless the block sets ``keep`` (and this worker checks
+        pages): then it waits on the shelf for the document's page check, so that the
+        check neither downloads it again nor indexes its pages again.
+        """
+        await self._remove(*self._shelf.expired())
+        path = self._shelf.take(document)
+        if path is None:
+            with _tracer.start_as_current_span(
+                "docpipe.download", attributes={"docpipe.bucket": document.bucket}
+            ):
+                path = await asyncio.to_thread(download, self._s3, document, self._spool_dir)
+        spool = _Spool(path)
         try:
-            yield path
+            yield spool
         finally:
-            await asyncio.to_thread(manager.__exit__, None, None, None)
+            if spool.keep and self._shelf.size:
+                await self._remove(*self._shelf.put(document, path))
+            else:
+                await self._remove(path)
+
+    async def _remove(self, *paths: Path) -> None:
+        for path in paths:
+            # Parser processes close it first, so that its space is really freed.
+            await self.pool.forget(path)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
 
     @activity.defn(name="inspect")
     async def inspect(self, input: InspectInput) -> InspectResult:
@@ -174,8 +210,9 @@ class DocumentActivities:
                 return problem(
                     TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size=size
                 )
-            async with self._spooled(document) as path:
-                facts = await self.pool.inspect(path)
+            async with self._spooled(document) as spool:
+                facts = await self.pool.inspect(spool.path)
+                spool.keep = facts.problem is None and facts.page_count > 0
         except (ObjectMissingError, ObjectChangedError) as exc:
             kind = OBJECT_MISSING if isinstance(exc, ObjectMissingError) else OBJECT_CHANGED
             return problem(kind, str(exc))
@@ -230,25 +267,24 @@ class DocumentActivities:
             min_interval_s=self._progress_interval_s,
         )
         try:
-            async with self._spooled(input.document) as path:
+            async with self._spooled(input.document) as spool:
+                run = _ChunkRun(
+                    self.pool,
+                    spool.path,
+                    input,
+                    store,
+                    checkpoint,
+                    total_chunks,
+                    metrics=self.metrics,
+                    on_advance=signals.advanced,
+                )
                 try:
-                    checkpoint = await _ChunkRun(
-                        self.pool,
-                        path,
-                        input,
-                        store,
-                        checkpoint,
-                        total_chunks,
-                        metrics=self.metrics,
-                        on_advance=signals.advanced,
-                    ).run()
+                    checkpoint = await run.run()
                 except asyncio.CancelledError:
                     # Cancelled (or the worker gave up waiting at shutdown): no parser
                     # process may go on with this document.
                     self.pool.restart()
                     raise
-                finally:
-                    await self.pool.forget(path)
         except (ObjectMissingError, ObjectChangedError) as exc:
             raise _gone(exc) from exc
         finally:
@@ -259,6 +295,7 @@ class DocumentActivities:
             chunk_pages=checkpoint.chunk_pages,
             first_page_this_attempt=first_page,
             attempt=info.attempt,
+            summary=_bounded_state(run.summary),
         )
 
     @activity.defn(name="finalize")
@@ -283,8 +320,12 @@ class DocumentActivities:
         if pages is not None:
             firsts = [index * pages.chunk_pages + 1 for index in range(pages.chunks)]
             keys = [chunk_key(input.results_prefix, first) for first in firsts]
-            for result in store.iter_chunks(input.results_prefix, firsts):
-                summary.add(result)
+            folded = _summary_from_state(pages.summary)
+            if folded is not None:
+                summary = folded
+            else:
+                for result in store.iter_chunks(input.results_prefix, firsts):
+                    summary.add(result)
             if summary.pages != input.inspection.page_count:
                 raise ApplicationError(
                     f"chunks hold {summary.pages} pages, the document has "
@@ -325,6 +366,57 @@ class DocumentActivities:
         )
 
 
+@dataclasses.dataclass
+class _Spool:
+    path: Path
+    keep: bool = False
+
+
+class _Shelf:
+    """Spooled files of inspected documents, waiting for their page check on this worker.
+
+    Page checks usually follow their inspection on the same worker within a second; a
+    check that runs elsewhere (or never) leaves its file here until it is pushed out by
+    newer ones or waited ``linger_s``.
+    """
+
+    def __init__(self, size: int, linger_s: float = 120.0) -> None:
+        self.size = size
+        self._linger_s = linger_s
+        self._files: collections.OrderedDict[tuple[str, ...], tuple[Path, float]] = (
+            collections.OrderedDict()
+        )
+
+    @staticmethod
+    def _key(document: DocumentRef) -> tuple[str, ...]:
+        return (document.bucket, document.key, document.version_id or "", document.etag or "")
+
+    def take(self, document: DocumentRef) -> Path | None:
+        """The document's file, now the caller's to remove; None if not kept here."""
+        kept = self._files.pop(self._key(document), None)
+        return kept[0] if kept else None
+
+    def put(self, document: DocumentRef, path: Path) -> list[Path]:
+        """Keep ``path`` for the document; returns the files pushed out, to remove."""
+        key = self._key(document)
+        previous = self._files.pop(key, None)
+        self._files[key] = (path, time.monotonic())
+        pushed = [previous[0]] if previous else []
+        while len(self._files) > self.size:
+            pushed.append(self._files.popitem(last=False)[1][0])
+        return pushed
+
+    def expired(self, *, everything: bool = False) -> list[Path]:
+        """Forget the files kept longer than the linger time; returns them, to remove."""
+        now = time.monotonic()
+        old = [
+            key
+            for key, (_, since) in self._files.items()
+            if everything or now - since >= self._linger_s
+        ]
+        return [self._files.pop(key)[0] for key in old]
+
+
 class _ChunkRun:
     """One attempt's chunks: check in the pool, write to S3, advance the checkpoint."""
 
@@ -353,6 +445,11 @@ class _ChunkRun:
         self.checkpoint = checkpoint
         self._total = total_chunks
         self._done: set[int] = set()
+        # An attempt from page 1 folds every page as the checkpoint passes it: finalize
+        # then has the summary without reading the chunks back. Bytes of chunks written
+        # but not yet passed wait here (at most the window's worth).
+        self.summary = PageSummary() if checkpoint.chunks == 0 else None
+        self._bodies: dict[int, bytes] = {}
 
     async def _parse(self, index: int) -> tuple[int, list[dict[str, Any]]]:
         chunk_pages = self.checkpoint.chunk_pages
@@ -369,10 +466,11 @@ class _ChunkRun:
 
     async def _write(self, index: int, pages: list[dict[str, Any]]) -> int:
         first = index * self.checkpoint.chunk_pages + 1
+        body = chunk_bytes(pages)
         with _tracer.start_as_current_span("docpipe.write_chunk"):
             try:
                 written = await asyncio.to_thread(
-                    self._store.write_chunk, self._input.results_prefix, first, pages
+                    self._store.write_chunk, self._input.results_prefix, first, body
                 )
             except ResultConflictError as exc:
                 # Two runs disagree about the same pages: retrying cannot settle it.
@@ -380,6 +478,9 @@ class _ChunkRun:
                     str(exc), type="result_conflict", non_retryable=True
                 ) from exc
         self._metrics.chunk_writes.labels("written" if written else "already_there").inc()
+        if self.summary is not None:
+            # Folded once the checkpoint reaches it: pages are folded in order.
+            self._bodies[index] = body
         return index
 
     async def _keep_alive(self) -> None:
@@ -395,6 +496,10 @@ class _ChunkRun:
         chunks = self.checkpoint.chunks
         while chunks in self._done:
             self._done.discard(chunks)
+            if self.summary is not None:
+                # The bytes just written: exactly what the chunk file holds.
+                for line in self._bodies.pop(chunks).splitlines():
+                    self.summary.add(json.loads(line))
             chunks += 1
         if chunks != self.checkpoint.chunks:
             self.checkpoint = Checkpoint(
@@ -459,6 +564,28 @@ class _ChunkRun:
                 task.cancel()
             await asyncio.gather(heartbeat, shutdown, *parsing, *writing, return_exceptions=True)
         return self.checkpoint
+
+
+# Larger folded summaries (many listed pages, hosts, samples) stay out of the history:
+# finalize reads the chunks instead.
+MAX_SUMMARY_BYTES = 64 * 1024
+
+
+def _bounded_state(summary: PageSummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    state = summary.to_state()
+    return state if len(to_json_bytes(state)) <= MAX_SUMMARY_BYTES else None
+
+
+def _summary_from_state(state: dict[str, Any] | None) -> PageSummary | None:
+    if state is None:
+        return None
+    try:
+        return PageSummary.from_state(state)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("unusable page summary (%r): reading the chunks instead", exc)
+        return None
 
 
 def _ids(document_id: str) -> dict[str, Any]:

@@ -171,19 +171,26 @@ def inspect_document(path: Path) -> DocumentFacts:
     """Document-level checks: can the pages be checked at all, and what the document holds."""
     # Read from the open file: PdfReader(path) would hold the whole file in memory.
     with path.open("rb") as stream:
-        return _inspect(stream)
+        return inspect_stream(stream)[0]
 
 
-def _inspect(stream: IO[bytes]) -> DocumentFacts:
+def inspect_stream(stream: IO[bytes]) -> tuple[DocumentFacts, PdfReader | None]:
+    """:func:`inspect_document` of an open file, and the reader it used.
+
+    Returns:
+        The facts, and when the pages can be checked (no ``problem``) the decrypted
+        reader with its pages indexed (:func:`pipeline.pages.index_pages`), reading from
+        ``stream``; otherwise None.
+    """
     head = stream.read(1024)
     stream.seek(0)
     if _PDF_MAGIC not in head:
-        return DocumentFacts(None, 0, False, "not_pdf", "no %PDF- header in the first 1 KiB")
+        return DocumentFacts(None, 0, False, "not_pdf", "no %PDF- header in the first 1 KiB"), None
     version = _header_version(head)
     try:
         reader = PdfReader(stream)
     except Exception as exc:
-        return DocumentFacts(version, 0, False, "unreadable", _describe(exc))
+        return DocumentFacts(version, 0, False, "unreadable", _describe(exc)), None
     encrypted = reader.is_encrypted
     revision: int | None = None
     if encrypted:
@@ -192,26 +199,20 @@ def _inspect(stream: IO[bytes]) -> DocumentFacts:
             revision = int(encrypt.get("/R", 0)) or None
             opens = bool(reader.decrypt("")) and empty_user_password(reader)
         except Exception as exc:
-            return DocumentFacts(version, 0, True, "encrypted", _describe(exc))
+            return DocumentFacts(version, 0, True, "encrypted", _describe(exc)), None
         if not opens:
-            return DocumentFacts(
-                version,
-                0,
-                True,
-                "encrypted",
-                "needs a password",
-                DocumentFeatures(encryption_revision=revision),
-            )
+            features = DocumentFeatures(encryption_revision=revision)
+            return DocumentFacts(version, 0, True, "encrypted", "needs a password", features), None
     try:
         # Counted as the parser processes will see the pages, in memory that does not
         # grow with the page count (see pipeline.pages).
         page_count = len(index_pages(reader))
     except FileNotDecryptedError:
-        return DocumentFacts(version, 0, True, "encrypted", "needs a password")
+        return DocumentFacts(version, 0, True, "encrypted", "needs a password"), None
     except Exception as exc:
-        return DocumentFacts(version, 0, encrypted, "unreadable", _describe(exc))
+        return DocumentFacts(version, 0, encrypted, "unreadable", _describe(exc)), None
     if page_count == 0:
-        return DocumentFacts(version, 0, encrypted, "unreadable", "the document has no pages")
+        return DocumentFacts(version, 0, encrypted, "unreadable", "the document has no pages"), None
     try:
         root = _dict(reader.trailer["/Root"])
         if root is None:
@@ -225,7 +226,8 @@ def _inspect(stream: IO[bytes]) -> DocumentFacts:
             empty_user_password=encrypted,
             read_error=_describe(exc),
         )
-    return DocumentFacts(version, page_count, encrypted, features=features)
+    facts = DocumentFacts(version, page_count, encrypted, features=features)
+    return facts, reader
 
 
 # --- document-wide structures ----------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.policy import VerdictPolicy
 
@@ -205,13 +206,17 @@ class CheckPagesInput:
 
 @dataclass(frozen=True)
 class CheckPagesResult:
-    """Only counts: per-page results live in S3 chunk files, never in payloads."""
+    """Counts, and at most a bounded summary: per-page results live in S3 chunk files."""
 
     pages_checked: int
     chunks: int
     chunk_pages: int
     first_page_this_attempt: int
     attempt: int
+    # When this attempt checked every page from page 1: its page results folded as their
+    # chunks were written (``PageSummary.to_state``, bounded by the report's caps), so
+    # finalize need not read the chunks back. None otherwise: finalize reads the chunks.
+    summary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

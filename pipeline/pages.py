@@ -113,19 +113,34 @@ class LeanReader:
     """A PdfReader over an open file, with :class:`LeanPages` as its pages.
 
     Args:
-        path: the PDF file; it stays open until :meth:`close`.
+        file: the open PDF file; it stays open until :meth:`close`.
+        reader: a reader of ``file`` whose pages :func:`index_pages` has indexed.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._file: IO[bytes] = path.open("rb")
+    def __init__(self, file: IO[bytes], reader: PdfReader) -> None:
+        if not isinstance(reader.flattened_pages, LeanPages):
+            raise ValueError("the reader's pages are not indexed")
+        self._file: IO[bytes] = file
+        self.reader: PdfReader = reader
+        self.pages: LeanPages = reader.flattened_pages
+        self.release()
+
+    @classmethod
+    def open(cls, path: Path) -> LeanReader:
+        """Open ``path``, decrypt it with the empty password if needed, index its pages.
+
+        Raises:
+            PdfReadError: the file or its page tree is unreadable.
+        """
+        file: IO[bytes] = path.open("rb")
         try:
-            self.reader = PdfReader(self._file)
-            if self.reader.is_encrypted:
-                self.reader.decrypt("")
-            self.pages = index_pages(self.reader)
-            self.release()
+            reader = PdfReader(file)
+            if reader.is_encrypted:
+                reader.decrypt("")
+            index_pages(reader)
+            return cls(file, reader)
         except BaseException:
-            self._file.close()
+            file.close()
             raise
 
     def release(self) -> None:

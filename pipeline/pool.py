@@ -18,6 +18,7 @@ parent died before that request was made.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import logging
 import multiprocessing
@@ -34,15 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_document
+from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_stream
 from pipeline.pages import LeanReader
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _PR_SET_PDEATHSIG = 1
-# Per parser process: the document being checked, kept open between its page ranges.
-_open: dict[str, LeanReader] = {}
+# Per parser process: the documents being checked, kept open (and their pages indexed)
+# between page ranges; the least recently used beyond _OPEN_READERS is closed.
+_open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
+_OPEN_READERS = 4
 # Per parser process: [page being parsed (0: idle, -1: inspecting), CLOCK_MONOTONIC ns].
 _progress: Any = None
 _INSPECTING = -1
@@ -122,6 +125,10 @@ def _noop() -> int:
     return os.getpid()
 
 
+def _open_paths() -> list[str]:
+    return list(_open)
+
+
 def _forget(path: str) -> None:
     """Runs in a parser process: close the document (its spooled file is being removed)."""
     lean = _open.pop(path, None)
@@ -129,23 +136,53 @@ def _forget(path: str) -> None:
         lean.close()
 
 
+def _keep_open(path: str, lean: LeanReader) -> None:
+    previous = _open.pop(path, None)
+    if previous is not None:
+        previous.close()
+    _open[path] = lean
+    while len(_open) > _OPEN_READERS:
+        _open.popitem(last=False)[1].close()
+
+
+def _reader(path: str) -> LeanReader:
+    lean = _open.get(path)
+    if lean is None:
+        lean = LeanReader.open(Path(path))
+        _keep_open(path, lean)
+    _open.move_to_end(path)
+    return lean
+
+
 def _inspect(path: Path) -> DocumentFacts:
+    """Runs in a parser process: document-level checks; a checkable document stays open."""
+    _mark(_INSPECTING)
+    stream, kept = path.open("rb"), False
+    try:
+        facts, reader = inspect_stream(stream)
+        if reader is not None:
+            # Its pages are indexed already: page ranges sent here need not do it again.
+            _keep_open(str(path), LeanReader(stream, reader))
+            kept = True
+        return facts
+    finally:
+        if not kept:
+            stream.close()
+        _mark(0)
+
+
+def _preload(path: str) -> None:
+    """Runs in a parser process: open and index a document before its pages are sent."""
     _mark(_INSPECTING)
     try:
-        return inspect_document(path)
+        _reader(path)
     finally:
         _mark(0)
 
 
 def check_range(path: str, first: int, last: int) -> list[dict[str, Any]]:
     """Runs in a parser process: check pages ``first``..``last`` of the spooled file."""
-    lean = _open.get(path)
-    if lean is None:
-        for other in _open.values():
-            other.close()
-        _open.clear()
-        lean = LeanReader(Path(path))
-        _open[path] = lean
+    lean = _reader(path)
     results: list[dict[str, Any]] = []
     try:
         for number in range(first, last + 1):
@@ -156,6 +193,11 @@ def check_range(path: str, first: int, last: int) -> list[dict[str, Any]]:
         # Parsed objects of this range are not needed again: memory stays flat.
         lean.release()
     return results
+
+
+def _ignore_outcome(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _Slot:
@@ -240,8 +282,10 @@ class PagePool:
         if not self._closed and self._slots[index] is slot:
             self._slots[index] = _Slot(os.getpid(), self.limits)
 
-    async def _run(self, fn: Callable[..., T], *args: Any, limit_s: float) -> T:
-        """Run ``fn(*args)`` on a free parser process, watching it.
+    async def _run(
+        self, fn: Callable[..., T], *args: Any, limit_s: float, index: int | None = None
+    ) -> T:
+        """Run ``fn(*args)`` on a free parser process (or slot ``index``, taken), watching it.
 
         Raises:
             _Hung: the process spent more than ``limit_s`` on one page (it was replaced).
@@ -249,7 +293,8 @@ class PagePool:
         """
         free = self._ensure()
         loop = asyncio.get_running_loop()
-        index = await free.get()
+        if index is None:
+            index = await free.get()
         slot = self._slots[index]
         future: asyncio.Future[T] | None = None
         try:
@@ -352,20 +397,55 @@ class PagePool:
     async def inspect(self, path: Path) -> DocumentFacts:
         """Document-level checks of a spooled file in a parser process.
 
+        The process that inspects keeps the document open with its pages indexed, and
+        the other processes that are free open and index it meanwhile, on the cores the
+        inspection leaves idle: the document's page ranges then start at once. Should the
+        inspection time out or crash its process, that preparation is stopped too (it
+        would most likely do the same); a document found not checkable fails it as fast.
+
         Raises:
             InspectTimeoutError: they took longer than the limit (the process was replaced).
             ParserCrashedError: the process died twice.
         """
-        for _ in range(2):
-            try:
-                return await self._run(_inspect, path, limit_s=self.limits.inspect_seconds)
-            except _Hung as hung:
-                raise InspectTimeoutError(
-                    f"document-level checks took longer than {self.limits.inspect_seconds:g} s"
-                ) from hung
-            except _Died:
-                log.warning("parser process died inspecting a document; starting a new one")
-        raise ParserCrashedError("the parser process died twice inspecting the document")
+        free = self._ensure()
+        index = await free.get()
+        preloads = []
+        while not free.empty():
+            preloads.append(
+                asyncio.create_task(
+                    self._run(
+                        _preload,
+                        str(path),
+                        limit_s=self.limits.inspect_seconds,
+                        index=free.get_nowait(),
+                    )
+                )
+            )
+        failed = True
+        try:
+            for attempt in range(2):
+                try:
+                    facts = await self._run(
+                        _inspect,
+                        path,
+                        limit_s=self.limits.inspect_seconds,
+                        index=index if attempt == 0 else None,
+                    )
+                    failed = False
+                    return facts
+                except _Hung as hung:
+                    raise InspectTimeoutError(
+                        f"document-level checks took longer than {self.limits.inspect_seconds:g} s"
+                    ) from hung
+                except _Died:
+                    log.warning("parser process died inspecting a document; starting a new one")
+            raise ParserCrashedError("the parser process died twice inspecting the document")
+        finally:
+            for preload in preloads:
+                if failed:
+                    preload.cancel()
+                # Its failures are the page ranges' to report, should any be sent.
+                preload.add_done_callback(_ignore_outcome)
 
     def restart(self) -> None:
         """Kill every parser process; fresh ones start on next use.
@@ -375,6 +455,17 @@ class PagePool:
         """
         for index, slot in enumerate(self._slots):
             self._replace(index, slot)
+
+    async def open_documents(self) -> list[list[str]]:
+        """Per started parser process, the documents it holds open (for tests and
+        diagnostics); runs after the work already sent to each process."""
+        loop = asyncio.get_running_loop()
+        started = [slot for slot in self._slots if slot.pids()]
+        return list(
+            await asyncio.gather(
+                *(loop.run_in_executor(slot.executor, _open_paths) for slot in started)
+            )
+        )
 
     def pids(self) -> list[int]:
         """PIDs of the live parser processes (for tests and diagnostics)."""

@@ -7,6 +7,7 @@ The fields are described in docs/REPORT.md and pinned by docs/report.schema.json
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +186,54 @@ class PageSummary:
             for sample in samples.get(kind, []):
                 if len(summary.samples) < MAX_SENSITIVE_SAMPLES and sample not in summary.samples:
                     summary.samples.append(str(sample))
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything folded so far, as plain JSON values (:meth:`from_state` reads it).
+
+        Bounded by the same caps as the report, whatever the page count.
+        """
+        state: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, _PageList):
+                value = value.to_json()
+            elif isinstance(value, set):
+                value = sorted(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif item.name == "sensitive_types":
+                value = {kind: summary.to_json() for kind, summary in value.items()}
+            state[item.name] = value
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PageSummary:
+        """The summary :meth:`to_state` described.
+
+        Raises:
+            ValueError: ``state`` is not such a description.
+        """
+        names = {item.name for item in dataclasses.fields(cls)}
+        if set(state) != names:
+            raise ValueError(f"not a page summary state: fields {sorted(set(state) ^ names)}")
+        values = dict(state)
+        empty = cls()
+        for name in names:
+            if isinstance(getattr(empty, name), _PageList):
+                listed = values[name]
+                values[name] = _PageList(int(listed["count"]), [int(p) for p in listed["pages"]])
+        values["link_hosts"] = set(values["link_hosts"])
+        first_size = values["first_size"]
+        values["first_size"] = None if first_size is None else (first_size[0], first_size[1])
+        values["sensitive_types"] = {
+            kind: _SensitiveType(
+                count=int(summary["count"]),
+                pages=_PageList(int(summary["pages"]["count"]), list(summary["pages"]["pages"])),
+                samples=list(summary["samples"]),
+            )
+            for kind, summary in values["sensitive_types"].items()
+        }
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         """Summaries of the page checks (document-level parts are added by ``build_report``)."""

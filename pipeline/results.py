@@ -109,10 +109,9 @@ class ResultStore:
             raise
         return response["Body"].read()
 
-    def write_chunk(self, prefix: str, first_page: int, pages: list[dict[str, Any]]) -> bool:
-        return self.write_once(
-            chunk_key(prefix, first_page), chunk_bytes(pages), "application/x-ndjson"
-        )
+    def write_chunk(self, prefix: str, first_page: int, body: bytes) -> bool:
+        """Write one chunk file (``chunk_bytes`` of its pages) once; see :meth:`write_once`."""
+        return self.write_once(chunk_key(prefix, first_page), body, "application/x-ndjson")
 
     def iter_chunks(
         self, prefix: str, first_pages: Sequence[int], ahead: int = 8

@@ -66,9 +66,10 @@ def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
         raise gone from exc
 
 
-@contextlib.contextmanager
-def spooled(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Iterator[Path]:
-    """Download the exact version to a temporary file, removed on every exit path.
+def download(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Path:
+    """Download the exact version to a new temporary file; the caller removes it.
+
+    Nothing is left behind when the download fails.
 
     Raises:
         ObjectMissingError, ObjectChangedError: the version is gone or was replaced.
@@ -91,6 +92,17 @@ def spooled(s3: S3Client, document: DocumentRef, directory: str | None = None) -
             body = response["Body"]
             for block in iter(lambda: body.read(_READ_BYTES), b""):
                 out.write(block)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@contextlib.contextmanager
+def spooled(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Iterator[Path]:
+    """:func:`download`, as a context that removes the file on every exit path."""
+    path = download(s3, document, directory)
+    try:
         yield path
     finally:
         path.unlink(missing_ok=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,7 +19,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from infra.samples.generate import make_pdf
-from pipeline.activities import DocumentActivities, _ChunkRun
+from pipeline import activities as activities_module
+from pipeline.activities import DocumentActivities, _ChunkRun, _Shelf
 from pipeline.checkpoint import Checkpoint
 from pipeline.models import (
     CheckPagesInput,
@@ -62,7 +65,7 @@ def _stop_parsers() -> Iterator[None]:
 
 
 def _activities(
-    s3: Any, chunk_pages: int = 10, max_document_bytes: int = 1 << 30
+    s3: Any, chunk_pages: int = 10, max_document_bytes: int = 1 << 30, **options: Any
 ) -> DocumentActivities:
     made = DocumentActivities(
         s3=s3,
@@ -70,6 +73,7 @@ def _activities(
         chunk_pages=chunk_pages,
         heartbeat_timeout_s=5,
         max_document_bytes=max_document_bytes,
+        **options,
     )
     _made.append(made)
     return made
@@ -238,3 +242,93 @@ async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
     result = await run
     assert result.chunks == math.ceil(PAGES / 2) == parsed[0]
     assert heartbeats[-1]["next_page"] == PAGES + 1
+
+
+async def test_a_whole_attempt_hands_finalize_its_summary_with_the_same_report(
+    s3: Any, document: DocumentRef
+) -> None:
+    activities = _activities(s3)
+    env = _env([], [])
+    inspection = await env.run(activities.inspect, InspectInput(document=document))
+    pages = await env.run(activities.check_pages, _input(document))
+    assert pages.summary is not None
+    assert pages.summary["pages"] == PAGES
+    finalize = FinalizeInput(
+        document=document,
+        results_bucket=RESULTS,
+        results_prefix=PREFIX,
+        inspection=inspection,
+        pages=pages,
+    )
+    reads: list[str] = []
+    s3.meta.events.register(
+        "before-send.s3.GetObject", lambda request, **_: reads.append(request.url)
+    )
+    summary = await env.run(activities.finalize, finalize)
+    assert not [url for url in reads if "/pages/" in url], "chunks read back"
+    report = s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read()
+    # Folded from the chunk files instead, the report is byte for byte the same.
+    s3.delete_object(Bucket=RESULTS, Key=summary.report_key)
+    reads.clear()
+    from_chunks = dataclasses.replace(finalize, pages=dataclasses.replace(pages, summary=None))
+    assert await env.run(activities.finalize, from_chunks) == summary
+    assert len([url for url in reads if "/pages/" in url]) == pages.chunks
+    assert s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read() == report
+
+
+async def test_a_resumed_attempt_leaves_the_summary_to_the_chunks(
+    s3: Any, document: DocumentRef
+) -> None:
+    checkpoint = Checkpoint(next_page=21, chunks=2, chunk_pages=10)
+    env = _env([checkpoint.to_details()], [])
+    result = await env.run(_activities(s3).check_pages, _input(document))
+    assert result.first_page_this_attempt == 21
+    assert result.summary is None
+
+
+async def test_a_summary_too_large_for_the_history_stays_out_of_it(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(activities_module, "MAX_SUMMARY_BYTES", 100)
+    result = await _env([], []).run(_activities(s3).check_pages, _input(document))
+    assert result.first_page_this_attempt == 1
+    assert result.summary is None
+
+
+@pytest.mark.parametrize("shelve", [True, False])
+async def test_a_page_check_after_its_inspection_on_this_worker_downloads_nothing(
+    s3: Any, document: DocumentRef, tmp_path: Path, shelve: bool
+) -> None:
+    downloads: list[str] = []
+    s3.meta.events.register(
+        "before-send.s3.GetObject",
+        lambda request, **_: downloads.append(request.url) if "big.pdf" in request.url else None,
+    )
+    activities = _activities(s3, spool_dir=str(tmp_path), shelve_spools=shelve)
+    env = _env([], [])
+    await env.run(activities.inspect, InspectInput(document=document))
+    # Kept for the page check only by a worker that checks pages too.
+    assert len(os.listdir(tmp_path)) == (1 if shelve else 0)
+    result = await env.run(activities.check_pages, _input(document))
+    assert result.pages_checked == PAGES
+    assert len(downloads) == (1 if shelve else 2)
+    assert os.listdir(tmp_path) == []
+    assert await activities.pool.open_documents() == [[], []]
+
+
+def test_the_shelf_pushes_out_the_oldest_and_forgets_what_waited_too_long() -> None:
+    documents = [DocumentRef(bucket=DOCS, key=f"{n}.pdf", etag=f"e{n}") for n in range(3)]
+    shelf = _Shelf(size=2, linger_s=3600)
+    assert shelf.put(documents[0], Path("0")) == []
+    assert shelf.put(documents[1], Path("1")) == []
+    assert shelf.put(documents[2], Path("2")) == [Path("0")]
+    assert shelf.take(documents[0]) is None
+    assert shelf.take(dataclasses.replace(documents[1], etag="other")) is None
+    assert shelf.take(documents[1]) == Path("1")
+    assert shelf.take(documents[1]) is None, "taken: the caller removes it"
+    assert shelf.expired() == []
+    assert shelf.expired(everything=True) == [Path("2")]
+    lingering = _Shelf(size=2, linger_s=0)
+    lingering.put(documents[0], Path("0"))
+    assert lingering.expired() == [Path("0")]
+    assert lingering.take(documents[0]) is None

@@ -314,3 +314,44 @@ def test_link_hosts_and_sizes_are_bounded() -> None:
     assert len(sizes) == report.MAX_DISTINCT_SIZES + 1
     assert sum(sizes.values()) == len(pages)
     assert data["page_sizes"]["mixed"] is True
+
+
+def _varied_pages(first: int, last: int) -> list[dict[str, Any]]:
+    pages: list[dict[str, Any]] = []
+    for n in range(first, last + 1):
+        if n % 7 == 0:
+            pages.append(_error(n, "timeout"))
+            continue
+        pages.append(
+            _page(
+                n,
+                blank=n % 5 == 0,
+                rotation=90 if n % 6 == 0 else 0,
+                annotations={"Link": 1} if n % 3 == 0 else {},
+                links=1,
+                external_links=n % 3 == 0,
+                link_hosts=[f"h{n % 4}.example"] if n % 3 == 0 else [],
+                sensitive={"email": 1} if n % 4 == 0 else {},
+                sensitive_samples={"email": [f"{n}***@e***.com"]} if n % 4 == 0 else {},
+                width_pt=595.28 if n % 9 else 612.0,
+            )
+        )
+    return pages
+
+
+def test_a_summary_state_survives_json_and_folds_on() -> None:
+    summary = _summary(*_varied_pages(1, 60))
+    state = json.loads(json.dumps(summary.to_state()))
+    restored = PageSummary.from_state(state)
+    assert restored == summary
+    assert restored.to_json() == summary.to_json()
+    # Folding goes on from where it was, with the same result as in one go.
+    for page in _varied_pages(61, 90):
+        restored.add(page)
+    assert restored.to_json() == _summary(*_varied_pages(1, 90)).to_json()
+
+
+@pytest.mark.parametrize("state", [{}, {"pages": 3}, {**PageSummary().to_state(), "surprise": 1}])
+def test_a_state_with_other_fields_is_refused(state: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="not a page summary state"):
+        PageSummary.from_state(state)

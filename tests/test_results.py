@@ -107,17 +107,17 @@ def _pages(first: int, last: int) -> list[dict[str, Any]]:
 
 def test_chunk_round_trip(store: ResultStore, s3: S3Client, bucket: str) -> None:
     pages = _pages(51, 100)
-    assert store.write_chunk("results/doc", 51, pages) is True
+    assert store.write_chunk("results/doc", 51, chunk_bytes(pages)) is True
     assert list(store.iter_chunks("results/doc", [51])) == pages
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="results/doc/")
     assert [o["Key"] for o in listed["Contents"]] == ["results/doc/pages/0000051.jsonl"]
 
 
 def test_chunk_rewrite_with_same_pages_is_idempotent(store: ResultStore) -> None:
-    assert store.write_chunk("p", 1, _pages(1, 3)) is True
-    assert store.write_chunk("p", 1, _pages(1, 3)) is False
+    assert store.write_chunk("p", 1, chunk_bytes(_pages(1, 3))) is True
+    assert store.write_chunk("p", 1, chunk_bytes(_pages(1, 3))) is False
     with pytest.raises(ResultConflictError):
-        store.write_chunk("p", 1, _pages(1, 4))
+        store.write_chunk("p", 1, chunk_bytes(_pages(1, 4)))
 
 
 def test_iter_chunks_yields_pages_in_chunk_order_whatever_finishes_first(
@@ -125,7 +125,7 @@ def test_iter_chunks_yields_pages_in_chunk_order_whatever_finishes_first(
 ) -> None:
     firsts = [1 + 10 * index for index in range(23)]
     for first in reversed(firsts):
-        store.write_chunk("p", first, _pages(first, first + 9))
+        store.write_chunk("p", first, chunk_bytes(_pages(first, first + 9)))
     pages = [result["page"] for result in store.iter_chunks("p", firsts, ahead=4)]
     assert pages == list(range(1, 231))
 
@@ -135,8 +135,8 @@ def test_iter_chunks_of_no_chunks_is_empty(store: ResultStore) -> None:
 
 
 def test_iter_missing_chunk_raises_file_not_found(store: ResultStore) -> None:
-    store.write_chunk("p", 1, _pages(1, 10))
-    store.write_chunk("p", 21, _pages(21, 30))
+    store.write_chunk("p", 1, chunk_bytes(_pages(1, 10)))
+    store.write_chunk("p", 21, chunk_bytes(_pages(21, 30)))
     results = store.iter_chunks("p", [1, 11, 21])
     assert [next(results)["page"] for _ in range(10)] == list(range(1, 11))
     with pytest.raises(FileNotFoundError, match="0000011"):

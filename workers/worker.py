@@ -37,11 +37,17 @@ def result_publisher(settings: Settings) -> ResultPublisher:
 
 
 def document_activities(
-    settings: Settings, *, client: Client | None = None, metrics: PipelineMetrics | None = None
+    settings: Settings,
+    *,
+    client: Client | None = None,
+    metrics: PipelineMetrics | None = None,
+    role: Role = "all",
 ) -> DocumentActivities:
     """The activities of one worker process, with its parser processes (not yet started).
 
-    ``client`` lets page checking signal its progress; ``metrics`` records the worker's.
+    ``client`` lets page checking signal its progress; ``metrics`` records the worker's;
+    ``role`` is what the worker polls (only a worker that checks pages as well as
+    inspecting keeps inspected documents for their page checks).
     """
     pipeline = settings.pipeline
     return DocumentActivities(
@@ -61,6 +67,7 @@ def document_activities(
             max_stream_bytes=pipeline.max_stream_bytes,
         ),
         max_document_bytes=pipeline.max_document_bytes,
+        shelve_spools=role == "all",
     )
 
 
@@ -137,6 +144,7 @@ async def run_worker(
         settings,
         client=client,
         metrics=PipelineMetrics(telemetry.registry) if telemetry else None,
+        role=role,
     )
     workers = build_workers(settings, client, activities, role=role, publisher=publisher)
     try:

@@ -1,0 +1,66 @@
+"""The parser pool's document handling: inspected documents stay open, ready for pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from infra.samples.generate import make_pdf
+from pipeline import pool as pool_module
+from pipeline.pool import PagePool
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[PagePool]:
+    made = PagePool(2)
+    await made.warm()
+    yield made
+    made.shutdown()
+
+
+def _pdf(tmp_path: Path, name: str, pages: int = 3) -> Path:
+    path = tmp_path / name
+    path.write_bytes(make_pdf(["text"] * pages))
+    return path
+
+
+async def test_an_inspected_document_is_open_in_every_process_until_forgotten(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    path = _pdf(tmp_path, "doc.pdf")
+    facts = await pool.inspect(path)
+    assert facts.problem is None and facts.page_count == 3
+    # The inspecting process kept it; the other one opened it meanwhile.
+    assert await pool.open_documents() == [[str(path)], [str(path)]]
+    pages = await pool.check_range(path, 1, 3)
+    assert [page["page"] for page in pages] == [1, 2, 3]
+    await pool.forget(path)
+    assert await pool.open_documents() == [[], []]
+
+
+async def test_a_document_that_cannot_be_checked_is_not_kept_open(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    path = tmp_path / "not.pdf"
+    path.write_bytes(b"plain text, not a PDF at all")
+    facts = await pool.inspect(path)
+    assert facts.problem == "not_pdf"
+    assert await pool.open_documents() == [[], []]
+
+
+def test_a_process_keeps_a_few_documents_open_and_closes_the_oldest(tmp_path: Path) -> None:
+    paths = [str(_pdf(tmp_path, f"doc-{n}.pdf", pages=1)) for n in range(6)]
+    try:
+        readers = [pool_module._reader(path) for path in paths]
+        assert list(pool_module._open) == paths[-pool_module._OPEN_READERS :]
+        # Used again, a document moves to the back of the line and stays open.
+        assert pool_module._reader(paths[2]) is readers[2]
+        pool_module._reader(paths[0])
+        assert paths[2] in pool_module._open and paths[3] not in pool_module._open
+        assert readers[1]._file.closed and not readers[2]._file.closed
+    finally:
+        for path in paths:
+            pool_module._forget(path)
+    assert not pool_module._open
