@@ -23,8 +23,20 @@ _MAX_DEPTH = 100
 _MAX_NODES = 5_000_000
 
 
+def _is_tree_node(node: DictionaryObject) -> bool:
+    """A page tree node (``/Pages``) rather than a page, as the walk tells them apart."""
+    return node.get("/Type") == "/Pages" or ("/Kids" in node and "/Type" not in node)
+
+
 class LeanPages(Sequence[PageObject]):
-    """The pages of a reader, as a sequence that builds each page when asked."""
+    """The pages of a reader, as a sequence that builds each page when asked.
+
+    A tree node whose ``/Count`` equals its number of kids says that each kid is one
+    page; the walk takes it at its word and does not parse those kids (parsing every
+    page object is most of the cost of a walk). Each such page is verified when it is
+    built: a tree node found there is followed down its single kid, and anything else
+    (a lying count) makes that page a page error instead of a page.
+    """
 
     def __init__(self, reader: PdfReader) -> None:
         self._reader = reader
@@ -36,11 +48,24 @@ class LeanPages(Sequence[PageObject]):
 
     def _walk(self) -> None:
         root = self._reader.trailer["/Root"].get_object()
-        tree = root.get("/Pages") if isinstance(root, DictionaryObject) else None
+        tree = root.raw_get("/Pages") if isinstance(root, DictionaryObject) else None
         if tree is None:
             raise PdfReadError("the document has no page tree")
         inherited_ids: dict[int, int] = {}
         seen: set[tuple[int, int]] = set()
+
+        def bucket_of(inherit: dict[str, Any]) -> int:
+            bucket = inherited_ids.setdefault(id(inherit), len(self._inherited))
+            if bucket == len(self._inherited):
+                self._inherited.append(inherit)
+            return bucket
+
+        def first_sight(ref: IndirectObject) -> None:
+            key = (ref.idnum, ref.generation)
+            if key in seen:
+                raise PdfReadError("the page tree refers to itself")
+            seen.add(key)
+
         # (node or reference, inherited attributes, depth); a stack keeps page order when
         # kids are pushed in reverse.
         stack: list[tuple[Any, dict[str, Any], int]] = [(tree, {}, 0)]
@@ -52,26 +77,36 @@ class LeanPages(Sequence[PageObject]):
                 raise PdfReadError("the page tree is too deep or too large")
             ref = item if isinstance(item, IndirectObject) else None
             if ref is not None:
-                key = (ref.idnum, ref.generation)
-                if key in seen:
-                    raise PdfReadError("the page tree refers to itself")
-                seen.add(key)
+                first_sight(ref)
             node = item.get_object()
             if not isinstance(node, DictionaryObject):
                 raise PdfReadError("a page tree node is not a dictionary")
-            kids = node.get("/Kids")
-            if node.get("/Type") == "/Pages" or (kids is not None and "/Type" not in node):
+            if _is_tree_node(node):
+                kids = node.get("/Kids")
                 kids = kids.get_object() if kids is not None else []
                 local = dict(inherit)
                 for name in _INHERITABLE:
                     if name in node:
                         local[name] = node.raw_get(name)
+                count = node.get("/Count")
+                if (
+                    isinstance(count, int)
+                    and count == len(kids)
+                    and all(isinstance(kid, IndirectObject) for kid in kids)
+                ):
+                    # One page per kid, the node says: built and verified when checked.
+                    visited += len(kids)
+                    if visited > _MAX_NODES:
+                        raise PdfReadError("the page tree is too large")
+                    bucket = bucket_of(local)
+                    for kid in kids:
+                        first_sight(kid)
+                        self._refs.append((kid.idnum, kid.generation, bucket))
+                    continue
                 for kid in reversed(list(kids)):
                     stack.append((kid, local, depth + 1))
                 continue
-            bucket = inherited_ids.setdefault(id(inherit), len(self._inherited))
-            if bucket == len(self._inherited):
-                self._inherited.append(inherit)
+            bucket = bucket_of(inherit)
             if ref is None:
                 self._inline[len(self._refs)] = node
                 self._refs.append((-1, 0, bucket))
@@ -92,10 +127,38 @@ class LeanPages(Sequence[PageObject]):
             page.update(self._inline[index % len(self)])
         else:
             page = PageObject(self._reader, IndirectObject(idnum, generation, self._reader))
-        for name, value in self._inherited[bucket].items():
+        inherited = self._inherited[bucket]
+        if _is_tree_node(page):
+            page, inherited = self._down_single_kids(page, inherited)
+        for name, value in inherited.items():
             if name not in page:
                 page[NameObject(name)] = value
         return page
+
+    def _down_single_kids(
+        self, node: PageObject, inherited: dict[str, Any]
+    ) -> tuple[PageObject, dict[str, Any]]:
+        """The page under a tree node counted as one page: down its chain of single kids."""
+        local = dict(inherited)
+        for _ in range(_MAX_DEPTH):
+            for name in _INHERITABLE:
+                if name in node:
+                    local[name] = node.raw_get(name)
+            kids = node.get("/Kids")
+            kids = kids.get_object() if kids is not None else []
+            if len(kids) != 1:
+                raise PdfReadError(
+                    f"a page tree node with {len(kids)} kids stands where one page was counted"
+                )
+            kid = kids[0]
+            if isinstance(kid, IndirectObject):
+                node = PageObject(self._reader, kid)
+            else:
+                node = PageObject(self._reader)
+                node.update(kid.get_object())
+            if not _is_tree_node(node):
+                return node, local
+        raise PdfReadError("the page tree is too deep")
 
 
 def index_pages(reader: PdfReader) -> LeanPages:
