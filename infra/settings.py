@@ -108,7 +108,7 @@ class S3Settings:
 class PipelineSettings:
     """How documents are checked."""
 
-    chunk_pages: int = 50
+    chunk_pages: int = 100
     heartbeat_timeout_s: float = 30.0
     # Parser processes per page check; 0 means one per CPU core.
     pool_size: int = 0

@@ -126,7 +126,7 @@ class LeanPages(Sequence[PageObject]):
             page = PageObject(self._reader)
             page.update(self._inline[index % len(self)])
         else:
-            page = PageObject(self._reader, IndirectObject(idnum, generation, self._reader))
+            page = self._page(IndirectObject(idnum, generation, self._reader))
         inherited = self._inherited[bucket]
         if _is_tree_node(page):
             page, inherited = self._down_single_kids(page, inherited)
@@ -134,6 +134,12 @@ class LeanPages(Sequence[PageObject]):
             if name not in page:
                 page[NameObject(name)] = value
         return page
+
+    def _page(self, ref: IndirectObject) -> PageObject:
+        # A missing or garbled object resolves to nothing: an error, not an empty page.
+        if not isinstance(ref.get_object(), DictionaryObject):
+            raise PdfReadError(f"page object {ref.idnum} is missing or not a dictionary")
+        return PageObject(self._reader, ref)
 
     def _down_single_kids(
         self, node: PageObject, inherited: dict[str, Any]
@@ -152,10 +158,12 @@ class LeanPages(Sequence[PageObject]):
                 )
             kid = kids[0]
             if isinstance(kid, IndirectObject):
-                node = PageObject(self._reader, kid)
+                node = self._page(kid)
             else:
+                if not isinstance(kid, DictionaryObject):
+                    raise PdfReadError("a page tree kid is not a dictionary")
                 node = PageObject(self._reader)
-                node.update(kid.get_object())
+                node.update(kid)
             if not _is_tree_node(node):
                 return node, local
         raise PdfReadError("the page tree is too deep")

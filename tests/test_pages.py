@@ -134,3 +134,17 @@ def test_a_chain_of_single_kids_that_loops_is_a_page_error() -> None:
     reader = _reader(objects)
     assert len(index_pages(reader)) == 2
     assert [r.error_type for r in check_pages(reader, 1, 2)] == [None, "PdfReadError"]
+
+
+def test_a_counted_page_whose_object_is_missing_is_a_page_error_not_a_blank_page() -> None:
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [3 0 R 4 0 R] >>",
+        3: _page(2, 20),
+        20: _text("x"),
+    }
+    reader = _reader(objects)
+    assert len(index_pages(reader)) == 2
+    results = check_pages(reader, 1, 2)
+    assert [r.error_type for r in results] == [None, "PdfReadError"]
+    assert "page object 4 is missing" in str(results[1].error)

@@ -25,7 +25,14 @@ PAGE_TIMEOUT_S = 3.0
 # name -> (builder, verdict, reasons, problem, page error types)
 CASES: dict[str, tuple[Callable[[], bytes], str, list[str], str | None, list[str | None]]] = {
     "truncated": (hostile.truncated, "reject", ["unreadable"], "unreadable", []),
-    "garbled-middle": (hostile.garbled_middle, "reject", ["unreadable"], "unreadable", []),
+    # The page tree survives; the pages whose objects were garbled are page errors.
+    "garbled-middle": (
+        hostile.garbled_middle,
+        "reject",
+        ["unreadable"],
+        None,
+        [None] * 3 + ["PdfReadError"] * 5,
+    ),
     "not-a-pdf": (hostile.not_a_pdf, "reject", ["not_pdf"], "not_pdf", []),
     "empty": (hostile.empty, "reject", ["not_pdf"], "not_pdf", []),
     "flate-bomb": (hostile.flate_bomb, "reject", ["unreadable"], None, ["limit"]),
