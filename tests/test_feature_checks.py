@@ -6,6 +6,8 @@ put into a document is what the checks must find, and the decoys must not be fou
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +157,13 @@ def test_raw_sensitive_values_never_leave_the_page_check(pages: dict[str, PageRe
     for values in SEEDED.values():
         for value, _ in values:
             assert value not in rendered
+
+
+def test_page_results_turn_into_plain_json_values(pages: dict[str, PageResult]) -> None:
+    for result in pages.values():
+        data = result.to_json()
+        assert data == dataclasses.asdict(result)
+        assert json.loads(json.dumps(data)) == data
 
 
 def test_a_broken_page_is_an_error_and_the_others_are_checked(pdf_dir: Path) -> None:
