@@ -423,6 +423,8 @@ class _ChunkRun:
     # Chunks per parser process that may be checked ahead of the checkpoint (a slow
     # chunk holds the checkpoint back while the others go on, up to this many).
     AHEAD_PER_PROCESS = 4
+    # Pages sent to a parser process at a time (a chunk is checked in such ranges).
+    RANGE_PAGES = 25
 
     def __init__(
         self,
@@ -460,7 +462,22 @@ class _ChunkRun:
             attributes={"docpipe.first_page": first, "docpipe.last_page": last},
         ):
             started = time.monotonic()
-            pages = await self._pool.check_range(self._path, first, last)
+            # In ranges of a few pages, each to the next free process: the processes
+            # share the last chunks of a document instead of one waiting for the other.
+            try:
+                async with asyncio.TaskGroup() as ranges:
+                    parts = [
+                        ranges.create_task(
+                            self._pool.check_range(
+                                self._path, start, min(start + self.RANGE_PAGES - 1, last)
+                            )
+                        )
+                        for start in range(first, last + 1, self.RANGE_PAGES)
+                    ]
+            except BaseExceptionGroup as failed:
+                # The first failure, as it was: the others are cancelled siblings' echoes.
+                raise failed.exceptions[0] from None
+            pages = [page for part in parts for page in part.result()]
         self._metrics.record_range(pages, time.monotonic() - started)
         return index, pages
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import math
 import os
 import threading
@@ -332,3 +333,39 @@ def test_the_shelf_pushes_out_the_oldest_and_forgets_what_waited_too_long() -> N
     lingering.put(documents[0], Path("0"))
     assert lingering.expired() == [Path("0")]
     assert lingering.take(documents[0]) is None
+
+
+async def test_a_chunk_is_checked_in_ranges_that_any_process_may_take(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    activities = _activities(s3, chunk_pages=50)
+    real_check = activities.pool.check_range
+    ranges: list[tuple[int, int]] = []
+
+    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+        ranges.append((first, last))
+        return await real_check(path, first, last)
+
+    monkeypatch.setattr(activities.pool, "check_range", check_range)
+    result = await _env([], []).run(activities.check_pages, _input(document, chunk_pages=50))
+    assert result.chunks == 1
+    assert sorted(ranges) == [(1, _ChunkRun.RANGE_PAGES), (_ChunkRun.RANGE_PAGES + 1, PAGES)]
+    body = s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))["Body"].read()
+    assert [json.loads(line)["page"] for line in body.splitlines()] == list(range(1, PAGES + 1))
+
+
+async def test_a_failing_range_fails_the_attempt_with_its_own_error(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    activities = _activities(s3, chunk_pages=50)
+
+    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+        if first > 1:
+            raise RuntimeError("the parser pool is shut down")
+        await asyncio.sleep(5)
+        return []
+
+    monkeypatch.setattr(activities.pool, "check_range", check_range)
+    with pytest.raises(RuntimeError, match="shut down"):
+        await _env([], []).run(activities.check_pages, _input(document, chunk_pages=50))
+    assert _written_chunks(s3) == []
