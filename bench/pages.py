@@ -3,9 +3,9 @@
 Prints, on the same generated 2,000-page document with the same checks:
 - pages/s of a single-process loop (the baseline) and of docpipe from upload event to
   report (worker already running), and their ratio. Runs come in pairs, a baseline run
-  right before each docpipe run, and the ratio is the median of the pairs' ratios: a
-  shared machine's speed drifts by tens of percent within minutes, and a baseline
-  measured minutes apart from docpipe would mostly measure that drift;
+  right before or after each docpipe run (alternately), and the ratio is the median of
+  the pairs' ratios: a shared machine's speed drifts by tens of percent within minutes,
+  and a baseline measured minutes apart from docpipe would mostly measure that drift;
 - heartbeat send latency while parsing: how late the activity's event loop runs a due
   heartbeat (p50/p99), measured in process with ActivityEnvironment;
 - peak RSS of a worker process and its parser processes for 200 vs 20,000 pages, and the
@@ -43,7 +43,7 @@ from pipeline.checks import check_page
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
 
 # (baseline, docpipe) run pairs on the 2,000-page document; the median counts.
-SPEED_RUNS = 5
+SPEED_RUNS = 7
 
 
 def baseline_pages_per_s(path: Path) -> float:
@@ -57,6 +57,13 @@ def baseline_pages_per_s(path: Path) -> float:
         check_page(page, number)
         count += 1
     return count / (time.perf_counter() - started)
+
+
+def _baseline_run(path: Path, pages: int) -> float:
+    print(f"baseline: single-process pypdf loop, {pages} pages ...", flush=True)
+    speed = baseline_pages_per_s(path)
+    print(f"  {speed:.0f} pages/s", flush=True)
+    return speed
 
 
 def _tree_rss_kb(pid: int) -> int:
@@ -223,10 +230,11 @@ async def run(pages: int, small: int, large: int, runs: int, work: Path) -> dict
                 await _check_end_to_end(settings, warmup, f"bench/warmup-{label}.pdf")
                 timings = []
                 for run_number in range(repeats[label]):
-                    if label == "speed":
-                        print(f"baseline: single-process pypdf loop, {pages} pages ...")
-                        baselines.append(baseline_pages_per_s(doc))
-                        print(f"  {baselines[-1]:.0f} pages/s", flush=True)
+                    # Pairs alternate which side goes first, so that a machine speeding
+                    # up or slowing down favours neither.
+                    baseline_first = run_number % 2 == 0
+                    if label == "speed" and baseline_first:
+                        baselines.append(_baseline_run(doc, pages))
                     print(f"docpipe end to end: {size} pages ...", flush=True)
                     # Memory is measured on its own runs: sampling /proc 20 times a second
                     # costs a few percent of a core, taken from the speed runs.
@@ -245,6 +253,8 @@ async def run(pages: int, small: int, large: int, runs: int, work: Path) -> dict
                         f"{events} history events",
                         flush=True,
                     )
+                    if label == "speed" and not baseline_first:
+                        baselines.append(_baseline_run(doc, pages))
                 figures[f"{label}_seconds"] = round(statistics.median(timings), 2)
                 if len(timings) > 1:
                     figures[f"{label}_runs_seconds"] = [round(t, 2) for t in timings]
