@@ -11,7 +11,9 @@ Prints, on the same generated 2,000-page document with the same checks:
 - peak RSS of a worker process and its parser processes for 200 vs 20,000 pages, and the
   workflow history length for both.
 
-The last line is a JSON object of every figure. Usage: ``python bench/pages.py``.
+The stack keeps Temporal's database on /dev/shm (``--state-dir``), as the intake benchmark
+does: on a shared machine the disk's fsync latency would otherwise add to every workflow
+step. The last line is a JSON object of every figure. Usage: ``python bench/pages.py``.
 """
 
 from __future__ import annotations
@@ -208,14 +210,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run(pages: int, small: int, large: int, runs: int, work: Path) -> dict[str, Any]:
+async def run(
+    pages: int, small: int, large: int, runs: int, work: Path, state_dir: str | None
+) -> dict[str, Any]:
     figures: dict[str, Any] = {"pages": pages, "cpus": os.cpu_count()}
     doc = work / f"doc-{pages}.pdf"
     make_large_pdf(pages, path=doc)
     baselines: list[float] = []
 
-    config = StackConfig.on_free_ports(work / "stack")
-    with EmbeddedStack(config) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+    ):
         settings = stack.settings()
         warmup = work / "warmup.pdf"
         make_large_pdf(4, path=warmup)
@@ -286,9 +292,17 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=SPEED_RUNS, help="baseline/docpipe pairs")
+    parser.add_argument(
+        "--state-dir",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="where the stack keeps Temporal's database (default: /dev/shm, so that the "
+        "fsync latency of a shared machine's disk does not add to every step)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(run(args.pages, args.small, args.large, args.runs, Path(work)))
+        figures = asyncio.run(
+            run(args.pages, args.small, args.large, args.runs, Path(work), args.state_dir)
+        )
     print()
     print(
         f"pages/s: docpipe {figures['docpipe_pages_per_s']} vs baseline "
