@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,16 +94,6 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
         path.unlink(missing_ok=True)
         raise
     return path
-
-
-@contextlib.contextmanager
-def spooled(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Iterator[Path]:
-    """:func:`download`, as a context that removes the file on every exit path."""
-    path = download(s3, document, directory)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def sweep_stale_spools(directory: str | None = None) -> list[Path]:
