@@ -336,17 +336,19 @@ class PagePool:
             )
         )
 
-    async def forget(self, path: Path) -> None:
-        """Make every parser process close a document, so its file can really go away."""
-        if self._free is None:
-            return
+    async def _on_started(self, fn: Callable[..., T], *args: Any) -> list[T | BaseException]:
+        """Run ``fn(*args)`` on every started parser process, after the work it has; a
+        slot whose process was replaced has not started a new one and is left out."""
         loop = asyncio.get_running_loop()
-        # A slot whose process was replaced has not started a new one: nothing to close.
         started = [slot for slot in self._slots if slot.pids()]
-        await asyncio.gather(
-            *(loop.run_in_executor(slot.executor, _forget, str(path)) for slot in started),
+        return await asyncio.gather(
+            *(loop.run_in_executor(slot.executor, fn, *args) for slot in started),
             return_exceptions=True,
         )
+
+    async def forget(self, path: Path) -> None:
+        """Make every parser process close a document, so its file can really go away."""
+        await self._on_started(_forget, str(path))
 
     async def check_range(self, path: Path, first: int, last: int) -> list[dict[str, Any]]:
         """Check pages ``first``..``last`` of a spooled file in parser processes.
@@ -459,13 +461,12 @@ class PagePool:
     async def open_documents(self) -> list[list[str]]:
         """Per started parser process, the documents it holds open (for tests and
         diagnostics); runs after the work already sent to each process."""
-        loop = asyncio.get_running_loop()
-        started = [slot for slot in self._slots if slot.pids()]
-        return list(
-            await asyncio.gather(
-                *(loop.run_in_executor(slot.executor, _open_paths) for slot in started)
-            )
-        )
+        opened: list[list[str]] = []
+        for paths in await self._on_started(_open_paths):
+            if isinstance(paths, BaseException):
+                raise paths
+            opened.append(paths)
+        return opened
 
     def pids(self) -> list[int]:
         """PIDs of the live parser processes (for tests and diagnostics)."""
