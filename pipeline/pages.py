@@ -28,6 +28,16 @@ def _is_tree_node(node: DictionaryObject) -> bool:
     return node.get("/Type") == "/Pages" or ("/Kids" in node and "/Type" not in node)
 
 
+def _kids(node: DictionaryObject, inherited: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A tree node's kids, and the attributes they inherit: ``inherited`` and the node's."""
+    kids = node.get("/Kids")
+    local = dict(inherited)
+    for name in _INHERITABLE:
+        if name in node:
+            local[name] = node.raw_get(name)
+    return (kids.get_object() if kids is not None else []), local
+
+
 class LeanPages(Sequence[PageObject]):
     """The pages of a reader, as a sequence that builds each page when asked.
 
@@ -82,12 +92,7 @@ class LeanPages(Sequence[PageObject]):
             if not isinstance(node, DictionaryObject):
                 raise PdfReadError("a page tree node is not a dictionary")
             if _is_tree_node(node):
-                kids = node.get("/Kids")
-                kids = kids.get_object() if kids is not None else []
-                local = dict(inherit)
-                for name in _INHERITABLE:
-                    if name in node:
-                        local[name] = node.raw_get(name)
+                kids, local = _kids(node, inherit)
                 count = node.get("/Count")
                 if (
                     isinstance(count, int)
@@ -145,13 +150,8 @@ class LeanPages(Sequence[PageObject]):
         self, node: PageObject, inherited: dict[str, Any]
     ) -> tuple[PageObject, dict[str, Any]]:
         """The page under a tree node counted as one page: down its chain of single kids."""
-        local = dict(inherited)
         for _ in range(_MAX_DEPTH):
-            for name in _INHERITABLE:
-                if name in node:
-                    local[name] = node.raw_get(name)
-            kids = node.get("/Kids")
-            kids = kids.get_object() if kids is not None else []
+            kids, inherited = _kids(node, inherited)
             if len(kids) != 1:
                 raise PdfReadError(
                     f"a page tree node with {len(kids)} kids stands where one page was counted"
@@ -165,7 +165,7 @@ class LeanPages(Sequence[PageObject]):
                 node = PageObject(self._reader)
                 node.update(kid)
             if not _is_tree_node(node):
-                return node, local
+                return node, inherited
         raise PdfReadError("the page tree is too deep")
 
 
