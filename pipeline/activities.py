@@ -383,24 +383,19 @@ class _Shelf:
     def __init__(self, size: int, linger_s: float = 120.0) -> None:
         self.size = size
         self._linger_s = linger_s
-        self._files: collections.OrderedDict[tuple[str, ...], tuple[Path, float]] = (
+        self._files: collections.OrderedDict[DocumentRef, tuple[Path, float]] = (
             collections.OrderedDict()
         )
 
-    @staticmethod
-    def _key(document: DocumentRef) -> tuple[str, ...]:
-        return (document.bucket, document.key, document.version_id or "", document.etag or "")
-
     def take(self, document: DocumentRef) -> Path | None:
         """The document's file, now the caller's to remove; None if not kept here."""
-        kept = self._files.pop(self._key(document), None)
+        kept = self._files.pop(document, None)
         return kept[0] if kept else None
 
     def put(self, document: DocumentRef, path: Path) -> list[Path]:
         """Keep ``path`` for the document; returns the files pushed out, to remove."""
-        key = self._key(document)
-        previous = self._files.pop(key, None)
-        self._files[key] = (path, time.monotonic())
+        previous = self._files.pop(document, None)
+        self._files[document] = (path, time.monotonic())
         pushed = [previous[0]] if previous else []
         while len(self._files) > self.size:
             pushed.append(self._files.popitem(last=False)[1][0])

@@ -29,6 +29,7 @@ from pipeline.models import (
     DocumentRef,
     FinalizeInput,
     InspectInput,
+    InspectResult,
 )
 from pipeline.results import ResultStore, chunk_key
 from tests.helpers import async_wait_for
@@ -94,6 +95,18 @@ def _written_chunks(s3: Any) -> list[str]:
     return sorted(obj["Key"] for obj in listed.get("Contents", []))
 
 
+def _finalize_input(
+    document: DocumentRef, inspection: InspectResult, pages: CheckPagesResult
+) -> FinalizeInput:
+    return FinalizeInput(
+        document=document,
+        results_bucket=RESULTS,
+        results_prefix=PREFIX,
+        inspection=inspection,
+        pages=pages,
+    )
+
+
 def _input(document: DocumentRef, chunk_pages: int = 10) -> CheckPagesInput:
     return CheckPagesInput(
         document=document,
@@ -157,13 +170,7 @@ async def test_redone_attempt_and_finalize_write_each_result_once(
     again = await env.run(activities.check_pages, _input(document))
     after = {k: s3.get_object(Bucket=RESULTS, Key=k)["ETag"] for k in _written_chunks(s3)}
     assert before == after
-    finalize = FinalizeInput(
-        document=document,
-        results_bucket=RESULTS,
-        results_prefix=PREFIX,
-        inspection=inspection,
-        pages=again,
-    )
+    finalize = _finalize_input(document, inspection, again)
     summary = await env.run(activities.finalize, finalize)
     report = s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read()
     assert_valid_report(report)
@@ -254,13 +261,7 @@ async def test_a_whole_attempt_hands_finalize_its_summary_with_the_same_report(
     pages = await env.run(activities.check_pages, _input(document))
     assert pages.summary is not None
     assert pages.summary["pages"] == PAGES
-    finalize = FinalizeInput(
-        document=document,
-        results_bucket=RESULTS,
-        results_prefix=PREFIX,
-        inspection=inspection,
-        pages=pages,
-    )
+    finalize = _finalize_input(document, inspection, pages)
     reads: list[str] = []
     s3.meta.events.register(
         "before-send.s3.GetObject", lambda request, **_: reads.append(request.url)
