@@ -26,6 +26,18 @@ def _reader(objects: dict[int, bytes]) -> PdfReader:
     return PdfReader(io.BytesIO(build_pdf(objects)))
 
 
+def _counted_root(kids: bytes, more: dict[int, bytes] | None = None) -> dict[int, bytes]:
+    """A document whose root node counts two pages for its ``kids`` (object 3 is a page),
+    with ``more`` objects."""
+    return {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [%s] >>" % kids,
+        3: _page(2, 20),
+        20: _text("x"),
+        **(more or {}),
+    }
+
+
 def _mediaboxes(reader: PdfReader) -> list[list[float]]:
     return [[float(v) for v in page.mediabox] for page in index_pages(reader)]
 
@@ -74,14 +86,13 @@ def test_nested_nodes_keep_page_order_and_inheritance() -> None:
 
 def test_a_node_counted_as_one_page_is_followed_down_to_its_page() -> None:
     # Legal if unusual: a kid that is itself a node holding one page.
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [3 0 R 4 0 R] >>",
-        3: _page(2, 20),
-        4: b"<< /Type /Pages /Parent 2 0 R /Count 1 /Rotate 90 /Kids [5 0 R] >>",
-        5: _page(4, 20),
-        20: _text("x"),
-    }
+    objects = _counted_root(
+        b"3 0 R 4 0 R",
+        {
+            4: b"<< /Type /Pages /Parent 2 0 R /Count 1 /Rotate 90 /Kids [5 0 R] >>",
+            5: _page(4, 20),
+        },
+    )
     reader = _reader(objects)
     pages = index_pages(reader)
     assert [getattr(page.indirect_reference, "idnum", None) for page in pages] == [3, 5]
@@ -91,15 +102,14 @@ def test_a_node_counted_as_one_page_is_followed_down_to_its_page() -> None:
 
 def test_a_count_that_hides_a_subtree_makes_that_page_an_error() -> None:
     # The root claims two pages for two kids, but its second kid holds two pages.
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [3 0 R 4 0 R] >>",
-        3: _page(2, 20),
-        4: b"<< /Type /Pages /Parent 2 0 R /Count 2 /Kids [5 0 R 6 0 R] >>",
-        5: _page(4, 20),
-        6: _page(4, 20),
-        20: _text("x"),
-    }
+    objects = _counted_root(
+        b"3 0 R 4 0 R",
+        {
+            4: b"<< /Type /Pages /Parent 2 0 R /Count 2 /Kids [5 0 R 6 0 R] >>",
+            5: _page(4, 20),
+            6: _page(4, 20),
+        },
+    )
     reader = _reader(objects)
     pages = index_pages(reader)
     assert len(pages) == 2
@@ -113,37 +123,21 @@ def test_a_count_that_hides_a_subtree_makes_that_page_an_error() -> None:
     "kids", [b"3 0 R 2 0 R", b"3 0 R 3 0 R"], ids=["node-itself", "page-twice"]
 )
 def test_a_counted_node_that_refers_to_itself_is_unreadable(kids: bytes) -> None:
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [%s] >>" % kids,
-        3: _page(2, 20),
-        20: _text("x"),
-    }
     with pytest.raises(PdfReadError, match="refers to itself"):
-        index_pages(_reader(objects))
+        index_pages(_reader(_counted_root(kids)))
 
 
 def test_a_chain_of_single_kids_that_loops_is_a_page_error() -> None:
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [3 0 R 4 0 R] >>",
-        3: _page(2, 20),
-        4: b"<< /Type /Pages /Parent 2 0 R /Count 1 /Kids [4 0 R] >>",
-        20: _text("x"),
-    }
+    objects = _counted_root(
+        b"3 0 R 4 0 R", {4: b"<< /Type /Pages /Parent 2 0 R /Count 1 /Kids [4 0 R] >>"}
+    )
     reader = _reader(objects)
     assert len(index_pages(reader)) == 2
     assert [r.error_type for r in check_pages(reader, 1, 2)] == [None, "PdfReadError"]
 
 
 def test_a_counted_page_whose_object_is_missing_is_a_page_error_not_a_blank_page() -> None:
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count 2 /MediaBox [0 0 100 100] /Kids [3 0 R 4 0 R] >>",
-        3: _page(2, 20),
-        20: _text("x"),
-    }
-    reader = _reader(objects)
+    reader = _reader(_counted_root(b"3 0 R 4 0 R"))
     assert len(index_pages(reader)) == 2
     results = check_pages(reader, 1, 2)
     assert [r.error_type for r in results] == [None, "PdfReadError"]
