@@ -530,12 +530,7 @@ class UploadIntake:
                 except retryable as exc:
                     if attempt == 0:
                         self._failing += 1
-                    delay = backoff_delay(
-                        attempt,
-                        initial_s=kafka.retry_initial_s,
-                        max_s=kafka.retry_max_s,
-                        jitter=random.random(),
-                    )
+                    delay = _retry_delay(kafka, attempt)
                     attempt += 1
                     self.counters.retries += 1
                     level = logging.WARNING if attempt % _LOG_EVERY == 1 else logging.DEBUG
@@ -550,6 +545,13 @@ class UploadIntake:
                 self._failing -= 1
 
 
+def _retry_delay(kafka: KafkaSettings, attempt: int) -> float:
+    """The intake's wait before retry ``attempt + 1`` of anything (jittered backoff)."""
+    return backoff_delay(
+        attempt, initial_s=kafka.retry_initial_s, max_s=kafka.retry_max_s, jitter=random.random()
+    )
+
+
 async def _connect_temporal(
     settings: Settings, stop: asyncio.Event, **options: Any
 ) -> Client | None:
@@ -560,12 +562,7 @@ async def _connect_temporal(
         try:
             return await temporal_client(settings.temporal, retry_config=_TEMPORAL_RETRY, **options)
         except (RuntimeError, RPCError) as exc:
-            delay = backoff_delay(
-                attempt,
-                initial_s=kafka.retry_initial_s,
-                max_s=kafka.retry_max_s,
-                jitter=random.random(),
-            )
+            delay = _retry_delay(kafka, attempt)
             attempt += 1
             log.warning(
                 "cannot reach Temporal at %s, retry in %.1f s: %s",
