@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.samples.generate import make_pdf
+from infra.samples.generate import make_large_pdf, make_pdf
 from pipeline import pool as pool_module
-from pipeline.pool import PagePool
+from pipeline.pool import InspectTimeoutError, PagePool, ParserLimits
+from tests.helpers import async_wait_for
 
 
 @pytest.fixture
@@ -64,3 +65,31 @@ def test_a_process_keeps_a_few_documents_open_and_closes_the_oldest(tmp_path: Pa
         for path in paths:
             pool_module._forget(path)
     assert not pool_module._open
+
+
+async def test_an_inspection_that_times_out_stops_the_preparing_processes_too(
+    tmp_path: Path,
+) -> None:
+    # A count that does not match its kids makes every page object be parsed while
+    # indexing: slow enough to pass a tiny inspection limit, in both processes.
+    pages = 20_000
+    body = make_large_pdf(pages)
+    declared = b"/Count %d" % pages
+    assert declared in body
+    path = tmp_path / "slow.pdf"
+    path.write_bytes(body.replace(declared, b"/Count %d" % (pages * 4 + 1), 1))
+    pool = PagePool(2, ParserLimits(inspect_seconds=0.05))
+    try:
+        before = set(await pool.warm())
+        with pytest.raises(InspectTimeoutError):
+            await pool.inspect(path)
+        # The process preparing the document was stopped with the one inspecting it.
+        await async_wait_for(
+            lambda: _replaced(pool, before), 10, "both parser processes to be replaced"
+        )
+    finally:
+        pool.shutdown()
+
+
+async def _replaced(pool: PagePool, before: set[int]) -> bool:
+    return not set(pool.pids()) & before
