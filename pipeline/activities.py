@@ -10,7 +10,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -443,10 +442,10 @@ class _ChunkRun:
         self._total = total_chunks
         self._done: set[int] = set()
         # An attempt from page 1 folds every page as the checkpoint passes it: finalize
-        # then has the summary without reading the chunks back. Bytes of chunks written
+        # then has the summary without reading the chunks back. Pages of chunks written
         # but not yet passed wait here (at most the window's worth).
         self.summary = PageSummary() if checkpoint.chunks == 0 else None
-        self._bodies: dict[int, bytes] = {}
+        self._written: dict[int, list[dict[str, Any]]] = {}
 
     async def _parse(self, index: int) -> tuple[int, list[dict[str, Any]]]:
         chunk_pages = self.checkpoint.chunk_pages
@@ -491,8 +490,11 @@ class _ChunkRun:
                 ) from exc
         self._metrics.chunk_writes.labels("written" if written else "already_there").inc()
         if self.summary is not None:
-            # Folded once the checkpoint reaches it: pages are folded in order.
-            self._bodies[index] = body
+            # Folded once the checkpoint reaches it: pages are folded in order. These are
+            # the very dicts the chunk was encoded from, and JSON gives them back equal
+            # (plain str, int, float, bool, list and dict values), so the folded summary
+            # is the one finalize would read from the chunk files.
+            self._written[index] = pages
         return index
 
     async def _keep_alive(self) -> None:
@@ -509,9 +511,8 @@ class _ChunkRun:
         while chunks in self._done:
             self._done.discard(chunks)
             if self.summary is not None:
-                # The bytes just written: exactly what the chunk file holds.
-                for line in self._bodies.pop(chunks).splitlines():
-                    self.summary.add(json.loads(line))
+                for page in self._written.pop(chunks):
+                    self.summary.add(page)
             chunks += 1
         if chunks != self.checkpoint.chunks:
             self.checkpoint = Checkpoint(

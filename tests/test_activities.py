@@ -19,6 +19,7 @@ from moto import mock_aws
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from infra.samples.features import PAGE_KINDS, make_feature_pdf
 from infra.samples.generate import make_pdf
 from pipeline import activities as activities_module
 from pipeline.activities import DocumentActivities, _ChunkRun, _Shelf
@@ -252,9 +253,17 @@ async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
     assert heartbeats[-1]["next_page"] == PAGES + 1
 
 
+@pytest.mark.parametrize("kinds", ["text and blank", "every kind"])
 async def test_a_whole_attempt_hands_finalize_its_summary_with_the_same_report(
-    s3: Any, document: DocumentRef
+    s3: Any, document: DocumentRef, kinds: str
 ) -> None:
+    if kinds == "every kind":
+        # Every field of a page result in use (sizes, rotation, images, links, hosts,
+        # annotations, widgets, sensitive counts and samples): folded from the pages in
+        # memory, they must sum up exactly as they read back from the chunk files.
+        pages_kinds = [PAGE_KINDS[i % len(PAGE_KINDS)] for i in range(PAGES)]
+        put = s3.put_object(Bucket=DOCS, Key="rich.pdf", Body=make_feature_pdf(pages_kinds))
+        document = DocumentRef(bucket=DOCS, key="rich.pdf", version_id=put["VersionId"])
     activities = _activities(s3)
     env = _env([], [])
     inspection = await env.run(activities.inspect, InspectInput(document=document))
