@@ -417,8 +417,10 @@ class _ChunkRun:
     # Chunks per parser process that may be checked ahead of the checkpoint (a slow
     # chunk holds the checkpoint back while the others go on, up to this many).
     AHEAD_PER_PROCESS = 4
-    # Pages sent to a parser process at a time (a chunk is checked in such ranges).
+    # Pages sent to a parser process at a time (a chunk is checked in such ranges);
+    # ranges shrink to MIN_RANGE_PAGES near the end of the document (see page_ranges).
     RANGE_PAGES = 25
+    MIN_RANGE_PAGES = 5
 
     def __init__(
         self,
@@ -461,12 +463,15 @@ class _ChunkRun:
             try:
                 async with asyncio.TaskGroup() as ranges:
                     parts = [
-                        ranges.create_task(
-                            self._pool.check_range(
-                                self._path, start, min(start + self.RANGE_PAGES - 1, last)
-                            )
+                        ranges.create_task(self._pool.check_range(self._path, start, end))
+                        for start, end in page_ranges(
+                            first,
+                            last,
+                            page_count=self._input.page_count,
+                            processes=self._pool.size,
+                            most=self.RANGE_PAGES,
+                            least=self.MIN_RANGE_PAGES,
                         )
-                        for start in range(first, last + 1, self.RANGE_PAGES)
                     ]
             except BaseExceptionGroup as failed:
                 # The first failure, as it was: the others are cancelled siblings' echoes.
@@ -577,6 +582,30 @@ class _ChunkRun:
                 task.cancel()
             await asyncio.gather(heartbeat, shutdown, *parsing, *writing, return_exceptions=True)
         return self.checkpoint
+
+
+def page_ranges(
+    first: int, last: int, *, page_count: int, processes: int, most: int, least: int
+) -> list[tuple[int, int]]:
+    """Pages ``first``..``last`` in ranges for the parser processes, ``(start, end)``.
+
+    Ranges hold ``most`` pages while the document has plenty left; near its end each
+    holds half of what is left per process, down to ``least``. The processes then finish
+    the document together, instead of one checking a last whole range while the others
+    wait (half a range on average: 60 ms at 25 pages); only the last pages pay for the
+    extra ranges (about a millisecond each). A remainder smaller than ``least`` joins the
+    range before it.
+    """
+    ranges = []
+    start = first
+    while start <= last:
+        share = math.ceil((page_count - start + 1) / (2 * max(processes, 1)))
+        end = start + min(most, max(least, share)) - 1
+        if last - end < least:
+            end = last
+        ranges.append((start, end))
+        start = end + 1
+    return ranges
 
 
 # Larger folded summaries (many listed pages, hosts, samples) stay out of the history:

@@ -22,7 +22,7 @@ from temporalio.testing import ActivityEnvironment
 from infra.samples.features import PAGE_KINDS, make_feature_pdf
 from infra.samples.generate import make_pdf
 from pipeline import activities as activities_module
-from pipeline.activities import DocumentActivities, _ChunkRun, _Shelf
+from pipeline.activities import DocumentActivities, _ChunkRun, _Shelf, page_ranges
 from pipeline.checkpoint import Checkpoint
 from pipeline.models import (
     CheckPagesInput,
@@ -359,9 +359,38 @@ async def test_a_chunk_is_checked_in_ranges_that_any_process_may_take(
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     result = await _env([], []).run(activities.check_pages, _input(document, chunk_pages=50))
     assert result.chunks == 1
-    assert sorted(ranges) == [(1, _ChunkRun.RANGE_PAGES), (_ChunkRun.RANGE_PAGES + 1, PAGES)]
+    # 35 pages for two processes: the ranges shrink towards the end of the document.
+    assert sorted(ranges) == [(1, 9), (10, 16), (17, 21), (22, 26), (27, 35)]
     body = s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))["Body"].read()
     assert [json.loads(line)["page"] for line in body.splitlines()] == list(range(1, PAGES + 1))
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "page_count", "processes"),
+    [(1, 100, 2000, 2), (1901, 2000, 2000, 2), (1, 35, 35, 2), (1, 3, 3, 2), (1, 100, 900, 8)],
+)
+def test_page_ranges_cover_the_chunk_and_shrink_only_near_the_end(
+    first: int, last: int, page_count: int, processes: int
+) -> None:
+    ranges = page_ranges(first, last, page_count=page_count, processes=processes, most=25, least=5)
+    pages = [page for start, end in ranges for page in range(start, end + 1)]
+    assert pages == list(range(first, last + 1)), "every page once, in order"
+    sizes = [end - start + 1 for start, end in ranges]
+    assert all(size <= 25 for size in sizes)
+    assert all(size >= 5 for size in sizes) or len(ranges) == 1
+    far_from_the_end = [
+        size
+        for (start, _), size in zip(ranges, sizes, strict=True)
+        if page_count - start + 1 >= 2 * processes * 25 and start + 25 <= last
+    ]
+    assert all(size == 25 for size in far_from_the_end)
+
+
+def test_page_ranges_at_the_end_of_a_document_get_small() -> None:
+    ranges = page_ranges(1901, 2000, page_count=2000, processes=2, most=25, least=5)
+    assert ranges[0] == (1901, 1925)
+    assert ranges[-1][1] == 2000
+    assert ranges[-1][1] - ranges[-1][0] + 1 < 10
 
 
 async def test_a_failing_range_fails_the_attempt_with_its_own_error(
