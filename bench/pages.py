@@ -3,10 +3,11 @@
 Prints, on the same generated 2,000-page document with the same checks:
 - pages/s of a single-process loop (the baseline) and of docpipe from upload event to
   report (worker already running; the report's time is when ``finalize`` completed, read
-  from the workflow's history with the other phases of the check), and their ratio. Runs come in pairs, a baseline run
-  right before or after each docpipe run (alternately), and the ratio is the median of
-  the pairs' ratios: a shared machine's speed drifts by tens of percent within minutes,
-  and a baseline measured minutes apart from docpipe would mostly measure that drift;
+  from the workflow's history with the other phases of the check), and their ratio. Runs
+  come in pairs, a baseline run right before or after each docpipe run (alternately), and
+  the ratio is the median of the pairs' ratios: a shared machine's speed drifts by tens
+  of percent within minutes, and a baseline measured minutes apart from docpipe would
+  mostly measure that drift;
 - heartbeat send latency while parsing: how late the activity's event loop runs a due
   heartbeat (p50/p99), measured in process with ActivityEnvironment;
 - peak RSS of a worker process and its parser processes for 200 vs 20,000 pages, and the
