@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PageObject, PasswordType, PdfReader
-from pypdf.generic import IndirectObject
+from pypdf.errors import PdfReadError
+from pypdf.generic import ContentStream, IndirectObject
 
 from infra.samples.generate import make_pdf
 from pipeline import checks
 from pipeline.checks import PageResult, check_pages, inspect_document, open_pdf
+from tests.hostile import build_pdf, stream
 
 KINDS = ["text", "blank", "image", "mixed", "rotated"]
 A4 = (595.28, 841.89)
@@ -300,3 +303,122 @@ def test_corpus_document(name: str, corpus_files: list[Path]) -> None:
     assert facts.page_count == _independent_page_count(path)
     # Page checks are not run here: text and image extraction on some of these files takes
     # seconds per page, which belongs in a slow test, not in the unit tests.
+
+
+# --- text and images from one reading of the content stream ------------------------------
+
+
+def _one_page_pdf(content: bytes, resources: bytes, extra: dict[int, bytes] | None = None) -> bytes:
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << "
+        + resources
+        + b" >> /Contents 4 0 R >>",
+        4: stream(content),
+        5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    }
+    return build_pdf({**objects, **(extra or {})})
+
+
+_INLINE_IMAGE = b"q BI /W 2 /H 2 /CS /G /BPC 8 ID \x00\xff\x00\xff EI Q"
+_IMAGE = (
+    b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray "
+    b"/BitsPerComponent 8 /Length 1 >>\nstream\n\x00\nendstream"
+)
+
+
+def _form(xobjects: bytes) -> bytes:
+    return (
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 10 10] /Resources << /XObject << "
+        + xobjects
+        + b" >> >> /Length 0 >>\nstream\n\nendstream"
+    )
+
+
+def _first_page(data: bytes) -> PageObject:
+    return PdfReader(io.BytesIO(data)).pages[0]
+
+
+def test_each_page_content_stream_is_parsed_once(
+    mixed_pdf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pypdf's extract_text() and images each parse it; the checks share one parse.
+    parsed: list[int] = []
+    real_parse = ContentStream._parse_content_stream
+
+    def parse(stream: ContentStream, data: Any) -> None:
+        parsed.append(1)
+        real_parse(stream, data)
+
+    monkeypatch.setattr(ContentStream, "_parse_content_stream", parse)
+    reader = open_pdf(mixed_pdf)
+    for number, kind in enumerate(KINDS, start=1):
+        parsed.clear()
+        result = checks.check_page(reader.pages[number - 1], number)
+        assert len(parsed) <= 1, kind
+        if kind != "blank":
+            assert len(parsed) == 1, kind
+            assert result.text_chars > 0 or result.image_count > 0
+
+
+def test_inline_images_are_counted_next_to_the_text() -> None:
+    page = _first_page(
+        _one_page_pdf(
+            b"BT /F1 12 Tf 10 10 Td (hello world) Tj ET " + _INLINE_IMAGE * 2,
+            b"/Font << /F1 5 0 R >>",
+        )
+    )
+    result = checks.check_page(page, 1)
+    assert (result.image_count, result.text_chars, result.words) == (2, 10, 2)
+    assert not result.image_only
+
+
+def test_an_inline_image_with_an_unknown_colour_space_is_counted_not_an_error() -> None:
+    # pypdf's page.images decodes inline images and raises for a colour space missing
+    # from the resources, which made the whole page an error; counting needs no decoding.
+    data = _one_page_pdf(b"q BI /W 2 /H 2 /CS /Nowhere /BPC 8 ID \x00\xff\x00\xff EI Q", b"")
+    with pytest.raises(PdfReadError, match="Nowhere"):
+        len(_first_page(data).images)
+    [result] = check_pages(PdfReader(io.BytesIO(data)), 1, 1)
+    assert (result.error_type, result.image_count, result.image_only) == (None, 1, True)
+
+
+def test_images_in_forms_count_by_name_and_a_form_cycle_ends() -> None:
+    nested = _one_page_pdf(
+        b"/Fm1 Do " + _INLINE_IMAGE,
+        b"/XObject << /Fm1 6 0 R /Im1 7 0 R >>",
+        {6: _form(b"/Im2 7 0 R"), 7: _IMAGE},
+    )
+    # /Im1, /Fm1's /Im2 (the same object under another name), and the inline image.
+    assert checks.check_page(_first_page(nested), 1).image_count == 3
+    assert len(_first_page(nested).images) == 3
+    cycle = _one_page_pdf(
+        b"/Fm1 Do", b"/XObject << /Fm1 6 0 R >>", {6: _form(b"/Fm1 6 0 R /Im 7 0 R"), 7: _IMAGE}
+    )
+    assert checks.check_page(_first_page(cycle), 1).image_count == 1
+
+
+def test_text_and_images_are_what_pypdf_reads_on_every_corpus_page(
+    corpus_files: list[Path],
+) -> None:
+    compared = 0
+    for path in corpus_files:
+        if _needs_a_password(path):
+            continue
+        for page in open_pdf(path).pages:
+            try:
+                expected = (page.extract_text() or "", len(page.images))
+            except Exception:
+                continue  # a page error either way
+            assert checks._text_and_images(page) == expected, path.name
+            compared += 1
+    assert compared > 50
+
+
+def test_text_counts_treat_every_kind_of_white_space_alike() -> None:
+    spaces = "".join(chr(code) for code in range(0x3100) if chr(code).isspace())
+    assert len(spaces) > 20  # tabs, line breaks, no-break and em spaces, separators...
+    text = f"one{spaces}two{spaces[::-1]}three\u00a0four "
+    assert checks.text_counts(text) == (sum(not ch.isspace() for ch in text), 4)
+    assert checks.text_counts("") == (0, 0)
