@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from infra.samples.generate import make_large_pdf, make_pdf
 from pipeline import pool as pool_module
-from pipeline.pool import InspectTimeoutError, PagePool, ParserLimits
+from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
 from tests.helpers import async_wait_for
 
 
@@ -84,6 +85,34 @@ async def test_an_inspection_that_times_out_stops_the_preparing_processes_too(
         with pytest.raises(InspectTimeoutError):
             await pool.inspect(path)
         # The process preparing the document was stopped with the one inspecting it.
+        await async_wait_for(
+            lambda: _replaced(pool, before), 10, "both parser processes to be replaced"
+        )
+    finally:
+        pool.shutdown()
+
+
+def _die(*args: object) -> None:
+    """Stands in for the inspection in a parser process: the process dies at once."""
+    os._exit(1)
+
+
+async def test_an_inspection_whose_process_dies_stops_the_preparing_processes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The preparing process indexes a slow document (as above; about 10 s here) while
+    # the inspecting one dies, twice: the inspection fails and the preparation is
+    # stopped with it instead of running on.
+    pages = 60_000
+    body = make_large_pdf(pages, lines_per_page=1)
+    path = tmp_path / "slow.pdf"
+    path.write_bytes(body.replace(b"/Count %d" % pages, b"/Count %d" % (pages * 4 + 1), 1))
+    monkeypatch.setattr(pool_module, "_inspect", _die)
+    pool = PagePool(2, ParserLimits(inspect_seconds=600))
+    try:
+        before = set(await pool.warm())
+        with pytest.raises(ParserCrashedError):
+            await pool.inspect(path)
         await async_wait_for(
             lambda: _replaced(pool, before), 10, "both parser processes to be replaced"
         )
