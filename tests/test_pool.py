@@ -68,28 +68,15 @@ def test_a_process_keeps_a_few_documents_open_and_closes_the_oldest(tmp_path: Pa
     assert not pool_module._open
 
 
-async def test_an_inspection_that_times_out_stops_the_preparing_processes_too(
-    tmp_path: Path,
-) -> None:
-    # A count that does not match its kids makes every page object be parsed while
-    # indexing: slow enough to pass a tiny inspection limit, in both processes.
-    pages = 20_000
-    body = make_large_pdf(pages)
+def _slow_to_index(directory: Path, pages: int, lines_per_page: int) -> Path:
+    """A document whose root /Count does not match its kids, so that indexing parses
+    every page object: about 3 s for 20,000 pages here, 10 s for 60,000."""
+    body = make_large_pdf(pages, lines_per_page=lines_per_page)
     declared = b"/Count %d" % pages
     assert declared in body
-    path = tmp_path / "slow.pdf"
+    path = directory / "slow.pdf"
     path.write_bytes(body.replace(declared, b"/Count %d" % (pages * 4 + 1), 1))
-    pool = PagePool(2, ParserLimits(inspect_seconds=0.05))
-    try:
-        before = set(await pool.warm())
-        with pytest.raises(InspectTimeoutError):
-            await pool.inspect(path)
-        # The process preparing the document was stopped with the one inspecting it.
-        await async_wait_for(
-            lambda: _replaced(pool, before), 10, "both parser processes to be replaced"
-        )
-    finally:
-        pool.shutdown()
+    return path
 
 
 def _die(*args: object) -> None:
@@ -97,21 +84,26 @@ def _die(*args: object) -> None:
     os._exit(1)
 
 
-async def test_an_inspection_whose_process_dies_stops_the_preparing_processes_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failure", ["times out", "its process dies twice"])
+async def test_an_inspection_that_fails_stops_the_preparing_processes_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
-    # The preparing process indexes a slow document (as above; about 10 s here) while
-    # the inspecting one dies, twice: the inspection fails and the preparation is
-    # stopped with it instead of running on.
-    pages = 60_000
-    body = make_large_pdf(pages, lines_per_page=1)
-    path = tmp_path / "slow.pdf"
-    path.write_bytes(body.replace(b"/Count %d" % pages, b"/Count %d" % (pages * 4 + 1), 1))
-    monkeypatch.setattr(pool_module, "_inspect", _die)
-    pool = PagePool(2, ParserLimits(inspect_seconds=600))
+    # While one process inspects, the other prepares (indexes) the document. When the
+    # inspection fails, that preparation must stop too rather than run on for nobody.
+    error: type[Exception]
+    if failure == "times out":
+        # Both processes are slower than the limit.
+        path = _slow_to_index(tmp_path, 20_000, lines_per_page=20)
+        limits, error = ParserLimits(inspect_seconds=0.05), InspectTimeoutError
+    else:
+        # The preparing process is still indexing long after the inspection died.
+        path = _slow_to_index(tmp_path, 60_000, lines_per_page=1)
+        monkeypatch.setattr(pool_module, "_inspect", _die)
+        limits, error = ParserLimits(inspect_seconds=600), ParserCrashedError
+    pool = PagePool(2, limits)
     try:
         before = set(await pool.warm())
-        with pytest.raises(ParserCrashedError):
+        with pytest.raises(error):
             await pool.inspect(path)
         await async_wait_for(
             lambda: _replaced(pool, before), 10, "both parser processes to be replaced"
