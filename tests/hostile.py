@@ -39,15 +39,23 @@ def stream(data: bytes, *, compress: bool = False) -> bytes:
     return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
 
 
-def _one_page(content: bytes, *, extra_page_entries: bytes = b"") -> bytes:
+def one_page(
+    content: bytes,
+    *,
+    resources: bytes = b"/Font << /F1 5 0 R >>",
+    objects: Mapping[int, bytes] | None = None,
+) -> bytes:
+    """A one-page PDF: ``content`` is the content stream object (4), ``resources`` the
+    page's resource entries, object 5 a Helvetica font, ``objects`` any further ones."""
     return build_pdf(
         {
             1: b"<< /Type /Catalog /Pages 2 0 R >>",
             2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
             3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-            b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R " + extra_page_entries + b">>",
+            b"/Resources << " + resources + b" >> /Contents 4 0 R >>",
             4: content,
             5: _FONT,
+            **(objects or {}),
         }
     )
 
@@ -80,18 +88,18 @@ def empty() -> bytes:
 
 def flate_bomb(decompressed_mb: int = 200) -> bytes:
     """A page whose content stream inflates from a few hundred KB to ``decompressed_mb``."""
-    return _one_page(stream(b" " * (decompressed_mb * 1024 * 1024), compress=True))
+    return one_page(stream(b" " * (decompressed_mb * 1024 * 1024), compress=True))
 
 
 def many_operators(count: int = 400_000) -> bytes:
     """A page with hundreds of thousands of text-showing operators."""
     body = b"BT /F1 1 Tf " + b"(x) Tj " * count + b"ET"
-    return _one_page(stream(body, compress=True))
+    return one_page(stream(body, compress=True))
 
 
 def nested_arrays(depth: int = 100_000) -> bytes:
     """A page whose content stream holds arrays nested ``depth`` deep."""
-    return _one_page(stream(b"[" * depth + b"]" * depth + b" pop", compress=True))
+    return one_page(stream(b"[" * depth + b"]" * depth + b" pop", compress=True))
 
 
 def self_referencing_tree() -> bytes:

@@ -15,7 +15,7 @@ from pypdf.generic import ContentStream, IndirectObject
 from infra.samples.generate import make_pdf
 from pipeline import checks
 from pipeline.checks import PageResult, check_pages, inspect_document, open_pdf
-from tests.hostile import build_pdf, stream
+from tests.hostile import one_page, stream
 
 KINDS = ["text", "blank", "image", "mixed", "rotated"]
 A4 = (595.28, 841.89)
@@ -308,19 +308,6 @@ def test_corpus_document(name: str, corpus_files: list[Path]) -> None:
 # --- text and images from one reading of the content stream ------------------------------
 
 
-def _one_page_pdf(content: bytes, resources: bytes, extra: dict[int, bytes] | None = None) -> bytes:
-    objects = {
-        1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
-        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << "
-        + resources
-        + b" >> /Contents 4 0 R >>",
-        4: stream(content),
-        5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    }
-    return build_pdf({**objects, **(extra or {})})
-
-
 _INLINE_IMAGE = b"q BI /W 2 /H 2 /CS /G /BPC 8 ID \x00\xff\x00\xff EI Q"
 _IMAGE = (
     b"<< /Type /XObject /Subtype /Image /Width 1 /Height 1 /ColorSpace /DeviceGray "
@@ -364,10 +351,7 @@ def test_each_page_content_stream_is_parsed_once(
 
 def test_inline_images_are_counted_next_to_the_text() -> None:
     page = _first_page(
-        _one_page_pdf(
-            b"BT /F1 12 Tf 10 10 Td (hello world) Tj ET " + _INLINE_IMAGE * 2,
-            b"/Font << /F1 5 0 R >>",
-        )
+        one_page(stream(b"BT /F1 12 Tf 10 10 Td (hello world) Tj ET " + _INLINE_IMAGE * 2))
     )
     result = checks.check_page(page, 1)
     assert (result.image_count, result.text_chars, result.words) == (2, 10, 2)
@@ -377,7 +361,9 @@ def test_inline_images_are_counted_next_to_the_text() -> None:
 def test_an_inline_image_with_an_unknown_colour_space_is_counted_not_an_error() -> None:
     # pypdf's page.images decodes inline images and raises for a colour space missing
     # from the resources, which made the whole page an error; counting needs no decoding.
-    data = _one_page_pdf(b"q BI /W 2 /H 2 /CS /Nowhere /BPC 8 ID \x00\xff\x00\xff EI Q", b"")
+    data = one_page(
+        stream(b"q BI /W 2 /H 2 /CS /Nowhere /BPC 8 ID \x00\xff\x00\xff EI Q"), resources=b""
+    )
     with pytest.raises(PdfReadError, match="Nowhere"):
         len(_first_page(data).images)
     [result] = check_pages(PdfReader(io.BytesIO(data)), 1, 1)
@@ -385,16 +371,18 @@ def test_an_inline_image_with_an_unknown_colour_space_is_counted_not_an_error() 
 
 
 def test_images_in_forms_count_by_name_and_a_form_cycle_ends() -> None:
-    nested = _one_page_pdf(
-        b"/Fm1 Do " + _INLINE_IMAGE,
-        b"/XObject << /Fm1 6 0 R /Im1 7 0 R >>",
-        {6: _form(b"/Im2 7 0 R"), 7: _IMAGE},
+    nested = one_page(
+        stream(b"/Fm1 Do " + _INLINE_IMAGE),
+        resources=b"/XObject << /Fm1 6 0 R /Im1 7 0 R >>",
+        objects={6: _form(b"/Im2 7 0 R"), 7: _IMAGE},
     )
     # /Im1, /Fm1's /Im2 (the same object under another name), and the inline image.
     assert checks.check_page(_first_page(nested), 1).image_count == 3
     assert len(_first_page(nested).images) == 3
-    cycle = _one_page_pdf(
-        b"/Fm1 Do", b"/XObject << /Fm1 6 0 R >>", {6: _form(b"/Fm1 6 0 R /Im 7 0 R"), 7: _IMAGE}
+    cycle = one_page(
+        stream(b"/Fm1 Do"),
+        resources=b"/XObject << /Fm1 6 0 R >>",
+        objects={6: _form(b"/Fm1 6 0 R /Im 7 0 R"), 7: _IMAGE},
     )
     assert checks.check_page(_first_page(cycle), 1).image_count == 1
 
