@@ -518,16 +518,17 @@ def _text_and_images(page: PageObject) -> tuple[str, int]:
     (about a fifth of a plain page's time each); here text extraction gets the stream
     ready-made, and the inline images are counted from the operations it parsed.
     """
+    images = _xobject_images(page)
     contents = _content_stream(page)
     if contents is None:
         # No stream to share (none, or not a stream): pypdf's own path handles it.
-        return page.extract_text() or "", _xobject_images(page, [None])
+        return page.extract_text() or "", images
     sharing = PageObject(page.pdf, page.indirect_reference)
     sharing.update(page)
     sharing[NameObject("/Contents")] = contents
     text = sharing.extract_text() or ""
     inline = sum(1 for _, operator in contents.operations if operator == b"INLINE IMAGE")
-    return text, _xobject_images(page, [None]) + inline
+    return text, images + inline
 
 
 def _content_stream(page: PageObject) -> ContentStream | None:
@@ -541,13 +542,15 @@ def _content_stream(page: PageObject) -> ContentStream | None:
     return ContentStream(contents, page.pdf, "bytes")
 
 
-def _xobject_images(holder: DictionaryObject, visited: list[Any]) -> int:
+def _xobject_images(holder: DictionaryObject, visited: list[Any] | None = None) -> int:
     """Image XObjects of a page's (or form's) own resources, and inside its forms.
 
     Counted as pypdf's ``page.images`` lists them: by name, each form once (``visited``
-    holds the forms seen, by reference, and starts as ``[None]``: like pypdf, a form that
-    is not an indirect object is not looked into).
+    holds the forms seen, by reference; like pypdf, a form that is not an indirect
+    object, whose reference is None, is not looked into).
     """
+    if visited is None:
+        visited = [None]
     resources = _dict(holder.get("/Resources"))
     if resources is None:
         return 0
