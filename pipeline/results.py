@@ -1,9 +1,15 @@
 """Write-once result storage in S3.
 
-Every result object is written with a conditional put (``IfNoneMatch="*"``). When the
-object is already there with the same bytes, the write counts as done: retries, resumed
-attempts and racing writers all converge on one object. Different bytes under the same
-key mean two runs disagree about a result, which must never be papered over.
+Every result object is written with a conditional put (``IfNoneMatch="*"``), so nothing
+docpipe wrote is ever overwritten. The two kinds of object settle a second write apart:
+
+- a **chunk file** is the durable record of its pages: the first write wins. Page results
+  can depend on timing and load (a page that timed out on a busy worker may parse in time
+  on the next one), so a redone chunk may differ from the stored one; the stored bytes are
+  kept and are what the report folds.
+- ``report.json`` is folded from the chunk files and the check's inputs only, so a second
+  write always carries the same bytes; different bytes mean something other than this
+  check wrote there, which is an error (:class:`ResultConflictError`), never papered over.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -31,6 +38,27 @@ class ResultConflictError(RuntimeError):
     """A result object already exists with different content."""
 
 
+class StoredChunkError(ValueError):
+    """A stored chunk file does not hold the pages its name says (not this check's)."""
+
+
+ChunkOutcome = Literal["written", "already_there", "kept_first"]
+
+
+@dataclass(frozen=True)
+class ChunkWrite:
+    """What writing a chunk came to, and the page results now stored under its key.
+
+    Attributes:
+        outcome: ``written`` by this call; ``already_there`` with the same bytes; or
+            ``kept_first``: an earlier write stored different results, which stay.
+        pages: the stored page results (ours unless ``kept_first``).
+    """
+
+    outcome: ChunkOutcome
+    pages: list[dict[str, Any]]
+
+
 def to_json_bytes(value: Any) -> bytes:
     """Canonical JSON: the same value always gives the same bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -43,6 +71,23 @@ def chunk_key(prefix: str, first_page: int) -> str:
 
 def chunk_bytes(pages: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(to_json_bytes(page) + b"\n" for page in pages)
+
+
+def decode_chunk(body: bytes, first_page: int, last_page: int) -> list[dict[str, Any]]:
+    """The page results of a chunk file, checked to be exactly its pages in order.
+
+    Raises:
+        StoredChunkError: the file is not JSON lines of pages ``first_page``..``last_page``.
+    """
+    try:
+        pages = [json.loads(line) for line in body.splitlines() if line]
+        numbers = [page["page"] for page in pages]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoredChunkError(f"not page results ({exc!r})") from None
+    if numbers != list(range(first_page, last_page + 1)):
+        held = f"pages {numbers[0]}-{numbers[-1]}" if numbers else "no pages"
+        raise StoredChunkError(f"holds {held}, not pages {first_page}-{last_page}")
+    return pages
 
 
 def _error_code(exc: ClientError) -> str:
@@ -61,14 +106,11 @@ class ResultStore:
         self._s3 = s3
         self.bucket = bucket
 
-    def write_once(self, key: str, body: bytes, content_type: str) -> bool:
-        """Create ``key`` with ``body`` unless it already holds exactly ``body``.
+    def _put_first(self, key: str, body: bytes, content_type: str) -> bytes | None:
+        """Create ``key`` with ``body`` unless it exists.
 
         Returns:
-            True if this call created the object, False if it was already there.
-
-        Raises:
-            ResultConflictError: the object exists with different content.
+            None if this call created the object, else the bytes already stored.
         """
         for _ in range(5):
             try:
@@ -79,7 +121,7 @@ class ResultStore:
                     ContentType=content_type,
                     IfNoneMatch="*",
                 )
-                return True
+                return None
             except ClientError as exc:
                 code = _error_code(exc)
                 if code == "ConditionalRequestConflict":
@@ -88,16 +130,29 @@ class ResultStore:
                 if code not in ("PreconditionFailed", "412"):
                     raise
             existing = self.read(key)
-            if existing is None:
-                # Deleted between our put and our read: try the put again.
-                continue
-            if existing == body:
-                return False
-            raise ResultConflictError(
-                f"s3://{self.bucket}/{key} already holds different content "
-                f"({len(existing)} bytes, ours {len(body)})"
-            )
+            if existing is not None:
+                return existing
+            # Deleted between our put and our read: try the put again.
         raise ResultConflictError(f"s3://{self.bucket}/{key}: could not settle a racing write")
+
+    def write_once(self, key: str, body: bytes, content_type: str) -> bool:
+        """Create ``key`` with ``body`` unless it already holds exactly ``body``.
+
+        Returns:
+            True if this call created the object, False if it was already there.
+
+        Raises:
+            ResultConflictError: the object exists with different content.
+        """
+        existing = self._put_first(key, body, content_type)
+        if existing is None:
+            return True
+        if existing == body:
+            return False
+        raise ResultConflictError(
+            f"s3://{self.bucket}/{key} already holds different content "
+            f"({len(existing)} bytes, ours {len(body)})"
+        )
 
     def read(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
@@ -109,9 +164,54 @@ class ResultStore:
             raise
         return response["Body"].read()
 
-    def write_chunk(self, prefix: str, first_page: int, body: bytes) -> bool:
-        """Write one chunk file (``chunk_bytes`` of its pages) once; see :meth:`write_once`."""
-        return self.write_once(chunk_key(prefix, first_page), body, "application/x-ndjson")
+    def write_chunk(self, prefix: str, pages: list[dict[str, Any]]) -> ChunkWrite:
+        """Store a chunk file of ``pages`` (consecutive page results) unless one is stored.
+
+        The first write of a chunk wins: a chunk already stored, with the same results or
+        not, is never overwritten, and its page results are returned.
+
+        Raises:
+            StoredChunkError: the stored file does not hold these pages.
+        """
+        first, last = pages[0]["page"], pages[-1]["page"]
+        body = chunk_bytes(pages)
+        existing = self._put_first(chunk_key(prefix, first), body, "application/x-ndjson")
+        if existing is None:
+            return ChunkWrite("written", pages)
+        if existing == body:
+            return ChunkWrite("already_there", pages)
+        return ChunkWrite("kept_first", decode_chunk(existing, first, last))
+
+    def read_chunk(
+        self, prefix: str, first_page: int, last_page: int
+    ) -> list[dict[str, Any]] | None:
+        """The page results of a stored chunk file, or None when it is not there.
+
+        Raises:
+            StoredChunkError: the file does not hold pages ``first_page``..``last_page``.
+        """
+        body = self.read(chunk_key(prefix, first_page))
+        return None if body is None else decode_chunk(body, first_page, last_page)
+
+    def stored_chunk_pages(self, prefix: str, after_page: int = 0) -> set[int]:
+        """First pages of the chunk files stored under ``prefix``, from one listing.
+
+        Args:
+            after_page: list only the chunks whose first page is larger (a checkpoint
+                already vouches for the ones before).
+        """
+        start = chunk_key(prefix, after_page) if after_page > 0 else ""
+        folder = f"{prefix}/{PAGES_DIR}/"
+        firsts: set[int] = set()
+        pages = self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=folder, StartAfter=start
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                stem, dot, suffix = item["Key"].removeprefix(folder).partition(".")
+                if dot and suffix == "jsonl" and stem.isdigit():
+                    firsts.add(int(stem))
+        return firsts
 
     def iter_chunks(
         self, prefix: str, first_pages: Sequence[int], ahead: int = 8

@@ -39,7 +39,7 @@ from pipeline.models import (
     InspectResult,
 )
 from pipeline.policy import VerdictPolicy
-from pipeline.results import ResultStore, chunk_bytes
+from pipeline.results import ResultStore
 from tests.reports import assert_valid_report
 
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
@@ -109,7 +109,7 @@ async def _checked(s3: Any, document: DocumentRef) -> FinalizeInput:
             first = index * CHUNK_PAGES + 1
             last = min(first + CHUNK_PAGES - 1, facts.page_count)
             results = [r.to_json() for r in check_pages(reader, first, last)]
-            store.write_chunk(PREFIX, first, chunk_bytes(results))
+            store.write_chunk(PREFIX, results)
     pages = CheckPagesResult(
         pages_checked=facts.page_count,
         chunks=chunks,

@@ -13,8 +13,10 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pipeline.results import (
+    ChunkWrite,
     ResultConflictError,
     ResultStore,
+    StoredChunkError,
     chunk_bytes,
     chunk_key,
     to_json_bytes,
@@ -107,17 +109,72 @@ def _pages(first: int, last: int) -> list[dict[str, Any]]:
 
 def test_chunk_round_trip(store: ResultStore, s3: S3Client, bucket: str) -> None:
     pages = _pages(51, 100)
-    assert store.write_chunk("results/doc", 51, chunk_bytes(pages)) is True
+    assert store.write_chunk("results/doc", pages) == ChunkWrite("written", pages)
     assert list(store.iter_chunks("results/doc", [51])) == pages
+    assert store.read_chunk("results/doc", 51, 100) == pages
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="results/doc/")
     assert [o["Key"] for o in listed["Contents"]] == ["results/doc/pages/0000051.jsonl"]
 
 
 def test_chunk_rewrite_with_same_pages_is_idempotent(store: ResultStore) -> None:
-    assert store.write_chunk("p", 1, chunk_bytes(_pages(1, 3))) is True
-    assert store.write_chunk("p", 1, chunk_bytes(_pages(1, 3))) is False
-    with pytest.raises(ResultConflictError):
-        store.write_chunk("p", 1, chunk_bytes(_pages(1, 4)))
+    assert store.write_chunk("p", _pages(1, 3)).outcome == "written"
+    assert store.write_chunk("p", _pages(1, 3)) == ChunkWrite("already_there", _pages(1, 3))
+
+
+def test_the_first_write_of_a_chunk_wins(store: ResultStore) -> None:
+    first = _pages(1, 3)
+    assert store.write_chunk("p", first).outcome == "written"
+    # A redone chunk whose page 2 came out otherwise (a timeout under load before the
+    # crash, parsed in time after it): the stored results stand, and are handed back.
+    redone = [dict(page, text_chars=0) if page["page"] == 2 else page for page in first]
+    assert store.write_chunk("p", redone) == ChunkWrite("kept_first", first)
+    assert store.read("p/pages/0000001.jsonl") == chunk_bytes(first)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (chunk_bytes(_pages(1, 4)), "holds pages 1-4, not pages 1-3"),
+        (chunk_bytes(_pages(2, 4)), "holds pages 2-4, not pages 1-3"),
+        (b"", "holds no pages"),
+        (b"not json\n", "not page results"),
+        (b'{"no_page": 1}\n', "not page results"),
+    ],
+)
+def test_a_stored_chunk_that_is_not_its_pages_is_refused(
+    store: ResultStore, s3: S3Client, bucket: str, body: bytes, message: str
+) -> None:
+    s3.put_object(Bucket=bucket, Key="p/pages/0000001.jsonl", Body=body)
+    with pytest.raises(StoredChunkError, match=message):
+        store.read_chunk("p", 1, 3)
+    with pytest.raises(StoredChunkError, match=message):
+        store.write_chunk("p", _pages(1, 3))
+    assert store.read("p/pages/0000001.jsonl") == body, "never overwritten"
+
+
+def test_reading_a_chunk_that_is_not_there_is_none(store: ResultStore) -> None:
+    assert store.read_chunk("p", 1, 3) is None
+
+
+def test_stored_chunks_are_listed_by_first_page(
+    store: ResultStore, s3: S3Client, bucket: str
+) -> None:
+    for first in (1, 21, 61):
+        store.write_chunk("p", _pages(first, first + 9))
+    # Not chunk files of this prefix: other names, a deeper folder, a neighbour prefix.
+    for key in ("p/pages/notes.txt", "p/pages/x/0000031.jsonl", "p2/pages/0000041.jsonl"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    assert store.stored_chunk_pages("p") == {1, 21, 61}
+    # A checkpoint already vouches for the chunks up to page 21: only later ones listed.
+    assert store.stored_chunk_pages("p", after_page=21) == {61}
+    assert store.stored_chunk_pages("nothing/here") == set()
+
+
+def test_listing_stored_chunks_pages_through_many(store: ResultStore) -> None:
+    firsts = {1 + index for index in range(1100)}
+    for first in firsts:
+        store.write_chunk("many", _pages(first, first))
+    assert store.stored_chunk_pages("many") == firsts
 
 
 def test_iter_chunks_yields_pages_in_chunk_order_whatever_finishes_first(
@@ -125,7 +182,7 @@ def test_iter_chunks_yields_pages_in_chunk_order_whatever_finishes_first(
 ) -> None:
     firsts = [1 + 10 * index for index in range(23)]
     for first in reversed(firsts):
-        store.write_chunk("p", first, chunk_bytes(_pages(first, first + 9)))
+        store.write_chunk("p", _pages(first, first + 9))
     pages = [result["page"] for result in store.iter_chunks("p", firsts, ahead=4)]
     assert pages == list(range(1, 231))
 
@@ -135,8 +192,8 @@ def test_iter_chunks_of_no_chunks_is_empty(store: ResultStore) -> None:
 
 
 def test_iter_missing_chunk_raises_file_not_found(store: ResultStore) -> None:
-    store.write_chunk("p", 1, chunk_bytes(_pages(1, 10)))
-    store.write_chunk("p", 21, chunk_bytes(_pages(21, 30)))
+    store.write_chunk("p", _pages(1, 10))
+    store.write_chunk("p", _pages(21, 30))
     results = store.iter_chunks("p", [1, 11, 21])
     assert [next(results)["page"] for _ in range(10)] == list(range(1, 11))
     with pytest.raises(FileNotFoundError, match="0000011"):
