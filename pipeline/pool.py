@@ -10,6 +10,11 @@ parsed and since when): a page that takes longer than the limit gets its process
 and replaced, and becomes a ``timeout`` page error. A memory limit (``RLIMIT_AS``) and
 pypdf's own ``Configuration`` limits are set inside each process.
 
+Work that is cancelled (its check was cancelled) is stopped without killing its process:
+the slot names the job to abandon in the same shared numbers, and the process stops at the
+next page. Only a process that does not stop within a grace period (it is deep in one
+slow page) is killed. Other checks' work on the other processes goes on untouched.
+
 A plain ``ProcessPoolExecutor``'s children outlive a killed parent; here each child asks
 the kernel to kill it when its parent dies, and also watches the parent itself in case the
 parent died before that request was made.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import itertools
 import logging
 import multiprocessing
 import os
@@ -46,9 +52,15 @@ _PR_SET_PDEATHSIG = 1
 # between page ranges; the least recently used beyond _OPEN_READERS is closed.
 _open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
 _OPEN_READERS = 4
-# Per parser process: [page being parsed (0: idle, -1: inspecting), CLOCK_MONOTONIC ns].
+# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting),
+# CLOCK_MONOTONIC ns when it started, the job the worker wants abandoned (0: none)].
 _progress: Any = None
 _INSPECTING = -1
+_PAGE, _SINCE, _ABANDON = 0, 1, 2
+# Per parser process: write a line for every page checked to stderr (the worker's log),
+# when the worker logs at debug level. Written as each page is done, so that what a killed
+# worker's processes had checked is known from its log.
+_log_pages = False
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,15 @@ class InspectTimeoutError(RuntimeError):
     """The document-level checks took longer than their limit."""
 
 
-def _init_process(parent_pid: int, progress: Any, limits: ParserLimits) -> None:
+class AbandonedError(Exception):
+    """Raised in a parser process that stopped a job the worker no longer wants."""
+
+
+def _init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages: bool) -> None:
     """Pool initializer: limits, and never outlive the worker process that started us."""
-    global _progress
+    global _progress, _log_pages
     _progress = progress
+    _log_pages = log_pages
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -117,8 +134,8 @@ def _init_process(parent_pid: int, progress: Any, limits: ParserLimits) -> None:
 
 def _mark(page: int) -> None:
     if _progress is not None:
-        _progress[1] = time.monotonic_ns()
-        _progress[0] = page
+        _progress[_SINCE] = time.monotonic_ns()
+        _progress[_PAGE] = page
 
 
 def _noop() -> int:
@@ -180,14 +197,21 @@ def _preload(path: str) -> None:
         _mark(0)
 
 
-def check_range(path: str, first: int, last: int) -> list[dict[str, Any]]:
-    """Runs in a parser process: check pages ``first``..``last`` of the spooled file."""
+def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str, Any]]:
+    """Runs in a parser process: check pages ``first``..``last`` of the spooled file.
+
+    Stops before any page once the worker has asked to abandon ``job``.
+    """
     lean = _reader(path)
     results: list[dict[str, Any]] = []
     try:
         for number in range(first, last + 1):
+            if job and _progress is not None and _progress[_ABANDON] == job:
+                raise AbandonedError(f"job {job} abandoned at page {number}")
             _mark(number)
             results.extend(result.to_json() for result in check_pages(lean.reader, number, number))
+            if _log_pages:
+                os.write(2, f"DEBUG parser process {os.getpid()}: page {number} checked\n".encode())
     finally:
         _mark(0)
         # Parsed objects of this range are not needed again: memory stays flat.
@@ -203,21 +227,25 @@ def _ignore_outcome(task: asyncio.Task[Any]) -> None:
 class _Slot:
     """One parser process, as a single-worker executor (the process starts on first use)."""
 
-    def __init__(self, parent_pid: int, limits: ParserLimits) -> None:
+    def __init__(self, parent_pid: int, limits: ParserLimits, log_pages: bool) -> None:
         context = multiprocessing.get_context("spawn")
         # Lock-free: a process killed mid-write must not leave a lock held.
-        self.progress: Any = context.RawArray("q", 2)
+        self.progress: Any = context.RawArray("q", 3)
         self.executor = ProcessPoolExecutor(
             max_workers=1,
             # fork is unsafe in a process that runs Temporal's threads.
             mp_context=context,
             initializer=_init_process,
-            initargs=(parent_pid, self.progress, limits),
+            initargs=(parent_pid, self.progress, limits, log_pages),
         )
+
+    def abandon(self, job: int) -> None:
+        """Ask the process to stop ``job`` before its next page."""
+        self.progress[_ABANDON] = job
 
     def busy_with(self) -> tuple[int, float]:
         """(page being parsed or -1 when inspecting, seconds on it); (0, 0) when idle."""
-        page, since = self.progress[0], self.progress[1]
+        page, since = self.progress[_PAGE], self.progress[_SINCE]
         if not page:
             return 0, 0.0
         return page, (time.monotonic_ns() - since) / 1e9
@@ -252,13 +280,19 @@ class PagePool:
     """Parser processes for document and page checks, shared by a worker's activities.
 
     Must be used from one event loop. Processes start on first use (or :meth:`warm`) and
-    stay warm between documents. Work that is cancelled kills the process doing it, so a
-    cancelled check leaves no parsing behind.
+    stay warm between documents. Page ranges that are cancelled stop at the next page
+    (their process is killed only if it does not stop within ``ABANDON_GRACE_S``); other
+    work that is cancelled kills its process. Either way a cancelled check leaves no
+    parsing behind, and touches no other check's work.
 
     Args:
         size: number of parser processes; 0 means one per CPU core.
         limits: time, memory and parser limits of each process.
     """
+
+    # How long a cancelled page range may take to reach its next page (pages take
+    # milliseconds; one that takes longer is cut short by killing its process).
+    ABANDON_GRACE_S = 2.0
 
     def __init__(self, size: int = 0, limits: ParserLimits | None = None) -> None:
         self.size = size or os.cpu_count() or 1
@@ -266,12 +300,16 @@ class PagePool:
         self._slots: list[_Slot] = []
         self._free: asyncio.Queue[int] | None = None
         self._closed = False
+        self._jobs = itertools.count(1)
+        self._log_pages = log.isEnabledFor(logging.DEBUG)
 
     def _ensure(self) -> asyncio.Queue[int]:
         if self._closed:
             raise RuntimeError("the parser pool is shut down")
         if self._free is None:
-            self._slots = [_Slot(os.getpid(), self.limits) for _ in range(self.size)]
+            self._slots = [
+                _Slot(os.getpid(), self.limits, self._log_pages) for _ in range(self.size)
+            ]
             self._free = asyncio.Queue()
             for index in range(self.size):
                 self._free.put_nowait(index)
@@ -280,12 +318,20 @@ class PagePool:
     def _replace(self, index: int, slot: _Slot) -> None:
         slot.kill()
         if not self._closed and self._slots[index] is slot:
-            self._slots[index] = _Slot(os.getpid(), self.limits)
+            self._slots[index] = _Slot(os.getpid(), self.limits, self._log_pages)
 
     async def _run(
-        self, fn: Callable[..., T], *args: Any, limit_s: float, index: int | None = None
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        limit_s: float,
+        index: int | None = None,
+        abandonable: bool = False,
     ) -> T:
         """Run ``fn(*args)`` on a free parser process (or slot ``index``, taken), watching it.
+
+        ``abandonable``: ``fn`` takes a job number as its last argument and stops when the
+        slot abandons that job; cancelling the call then spares the process if it can.
 
         Raises:
             _Hung: the process spent more than ``limit_s`` on one page (it was replaced).
@@ -296,6 +342,9 @@ class PagePool:
         if index is None:
             index = await free.get()
         slot = self._slots[index]
+        job = next(self._jobs)
+        if abandonable:
+            args = (*args, job)
         future: asyncio.Future[T] | None = None
         try:
             future = loop.run_in_executor(slot.executor, fn, *args)
@@ -313,14 +362,30 @@ class PagePool:
             self._replace(index, slot)
             raise _Died(page) from None
         except asyncio.CancelledError:
-            # The process would go on parsing for nobody: stop it now (and nobody waits
-            # for the failure that its death sets on the future).
-            if future is not None:
-                future.cancel()
-            self._replace(index, slot)
+            # The process would go on parsing for nobody: stop it now.
+            if future is not None and not future.done():
+                spared = abandonable and await self._abandoned(slot, job, future)
+                if not spared:
+                    # Nobody waits for the failure that its death sets on the future.
+                    future.cancel()
+                    self._replace(index, slot)
             raise
         finally:
             free.put_nowait(index)
+
+    async def _abandoned(self, slot: _Slot, job: int, future: asyncio.Future[Any]) -> bool:
+        """Ask ``slot``'s process to abandon ``job``; True once it has, within the grace."""
+        slot.abandon(job)
+        try:
+            done, _ = await asyncio.wait({future}, timeout=self.ABANDON_GRACE_S)
+        except asyncio.CancelledError:
+            return False
+        if not done:
+            return False
+        if not future.cancelled():
+            # Retrieved, so that nothing reports it as never retrieved.
+            future.exception()
+        return True
 
     async def warm(self) -> list[int]:
         """Start every parser process now, so the first document does not wait for them.
@@ -365,7 +430,12 @@ class PagePool:
             try:
                 results.extend(
                     await self._run(
-                        check_range, str(path), start, last, limit_s=self.limits.page_seconds
+                        check_range,
+                        str(path),
+                        start,
+                        last,
+                        limit_s=self.limits.page_seconds,
+                        abandonable=True,
                     )
                 )
                 return results
@@ -448,15 +518,6 @@ class PagePool:
                     preload.cancel()
                 # Its failures are the page ranges' to report, should any be sent.
                 preload.add_done_callback(_ignore_outcome)
-
-    def restart(self) -> None:
-        """Kill every parser process; fresh ones start on next use.
-
-        For a cancelled check: whatever it left parsing stops now. Another check's pages
-        in flight at that moment are simply tried again on the fresh processes.
-        """
-        for index, slot in enumerate(self._slots):
-            self._replace(index, slot)
 
     async def open_documents(self) -> list[list[str]]:
         """Per started parser process, the documents it holds open (for tests and

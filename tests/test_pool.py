@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from infra.samples.generate import make_large_pdf, make_pdf
 from pipeline import pool as pool_module
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
 from tests.helpers import async_wait_for
+from tests.hostile import many_operators
 
 
 @pytest.fixture
@@ -114,3 +116,50 @@ async def test_an_inspection_that_fails_stops_the_preparing_processes_too(
 
 async def _replaced(pool: PagePool, before: set[int]) -> bool:
     return not set(pool.pids()) & before
+
+
+async def _busy(pool: PagePool, slot: int) -> bool:
+    return pool._slots[slot].busy_with()[0] > 0
+
+
+async def test_a_cancelled_range_stops_at_its_next_page_and_spares_every_process(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    # Two checks share the pool: one range each, one process each.
+    ours, theirs = (tmp_path / "ours.pdf", tmp_path / "theirs.pdf")
+    make_large_pdf(2000, path=ours)
+    make_large_pdf(1500, path=theirs)
+    before = sorted(pool.pids())
+    cancelled = asyncio.create_task(pool.check_range(ours, 1, 2000))
+    await async_wait_for(lambda: _busy(pool, 0), 30, "the first range to be parsing")
+    other = asyncio.create_task(pool.check_range(theirs, 1, 1500))
+    await async_wait_for(lambda: _busy(pool, 1), 30, "the second range to be parsing")
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    # Stopped before its next page, long before 2,000 pages: the process is idle, alive.
+    assert pool._slots[0].busy_with() == (0, 0.0)
+    pages = await other
+    assert [page["page"] for page in pages] == list(range(1, 1501))
+    assert not [page for page in pages if page.get("error_type")]
+    assert sorted(pool.pids()) == before, "no parser process was replaced"
+    # The spared process goes on with new work.
+    assert [page["page"] for page in await pool.check_range(ours, 5, 6)] == [5, 6]
+
+
+async def test_a_cancelled_range_deep_in_one_slow_page_gets_its_process_killed(
+    pool: PagePool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PagePool, "ABANDON_GRACE_S", 0.05)
+    slow = tmp_path / "slow.pdf"
+    # Far more than the grace on any machine: seconds of parsing for its one page.
+    slow.write_bytes(many_operators(400_000))
+    before = set(pool.pids())
+    cancelled = asyncio.create_task(pool.check_range(slow, 1, 1))
+    await async_wait_for(lambda: _busy(pool, 0), 30, "the slow page to be parsing")
+    stuck_pid = pool._slots[0].pids()
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert stuck_pid and not set(stuck_pid) & set(pool.pids())
+    assert set(pool._slots[1].pids()) <= before, "the other process is untouched"
