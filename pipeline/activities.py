@@ -11,9 +11,8 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pipeline.checkpoint import Checkpoint
+from pipeline.chunk_run import ChunkRun, stored_chunks
+from pipeline.heartbeat import Heartbeater
 from pipeline.metrics import PipelineMetrics
 from pipeline.models import (
     REPORT_NAME,
@@ -38,13 +39,7 @@ from pipeline.models import (
 from pipeline.policy import VerdictPolicy
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
 from pipeline.report import PageSummary, build_report
-from pipeline.results import (
-    ResultConflictError,
-    ResultStore,
-    chunk_bytes,
-    chunk_key,
-    to_json_bytes,
-)
+from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
 from pipeline.spool import ObjectChangedError, ObjectMissingError, download, head
 
 if TYPE_CHECKING:
@@ -60,23 +55,6 @@ OBJECT_MISSING = "object_missing"
 OBJECT_CHANGED = "object_changed"
 TOO_LARGE = "too_large"
 UNREADABLE = "unreadable"
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating(every_s: float = 10.0) -> AsyncIterator[None]:
-    """Heartbeat while the block runs, so that a dead worker is noticed quickly."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(every_s)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def _gone(exc: Exception) -> ApplicationError:
@@ -177,7 +155,7 @@ class DocumentActivities:
     async def inspect(self, input: InspectInput) -> InspectResult:
         """HEAD and fetch the exact object version, then run document-level checks."""
         with self.metrics.in_flight.labels("inspect").track_inprogress():
-            async with _heartbeating():
+            async with Heartbeater():
                 result = await self._inspect(input)
         log.info(
             "inspected %s: %d pages%s",
@@ -230,71 +208,72 @@ class DocumentActivities:
 
     @activity.defn(name="check_pages")
     async def check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
-        """Check every page, chunk by chunk, resuming from the heartbeat checkpoint.
+        """Check every page not yet in a stored chunk, and fold all of them.
 
-        A chunk is durable in S3 before the checkpoint moves past it, so a crash loses at
-        most the chunks in flight; redoing them rewrites identical bytes. Cancelling the
-        attempt kills the parser processes, so nothing goes on parsing the document.
+        The chunk files in S3 are the record of progress: an attempt takes the stored
+        ones as they are (the heartbeat checkpoint only saves listing the first ones) and
+        checks the rest, so a crash costs only the chunks being checked or written.
+        Cancelling the attempt stops its page ranges in the parser processes, and only
+        those.
         """
         with self.metrics.in_flight.labels("check_pages").track_inprogress():
             return await self._check_pages(input)
 
     async def _check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
         info = activity.info()
+        ids = _ids(input.document.document_id)
         store = ResultStore(self._s3, input.results_bucket)
         resumed = Checkpoint.from_details(info.heartbeat_details, input.page_count)
         checkpoint = resumed or Checkpoint.start(input.chunk_pages)
-        total_chunks = math.ceil(input.page_count / checkpoint.chunk_pages)
-        first_page = checkpoint.next_page
-        log.info(
-            "checking %s pages %d-%d (attempt %d%s)",
-            input.document.document_id,
-            first_page,
-            input.page_count,
-            info.attempt,
-            ", resumed from its checkpoint" if resumed else "",
-            extra=_ids(input.document.document_id),
-        )
-        if resumed:
-            self.metrics.resumes.inc()
-        activity.heartbeat(checkpoint.to_details())
-        signals = _ProgressSignals(
-            self._client,
-            page_count=input.page_count,
-            attempt=info.attempt,
-            first_page=first_page,
-            min_interval_s=self._progress_interval_s,
-        )
-        try:
-            async with self._spooled(input.document) as spool:
-                run = _ChunkRun(
-                    self.pool,
-                    spool.path,
-                    input,
-                    store,
-                    checkpoint,
-                    total_chunks,
-                    metrics=self.metrics,
-                    on_advance=signals.advanced,
-                )
-                try:
+        async with Heartbeater(checkpoint.to_details()) as heartbeater:
+            stored = await stored_chunks(store, input.results_prefix, checkpoint, input.page_count)
+            signals: _ProgressSignals | None = None
+            try:
+                async with self._spooled(input.document) as spool:
+                    run = ChunkRun(
+                        self.pool,
+                        spool.path,
+                        input,
+                        store,
+                        checkpoint,
+                        stored,
+                        heartbeater=heartbeater,
+                        metrics=self.metrics,
+                        log_extra=ids,
+                    )
+                    log.info(
+                        "checking %s pages %d-%d (attempt %d%s)",
+                        input.document.document_id,
+                        run.first_page,
+                        input.page_count,
+                        info.attempt,
+                        f"; {len(stored)} of {run.total} chunks already stored" if stored else "",
+                        extra=ids,
+                    )
+                    if stored:
+                        self.metrics.resumes.inc()
+                    signals = _ProgressSignals(
+                        self._client,
+                        page_count=input.page_count,
+                        attempt=info.attempt,
+                        first_page=run.first_page,
+                        min_interval_s=self._progress_interval_s,
+                    )
+                    run.on_advance = signals.advanced
                     checkpoint = await run.run()
-                except asyncio.CancelledError:
-                    # Cancelled (or the worker gave up waiting at shutdown): no parser
-                    # process may go on with this document.
-                    self.pool.restart()
-                    raise
-        except (ObjectMissingError, ObjectChangedError) as exc:
-            raise _gone(exc) from exc
-        finally:
-            await signals.close()
+            except (ObjectMissingError, ObjectChangedError) as exc:
+                raise _gone(exc) from exc
+            finally:
+                if signals is not None:
+                    await signals.close()
         return CheckPagesResult(
             pages_checked=input.page_count,
             chunks=checkpoint.chunks,
             chunk_pages=checkpoint.chunk_pages,
-            first_page_this_attempt=first_page,
+            first_page_this_attempt=run.first_page,
             attempt=info.attempt,
             summary=_bounded_state(run.summary),
+            pages_parsed=run.pages_parsed,
         )
 
     @activity.defn(name="finalize")
@@ -306,7 +285,7 @@ class DocumentActivities:
         """
         workflow_id = activity.info().workflow_id
         with self.metrics.in_flight.labels("finalize").track_inprogress():
-            async with _heartbeating():
+            async with Heartbeater():
                 summary = await asyncio.to_thread(self._finalize, input, workflow_id)
         self.metrics.record_verdict(summary.verdict, summary.reasons)
         return summary
@@ -345,8 +324,15 @@ class DocumentActivities:
             with _tracer.start_as_current_span("docpipe.write_report"):
                 store.write_once(report_key, to_json_bytes(report), "application/json")
         except ResultConflictError as exc:
-            # Another run wrote a different report here: retrying cannot settle that.
-            raise ApplicationError(str(exc), type="result_conflict", non_retryable=True) from exc
+            # Something other than this check wrote a report here (the report's bytes
+            # follow from the chunk files and the check's inputs): retrying cannot help.
+            raise ApplicationError(
+                f"{exc}: it was not written by this check. Move it away, or check the "
+                "document again with `docpipe reprocess`, which writes under a new prefix.",
+                {"attempt": activity.info().attempt},
+                type="result_conflict",
+                non_retryable=True,
+            ) from exc
         verdict = report["verdict"]
         log.info(
             "report for %s: %s %s",
@@ -409,203 +395,6 @@ class _Shelf:
             if everything or now - since >= self._linger_s
         ]
         return [self._files.pop(key)[0] for key in old]
-
-
-class _ChunkRun:
-    """One attempt's chunks: check in the pool, write to S3, advance the checkpoint."""
-
-    # Chunks per parser process that may be checked ahead of the checkpoint (a slow
-    # chunk holds the checkpoint back while the others go on, up to this many).
-    AHEAD_PER_PROCESS = 4
-    # Pages sent to a parser process at a time (a chunk is checked in such ranges);
-    # ranges shrink to MIN_RANGE_PAGES near the end of the document (see page_ranges).
-    RANGE_PAGES = 25
-    MIN_RANGE_PAGES = 5
-
-    def __init__(
-        self,
-        pool: PagePool,
-        path: Path,
-        input: CheckPagesInput,
-        store: ResultStore,
-        checkpoint: Checkpoint,
-        total_chunks: int,
-        *,
-        metrics: PipelineMetrics | None = None,
-        on_advance: Callable[[int], None] = lambda pages_done: None,
-    ) -> None:
-        self._pool = pool
-        self._metrics = metrics or PipelineMetrics()
-        self._on_advance = on_advance
-        self._path = path
-        self._input = input
-        self._store = store
-        self.checkpoint = checkpoint
-        self._total = total_chunks
-        self._done: set[int] = set()
-        # An attempt from page 1 folds every page as the checkpoint passes it: finalize
-        # then has the summary without reading the chunks back. Pages of chunks written
-        # but not yet passed wait here (at most the window's worth).
-        self.summary = PageSummary() if checkpoint.chunks == 0 else None
-        self._written: dict[int, list[dict[str, Any]]] = {}
-
-    async def _parse(self, index: int) -> tuple[int, list[dict[str, Any]]]:
-        chunk_pages = self.checkpoint.chunk_pages
-        first = index * chunk_pages + 1
-        last = min(first + chunk_pages - 1, self._input.page_count)
-        with _tracer.start_as_current_span(
-            "docpipe.page_range",
-            attributes={"docpipe.first_page": first, "docpipe.last_page": last},
-        ):
-            started = time.monotonic()
-            # In ranges of a few pages, each to the next free process: the processes
-            # share the last chunks of a document instead of one waiting for the other.
-            try:
-                async with asyncio.TaskGroup() as ranges:
-                    parts = [
-                        ranges.create_task(self._pool.check_range(self._path, start, end))
-                        for start, end in page_ranges(
-                            first,
-                            last,
-                            page_count=self._input.page_count,
-                            processes=self._pool.size,
-                            most=self.RANGE_PAGES,
-                            least=self.MIN_RANGE_PAGES,
-                        )
-                    ]
-            except BaseExceptionGroup as failed:
-                # The first failure, as it was: the others are cancelled siblings' echoes.
-                raise failed.exceptions[0] from None
-            pages = [page for part in parts for page in part.result()]
-        self._metrics.record_range(pages, time.monotonic() - started)
-        return index, pages
-
-    async def _write(self, index: int, pages: list[dict[str, Any]]) -> int:
-        first = index * self.checkpoint.chunk_pages + 1
-        body = chunk_bytes(pages)
-        with _tracer.start_as_current_span("docpipe.write_chunk"):
-            try:
-                written = await asyncio.to_thread(
-                    self._store.write_chunk, self._input.results_prefix, first, body
-                )
-            except ResultConflictError as exc:
-                # Two runs disagree about the same pages: retrying cannot settle it.
-                raise ApplicationError(
-                    str(exc), type="result_conflict", non_retryable=True
-                ) from exc
-        self._metrics.chunk_writes.labels("written" if written else "already_there").inc()
-        if self.summary is not None:
-            # Folded once the checkpoint reaches it: pages are folded in order. These are
-            # the very dicts the chunk was encoded from, and JSON gives them back equal
-            # (plain str, int, float, bool, list and dict values), so the folded summary
-            # is the one finalize would read from the chunk files.
-            self._written[index] = pages
-        return index
-
-    async def _keep_alive(self) -> None:
-        # A chunk can take longer than the heartbeat timeout on a slow page; the SDK
-        # throttles, so heartbeating often costs nothing.
-        timeout = activity.info().heartbeat_timeout
-        interval = timeout.total_seconds() / 4 if timeout else 5.0
-        while True:
-            await asyncio.sleep(interval)
-            activity.heartbeat(self.checkpoint.to_details())
-
-    def _advance(self) -> None:
-        chunks = self.checkpoint.chunks
-        while chunks in self._done:
-            self._done.discard(chunks)
-            if self.summary is not None:
-                for page in self._written.pop(chunks):
-                    self.summary.add(page)
-            chunks += 1
-        if chunks != self.checkpoint.chunks:
-            self.checkpoint = Checkpoint(
-                next_page=min(chunks * self.checkpoint.chunk_pages, self._input.page_count) + 1,
-                chunks=chunks,
-                chunk_pages=self.checkpoint.chunk_pages,
-            )
-            activity.heartbeat(self.checkpoint.to_details())
-            self._on_advance(self.checkpoint.next_page - 1)
-
-    async def run(self) -> Checkpoint:
-        """Check the remaining chunks; returns the final checkpoint.
-
-        Raises:
-            ApplicationError: the worker is shutting down (retryable: the next attempt
-                resumes from the checkpoint heartbeated here).
-        """
-        parsing: set[asyncio.Task[tuple[int, list[dict[str, Any]]]]] = set()
-        writing: set[asyncio.Task[int]] = set()
-        next_index = self.checkpoint.chunks
-        # Chunks checked or being checked beyond the checkpoint: what a crash can cost.
-        window = self.AHEAD_PER_PROCESS * self._pool.size
-        heartbeat = asyncio.create_task(self._keep_alive())
-        shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
-        try:
-            while True:
-                # One chunk per parser process keeps every core busy. A checked chunk is
-                # written while its process goes on with the next one, so no process
-                # waits for S3.
-                while (
-                    next_index < self._total
-                    and len(parsing) < self._pool.size
-                    and next_index - self.checkpoint.chunks < window
-                    and not shutdown.done()
-                ):
-                    parsing.add(asyncio.create_task(self._parse(next_index)))
-                    next_index += 1
-                if not parsing and not writing:
-                    break
-                waiting: set[asyncio.Future[Any]] = {*parsing, *writing}
-                if not shutdown.done():
-                    waiting.add(shutdown)
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for parsed in [t for t in parsing if t.done()]:
-                    parsing.discard(parsed)
-                    writing.add(asyncio.create_task(self._write(*parsed.result())))
-                for wrote in [t for t in writing if t.done()]:
-                    writing.discard(wrote)
-                    self._done.add(wrote.result())
-                self._advance()
-            if self.checkpoint.chunks < self._total:
-                raise ApplicationError(
-                    f"worker shutting down at page {self.checkpoint.next_page}; the next "
-                    "attempt resumes there",
-                    self.checkpoint.to_details(),
-                    type="WorkerShutdown",
-                )
-        finally:
-            heartbeat.cancel()
-            shutdown.cancel()
-            for task in (*parsing, *writing):
-                task.cancel()
-            await asyncio.gather(heartbeat, shutdown, *parsing, *writing, return_exceptions=True)
-        return self.checkpoint
-
-
-def page_ranges(
-    first: int, last: int, *, page_count: int, processes: int, most: int, least: int
-) -> list[tuple[int, int]]:
-    """Pages ``first``..``last`` in ranges for the parser processes, ``(start, end)``.
-
-    Ranges hold ``most`` pages while the document has plenty left; near its end each
-    holds half of what is left per process, down to ``least``. The processes then finish
-    the document together, instead of one checking a last whole range while the others
-    wait (half a range on average: 60 ms at 25 pages); only the last pages pay for the
-    extra ranges (about a millisecond each). A remainder smaller than ``least`` joins the
-    range before it.
-    """
-    ranges = []
-    start = first
-    while start <= last:
-        share = math.ceil((page_count - start + 1) / (2 * max(processes, 1)))
-        end = start + min(most, max(least, share)) - 1
-        if last - end < least:
-            end = last
-        ranges.append((start, end))
-        start = end + 1
-    return ranges
 
 
 # Larger folded summaries (many listed pages, hosts, samples) stay out of the history:

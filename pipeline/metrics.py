@@ -26,7 +26,7 @@ class PipelineMetrics:
         self.registry = registry
         self.pages_checked = Counter(
             "docpipe_pages_checked",
-            "Pages checked and durable in chunk files (pages redone after a crash count again).",
+            "Pages checked in parser processes (pages checked again after a crash count again).",
             registry=registry,
         )
         self.page_check_seconds = Histogram(
@@ -45,8 +45,14 @@ class PipelineMetrics:
         )
         self.chunk_writes = Counter(
             "docpipe_chunk_writes",
-            "Chunk files written to S3; outcome=already_there: a redone chunk found identical.",
+            "Chunk files written to S3; outcome=already_there: a redone chunk found identical; "
+            "outcome=kept_first: found stored with other results, which stand.",
             ["outcome"],
+            registry=registry,
+        )
+        self.pages_from_store = Counter(
+            "docpipe_pages_from_store",
+            "Pages of a resumed check taken from chunk files already stored, not parsed again.",
             registry=registry,
         )
         self.resumes = Counter(

@@ -213,10 +213,12 @@ class CheckPagesResult:
     chunk_pages: int
     first_page_this_attempt: int
     attempt: int
-    # When this attempt checked every page from page 1: its page results folded as their
-    # chunks were written (``PageSummary.to_state``, bounded by the report's caps), so
-    # finalize need not read the chunks back. None otherwise: finalize reads the chunks.
+    # Every page result folded in page order, the stored chunks' from their files
+    # (``PageSummary.to_state``, bounded by the report's caps), so finalize need not read
+    # the chunks back. None when too large for the history: finalize reads the chunks.
     summary: dict[str, Any] | None = None
+    # Pages this attempt parsed; the others were in chunk files already stored.
+    pages_parsed: int = 0
 
 
 @dataclass(frozen=True)

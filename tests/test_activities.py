@@ -22,8 +22,9 @@ from temporalio.testing import ActivityEnvironment
 from infra.samples.features import PAGE_KINDS, make_feature_pdf
 from infra.samples.generate import make_pdf
 from pipeline import activities as activities_module
-from pipeline.activities import DocumentActivities, _ChunkRun, _Shelf, page_ranges
+from pipeline.activities import DocumentActivities, _Shelf
 from pipeline.checkpoint import Checkpoint
+from pipeline.chunk_run import ChunkRun, page_ranges
 from pipeline.models import (
     CheckPagesInput,
     CheckPagesResult,
@@ -32,7 +33,7 @@ from pipeline.models import (
     InspectInput,
     InspectResult,
 )
-from pipeline.results import ResultStore, chunk_key
+from pipeline.results import ChunkWrite, ResultStore, chunk_bytes, chunk_key
 from tests.helpers import async_wait_for
 from tests.reports import assert_valid_report
 
@@ -118,16 +119,29 @@ def _input(document: DocumentRef, chunk_pages: int = 10) -> CheckPagesInput:
     )
 
 
-async def test_resume_skips_chunks_before_the_checkpoint(s3: Any, document: DocumentRef) -> None:
+async def test_resume_lists_only_the_chunks_after_its_checkpoint(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _env([], []).run(_activities(s3).check_pages, _input(document))
+    for first in (21, 31):
+        s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, first))
+    listings: list[str] = []
+    s3.meta.events.register(
+        "before-send.s3.ListObjectsV2", lambda request, **_: listings.append(request.url)
+    )
+    activities = _activities(s3)
+    sent = _count_parsed(activities, monkeypatch)
     heartbeats: list[Any] = []
     checkpoint = Checkpoint(next_page=21, chunks=2, chunk_pages=10)
     env = _env([checkpoint.to_details()], heartbeats)
-    result: CheckPagesResult = await env.run(_activities(s3).check_pages, _input(document))
+    result: CheckPagesResult = await env.run(activities.check_pages, _input(document))
     assert result.first_page_this_attempt == 21
     assert result.attempt == 2
     assert result.chunks == 4
-    # Only chunks from page 21 on were written by this attempt.
-    assert _written_chunks(s3) == [chunk_key(PREFIX, 21), chunk_key(PREFIX, 31)]
+    assert sent == list(range(21, PAGES + 1))
+    # The checkpoint vouches for the first two chunks: the listing starts after them.
+    (listing,) = listings
+    assert "start-after=out%2Fdoc%2Fpages%2F0000011.jsonl" in listing
     assert heartbeats[0] == checkpoint.to_details()
     assert heartbeats[-1] == {"v": 1, "next_page": PAGES + 1, "chunks": 4, "chunk_pages": 10}
     # The checkpoint never moves backwards.
@@ -149,13 +163,17 @@ async def test_unreadable_checkpoint_starts_over(
 
 async def test_resume_keeps_the_layout_of_the_checkpoint(s3: Any, document: DocumentRef) -> None:
     # A worker configured with another chunk size continues the document's layout.
+    await _env([], []).run(_activities(s3, chunk_pages=7).check_pages, _input(document, 7))
+    for first in (8, 15, 22, 29):
+        s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, first))
     checkpoint = Checkpoint(next_page=8, chunks=1, chunk_pages=7)
     env = _env([checkpoint.to_details()], [])
     result = await env.run(
         _activities(s3, chunk_pages=50).check_pages, _input(document, chunk_pages=50)
     )
     assert result.chunk_pages == 7
-    assert _written_chunks(s3) == [chunk_key(PREFIX, p) for p in (8, 15, 22, 29)]
+    assert result.pages_parsed == PAGES - 7
+    assert _written_chunks(s3) == [chunk_key(PREFIX, p) for p in (1, 8, 15, 22, 29)]
 
 
 async def test_redone_attempt_and_finalize_write_each_result_once(
@@ -199,17 +217,140 @@ async def test_too_large_object_is_rejected_from_its_head(s3: Any, document: Doc
     assert calls == ["HEAD"], "nothing may be downloaded"
 
 
-async def test_a_chunk_that_disagrees_is_a_non_retryable_conflict(
+async def test_a_stored_chunk_that_is_not_this_checks_fails_clearly_for_good(
     s3: Any, document: DocumentRef
 ) -> None:
-    s3.put_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1), Body=b'{"page": 1}\n')
+    # Another chunk size's file where this layout expects pages 1-10.
+    foreign = chunk_bytes({"page": n} for n in range(1, 26))
+    s3.put_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1), Body=foreign)
     with pytest.raises(ApplicationError) as error:
         await _env([], []).run(_activities(s3).check_pages, _input(document))
-    assert error.value.type == "result_conflict"
+    assert error.value.type == "result_unusable"
     assert error.value.non_retryable
-    # The chunk that was there is never overwritten.
-    body = s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))["Body"].read()
-    assert body == b'{"page": 1}\n'
+    assert "holds pages 1-25, not pages 1-10" in error.value.message
+    assert chunk_key(PREFIX, 1) in error.value.message
+    # The file that was there is never overwritten.
+    assert s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))["Body"].read() == foreign
+
+
+def _count_parsed(activities: DocumentActivities, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every page this worker's parser processes are sent, in the order sent."""
+    real_check = activities.pool.check_range
+    sent: list[int] = []
+
+    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+        sent.extend(range(first, last + 1))
+        return await real_check(path, first, last)
+
+    monkeypatch.setattr(activities.pool, "check_range", check_range)
+    return sent
+
+
+def _chunk_pages(s3: Any, first: int) -> list[dict[str, Any]]:
+    body = s3.get_object(Bucket=RESULTS, Key=chunk_key(PREFIX, first))["Body"].read()
+    return [json.loads(line) for line in body.splitlines()]
+
+
+async def test_stored_chunks_are_never_checked_again_wherever_they_are(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A whole attempt, then the chunk files as a crash leaves them: the checkpoint the
+    # server got says 1 chunk, but chunks 3 and 4 were written ahead of it, out of order.
+    whole = await _env([], []).run(_activities(s3).check_pages, _input(document))
+    for first in (11, 21):
+        s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, first))
+    s3.put_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 21), Body=b"")
+    s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 21))
+    stored = {first: _chunk_pages(s3, first) for first in (1, 31)}
+    activities = _activities(s3)
+    sent = _count_parsed(activities, monkeypatch)
+    heartbeats: list[Any] = []
+    checkpoint = Checkpoint(next_page=11, chunks=1, chunk_pages=10)
+    env = _env([checkpoint.to_details()], heartbeats)
+    result = await env.run(activities.check_pages, _input(document))
+    assert sent == list(range(11, 31)), "only the pages of the two chunks not stored"
+    assert result.pages_parsed == 20
+    assert result.first_page_this_attempt == 11
+    assert activities.metrics.pages_from_store._value.get() == 15
+    # The folded summary has every page, the stored ones from their files: the same as
+    # the whole attempt's, and the stored files are as they were.
+    assert result.summary == whole.summary
+    assert {first: _chunk_pages(s3, first) for first in (1, 31)} == stored
+    assert heartbeats[-1] == {"v": 1, "next_page": PAGES + 1, "chunks": 4, "chunk_pages": 10}
+
+
+async def test_without_any_checkpoint_the_stored_chunks_are_still_skipped(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed in its first seconds, an attempt leaves no checkpoint on the server: the
+    # chunk files it stored are what the next one goes by.
+    await _env([], []).run(_activities(s3).check_pages, _input(document))
+    s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 31))
+    activities = _activities(s3)
+    sent = _count_parsed(activities, monkeypatch)
+    result = await _env([], []).run(activities.check_pages, _input(document))
+    assert sent == list(range(31, PAGES + 1))
+    assert result.first_page_this_attempt == 31
+    assert result.summary is not None and result.summary["pages"] == PAGES
+
+
+async def test_a_stored_chunk_that_vanished_is_checked_again(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _env([], []).run(_activities(s3).check_pages, _input(document))
+    removed = chunk_key(PREFIX, 11)
+    # Listed, then gone before it is read back (a lifecycle rule, a hasty operator).
+    real_read = ResultStore.read
+
+    def read(store: ResultStore, key: str) -> bytes | None:
+        if key == removed:
+            s3.delete_object(Bucket=RESULTS, Key=removed)
+        return real_read(store, key)
+
+    monkeypatch.setattr(ResultStore, "read", read)
+    activities = _activities(s3)
+    sent = _count_parsed(activities, monkeypatch)
+    result = await _env([], []).run(activities.check_pages, _input(document))
+    assert sent == list(range(11, 21))
+    assert result.summary is not None and result.summary["pages"] == PAGES
+    assert [page["page"] for page in _chunk_pages(s3, 11)] == list(range(11, 21))
+
+
+async def test_a_chunk_stored_first_by_another_attempt_stands_and_is_folded(
+    s3: Any, document: DocumentRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A zombie attempt (its worker cut off, the server gave up on it) stores chunk 2
+    # between this attempt's listing and its own write, with page 12 a timeout there.
+    activities = _activities(s3)
+    inspection = await _env([], []).run(activities.inspect, InspectInput(document=document))
+    theirs: list[dict[str, Any]] = []
+    real_write = ResultStore.write_chunk
+
+    def write_chunk(store: ResultStore, prefix: str, pages: list[dict[str, Any]]) -> ChunkWrite:
+        if pages[0]["page"] == 11 and not theirs:
+            theirs.extend(
+                dict(page, error_type="timeout", error="parsing took longer than 0.3 s")
+                if page["page"] == 12
+                else page
+                for page in pages
+            )
+            real_write(store, prefix, theirs)
+        return real_write(store, prefix, pages)
+
+    monkeypatch.setattr(ResultStore, "write_chunk", write_chunk)
+    pages = await _env([], []).run(activities.check_pages, _input(document))
+    assert activities.metrics.chunk_writes.labels("kept_first")._value.get() == 1
+    assert _chunk_pages(s3, 11) == theirs, "the first write stands"
+    assert pages.summary is not None and pages.summary["errors"]["pages"] == [12]
+    # The report says what the chunk files say, whichever way finalize folds them.
+    finalize = _finalize_input(document, inspection, pages)
+    summary = await _env([], []).run(activities.finalize, finalize)
+    assert sorted(summary.reasons) == ["blank_pages", "page_errors"]
+    report = s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read()
+    s3.delete_object(Bucket=RESULTS, Key=summary.report_key)
+    from_chunks = dataclasses.replace(finalize, pages=dataclasses.replace(pages, summary=None))
+    await _env([], []).run(activities.finalize, from_chunks)
+    assert s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read() == report
 
 
 async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
@@ -220,10 +361,10 @@ async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
     release, parsed = threading.Event(), [0]
     real_write = ResultStore.write_chunk
 
-    def write_chunk(store: ResultStore, prefix: str, first: int, pages: Any) -> bool:
-        if first == 1:
+    def write_chunk(store: ResultStore, prefix: str, pages: Any) -> ChunkWrite:
+        if pages[0]["page"] == 1:
             release.wait(30)
-        return real_write(store, prefix, first, pages)
+        return real_write(store, prefix, pages)
 
     monkeypatch.setattr(ResultStore, "write_chunk", write_chunk)
     activities = _activities(s3, chunk_pages=2)
@@ -234,7 +375,7 @@ async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
         return await real_check(path, first, last)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
-    window = _ChunkRun.AHEAD_PER_PROCESS * activities.pool.size
+    window = ChunkRun.AHEAD_PER_PROCESS * activities.pool.size
     heartbeats: list[Any] = []
     run = asyncio.create_task(_env([], heartbeats).run(activities.check_pages, _input(document, 2)))
     try:
@@ -287,14 +428,17 @@ async def test_a_whole_attempt_hands_finalize_its_summary_with_the_same_report(
     assert s3.get_object(Bucket=RESULTS, Key=summary.report_key)["Body"].read() == report
 
 
-async def test_a_resumed_attempt_leaves_the_summary_to_the_chunks(
+async def test_a_resumed_attempt_folds_the_stored_chunks_into_its_summary(
     s3: Any, document: DocumentRef
 ) -> None:
+    whole = await _env([], []).run(_activities(s3).check_pages, _input(document))
+    for first in (21, 31):
+        s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, first))
     checkpoint = Checkpoint(next_page=21, chunks=2, chunk_pages=10)
     env = _env([checkpoint.to_details()], [])
     result = await env.run(_activities(s3).check_pages, _input(document))
     assert result.first_page_this_attempt == 21
-    assert result.summary is None
+    assert result.summary == whole.summary
 
 
 async def test_a_summary_too_large_for_the_history_stays_out_of_it(
