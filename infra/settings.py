@@ -108,8 +108,13 @@ class S3Settings:
 class PipelineSettings:
     """How documents are checked."""
 
-    chunk_pages: int = 100
+    chunk_pages: int = 25
     heartbeat_timeout_s: float = 30.0
+    # Most time between two heartbeats a worker sends for one activity (Temporal's SDK
+    # would wait 0.8 x the heartbeat timeout): how fresh the checkpoint and progress are
+    # on the server, and how soon a cancellation reaches a running check. About one
+    # heartbeat a second per running check (docs/CHECKING.md).
+    heartbeat_throttle_s: float = 1.0
     # Parser processes per page check; 0 means one per CPU core.
     pool_size: int = 0
     # Page checks one worker process runs at once (each uses pool_size processes).
@@ -126,6 +131,13 @@ class PipelineSettings:
     # Least time between two progress signals of one page-checking attempt (there are at
     # most ~20 per attempt anyway: one per 5% of the pages).
     progress_interval_s: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_throttle_s <= self.heartbeat_timeout_s:
+            raise SettingsError(
+                "DOCPIPE_PIPELINE_HEARTBEAT_THROTTLE_S must be more than 0 and at most "
+                f"the heartbeat timeout ({self.heartbeat_timeout_s:g} s)"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -89,6 +89,8 @@ def build_workers(
     temporal, pipeline = settings.temporal, settings.pipeline
     publisher = publisher or result_publisher(settings)
     shutdown = timedelta(seconds=pipeline.graceful_shutdown_s)
+    # Heartbeat details reach the server this promptly, not only every 0.8 x the timeout.
+    throttle = timedelta(seconds=pipeline.heartbeat_throttle_s)
     page_queue = temporal.effective_page_task_queue
     workers = []
     if role != "pages":
@@ -106,6 +108,7 @@ def build_workers(
                 workflows=[DocumentCheckWorkflow],
                 activities=main_activities,
                 graceful_shutdown_timeout=shutdown,
+                max_heartbeat_throttle_interval=throttle,
             )
         )
     if role != "workflows" and (role == "pages" or page_queue != temporal.task_queue):
@@ -118,6 +121,7 @@ def build_workers(
                 # multiply the parser processes.
                 max_concurrent_activities=settings.pipeline.max_concurrent_checks,
                 graceful_shutdown_timeout=shutdown,
+                max_heartbeat_throttle_interval=throttle,
             )
         )
     return workers
