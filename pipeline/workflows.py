@@ -13,7 +13,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -80,6 +80,36 @@ def _root_cause(error: BaseException) -> str:
         error = error.__cause__
     message = getattr(error, "message", None) or str(error)
     return f"{type(error).__name__}: {message}"[:500]
+
+
+# Failures whose message already says what to do: results that are not this check's.
+_SELF_EXPLAINED = ("result_conflict", "result_unusable")
+
+
+def failure_message(step: str, document_id: str, error: ActivityError, max_attempts: int) -> str:
+    """What failed, how often it was tried, its root cause and what to do: the message of
+    ``CheckFailed``, for an operator who reads nothing else."""
+    cause = error.cause
+    if error.retry_state == RetryState.NON_RETRYABLE_FAILURE:
+        details = cause.details if isinstance(cause, ApplicationError) else ()
+        attempt = details[0].get("attempt") if details and isinstance(details[0], dict) else None
+        tried = "failed with an error that retrying cannot fix" + (
+            f" (on attempt {attempt})" if attempt else ""
+        )
+    elif error.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED:
+        tried = f"failed {max_attempts} times, all the attempts it may make"
+    elif error.retry_state == RetryState.TIMEOUT:
+        tried = "ran out of time while retrying (its schedule-to-close timeout)"
+    else:
+        tried = "failed"
+    if isinstance(cause, ApplicationError) and cause.type in _SELF_EXPLAINED:
+        todo = "The document was not checked."
+    else:
+        todo = (
+            "The document was not checked. Fix the cause (S3 access or availability, "
+            f"worker logs), then run `docpipe reprocess {document_id}`."
+        )
+    return f"{step} of {document_id} {tried}: {_root_cause(error)}. {todo}"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -174,11 +204,7 @@ class DocumentCheckWorkflow:
                 "`docpipe reprocess` it."
             )
             raise ApplicationError(
-                f"{self._step} of {document.document_id} failed after its retries "
-                f"({request.max_attempts} attempts at most): {_root_cause(err)}. The "
-                "document was not checked. Fix the cause (S3 access or availability, "
-                "worker logs), then run `docpipe reprocess "
-                f"{document.document_id}`.",
+                failure_message(self._step, document.document_id, err, request.max_attempts),
                 type="CheckFailed",
                 non_retryable=True,
             ) from err
