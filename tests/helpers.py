@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -44,42 +43,6 @@ async def async_wait_for(check: Callable[[], Awaitable[T | None]], seconds: floa
         await asyncio.sleep(0.1)
 
 
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"
-
-
-def child_pids(pid: int) -> set[int]:
-    """Direct children of ``pid`` (Linux /proc)."""
-    children: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return children
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid``."""
-    found: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        for child in child_pids(frontier.pop()):
-            if child not in found:
-                found.add(child)
-                frontier.append(child)
-    return found
-
-
-def own_pid() -> int:
-    return os.getpid()
-
-
 async def start_check(
     client: Client,
     settings: Settings,
@@ -109,19 +72,6 @@ async def start_check(
         static_summary=static_summary(request),
         static_details=static_details(request),
     )
-
-
-def parser_pids(pid: int) -> set[int]:
-    """The parser processes below ``pid`` (multiprocessing spawn children)."""
-    found = set()
-    for child in descendants(pid):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline:
-            found.add(child)
-    return found
 
 
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from infra.clients import s3_client, temporal_client
+from infra.processes import parser_pids, pid_alive
 from infra.settings import Settings
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.pool import PagePool, ParserLimits
 from tests import hostile
 from tests.conftest import StartComponent
-from tests.helpers import parser_pids, pid_alive, start_check, with_pipeline
+from tests.helpers import start_check, with_pipeline
 
 PAGE_TIMEOUT_S = 3.0
 

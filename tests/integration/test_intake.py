@@ -25,11 +25,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from consumers.dead_letters import DeadLetter
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
+from infra.processes import pid_alive
 from infra.samples.generate import make_pdf
 from infra.settings import Settings, to_env
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, pid_alive, wait_for
+from tests.helpers import async_wait_for, wait_for
 from tests.integration.intake_support import (
     Message,
     committed,

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from infra.clients import s3_client
+from infra.processes import descendants, pid_alive
 from infra.stack import EmbeddedStack, StackConfig, StackError, free_ports
-from tests.helpers import descendants, docpipe_stack_command, pid_alive, wait_for
+from tests.helpers import docpipe_stack_command, wait_for
 
 
 def _dev_command(state_dir: Path, ports: list[int]) -> list[str]:
