@@ -79,7 +79,9 @@ def _root_cause(error: BaseException) -> str:
     while error.__cause__ is not None:
         error = error.__cause__
     message = getattr(error, "message", None) or str(error)
-    return f"{type(error).__name__}: {message}"[:500]
+    # An exception raised in an activity arrives as an ApplicationError of its type's name.
+    kind = error.type if isinstance(error, ApplicationError) and error.type else None
+    return f"{kind or type(error).__name__}: {message}"[:500]
 
 
 # Failures whose message already says what to do: results that are not this check's.
