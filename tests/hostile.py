@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import random
 import zlib
 from collections.abc import Mapping
 
-from infra.samples.generate import make_pdf
+from infra.samples.generate import make_large_pdf, make_pdf
 
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 
@@ -129,3 +130,17 @@ def overstated_page_count(declared: int = 1_000_000) -> bytes:
             7: stream(b"BT /F1 12 Tf 72 720 Td (second page) Tj ET"),
         }
     )
+
+
+def with_slow_page(pages: int, slow_page: int, operators: int = 400_000) -> bytes:
+    """A ``pages``-page plain document whose page ``slow_page`` takes seconds to check
+    (:func:`many_operators`; about 5 s for 400,000 operators on a machine that checks a
+    plain page in 2 ms)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(make_large_pdf(pages - 1))))
+    writer.insert_page(PdfReader(io.BytesIO(many_operators(operators))).pages[0], slow_page - 1)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -1,7 +1,16 @@
-"""Crash-safe page checking, proven by killing real worker and parser processes."""
+"""Crash-safe page checking, proven by killing real worker and parser processes.
+
+The crash tests run docpipe's default pipeline settings (heartbeat timeout, chunk size,
+parser processes, throttle), as production does. They wait on what can be observed (chunk
+keys in S3, the workflow's pending activity in ``describe()``, the process table, the
+worker's log), never on how fast this machine checks pages. Workers log at debug level:
+their parser processes then write a line for each page they have checked, as they go, so
+the pages a killed worker had checked are known.
+"""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -13,72 +22,69 @@ import time
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from infra.clients import s3_client, temporal_client
-from infra.processes import ManagedProcess
+from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.samples.generate import make_large_pdf
-from infra.settings import Settings
-from pipeline.models import DocumentRef
+from infra.settings import PipelineSettings, Settings
+from pipeline.chunk_run import ChunkRun
+from pipeline.models import CheckSummary, DocumentRef
 from pipeline.results import chunk_key
 from tests.conftest import StartComponent
-from tests.helpers import (
-    async_wait_for,
-    parser_pids,
-    pid_alive,
-    start_check,
-    wait_for,
-    with_pipeline,
-)
+from tests.helpers import async_wait_for, start_check, wait_for, with_pipeline
+from tests.hostile import with_slow_page
 
-CHUNK_PAGES = 25
-HEARTBEAT_TIMEOUT_S = 2.0
-GRACEFUL_SHUTDOWN_S = 5.0
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
+_PAGE_CHECKED = re.compile(r"DEBUG parser process \d+: page (\d+) checked")
+DEBUG = ["--log-level", "debug"]
 
 
 @pytest.fixture
-def crash_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return with_pipeline(
-        settings,
-        tmp_path,
-        chunk_pages=CHUNK_PAGES,
-        heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
-        pool_size=2,
-        graceful_shutdown_s=GRACEFUL_SHUTDOWN_S,
-    )
+def default_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The stack's settings with docpipe's default pipeline settings (own spool dir)."""
+    defaults = dataclasses.asdict(PipelineSettings())
+    del defaults["spool_dir"]
+    return with_pipeline(settings, tmp_path, **defaults)
 
 
-def _upload(settings: Settings, pages: int, tmp_path: Path) -> DocumentRef:
-    path = tmp_path / f"doc-{pages}.pdf"
-    make_large_pdf(pages, path=path)
+def _upload(settings: Settings, body: bytes, name: str) -> DocumentRef:
     bucket = settings.s3.documents_buckets[0]
-    key = f"{settings.s3.results_prefix}/{path.name}"
-    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    key = f"{settings.s3.results_prefix}/{name}"
+    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
 
-def _chunk_keys(settings: Settings, document: DocumentRef) -> list[str]:
+def _upload_pages(settings: Settings, pages: int, tmp_path: Path) -> DocumentRef:
+    path = tmp_path / f"doc-{pages}.pdf"
+    make_large_pdf(pages, path=path)
+    return _upload(settings, path.read_bytes(), path.name)
+
+
+def _stored_firsts(settings: Settings, document: DocumentRef) -> set[int]:
+    """First pages of the chunk files stored for the document."""
+    prefix = document.results_prefix(settings.s3.results_prefix)
     pages = (
         s3_client(settings.s3)
         .get_paginator("list_objects_v2")
-        .paginate(
-            Bucket=settings.s3.results_bucket,
-            Prefix=f"{document.results_prefix(settings.s3.results_prefix)}/pages/",
-        )
+        .paginate(Bucket=settings.s3.results_bucket, Prefix=f"{prefix}/pages/")
     )
-    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+    names = [obj["Key"].rsplit("/", 1)[-1] for page in pages for obj in page.get("Contents", [])]
+    return {int(name.split(".")[0]) for name in names}
 
 
-def _durable_pages(settings: Settings, document: DocumentRef) -> int:
-    """Pages in the contiguous run of chunk files from page 1."""
-    prefix = document.results_prefix(settings.s3.results_prefix)
-    written = set(_chunk_keys(settings, document))
-    chunks = 0
-    while chunk_key(prefix, chunks * CHUNK_PAGES + 1) in written:
-        chunks += 1
-    return chunks * CHUNK_PAGES
+def _more_chunks_than(settings: Settings, document: DocumentRef, chunks: int) -> bool:
+    return len(_stored_firsts(settings, document)) > chunks
+
+
+def _stored_pages(settings: Settings, document: DocumentRef, page_count: int) -> set[int]:
+    size = settings.pipeline.chunk_pages
+    return {
+        page
+        for first in _stored_firsts(settings, document)
+        for page in range(first, min(first + size, page_count + 1))
+    }
 
 
 def _attempts(worker: ManagedProcess) -> list[tuple[int, int]]:
@@ -87,14 +93,23 @@ def _attempts(worker: ManagedProcess) -> list[tuple[int, int]]:
     return [(int(m[3]), int(m[1])) for m in _ATTEMPT_LINE.finditer(text)]
 
 
+def _pages_checked(worker: ManagedProcess) -> list[int]:
+    """Every page this debug-logging worker's parser processes checked, as often as they
+    checked it (written by them as they went, so a killed worker's count is complete)."""
+    text = worker.log_path.read_text(errors="replace")
+    return [int(m[1]) for m in _PAGE_CHECKED.finditer(text)]
+
+
 def _assert_every_page_once(settings: Settings, document: DocumentRef, pages: int) -> None:
     s3 = s3_client(settings.s3)
     bucket = settings.s3.results_bucket
     prefix = document.results_prefix(settings.s3.results_prefix)
     report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/report.json")["Body"].read())
     chunk_keys = report["pages"]["chunks"]
-    assert len(chunk_keys) == math.ceil(pages / CHUNK_PAGES)
-    assert sorted(_chunk_keys(settings, document)) == sorted(chunk_keys)
+    assert len(chunk_keys) == math.ceil(pages / settings.pipeline.chunk_pages)
+    assert sorted(chunk_key(prefix, f) for f in _stored_firsts(settings, document)) == sorted(
+        chunk_keys
+    )
     seen: list[int] = []
     for key in chunk_keys:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -103,17 +118,30 @@ def _assert_every_page_once(settings: Settings, document: DocumentRef, pages: in
     assert report["checks"]["pages_checked"] == pages
 
 
-def _wait_for_pages(settings: Settings, document: DocumentRef, pages: int) -> int:
-    return wait_for(
-        lambda: (n := _durable_pages(settings, document)) >= pages and n,
-        90,
-        f"{pages} durable pages",
-    )
+async def _page_attempt(handle: WorkflowHandle[object, CheckSummary]) -> tuple[int, bool] | None:
+    """(attempt, whether it has heartbeated) of the running page check, if one runs."""
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if (
+            pending.activity_type.name == "check_pages"
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        ):
+            return pending.attempt, pending.HasField("heartbeat_details")
+    return None
+
+
+async def _wait_for_attempt(
+    handle: WorkflowHandle[object, CheckSummary], attempt: int, timeout_s: float
+) -> None:
+    """Until attempt ``attempt`` of the page check runs and has sent its first heartbeat."""
+
+    async def started() -> bool:
+        return await _page_attempt(handle) == (attempt, True)
+
+    await async_wait_for(started, timeout_s, f"page-checking attempt {attempt} to heartbeat")
 
 
 def _kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -> set[int]:
     parsers = parser_pids(worker.pid)
-    assert parsers, "the worker has no parser processes mid-document"
     os.kill(worker.pid, how)
     worker.process.wait(timeout=60)
     wait_for(
@@ -124,123 +152,204 @@ def _kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -
     return parsers
 
 
-async def test_sigkilled_worker_resumes_from_checkpoint_twice(
-    crash_settings: Settings, start_component: StartComponent, tmp_path: Path
+@pytest.mark.timeout(600)
+async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
-    settings, pages = crash_settings, 3000
-    document = _upload(settings, pages, tmp_path)
+    """Three SIGKILLs at three moments of an attempt: at its first heartbeat, halfway
+    through the document, and right after a chunk write. After each, the next attempt
+    checks no page that was in a stored chunk: the pages checked twice are only those the
+    killed worker had in its parser processes and not yet stored."""
+    # Large enough that even a machine three times as fast as this one is still checking
+    # it at the third kill.
+    settings, pages = default_settings, 6000
+    size, processes = settings.pipeline.chunk_pages, 2
+    # The heartbeat timeout passes before the server retries a killed worker's attempt.
+    resume_s = settings.pipeline.heartbeat_timeout_s + 90
+    document = _upload_pages(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
     handle = await start_check(client, settings, document)
 
-    first_page, durable, window_pages = 1, 0, 0
-    for attempt in (1, 2):
-        worker = start_component(["worker"], settings)
-        if attempt == 2:
-            # The new attempt starts where the heartbeat checkpoint of the killed one was.
-            started_attempts = wait_for(
-                functools.partial(_attempts, worker), 30, "the second attempt to start"
+    workers: list[ManagedProcess] = []
+    stored_at_kill: list[set[int]] = []
+    for attempt, moment in enumerate(("early", "halfway", "after a chunk write"), start=1):
+        workers.append(start_component(["worker", *DEBUG], settings))
+        await _wait_for_attempt(handle, attempt, resume_s)
+        if moment == "halfway":
+            wait_for(
+                lambda: len(_stored_firsts(settings, document)) * size >= pages // 2,
+                120,
+                "half of the document to be stored",
             )
-            ((number, first_page),) = started_attempts
-            assert number == 2
-            assert first_page > 1
-            assert durable - (first_page - 1) <= window_pages, (durable, first_page)
-            assert (first_page - 1) % CHUNK_PAGES == 0
-        # The checking rate, measured once this worker is under way.
-        mark = _wait_for_pages(settings, document, _durable_pages(settings, document) + 100)
-        started = time.monotonic()
-        durable = _wait_for_pages(settings, document, mark + 400)
-        rate = (durable - mark) / (time.monotonic() - started)
-        _kill_worker(worker)
-        durable = _durable_pages(settings, document)
-        # Redone work is bounded by what one heartbeat throttle window (0.8 x timeout)
-        # checks, plus the chunks in flight; 1.5x slack for a noisy machine.
-        window_pages = math.ceil(1.5 * rate * 0.8 * HEARTBEAT_TIMEOUT_S) + 2 * CHUNK_PAGES
+        elif moment == "after a chunk write":
+            written = len(_stored_firsts(settings, document))
+            wait_for(
+                functools.partial(_more_chunks_than, settings, document, written),
+                120,
+                "a new chunk",
+            )
+        parsers = _kill_worker(workers[-1])
+        assert len(parsers) == processes
+        stored_at_kill.append(_stored_pages(settings, document, pages))
+        assert len(stored_at_kill[-1]) < pages, f"the document was done before the {moment} kill"
 
-    last = start_component(["worker"], settings)
+    workers.append(start_component(["worker", *DEBUG], settings))
     summary = await handle.result()
     assert summary.page_count == pages
-    ((number, final_first_page),) = _attempts(last)
-    assert number == 3
-    assert final_first_page > first_page
-    assert durable - (final_first_page - 1) <= window_pages
+    assert [number for number, _ in _attempts(workers[-1])] == [4]
     progress = await handle.query("progress")
-    assert progress["attempt"] == 3
-    assert progress["resumed_from_page"] == final_first_page
+    assert progress["attempt"] == 4
+
+    checked = [_pages_checked(worker) for worker in workers]
+    window_pages = ChunkRun.AHEAD_PER_PROCESS * processes * size
+    for kill, stored in enumerate(stored_at_kill):
+        killed = set(checked[kill])
+        later = {page for pages_of in checked[kill + 1 :] for page in pages_of}
+        assert not later & stored, f"kill {kill + 1}: pages of stored chunks checked again"
+        in_flight = killed - stored
+        assert later & killed <= in_flight
+        assert len(in_flight) <= window_pages, (kill + 1, len(in_flight))
+    counts = collections.Counter(page for pages_of in checked for page in pages_of)
+    assert set(counts) == set(range(1, pages + 1))
     _assert_every_page_once(settings, document, pages)
     assert os.listdir(settings.pipeline.spool_dir) == []
 
 
-async def test_killed_parser_process_costs_only_its_range(
-    crash_settings: Settings, start_component: StartComponent, tmp_path: Path
+async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
-    settings, pages = crash_settings, 1200
-    document = _upload(settings, pages, tmp_path)
+    """Page results can depend on load: a page that timed out on a busy worker before a
+    crash may parse in time on the next. The chunk stored first stands; the crash never
+    turns into a failed check (``result_conflict`` before)."""
+    settings, pages = default_settings, 100
+    document = _upload(settings, with_slow_page(pages, slow_page=5), "slow-page-5.pdf")
+    # Worker A's page limit is far below what page 5 takes anywhere (seconds).
+    busy = dataclasses.replace(
+        settings, pipeline=dataclasses.replace(settings.pipeline, page_timeout_s=0.3)
+    )
+    client = await temporal_client(settings.temporal)
+    worker_a = start_component(["worker", *DEBUG], busy)
+    handle = await start_check(client, settings, document)
+    wait_for(lambda: 1 in _stored_firsts(settings, document), 120, "the first chunk")
+    _kill_worker(worker_a)
+    s3 = s3_client(settings.s3)
+    key = chunk_key(document.results_prefix(settings.s3.results_prefix), 1)
+    first_chunk = s3.get_object(Bucket=settings.s3.results_bucket, Key=key)["Body"].read()
+    page_5 = json.loads(first_chunk.splitlines()[4])
+    assert page_5["page"] == 5 and page_5["error_type"] == "timeout"
+
+    worker_b = start_component(["worker", *DEBUG], settings)
+    summary = await handle.result()
+    assert summary.page_count == pages
+    assert "page_errors" in summary.reasons
+    assert s3.get_object(Bucket=settings.s3.results_bucket, Key=key)["Body"].read() == first_chunk
+    assert not set(_pages_checked(worker_b)) & set(range(1, 26)), "chunk 1 checked again"
+    report = json.loads(
+        s3.get_object(Bucket=settings.s3.results_bucket, Key=summary.report_key)["Body"].read()
+    )
+    assert report["checks"]["page_errors"]["pages"] == [5]
+    _assert_every_page_once(settings, document, pages)
+    assert "result_conflict" not in worker_b.log_path.read_text()
+
+
+async def test_killed_parser_process_costs_only_its_range(
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
+) -> None:
+    settings, pages = default_settings, 1200
+    document = _upload_pages(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
     worker = start_component(["worker"], settings)
     handle = await start_check(client, settings, document)
-    _wait_for_pages(settings, document, 4 * CHUNK_PAGES)
+    wait_for(lambda: len(_stored_firsts(settings, document)) >= 4, 90, "4 chunks")
     victim = sorted(parser_pids(worker.pid))[0]
     os.kill(victim, signal.SIGKILL)
     summary = await handle.result()
     assert summary.page_count == pages
     progress = await handle.query("progress")
     assert progress["attempt"] == 1, "the activity itself must not have failed"
-    assert "parser process died on page" in worker.log_path.read_text()
     _assert_every_page_once(settings, document, pages)
     assert worker.alive
 
 
-async def test_cancelled_check_stops_parsers_and_removes_its_file(
-    crash_settings: Settings, start_component: StartComponent, tmp_path: Path
+async def _cancelled(handle: WorkflowHandle[object, CheckSummary]) -> bool:
+    return (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+
+
+def _open_files(pids: set[int]) -> set[str]:
+    """The files these processes hold open."""
+    held: set[str] = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                held.add(os.readlink(fd))
+            except OSError:
+                continue
+    return held
+
+
+async def test_cancelling_one_check_stops_only_that_checks_work(
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
-    settings, pages = crash_settings, 3000
-    document = _upload(settings, pages, tmp_path)
+    """Two checks share one worker's parser processes; one is cancelled. The other goes on
+    on the very same processes, with no page cut short (``crashed``, ``timeout``)."""
+    settings = default_settings
+    spool = Path(settings.pipeline.spool_dir)
     client = await temporal_client(settings.temporal)
     worker = start_component(["worker"], settings)
-    handle = await start_check(client, settings, document)
-    _wait_for_pages(settings, document, 4 * CHUNK_PAGES)
-    working = parser_pids(worker.pid)
-    assert len(working) == 2
-    assert len(os.listdir(settings.pipeline.spool_dir)) == 1
-    await handle.cancel()
-
-    async def cancelled() -> bool:
-        return (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
-
-    await async_wait_for(cancelled, 2 * HEARTBEAT_TIMEOUT_S + 10, "the workflow to be cancelled")
-    # WAIT_CANCELLATION_COMPLETED: the workflow ends only after the activity did, and the
-    # activity restarts the pool, so no parser process goes on with the document.
-    assert not [p for p in working if pid_alive(p)]
-    assert parser_pids(worker.pid) == set()
-    assert os.listdir(settings.pipeline.spool_dir) == []
-    assert _durable_pages(settings, document) < pages
+    cancelled_doc = _upload_pages(settings, 6000, tmp_path)
+    other_doc = _upload_pages(settings, 3000, tmp_path)
+    cancelled = await start_check(client, settings, cancelled_doc)
+    other = await start_check(client, settings, other_doc)
+    for document in (cancelled_doc, other_doc):
+        wait_for(functools.partial(_more_chunks_than, settings, document, 0), 90, "both under way")
+    parsers = parser_pids(worker.pid)
+    assert len(parsers) == 2
+    spooled = set(os.listdir(spool))
+    assert len(spooled) == 2
+    await cancelled.cancel()
+    await async_wait_for(lambda: _cancelled(cancelled), 60, "the check to be cancelled")
+    # The cancelled check's file is gone, and no parser process holds it open.
+    (still_spooled,) = os.listdir(spool)
+    gone = spool / next(iter(spooled - {still_spooled}))
+    assert not [path for path in _open_files(parsers) if path.startswith(str(gone))]
+    assert len(_stored_firsts(settings, cancelled_doc)) * settings.pipeline.chunk_pages < 6000
+    summary = await other.result()
+    assert summary.page_count == 3000
+    assert "page_errors" not in summary.reasons
+    assert parser_pids(worker.pid) == parsers, "the parser processes are the same ones"
+    _assert_every_page_once(settings, other_doc, 3000)
+    assert os.listdir(spool) == []
     assert worker.alive
 
 
-async def test_sigterm_exits_within_the_timeout_and_the_next_worker_resumes(
-    crash_settings: Settings, start_component: StartComponent, tmp_path: Path
+async def test_sigterm_exits_within_the_timeout_and_the_next_worker_goes_on(
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
-    settings, pages = crash_settings, 1000
-    document = _upload(settings, pages, tmp_path)
+    settings, pages = default_settings, 3000
+    graceful_s = settings.pipeline.graceful_shutdown_s
+    document = _upload_pages(settings, pages, tmp_path)
     client = await temporal_client(settings.temporal)
     first = start_component(["worker"], settings)
     handle = await start_check(client, settings, document)
-    durable = _wait_for_pages(settings, document, 6 * CHUNK_PAGES)
+    wait_for(lambda: len(_stored_firsts(settings, document)) >= 6, 90, "6 chunks")
     parsers = parser_pids(first.pid)
     stopping = time.monotonic()
     first.process.send_signal(signal.SIGTERM)
-    code = first.process.wait(timeout=GRACEFUL_SHUTDOWN_S + 20)
+    code = first.process.wait(timeout=graceful_s + 20)
     assert code == 0
-    assert time.monotonic() - stopping <= GRACEFUL_SHUTDOWN_S + 3
+    assert time.monotonic() - stopping <= graceful_s + 3
     assert not [p for p in parsers if pid_alive(p)]
     assert os.listdir(settings.pipeline.spool_dir) == []
+    stored = _stored_pages(settings, document, pages)
 
-    second = start_component(["worker"], settings)
+    # WorkerShutdown is retried at once, without waiting for the heartbeat timeout.
+    second = start_component(["worker", *DEBUG], settings)
     summary = await handle.result()
     assert summary.page_count == pages
     ((number, first_page),) = _attempts(second)
     assert number == 2
-    assert first_page >= durable + 1 - 2 * CHUNK_PAGES
+    assert first_page == min(set(range(1, pages + 1)) - stored)
+    assert not set(_pages_checked(second)) & stored
     _assert_every_page_once(settings, document, pages)
 
 
@@ -256,18 +365,18 @@ _PROGRESS_EVENTS = {
 
 
 async def test_history_does_not_grow_with_page_count(
-    crash_settings: Settings, start_component: StartComponent, tmp_path: Path
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
     # No time between progress signals: as many as the design allows (one per 5%).
     settings = dataclasses.replace(
-        crash_settings,
-        pipeline=dataclasses.replace(crash_settings.pipeline, progress_interval_s=0),
+        default_settings,
+        pipeline=dataclasses.replace(default_settings.pipeline, progress_interval_s=0),
     )
     client = await temporal_client(settings.temporal)
     start_component(["worker"], settings)
     lengths, cores, signals = [], [], []
     for pages in (30, 900):
-        handle = await start_check(client, settings, _upload(settings, pages, tmp_path))
+        handle = await start_check(client, settings, _upload_pages(settings, pages, tmp_path))
         assert (await handle.result()).page_count == pages
         history = await handle.fetch_history()
         lengths.append(len(history.events))
@@ -286,13 +395,13 @@ async def test_history_does_not_grow_with_page_count(
 
 
 async def test_page_checking_runs_on_its_own_workers(
-    crash_settings: Settings, start_component: StartComponent, tmp_path: Path
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
-    settings = crash_settings
-    client = await temporal_client(settings.temporal)
+    settings = default_settings
+    client: Client = await temporal_client(settings.temporal)
     light = start_component(["worker", "--role", "workflows"], settings)
     heavy = start_component(["worker", "--role", "pages"], settings)
-    document = _upload(settings, 120, tmp_path)
+    document = _upload_pages(settings, 120, tmp_path)
     summary = await (await start_check(client, settings, document)).result()
     assert summary.page_count == 120
     assert _attempts(heavy) == [(1, 1)]
