@@ -1,0 +1,257 @@
+"""Crash benchmark: one check whose worker is SIGKILLed three times, all settings default.
+
+A 3,000-page document made of real-world pages (the corpus beside the project, else
+generated pages) goes through the whole stack: upload event, intake, workflow, worker. The
+worker is SIGKILLed at three random moments while it checks pages, and each time the next
+worker is started right away (it takes the check over once the heartbeat timeout has
+passed). Workers log at debug level: their parser processes then write a line to the
+worker's log for every page they have checked, as they go, so that a killed worker's log
+still says what it had checked. From those lines and the report it prints:
+
+- ``redo_ratio``: pages checked more than once, over the document's pages (target <=
+  0.05), and ``resent_ratio``: pages of chunks sent to parser processes more than once
+  (a chunk killed halfway counts whole);
+- ``resume_s``: median seconds from a kill to the next attempt's first stored chunk (the
+  heartbeat timeout, 30 s by default, is most of it);
+- ``orphans``: parser processes of a killed worker still alive 5 s after the kill;
+- ``pages_once``: the report's chunk files hold every page exactly once.
+
+The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pypdf import PageObject, PdfReader, PdfWriter
+
+from infra.clients import s3_client, temporal_client
+from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
+from infra.samples.generate import make_large_pdf
+from infra.settings import Settings, to_env
+from infra.stack import EmbeddedStack, StackConfig
+from infra.submit import submit_files
+from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
+
+PAGES = 3000
+KILLS = 3
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
+# The worker's debug lines: a page checked in a parser process; a chunk sent to the parser
+# processes; a chunk stored.
+_PAGE = re.compile(r"DEBUG parser process \d+: page (\d+) checked")
+_CHECKING = re.compile(r"DEBUG pipeline\.chunk_run: checking pages (\d+)-(\d+)")
+_STORED = re.compile(r"DEBUG pipeline\.chunk_run: pages (\d+)-(\d+) stored \(written\)")
+
+
+def corpus_document(pages: int, path: Path) -> str:
+    """Write a ``pages``-page PDF of the corpus's pages, over and over; say what it is.
+
+    Each page beyond the first round is a page object of its own that shares its
+    content and resources with its original, so the file stays small while every page
+    costs what the real one does to check.
+    """
+    files = sorted(CORPUS.glob("*.pdf")) if CORPUS.is_dir() else []
+    writer = PdfWriter()
+    originals = []
+    for file in files:
+        try:
+            reader = PdfReader(file)
+            if reader.is_encrypted:
+                continue
+            originals.extend(writer.add_page(page) for page in reader.pages)
+        except Exception:  # a file pypdf cannot copy is simply not used
+            continue
+    if not originals:
+        make_large_pdf(pages, path=path)
+        return f"{pages} generated pages (no corpus at {CORPUS})"
+    while len(writer.pages) < pages:
+        for original in originals[: pages - len(writer.pages)]:
+            copy = PageObject(writer)
+            copy.update({key: value for key, value in original.items() if key != "/Parent"})
+            writer.add_page(copy)
+    del writer.pages[pages:]
+    with path.open("wb") as out:
+        writer.write(out)
+    return f"{pages} pages cycling {len(originals)} real-world pages of {len(files)} files"
+
+
+def _chunks_sent(log: Path) -> list[tuple[int, int]]:
+    return [(int(m[1]), int(m[2])) for m in _CHECKING.finditer(log.read_text(errors="replace"))]
+
+
+def _stored_count(log: Path) -> int:
+    return len(_STORED.findall(log.read_text(errors="replace")))
+
+
+def _attempt_started(log: Path, attempt: int) -> bool:
+    return f"(attempt {attempt}" in log.read_text(errors="replace")
+
+
+def _wait(condition: Any, seconds: float, what: str, every: float = 0.05) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {seconds:.0f} s")
+        time.sleep(every)
+
+
+def _worker(settings: Settings, logs: Path, number: int) -> ManagedProcess:
+    return docpipe_process(
+        ["worker", "--log-level", "debug"],
+        settings_env=to_env(settings),
+        log_path=logs / f"worker-{number}.log",
+        base_env=os.environ,
+    )
+
+
+def pages_in_report(settings: Settings, document: DocumentRef) -> list[int]:
+    """Every page number in the report's chunk files, in their order."""
+    s3 = s3_client(settings.s3)
+    bucket = settings.s3.results_bucket
+    prefix = document.results_prefix(settings.s3.results_prefix)
+    report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/{REPORT_NAME}")["Body"].read())
+    seen: list[int] = []
+    for key in report["pages"]["chunks"]:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        seen.extend(json.loads(line)["page"] for line in body.splitlines())
+    return seen
+
+
+async def run(work: Path, state_dir: str | None, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    path = work / "crash.pdf"
+    made = corpus_document(PAGES, path)
+    print(f"document: {made}, {path.stat().st_size / 1e6:.1f} MB", flush=True)
+    logs = work / "logs"
+    figures: dict[str, Any] = {"pages": PAGES, "kills": KILLS, "seed": seed}
+    with (
+        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+    ):
+        settings = stack.settings()
+        figures["heartbeat_timeout_s"] = settings.pipeline.heartbeat_timeout_s
+        figures["chunk_pages"] = settings.pipeline.chunk_pages
+        started: list[ManagedProcess] = []
+        try:
+            started.append(
+                docpipe_process(
+                    ["consume"],
+                    settings_env=to_env(settings),
+                    log_path=logs / "consume.log",
+                    base_env=os.environ,
+                )
+            )
+            workers = [_worker(settings, logs, 1)]
+            started.append(workers[0])
+            (submission,) = await submit_files(settings, [path], key="bench/crash.pdf")
+            document = submission.document
+            client = await temporal_client(settings.temporal)
+            handle = client.get_workflow_handle(document.workflow_id, result_type=CheckSummary)
+            resumes: list[float] = []
+            orphans = 0
+            killed_at = 0.0
+            for attempt in range(1, KILLS + 1):
+                worker = workers[-1]
+                _wait(lambda w=worker, a=attempt: _attempt_started(w.log_path, a), 300, "attempt")
+                if attempt > 1:
+                    _wait(lambda w=worker: _stored_count(w.log_path) > 0, 300, "stored chunk")
+                    resumes.append(time.monotonic() - killed_at)
+                # A random moment of this attempt: after a random share of the chunks it
+                # has left (up to half of them, so that each kill finds work to cut).
+                chunks_left = -(-(PAGES - _stored_pages(workers)) // settings.pipeline.chunk_pages)
+                target = rng.randint(0, max(chunks_left // 2, 1))
+                _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, 300, "chunks")
+                await asyncio.sleep(rng.uniform(0, 0.2))
+                parsers = parser_pids(worker.pid)
+                os.kill(worker.pid, signal.SIGKILL)
+                killed_at = time.monotonic()
+                worker.process.wait(timeout=30)
+                print(
+                    f"kill {attempt}: after {_stored_count(worker.log_path)} chunks stored "
+                    f"by this worker ({len(parsers)} parser processes)",
+                    flush=True,
+                )
+                workers.append(_worker(settings, logs, attempt + 1))
+                started.append(workers[-1])
+                await asyncio.sleep(max(0.0, killed_at + 5 - time.monotonic()))
+                orphans += len([pid for pid in parsers if pid_alive(pid)])
+            _wait(lambda: _stored_count(workers[-1].log_path) > 0, 300, "stored chunk")
+            resumes.append(time.monotonic() - killed_at)
+            summary = await asyncio.wait_for(handle.result(), 600)
+        finally:
+            stop_all(started, timeout=15)
+        sent = collections.Counter(
+            page
+            for worker in workers
+            for first, last in _chunks_sent(worker.log_path)
+            for page in range(first, last + 1)
+        )
+        checked = collections.Counter(
+            int(match[1])
+            for worker in workers
+            for match in _PAGE.finditer(worker.log_path.read_text(errors="replace"))
+        )
+        redone = sum(count - 1 for count in checked.values())
+        figures["verdict"] = summary.verdict
+        figures["pages_checked"] = sum(checked.values())
+        figures["pages_redone"] = redone
+        figures["redo_ratio"] = round(redone / PAGES, 4)
+        figures["resent_ratio"] = round(sum(count - 1 for count in sent.values()) / PAGES, 4)
+        figures["resume_runs_s"] = [round(s, 1) for s in resumes]
+        figures["resume_s"] = round(statistics.median(resumes), 1)
+        figures["orphans"] = orphans
+        figures["pages_once"] = pages_in_report(settings, document) == list(range(1, PAGES + 1))
+    return figures
+
+
+def _stored_pages(workers: list[ManagedProcess]) -> int:
+    """Pages the workers so far have stored (a chunk at most once: redone ones are skipped)."""
+    return sum(
+        last - first + 1
+        for worker in workers
+        for first, last in (
+            (int(m[1]), int(m[2])) for m in _STORED.finditer(worker.log_path.read_text())
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument(
+        "--state-dir",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="where the stack keeps Temporal's database (default: /dev/shm)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
+        figures = asyncio.run(run(Path(work), args.state_dir, args.seed))
+    print()
+    print(
+        f"redo: {figures['pages_redone']} of {PAGES} pages checked again -> redo_ratio "
+        f"{figures['redo_ratio']} (target <= 0.05); pages of chunks sent again: "
+        f"resent_ratio {figures['resent_ratio']}"
+    )
+    print(
+        f"resume: {figures['resume_s']} s median from a kill to the next attempt's first "
+        f"stored chunk {figures['resume_runs_s']} (heartbeat timeout "
+        f"{figures['heartbeat_timeout_s']:g} s)"
+    )
+    print(f"orphans: {figures['orphans']}; every page exactly once: {figures['pages_once']}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
