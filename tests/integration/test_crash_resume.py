@@ -140,6 +140,14 @@ async def _wait_for_attempt(
     await async_wait_for(started, timeout_s, f"page-checking attempt {attempt} to heartbeat")
 
 
+async def _last_heartbeat(handle: WorkflowHandle[object, CheckSummary]) -> float | None:
+    """When the server last heard a heartbeat of the running page check, if one runs."""
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if pending.activity_type.name == "check_pages" and pending.HasField("last_heartbeat_time"):
+            return pending.last_heartbeat_time.ToDatetime().timestamp()
+    return None
+
+
 def _kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -> set[int]:
     parsers = parser_pids(worker.pid)
     os.kill(worker.pid, how)
@@ -213,6 +221,30 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     assert set(counts) == set(range(1, pages + 1))
     _assert_every_page_once(settings, document, pages)
     assert os.listdir(settings.pipeline.spool_dir) == []
+
+
+async def test_heartbeats_reach_the_server_within_seconds_by_default(
+    default_settings: Settings, start_component: StartComponent, tmp_path: Path
+) -> None:
+    """With the default 30 s heartbeat timeout, Temporal's SDK would send a heartbeat only
+    every 24 s; the worker's throttle sends the moving checkpoint about once a second."""
+    settings, pages = default_settings, 20_000
+    document = _upload_pages(settings, pages, tmp_path)
+    client = await temporal_client(settings.temporal)
+    start_component(["worker"], settings)
+    handle = await start_check(client, settings, document)
+    await _wait_for_attempt(handle, 1, 120)
+    first = await _last_heartbeat(handle)
+    assert first is not None
+
+    async def a_later_heartbeat_or_the_end() -> bool:
+        return await _last_heartbeat(handle) != first
+
+    # Far less than the 24 s the SDK would wait; the check runs for seconds even on a
+    # machine three times as fast as this one.
+    await async_wait_for(a_later_heartbeat_or_the_end, 8, "a second heartbeat")
+    assert await _page_attempt(handle) is not None, "the check ended before a second heartbeat"
+    assert (await handle.result()).page_count == pages
 
 
 async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
