@@ -38,7 +38,7 @@ bench: $(STAMP)
 
 # Pictures of the Temporal UI for the docs (needs Debian's chromium).
 screenshots: $(STAMP)
-	$(BIN)/python -m infra.screenshots --out docs
+	$(BIN)/python -m infra.app.screenshots --out docs
 
 clean:
 	rm -rf $(VENV) .docpipe .pytest_cache .mypy_cache .ruff_cache

@@ -37,12 +37,12 @@ from typing import Any
 
 from pypdf import PageObject, PdfReader, PdfWriter
 
+from infra.app.submit import submit_files
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
-from infra.submit import submit_files
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 
 PAGES = 3000

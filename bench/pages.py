@@ -37,12 +37,12 @@ from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
+from infra.app.submit import upload, upload_event
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
-from infra.submit import upload, upload_event
 from pipeline.activities import DocumentActivities
 from pipeline.checks import check_page
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef

@@ -6,12 +6,15 @@ keys, SASL) reach the clients without a real cluster.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import boto3
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from botocore.config import Config
 from temporalio.client import Client, TLSConfig
 
@@ -89,3 +92,41 @@ def kafka_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     if settings.security_protocol in ("SSL", "SASL_SSL"):
         kwargs["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile)
     return kwargs
+
+
+class TopicMissingError(LookupError):
+    """The topic to read does not exist."""
+
+
+@contextlib.asynccontextmanager
+async def topic_from_start(
+    settings: KafkaSettings, topic: str
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A throwaway consumer on every partition of ``topic``, at the start of each.
+
+    No group, nothing committed: reading leaves no trace. For operators' commands and
+    tests that read a whole topic.
+
+    Raises:
+        TopicMissingError: the topic does not exist.
+    """
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # An empty partition answers after this wait; the default makes reading slow.
+        fetch_max_wait_ms=100,
+        **kafka_kwargs(settings),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # refreshes metadata, so that the partitions are known
+        numbers = consumer.partitions_for_topic(topic)
+        if not numbers:
+            raise TopicMissingError(f"topic {topic!r} does not exist")
+        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()

@@ -122,7 +122,7 @@ def docpipe_process(
     env["PYTHONUNBUFFERED"] = "1"
     return ManagedProcess(
         command[0],
-        [sys.executable, "-m", "infra.cli", *command],
+        [sys.executable, "-m", "infra.app.cli", *command],
         log_path=log_path,
         env=env,
     )

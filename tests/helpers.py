@@ -80,7 +80,7 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
     return [
         sys.executable,
         "-m",
-        "infra.cli",
+        "infra.app.cli",
         command,
         "--state-dir",
         str(state_dir),

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
-from infra.clients import kafka_kwargs
+from infra.clients import topic_from_start
 from infra.settings import Settings
 from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_document, open_pdf
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
@@ -88,21 +88,7 @@ async def read_topic(
     Reads on for ``settle_s`` more, so that a test asserting "exactly one" also sees an
     unexpected second. A throwaway consumer: no group, nothing committed.
     """
-    consumer = AIOKafkaConsumer(
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-        **kafka_kwargs(settings.kafka),
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()  # refreshes metadata, so that the partitions are known
-        numbers = consumer.partitions_for_topic(topic) or set()
-        assert numbers, f"topic {topic!r} does not exist"
-        partitions = [TopicPartition(topic, n) for n in sorted(numbers)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+    async with topic_from_start(settings.kafka, topic) as (consumer, _):
         records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = time.monotonic() + timeout_s
         settled: float | None = None
@@ -113,5 +99,3 @@ async def read_topic(
             if settled is None and len(records) >= count:
                 settled = time.monotonic() + settle_s
         return records
-    finally:
-        await consumer.stop()

@@ -14,11 +14,10 @@ from consumers.dead_letters import (
     SOURCE_TOPIC,
     VALUE_OMITTED,
     DeadLetter,
-    DeadLetterSummary,
     dead_letter_headers,
-    format_summary,
 )
 from consumers.events import ALL_REASONS, REASONS, Rejected
+from infra.app.dead_letters import DeadLetterSummary, format_summary
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
+from infra.app.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
 from infra.samples.features import METADATA, SEEDED, make_feature_pdf
 from infra.samples.generate import make_pdf
 from pipeline.models import (

@@ -21,8 +21,9 @@ from temporalio.testing import ActivityEnvironment
 from consumers.intake import IntakeCounters
 from consumers.metrics import IntakeCollector
 from consumers.tracing import trace_carrier
+from infra.app.lookups import workflow_id_of
+from infra.app.status_view import list_query, parse_since
 from infra.settings import SettingsError, TelemetrySettings, load_settings
-from infra.status_view import list_query, parse_since, workflow_id_of
 from infra.telemetry import (
     JsonFormatter,
     MetricsServer,

@@ -6,7 +6,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from infra.demo import sample_files
+from infra.app.demo import sample_files
 from infra.stack import free_ports
 from tests.helpers import docpipe_stack_command
 

@@ -11,12 +11,12 @@ import uuid
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
+from infra.app.demo import SAMPLES_DIR
+from infra.app.status_view import check_status, list_checks, list_query, render_status
 from infra.clients import s3_client, temporal_client
-from infra.demo import SAMPLES_DIR
 from infra.samples.generate import make_large_pdf, make_pdf
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack
-from infra.status_view import check_status, list_checks, list_query, render_status
 from infra.temporal_setup import register_search_attributes
 from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
@@ -49,7 +49,7 @@ async def _found(client: Client, settings: Settings, clause: str, expected: set[
 def _docpipe(settings: Settings, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
+        [sys.executable, "-m", "infra.app.cli", *args],
         env={**env, **to_env(settings)},
         capture_output=True,
         text=True,

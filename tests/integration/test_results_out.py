@@ -18,8 +18,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import ActivityEnvironment
 
+from infra.app.reprocess import original_request
 from infra.clients import kafka_kwargs, s3_client, temporal_client
-from infra.reprocess import original_request
 from infra.samples.generate import make_pdf
 from infra.settings import Settings, to_env
 from pipeline.models import (
@@ -65,7 +65,7 @@ async def _check(settings: Settings, client: Client, document: DocumentRef) -> C
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
+        [sys.executable, "-m", "infra.app.cli", *args],
         env={**os.environ, **to_env(settings)},
         capture_output=True,
         text=True,

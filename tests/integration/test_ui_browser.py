@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from infra.browser import INSTALL_HINT, chromium_binary, dump_dom, workflows_url
+from infra.app.browser import INSTALL_HINT, chromium_binary, dump_dom, workflows_url
 from infra.clients import temporal_client
 from infra.samples.generate import make_pdf
 from infra.settings import Settings

@@ -5,7 +5,7 @@ consumer, checks the sample documents, then has headless Chromium take pictures 
 workflow list filtered by a docpipe search attribute (``docs/ui-workflows.png``).
 Everything it started is stopped again.
 
-Run: ``python -m infra.screenshots [--out docs]``.
+Run: ``python -m infra.app.screenshots [--out docs]``.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from infra.browser import BrowserError, chromium_binary, screenshot, workflows_url
+from infra.app.browser import BrowserError, chromium_binary, screenshot, workflows_url
+from infra.app.demo import sample_files, wait_for_checks, with_metrics_port
+from infra.app.submit import submit_files
 from infra.clients import temporal_client
-from infra.demo import sample_files, wait_for_checks, with_metrics_port
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig, free_ports
-from infra.submit import submit_files
 
 LIST_QUERY = "DocpipeBucket = 'documents'"
 

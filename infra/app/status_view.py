@@ -22,19 +22,19 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from infra.report_view import looks_like_workflow_id
+from infra.app.lookups import CheckNotFoundError, workflow_id_of, workflow_url
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckSummary, split_document_id, workflow_id_for
+from pipeline.models import WORKFLOW_NAME, CheckSummary
 
 STATUSES = (sa.CHECKING, sa.PASSED, sa.REVIEW, sa.REJECTED, sa.FAILED)
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-class StatusError(LookupError):
+class StatusError(CheckNotFoundError):
     """The check cannot be found or named; the message says why."""
 
 
@@ -59,24 +59,6 @@ class CheckStatus:
     # Why the check failed, or why the current step is being retried.
     failure: str | None = None
     ui_url: str = ""
-
-
-def workflow_id_of(name: str) -> str:
-    """The workflow ID that a workflow ID or a document ID names.
-
-    Raises:
-        StatusError: ``name`` is neither.
-    """
-    if looks_like_workflow_id(name):
-        return name
-    try:
-        split_document_id(name)
-    except ValueError:
-        raise StatusError(
-            f"no check {name!r}: give a workflow ID (docpipe/...) or a document ID "
-            "(<bucket>/<key>@<version>)"
-        ) from None
-    return workflow_id_for(name)
 
 
 async def _pending_pages(client: Client, description: Any, page_count: int) -> tuple[int, int]:
@@ -109,8 +91,6 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
     Raises:
         StatusError: no such check.
     """
-    from infra.demo import workflow_url
-
     workflow_id = workflow_id_of(name)
     handle = client.get_workflow_handle(workflow_id)
     try:

@@ -14,15 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
+from infra.app.lookups import (
+    CheckNotFoundError,
+    is_document_id,
+    looks_like_workflow_id,
+    not_a_check,
+    workflow_status,
+)
 from infra.settings import Settings
 from pipeline.models import (
     REPORT_NAME,
-    WORKFLOW_ID_PREFIX,
     CheckSummary,
     results_prefix_for,
-    split_document_id,
     workflow_id_for,
 )
 
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
 MAX_PRINTED_PAGES = 50
 
 
-class ReportNotFoundError(LookupError):
+class ReportNotFoundError(CheckNotFoundError):
     """There is no report (yet) for what was asked; the message says why."""
 
 
@@ -48,20 +53,6 @@ class ReportLocation:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def looks_like_workflow_id(name: str) -> bool:
-    return name.startswith(WORKFLOW_ID_PREFIX)
-
-
-async def _workflow_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    return description.status
-
-
 async def locate_report(settings: Settings, client: Client | None, name: str) -> ReportLocation:
     """Where the report of a workflow ID or a document ID is.
 
@@ -72,20 +63,15 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
         ReportNotFoundError: the check is unknown, still running, or ended without one.
     """
     if looks_like_workflow_id(name) and client is not None:
-        status = await _workflow_status(client, name)
+        status = await workflow_status(client, name)
         if status == WorkflowExecutionStatus.COMPLETED:
             handle = client.get_workflow_handle(name, result_type=CheckSummary)
             summary = await handle.result()
             return ReportLocation(summary.report_bucket, summary.report_key, name)
         if status is not None:
             raise ReportNotFoundError(await _not_done(client, name, status))
-    try:
-        split_document_id(name)
-    except ValueError:
-        raise ReportNotFoundError(
-            f"no check {name!r}: give a workflow ID (docpipe/...) or a document ID "
-            "(<bucket>/<key>@<version>)"
-        ) from None
+    if not is_document_id(name):
+        raise not_a_check(name)
     # A document ID: its first check's report is at a predictable place.
     key = f"{results_prefix_for(name, settings.s3.results_prefix)}/{REPORT_NAME}"
     return ReportLocation(settings.s3.results_bucket, key, workflow_id_for(name))

@@ -10,19 +10,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.service import RPCError, RPCStatusCode
 
+from infra.app.lookups import workflow_status, workflow_url
+from infra.app.submit import Submission, submit_files
 from infra.clients import temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import Settings, to_env
 from infra.stack import LOOPBACK, EmbeddedStack, StackConfig, exit_on_sigterm, free_ports
-from infra.submit import Submission, submit_files
 from pipeline.models import CheckSummary
 
-SAMPLES_DIR = Path(__file__).parent / "samples"
+SAMPLES_DIR = Path(__file__).parents[1] / "samples"
 _DONE = {
     WorkflowExecutionStatus.COMPLETED,
     WorkflowExecutionStatus.FAILED,
@@ -52,24 +51,6 @@ def sample_files() -> list[Path]:
     return sorted(SAMPLES_DIR.glob("*.pdf"))
 
 
-def workflow_url(settings: Settings, workflow_id: str) -> str:
-    temporal = settings.temporal
-    return (
-        f"{temporal.ui_url}/namespaces/{quote(temporal.namespace, safe='')}"
-        f"/workflows/{quote(workflow_id, safe='')}"
-    )
-
-
-async def _status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None  # the consumer has not started it yet
-        raise
-    return description.status
-
-
 async def wait_for_checks(
     client: Client,
     submissions: Sequence[Submission],
@@ -86,7 +67,7 @@ async def wait_for_checks(
         check_alive()
         for workflow_id in ids:
             if statuses.get(workflow_id) not in _DONE:
-                statuses[workflow_id] = await _status(client, workflow_id)
+                statuses[workflow_id] = await workflow_status(client, workflow_id)
         done = sum(1 for s in statuses.values() if s in _DONE)
         waited = time.monotonic() - started
         on_progress(done, len(ids), waited)

@@ -107,7 +107,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.dead_letters import (
+    from infra.app.dead_letters import (
         DeadLetterReadError,
         format_summary,
         summarize_dead_letters,
@@ -123,7 +123,7 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from consumers.dead_letters import DeadLetterReadError, replay_dead_letters
+    from infra.app.dead_letters import DeadLetterReadError, replay_dead_letters
 
     try:
         replayed = asyncio.run(
@@ -137,7 +137,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.submit import submit_files
+    from infra.app.submit import submit_files
 
     files = [Path(f) for f in args.files]
     for path in files:
@@ -150,14 +150,13 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.clients import s3_client, temporal_client
-    from infra.report_view import (
-        ReportNotFoundError,
+    from infra.app.lookups import CheckNotFoundError, looks_like_workflow_id
+    from infra.app.report_view import (
         locate_report,
-        looks_like_workflow_id,
         read_report,
         render_report,
     )
+    from infra.clients import s3_client, temporal_client
 
     async def main() -> tuple[Any, dict[str, Any]]:
         # A document ID's report is found without Temporal.
@@ -169,7 +168,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         location, report = asyncio.run(main())
-    except ReportNotFoundError as exc:
+    except CheckNotFoundError as exc:
         print(f"docpipe: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -180,9 +179,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.app.lookups import CheckNotFoundError, workflow_url
+    from infra.app.reprocess import resolve, start_recheck
     from infra.clients import s3_client, temporal_client
-    from infra.demo import workflow_url
-    from infra.reprocess import ReprocessError, resolve, start_recheck
     from pipeline.models import REPORT_NAME, CheckSummary
 
     async def main() -> None:
@@ -203,15 +202,16 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         asyncio.run(main())
-    except ReprocessError as exc:
+    except CheckNotFoundError as exc:
         print(f"docpipe: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.app.lookups import CheckNotFoundError
+    from infra.app.status_view import check_status, render_status
     from infra.clients import temporal_client
-    from infra.status_view import StatusError, check_status, render_status
 
     async def main() -> Any:
         client = await temporal_client(settings.temporal)
@@ -219,7 +219,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         status = asyncio.run(main())
-    except StatusError as exc:
+    except CheckNotFoundError as exc:
         print(f"docpipe: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -230,8 +230,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.app.status_view import list_checks, list_query, parse_since, render_list
     from infra.clients import temporal_client
-    from infra.status_view import list_checks, list_query, parse_since, render_list
 
     try:
         since = parse_since(args.since) if args.since else None
@@ -260,7 +260,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.demo import run_demo
+    from infra.app.demo import run_demo
 
     return run_demo(settings, _stack_config(args), once=args.once, timeout_s=args.timeout)
 

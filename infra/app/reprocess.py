@@ -19,7 +19,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from infra.report_view import looks_like_workflow_id
+from infra.app.lookups import (
+    CheckNotFoundError,
+    is_document_id,
+    looks_like_workflow_id,
+    not_a_check,
+)
 from infra.settings import Settings
 from pipeline.labels import static_details, static_summary
 from pipeline.models import (
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
 _MAX_START_TRIES = 20
 
 
-class ReprocessError(LookupError):
+class ReprocessError(CheckNotFoundError):
     """The check to repeat cannot be found; the message says why."""
 
 
@@ -92,13 +97,8 @@ async def resolve(settings: Settings, client: Client, s3: S3Client, name: str) -
     if looks_like_workflow_id(name):
         request = await original_request(client, name)
     if request is None:
-        try:
-            split_document_id(name)
-        except ValueError:
-            raise ReprocessError(
-                f"no check {name!r}: give a workflow ID (docpipe/...) or a document ID "
-                "(<bucket>/<key>@<version>)"
-            ) from None
+        if not is_document_id(name):
+            raise not_a_check(name)
         request = await original_request(client, workflow_id_for(name))
     if request is None:
         document = await asyncio.to_thread(_document_from_s3, s3, name)

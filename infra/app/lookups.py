@@ -1,0 +1,77 @@
+"""What the views share: which check a name means, where it is in the UI, how it stands.
+
+An operator names a check by its workflow ID (``docpipe/...``, also a re-check's) or by
+its document ID (``<bucket>/<key>@<version>``, the first check of that version).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from infra.settings import Settings
+from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
+
+
+class CheckNotFoundError(LookupError):
+    """No check (or not what was asked of it) goes by that name; the message says why.
+
+    Each view raises its own kind; the command line prints the message of any of them.
+    """
+
+
+def looks_like_workflow_id(name: str) -> bool:
+    """Whether ``name`` is a workflow ID rather than a document ID."""
+    return name.startswith(WORKFLOW_ID_PREFIX)
+
+
+def not_a_check(name: str) -> CheckNotFoundError:
+    """The error for a name that is neither a workflow ID nor a document ID."""
+    return CheckNotFoundError(
+        f"no check {name!r}: give a workflow ID (docpipe/...) or a document ID "
+        "(<bucket>/<key>@<version>)"
+    )
+
+
+def is_document_id(name: str) -> bool:
+    """Whether ``name`` reads as ``<bucket>/<key>@<version>``."""
+    try:
+        split_document_id(name)
+    except ValueError:
+        return False
+    return True
+
+
+def workflow_id_of(name: str) -> str:
+    """The workflow ID that a workflow ID or a document ID names.
+
+    Raises:
+        CheckNotFoundError: ``name`` is neither.
+    """
+    if looks_like_workflow_id(name):
+        return name
+    if not is_document_id(name):
+        raise not_a_check(name)
+    return workflow_id_for(name)
+
+
+def workflow_url(settings: Settings, workflow_id: str) -> str:
+    """The check's page in the Temporal Web UI."""
+    temporal = settings.temporal
+    return (
+        f"{temporal.ui_url}/namespaces/{quote(temporal.namespace, safe='')}"
+        f"/workflows/{quote(workflow_id, safe='')}"
+    )
+
+
+async def workflow_status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """The workflow's status, or None when Temporal has no such workflow (yet)."""
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.status
