@@ -37,9 +37,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
-from infra.settings import KafkaSettings, Settings
+from infra.settings import KafkaSettings, Settings, check_request
 from infra.stack import EmbeddedStack, StackConfig
-from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
+from pipeline.models import WORKFLOW_NAME, DocumentRef
 
 PARTITIONS = 3
 
@@ -57,14 +57,6 @@ def _documents(round_name: str, count: int) -> list[DocumentRef]:
     ]
 
 
-def _request(settings: Settings, document: DocumentRef) -> CheckRequest:
-    return CheckRequest(
-        document=document,
-        results_bucket=settings.s3.results_bucket,
-        results_prefix=document.results_prefix(settings.s3.results_prefix),
-    )
-
-
 async def baseline(
     settings: Settings, client: Client, documents: list[DocumentRef], concurrency: int
 ) -> float:
@@ -75,7 +67,7 @@ async def baseline(
         async with limit:
             await client.start_workflow(
                 WORKFLOW_NAME,
-                _request(settings, document),
+                check_request(settings, document),
                 id=document.workflow_id,
                 task_queue=settings.temporal.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -29,8 +29,6 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RetryConfig, RPCError
 
 from consumers.backoff import backoff_delay
@@ -39,9 +37,9 @@ from consumers.events import OBJECT_MISSING, Rejected, Upload, parse_upload_even
 from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
 from infra.clients import kafka_kwargs, s3_client, temporal_client
-from infra.settings import KafkaSettings, Settings, SettingsError
-from pipeline.labels import static_details, static_summary
-from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
+from infra.settings import KafkaSettings, Settings, SettingsError, check_request
+from pipeline.models import DocumentRef
+from pipeline.starts import start_check
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -440,35 +438,16 @@ class UploadIntake:
             RPCError: Temporal failed or cannot be reached.
         """
         settings = self._settings
-        request = CheckRequest(
-            document=document,
-            results_bucket=settings.s3.results_bucket,
-            results_prefix=document.results_prefix(settings.s3.results_prefix),
-            page_task_queue=settings.temporal.page_task_queue,
-            hash_object_key=settings.temporal.hash_object_keys,
+        started = await start_check(
+            self._client,
+            check_request(settings, document),
+            workflow_id=document.workflow_id,
+            task_queue=settings.temporal.task_queue,
         )
-        try:
-            handle = await self._client.start_workflow(
-                WORKFLOW_NAME,
-                request,
-                id=document.workflow_id,
-                task_queue=settings.temporal.task_queue,
-                static_summary=static_summary(request),
-                static_details=static_details(request),
-                # A running check is not doubled, a finished one is not redone.
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
+        if not started:
+            # A running check is not doubled, a finished one is not redone.
             self.counters.deduped += 1
-            log.debug("already checked: %s", document.workflow_id)
-            return False
-        # USE_EXISTING answers a running check with its handle; only the response says
-        # whether this call started it. The SDK keeps the response on a private field.
-        response = getattr(handle, "_start_workflow_response", None)
-        if not getattr(response, "started", True):
-            self.counters.deduped += 1
-            log.debug("already running: %s", document.workflow_id)
+            log.debug("already checked or running: %s", document.workflow_id)
             return False
         self.counters.started += 1
         log.info(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from pipeline.models import page_queue_for
+from pipeline.models import CheckRequest, DocumentRef, page_queue_for
 from pipeline.policy import (
     DEFAULT_IGNORE,
     DEFAULT_REJECT,
@@ -210,6 +210,30 @@ class Settings:
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
+
+
+def check_request(
+    settings: Settings,
+    document: DocumentRef,
+    *,
+    results_bucket: str | None = None,
+    results_prefix: str | None = None,
+) -> CheckRequest:
+    """What these settings make of a check of ``document``: where its results go, which
+    queue checks its pages, whether its key is hashed where operators look.
+
+    Args:
+        results_bucket: default: the settings' (a re-check keeps its original's).
+        results_prefix: default: the document's own prefix under the results root (a
+            re-check keeps its original's).
+    """
+    return CheckRequest(
+        document=document,
+        results_bucket=results_bucket or settings.s3.results_bucket,
+        results_prefix=results_prefix or document.results_prefix(settings.s3.results_prefix),
+        page_task_queue=settings.temporal.page_task_queue,
+        hash_object_key=settings.temporal.hash_object_keys,
+    )
 
 
 def _sections() -> list[tuple[str, type[Any]]]:

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 
-from infra.settings import Settings
-from pipeline.labels import static_details, static_summary
-from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary, DocumentRef
+from infra.settings import Settings, check_request
+from pipeline import starts
+from pipeline.models import CheckSummary, DocumentRef
 
 T = TypeVar("T")
 
@@ -51,27 +51,19 @@ async def start_check(
     workflow_id: str | None = None,
     **request_fields: Any,
 ) -> WorkflowHandle[Any, CheckSummary]:
-    """Start a document check the way the intake does (without Kafka).
+    """Start a document check the way the intake does (without Kafka); its handle.
 
     Args:
         workflow_id: default: the document's own workflow ID.
         request_fields: further ``CheckRequest`` fields (``max_attempts``, ...).
     """
-    request = CheckRequest(
-        document=document,
-        results_bucket=settings.s3.results_bucket,
-        results_prefix=document.results_prefix(settings.s3.results_prefix),
-        **request_fields,
+    request = dataclasses.replace(check_request(settings, document), **request_fields)
+    workflow_id = workflow_id or document.workflow_id
+    started = await starts.start_check(
+        client, request, workflow_id=workflow_id, task_queue=settings.temporal.task_queue
     )
-    return await client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=workflow_id or document.workflow_id,
-        task_queue=settings.temporal.task_queue,
-        result_type=CheckSummary,
-        static_summary=static_summary(request),
-        static_details=static_details(request),
-    )
+    assert started, f"{workflow_id} ran before"
+    return client.get_workflow_handle(workflow_id, result_type=CheckSummary)
 
 
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:

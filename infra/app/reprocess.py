@@ -9,14 +9,13 @@ numbers, because a start never reuses an ID and a number with results in S3 is s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.app.lookups import (
@@ -25,20 +24,18 @@ from infra.app.lookups import (
     looks_like_workflow_id,
     not_a_check,
 )
-from infra.settings import Settings
-from pipeline.labels import static_details, static_summary
+from infra.settings import Settings, check_request
 from pipeline.models import (
     RECHECKS_DIR,
-    WORKFLOW_NAME,
     CheckRequest,
     DocumentRef,
     original_results_prefix,
     recheck_results_prefix,
     recheck_workflow_id,
-    results_prefix_for,
     split_document_id,
     workflow_id_for,
 )
+from pipeline.starts import start_check
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -102,19 +99,13 @@ async def resolve(settings: Settings, client: Client, s3: S3Client, name: str) -
         request = await original_request(client, workflow_id_for(name))
     if request is None:
         document = await asyncio.to_thread(_document_from_s3, s3, name)
-        return CheckRequest(
-            document=document,
-            results_bucket=settings.s3.results_bucket,
-            results_prefix=results_prefix_for(document.document_id, settings.s3.results_prefix),
-            page_task_queue=settings.temporal.page_task_queue,
-        )
+        return check_request(settings, document)
     # A re-check of a re-check is another re-check of the original.
-    prefix = original_results_prefix(request.results_prefix)
-    return CheckRequest(
-        document=request.document,
+    return check_request(
+        settings,
+        request.document,
         results_bucket=request.results_bucket,
-        results_prefix=prefix,
-        page_task_queue=settings.temporal.page_task_queue,
+        results_prefix=original_results_prefix(request.results_prefix),
     )
 
 
@@ -143,27 +134,18 @@ async def start_recheck(
     )
     for _ in range(_MAX_START_TRIES):
         workflow_id = recheck_workflow_id(base_id, number)
-        request = CheckRequest(
-            document=original.document,
-            results_bucket=original.results_bucket,
-            results_prefix=recheck_results_prefix(original.results_prefix, number),
-            page_task_queue=original.page_task_queue,
-            hash_object_key=settings.temporal.hash_object_keys,
+        request = dataclasses.replace(
+            original, results_prefix=recheck_results_prefix(original.results_prefix, number)
         )
-        try:
-            await client.start_workflow(
-                WORKFLOW_NAME,
-                request,
-                id=workflow_id,
-                task_queue=settings.temporal.task_queue,
-                static_summary=f"{static_summary(request)} (re-check {number})",
-                static_details=static_details(request),
-                # A number is used once, running or finished.
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            number += 1
-            continue
-        return Recheck(number=number, workflow_id=workflow_id, request=request)
+        # A number is used once, running or finished.
+        if await start_check(
+            client,
+            request,
+            workflow_id=workflow_id,
+            task_queue=settings.temporal.task_queue,
+            summary_suffix=f" (re-check {number})",
+            join_running=False,
+        ):
+            return Recheck(number=number, workflow_id=workflow_id, request=request)
+        number += 1
     raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")

@@ -1,0 +1,61 @@
+"""Starting a document check: the one way, used by the intake and by operators' re-checks.
+
+A check's workflow ID is its identity, so a start never doubles a check: an ID that is
+running or has run is not started again (``REJECT_DUPLICATE``; re-checking on purpose is a
+new ID). Imports only what a client process needs, not the workflow code.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from pipeline.labels import static_details, static_summary
+from pipeline.models import WORKFLOW_NAME, CheckRequest
+
+
+async def start_check(
+    client: Client,
+    request: CheckRequest,
+    *,
+    workflow_id: str,
+    task_queue: str,
+    summary_suffix: str = "",
+    join_running: bool = True,
+) -> bool:
+    """Start ``DocumentCheckWorkflow`` for ``request`` unless that ID ran or runs.
+
+    Args:
+        summary_suffix: added to the workflow's one-line summary (e.g. `` (re-check 2)``).
+        join_running: a running check with this ID counts as this start's
+            (``USE_EXISTING``); otherwise its ID is taken (``FAIL``), as for a numbered
+            re-check that must be new.
+
+    Returns:
+        True if this call started the check, False if the ID was running or had run.
+
+    Raises:
+        RPCError: Temporal failed or cannot be reached.
+    """
+    try:
+        handle = await client.start_workflow(
+            WORKFLOW_NAME,
+            request,
+            id=workflow_id,
+            task_queue=task_queue,
+            static_summary=static_summary(request) + summary_suffix,
+            static_details=static_details(request),
+            id_conflict_policy=(
+                WorkflowIDConflictPolicy.USE_EXISTING
+                if join_running
+                else WorkflowIDConflictPolicy.FAIL
+            ),
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    # USE_EXISTING answers a running check with its handle; only the response says
+    # whether this call started it. The SDK keeps the response on a private field.
+    response = getattr(handle, "_start_workflow_response", None)
+    return bool(getattr(response, "started", True))
