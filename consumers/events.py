@@ -16,35 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-# Reason codes: stable, documented in the README; they name what was wrong, not how we
-# noticed.
-NOT_UTF8 = "not_utf8"
-NOT_JSON = "not_json"
-WRONG_SHAPE = "wrong_shape"
-MISSING_BUCKET = "missing_bucket"
-MISSING_KEY = "missing_key"
-WRONG_TYPE = "wrong_type"
-TOO_LARGE = "too_large"
-BUCKET_NOT_ALLOWED = "bucket_not_allowed"
-BAD_KEY = "bad_key"
-
-REASONS = (
-    NOT_UTF8,
-    NOT_JSON,
-    WRONG_SHAPE,
-    MISSING_BUCKET,
-    MISSING_KEY,
-    WRONG_TYPE,
-    TOO_LARGE,
-    BUCKET_NOT_ALLOWED,
-    BAD_KEY,
-)
-
-# Found by the intake after parsing: the event is well-formed but names no object.
-OBJECT_MISSING = "object_missing"
-
-# Every code a dead letter can carry.
-ALL_REASONS = (*REASONS, OBJECT_MISSING)
+from pipeline.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -87,7 +59,7 @@ def _check_text(value: str, name: str, where: str) -> None:
     try:
         value.encode()
     except UnicodeEncodeError:
-        raise _Invalid(NOT_UTF8, f"{where}{name} is not valid Unicode text") from None
+        raise _Invalid(Reason.NOT_UTF8, f"{where}{name} is not valid Unicode text") from None
 
 
 def _optional(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
@@ -96,7 +68,7 @@ def _optional(obj: dict[str, Any], name: str, kind: type, where: str) -> Any:
         return None
     # bool is an int to Python, never to an event schema.
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise _Invalid(WRONG_TYPE, f"{where}{name} must be {kind.__name__}")
+        raise _Invalid(Reason.WRONG_TYPE, f"{where}{name} must be {kind.__name__}")
     if isinstance(value, str):
         _check_text(value, name, where)
     return value
@@ -107,19 +79,19 @@ def _required_text(obj: dict[str, Any], name: str, reason: str, where: str) -> s
     if value is None or value == "":
         raise _Invalid(reason, f"{where}{name} is missing or empty")
     if not isinstance(value, str):
-        raise _Invalid(WRONG_TYPE, f"{where}{name} must be str")
+        raise _Invalid(Reason.WRONG_TYPE, f"{where}{name} must be str")
     _check_text(value, name, where)
     return value
 
 
 def _check_key(key: str, where: str) -> None:
     if "\x00" in key or len(key.encode()) > 1024:
-        raise _Invalid(BAD_KEY, f"{where}key has a NUL byte or is over 1024 bytes")
+        raise _Invalid(Reason.BAD_KEY, f"{where}key has a NUL byte or is over 1024 bytes")
 
 
 def _native(event: dict[str, Any]) -> Upload:
-    bucket = _required_text(event, "bucket", MISSING_BUCKET, "")
-    key = _required_text(event, "key", MISSING_KEY, "")
+    bucket = _required_text(event, "bucket", Reason.MISSING_BUCKET, "")
+    key = _required_text(event, "key", Reason.MISSING_KEY, "")
     _check_key(key, "")
     for name in ("content_type", "event_id"):
         _optional(event, name, str, "")
@@ -136,23 +108,23 @@ def _native(event: dict[str, Any]) -> Upload:
 def _s3_record(record: Any, index: int) -> Upload | None:
     where = f"Records[{index}]."
     if not isinstance(record, dict):
-        raise _Invalid(WRONG_SHAPE, f"{where[:-1]} is not an object")
+        raise _Invalid(Reason.WRONG_SHAPE, f"{where[:-1]} is not an object")
     name = record.get("eventName")
     if not isinstance(name, str):
-        raise _Invalid(WRONG_SHAPE, f"{where}eventName is missing")
+        raise _Invalid(Reason.WRONG_SHAPE, f"{where}eventName is missing")
     if not name.startswith("ObjectCreated:"):
         return None
     s3 = record.get("s3")
     if not isinstance(s3, dict) or not isinstance(s3.get("bucket"), dict):
-        raise _Invalid(WRONG_SHAPE, f"{where}s3.bucket is missing")
+        raise _Invalid(Reason.WRONG_SHAPE, f"{where}s3.bucket is missing")
     if not isinstance(s3.get("object"), dict):
-        raise _Invalid(WRONG_SHAPE, f"{where}s3.object is missing")
-    bucket = _required_text(s3["bucket"], "name", MISSING_BUCKET, f"{where}s3.bucket.")
+        raise _Invalid(Reason.WRONG_SHAPE, f"{where}s3.object is missing")
+    bucket = _required_text(s3["bucket"], "name", Reason.MISSING_BUCKET, f"{where}s3.bucket.")
     obj = s3["object"]
-    key = unquote_plus(_required_text(obj, "key", MISSING_KEY, f"{where}s3.object."))
+    key = unquote_plus(_required_text(obj, "key", Reason.MISSING_KEY, f"{where}s3.object."))
     _check_key(key, f"{where}s3.object.")
     if key == "":
-        raise _Invalid(MISSING_KEY, f"{where}s3.object.key is empty")
+        raise _Invalid(Reason.MISSING_KEY, f"{where}s3.object.key is empty")
     return Upload(
         bucket=bucket,
         key=key,
@@ -173,26 +145,30 @@ def parse_upload_event(
         max_bytes: larger messages are rejected unread.
     """
     if value is None or len(value) == 0:
-        return Rejected(NOT_JSON, "empty message")
+        return Rejected(Reason.NOT_JSON, "empty message")
     if len(value) > max_bytes:
-        return Rejected(TOO_LARGE, f"message is {len(value)} bytes, the limit is {max_bytes}")
+        return Rejected(
+            Reason.TOO_LARGE, f"message is {len(value)} bytes, the limit is {max_bytes}"
+        )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Rejected(NOT_UTF8, f"not UTF-8 at byte {exc.start}")
+        return Rejected(Reason.NOT_UTF8, f"not UTF-8 at byte {exc.start}")
     try:
         event = json.loads(text)
     except (ValueError, RecursionError) as exc:
         # RecursionError: nesting deeper than the parser's limit ("[" * 100_000).
-        return Rejected(NOT_JSON, f"not JSON: {str(exc)[:120]}")
+        return Rejected(Reason.NOT_JSON, f"not JSON: {str(exc)[:120]}")
     try:
         if not isinstance(event, dict):
-            raise _Invalid(WRONG_SHAPE, f"expected a JSON object, got {type(event).__name__}")
+            raise _Invalid(
+                Reason.WRONG_SHAPE, f"expected a JSON object, got {type(event).__name__}"
+            )
         skipped = 0
         if "Records" in event:
             records = event["Records"]
             if not isinstance(records, list):
-                raise _Invalid(WRONG_SHAPE, "Records must be a list")
+                raise _Invalid(Reason.WRONG_SHAPE, "Records must be a list")
             uploads = []
             for index, record in enumerate(records):
                 upload = _s3_record(record, index)
@@ -207,7 +183,7 @@ def parse_upload_event(
         for upload in uploads:
             if upload.bucket not in allowed_buckets:
                 raise _Invalid(
-                    BUCKET_NOT_ALLOWED, f"bucket {upload.bucket!r} is not a documents bucket"
+                    Reason.BUCKET_NOT_ALLOWED, f"bucket {upload.bucket!r} is not a documents bucket"
                 )
     except _Invalid as invalid:
         return Rejected(invalid.reason, invalid.message)

@@ -33,12 +33,13 @@ from temporalio.service import RetryConfig, RPCError
 
 from consumers.backoff import backoff_delay
 from consumers.dead_letters import MAX_REQUEST_BYTES, VALUE_OMITTED, dead_letter_headers
-from consumers.events import OBJECT_MISSING, Rejected, Upload, parse_upload_event
+from consumers.events import Rejected, Upload, parse_upload_event
 from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.settings import KafkaSettings, Settings, SettingsError, check_request
 from pipeline.models import DocumentRef
+from pipeline.reasons import Reason
 from pipeline.starts import start_check
 
 if TYPE_CHECKING:
@@ -402,7 +403,8 @@ class UploadIntake:
             )
             if document is None:
                 missing = Rejected(
-                    OBJECT_MISSING, f"object s3://{upload.bucket}/{upload.key} does not exist"
+                    Reason.OBJECT_MISSING,
+                    f"object s3://{upload.bucket}/{upload.key} does not exist",
                 )
                 await self._dead_letter(record, missing)
                 return

@@ -38,6 +38,7 @@ from pipeline.models import (
 )
 from pipeline.policy import VerdictPolicy
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
+from pipeline.reasons import Reason
 from pipeline.report import PageSummary, build_report
 from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
 from pipeline.spool import ObjectChangedError, ObjectMissingError, download, head
@@ -50,15 +51,9 @@ log = logging.getLogger(__name__)
 # Spans of the work inside activities; Temporal's interceptor makes the activity spans.
 _tracer = trace.get_tracer("docpipe.pipeline")
 
-# Error types the workflow turns into a report instead of a retry.
-OBJECT_MISSING = "object_missing"
-OBJECT_CHANGED = "object_changed"
-TOO_LARGE = "too_large"
-UNREADABLE = "unreadable"
-
 
 def _gone(exc: Exception) -> ApplicationError:
-    kind = OBJECT_MISSING if isinstance(exc, ObjectMissingError) else OBJECT_CHANGED
+    kind = Reason.OBJECT_MISSING if isinstance(exc, ObjectMissingError) else Reason.OBJECT_CHANGED
     return ApplicationError(str(exc), type=kind, non_retryable=True)
 
 
@@ -185,16 +180,20 @@ class DocumentActivities:
             size = int(meta.get("ContentLength", 0))
             if size > self._max_bytes:
                 return problem(
-                    TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size=size
+                    Reason.TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size=size
                 )
             async with self._spooled(document) as spool:
                 facts = await self.pool.inspect(spool.path)
                 spool.keep = facts.problem is None and facts.page_count > 0
         except (ObjectMissingError, ObjectChangedError) as exc:
-            kind = OBJECT_MISSING if isinstance(exc, ObjectMissingError) else OBJECT_CHANGED
+            kind = (
+                Reason.OBJECT_MISSING
+                if isinstance(exc, ObjectMissingError)
+                else Reason.OBJECT_CHANGED
+            )
             return problem(kind, str(exc))
         except (InspectTimeoutError, ParserCrashedError) as exc:
-            return problem(UNREADABLE, str(exc), size=size)
+            return problem(Reason.UNREADABLE, str(exc), size=size)
         return InspectResult(
             size=int(meta.get("ContentLength", 0)),
             pdf_version=facts.pdf_version,

@@ -29,6 +29,7 @@ from pypdf.generic import (
 
 from pipeline.models import DocumentFeatures
 from pipeline.pages import index_pages
+from pipeline.reasons import Reason
 from pipeline.sensitive import find_sensitive
 
 # pypdf logs every recoverable oddity of a broken file at WARNING; they are recorded as
@@ -198,12 +199,14 @@ def inspect_stream(stream: IO[bytes]) -> tuple[DocumentFacts, PdfReader | None]:
     head = stream.read(1024)
     stream.seek(0)
     if _PDF_MAGIC not in head:
-        return DocumentFacts(None, 0, False, "not_pdf", "no %PDF- header in the first 1 KiB"), None
+        return DocumentFacts(
+            None, 0, False, Reason.NOT_PDF, "no %PDF- header in the first 1 KiB"
+        ), None
     version = _header_version(head)
     try:
         reader = PdfReader(stream)
     except Exception as exc:
-        return DocumentFacts(version, 0, False, "unreadable", _describe(exc)), None
+        return DocumentFacts(version, 0, False, Reason.UNREADABLE, _describe(exc)), None
     encrypted = reader.is_encrypted
     revision: int | None = None
     if encrypted:
@@ -212,20 +215,24 @@ def inspect_stream(stream: IO[bytes]) -> tuple[DocumentFacts, PdfReader | None]:
             revision = int(encrypt.get("/R", 0)) or None
             opens = bool(reader.decrypt("")) and empty_user_password(reader)
         except Exception as exc:
-            return DocumentFacts(version, 0, True, "encrypted", _describe(exc)), None
+            return DocumentFacts(version, 0, True, Reason.ENCRYPTED, _describe(exc)), None
         if not opens:
             features = DocumentFeatures(encryption_revision=revision)
-            return DocumentFacts(version, 0, True, "encrypted", "needs a password", features), None
+            return DocumentFacts(
+                version, 0, True, Reason.ENCRYPTED, "needs a password", features
+            ), None
     try:
         # Counted as the parser processes will see the pages, in memory that does not
         # grow with the page count (see pipeline.pages).
         page_count = len(index_pages(reader))
     except FileNotDecryptedError:
-        return DocumentFacts(version, 0, True, "encrypted", "needs a password"), None
+        return DocumentFacts(version, 0, True, Reason.ENCRYPTED, "needs a password"), None
     except Exception as exc:
-        return DocumentFacts(version, 0, encrypted, "unreadable", _describe(exc)), None
+        return DocumentFacts(version, 0, encrypted, Reason.UNREADABLE, _describe(exc)), None
     if page_count == 0:
-        return DocumentFacts(version, 0, encrypted, "unreadable", "the document has no pages"), None
+        return DocumentFacts(
+            version, 0, encrypted, Reason.UNREADABLE, "the document has no pages"
+        ), None
     try:
         root = _dict(reader.trailer["/Root"])
         if root is None:

@@ -1,6 +1,6 @@
 """The verdict policy: which findings reject a document, which ask for review, which don't.
 
-A check finds *reasons* (machine-readable names, listed in ``REASONS``); the policy turns
+A check finds *reasons* (machine-readable names, listed in ``pipeline.reasons``); the policy turns
 them into a verdict: ``reject`` if any found reason rejects, else ``review`` if any asks
 for review, else ``pass``. Reasons the policy ignores are still reported, as
 informational. The rules are settings (``DOCPIPE_POLICY_*``); the policy in force is
@@ -16,39 +16,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.reasons import PROBLEMS, VERDICT_REASONS, Reason
+
 # Bump when a reason's meaning or a default changes.
 POLICY_VERSION = "3"
 
 PASS, REVIEW, REJECT, IGNORE = "pass", "review", "reject", "ignore"
 
-# The document could not be checked at all: these always reject.
-PROBLEM_REASONS = (
-    "not_pdf",
-    "unreadable",
-    "encrypted",
-    "too_large",
-    "object_missing",
-    "object_changed",
+DEFAULT_REJECT = (Reason.JAVASCRIPT, Reason.LAUNCH_ACTIONS)
+DEFAULT_IGNORE = (
+    Reason.FORMS,
+    Reason.ROTATED_PAGES,
+    Reason.MIXED_PAGE_SIZES,
+    Reason.EXTERNAL_LINKS,
 )
-# What a check can find in a document it could read; each is rejected, reviewed or ignored.
-FINDING_REASONS = (
-    "javascript",
-    "launch_actions",
-    "embedded_files",
-    "xfa_forms",
-    "page_errors",
-    "blank_pages",
-    "needs_ocr",
-    "sensitive_data",
-    "forms",
-    "rotated_pages",
-    "mixed_page_sizes",
-    "external_links",
-)
-REASONS = PROBLEM_REASONS + FINDING_REASONS
-
-DEFAULT_REJECT = ("javascript", "launch_actions")
-DEFAULT_IGNORE = ("forms", "rotated_pages", "mixed_page_sizes", "external_links")
 # All pages failing to parse makes a document unreadable.
 DEFAULT_UNREADABLE_PAGE_RATIO = 0.5
 
@@ -60,7 +41,7 @@ class PolicyError(ValueError):
 @dataclass(frozen=True)
 class Verdict:
     verdict: str
-    # Reasons that decided the verdict (rejecting and review ones), in ``REASONS`` order.
+    # Reasons that decided the verdict (rejecting and review ones), in ``VERDICT_REASONS`` order.
     reasons: list[str] = field(default_factory=list)
     # Found, but ignored by the policy.
     informational: list[str] = field(default_factory=list)
@@ -86,10 +67,12 @@ class VerdictPolicy:
         # Lists arrive from JSON (workflow history) as lists: keep the value hashable.
         object.__setattr__(self, "reject", tuple(self.reject))
         object.__setattr__(self, "ignore", tuple(self.ignore))
-        unknown = sorted(set(self.reject + self.ignore) - set(REASONS))
+        unknown = sorted(set(self.reject + self.ignore) - set(VERDICT_REASONS))
         if unknown:
-            raise PolicyError(f"unknown reasons {', '.join(unknown)}; known: {', '.join(REASONS)}")
-        problems = sorted(set(self.ignore) & set(PROBLEM_REASONS))
+            raise PolicyError(
+                f"unknown reasons {', '.join(unknown)}; known: {', '.join(VERDICT_REASONS)}"
+            )
+        problems = sorted(set(self.ignore) & set(PROBLEMS))
         if problems:
             raise PolicyError(f"{', '.join(problems)} cannot be ignored: nothing was checked")
         both = sorted(set(self.reject) & set(self.ignore))
@@ -100,7 +83,7 @@ class VerdictPolicy:
 
     def action(self, reason: str) -> str:
         """``reject``, ``review`` or ``ignore`` for one reason."""
-        if reason in PROBLEM_REASONS or reason in self.reject:
+        if reason in PROBLEMS or reason in self.reject:
             return REJECT
         if reason in self.ignore:
             return IGNORE
@@ -109,7 +92,7 @@ class VerdictPolicy:
     def decide(self, found: Iterable[str]) -> Verdict:
         """The verdict for the reasons a check found."""
         present = set(found)
-        ordered = [reason for reason in REASONS if reason in present]
+        ordered = [reason.value for reason in VERDICT_REASONS if reason in present]
         reasons = [r for r in ordered if self.action(r) != IGNORE]
         actions = {self.action(r) for r in reasons}
         verdict = REJECT if REJECT in actions else REVIEW if REVIEW in actions else PASS
@@ -119,8 +102,8 @@ class VerdictPolicy:
     def to_json(self) -> dict[str, Any]:
         """The policy as recorded in a report: every reason under its action."""
         by_action: dict[str, list[str]] = {REJECT: [], REVIEW: [], IGNORE: []}
-        for reason in REASONS:
-            by_action[self.action(reason)].append(reason)
+        for reason in VERDICT_REASONS:
+            by_action[self.action(reason)].append(reason.value)
         return {
             "version": POLICY_VERSION,
             **by_action,

@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.checks import OTHER_PAPER, PAPER_SIZES, paper_size
 from pipeline.models import DocumentRef, InspectResult
 from pipeline.policy import Verdict, VerdictPolicy
+from pipeline.reasons import Reason
 from pipeline.sensitive import SENSITIVE_TYPES
 
 REPORT_SCHEMA_VERSION = 2
@@ -288,19 +289,20 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
     found: list[str] = []
     if summary.errors.count:
         ratio = summary.errors.count / summary.pages if summary.pages else 1.0
-        found.append("unreadable" if ratio >= policy.unreadable_page_ratio else "page_errors")
+        unreadable = ratio >= policy.unreadable_page_ratio
+        found.append(Reason.UNREADABLE if unreadable else Reason.PAGE_ERRORS)
     checks = {
-        "javascript": bool(features.javascript) or summary.javascript_actions > 0,
-        "launch_actions": features.launch_actions > 0 or summary.launch_actions > 0,
-        "embedded_files": features.embedded_files > 0 or summary.file_attachments > 0,
-        "xfa_forms": features.xfa,
-        "needs_ocr": summary.image_only.count > 0,
-        "blank_pages": summary.blank.count > 0,
-        "sensitive_data": summary.sensitive_total > 0,
-        "forms": features.acroform or summary.form_widgets > 0,
-        "rotated_pages": summary.rotated.count > 0,
-        "mixed_page_sizes": summary.mixed_sizes,
-        "external_links": summary.external_links > 0,
+        Reason.JAVASCRIPT: bool(features.javascript) or summary.javascript_actions > 0,
+        Reason.LAUNCH_ACTIONS: features.launch_actions > 0 or summary.launch_actions > 0,
+        Reason.EMBEDDED_FILES: features.embedded_files > 0 or summary.file_attachments > 0,
+        Reason.XFA_FORMS: features.xfa,
+        Reason.NEEDS_OCR: summary.image_only.count > 0,
+        Reason.BLANK_PAGES: summary.blank.count > 0,
+        Reason.SENSITIVE_DATA: summary.sensitive_total > 0,
+        Reason.FORMS: features.acroform or summary.form_widgets > 0,
+        Reason.ROTATED_PAGES: summary.rotated.count > 0,
+        Reason.MIXED_PAGE_SIZES: summary.mixed_sizes,
+        Reason.EXTERNAL_LINKS: summary.external_links > 0,
     }
     found.extend(reason for reason, present in checks.items() if present)
     return found

@@ -32,9 +32,10 @@ with workflow.unsafe.imports_passed_through():
         PublishResultInput,
         page_queue_for,
     )
+    from pipeline.reasons import Reason
 
 # Reasons an activity reports when the object vanished or changed mid-check.
-_GONE = ("object_missing", "object_changed")
+_GONE = (Reason.OBJECT_MISSING, Reason.OBJECT_CHANGED)
 
 
 def retry_policy(max_attempts: int) -> RetryPolicy:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from consumers.events import REASONS, Parsed, Rejected, Upload, parse_upload_event
+from consumers.events import Parsed, Rejected, Upload, parse_upload_event
+from pipeline.reasons import EVENT_REFUSALS
 
 ALLOWED = frozenset({"documents", "archive"})
 
@@ -181,8 +182,8 @@ REJECTIONS: dict[str, list[tuple[bytes, int]]] = {
 
 
 def test_every_reason_code_is_covered() -> None:
-    assert set(REJECTIONS) == set(REASONS)
-    assert len(REASONS) == len(set(REASONS))
+    assert set(REJECTIONS) == set(EVENT_REFUSALS)
+    assert len(EVENT_REFUSALS) == len(set(EVENT_REFUSALS))
 
 
 @pytest.mark.parametrize(
@@ -224,4 +225,4 @@ def test_non_ascii_key_is_accepted() -> None:
 def test_empty_or_missing_value_is_rejected(value: bytes | None) -> None:
     result = _parse(value)
     assert isinstance(result, Rejected)
-    assert result.reason in REASONS
+    assert result.reason in EVENT_REFUSALS

@@ -24,7 +24,8 @@ from infra.samples.features import (
 )
 from infra.samples.generate import make_pdf
 from pipeline.checks import PageResult, check_pages, inspect_document, open_pdf, paper_size
-from pipeline.policy import FINDING_REASONS, PROBLEM_REASONS, REASONS, VerdictPolicy
+from pipeline.policy import VerdictPolicy
+from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
 from tests.reports import report_of_file
 
 KINDS = list(PAGE_KINDS)
@@ -264,7 +265,7 @@ def test_report_of_everything(report: dict[str, Any]) -> None:
         assert sensitive["by_type"][kind]["samples"] == [masked for _, masked in values]
     assert report["verdict"]["verdict"] == "reject"
     assert set(report["verdict"]["reasons"]) | set(report["verdict"]["informational"]) == set(
-        FINDING_REASONS
+        FINDINGS
     ) - {"page_errors"}
 
 
@@ -327,8 +328,8 @@ def test_every_reason_is_exercised() -> None:
     # test_report); the rest from ALONE.
     covered = set(ALONE) | {"not_pdf", "unreadable", "encrypted", "page_errors"}
     covered |= {"object_missing", "object_changed", "too_large"}
-    assert covered == set(REASONS)
-    assert set(PROBLEM_REASONS) <= covered
+    assert covered == set(VERDICT_REASONS)
+    assert set(PROBLEMS) <= covered
 
 
 # --- the policy decides -------------------------------------------------------------------

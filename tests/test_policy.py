@@ -10,21 +10,19 @@ from pipeline.models import CheckPlan
 from pipeline.policy import (
     DEFAULT_IGNORE,
     DEFAULT_REJECT,
-    FINDING_REASONS,
     POLICY_VERSION,
-    PROBLEM_REASONS,
-    REASONS,
     PolicyError,
     VerdictPolicy,
 )
+from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
 
 
 def test_defaults() -> None:
     policy = VerdictPolicy()
     assert policy.reject == DEFAULT_REJECT == ("javascript", "launch_actions")
     assert policy.ignore == DEFAULT_IGNORE
-    assert {policy.action(r) for r in PROBLEM_REASONS} == {"reject"}
-    reviewed = [r for r in FINDING_REASONS if policy.action(r) == "review"]
+    assert {policy.action(r) for r in PROBLEMS} == {"reject"}
+    reviewed = [r for r in FINDINGS if policy.action(r) == "review"]
     assert reviewed == [
         "embedded_files",
         "xfa_forms",
@@ -66,7 +64,7 @@ def test_to_json_lists_every_reason_once() -> None:
     recorded = VerdictPolicy(reject=("needs_ocr",), ignore=()).to_json()
     assert recorded["version"] == POLICY_VERSION
     listed = recorded["reject"] + recorded["review"] + recorded["ignore"]
-    assert sorted(listed) == sorted(REASONS)
+    assert sorted(listed) == sorted(VERDICT_REASONS)
     assert "needs_ocr" in recorded["reject"]
     assert recorded["ignore"] == []
 

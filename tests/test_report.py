@@ -10,7 +10,8 @@ import pytest
 from pipeline import report
 from pipeline.checks import PageResult
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
-from pipeline.policy import POLICY_VERSION, PROBLEM_REASONS
+from pipeline.policy import POLICY_VERSION
+from pipeline.reasons import PROBLEMS
 from pipeline.report import (
     MAX_LISTED_PAGES,
     REPORT_SCHEMA_VERSION,
@@ -242,7 +243,7 @@ def test_reports_validate_against_the_schema() -> None:
     assert_valid_report(_build([]))
     assert_valid_report(_build(["KeyError", "PdfReadError"]))
     document = DocumentRef(bucket="docs", key="in/a.pdf", etag='"e1"')
-    for problem in PROBLEM_REASONS:
+    for problem in PROBLEMS:
         built = build_report(
             document=document,
             inspection=_inspection(0, problem),

@@ -30,6 +30,7 @@ from pipeline.models import (
     results_prefix_for,
     workflow_id_for,
 )
+from pipeline.reasons import Reason
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -114,30 +115,30 @@ def _page_issues(report: dict[str, Any]) -> dict[int, list[str]]:
         for page in pages:
             issues.setdefault(int(page), []).append(text)
 
-    if reasons & {"page_errors", "unreadable"}:
+    if reasons & {Reason.PAGE_ERRORS, Reason.UNREADABLE}:
         messages = {
             s["page"]: f"{s['type']}: {s['message']}" for s in checks["page_errors"]["samples"]
         }
         for page in checks["page_errors"]["pages"]:
             mark([page], "cannot be read" + (f" ({messages[page]})" if page in messages else ""))
     simple = (
-        ("blank_pages", "blank_pages", "blank"),
-        ("needs_ocr", "image_only_pages", "needs OCR (images, no text)"),
-        ("rotated_pages", "rotated_pages", "rotated"),
+        (Reason.BLANK_PAGES, "blank_pages", "blank"),
+        (Reason.NEEDS_OCR, "image_only_pages", "needs OCR (images, no text)"),
+        (Reason.ROTATED_PAGES, "rotated_pages", "rotated"),
     )
     for reason, check, text in simple:
         if reason in reasons:
             mark(checks[check]["pages"], text)
-    if "sensitive_data" in reasons:
+    if Reason.SENSITIVE_DATA in reasons:
         for entry in checks["sensitive_data"]["by_page"]:
             counts = ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())
             mark([entry["page"]], f"sensitive data: {counts}")
     nested = (
-        ("javascript", "javascript", "JavaScript action"),
-        ("launch_actions", "launch_actions", "Launch action"),
-        ("embedded_files", "embedded_files", "file attachment"),
-        ("forms", "forms", "form fields"),
-        ("external_links", "links", "external links"),
+        (Reason.JAVASCRIPT, "javascript", "JavaScript action"),
+        (Reason.LAUNCH_ACTIONS, "launch_actions", "Launch action"),
+        (Reason.EMBEDDED_FILES, "embedded_files", "file attachment"),
+        (Reason.FORMS, "forms", "form fields"),
+        (Reason.EXTERNAL_LINKS, "links", "external links"),
     )
     for reason, check, text in nested:
         if reason in reasons:

@@ -1,0 +1,89 @@
+"""Every reason code docpipe gives, in one place: what operators and upstream teams read.
+
+A reason names what is wrong or what was found, never how docpipe noticed. Members are
+plain strings too (``Reason.BLANK_PAGES == "blank_pages"``), so reports, search
+attributes, Kafka headers and workflow histories carry exactly the strings documented in
+the README and docs/REPORT.md. Imported by the workflow sandbox: no side effects.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """A reason code. The groups below say which are which."""
+
+    # The document could not be checked page by page: always reject.
+    NOT_PDF = "not_pdf"
+    UNREADABLE = "unreadable"
+    ENCRYPTED = "encrypted"
+    TOO_LARGE = "too_large"
+    OBJECT_MISSING = "object_missing"
+    OBJECT_CHANGED = "object_changed"
+    # What a check can find in a document it could read: rejected, reviewed or ignored,
+    # as the verdict policy says.
+    JAVASCRIPT = "javascript"
+    LAUNCH_ACTIONS = "launch_actions"
+    EMBEDDED_FILES = "embedded_files"
+    XFA_FORMS = "xfa_forms"
+    PAGE_ERRORS = "page_errors"
+    BLANK_PAGES = "blank_pages"
+    NEEDS_OCR = "needs_ocr"
+    SENSITIVE_DATA = "sensitive_data"
+    FORMS = "forms"
+    ROTATED_PAGES = "rotated_pages"
+    MIXED_PAGE_SIZES = "mixed_page_sizes"
+    EXTERNAL_LINKS = "external_links"
+    # An upload event the intake refused (its dead letter's reason), with TOO_LARGE (the
+    # event) and OBJECT_MISSING (the object it names).
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    WRONG_SHAPE = "wrong_shape"
+    MISSING_BUCKET = "missing_bucket"
+    MISSING_KEY = "missing_key"
+    WRONG_TYPE = "wrong_type"
+    BUCKET_NOT_ALLOWED = "bucket_not_allowed"
+    BAD_KEY = "bad_key"
+
+
+# The document could not be checked at all: these always reject, in this order.
+PROBLEMS = (
+    Reason.NOT_PDF,
+    Reason.UNREADABLE,
+    Reason.ENCRYPTED,
+    Reason.TOO_LARGE,
+    Reason.OBJECT_MISSING,
+    Reason.OBJECT_CHANGED,
+)
+# What a check can find in a document it could read, in the order reports list them.
+FINDINGS = (
+    Reason.JAVASCRIPT,
+    Reason.LAUNCH_ACTIONS,
+    Reason.EMBEDDED_FILES,
+    Reason.XFA_FORMS,
+    Reason.PAGE_ERRORS,
+    Reason.BLANK_PAGES,
+    Reason.NEEDS_OCR,
+    Reason.SENSITIVE_DATA,
+    Reason.FORMS,
+    Reason.ROTATED_PAGES,
+    Reason.MIXED_PAGE_SIZES,
+    Reason.EXTERNAL_LINKS,
+)
+# Every reason a verdict can give, in the order reports list them.
+VERDICT_REASONS = (*PROBLEMS, *FINDINGS)
+# Why the intake refused an event while reading it (before asking S3 anything).
+EVENT_REFUSALS = (
+    Reason.NOT_UTF8,
+    Reason.NOT_JSON,
+    Reason.WRONG_SHAPE,
+    Reason.MISSING_BUCKET,
+    Reason.MISSING_KEY,
+    Reason.WRONG_TYPE,
+    Reason.TOO_LARGE,
+    Reason.BUCKET_NOT_ALLOWED,
+    Reason.BAD_KEY,
+)
+# Every reason a dead letter can carry: the refusals, and an event naming no object.
+DEAD_LETTERS = (*EVENT_REFUSALS, Reason.OBJECT_MISSING)
