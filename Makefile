@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is older than pyproject.toml whenever dependencies changed: reinstall then.
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit install clean bench screenshots
+.PHONY: demo test lint unit install clean bench screenshots histories
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ BENCH_SCRIPTS += bench/crash.py
 
 bench: $(STAMP)
 	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script; done
+
+# Re-record the workflow histories that `make test` replays (docs/ARCHITECTURE.md says
+# when: only after making a workflow change replay-safe for the old ones).
+histories: $(STAMP)
+	$(BIN)/python -m tests.support.histories
 
 # Pictures of the Temporal UI for the docs (needs Debian's chromium).
 screenshots: $(STAMP)

@@ -1,0 +1,1 @@
+"""Helpers of the tests, the benchmarks and the history recorder: never imported by docpipe."""

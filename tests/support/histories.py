@@ -1,0 +1,220 @@
+"""Record the workflow histories that ``tests/pipeline/test_replay.py`` replays.
+
+Each scenario runs for real on an embedded stack of its own (Temporal dev server, broker,
+moto S3) with real worker processes, and its history is saved as JSON under
+``tests/histories/``. Replaying them against the current workflow code proves that a change
+to it can still run the workflows that were running when it is deployed.
+
+Re-record (``make histories``) only when a scenario's shape changes on purpose, and then
+only after making the change replay-safe for the old histories too (``workflow.patched``,
+see docs/ARCHITECTURE.md): a new recording alone would hide the very break the replay test
+exists to catch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+
+from infra.app.reprocess import resolve, start_recheck
+from infra.clients import s3_client, temporal_client
+from infra.processes import ManagedProcess, docpipe_process, stop_all
+from infra.samples.generate import make_large_pdf
+from infra.settings import PipelineSettings, Settings, to_env
+from infra.stack import EmbeddedStack, StackConfig
+from pipeline.models import CheckSummary, DocumentRef
+from tests.helpers import async_wait_for, start_check
+
+HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+Scenario = Callable[["Recorder"], Awaitable[WorkflowHandle[Any, CheckSummary]]]
+
+
+class Recorder:
+    """One scenario's world: the stack's settings, its workers, a Temporal client."""
+
+    def __init__(self, stack: EmbeddedStack, work: Path, name: str) -> None:
+        base = stack.settings()
+        self.settings = dataclasses.replace(
+            base,
+            temporal=dataclasses.replace(base.temporal, task_queue=f"record-{name}"),
+            s3=dataclasses.replace(base.s3, results_prefix=f"record-{name}"),
+            # Crashes are noticed in 2 s instead of 30: the history's shape is the same.
+            pipeline=PipelineSettings(heartbeat_timeout_s=2.0, heartbeat_throttle_s=1.0),
+        )
+        self.work = work
+        self.name = name
+        self.started: list[ManagedProcess] = []
+        self.client: Client | None = None
+
+    def worker(self, *args: str, settings: Settings | None = None) -> ManagedProcess:
+        process = docpipe_process(
+            ["worker", *args],
+            settings_env=to_env(settings or self.settings),
+            log_path=self.work / f"{self.name}-worker-{len(self.started)}.log",
+            base_env=os.environ,
+        )
+        self.started.append(process)
+        return process
+
+    def upload(self, pages: int) -> DocumentRef:
+        path = self.work / f"{self.name}-{pages}.pdf"
+        make_large_pdf(pages, path=path)
+        bucket = self.settings.s3.documents_buckets[0]
+        key = f"{self.name}/{path.name}"
+        put = s3_client(self.settings.s3).put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
+
+    async def start(self, document: DocumentRef, **fields: Any) -> WorkflowHandle[Any, Any]:
+        assert self.client is not None
+        return await start_check(self.client, self.settings, document, **fields)
+
+    def chunks(self, document: DocumentRef) -> int:
+        prefix = document.results_prefix(self.settings.s3.results_prefix)
+        listed = s3_client(self.settings.s3).list_objects_v2(
+            Bucket=self.settings.s3.results_bucket, Prefix=f"{prefix}/pages/"
+        )
+        return int(listed.get("KeyCount", 0))
+
+
+def _wait(condition: Callable[[], object], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {seconds:.0f} s")
+        time.sleep(0.05)
+
+
+async def plain_pass(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A check that runs through: inspect, check pages, finalize, publish."""
+    rec.worker()
+    handle = await rec.start(rec.upload(60))
+    await handle.result()
+    return handle
+
+
+async def crash_and_resume(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """The page check's worker SIGKILLed twice; the third attempt finishes."""
+    document = rec.upload(6000)
+    handle = await rec.start(document)
+    for _ in range(2):
+        worker = rec.worker()
+        target = rec.chunks(document) + 3
+        _wait(lambda: rec.chunks(document) >= target, 120, "new chunks")  # noqa: B023
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.process.wait(timeout=30)
+    rec.worker()
+    await handle.result()
+    return handle
+
+
+async def object_missing(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """The object version is deleted after its inspection: the page check finds it gone,
+    and the check ends with a report saying so."""
+    document = rec.upload(200)
+    rec.worker("--role", "workflows")
+    handle = await rec.start(document)
+
+    async def inspected() -> bool:
+        history = await handle.fetch_history()
+        return any(e.HasField("activity_task_completed_event_attributes") for e in history.events)
+
+    await async_wait_for(inspected, 120, "the inspection")
+    assert document.version_id is not None
+    s3_client(rec.settings.s3).delete_object(
+        Bucket=document.bucket, Key=document.key, VersionId=document.version_id
+    )
+    rec.worker("--role", "pages")
+    await handle.result()
+    return handle
+
+
+async def retries_exhausted(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """S3 cannot be reached by the worker: inspect fails twice and the check fails."""
+    closed = dataclasses.replace(
+        rec.settings, s3=dataclasses.replace(rec.settings.s3, endpoint_url="http://127.0.0.1:9")
+    )
+    rec.worker(settings=closed)
+    handle = await rec.start(rec.upload(10), max_attempts=2)
+    try:
+        await handle.result()
+    except Exception:
+        return handle
+    raise AssertionError("the check was meant to fail")
+
+
+async def cancelled(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A check cancelled while its pages are checked."""
+    document = rec.upload(6000)
+    rec.worker()
+    handle = await rec.start(document)
+    _wait(lambda: rec.chunks(document) > 2, 120, "chunks")
+    await handle.cancel()
+    try:
+        await handle.result()
+    except Exception:
+        return handle
+    raise AssertionError("the check was meant to be cancelled")
+
+
+async def recheck(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A finished check checked again on purpose (``docpipe reprocess``)."""
+    assert rec.client is not None
+    rec.worker()
+    first = await rec.start(rec.upload(30))
+    await first.result()
+    s3 = s3_client(rec.settings.s3)
+    original = await resolve(rec.settings, rec.client, s3, first.id)
+    again = await start_recheck(rec.settings, rec.client, s3, original)
+    handle = rec.client.get_workflow_handle(again.workflow_id, result_type=CheckSummary)
+    await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "plain_pass": plain_pass,
+    "crash_and_resume": crash_and_resume,
+    "object_missing": object_missing,
+    "retries_exhausted": retries_exhausted,
+    "cancelled": cancelled,
+    "recheck": recheck,
+}
+
+
+async def record(names: list[str], out: Path) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="docpipe-histories-") as work,
+        EmbeddedStack(StackConfig.on_free_ports(Path(work) / "stack")) as stack,
+    ):
+        for name in names:
+            rec = Recorder(stack, Path(work), name)
+            rec.client = await temporal_client(rec.settings.temporal)
+            try:
+                handle = await SCENARIOS[name](rec)
+                history = await handle.fetch_history()
+            finally:
+                stop_all(rec.started, timeout=15)
+            (out / f"{name}.json").write_text(history.to_json() + "\n")
+            print(f"{name}: {len(history.events)} events", flush=True)
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(SCENARIOS)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenarios {sorted(unknown)}; known: {list(SCENARIOS)}")
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    asyncio.run(record(names, HISTORIES))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Recorded histories replay against the current workflow code: a change that breaks
+determinism fails here, not in production on the workflows running when it is deployed.
+
+The histories are real runs on the embedded stack (``make histories`` re-records them;
+docs/ARCHITECTURE.md says when, and how to version a workflow change instead).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from pipeline.models import WORKFLOW_NAME, CheckRequest
+from pipeline.workflows import DocumentCheckWorkflow
+from tests.support.histories import HISTORIES, SCENARIOS
+
+RECORDED = sorted(HISTORIES.glob("*.json"))
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
+
+
+def test_every_scenario_has_a_recorded_history() -> None:
+    assert {path.stem for path in RECORDED} == set(SCENARIOS)
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=lambda path: path.stem)
+async def test_a_recorded_history_replays(path: Path) -> None:
+    result = await Replayer(workflows=[DocumentCheckWorkflow]).replay_workflow(_history(path))
+    assert result.replay_failure is None
+
+
+@workflow.defn(name=WORKFLOW_NAME, sandboxed=False)
+class _Reordered:
+    """A deploy that changed the order of things: it sleeps where the history inspected."""
+
+    @workflow.run
+    async def run(self, request: CheckRequest) -> None:
+        await workflow.sleep(1)
+
+
+async def test_a_change_that_breaks_determinism_fails_the_replay() -> None:
+    replayer = Replayer(workflows=[_Reordered])
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(_history(HISTORIES / "plain_pass.json"))
