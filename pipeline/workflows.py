@@ -19,6 +19,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from pipeline import labels
     from pipeline import search_attributes as sa
+    from pipeline.activities import DocumentActivities
     from pipeline.models import (
         WORKFLOW_NAME,
         CheckPagesInput,
@@ -27,11 +28,11 @@ with workflow.unsafe.imports_passed_through():
         CheckSummary,
         FinalizeInput,
         InspectInput,
-        InspectResult,
         PagesProgress,
         PublishResultInput,
         page_queue_for,
     )
+    from pipeline.publish import ResultPublisher
     from pipeline.reasons import Reason
 
 # Reasons an activity reports when the object vanished or changed mid-check.
@@ -215,10 +216,9 @@ class DocumentCheckWorkflow:
     async def _check(self, request: CheckRequest, retry: RetryPolicy) -> CheckSummary:
         document = request.document
         self._enter("inspect")
-        inspection: InspectResult = await workflow.execute_activity(
-            "inspect",
+        inspection = await workflow.execute_activity_method(
+            DocumentActivities.inspect,
             InspectInput(document=document),
-            result_type=InspectResult,
             retry_policy=retry,
             start_to_close_timeout=INSPECT_TIMEOUTS.start_to_close,
             schedule_to_close_timeout=INSPECT_TIMEOUTS.schedule_to_close,
@@ -231,8 +231,8 @@ class DocumentCheckWorkflow:
         if inspection.problem is None:
             self._enter("check_pages")
             try:
-                pages = await workflow.execute_activity(
-                    "check_pages",
+                pages = await workflow.execute_activity_method(
+                    DocumentActivities.check_pages,
                     CheckPagesInput(
                         document=document,
                         results_bucket=request.results_bucket,
@@ -240,7 +240,6 @@ class DocumentCheckWorkflow:
                         page_count=inspection.page_count,
                         chunk_pages=inspection.plan.chunk_pages,
                     ),
-                    result_type=CheckPagesResult,
                     task_queue=request.page_task_queue
                     or page_queue_for(workflow.info().task_queue),
                     heartbeat_timeout=timedelta(seconds=inspection.plan.heartbeat_timeout_s),
@@ -263,8 +262,8 @@ class DocumentCheckWorkflow:
                 )
 
         self._enter("finalize")
-        summary: CheckSummary = await workflow.execute_activity(
-            "finalize",
+        summary = await workflow.execute_activity_method(
+            DocumentActivities.finalize,
             FinalizeInput(
                 document=document,
                 results_bucket=request.results_bucket,
@@ -272,7 +271,6 @@ class DocumentCheckWorkflow:
                 inspection=inspection,
                 pages=pages,
             ),
-            result_type=CheckSummary,
             retry_policy=retry,
             start_to_close_timeout=FINALIZE_TIMEOUTS.start_to_close,
             schedule_to_close_timeout=FINALIZE_TIMEOUTS.schedule_to_close,
@@ -297,8 +295,8 @@ class DocumentCheckWorkflow:
             )
         )
         self._enter("publish_result")
-        await workflow.execute_activity(
-            "publish_result",
+        await workflow.execute_activity_method(
+            ResultPublisher.publish_result,
             PublishResultInput(document=document, summary=summary),
             # The report is written; only the announcement waits for the broker, as long
             # as a broker outage lasts.
