@@ -43,9 +43,9 @@ from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
-from pipeline.activities import DocumentActivities
 from pipeline.checks import check_page
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
+from workers.worker import document_activities
 
 # (baseline, docpipe) run pairs on the 2,000-page document; the median counts.
 SPEED_RUNS = 7
@@ -229,12 +229,7 @@ async def heartbeat_latency_ms(settings: Settings, path: Path, pages: int) -> li
     """How late a due heartbeat runs on the activity's event loop while pages are parsed."""
     bucket = settings.s3.documents_buckets[0]
     document = upload(settings, path, bucket, "bench/heartbeat.pdf")
-    activities = DocumentActivities(
-        s3=s3_client(settings.s3),
-        pool_size=settings.pipeline.pool_size,
-        chunk_pages=settings.pipeline.chunk_pages,
-        heartbeat_timeout_s=30,
-    )
+    activities = document_activities(settings)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, heartbeat_timeout=None)
     lags: list[float] = []

@@ -1,19 +1,32 @@
-"""Stream one exact object version from S3 to a local temporary file."""
+"""Documents spooled to local files for the parser processes, and kept a little while.
+
+One exact object version is streamed from S3 to a temporary file (never held in memory);
+an inspected document's file waits on a small shelf for its page check, which usually
+follows on the same worker within a second and so neither downloads nor indexes it again.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import os
 import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from opentelemetry import trace
 
 from pipeline.models import DocumentRef
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+_tracer = trace.get_tracer("docpipe.pipeline")
 _READ_BYTES = 1 << 20
 _PREFIX = "docpipe-spool-"
 
@@ -120,3 +133,121 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@dataclass
+class SpooledFile:
+    """A document's local file; set ``keep`` to shelve it for the document's page check."""
+
+    path: Path
+    keep: bool = False
+
+
+class _Shelf:
+    """Spooled files of inspected documents, waiting for their page check on this worker.
+
+    Page checks usually follow their inspection on the same worker within a second; a
+    check that runs elsewhere (or never) leaves its file here until it is pushed out by
+    newer ones or waited ``linger_s``.
+    """
+
+    def __init__(self, size: int, linger_s: float = 120.0) -> None:
+        self.size = size
+        self._linger_s = linger_s
+        self._files: collections.OrderedDict[DocumentRef, tuple[Path, float]] = (
+            collections.OrderedDict()
+        )
+
+    def take(self, document: DocumentRef) -> Path | None:
+        """The document's file, now the caller's to remove; None if not kept here."""
+        kept = self._files.pop(document, None)
+        return kept[0] if kept else None
+
+    def put(self, document: DocumentRef, path: Path) -> list[Path]:
+        """Keep ``path`` for the document; returns the files pushed out, to remove."""
+        previous = self._files.pop(document, None)
+        self._files[document] = (path, time.monotonic())
+        pushed = [previous[0]] if previous else []
+        while len(self._files) > self.size:
+            pushed.append(self._files.popitem(last=False)[1][0])
+        return pushed
+
+    def expired(self, *, everything: bool = False) -> list[Path]:
+        """Forget the files kept longer than the linger time; returns them, to remove."""
+        now = time.monotonic()
+        old = [
+            key
+            for key, (_, since) in self._files.items()
+            if everything or now - since >= self._linger_s
+        ]
+        return [self._files.pop(key)[0] for key in old]
+
+
+async def _nothing_to_forget(path: Path) -> None:
+    return None
+
+
+class Spooler:
+    """Where one worker spools documents, and keeps inspected ones for their page checks.
+
+    Args:
+        s3: the client documents are downloaded with.
+        directory: where files go; None means the system's temporary directory.
+        shelve: keep an inspected document's file for its page check (useful only on a
+            worker that also checks pages).
+        forget: called before a file is removed (the parser processes close it, so that
+            its space is really freed).
+    """
+
+    # Inspected documents whose files wait for their page check, at most.
+    SHELVED_DOCUMENTS = 4
+
+    def __init__(
+        self,
+        s3: S3Client,
+        *,
+        directory: str | None = None,
+        shelve: bool = True,
+        forget: Callable[[Path], Awaitable[None]] = _nothing_to_forget,
+    ) -> None:
+        self._s3 = s3
+        self._directory = directory
+        self._forget = forget
+        self._shelf = _Shelf(size=self.SHELVED_DOCUMENTS if shelve else 0)
+
+    @contextlib.asynccontextmanager
+    async def spooled(self, document: DocumentRef) -> AsyncIterator[SpooledFile]:
+        """The document spooled to a local file: kept from its inspection, or downloaded.
+
+        The file is removed on exit unless the block sets ``keep`` (and this worker
+        shelves): then it waits for the document's page check, so that the check neither
+        downloads it again nor indexes its pages again.
+
+        Raises:
+            ObjectMissingError, ObjectChangedError: the version is gone or was replaced.
+        """
+        await self._remove(*self._shelf.expired())
+        path = self._shelf.take(document)
+        if path is None:
+            with _tracer.start_as_current_span(
+                "docpipe.download", attributes={"docpipe.bucket": document.bucket}
+            ):
+                path = await asyncio.to_thread(download, self._s3, document, self._directory)
+        spooled = SpooledFile(path)
+        try:
+            yield spooled
+        finally:
+            if spooled.keep and self._shelf.size:
+                await self._remove(*self._shelf.put(document, path))
+            else:
+                await self._remove(path)
+
+    async def _remove(self, *paths: Path) -> None:
+        for path in paths:
+            await self._forget(path)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    def close(self) -> None:
+        """Remove the files kept for page checks (the worker is stopping)."""
+        for path in self._shelf.expired(everything=True):
+            path.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from temporalio.testing import ActivityEnvironment
 from infra.samples.features import PAGE_KINDS, make_feature_pdf
 from infra.samples.generate import make_pdf
 from pipeline import activities as activities_module
-from pipeline.activities import DocumentActivities, _Shelf
+from pipeline.activities import DocumentActivities
 from pipeline.checkpoint import Checkpoint
 from pipeline.chunk_run import ChunkRun, page_ranges
 from pipeline.models import (
@@ -34,8 +34,10 @@ from pipeline.models import (
     InspectResult,
 )
 from pipeline.results import ChunkWrite, ResultStore, chunk_bytes, chunk_key
+from pipeline.spool import _Shelf
 from tests.helpers import async_wait_for
 from tests.reports import assert_valid_report
+from tests.support.activities import make_activities
 
 PAGES = 35
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
@@ -68,17 +70,8 @@ def _stop_parsers() -> Iterator[None]:
         _made.pop().close()
 
 
-def _activities(
-    s3: Any, chunk_pages: int = 10, max_document_bytes: int = 1 << 30, **options: Any
-) -> DocumentActivities:
-    made = DocumentActivities(
-        s3=s3,
-        pool_size=2,
-        chunk_pages=chunk_pages,
-        heartbeat_timeout_s=5,
-        max_document_bytes=max_document_bytes,
-        **options,
-    )
+def _activities(s3: Any, chunk_pages: int = 10, **options: Any) -> DocumentActivities:
+    made = make_activities(s3, chunk_pages=chunk_pages, **options)
     _made.append(made)
     return made
 
@@ -459,7 +452,7 @@ async def test_a_page_check_after_its_inspection_on_this_worker_downloads_nothin
         "before-send.s3.GetObject",
         lambda request, **_: downloads.append(request.url) if "big.pdf" in request.url else None,
     )
-    activities = _activities(s3, spool_dir=str(tmp_path), shelve_spools=shelve)
+    activities = _activities(s3, spool_dir=str(tmp_path), shelve=shelve)
     env = _env([], [])
     await env.run(activities.inspect, InspectInput(document=document))
     # Kept for the page check only by a worker that checks pages too.

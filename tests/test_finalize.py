@@ -41,6 +41,7 @@ from pipeline.models import (
 from pipeline.policy import VerdictPolicy
 from pipeline.results import ResultStore
 from tests.reports import assert_valid_report
+from tests.support.activities import make_activities
 
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
 CHUNK_PAGES = 5
@@ -79,9 +80,7 @@ def _env(workflow_id: str = "docpipe/documents/in/case.pdf@v") -> ActivityEnviro
 
 
 def _activities(s3: Any, policy: VerdictPolicy | None = None) -> DocumentActivities:
-    return DocumentActivities(
-        s3=s3, pool_size=1, chunk_pages=CHUNK_PAGES, heartbeat_timeout_s=5, policy=policy
-    )
+    return make_activities(s3, pool_size=1, chunk_pages=CHUNK_PAGES, policy=policy)
 
 
 async def _checked(s3: Any, document: DocumentRef) -> FinalizeInput:

@@ -31,10 +31,10 @@ from infra.telemetry import (
     otlp_tracer_provider,
     otlp_traces_url,
 )
-from pipeline.activities import _ProgressSignals
 from pipeline.labels import object_key_value, static_details, static_summary
 from pipeline.metrics import PipelineMetrics
 from pipeline.models import CheckRequest, DocumentRef, PagesProgress
+from pipeline.progress import ProgressSignals
 
 DOCUMENT = DocumentRef(bucket="documents", key="hr/salary of j.doe.pdf", version_id="v1", size=9)
 
@@ -280,7 +280,7 @@ class _FakeClient:
 async def _signals(
     client: _FakeClient | None, *, pages: int, every: int, attempt: int, first: int, interval: float
 ) -> None:
-    signals = _ProgressSignals(
+    signals = ProgressSignals(
         client,  # type: ignore[arg-type]
         page_count=pages,
         attempt=attempt,

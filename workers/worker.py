@@ -15,9 +15,11 @@ from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.settings import Settings
 from pipeline.activities import DocumentActivities
 from pipeline.metrics import PipelineMetrics
-from pipeline.pool import ParserLimits
+from pipeline.models import CheckPlan
+from pipeline.pool import PagePool, ParserLimits
+from pipeline.progress import ProgressReporter
 from pipeline.publish import ResultPublisher
-from pipeline.spool import sweep_stale_spools
+from pipeline.spool import Spooler, sweep_stale_spools
 from pipeline.workflows import DocumentCheckWorkflow
 
 if TYPE_CHECKING:
@@ -50,24 +52,30 @@ def document_activities(
     inspecting keeps inspected documents for their page checks).
     """
     pipeline = settings.pipeline
-    return DocumentActivities(
-        client=client,
-        metrics=metrics,
-        progress_interval_s=pipeline.progress_interval_s,
-        s3=s3_client(settings.s3),
-        pool_size=pipeline.pool_size,
-        spool_dir=pipeline.spool_dir or None,
-        chunk_pages=pipeline.chunk_pages,
-        heartbeat_timeout_s=pipeline.heartbeat_timeout_s,
-        policy=settings.policy.verdict_policy(),
-        limits=ParserLimits(
+    s3 = s3_client(settings.s3)
+    pool = PagePool(
+        pipeline.pool_size,
+        ParserLimits(
             page_seconds=pipeline.page_timeout_s,
             inspect_seconds=pipeline.inspect_timeout_s,
             memory_mb=pipeline.parser_memory_mb,
             max_stream_bytes=pipeline.max_stream_bytes,
         ),
+    )
+    return DocumentActivities(
+        s3=s3,
+        pool=pool,
+        spooler=Spooler(
+            s3, directory=pipeline.spool_dir or None, shelve=role == "all", forget=pool.forget
+        ),
+        plan=CheckPlan(
+            chunk_pages=pipeline.chunk_pages,
+            heartbeat_timeout_s=pipeline.heartbeat_timeout_s,
+            policy=settings.policy.verdict_policy(),
+        ),
         max_document_bytes=pipeline.max_document_bytes,
-        shelve_spools=role == "all",
+        progress=ProgressReporter(client, pipeline.progress_interval_s),
+        metrics=metrics,
     )
 
 

@@ -1,0 +1,35 @@
+"""Document activities for in-process tests: a worker's collaborators, small and quick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.activities import DocumentActivities
+from pipeline.models import CheckPlan
+from pipeline.policy import VerdictPolicy
+from pipeline.pool import PagePool
+from pipeline.spool import Spooler
+
+
+def make_activities(
+    s3: Any,
+    *,
+    chunk_pages: int = 10,
+    pool_size: int = 2,
+    policy: VerdictPolicy | None = None,
+    spool_dir: str | None = None,
+    shelve: bool = True,
+    max_document_bytes: int = 1 << 30,
+) -> DocumentActivities:
+    """Activities as a worker builds them, with a pool of ``pool_size`` processes (started
+    on first use; the caller closes them) and a 5 s heartbeat timeout in the plan."""
+    pool = PagePool(pool_size)
+    return DocumentActivities(
+        s3=s3,
+        pool=pool,
+        spooler=Spooler(s3, directory=spool_dir, shelve=shelve, forget=pool.forget),
+        plan=CheckPlan(
+            chunk_pages=chunk_pages, heartbeat_timeout_s=5, policy=policy or VerdictPolicy()
+        ),
+        max_document_bytes=max_document_bytes,
+    )
