@@ -43,8 +43,8 @@ from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
-from pipeline.checks import check_page
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
+from pipeline.page_checks import check_page
 from workers.worker import document_activities
 
 # (baseline, docpipe) run pairs on the 2,000-page document; the median counts.

@@ -5,10 +5,11 @@ worker's event loop only coordinates and its heartbeats are never late. Each pro
 its own single-worker executor (a slot), so a process that dies or has to be killed costs
 only the page it was on, not its siblings' work.
 
-pypdf has no time limit, so each slot shares two numbers with its process (the page being
-parsed and since when): a page that takes longer than the limit gets its process killed
-and replaced, and becomes a ``timeout`` page error. A memory limit (``RLIMIT_AS``) and
-pypdf's own ``Configuration`` limits are set inside each process.
+pypdf has no time limit, so each slot shares numbers with its process (the page being
+parsed and since when; see ``pipeline.parser_process``, where everything that runs inside
+a process lives): a page that takes longer than the limit gets its process killed and
+replaced, and becomes a ``timeout`` page error. A memory limit (``RLIMIT_AS``) and pypdf's
+own ``Configuration`` limits are set inside each process.
 
 Work that is cancelled (its check was cancelled) is stopped without killing its process:
 the slot names the job to abandon in the same shared numbers, and the process stops at the
@@ -23,61 +24,25 @@ parent died before that request was made.
 from __future__ import annotations
 
 import asyncio
-import collections
-import ctypes
 import itertools
 import logging
 import multiprocessing
 import os
-import resource
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_stream
-from pipeline.pages import LeanReader
+from pipeline import parser_process
+from pipeline.document_checks import DocumentFacts
+from pipeline.page_checks import PageResult
+from pipeline.parser_process import ABANDON, PAGE, SINCE, ParserLimits
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_PR_SET_PDEATHSIG = 1
-# Per parser process: the documents being checked, kept open (and their pages indexed)
-# between page ranges; the least recently used beyond _OPEN_READERS is closed.
-_open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
-_OPEN_READERS = 4
-# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting),
-# CLOCK_MONOTONIC ns when it started, the job the worker wants abandoned (0: none)].
-_progress: Any = None
-_INSPECTING = -1
-_PAGE, _SINCE, _ABANDON = 0, 1, 2
-# Per parser process: write a line for every page checked to stderr (the worker's log),
-# when the worker logs at debug level. Written as each page is done, so that what a killed
-# worker's processes had checked is known from its log.
-_log_pages = False
-
-
-@dataclass(frozen=True)
-class ParserLimits:
-    """Limits of one parser process.
-
-    Attributes:
-        page_seconds: wall time one page may take before its process is replaced.
-        inspect_seconds: wall time the document-level checks may take.
-        memory_mb: address-space limit of a parser process (0: none).
-        max_stream_bytes: pypdf's limit on decompressed and declared stream sizes.
-    """
-
-    page_seconds: float = 10.0
-    inspect_seconds: float = 60.0
-    memory_mb: int = 2048
-    max_stream_bytes: int = 75_000_000
 
 
 class ParserCrashedError(RuntimeError):
@@ -86,137 +51,6 @@ class ParserCrashedError(RuntimeError):
 
 class InspectTimeoutError(RuntimeError):
     """The document-level checks took longer than their limit."""
-
-
-class AbandonedError(Exception):
-    """Raised in a parser process that stopped a job the worker no longer wants."""
-
-
-def _init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages: bool) -> None:
-    """Pool initializer: limits, and never outlive the worker process that started us."""
-    global _progress, _log_pages
-    _progress = progress
-    _log_pages = log_pages
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # Ctrl-C reaches the whole process group; the parent decides when children stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if limits.memory_mb:
-        # A bomb that gets past pypdf's limits raises MemoryError here, as a page error,
-        # instead of taking the machine's memory.
-        limit = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from pypdf._configuration import overwrite_configuration
-
-    size = limits.max_stream_bytes
-    overwrite_configuration(
-        maximum_declared_stream_length=size,
-        array_based_stream_maximum_output_length=size,
-        jbig2_maximum_output_length=size,
-        lzw_maximum_output_length=size,
-        run_length_maximum_output_length=size,
-        zlib_maximum_output_length=size,
-        brotli_maximum_output_length=size,
-        image_maximum_buffer_size=size,
-    )
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _mark(page: int) -> None:
-    if _progress is not None:
-        _progress[_SINCE] = time.monotonic_ns()
-        _progress[_PAGE] = page
-
-
-def _noop() -> int:
-    return os.getpid()
-
-
-def _open_paths() -> list[str]:
-    return list(_open)
-
-
-def _forget(path: str) -> None:
-    """Runs in a parser process: close the document (its spooled file is being removed)."""
-    lean = _open.pop(path, None)
-    if lean is not None:
-        lean.close()
-
-
-def _keep_open(path: str, lean: LeanReader) -> None:
-    previous = _open.pop(path, None)
-    if previous is not None:
-        previous.close()
-    _open[path] = lean
-    while len(_open) > _OPEN_READERS:
-        _open.popitem(last=False)[1].close()
-
-
-def _reader(path: str) -> LeanReader:
-    lean = _open.get(path)
-    if lean is None:
-        lean = LeanReader.open(Path(path))
-        _keep_open(path, lean)
-    _open.move_to_end(path)
-    return lean
-
-
-def _inspect(path: Path) -> DocumentFacts:
-    """Runs in a parser process: document-level checks; a checkable document stays open."""
-    _mark(_INSPECTING)
-    stream, kept = path.open("rb"), False
-    try:
-        facts, reader = inspect_stream(stream)
-        if reader is not None:
-            # Its pages are indexed already: page ranges sent here need not do it again.
-            _keep_open(str(path), LeanReader(stream, reader))
-            kept = True
-        return facts
-    finally:
-        if not kept:
-            stream.close()
-        _mark(0)
-
-
-def _preload(path: str) -> None:
-    """Runs in a parser process: open and index a document before its pages are sent."""
-    _mark(_INSPECTING)
-    try:
-        _reader(path)
-    finally:
-        _mark(0)
-
-
-def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str, Any]]:
-    """Runs in a parser process: check pages ``first``..``last`` of the spooled file.
-
-    Stops before any page once the worker has asked to abandon ``job``.
-    """
-    lean = _reader(path)
-    results: list[dict[str, Any]] = []
-    try:
-        for number in range(first, last + 1):
-            if job and _progress is not None and _progress[_ABANDON] == job:
-                raise AbandonedError(f"job {job} abandoned at page {number}")
-            _mark(number)
-            results.extend(result.to_json() for result in check_pages(lean.reader, number, number))
-            if _log_pages:
-                os.write(2, f"DEBUG parser process {os.getpid()}: page {number} checked\n".encode())
-    finally:
-        _mark(0)
-        # Parsed objects of this range are not needed again: memory stays flat.
-        lean.release()
-    return results
 
 
 def _ignore_outcome(task: asyncio.Task[Any]) -> None:
@@ -235,17 +69,17 @@ class _Slot:
             max_workers=1,
             # fork is unsafe in a process that runs Temporal's threads.
             mp_context=context,
-            initializer=_init_process,
+            initializer=parser_process.init_process,
             initargs=(parent_pid, self.progress, limits, log_pages),
         )
 
     def abandon(self, job: int) -> None:
         """Ask the process to stop ``job`` before its next page."""
-        self.progress[_ABANDON] = job
+        self.progress[ABANDON] = job
 
     def busy_with(self) -> tuple[int, float]:
         """(page being parsed or -1 when inspecting, seconds on it); (0, 0) when idle."""
-        page, since = self.progress[_PAGE], self.progress[_SINCE]
+        page, since = self.progress[PAGE], self.progress[SINCE]
         if not page:
             return 0, 0.0
         return page, (time.monotonic_ns() - since) / 1e9
@@ -397,7 +231,7 @@ class PagePool:
         loop = asyncio.get_running_loop()
         return list(
             await asyncio.gather(
-                *(loop.run_in_executor(slot.executor, _noop) for slot in self._slots)
+                *(loop.run_in_executor(slot.executor, parser_process.pid) for slot in self._slots)
             )
         )
 
@@ -413,7 +247,7 @@ class PagePool:
 
     async def forget(self, path: Path) -> None:
         """Make every parser process close a document, so its file can really go away."""
-        await self._on_started(_forget, str(path))
+        await self._on_started(parser_process.forget, str(path))
 
     async def check_range(self, path: Path, first: int, last: int) -> list[dict[str, Any]]:
         """Check pages ``first``..``last`` of a spooled file in parser processes.
@@ -430,7 +264,7 @@ class PagePool:
             try:
                 results.extend(
                     await self._run(
-                        check_range,
+                        parser_process.check_range,
                         str(path),
                         start,
                         last,
@@ -486,7 +320,7 @@ class PagePool:
             preloads.append(
                 asyncio.create_task(
                     self._run(
-                        _preload,
+                        parser_process.preload,
                         str(path),
                         limit_s=self.limits.inspect_seconds,
                         index=free.get_nowait(),
@@ -498,7 +332,7 @@ class PagePool:
             for attempt in range(2):
                 try:
                     facts = await self._run(
-                        _inspect,
+                        parser_process.inspect,
                         path,
                         limit_s=self.limits.inspect_seconds,
                         index=index if attempt == 0 else None,
@@ -523,7 +357,7 @@ class PagePool:
         """Per started parser process, the documents it holds open (for tests and
         diagnostics); runs after the work already sent to each process."""
         opened: list[list[str]] = []
-        for paths in await self._on_started(_open_paths):
+        for paths in await self._on_started(parser_process.open_paths):
             if isinstance(paths, BaseException):
                 raise paths
             opened.append(paths)

@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.checks import OTHER_PAPER, PAPER_SIZES, paper_size
 from pipeline.models import DocumentRef, InspectResult
+from pipeline.page_checks import OTHER_PAPER, PAPER_SIZES, paper_size
 from pipeline.policy import Verdict, VerdictPolicy
 from pipeline.reasons import Reason
 from pipeline.sensitive import SENSITIVE_TYPES

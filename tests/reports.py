@@ -13,8 +13,9 @@ from aiokafka import ConsumerRecord
 
 from infra.clients import topic_from_start
 from infra.settings import Settings
-from pipeline.checks import DocumentFacts, PageResult, check_pages, inspect_document, open_pdf
+from pipeline.document_checks import DocumentFacts, inspect_document, open_pdf
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.page_checks import PageResult, check_pages
 from pipeline.policy import VerdictPolicy
 from pipeline.report import PageSummary, build_report
 

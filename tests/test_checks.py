@@ -13,8 +13,9 @@ from pypdf.errors import PdfReadError
 from pypdf.generic import ContentStream, IndirectObject
 
 from infra.samples.generate import make_pdf
-from pipeline import checks
-from pipeline.checks import PageResult, check_pages, inspect_document, open_pdf
+from pipeline import page_checks
+from pipeline.document_checks import inspect_document, open_pdf
+from pipeline.page_checks import PageResult, check_pages
 from tests.hostile import one_page, stream
 
 KINDS = ["text", "blank", "image", "mixed", "rotated"]
@@ -201,14 +202,14 @@ def test_truncation_never_raises(mixed_pdf: Path, tmp_path: Path, fraction: floa
 def test_a_failing_page_is_recorded_and_others_kept(
     mixed_pdf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_check_page = checks.check_page
+    real_check_page = page_checks.check_page
 
     def flaky(page: PageObject, number: int) -> PageResult:
         if number == 2:
             raise RuntimeError("broken content stream on page two")
         return real_check_page(page, number)
 
-    monkeypatch.setattr(checks, "check_page", flaky)
+    monkeypatch.setattr(page_checks, "check_page", flaky)
     results = check_pages(open_pdf(mixed_pdf), 1, 3)
     assert [r.page for r in results] == [1, 2, 3]
     assert results[1].error_type == "RuntimeError"
@@ -222,7 +223,7 @@ def test_page_error_messages_are_capped(mixed_pdf: Path, monkeypatch: pytest.Mon
     def fail(page: PageObject, number: int) -> PageResult:
         raise ValueError("x" * 5000)
 
-    monkeypatch.setattr(checks, "check_page", fail)
+    monkeypatch.setattr(page_checks, "check_page", fail)
     (result,) = check_pages(open_pdf(mixed_pdf), 4, 4)
     assert result.page == 4
     assert result.error_type == "ValueError"
@@ -342,7 +343,7 @@ def test_each_page_content_stream_is_parsed_once(
     reader = open_pdf(mixed_pdf)
     for number, kind in enumerate(KINDS, start=1):
         parsed.clear()
-        result = checks.check_page(reader.pages[number - 1], number)
+        result = page_checks.check_page(reader.pages[number - 1], number)
         assert len(parsed) <= 1, kind
         if kind != "blank":
             assert len(parsed) == 1, kind
@@ -353,7 +354,7 @@ def test_inline_images_are_counted_next_to_the_text() -> None:
     page = _first_page(
         one_page(stream(b"BT /F1 12 Tf 10 10 Td (hello world) Tj ET " + _INLINE_IMAGE * 2))
     )
-    result = checks.check_page(page, 1)
+    result = page_checks.check_page(page, 1)
     assert (result.image_count, result.text_chars, result.words) == (2, 10, 2)
     assert not result.image_only
 
@@ -377,14 +378,14 @@ def test_images_in_forms_count_by_name_and_a_form_cycle_ends() -> None:
         objects={6: _form(b"/Im2 7 0 R"), 7: _IMAGE},
     )
     # /Im1, /Fm1's /Im2 (the same object under another name), and the inline image.
-    assert checks.check_page(_first_page(nested), 1).image_count == 3
+    assert page_checks.check_page(_first_page(nested), 1).image_count == 3
     assert len(_first_page(nested).images) == 3
     cycle = one_page(
         stream(b"/Fm1 Do"),
         resources=b"/XObject << /Fm1 6 0 R >>",
         objects={6: _form(b"/Fm1 6 0 R /Im 7 0 R"), 7: _IMAGE},
     )
-    assert checks.check_page(_first_page(cycle), 1).image_count == 1
+    assert page_checks.check_page(_first_page(cycle), 1).image_count == 1
 
 
 def test_text_and_images_are_what_pypdf_reads_on_every_corpus_page(
@@ -399,7 +400,7 @@ def test_text_and_images_are_what_pypdf_reads_on_every_corpus_page(
                 expected = (page.extract_text() or "", len(page.images))
             except Exception:
                 continue  # a page error either way
-            assert checks._text_and_images(page) == expected, path.name
+            assert page_checks._text_and_images(page) == expected, path.name
             compared += 1
     assert compared > 50
 
@@ -408,5 +409,5 @@ def test_text_counts_treat_every_kind_of_white_space_alike() -> None:
     spaces = "".join(chr(code) for code in range(0x3100) if chr(code).isspace())
     assert len(spaces) > 20  # tabs, line breaks, no-break and em spaces, separators...
     text = f"one{spaces}two{spaces[::-1]}three\u00a0four "
-    assert checks.text_counts(text) == (sum(not ch.isspace() for ch in text), 4)
-    assert checks.text_counts("") == (0, 0)
+    assert page_checks.text_counts(text) == (sum(not ch.isspace() for ch in text), 4)
+    assert page_checks.text_counts("") == (0, 0)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.checks import PageResult, check_pages, inspect_document, open_pdf
+from pipeline.document_checks import inspect_document, open_pdf
+from pipeline.page_checks import PageResult, check_pages
 from tests.pdf_facts import PdfFacts, pdf_facts
 from tests.reports import report_of_results
 

@@ -23,7 +23,8 @@ from infra.samples.features import (
     make_feature_pdf,
 )
 from infra.samples.generate import make_pdf
-from pipeline.checks import PageResult, check_pages, inspect_document, open_pdf, paper_size
+from pipeline.document_checks import inspect_document, open_pdf
+from pipeline.page_checks import PageResult, check_pages, paper_size
 from pipeline.policy import VerdictPolicy
 from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
 from tests.reports import report_of_file

@@ -27,7 +27,7 @@ from temporalio.testing import ActivityEnvironment
 
 from infra.samples.features import SEEDED, make_feature_pdf
 from pipeline.activities import DocumentActivities
-from pipeline.checks import check_pages, inspect_document, open_pdf
+from pipeline.document_checks import inspect_document, open_pdf
 from pipeline.models import (
     REPORT_NAME,
     CheckPagesResult,
@@ -38,6 +38,7 @@ from pipeline.models import (
     InspectInput,
     InspectResult,
 )
+from pipeline.page_checks import check_pages
 from pipeline.policy import VerdictPolicy
 from pipeline.results import ResultStore
 from tests.reports import assert_valid_report

@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
-from pipeline.checks import check_pages
+from pipeline.page_checks import check_pages
 from pipeline.pages import index_pages
 from tests.hostile import build_pdf, stream
 

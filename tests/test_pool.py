@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from infra.samples.generate import make_large_pdf, make_pdf
-from pipeline import pool as pool_module
-from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError, ParserLimits
+from pipeline import parser_process
+from pipeline.parser_process import ParserLimits
+from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from tests.helpers import async_wait_for
 from tests.hostile import many_operators
 
@@ -57,17 +58,17 @@ async def test_a_document_that_cannot_be_checked_is_not_kept_open(
 def test_a_process_keeps_a_few_documents_open_and_closes_the_oldest(tmp_path: Path) -> None:
     paths = [str(_pdf(tmp_path, f"doc-{n}.pdf", pages=1)) for n in range(6)]
     try:
-        readers = [pool_module._reader(path) for path in paths]
-        assert list(pool_module._open) == paths[-pool_module._OPEN_READERS :]
+        readers = [parser_process._reader(path) for path in paths]
+        assert list(parser_process._open) == paths[-parser_process._OPEN_READERS :]
         # Used again, a document moves to the back of the line and stays open.
-        assert pool_module._reader(paths[2]) is readers[2]
-        pool_module._reader(paths[0])
-        assert paths[2] in pool_module._open and paths[3] not in pool_module._open
+        assert parser_process._reader(paths[2]) is readers[2]
+        parser_process._reader(paths[0])
+        assert paths[2] in parser_process._open and paths[3] not in parser_process._open
         assert readers[1]._file.closed and not readers[2]._file.closed
     finally:
         for path in paths:
-            pool_module._forget(path)
-    assert not pool_module._open
+            parser_process.forget(path)
+    assert not parser_process._open
 
 
 def _slow_to_index(directory: Path, pages: int, lines_per_page: int) -> Path:
@@ -100,7 +101,7 @@ async def test_an_inspection_that_fails_stops_the_preparing_processes_too(
     else:
         # The preparing process is still indexing long after the inspection died.
         path = _slow_to_index(tmp_path, 60_000, lines_per_page=1)
-        monkeypatch.setattr(pool_module, "_inspect", _die)
+        monkeypatch.setattr(parser_process, "inspect", _die)
         limits, error = ParserLimits(inspect_seconds=600), ParserCrashedError
     pool = PagePool(2, limits)
     try:

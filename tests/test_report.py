@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from pipeline import report
-from pipeline.checks import PageResult
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.page_checks import PageResult
 from pipeline.policy import POLICY_VERSION
 from pipeline.reasons import PROBLEMS
 from pipeline.report import (

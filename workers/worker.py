@@ -16,7 +16,8 @@ from infra.settings import Settings
 from pipeline.activities import DocumentActivities
 from pipeline.metrics import PipelineMetrics
 from pipeline.models import CheckPlan
-from pipeline.pool import PagePool, ParserLimits
+from pipeline.parser_process import ParserLimits
+from pipeline.pool import PagePool
 from pipeline.progress import ProgressReporter
 from pipeline.publish import ResultPublisher
 from pipeline.spool import Spooler, sweep_stale_spools

@@ -16,7 +16,8 @@ from infra.clients import s3_client, temporal_client
 from infra.processes import parser_pids, pid_alive
 from infra.settings import Settings
 from pipeline.models import CheckSummary, DocumentRef
-from pipeline.pool import PagePool, ParserLimits
+from pipeline.parser_process import ParserLimits
+from pipeline.pool import PagePool
 from tests import hostile
 from tests.conftest import StartComponent
 from tests.helpers import start_check, with_pipeline

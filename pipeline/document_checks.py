@@ -1,0 +1,222 @@
+"""Document-level checks: can the pages be checked at all, and what the document holds.
+
+Run in a parser process (``pipeline.parser_process``). Nothing here knows about Temporal,
+S3 or Kafka, so every check is testable on a local file; results carry facts and counts,
+never document text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pypdf import PdfReader
+from pypdf.errors import FileNotDecryptedError
+from pypdf.generic import DictionaryObject
+
+from pipeline.models import DocumentFeatures
+from pipeline.pages import index_pages
+from pipeline.pdf_objects import (
+    action_types,
+    additional_action_types,
+    as_array,
+    as_dict,
+    describe_error,
+    metadata_value,
+    name_tree_count,
+    pdf_date,
+    terminal_field,
+    walk_fields,
+)
+from pipeline.reasons import Reason
+
+_PDF_MAGIC = b"%PDF-"
+_VERSION = re.compile(r"^\d\.\d$")
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """Document-level facts; ``problem`` says why pages cannot be checked, if they cannot."""
+
+    pdf_version: str | None
+    page_count: int
+    encrypted: bool
+    problem: str | None = None
+    problem_detail: str | None = None
+    features: DocumentFeatures = field(default_factory=DocumentFeatures)
+
+
+def open_pdf(path: Path) -> PdfReader:
+    """Open a PDF, decrypting it with the empty password when that works.
+
+    Raises:
+        FileNotDecryptedError: the document needs a password.
+        Exception: pypdf's errors for unreadable files (``PdfReadError`` and others).
+    """
+    reader = PdfReader(path)
+    if reader.is_encrypted:
+        reader.decrypt("")
+    return reader
+
+
+def empty_user_password(reader: PdfReader) -> bool:
+    """True when the empty string is the document's *user* password.
+
+    ``PdfReader.decrypt("")`` also succeeds when only the *owner* password is empty (qpdf
+    makes such files: a user password, no owner password, revision 5 or 6). A viewer asks
+    such a document's reader for a password; its author meant it protected, so docpipe
+    treats it as needing one.
+    """
+    from pypdf._encryption import AlgV4, AlgV5
+
+    encryption = getattr(reader, "_encryption", None)
+    if encryption is None:
+        return False
+    values = encryption.values
+    if encryption.V <= 4:
+        key = AlgV4.verify_user_password(
+            b"",
+            encryption.R,
+            encryption.Length,
+            values.O,
+            values.U,
+            encryption.P,
+            encryption.id1_entry,
+            encryption.EncryptMetadata,
+        )
+    else:
+        key = AlgV5.verify_user_password(encryption.R, b"", values.U, values.UE)
+    return bool(key)
+
+
+def _header_version(head: bytes) -> str:
+    return head[head.index(_PDF_MAGIC) + 5 :][:3].decode("ascii", "replace")
+
+
+def _effective_version(header: str, root: DictionaryObject) -> str:
+    # A catalog /Version later than the header's wins (PDF 1.4+ incremental updates).
+    catalog = str(root.get("/Version", "")).lstrip("/")
+    if _VERSION.match(catalog) and (not _VERSION.match(header) or catalog > header):
+        return catalog
+    return header
+
+
+def inspect_document(path: Path) -> DocumentFacts:
+    """Document-level checks: can the pages be checked at all, and what the document holds."""
+    # Read from the open file: PdfReader(path) would hold the whole file in memory.
+    with path.open("rb") as stream:
+        return inspect_stream(stream)[0]
+
+
+def inspect_stream(stream: IO[bytes]) -> tuple[DocumentFacts, PdfReader | None]:
+    """:func:`inspect_document` of an open file, and the reader it used.
+
+    Returns:
+        The facts, and when the pages can be checked (no ``problem``) the decrypted
+        reader with its pages indexed (:func:`pipeline.pages.index_pages`), reading from
+        ``stream``; otherwise None.
+    """
+    head = stream.read(1024)
+    stream.seek(0)
+    if _PDF_MAGIC not in head:
+        return DocumentFacts(
+            None, 0, False, Reason.NOT_PDF, "no %PDF- header in the first 1 KiB"
+        ), None
+    version = _header_version(head)
+    try:
+        reader = PdfReader(stream)
+    except Exception as exc:
+        return DocumentFacts(version, 0, False, Reason.UNREADABLE, describe_error(exc)), None
+    encrypted = reader.is_encrypted
+    revision: int | None = None
+    if encrypted:
+        try:
+            encrypt = as_dict(reader.trailer["/Encrypt"]) or DictionaryObject()
+            revision = int(encrypt.get("/R", 0)) or None
+            opens = bool(reader.decrypt("")) and empty_user_password(reader)
+        except Exception as exc:
+            return DocumentFacts(version, 0, True, Reason.ENCRYPTED, describe_error(exc)), None
+        if not opens:
+            features = DocumentFeatures(encryption_revision=revision)
+            return DocumentFacts(
+                version, 0, True, Reason.ENCRYPTED, "needs a password", features
+            ), None
+    try:
+        # Counted as the parser processes will see the pages, in memory that does not
+        # grow with the page count (see pipeline.pages).
+        page_count = len(index_pages(reader))
+    except FileNotDecryptedError:
+        return DocumentFacts(version, 0, True, Reason.ENCRYPTED, "needs a password"), None
+    except Exception as exc:
+        return DocumentFacts(version, 0, encrypted, Reason.UNREADABLE, describe_error(exc)), None
+    if page_count == 0:
+        return DocumentFacts(
+            version, 0, encrypted, Reason.UNREADABLE, "the document has no pages"
+        ), None
+    try:
+        root = as_dict(reader.trailer["/Root"])
+        if root is None:
+            raise ValueError("the document catalog is not a dictionary")
+        version = _effective_version(version, root)
+        features = _document_features(reader, root, encrypted, revision)
+    except Exception as exc:
+        # The pages can still be checked; a broken catalog entry is a fact, not a verdict.
+        features = DocumentFeatures(
+            encryption_revision=revision,
+            empty_user_password=encrypted,
+            read_error=describe_error(exc),
+        )
+    facts = DocumentFacts(version, page_count, encrypted, features=features)
+    return facts, reader
+
+
+def _document_features(
+    reader: PdfReader, root: DictionaryObject, encrypted: bool, revision: int | None
+) -> DocumentFeatures:
+    javascript: list[str] = []
+    launch = 0
+    names = as_dict(root.get("/Names")) or DictionaryObject()
+    if name_tree_count(names.get("/JavaScript")):
+        javascript.append("names_tree")
+    open_action = action_types(root.get("/OpenAction"))
+    if "JavaScript" in open_action:
+        javascript.append("open_action")
+    launch += open_action.count("Launch")
+    document_actions = additional_action_types(root)
+    if "JavaScript" in document_actions:
+        javascript.append("document_actions")
+    launch += document_actions.count("Launch")
+
+    acroform = as_dict(root.get("/AcroForm"))
+    fields = 0
+    xfa = False
+    if acroform is not None:
+        xfa = acroform.get("/XFA") is not None
+        field_scripts = False
+        for node in walk_fields(as_array(acroform.get("/Fields"))):
+            fields += terminal_field(node)
+            kinds = additional_action_types(node) + action_types(node.get("/A"))
+            field_scripts = field_scripts or "JavaScript" in kinds
+            launch += kinds.count("Launch")
+        if field_scripts:
+            javascript.append("form_actions")
+
+    info: Mapping[str, Any] = reader.metadata or {}
+    return DocumentFeatures(
+        encryption_revision=revision,
+        # Pages are only checked when an encrypted document opens without a password.
+        empty_user_password=encrypted,
+        javascript=javascript,
+        launch_actions=launch,
+        embedded_files=name_tree_count(names.get("/EmbeddedFiles")),
+        acroform=acroform is not None and bool(as_array(acroform.get("/Fields"))),
+        form_fields=fields,
+        xfa=xfa,
+        producer=metadata_value(info.get("/Producer")),
+        creator=metadata_value(info.get("/Creator")),
+        created=pdf_date(info.get("/CreationDate")),
+        modified=pdf_date(info.get("/ModDate")),
+    )

@@ -1,0 +1,191 @@
+"""What runs inside a parser process: its limits, its globals, and the work sent to it.
+
+Each parser process is started by ``pipeline.pool`` (a slot of its own) with
+:func:`init_process`, and then runs the functions below on the documents it is sent. The
+module-level names below the imports are that process's state: the worker process never
+uses them. A slot shares three numbers with its process (``progress``): the page being
+parsed, since when, and the job the worker wants abandoned.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.document_checks import DocumentFacts, inspect_stream
+from pipeline.page_checks import check_pages
+from pipeline.pages import LeanReader
+
+_PR_SET_PDEATHSIG = 1
+# Per parser process: the documents being checked, kept open (and their pages indexed)
+# between page ranges; the least recently used beyond _OPEN_READERS is closed.
+_open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
+_OPEN_READERS = 4
+# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting),
+# CLOCK_MONOTONIC ns when it started, the job the worker wants abandoned (0: none)].
+_progress: Any = None
+INSPECTING = -1
+PAGE, SINCE, ABANDON = 0, 1, 2
+# Per parser process: write a line for every page checked to stderr (the worker's log),
+# when the worker logs at debug level. Written as each page is done, so that what a killed
+# worker's processes had checked is known from its log.
+_log_pages = False
+
+
+@dataclass(frozen=True)
+class ParserLimits:
+    """Limits of one parser process.
+
+    Attributes:
+        page_seconds: wall time one page may take before its process is replaced.
+        inspect_seconds: wall time the document-level checks may take.
+        memory_mb: address-space limit of a parser process (0: none).
+        max_stream_bytes: pypdf's limit on decompressed and declared stream sizes.
+    """
+
+    page_seconds: float = 10.0
+    inspect_seconds: float = 60.0
+    memory_mb: int = 2048
+    max_stream_bytes: int = 75_000_000
+
+
+class AbandonedError(Exception):
+    """Raised in a parser process that stopped a job the worker no longer wants."""
+
+
+def init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages: bool) -> None:
+    """Pool initializer: limits, and never outlive the worker process that started us."""
+    global _progress, _log_pages
+    _progress = progress
+    _log_pages = log_pages
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # Ctrl-C reaches the whole process group; the parent decides when children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if limits.memory_mb:
+        # A bomb that gets past pypdf's limits raises MemoryError here, as a page error,
+        # instead of taking the machine's memory.
+        limit = limits.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from pypdf._configuration import overwrite_configuration
+
+    size = limits.max_stream_bytes
+    overwrite_configuration(
+        maximum_declared_stream_length=size,
+        array_based_stream_maximum_output_length=size,
+        jbig2_maximum_output_length=size,
+        lzw_maximum_output_length=size,
+        run_length_maximum_output_length=size,
+        zlib_maximum_output_length=size,
+        brotli_maximum_output_length=size,
+        image_maximum_buffer_size=size,
+    )
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _mark(page: int) -> None:
+    if _progress is not None:
+        _progress[SINCE] = time.monotonic_ns()
+        _progress[PAGE] = page
+
+
+def pid() -> int:
+    """This process's PID: sent to start a process (and to learn who it is)."""
+    return os.getpid()
+
+
+def open_paths() -> list[str]:
+    """The documents this process holds open (for diagnostics and tests)."""
+    return list(_open)
+
+
+def forget(path: str) -> None:
+    """Runs in a parser process: close the document (its spooled file is being removed)."""
+    lean = _open.pop(path, None)
+    if lean is not None:
+        lean.close()
+
+
+def _keep_open(path: str, lean: LeanReader) -> None:
+    previous = _open.pop(path, None)
+    if previous is not None:
+        previous.close()
+    _open[path] = lean
+    while len(_open) > _OPEN_READERS:
+        _open.popitem(last=False)[1].close()
+
+
+def _reader(path: str) -> LeanReader:
+    lean = _open.get(path)
+    if lean is None:
+        lean = LeanReader.open(Path(path))
+        _keep_open(path, lean)
+    _open.move_to_end(path)
+    return lean
+
+
+def inspect(path: Path) -> DocumentFacts:
+    """Runs in a parser process: document-level checks; a checkable document stays open."""
+    _mark(INSPECTING)
+    stream, kept = path.open("rb"), False
+    try:
+        facts, reader = inspect_stream(stream)
+        if reader is not None:
+            # Its pages are indexed already: page ranges sent here need not do it again.
+            _keep_open(str(path), LeanReader(stream, reader))
+            kept = True
+        return facts
+    finally:
+        if not kept:
+            stream.close()
+        _mark(0)
+
+
+def preload(path: str) -> None:
+    """Runs in a parser process: open and index a document before its pages are sent."""
+    _mark(INSPECTING)
+    try:
+        _reader(path)
+    finally:
+        _mark(0)
+
+
+def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str, Any]]:
+    """Runs in a parser process: check pages ``first``..``last`` of the spooled file.
+
+    Stops before any page once the worker has asked to abandon ``job``.
+    """
+    lean = _reader(path)
+    results: list[dict[str, Any]] = []
+    try:
+        for number in range(first, last + 1):
+            if job and _progress is not None and _progress[ABANDON] == job:
+                raise AbandonedError(f"job {job} abandoned at page {number}")
+            _mark(number)
+            results.extend(result.to_json() for result in check_pages(lean.reader, number, number))
+            if _log_pages:
+                os.write(2, f"DEBUG parser process {os.getpid()}: page {number} checked\n".encode())
+    finally:
+        _mark(0)
+        # Parsed objects of this range are not needed again: memory stays flat.
+        lean.release()
+    return results
