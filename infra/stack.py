@@ -56,7 +56,7 @@ class StackConfig:
 
     @classmethod
     def on_free_ports(cls, state_dir: Path, **overrides: Any) -> StackConfig:
-        """A config whose four ports are free right now (for tests)."""
+        """A config whose four ports are free right now (for tests, benchmarks, screenshots)."""
         ports = free_ports(4)
         values: dict[str, Any] = {
             "temporal_port": ports[0],

@@ -235,9 +235,10 @@ class PagePool:
             )
         )
 
-    async def _on_started(self, fn: Callable[..., T], *args: Any) -> list[T | BaseException]:
-        """Run ``fn(*args)`` on every started parser process, after the work it has; a
-        slot whose process was replaced has not started a new one and is left out."""
+    async def on_every_process(self, fn: Callable[..., T], *args: Any) -> list[T | BaseException]:
+        """Run ``fn(*args)`` on every started parser process, after the work it has, and
+        return what each gave (or raised). A slot whose process was replaced has not
+        started a new one and is left out."""
         loop = asyncio.get_running_loop()
         started = [slot for slot in self._slots if slot.pids()]
         return await asyncio.gather(
@@ -247,7 +248,7 @@ class PagePool:
 
     async def forget(self, path: Path) -> None:
         """Make every parser process close a document, so its file can really go away."""
-        await self._on_started(parser_process.forget, str(path))
+        await self.on_every_process(parser_process.forget, str(path))
 
     async def check_range(self, path: Path, first: int, last: int) -> list[dict[str, Any]]:
         """Check pages ``first``..``last`` of a spooled file in parser processes.
@@ -352,20 +353,6 @@ class PagePool:
                     preload.cancel()
                 # Its failures are the page ranges' to report, should any be sent.
                 preload.add_done_callback(_ignore_outcome)
-
-    async def open_documents(self) -> list[list[str]]:
-        """Per started parser process, the documents it holds open (for tests and
-        diagnostics); runs after the work already sent to each process."""
-        opened: list[list[str]] = []
-        for paths in await self._on_started(parser_process.open_paths):
-            if isinstance(paths, BaseException):
-                raise paths
-            opened.append(paths)
-        return opened
-
-    def pids(self) -> list[int]:
-        """PIDs of the live parser processes (for tests and diagnostics)."""
-        return [pid for slot in self._slots for pid in slot.pids()]
 
     def shutdown(self) -> None:
         """Kill every parser process now; work in flight is abandoned."""

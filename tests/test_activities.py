@@ -38,6 +38,7 @@ from pipeline.spool import _Shelf
 from tests.helpers import async_wait_for
 from tests.reports import assert_valid_report
 from tests.support.activities import make_activities
+from tests.support.pool import open_documents
 
 PAGES = 35
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
@@ -461,7 +462,7 @@ async def test_a_page_check_after_its_inspection_on_this_worker_downloads_nothin
     assert result.pages_checked == PAGES
     assert len(downloads) == (1 if shelve else 2)
     assert os.listdir(tmp_path) == []
-    assert await activities.pool.open_documents() == [[], []]
+    assert await open_documents(activities.pool) == [[], []]
 
 
 def test_the_shelf_pushes_out_the_oldest_and_forgets_what_waited_too_long() -> None:

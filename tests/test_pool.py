@@ -15,6 +15,7 @@ from pipeline.parser_process import ParserLimits
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from tests.helpers import async_wait_for
 from tests.hostile import many_operators
+from tests.support.pool import open_documents, pool_pids
 
 
 @pytest.fixture
@@ -38,11 +39,11 @@ async def test_an_inspected_document_is_open_in_every_process_until_forgotten(
     facts = await pool.inspect(path)
     assert facts.problem is None and facts.page_count == 3
     # The inspecting process kept it; the other one opened it meanwhile.
-    assert await pool.open_documents() == [[str(path)], [str(path)]]
+    assert await open_documents(pool) == [[str(path)], [str(path)]]
     pages = await pool.check_range(path, 1, 3)
     assert [page["page"] for page in pages] == [1, 2, 3]
     await pool.forget(path)
-    assert await pool.open_documents() == [[], []]
+    assert await open_documents(pool) == [[], []]
 
 
 async def test_a_document_that_cannot_be_checked_is_not_kept_open(
@@ -52,7 +53,7 @@ async def test_a_document_that_cannot_be_checked_is_not_kept_open(
     path.write_bytes(b"plain text, not a PDF at all")
     facts = await pool.inspect(path)
     assert facts.problem == "not_pdf"
-    assert await pool.open_documents() == [[], []]
+    assert await open_documents(pool) == [[], []]
 
 
 def test_a_process_keeps_a_few_documents_open_and_closes_the_oldest(tmp_path: Path) -> None:
@@ -116,7 +117,7 @@ async def test_an_inspection_that_fails_stops_the_preparing_processes_too(
 
 
 async def _replaced(pool: PagePool, before: set[int]) -> bool:
-    return not set(pool.pids()) & before
+    return not set(pool_pids(pool)) & before
 
 
 async def _busy(pool: PagePool, slot: int) -> bool:
@@ -130,7 +131,7 @@ async def test_a_cancelled_range_stops_at_its_next_page_and_spares_every_process
     ours, theirs = (tmp_path / "ours.pdf", tmp_path / "theirs.pdf")
     make_large_pdf(2000, path=ours)
     make_large_pdf(1500, path=theirs)
-    before = sorted(pool.pids())
+    before = sorted(pool_pids(pool))
     cancelled = asyncio.create_task(pool.check_range(ours, 1, 2000))
     await async_wait_for(lambda: _busy(pool, 0), 30, "the first range to be parsing")
     other = asyncio.create_task(pool.check_range(theirs, 1, 1500))
@@ -143,7 +144,7 @@ async def test_a_cancelled_range_stops_at_its_next_page_and_spares_every_process
     pages = await other
     assert [page["page"] for page in pages] == list(range(1, 1501))
     assert not [page for page in pages if page.get("error_type")]
-    assert sorted(pool.pids()) == before, "no parser process was replaced"
+    assert sorted(pool_pids(pool)) == before, "no parser process was replaced"
     # The spared process goes on with new work.
     assert [page["page"] for page in await pool.check_range(ours, 5, 6)] == [5, 6]
 
@@ -155,12 +156,12 @@ async def test_a_cancelled_range_deep_in_one_slow_page_gets_its_process_killed(
     slow = tmp_path / "slow.pdf"
     # Far more than the grace on any machine: seconds of parsing for its one page.
     slow.write_bytes(many_operators(400_000))
-    before = set(pool.pids())
+    before = set(pool_pids(pool))
     cancelled = asyncio.create_task(pool.check_range(slow, 1, 1))
     await async_wait_for(lambda: _busy(pool, 0), 30, "the slow page to be parsing")
     stuck_pid = pool._slots[0].pids()
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    assert stuck_pid and not set(stuck_pid) & set(pool.pids())
+    assert stuck_pid and not set(stuck_pid) & set(pool_pids(pool))
     assert set(pool._slots[1].pids()) <= before, "the other process is untouched"
