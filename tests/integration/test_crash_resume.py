@@ -33,8 +33,8 @@ from pipeline.chunk_run import ChunkRun
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.results import chunk_key
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, start_check, wait_for, with_pipeline
-from tests.hostile import with_slow_page
+from tests.support.helpers import async_wait_for, start_check, wait_for, with_pipeline
+from tests.support.hostile import with_slow_page
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 _PAGE_CHECKED = re.compile(r"DEBUG parser process \d+: page (\d+) checked")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra.app.demo import sample_files
 from infra.stack import free_ports
-from tests.helpers import docpipe_stack_command
+from tests.support.helpers import docpipe_stack_command
 
 
 def _port_free(port: int) -> bool:

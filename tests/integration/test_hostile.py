@@ -18,9 +18,9 @@ from infra.settings import Settings
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.parser_process import ParserLimits
 from pipeline.pool import PagePool
-from tests import hostile
 from tests.conftest import StartComponent
-from tests.helpers import start_check, with_pipeline
+from tests.support import hostile
+from tests.support.helpers import start_check, with_pipeline
 
 PAGE_TIMEOUT_S = 3.0
 

@@ -30,8 +30,8 @@ from infra.samples.generate import make_pdf
 from infra.settings import Settings, to_env
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, wait_for
-from tests.integration.intake_support import (
+from tests.support.helpers import async_wait_for, wait_for
+from tests.support.intake import (
     Message,
     committed,
     dead_letters,

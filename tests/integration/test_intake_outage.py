@@ -20,8 +20,8 @@ from infra.settings import KafkaSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, wait_for
-from tests.integration.intake_support import (
+from tests.support.helpers import async_wait_for, wait_for
+from tests.support.intake import (
     Message,
     Sent,
     committed,

@@ -22,7 +22,7 @@ from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
 from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for, start_check
+from tests.support.helpers import async_wait_for, start_check
 
 
 def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:

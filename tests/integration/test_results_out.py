@@ -34,7 +34,7 @@ from pipeline.models import (
 )
 from pipeline.publish import ResultPublisher
 from tests.conftest import StartComponent
-from tests.reports import assert_valid_report, read_topic
+from tests.support.reports import assert_valid_report, read_topic
 
 
 def _upload(settings: Settings, key: str, pages: list[str]) -> DocumentRef:

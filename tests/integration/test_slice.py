@@ -13,8 +13,8 @@ from infra.samples.generate import make_pdf
 from infra.settings import Settings
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.helpers import async_wait_for
-from tests.reports import assert_valid_report, read_topic
+from tests.support.helpers import async_wait_for
+from tests.support.reports import assert_valid_report, read_topic
 
 
 async def test_upload_event_becomes_report(

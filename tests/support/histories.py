@@ -33,7 +33,7 @@ from infra.samples.generate import make_large_pdf
 from infra.settings import PipelineSettings, Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
-from tests.helpers import async_wait_for, start_check
+from tests.support.helpers import async_wait_for, start_check
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 Scenario = Callable[["Recorder"], Awaitable[WorkflowHandle[Any, CheckSummary]]]

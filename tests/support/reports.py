@@ -19,7 +19,7 @@ from pipeline.page_checks import PageResult, check_pages
 from pipeline.policy import VerdictPolicy
 from pipeline.report import PageSummary, build_report
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "docs" / "report.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 
 
 @cache

@@ -41,8 +41,8 @@ from pipeline.models import (
 from pipeline.page_checks import check_pages
 from pipeline.policy import VerdictPolicy
 from pipeline.results import ResultStore
-from tests.reports import assert_valid_report
 from tests.support.activities import make_activities
+from tests.support.reports import assert_valid_report
 
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
 CHUNK_PAGES = 5

@@ -19,7 +19,7 @@ from pipeline.report import (
     build_report,
     decide_verdict,
 )
-from tests.reports import assert_valid_report
+from tests.support.reports import assert_valid_report
 
 
 def _page(page: int, **fields: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from consumers.events import Rejected
 from infra.app.dead_letters import DeadLetterSummary, format_summary
 from pipeline.reasons import DEAD_LETTERS, EVENT_REFUSALS
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 @dataclass

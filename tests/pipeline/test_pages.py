@@ -11,7 +11,7 @@ from pypdf.errors import PdfReadError
 
 from pipeline.page_checks import check_pages
 from pipeline.pages import index_pages
-from tests.hostile import build_pdf, stream
+from tests.support.hostile import build_pdf, stream
 
 
 def _page(parent: int, content: int, extra: bytes = b"") -> bytes:

@@ -35,10 +35,10 @@ from pipeline.models import (
 )
 from pipeline.results import ChunkWrite, ResultStore, chunk_bytes, chunk_key
 from pipeline.spool import _Shelf
-from tests.helpers import async_wait_for
-from tests.reports import assert_valid_report
 from tests.support.activities import make_activities
+from tests.support.helpers import async_wait_for
 from tests.support.pool import open_documents
+from tests.support.reports import assert_valid_report
 
 PAGES = 35
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"

@@ -2,7 +2,7 @@
 
 For every file: the page count, encryption and whether the empty password opens it, page
 rotation, images, form widgets, attachments and the AcroForm/XFA flags are read from the
-file by ``tests.pdf_facts`` (the specification's algorithms, pypdf's low-level objects),
+file by ``tests.support.pdf_facts`` (the specification's algorithms, pypdf's low-level objects),
 and docpipe's report must agree. Every report is validated against the JSON Schema.
 """
 
@@ -16,10 +16,10 @@ import pytest
 
 from pipeline.document_checks import inspect_document, open_pdf
 from pipeline.page_checks import PageResult, check_pages
-from tests.pdf_facts import PdfFacts, pdf_facts
-from tests.reports import report_of_results
+from tests.support.corpus import CORPUS
+from tests.support.pdf_facts import PdfFacts, pdf_facts
+from tests.support.reports import report_of_results
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
 # The corpus README names the password of every file in encryption/ and of two others.
 NEEDS_PASSWORD_BY_README = {"crazyones-encrypted-256.pdf", "encrypted-file.pdf"}
 OPENS_BY_README = {"unencrypted.pdf"}

@@ -21,7 +21,7 @@ from pipeline.models import (
     split_document_id,
     workflow_id_for,
 )
-from tests.reports import report_of_file
+from tests.support.reports import report_of_file
 
 KINDS = ["text", "blank", "image", "sensitive", "script", "rotated", "attachment"]
 

@@ -27,7 +27,7 @@ from pipeline.document_checks import inspect_document, open_pdf
 from pipeline.page_checks import PageResult, check_pages, paper_size
 from pipeline.policy import VerdictPolicy
 from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
-from tests.reports import report_of_file
+from tests.support.reports import report_of_file
 
 KINDS = list(PAGE_KINDS)
 

@@ -16,11 +16,11 @@ from infra.samples.generate import make_pdf
 from pipeline import page_checks
 from pipeline.document_checks import inspect_document, open_pdf
 from pipeline.page_checks import PageResult, check_pages
-from tests.hostile import one_page, stream
+from tests.support.corpus import CORPUS
+from tests.support.hostile import one_page, stream
 
 KINDS = ["text", "blank", "image", "mixed", "rotated"]
 A4 = (595.28, 841.89)
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
 
 
 @pytest.fixture(scope="module")

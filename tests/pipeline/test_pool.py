@@ -13,8 +13,8 @@ from infra.samples.generate import make_large_pdf, make_pdf
 from pipeline import parser_process
 from pipeline.parser_process import ParserLimits
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError
-from tests.helpers import async_wait_for
-from tests.hostile import many_operators
+from tests.support.helpers import async_wait_for
+from tests.support.hostile import many_operators
 from tests.support.pool import open_documents, pool_pids
 
 

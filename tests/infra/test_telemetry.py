@@ -1,0 +1,134 @@
+"""Telemetry of a process: its settings, the metrics endpoint, OTLP traces, log formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from infra.settings import SettingsError, TelemetrySettings, load_settings
+from infra.telemetry import (
+    JsonFormatter,
+    MetricsServer,
+    TextFormatter,
+    otlp_tracer_provider,
+    otlp_traces_url,
+)
+from tests.support.metrics import metric_samples
+
+
+def test_telemetry_settings_are_checked() -> None:
+    assert load_settings(env={}).telemetry == TelemetrySettings()
+    loaded = load_settings(
+        env={"DOCPIPE_TELEMETRY_LOG_FORMAT": "json", "DOCPIPE_TELEMETRY_METRICS_PORT": "9464"}
+    )
+    assert loaded.telemetry.log_format == "json" and loaded.telemetry.metrics_port == 9464
+    with pytest.raises(SettingsError, match="LOG_FORMAT"):
+        load_settings(env={"DOCPIPE_TELEMETRY_LOG_FORMAT": "xml"})
+    with pytest.raises(SettingsError, match="METRICS_PORT"):
+        load_settings(env={"DOCPIPE_TELEMETRY_METRICS_PORT": "70000"})
+
+
+class _Stub(ThreadingHTTPServer):
+    """A loopback HTTP server answering GETs with ``body`` and recording POSTs."""
+
+    def __init__(self, body: bytes = b"") -> None:
+        self.body = body
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(stub.body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                stub.posts.append(
+                    (
+                        self.path,
+                        {k.lower(): v for k, v in self.headers.items()},
+                        self.rfile.read(length),
+                    )
+                )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def stub() -> Iterator[_Stub]:
+    server = _Stub(b'# TYPE temporal_request counter\ntemporal_request{operation="x"} 7\n')
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_metrics_endpoint_serves_docpipe_then_sdk_metrics(stub: _Stub) -> None:
+    registry = CollectorRegistry()
+    Counter("docpipe_things", "things", registry=registry).inc(2)
+    server = MetricsServer(registry, host="127.0.0.1", port=0, sdk_url=f"{stub.url}/metrics")
+    try:
+        with urllib.request.urlopen(server.url) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = response.read().decode()
+        samples = metric_samples(text)
+        assert samples[("docpipe_things_total", ())] == 2
+        # The SDK's metrics are passed through under their own names.
+        assert 'temporal_request{operation="x"} 7' in text
+        server.sdk_url = "http://127.0.0.1:1/metrics"  # the SDK endpoint is gone
+        with urllib.request.urlopen(server.url) as response:
+            assert "docpipe_things_total 2.0" in response.read().decode()
+    finally:
+        server.close()
+
+
+def test_otlp_exporter_sends_spans_to_the_configured_collector(stub: _Stub) -> None:
+    assert otlp_traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
+    assert otlp_traces_url("http://c:4318/custom") == "http://c:4318/custom"
+    provider = otlp_tracer_provider(stub.url, "worker")
+    with provider.get_tracer("test").start_as_current_span("hello"):
+        pass
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    ((path, headers, body),) = stub.posts
+    assert path == "/v1/traces"
+    assert headers["content-type"] == "application/x-protobuf"
+    assert b"docpipe-worker" in body and b"hello" in body
+
+
+def _record(**extra: Any) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "pipeline.activities", logging.INFO, "f", 1, "report for %s", ("d",), None
+    )
+    for name, value in extra.items():
+        setattr(record, name, value)
+    return record
+
+
+def test_log_formats_carry_the_ids() -> None:
+    ids = {"document_id": "documents/a.pdf@v1", "workflow_id": "docpipe/documents/a.pdf@v1"}
+    entry = json.loads(JsonFormatter().format(_record(**ids)))
+    assert entry["message"] == "report for d" and entry["level"] == "info"
+    assert entry["document_id"] == ids["document_id"]
+    assert entry["workflow_id"] == ids["workflow_id"]
+    assert "document_id" not in json.loads(JsonFormatter().format(_record()))
+    text = TextFormatter().format(_record(**ids))
+    assert text.endswith("report for d [workflow docpipe/documents/a.pdf@v1]")
