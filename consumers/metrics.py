@@ -39,6 +39,7 @@ class IntakeCollector(Collector):
         self._intake = intake
 
     def collect(self) -> Iterator[Metric]:
+        """The counters as they are now: read at scrape time, never copied."""
         counters = self._intake.counters
         for name, help_text in _COUNTERS.items():
             yield CounterMetricFamily(

@@ -62,10 +62,12 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int:
+        """The child's PID: what it is stopped by."""
         return self.process.pid
 
     @property
     def alive(self) -> bool:
+        """Whether the child still runs."""
         return self.process.poll() is None
 
     def tail(self, lines: int = 5) -> str:
@@ -76,6 +78,7 @@ class ManagedProcess:
         return ""
 
     def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM), if it still runs."""
         if self.alive:
             self.process.terminate()
 

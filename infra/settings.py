@@ -85,6 +85,7 @@ class TemporalSettings:
 
     @property
     def effective_page_task_queue(self) -> str:
+        """The task queue page checks poll: the setting, or ``<task queue>-pages``."""
         return self.page_task_queue or page_queue_for(self.task_queue)
 
 

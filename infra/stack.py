@@ -149,6 +149,7 @@ def tansu_binary() -> Path:
 
 
 def moto_binary() -> Path:
+    """The ``moto_server`` executable of this environment (installed with moto[server])."""
     path = _bin_dir() / "moto_server"
     if not path.exists():
         raise StackError("moto_server is missing: run `make install` (it comes with moto[server])")
@@ -174,18 +175,22 @@ class EmbeddedStack:
 
     @property
     def temporal_address(self) -> str:
+        """Where clients reach the Temporal dev server."""
         return f"{LOOPBACK}:{self.config.temporal_port}"
 
     @property
     def ui_url(self) -> str:
+        """The Temporal Web UI, for operators and screenshots."""
         return f"http://{LOOPBACK}:{self.config.temporal_ui_port}"
 
     @property
     def kafka_bootstrap(self) -> str:
+        """Where Kafka clients reach the broker."""
         return f"{LOOPBACK}:{self.config.kafka_port}"
 
     @property
     def s3_endpoint(self) -> str:
+        """Where S3 clients reach the moto server."""
         return f"http://{LOOPBACK}:{self.config.s3_port}"
 
     def settings(self, base: Settings | None = None) -> Settings:

@@ -92,10 +92,12 @@ class MetricsServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one asked for, or the one given for 0)."""
         return int(self._http.server_address[1])
 
     @property
     def url(self) -> str:
+        """The endpoint a Prometheus scrapes."""
         host = str(self._http.server_address[0])
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{shown}:{self.port}/metrics"
@@ -112,6 +114,7 @@ class MetricsServer:
         return body
 
     def close(self) -> None:
+        """Stop serving (the process is stopping)."""
         self._http.shutdown()
         self._http.server_close()
         self._thread.join(timeout=5)
@@ -224,6 +227,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        """A line for people, with the check's workflow ID when it has one."""
         text = super().format(record)
         workflow_id = getattr(record, "workflow_id", None)
         if workflow_id and workflow_id not in record.getMessage():
@@ -235,6 +239,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, IDs, trace, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object, for log pipelines."""
         entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),

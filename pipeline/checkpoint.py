@@ -17,11 +17,15 @@ CHECKPOINT_VERSION = 1
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """Where a page check can go on from: small enough for heartbeat details, which
+    carry nothing that grows with the document."""
+
     next_page: int
     chunks: int
     chunk_pages: int
 
     def to_details(self) -> dict[str, int]:
+        """The checkpoint as heartbeat details (plain JSON values, versioned)."""
         return {
             "v": CHECKPOINT_VERSION,
             "next_page": self.next_page,
@@ -31,6 +35,7 @@ class Checkpoint:
 
     @classmethod
     def start(cls, chunk_pages: int) -> Checkpoint:
+        """The checkpoint of an attempt that starts from page 1, in this chunk layout."""
         return cls(next_page=1, chunks=0, chunk_pages=chunk_pages)
 
     @classmethod

@@ -94,6 +94,7 @@ class PipelineMetrics:
                 self.page_errors.labels(str(error_type)).inc()
 
     def record_verdict(self, verdict: str, reasons: list[str]) -> None:
+        """One report written: its verdict and the reasons behind it."""
         self.verdicts.labels(verdict).inc()
         for reason in reasons:
             self.verdict_reasons.labels(verdict, reason).inc()

@@ -134,6 +134,8 @@ class CheckRequest:
 
 @dataclass(frozen=True)
 class InspectInput:
+    """Input of ``inspect``: the object version to fetch and check."""
+
     document: DocumentRef
 
 
@@ -197,6 +199,9 @@ class InspectResult:
 
 @dataclass(frozen=True)
 class CheckPagesInput:
+    """Input of ``check_pages``: where the pages' results go, and the chunk layout the
+    inspection fixed."""
+
     document: DocumentRef
     results_bucket: str
     results_prefix: str
@@ -235,6 +240,8 @@ class PagesProgress:
 
 @dataclass(frozen=True)
 class FinalizeInput:
+    """Input of ``finalize``: everything the report is folded from, but the pages (in S3)."""
+
     document: DocumentRef
     results_bucket: str
     results_prefix: str

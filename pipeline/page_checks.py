@@ -78,6 +78,7 @@ class PageResult:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The result as the plain values a chunk file's line holds."""
         # Shallow: the dicts and lists of a result are made for it alone, and asdict's deep
         # copy would cost about 1% of checking the page.
         return {name: getattr(self, name) for name in _PAGE_RESULT_FIELDS}

@@ -219,4 +219,5 @@ class LeanReader:
         self.reader.resolved_objects.clear()
 
     def close(self) -> None:
+        """Close the file, so that a removed spool file's space is really freed."""
         self._file.close()

@@ -157,5 +157,6 @@ def error_type(exc: BaseException) -> str:
 
 
 def describe_error(exc: BaseException) -> str:
+    """A page or document error as one short line for the report (never its content)."""
     # Messages from pypdf describe structure, not content; cap them all the same.
     return (str(exc) or type(exc).__name__)[:200]

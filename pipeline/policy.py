@@ -40,6 +40,8 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Verdict:
+    """What the policy made of a check's findings: the verdict and why."""
+
     verdict: str
     # Reasons that decided the verdict (rejecting and review ones), in ``VERDICT_REASONS`` order.
     reasons: list[str] = field(default_factory=list)

@@ -107,6 +107,7 @@ class ProgressSignals:
             log.debug("progress signal to %s failed: %r", self._handle.id, exc)
 
     async def close(self) -> None:
+        """Stop the signal in flight: the attempt is over, its result says the rest."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -103,6 +103,7 @@ class PageSummary:
     expected_page: int = 1
 
     def add(self, result: dict[str, Any]) -> None:
+        """Fold one page result in, in page order (a result out of order is an error)."""
         page = int(result["page"])
         if page != self.expected_page:
             raise ValueError(f"page results out of order: got {page}, want {self.expected_page}")

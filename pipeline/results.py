@@ -70,6 +70,7 @@ def chunk_key(prefix: str, first_page: int) -> str:
 
 
 def chunk_bytes(pages: Iterable[dict[str, Any]]) -> bytes:
+    """A chunk file's bytes: canonical JSON lines, the same for the same page results."""
     return b"".join(to_json_bytes(page) + b"\n" for page in pages)
 
 

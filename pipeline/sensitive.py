@@ -75,6 +75,7 @@ def _ssn_valid(area: str, group: str, serial: str) -> bool:
 
 
 def mask_email(local: str, domain: str, tld: str) -> str:
+    """An address as a sample that shows its shape, not the person."""
     return f"{local[0]}***@{domain[0]}***.{tld}"
 
 
@@ -93,10 +94,12 @@ def _mask_tail(value: str, keep: int) -> str:
 
 
 def mask_card(digits: str) -> str:
+    """A card number as a sample: the last four digits only."""
     return "**** **** **** " + digits[-4:]
 
 
 def mask_iban(compact: str) -> str:
+    """An IBAN as a sample: its country and last four characters only."""
     masked = compact[:2] + "*" * (len(compact) - 6) + compact[-4:]
     return " ".join(masked[i : i + 4] for i in range(0, len(masked), 4))
 
@@ -109,6 +112,7 @@ class SensitiveFindings:
     samples: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, kind: str, masked: str) -> None:
+        """Count one finding, keeping a few distinct masked samples per type."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
         samples = self.samples.setdefault(kind, [])
         if len(samples) < MAX_SAMPLES_PER_PAGE and masked not in samples:

@@ -118,6 +118,9 @@ def failure_message(step: str, document_id: str, error: ActivityError, max_attem
 
 @workflow.defn(name=WORKFLOW_NAME)
 class DocumentCheckWorkflow:
+    """One document check, from upload to results event: inspect, check pages, finalize,
+    publish. Deterministic and small: pages live in S3, never in its history."""
+
     def __init__(self) -> None:
         self._step = "starting"
         self._page_count = 0
@@ -183,6 +186,8 @@ class DocumentCheckWorkflow:
 
     @workflow.run
     async def run(self, request: CheckRequest) -> CheckSummary:
+        """Check the document; a bad document is a report, only infrastructure failing for
+        good (or a cancel) ends the workflow otherwise (``CheckFailed``)."""
         document = request.document
         workflow.upsert_search_attributes(
             [

@@ -61,6 +61,7 @@ def _stack_config(args: argparse.Namespace) -> StackConfig:
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe dev``: the embedded stack alone, for running the parts by hand."""
     stack = EmbeddedStack(_stack_config(args), settings)
     with exit_on_sigterm():
         try:
@@ -81,6 +82,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe worker``: a worker process until SIGTERM or Ctrl-C."""
     from infra.telemetry import start_telemetry
     from workers.worker import run_worker
 
@@ -95,6 +97,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe consume``: the Kafka intake until SIGTERM or Ctrl-C."""
     from consumers.intake import run_intake
     from infra.telemetry import start_telemetry
 
@@ -107,6 +110,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe dlq list``: dead letters by reason, and the latest ones."""
     from infra.app.dead_letters import (
         DeadLetterReadError,
         format_summary,
@@ -123,6 +127,7 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe dlq replay``: publish dead letters again to the uploads topic."""
     from infra.app.dead_letters import DeadLetterReadError, replay_dead_letters
 
     try:
@@ -137,6 +142,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe submit``: act as an upstream system for some files."""
     from infra.app.submit import submit_files
 
     files = [Path(f) for f in args.files]
@@ -150,6 +156,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe report``: a check's report, for a person or as JSON."""
     from infra.app.lookups import CheckNotFoundError, looks_like_workflow_id
     from infra.app.report_view import (
         locate_report,
@@ -179,6 +186,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe reprocess``: check a document version again, on purpose."""
     from infra.app.lookups import CheckNotFoundError, workflow_url
     from infra.app.reprocess import resolve, start_recheck
     from infra.clients import s3_client, temporal_client
@@ -209,6 +217,7 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe status``: where one check is."""
     from infra.app.lookups import CheckNotFoundError
     from infra.app.status_view import check_status, render_status
     from infra.clients import temporal_client
@@ -230,6 +239,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe list``: the checks a filter selects."""
     from infra.app.status_view import list_checks, list_query, parse_since, render_list
     from infra.clients import temporal_client
 
@@ -260,12 +270,14 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe demo``: the whole pipeline on the samples, from one command."""
     from infra.app.demo import run_demo
 
     return run_demo(settings, _stack_config(args), once=args.once, timeout_s=args.timeout)
 
 
 def cmd_temporal_setup(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe temporal setup``: register the search attributes in a namespace."""
     from infra.clients import temporal_client
     from infra.temporal_setup import register_search_attributes
 
@@ -280,6 +292,7 @@ def cmd_temporal_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe config``: the settings in force, secrets masked."""
     for name, value in settings_module.describe(settings):
         print(f"{name}={value}")
     return 0
@@ -289,6 +302,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: every command, with every setting as a flag."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default=os.environ.get("DOCPIPE_LOG_LEVEL", "info"))
     settings_module.add_arguments(common)

@@ -48,6 +48,7 @@ def with_metrics_port(settings: Settings, port: int) -> Settings:
 
 
 def sample_files() -> list[Path]:
+    """The sample PDFs the demo submits (committed, so the demo needs no generator)."""
     return sorted(SAMPLES_DIR.glob("*.pdf"))
 
 

@@ -45,12 +45,15 @@ class ReportNotFoundError(CheckNotFoundError):
 
 @dataclass(frozen=True)
 class ReportLocation:
+    """Where a check's report is, and which check wrote it."""
+
     bucket: str
     key: str
     workflow_id: str
 
     @property
     def url(self) -> str:
+        """The report's S3 URL, as operators paste it."""
         return f"s3://{self.bucket}/{self.key}"
 
 

@@ -50,6 +50,8 @@ class ReprocessError(CheckNotFoundError):
 
 @dataclass(frozen=True)
 class Recheck:
+    """A re-check started: its number, workflow ID and request."""
+
     number: int
     workflow_id: str
     request: CheckRequest

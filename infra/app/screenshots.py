@@ -80,6 +80,7 @@ def take_screenshots(out_dir: Path) -> list[Path]:
 
 
 def main() -> int:
+    """``make screenshots``: refresh the UI pictures in the docs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", default="docs", help="directory for the PNG files")
     args = parser.parse_args()

@@ -95,6 +95,7 @@ SAMPLES: dict[str, dict[str, object]] = {
 
 
 def write_samples(directory: Path = SAMPLES_DIR) -> list[Path]:
+    """Rewrite the committed demo samples (their content is known, so tests can rely on it)."""
     written = []
     for name, spec in SAMPLES.items():
         pages = spec["pages"]
