@@ -36,6 +36,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from consumers.intake import UploadIntake
+from infra.app.submit import upload_event
 from infra.clients import s3_client, temporal_client
 from infra.settings import KafkaSettings, Settings, check_request
 from infra.stack import EmbeddedStack, StackConfig
@@ -85,17 +86,10 @@ async def publish(settings: Settings, documents: list[DocumentRef]) -> None:
     try:
         sends = []
         for n, document in enumerate(documents):
-            event = {
-                "bucket": document.bucket,
-                "key": document.key,
-                "version_id": document.version_id,
-                "etag": document.etag,
-                "size": document.size,
-            }
             sends.append(
                 await producer.send(
                     settings.kafka.uploads_topic,
-                    json.dumps(event).encode(),
+                    upload_event(document),
                     partition=n % PARTITIONS,
                 )
             )

@@ -74,6 +74,16 @@ class DocumentRef:
         """Where this document's results live in the results bucket (no trailing slash)."""
         return results_prefix_for(self.document_id, root)
 
+    def identity_json(self) -> dict[str, Any]:
+        """The document as reports and results events name it: one shape for both."""
+        return {
+            "id": self.document_id,
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "etag": self.etag,
+        }
+
 
 def split_document_id(document_id: str) -> tuple[str, str, str]:
     """``<bucket>/<key>@<version>`` as (bucket, key, version).

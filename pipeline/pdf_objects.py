@@ -7,9 +7,10 @@ page checks, in the parser processes.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pypdf.errors import LimitReachedError
@@ -42,14 +43,16 @@ def as_array(value: Any) -> ArrayObject:
     return value if isinstance(value, ArrayObject) else ArrayObject()
 
 
-def action_types(action: Any) -> list[str]:
-    """The ``/S`` types of an action and every action chained after it by ``/Next``."""
-    found: list[str] = []
-    pending = [action]
+def _each_once(
+    start: Iterable[Any], following: Callable[[DictionaryObject], Iterable[Any]], limit: int
+) -> Iterator[DictionaryObject]:
+    """The dictionaries reached from ``start`` by ``following``, in breadth-first order:
+    an indirect object is visited once (loops end), and at most ``limit`` are looked at."""
+    pending = collections.deque(start)
     seen: set[int] = set()
     visited = 0
-    while pending and visited < _MAX_ACTION_CHAIN:
-        item = pending.pop(0)
+    while pending and visited < limit:
+        item = pending.popleft()
         visited += 1
         if isinstance(item, IndirectObject):
             if item.idnum in seen:
@@ -58,15 +61,24 @@ def action_types(action: Any) -> list[str]:
         current = as_dict(item)
         if current is None:
             continue
-        kind = current.get("/S")
-        if kind is not None:
-            found.append(str(kind).lstrip("/"))
-        following = current.get("/Next")
-        if isinstance(resolve(following), ArrayObject):
-            pending.extend(as_array(following))
-        elif following is not None:
-            pending.append(following)
-    return found
+        yield current
+        pending.extend(following(current))
+
+
+def _next_actions(action: DictionaryObject) -> Iterable[Any]:
+    following = action.get("/Next")
+    if isinstance(resolve(following), ArrayObject):
+        return as_array(following)
+    return [] if following is None else [following]
+
+
+def action_types(action: Any) -> list[str]:
+    """The ``/S`` types of an action and every action chained after it by ``/Next``."""
+    return [
+        str(current["/S"]).lstrip("/")
+        for current in _each_once([action], _next_actions, _MAX_ACTION_CHAIN)
+        if current.get("/S") is not None
+    ]
 
 
 def additional_action_types(holder: DictionaryObject) -> list[str]:
@@ -80,21 +92,7 @@ def additional_action_types(holder: DictionaryObject) -> list[str]:
 def walk_kids(roots: Iterable[Any]) -> Iterator[DictionaryObject]:
     """Every dictionary of a tree linked by ``/Kids`` (name trees, form fields): cycles
     and indirect loops are followed once, and at most ``_MAX_TREE_NODES`` nodes."""
-    pending = list(roots)
-    seen: set[int] = set()
-    visited = 0
-    while pending and visited < _MAX_TREE_NODES:
-        item = pending.pop()
-        visited += 1
-        if isinstance(item, IndirectObject):
-            if item.idnum in seen:
-                continue
-            seen.add(item.idnum)
-        current = as_dict(item)
-        if current is None:
-            continue
-        yield current
-        pending.extend(as_array(current.get("/Kids")))
+    return _each_once(roots, lambda node: as_array(node.get("/Kids")), _MAX_TREE_NODES)
 
 
 def name_tree_count(node: Any) -> int:

@@ -31,13 +31,7 @@ def result_event(document: DocumentRef, summary: CheckSummary, workflow_id: str 
     return to_json_bytes(
         {
             "event_version": RESULT_EVENT_VERSION,
-            "document": {
-                "id": document.document_id,
-                "bucket": document.bucket,
-                "key": document.key,
-                "version_id": document.version_id,
-                "etag": document.etag,
-            },
+            "document": document.identity_json(),
             "workflow_id": workflow_id,
             "verdict": summary.verdict,
             "reasons": summary.reasons,

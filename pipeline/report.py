@@ -364,14 +364,7 @@ def build_report(
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "policy": policy.to_json(),
-        "document": {
-            "id": document.document_id,
-            "bucket": document.bucket,
-            "key": document.key,
-            "version_id": document.version_id,
-            "etag": document.etag,
-            "size": inspection.size,
-        },
+        "document": {**document.identity_json(), "size": inspection.size},
         "check": {"workflow_id": workflow_id, "results_prefix": results_prefix},
         "facts": {
             "pdf_version": inspection.pdf_version,
