@@ -7,9 +7,12 @@ What it guarantees, whatever crashes or redelivers:
   write was acknowledged). Messages are worked on concurrently and finish in any order.
 - Starts are idempotent (deterministic workflow ID, ``USE_EXISTING``, ``REJECT_DUPLICATE``):
   a redelivered or duplicated event costs a dedupe, never a second check.
-- A valid event is never dead-lettered because Temporal, S3 or the broker failed: those
-  failures are retried with capped exponential backoff while fetching is paused, so memory
-  stays bounded, and the intake resumes by itself once they work again.
+- A valid event is never dead-lettered because Temporal, S3 or the broker is down: outages
+  are retried with capped exponential backoff while fetching is paused, so memory stays
+  bounded, and the intake resumes by itself once they work again.
+- One event that S3 or Temporal refuses for good (a 403 on its object, another 4xx, an
+  invalid start) stalls nothing: it is tried a few times while the others go on, then
+  dead-lettered with the reason (``pipeline.failures`` sorts the two kinds).
 """
 
 from __future__ import annotations
@@ -22,22 +25,23 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
-from botocore.exceptions import BotoCoreError, ClientError
 from temporalio.client import Client
 from temporalio.service import RetryConfig, RPCError
 
 from consumers.backoff import backoff_delay
 from consumers.dead_letters import MAX_REQUEST_BYTES, VALUE_OMITTED, dead_letter_headers
 from consumers.events import Rejected, Upload, parse_upload_event
+from consumers.metrics import IntakeMetrics
 from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.settings import KafkaSettings, Settings, SettingsError, check_request
+from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
 from pipeline.models import DocumentRef
 from pipeline.reasons import Reason
 from pipeline.starts import start_check
@@ -53,8 +57,9 @@ T = TypeVar("T")
 
 # How long one fetch waits for messages: bounds how late a stop, a commit or a resume is.
 _POLL_S = 0.2
-# S3 error codes of a HEAD that mean "no such object (version)"; any other is a failure.
-_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+# What an attempt's failure is: worth waiting out, refused for good (the dead letter it
+# becomes), or none of ours (None: a bug, raised).
+Verdict = Literal["transient"] | Rejected | None
 # Retries logged as warnings: the first, then every tenth (the counters have them all).
 _LOG_EVERY = 10
 # The intake backs off and pauses fetching by itself; the client's own retries (10 s by
@@ -114,6 +119,8 @@ def check_intake_settings(kafka: KafkaSettings) -> None:
         )
     if kafka.stats_interval_s <= 0:
         problems.append("DOCPIPE_KAFKA_STATS_INTERVAL_S must be > 0")
+    if kafka.permanent_failure_attempts < 1:
+        problems.append("DOCPIPE_KAFKA_PERMANENT_FAILURE_ATTEMPTS must be at least 1")
     if problems:
         raise SettingsError("; ".join(problems))
 
@@ -154,16 +161,24 @@ class UploadIntake:
             S3 for the allowlist and the results location).
         client: a connected Temporal client.
         s3: used only to learn the version of an object whose event names none.
+        metrics: where its latency histograms go (default: not exported).
 
     Raises:
         SettingsError: an intake setting cannot work.
     """
 
-    def __init__(self, settings: Settings, client: Client, s3: S3Client) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client,
+        s3: S3Client,
+        metrics: IntakeMetrics | None = None,
+    ) -> None:
         check_intake_settings(settings.kafka)
         self._settings = settings
         self._client = client
         self._s3 = s3
+        self.metrics = metrics or IntakeMetrics()
         self.counters = IntakeCounters()
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._in_flight = 0
@@ -185,6 +200,20 @@ class UploadIntake:
     def in_flight(self) -> int:
         """Messages fetched and not finished yet."""
         return self._in_flight
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per assigned partition, (topic, partition): the messages not yet committed
+        (high watermark minus committed offset, 0 at least); read at scrape time, from
+        another thread, so only from copies."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        behind = {}
+        for tp, partition in list(self._partitions.items()):
+            highwater, committed = consumer.highwater(tp), partition.offsets.committed_offset
+            if highwater is not None:
+                behind[(tp.topic, tp.partition)] = max(0, highwater - (committed or 0))
+        return behind
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -396,23 +425,27 @@ class UploadIntake:
         # missing object is dead-lettered whole (a replay then dedupes the others).
         documents = []
         for upload in parsed.uploads:
-            document = await self._retrying(
-                f"HEAD s3://{upload.bucket}/{upload.key}",
-                partial(self._identify, upload),
-                (BotoCoreError, ClientError),
+            where = f"s3://{upload.bucket}/{upload.key}"
+            document = await self._attempt(
+                "head", f"HEAD {where}", partial(self._identify, upload), _s3_verdict
             )
             if document is None:
-                missing = Rejected(
-                    Reason.OBJECT_MISSING,
-                    f"object s3://{upload.bucket}/{upload.key} does not exist",
-                )
-                await self._dead_letter(record, missing)
+                document = Rejected(Reason.OBJECT_MISSING, f"object {where} does not exist")
+            if isinstance(document, Rejected):
+                await self._dead_letter(record, document)
                 return
             documents.append(document)
+        uploaded_at = record.timestamp / 1000 if record.timestamp and record.timestamp > 0 else None
         for document in documents:
-            await self._retrying(
-                f"start {document.workflow_id}", partial(self.start, document), (RPCError,)
+            started = await self._attempt(
+                "start",
+                f"start {document.workflow_id}",
+                partial(self.start, document, uploaded_at=uploaded_at),
+                _start_verdict,
             )
+            if isinstance(started, Rejected):
+                await self._dead_letter(record, started)
+                return
 
     async def _identify(self, upload: Upload) -> DocumentRef | None:
         """The document an upload names; HEADs the object when the event has no version."""
@@ -422,8 +455,8 @@ class UploadIntake:
                 meta = await asyncio.to_thread(
                     self._s3.head_object, Bucket=upload.bucket, Key=upload.key
                 )
-            except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+            except Exception as exc:
+                if classify_s3(exc) is S3Failure.MISSING:
                     return None
                 raise
             version_id = meta.get("VersionId") if meta.get("VersionId") != "null" else None
@@ -433,16 +466,20 @@ class UploadIntake:
             bucket=upload.bucket, key=upload.key, version_id=version_id, etag=etag, size=size
         )
 
-    async def start(self, document: DocumentRef) -> bool:
+    async def start(self, document: DocumentRef, *, uploaded_at: float | None = None) -> bool:
         """Start the check of one document version; True if new, False if deduped.
 
+        Args:
+            uploaded_at: when the upload event was published (epoch seconds): how old it
+                is now is measured, and the check measures its way to the report from it.
+
         Raises:
-            RPCError: Temporal failed or cannot be reached.
+            RPCError: Temporal failed, refused the start or cannot be reached.
         """
         settings = self._settings
         started = await start_check(
             self._client,
-            check_request(settings, document),
+            check_request(settings, document, uploaded_at=uploaded_at),
             workflow_id=document.workflow_id,
             task_queue=settings.temporal.task_queue,
         )
@@ -452,6 +489,8 @@ class UploadIntake:
             log.debug("already checked or running: %s", document.workflow_id)
             return False
         self.counters.started += 1
+        if uploaded_at is not None:
+            self.metrics.event_age.observe(max(0.0, time.time() - uploaded_at))
         log.info(
             "started the check of %s",
             document.document_id,
@@ -461,10 +500,11 @@ class UploadIntake:
 
     async def _dead_letter(self, record: Any, rejected: Rejected) -> None:
         where = f"{record.topic}[{record.partition}]@{record.offset}"
-        await self._retrying(
+        await self._attempt(
+            "dead_letter",
             f"dead-letter {where}",
             partial(self._write_dead_letter, record, rejected),
-            (KafkaError,),
+            _kafka_verdict,
         )
         self.counters.dead_lettered += 1
         by_reason = self.counters.by_reason
@@ -495,35 +535,78 @@ class UploadIntake:
                 headers=[*headers, (VALUE_OMITTED, str(size).encode())],
             )
 
-    async def _retrying(
+    async def _attempt(
         self,
+        step: str,
         what: str,
         action: Callable[[], Awaitable[T]],
-        retryable: tuple[type[BaseException], ...],
-    ) -> T:
-        """Run ``action`` until it succeeds, backing off after each infrastructure failure."""
+        verdict_of: Callable[[str, BaseException], Verdict],
+    ) -> T | Rejected:
+        """Run ``action`` until it succeeds or is refused for good, backing off between.
+
+        An outage (a transient failure) is retried without limit, and while any message
+        waits one out, fetching pauses. A refusal is tried
+        ``DOCPIPE_KAFKA_PERMANENT_FAILURE_ATTEMPTS`` times, without pausing anything (it
+        is this message's problem, not everyone's); then its dead letter is returned.
+        """
         kafka = self._settings.kafka
-        attempt = 0
+        attempt = refusals = 0
+        waited = 0.0
+        outage = False
         try:
             while True:
                 try:
                     result = await action()
-                except retryable as exc:
-                    if attempt == 0:
-                        self._failing += 1
+                except Exception as exc:
+                    verdict = verdict_of(what, exc)
+                    if verdict is None:
+                        raise
+                    if isinstance(verdict, Rejected):
+                        refusals += 1
+                        if outage:
+                            outage, self._failing = False, self._failing - 1
+                        if refusals >= kafka.permanent_failure_attempts:
+                            log.warning("%s refused %d times: %s", what, refusals, verdict.message)
+                            return verdict
+                    elif not outage:
+                        outage, self._failing = True, self._failing + 1
                     delay = _retry_delay(kafka, attempt)
                     attempt += 1
                     self.counters.retries += 1
                     level = logging.WARNING if attempt % _LOG_EVERY == 1 else logging.DEBUG
                     log.log(level, "%s failed (%d), retry in %.1f s: %r", what, attempt, delay, exc)
                     await asyncio.sleep(delay)
+                    waited += delay
                     continue
                 if attempt:
                     log.info("%s succeeded after %d retries", what, attempt)
                 return result
         finally:
-            if attempt:
+            if outage:
                 self._failing -= 1
+            if waited:
+                self.metrics.retry_wait.labels(step).observe(waited)
+
+
+def _s3_verdict(what: str, exc: BaseException) -> Verdict:
+    kind = classify_s3(exc)
+    if kind is S3Failure.ACCESS_DENIED:
+        return Rejected(Reason.S3_ACCESS_DENIED, f"{what}: {describe_s3(exc)}")
+    if kind is S3Failure.REJECTED:
+        return Rejected(Reason.S3_REQUEST_REJECTED, f"{what}: {describe_s3(exc)}")
+    return "transient" if kind is not None else None
+
+
+def _start_verdict(what: str, exc: BaseException) -> Verdict:
+    refused = temporal_refused(exc)
+    if refused and isinstance(exc, RPCError):
+        return Rejected(Reason.START_REJECTED, f"{what}: {exc.status.name}: {exc.message}"[:500])
+    return "transient" if refused is not None else None
+
+
+def _kafka_verdict(what: str, exc: BaseException) -> Verdict:
+    # The dead-letter topic is written until it works: losing the message is no option.
+    return "transient" if isinstance(exc, KafkaError) else None
 
 
 def _retry_delay(kafka: KafkaSettings, attempt: int) -> float:

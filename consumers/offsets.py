@@ -72,6 +72,11 @@ class PartitionOffsets:
             return None
         return position
 
+    @property
+    def committed_offset(self) -> int | None:
+        """The last position committed (or where fetching began); None before a fetch."""
+        return self._committed
+
     def committed(self, offset: int) -> None:
         """The broker acknowledged a commit of ``offset``."""
         if self._committed is None or offset > self._committed:

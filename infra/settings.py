@@ -55,6 +55,9 @@ class KafkaSettings:
     # Retries of Temporal, S3 and dead-letter writes: capped exponential backoff.
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
+    # Tries of an event whose object S3 refuses (403, other 4xx) or whose start Temporal
+    # refuses for good, before it is dead-lettered; outages are retried without limit.
+    permanent_failure_attempts: int = 3
     # On SIGTERM, how long in-flight starts may finish before they are dropped uncommitted
     # (they are redelivered); short, so that the process exits before a supervisor kills it.
     shutdown_timeout_s: float = 5.0
@@ -219,6 +222,7 @@ def check_request(
     *,
     results_bucket: str | None = None,
     results_prefix: str | None = None,
+    uploaded_at: float | None = None,
 ) -> CheckRequest:
     """What these settings make of a check of ``document``: where its results go, which
     queue checks its pages, whether its key is hashed where operators look.
@@ -227,6 +231,7 @@ def check_request(
         results_bucket: default: the settings' (a re-check keeps its original's).
         results_prefix: default: the document's own prefix under the results root (a
             re-check keeps its original's).
+        uploaded_at: when its upload event was published (epoch seconds), if it was.
     """
     return CheckRequest(
         document=document,
@@ -234,6 +239,7 @@ def check_request(
         results_prefix=results_prefix or document.results_prefix(settings.s3.results_prefix),
         page_task_queue=settings.temporal.page_task_queue,
         hash_object_key=settings.temporal.hash_object_keys,
+        uploaded_at=uploaded_at,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -33,7 +34,7 @@ from pipeline.progress import ProgressReporter, ProgressSignals
 from pipeline.reasons import Reason
 from pipeline.report import PageSummary, build_report
 from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
-from pipeline.spool import ObjectChangedError, ObjectMissingError, Spooler, head
+from pipeline.spool import ObjectUnavailableError, Spooler, head
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -43,9 +44,9 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("docpipe.pipeline")
 
 
-def _gone(exc: Exception) -> ApplicationError:
-    kind = Reason.OBJECT_MISSING if isinstance(exc, ObjectMissingError) else Reason.OBJECT_CHANGED
-    return ApplicationError(str(exc), type=kind, non_retryable=True)
+def _unavailable(exc: ObjectUnavailableError) -> ApplicationError:
+    """The object went away (or out of reach) mid-check: the workflow reports it."""
+    return ApplicationError(str(exc), type=exc.reason, non_retryable=True)
 
 
 class DocumentActivities:
@@ -125,13 +126,8 @@ class DocumentActivities:
             async with self._spooler.spooled(document) as spool:
                 facts = await self.pool.inspect(spool.path)
                 spool.keep = facts.problem is None and facts.page_count > 0
-        except (ObjectMissingError, ObjectChangedError) as exc:
-            kind = (
-                Reason.OBJECT_MISSING
-                if isinstance(exc, ObjectMissingError)
-                else Reason.OBJECT_CHANGED
-            )
-            return problem(kind, str(exc))
+        except ObjectUnavailableError as exc:
+            return problem(exc.reason, str(exc))
         except (InspectTimeoutError, ParserCrashedError) as exc:
             return problem(Reason.UNREADABLE, str(exc), size=size)
         return InspectResult(
@@ -198,8 +194,8 @@ class DocumentActivities:
                     )
                     run.on_advance = signals.advanced
                     checkpoint = await run.run()
-            except (ObjectMissingError, ObjectChangedError) as exc:
-                raise _gone(exc) from exc
+            except ObjectUnavailableError as exc:
+                raise _unavailable(exc) from exc
             finally:
                 if signals is not None:
                     await signals.close()
@@ -259,7 +255,7 @@ class DocumentActivities:
         report_key = f"{input.results_prefix}/{REPORT_NAME}"
         try:
             with _tracer.start_as_current_span("docpipe.write_report"):
-                store.write_once(report_key, to_json_bytes(report), "application/json")
+                written = store.write_once(report_key, to_json_bytes(report), "application/json")
         except ResultConflictError as exc:
             # Something other than this check wrote a report here (the report's bytes
             # follow from the chunk files and the check's inputs): retrying cannot help.
@@ -270,6 +266,9 @@ class DocumentActivities:
                 type="result_conflict",
                 non_retryable=True,
             ) from exc
+        if written and input.uploaded_at is not None:
+            # Once per check: a retried finalize finds the report there.
+            self.metrics.upload_to_report.observe(max(0.0, time.time() - input.uploaded_at))
         verdict = report["verdict"]
         log.info(
             "report for %s: %s %s",

@@ -11,6 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Pages take ~5 ms typically, seconds when hostile, the page timeout at most.
 _PAGE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+# Seconds for small documents on an idle stack up to hours for a backlog or an outage.
+_REPORT_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
+
 # Activities that work on one document each (publish_result only sends an event).
 STEPS = ("inspect", "check_pages", "finalize")
 
@@ -70,6 +73,13 @@ class PipelineMetrics:
             "docpipe_verdict_reasons",
             "Reasons of the verdicts of written reports (a document may have several).",
             ["verdict", "reason"],
+            registry=registry,
+        )
+        self.upload_to_report = Histogram(
+            "docpipe_upload_to_report_seconds",
+            "From an upload event's timestamp to its report written (first checks only; "
+            "re-checks have no upload).",
+            buckets=_REPORT_SECONDS_BUCKETS,
             registry=registry,
         )
         self.in_flight = Gauge(

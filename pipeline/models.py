@@ -140,6 +140,9 @@ class CheckRequest:
     # Show a hash instead of the object key in search attributes and the UI summary
     # (DOCPIPE_TEMPORAL_HASH_OBJECT_KEYS of the process that starts the check).
     hash_object_key: bool = False
+    # When the upload event was published (its Kafka timestamp, epoch seconds): the check
+    # measures its way from upload to report from it. None for re-checks.
+    uploaded_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,8 @@ class FinalizeInput:
     inspection: InspectResult
     # None when pages were not checked (a document-level problem).
     pages: CheckPagesResult | None = None
+    # The request's upload time, for the upload-to-report latency (None: not measured).
+    uploaded_at: float | None = None
 
 
 @dataclass(frozen=True)

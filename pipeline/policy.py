@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.reasons import PROBLEMS, VERDICT_REASONS, Reason
 
 # Bump when a reason's meaning or a default changes.
-POLICY_VERSION = "3"
+POLICY_VERSION = "4"
 
 PASS, REVIEW, REJECT, IGNORE = "pass", "review", "reject", "ignore"
 

@@ -21,6 +21,8 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"
     OBJECT_MISSING = "object_missing"
     OBJECT_CHANGED = "object_changed"
+    # S3 refuses docpipe the object (403): a bucket policy, a KMS key it may not use.
+    OBJECT_FORBIDDEN = "object_forbidden"
     # What a check can find in a document it could read: rejected, reviewed or ignored,
     # as the verdict policy says.
     JAVASCRIPT = "javascript"
@@ -45,6 +47,10 @@ class Reason(StrEnum):
     WRONG_TYPE = "wrong_type"
     BUCKET_NOT_ALLOWED = "bucket_not_allowed"
     BAD_KEY = "bad_key"
+    # An event the intake could not start a check for, retrying would not change it.
+    S3_ACCESS_DENIED = "s3_access_denied"
+    S3_REQUEST_REJECTED = "s3_request_rejected"
+    START_REJECTED = "start_rejected"
 
 
 # The document could not be checked at all: these always reject, in this order.
@@ -55,6 +61,7 @@ PROBLEMS = (
     Reason.TOO_LARGE,
     Reason.OBJECT_MISSING,
     Reason.OBJECT_CHANGED,
+    Reason.OBJECT_FORBIDDEN,
 )
 # What a check can find in a document it could read, in the order reports list them.
 FINDINGS = (
@@ -85,5 +92,13 @@ EVENT_REFUSALS = (
     Reason.BUCKET_NOT_ALLOWED,
     Reason.BAD_KEY,
 )
-# Every reason a dead letter can carry: the refusals, and an event naming no object.
-DEAD_LETTERS = (*EVENT_REFUSALS, Reason.OBJECT_MISSING)
+# Why the intake gave up on a well-formed event: the object it names is missing, or S3 or
+# Temporal refused what the event needs, for good.
+INTAKE_REFUSALS = (
+    Reason.OBJECT_MISSING,
+    Reason.S3_ACCESS_DENIED,
+    Reason.S3_REQUEST_REJECTED,
+    Reason.START_REJECTED,
+)
+# Every reason a dead letter can carry.
+DEAD_LETTERS = (*EVENT_REFUSALS, *INTAKE_REFUSALS)

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from opentelemetry import trace
 
+from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import DocumentRef
+from pipeline.reasons import Reason
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -31,12 +33,29 @@ _READ_BYTES = 1 << 20
 _PREFIX = "docpipe-spool-"
 
 
-class ObjectMissingError(Exception):
+class ObjectUnavailableError(Exception):
+    """The version the check was started for cannot be had, for good: a document problem
+    (its reason says which), reported instead of retried."""
+
+    reason: Reason
+
+
+class ObjectMissingError(ObjectUnavailableError):
     """The object (or the version the check was started for) no longer exists."""
 
+    reason = Reason.OBJECT_MISSING
 
-class ObjectChangedError(Exception):
+
+class ObjectChangedError(ObjectUnavailableError):
     """The object's content is no longer the version the check was started for."""
+
+    reason = Reason.OBJECT_CHANGED
+
+
+class ObjectForbiddenError(ObjectUnavailableError):
+    """S3 refuses docpipe the object (403: a bucket policy, a KMS key it may not use)."""
+
+    reason = Reason.OBJECT_FORBIDDEN
 
 
 def _get_kwargs(document: DocumentRef) -> dict[str, Any]:
@@ -48,17 +67,20 @@ def _get_kwargs(document: DocumentRef) -> dict[str, Any]:
     return kwargs
 
 
-def _classify(exc: ClientError, document: DocumentRef) -> Exception | None:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code in ("NoSuchKey", "NoSuchVersion", "404"):
-        return ObjectMissingError(f"{document.document_id}: {code}")
-    if code in ("PreconditionFailed", "412"):
+def _classify(exc: ClientError, document: DocumentRef) -> ObjectUnavailableError | None:
+    status, code = s3_status(exc)
+    if status == 412 or code in ("PreconditionFailed", "412"):
         return ObjectChangedError(f"{document.document_id}: ETag no longer matches")
     if code == "InvalidArgument" and document.version_id:
         # S3 answers a malformed or foreign version id this way.
         return ObjectMissingError(f"{document.document_id}: no such version")
-    # Anything else is infrastructure (5xx, throttling, access): the caller re-raises it
-    # as it is, and the activity retries.
+    kind = classify_s3(exc)
+    if kind is S3Failure.MISSING:
+        return ObjectMissingError(f"{document.document_id}: {code or status}")
+    if kind is S3Failure.ACCESS_DENIED:
+        return ObjectForbiddenError(f"{document.document_id}: {describe_s3(exc)}")
+    # Anything else is infrastructure (5xx, throttling, another 4xx): the caller re-raises
+    # it as it is, and the activity retries.
     return None
 
 
@@ -66,7 +88,7 @@ def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
     """HEAD the exact version.
 
     Raises:
-        ObjectMissingError, ObjectChangedError: the version is gone or was replaced.
+        ObjectUnavailableError: the version is gone, was replaced, or may not be read.
     """
     try:
         return dict(s3.head_object(**_get_kwargs(document)))
@@ -83,7 +105,7 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
     Nothing is left behind when the download fails.
 
     Raises:
-        ObjectMissingError, ObjectChangedError: the version is gone or was replaced.
+        ObjectUnavailableError: the version is gone, was replaced, or may not be read.
     """
     # The PID in the name lets a later worker remove what a killed one left behind.
     fd, name = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".pdf", dir=directory)
@@ -224,7 +246,7 @@ class Spooler:
         downloads it again nor indexes its pages again.
 
         Raises:
-            ObjectMissingError, ObjectChangedError: the version is gone or was replaced.
+            ObjectUnavailableError: the version is gone, was replaced, or may not be read.
         """
         await self._remove(*self._shelf.expired())
         path = self._shelf.take(document)

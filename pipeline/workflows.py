@@ -35,8 +35,9 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.publish import ResultPublisher
     from pipeline.reasons import Reason
 
-# Reasons an activity reports when the object vanished or changed mid-check.
-_GONE = (Reason.OBJECT_MISSING, Reason.OBJECT_CHANGED)
+# Reasons an activity reports when the object vanished, changed or went out of reach
+# mid-check: the check ends with a report saying so.
+_GONE = (Reason.OBJECT_MISSING, Reason.OBJECT_CHANGED, Reason.OBJECT_FORBIDDEN)
 
 
 def retry_policy(max_attempts: int) -> RetryPolicy:
@@ -275,6 +276,7 @@ class DocumentCheckWorkflow:
                 results_prefix=request.results_prefix,
                 inspection=inspection,
                 pages=pages,
+                uploaded_at=request.uploaded_at,
             ),
             retry_policy=retry,
             start_to_close_timeout=FINALIZE_TIMEOUTS.start_to_close,

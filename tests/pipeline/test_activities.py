@@ -39,6 +39,7 @@ from tests.support.activities import make_activities
 from tests.support.helpers import async_wait_for
 from tests.support.pool import open_documents
 from tests.support.reports import assert_valid_report
+from tests.support.s3_faults import S3Faults
 
 PAGES = 35
 DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
@@ -199,6 +200,45 @@ async def test_missing_object_is_a_result_not_a_retry(s3: Any) -> None:
     gone = DocumentRef(bucket=DOCS, key="never-uploaded.pdf", etag="abc")
     inspection = await _env([], []).run(_activities(s3).inspect, InspectInput(gone))
     assert inspection.problem == "object_missing"
+
+
+@pytest.mark.parametrize("operation", ["HeadObject", "GetObject"])
+async def test_an_object_s3_refuses_is_a_document_problem_not_twenty_retries(
+    s3: Any, document: DocumentRef, operation: str
+) -> None:
+    # A bucket policy or a KMS key the role may not use: S3 answers 403 to the HEAD, or
+    # (a policy on GetObject only) to the download.
+    faults = S3Faults(operation, status=403, code="AccessDenied").install(s3)
+    activities = _activities(s3)
+    inspection = await _env([], []).run(activities.inspect, InspectInput(document))
+    assert inspection.problem == "object_forbidden"
+    assert inspection.problem_detail is not None and "AccessDenied (403)" in (
+        inspection.problem_detail
+    )
+    assert faults.injected == 1, "not retried: botocore retries no 403, nor does the activity"
+    summary = await _env([], []).run(
+        activities.finalize,
+        FinalizeInput(
+            document=document,
+            results_bucket=RESULTS,
+            results_prefix=PREFIX,
+            inspection=inspection,
+        ),
+    )
+    assert summary.verdict == "reject" and summary.reasons == ["object_forbidden"]
+
+
+async def test_an_object_s3_refuses_mid_check_ends_the_page_check_for_good(
+    s3: Any, document: DocumentRef
+) -> None:
+    # Readable at inspection, refused by the time its pages are checked (another worker
+    # downloads it): the workflow reports it like a vanished object.
+    S3Faults("GetObject", status=403, code="AccessDenied").install(s3)
+    with pytest.raises(ApplicationError) as error:
+        await _env([], []).run(_activities(s3).check_pages, _input(document))
+    assert error.value.type == "object_forbidden"
+    assert error.value.non_retryable
+    assert "AccessDenied (403)" in error.value.message
 
 
 async def test_too_large_object_is_rejected_from_its_head(s3: Any, document: DocumentRef) -> None:

@@ -324,11 +324,11 @@ def test_document_problems_reject(
 
 
 def test_every_reason_is_exercised() -> None:
-    # object_missing/object_changed come from S3 (test_finalize) and too_large from a HEAD
-    # (test_activities); unreadable and page_errors from broken files (above and
-    # test_report); the rest from ALONE.
+    # object_missing/object_changed come from S3 (test_finalize), too_large from a HEAD and
+    # object_forbidden from a 403 (test_activities); unreadable and page_errors from broken
+    # files (above and test_report); the rest from ALONE.
     covered = set(ALONE) | {"not_pdf", "unreadable", "encrypted", "page_errors"}
-    covered |= {"object_missing", "object_changed", "too_large"}
+    covered |= {"object_missing", "object_changed", "too_large", "object_forbidden"}
     assert covered == set(VERDICT_REASONS)
     assert set(PROBLEMS) <= covered
 
