@@ -33,13 +33,13 @@ from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeEr
 from temporalio.client import Client
 from temporalio.service import RetryConfig, RPCError
 
-from consumers.backoff import backoff_delay
 from consumers.dead_letters import MAX_REQUEST_BYTES, VALUE_OMITTED, dead_letter_headers
 from consumers.events import Rejected, Upload, parse_upload_event
-from consumers.metrics import IntakeMetrics
+from consumers.metrics import IntakeCollector, IntakeMetrics
 from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
-from infra.clients import kafka_kwargs, s3_client, temporal_client
+from infra.backoff import backoff_delay
+from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.settings import KafkaSettings, Settings, SettingsError, check_request
 from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
 from pipeline.models import DocumentRef
@@ -616,29 +616,6 @@ def _retry_delay(kafka: KafkaSettings, attempt: int) -> float:
     )
 
 
-async def _connect_temporal(
-    settings: Settings, stop: asyncio.Event, **options: Any
-) -> Client | None:
-    """Connect to Temporal, waiting for it if it is down; None if stopped meanwhile."""
-    kafka = settings.kafka
-    attempt = 0
-    while not stop.is_set():
-        try:
-            return await temporal_client(settings.temporal, retry_config=_TEMPORAL_RETRY, **options)
-        except (RuntimeError, RPCError) as exc:
-            delay = _retry_delay(kafka, attempt)
-            attempt += 1
-            log.warning(
-                "cannot reach Temporal at %s, retry in %.1f s: %s",
-                settings.temporal.address,
-                delay,
-                exc,
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-    return None
-
-
 async def run_intake(
     settings: Settings, stop: asyncio.Event, telemetry: Telemetry | None = None
 ) -> None:
@@ -649,11 +626,18 @@ async def run_intake(
     """
     check_intake_settings(settings.kafka)
     options = telemetry.client_options() if telemetry else {}
-    client = await _connect_temporal(settings, stop, **options)
+    kafka = settings.kafka
+    client = await temporal_client_waiting(
+        settings.temporal,
+        stop,
+        initial_s=kafka.retry_initial_s,
+        max_s=kafka.retry_max_s,
+        retry_config=_TEMPORAL_RETRY,
+        **options,
+    )
     if client is not None:
-        intake = UploadIntake(settings, client, s3_client(settings.s3))
+        metrics = IntakeMetrics(telemetry.registry) if telemetry is not None else None
+        intake = UploadIntake(settings, client, s3_client(settings.s3), metrics)
         if telemetry is not None:
-            from consumers.metrics import IntakeCollector
-
             telemetry.registry.register(IntakeCollector(intake))
         await intake.run(stop)

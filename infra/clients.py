@@ -6,7 +6,10 @@ keys, SASL) reach the clients without a real cluster.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import random
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,13 +18,17 @@ from urllib.parse import urlparse
 
 import boto3
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from botocore.config import Config
 from temporalio.client import Client, TLSConfig
 
+from infra.backoff import backoff_delay
 from infra.settings import KafkaSettings, S3Settings, TemporalSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 # moto accepts any credentials; a fresh machine has none, so dev uses these.
 _DEV_CREDENTIALS = ("docpipe-dev", "docpipe-dev")
@@ -73,9 +80,75 @@ def temporal_kwargs(settings: TemporalSettings) -> dict[str, Any]:
     return kwargs
 
 
+class ServerUnreachableError(ConnectionError):
+    """A server docpipe needs does not answer at the address the settings give.
+
+    Attributes:
+        what: which server ("Temporal", "the Kafka broker", "S3").
+        address: where it was looked for.
+        setting: the setting that points there.
+        default: whether that setting is at its default (the embedded stack's address).
+    """
+
+    def __init__(self, what: str, address: str, setting: str, default: bool, cause: str) -> None:
+        super().__init__(f"cannot reach {what} at {address} ({setting}): {cause}")
+        self.what, self.address, self.setting, self.default = what, address, setting, default
+
+    def one_line(self) -> str:
+        """What a person needs to know, on one line: what, where, which setting says so,
+        and a hint where the setting still points at the embedded stack."""
+        line = f"cannot reach {self.what} at {self.address} (set by {self.setting})"
+        return line + ("; is `docpipe dev` running?" if self.default else "")
+
+
+def s3_unreachable(settings: S3Settings, exc: BaseException) -> ServerUnreachableError:
+    """The error for an S3 endpoint that does not answer (botocore's connection errors)."""
+    endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
+    default = settings.endpoint_url == S3Settings().endpoint_url
+    return ServerUnreachableError("S3", endpoint, "DOCPIPE_S3_ENDPOINT_URL", default, str(exc))
+
+
 async def temporal_client(settings: TemporalSettings, **extra: Any) -> Client:
-    """Connect to Temporal as the settings say."""
-    return await Client.connect(**temporal_kwargs(settings), **extra)
+    """Connect to Temporal as the settings say.
+
+    Raises:
+        ServerUnreachableError: Temporal does not answer there.
+    """
+    try:
+        return await Client.connect(**temporal_kwargs(settings), **extra)
+    except RuntimeError as exc:
+        # The SDK says only "Failed client connect: ..." for every way connecting fails.
+        raise ServerUnreachableError(
+            "Temporal",
+            settings.address,
+            "DOCPIPE_TEMPORAL_ADDRESS",
+            settings.address == TemporalSettings().address,
+            str(exc),
+        ) from exc
+
+
+async def temporal_client_waiting(
+    settings: TemporalSettings,
+    stop: asyncio.Event,
+    *,
+    initial_s: float = 0.5,
+    max_s: float = 30.0,
+    **extra: Any,
+) -> Client | None:
+    """Connect to Temporal, waiting with backoff (and a log line per try) while it does not
+    answer, as a long-running process started before it should; None if ``stop`` is set
+    meanwhile."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return await temporal_client(settings, **extra)
+        except ServerUnreachableError as exc:
+            delay = backoff_delay(attempt, initial_s=initial_s, max_s=max_s, jitter=random.random())
+            attempt += 1
+            log.warning("%s; retry in %.1f s", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return None
 
 
 def kafka_kwargs(settings: KafkaSettings) -> dict[str, Any]:
@@ -118,7 +191,7 @@ async def topic_from_start(
         fetch_max_wait_ms=100,
         **kafka_kwargs(settings),
     )
-    await consumer.start()
+    await start_kafka(consumer, settings)
     try:
         await consumer.topics()  # refreshes metadata, so that the partitions are known
         numbers = consumer.partitions_for_topic(topic)
@@ -130,3 +203,25 @@ async def topic_from_start(
         yield consumer, partitions
     finally:
         await consumer.stop()
+
+
+async def start_kafka(client: Any, settings: KafkaSettings) -> None:
+    """Start an aiokafka consumer or producer; closed again when that fails.
+
+    Raises:
+        ServerUnreachableError: no broker answers at the bootstrap servers.
+    """
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        await client.stop()
+        raise ServerUnreachableError(
+            "the Kafka broker",
+            settings.bootstrap_servers,
+            "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS",
+            settings.bootstrap_servers == KafkaSettings().bootstrap_servers,
+            str(exc),
+        ) from exc
+    except BaseException:
+        await client.stop()
+        raise

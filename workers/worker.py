@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from infra.clients import kafka_kwargs, s3_client, temporal_client
+from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.settings import Settings
 from pipeline.activities import DocumentActivities
 from pipeline.metrics import PipelineMetrics
@@ -136,6 +136,51 @@ def build_workers(
     return workers
 
 
+class WorkerStoppedError(RuntimeError):
+    """A part of the worker process stopped on its own: the process stops whole, so that
+    its supervisor starts it again instead of leaving it half alive."""
+
+
+class _Part(Protocol):
+    @property
+    def task_queue(self) -> str: ...
+
+    async def run(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+async def run_parts(parts: Sequence[_Part], stop: asyncio.Event) -> None:
+    """Run every part until ``stop`` is set or one of them stops; then shut the others
+    down gracefully.
+
+    Raises:
+        WorkerStoppedError: a part stopped on its own (its error, if any, is the cause).
+    """
+    runs = {asyncio.create_task(part.run()): part for part in parts}
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait([*runs, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    ended = [task for task in runs if task in done]
+    for task in ended:
+        error = task.exception()
+        log.error("the worker for %s stopped: %r", runs[task].task_queue, error)
+    log.info("worker stopping")
+    await asyncio.gather(
+        *(part.shutdown() for task, part in runs.items() if task not in ended),
+        return_exceptions=True,
+    )
+    await asyncio.gather(*runs, return_exceptions=True)
+    if ended:
+        first = ended[0]
+        raise WorkerStoppedError(
+            f"the worker for {runs[first].task_queue} stopped on its own; the others were shut "
+            "down, and the process stops for its supervisor to start it again"
+        ) from first.exception()
+
+
 async def run_worker(
     settings: Settings,
     stop: asyncio.Event,
@@ -143,15 +188,21 @@ async def run_worker(
     role: Role = "all",
     telemetry: Telemetry | None = None,
 ) -> None:
-    """Poll Temporal until ``stop`` is set, then shut down gracefully.
+    """Poll Temporal until ``stop`` is set, then shut down gracefully. Started before
+    Temporal, it waits for it with backoff.
 
     ``telemetry``: where metrics go and what the Temporal client needs for tracing.
+
+    Raises:
+        WorkerStoppedError: one of its task-queue workers stopped on its own.
     """
     for stale in sweep_stale_spools(settings.pipeline.spool_dir or None):
         log.info("removed %s, left by a worker that was killed", stale.name)
-    client = await temporal_client(
-        settings.temporal, **(telemetry.client_options() if telemetry else {})
+    client = await temporal_client_waiting(
+        settings.temporal, stop, **(telemetry.client_options() if telemetry else {})
     )
+    if client is None:
+        return
     publisher = result_publisher(settings)
     activities = document_activities(
         settings,
@@ -169,14 +220,7 @@ async def run_worker(
             len(pids),
             ", ".join(map(str, pids)),
         )
-        runs = [asyncio.create_task(w.run()) for w in workers]
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([*runs, stopped], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stopped:
-                task.result()
-        log.info("worker stopping")
-        await asyncio.gather(*(w.shutdown() for w in workers))
+        await run_parts(workers, stop)
     finally:
         await publisher.close()
         await asyncio.to_thread(activities.close)

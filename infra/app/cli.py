@@ -15,7 +15,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+
 from infra import settings as settings_module
+from infra.clients import ServerUnreachableError, s3_unreachable
 from infra.settings import Settings, SettingsError, load_settings
 from infra.stack import EmbeddedStack, StackConfig, StackError, exit_on_sigterm
 from pipeline.search_attributes import CHECKING, FAILED, PASSED, REJECTED, REVIEW
@@ -84,13 +87,16 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """``docpipe worker``: a worker process until SIGTERM or Ctrl-C."""
     from infra.telemetry import start_telemetry
-    from workers.worker import run_worker
+    from workers.worker import WorkerStoppedError, run_worker
 
     telemetry = start_telemetry(settings.telemetry, "worker")
     try:
         _run_until_signal(
             lambda stop: run_worker(settings, stop, role=args.role, telemetry=telemetry)
         )
+    except WorkerStoppedError as exc:
+        log.error("%s", exc)
+        return 1
     finally:
         telemetry.close()
     return 0
@@ -143,13 +149,17 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     """``docpipe submit``: act as an upstream system for some files."""
-    from infra.app.submit import submit_files
+    from infra.app.submit import SubmitError, submit_files
 
     files = [Path(f) for f in args.files]
     for path in files:
         if not path.is_file():
             raise SystemExit(f"docpipe: no such file: {path}")
-    submissions = asyncio.run(submit_files(settings, files, bucket=args.bucket, key=args.key))
+    try:
+        submissions = asyncio.run(submit_files(settings, files, bucket=args.bucket, key=args.key))
+    except SubmitError as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 1
     for submission in submissions:
         print(f"{submission.path}  ->  workflow {submission.document.workflow_id}")
     return 0
@@ -417,6 +427,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, StackError) as exc:
         print(f"docpipe: {exc}", file=sys.stderr)
         return 2
+    except ServerUnreachableError as exc:
+        print(f"docpipe: {exc.one_line()}", file=sys.stderr)
+        return 1
+    except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        print(f"docpipe: {s3_unreachable(settings.s3, exc).one_line()}", file=sys.stderr)
+        return 1
     return code
 
 

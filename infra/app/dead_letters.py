@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from consumers.dead_letters import MAX_REQUEST_BYTES, REPLAYED_FROM, DeadLetter
-from infra.clients import TopicMissingError, kafka_kwargs, topic_from_start
+from infra.clients import TopicMissingError, kafka_kwargs, start_kafka, topic_from_start
 from infra.settings import KafkaSettings
 
 
@@ -145,7 +145,7 @@ async def replay_dead_letters(
     producer = AIOKafkaProducer(
         acks="all", max_request_size=MAX_REQUEST_BYTES, **kafka_kwargs(kafka)
     )
-    await producer.start()
+    await start_kafka(producer, kafka)
     replayed: list[DeadLetter] = []
     pending: list[asyncio.Future[Any]] = []
     try:

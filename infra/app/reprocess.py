@@ -25,6 +25,7 @@ from infra.app.lookups import (
     not_a_check,
 )
 from infra.settings import Settings, check_request
+from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import (
     RECHECKS_DIR,
     CheckRequest,
@@ -74,20 +75,44 @@ async def original_request(client: Client, workflow_id: str) -> CheckRequest | N
 
 
 def _document_from_s3(s3: S3Client, document_id: str) -> DocumentRef:
-    """A document ID's object version, when Temporal no longer remembers its check."""
+    """A document ID's object version, when Temporal no longer remembers its check.
+
+    Raises:
+        ReprocessError: the version is gone (404, no such version), or S3 refuses or fails
+            the request (the message names which, with the error code).
+    """
     bucket, key, version = split_document_id(document_id)
     try:
         s3.head_object(Bucket=bucket, Key=key, VersionId=version)
         return DocumentRef(bucket=bucket, key=key, version_id=version)
-    except ClientError:
-        pass  # not a version id: an ETag, in an unversioned bucket
+    except ClientError as exc:
+        # Not a version of this object: perhaps an ETag, in an unversioned bucket (S3 says
+        # InvalidArgument for a version id it cannot parse).
+        if classify_s3(exc) is not S3Failure.MISSING and s3_status(exc)[1] != "InvalidArgument":
+            raise _unreadable(document_id, exc) from None
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        raise ReprocessError(f"{document_id}: the object cannot be read ({exc})") from None
+        if classify_s3(exc) is S3Failure.MISSING:
+            raise ReprocessError(f"{document_id}: the object is gone") from None
+        raise _unreadable(document_id, exc) from None
     if str(head.get("ETag", "")).strip('"') != version:
         raise ReprocessError(f"{document_id}: that version of the object is gone")
     return DocumentRef(bucket=bucket, key=key, etag=version)
+
+
+def _unreadable(document_id: str, exc: ClientError) -> ReprocessError:
+    """S3 answered, but not with the object: say whether retrying can help."""
+    why = describe_s3(exc)
+    kind = classify_s3(exc)
+    if kind is S3Failure.ACCESS_DENIED:
+        return ReprocessError(
+            f"{document_id}: S3 refuses docpipe the object ({why}); its role needs "
+            "s3:GetObject and s3:GetObjectVersion on it"
+        )
+    if kind is S3Failure.TRANSIENT:
+        return ReprocessError(f"{document_id}: S3 failed ({why}); try again later")
+    return ReprocessError(f"{document_id}: S3 refused the request ({why})")
 
 
 async def resolve(settings: Settings, client: Client, s3: S3Client, name: str) -> CheckRequest:

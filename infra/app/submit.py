@@ -10,10 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
+from botocore.exceptions import ClientError
 
-from infra.clients import kafka_kwargs, s3_client
+from infra.clients import kafka_kwargs, s3_client, start_kafka
 from infra.settings import Settings
+from pipeline.failures import S3Failure, classify_s3, describe_s3
 from pipeline.models import DocumentRef
+
+
+class SubmitError(RuntimeError):
+    """S3 refused or failed an upload; the message says which file and why."""
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,21 @@ def upload_event(document: DocumentRef, content_type: str = "application/pdf") -
 
 
 def upload(settings: Settings, path: Path, bucket: str, key: str) -> DocumentRef:
-    """Put one file into S3; the response names the exact version created."""
+    """Put one file into S3; the response names the exact version created.
+
+    Raises:
+        SubmitError: S3 refused the upload, or kept failing after the client's retries.
+    """
     s3 = s3_client(settings.s3)
     body = path.read_bytes()
-    response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/pdf")
+    try:
+        response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/pdf")
+    except ClientError as exc:
+        refused = classify_s3(exc) in (S3Failure.ACCESS_DENIED, S3Failure.REJECTED)
+        why = "refused" if refused else "failed, after its retries,"
+        raise SubmitError(
+            f"S3 {why} the upload of {path} to s3://{bucket}/{key}: {describe_s3(exc)}"
+        ) from None
     version_id = response.get("VersionId")
     return DocumentRef(
         bucket=bucket,
@@ -77,7 +94,7 @@ async def submit_files(
         )
         submissions.append(Submission(path, document))
     producer = AIOKafkaProducer(acks="all", **kafka_kwargs(settings.kafka))
-    await producer.start()
+    await start_kafka(producer, settings.kafka)
     try:
         for submission in submissions:
             document = submission.document

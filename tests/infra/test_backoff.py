@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.backoff import backoff_delay
+from infra.backoff import backoff_delay
 
 
 def _delay(attempt: int, jitter: float) -> float:
