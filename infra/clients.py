@@ -205,12 +205,21 @@ async def topic_from_start(
         await consumer.stop()
 
 
+class _ReportedBelow(logging.Filter):
+    """Drops aiokafka's own line about a failed connect: the error raised says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable connect to")
+
+
 async def start_kafka(client: Any, settings: KafkaSettings) -> None:
     """Start an aiokafka consumer or producer; closed again when that fails.
 
     Raises:
         ServerUnreachableError: no broker answers at the bootstrap servers.
     """
+    reported = _ReportedBelow()
+    logging.getLogger("aiokafka").addFilter(reported)
     try:
         await client.start()
     except KafkaConnectionError as exc:
@@ -225,3 +234,5 @@ async def start_kafka(client: Any, settings: KafkaSettings) -> None:
     except BaseException:
         await client.stop()
         raise
+    finally:
+        logging.getLogger("aiokafka").removeFilter(reported)

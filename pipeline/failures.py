@@ -49,7 +49,7 @@ def s3_status(exc: ClientError) -> tuple[int, str]:
     """(HTTP status, S3 error code) of a client error; 0 when S3 sent no status."""
     response = exc.response
     status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    return status, str(response.get("Error", {}).get("Code", ""))
+    return status, str(response.get("Error", {}).get("Code") or "")
 
 
 def classify_s3(exc: BaseException) -> S3Failure | None:
@@ -74,7 +74,7 @@ def describe_s3(exc: BaseException) -> str:
     """An S3 error in a few words: its code and status (never the object's content)."""
     if isinstance(exc, ClientError):
         status, code = s3_status(exc)
-        return f"{code or 'error'} ({status})" if code != str(status) else f"HTTP {status}"
+        return f"{code} ({status})" if code and code != str(status) else f"HTTP {status}"
     return type(exc).__name__
 
 

@@ -133,6 +133,18 @@ async def test_metrics_endpoints_count_a_run(
         moved(consumer, consumer_before, "docpipe_intake_dead_lettered_total", reason="not_json")
         == 1
     )
+    # How old each event was when its check started: two new checks, ages >= 0.
+    assert moved(consumer, consumer_before, "docpipe_event_age_seconds_count") == 2
+    assert moved(consumer, consumer_before, "docpipe_event_age_seconds_sum") >= 0
+    # Everything committed: no partition is behind.
+    lag = {labels: v for (name, labels), v in consumer.items() if name == "docpipe_consumer_lag"}
+    assert len(lag) == 3, "one lag gauge per assigned partition"
+
+    async def caught_up() -> bool:
+        samples = await asyncio.to_thread(_scrape, consumer_port) or {}
+        return _total(samples, "docpipe_consumer_lag") == 0
+
+    await async_wait_for(caught_up, 30, "the consumer's lag to reach 0")
     # The SDK's client metrics come through the same endpoint.
     # (The parser names counter samples *_total; the SDK exposes them without the suffix.)
     assert _total(consumer, "temporal_request_total", operation="StartWorkflowExecution") >= 3
@@ -160,6 +172,9 @@ async def test_metrics_endpoints_count_a_run(
         == 1
     )
     assert moved(worker, worker_before, "docpipe_check_resumes_total") == 0
+    # From each upload event to its report: measured once per first check.
+    assert moved(worker, worker_before, "docpipe_upload_to_report_seconds_count") == 2
+    assert moved(worker, worker_before, "docpipe_upload_to_report_seconds_sum") > 0
     for step in ("inspect", "check_pages", "finalize"):
         assert _value(worker, "docpipe_documents_in_flight", step=step) == 0
     assert _total(worker, "temporal_workflow_completed_total") >= 2

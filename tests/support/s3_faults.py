@@ -3,8 +3,10 @@ of the server for chosen calls, and botocore's real retry logic runs on the answ
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
@@ -20,7 +22,9 @@ class _Body:
 
 
 class S3Faults:
-    """Fails the first ``count`` calls of one operation (``count=None``: every call).
+    """Fails calls of one operation: the first ``count`` (``count=None``: every call),
+    only those whose URL names ``key`` when given, and only for ``seconds`` after
+    installing when given (a storm that passes).
 
     Args:
         operation: e.g. ``"GetObject"``.
@@ -29,19 +33,35 @@ class S3Faults:
     """
 
     def __init__(
-        self, operation: str, *, status: int, code: str = "", count: int | None = None
+        self,
+        operation: str,
+        *,
+        status: int,
+        code: str = "",
+        count: int | None = None,
+        key: str | None = None,
+        seconds: float | None = None,
     ) -> None:
         self.operation = operation
         self.status = status
         self.code = code
         self.remaining = count
+        self.key = key
+        self.seconds = seconds
+        self.until: float | None = None
         self.injected = 0
 
     def install(self, client: Any) -> S3Faults:
+        if self.seconds is not None:
+            self.until = time.monotonic() + self.seconds
         client.meta.events.register(f"before-send.s3.{self.operation}", self._before_send)
         return self
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:
+        if self.key is not None and quote(self.key) not in request.url:
+            return None
+        if self.until is not None and time.monotonic() >= self.until:
+            return None
         if self.remaining is not None:
             if self.remaining <= 0:
                 return None

@@ -1,0 +1,181 @@
+"""S3 and Temporal failing one message or all of them, on the real broker, Temporal and moto.
+
+The intake runs in this process, so that a botocore ``before-send`` handler on its S3
+client can answer instead of moto (``tests/support/s3_faults.py``). A refusal (a 403, an
+invalid start) is this message's problem: it is dead-lettered after a few tries while the
+others go on. An outage (a storm of 503s) is everyone's: fetching pauses, nothing is
+dead-lettered, and everything starts once it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+
+from consumers.intake import UploadIntake
+from infra.app.reprocess import ReprocessError, resolve
+from infra.clients import s3_client, temporal_client
+from infra.settings import Settings
+from tests.support.helpers import async_wait_for
+from tests.support.intake import (
+    Message,
+    dead_letters,
+    ends,
+    native_event,
+    publish,
+    unique_prefix,
+    upload,
+    wait_committed,
+    wait_runs,
+    with_kafka,
+)
+from tests.support.s3_faults import S3Faults
+
+
+@pytest.fixture
+async def client(settings: Settings) -> Client:
+    return await temporal_client(settings.temporal)
+
+
+@contextlib.asynccontextmanager
+async def _running(intake: UploadIntake) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    running = asyncio.create_task(intake.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 60)
+
+
+def _paused(caplog: pytest.LogCaptureFixture) -> bool:
+    return any("pausing" in record.getMessage() for record in caplog.records)
+
+
+async def test_an_object_s3_refuses_is_dead_lettered_while_the_others_start(
+    settings: Settings, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.intake")
+    # A budget of tries long enough (at least 6 s) that the 20 good uploads certainly
+    # arrive while the refused one still waits out its budget.
+    settings = with_kafka(
+        settings, permanent_failure_attempts=6, retry_initial_s=0.5, retry_max_s=5.0
+    )
+    prefix = unique_prefix("forbidden")
+    refused = upload(settings, f"{prefix}/not-for-docpipe.pdf")
+    good = [upload(settings, f"{prefix}/good-{n}.pdf") for n in range(20)]
+    s3 = s3_client(settings.s3)
+    faults = S3Faults("HeadObject", status=403, key=refused.key).install(s3)
+    intake = UploadIntake(settings, client, s3)
+    refused_event = native_event(refused, version=False, etag=False)
+    async with _running(intake):
+        # The refused event first, the good ones behind it in the same partition: events
+        # without a version, so that the intake HEADs each object.
+        sent = await publish(settings, [Message(refused_event, partition=0)])
+
+        async def refused_once() -> bool:
+            return faults.injected >= 1
+
+        await async_wait_for(refused_once, 30, "the refused HEAD")
+        published = time.monotonic()
+        sent += await publish(
+            settings,
+            [Message(native_event(d, version=False, etag=False), partition=0) for d in good],
+        )
+
+        async def all_good_started() -> bool:
+            return intake.counters.started == len(good)
+
+        await async_wait_for(all_good_started, 60, "the 20 good uploads to start")
+        took = time.monotonic() - published
+        assert intake.counters.dead_lettered == 0, "started while the refused one waited"
+
+        async def dead_lettered() -> bool:
+            return intake.counters.dead_lettered == 1
+
+        await async_wait_for(dead_lettered, 120, "the refused upload's dead letter")
+        await wait_committed(settings, ends(sent), 30)
+    print(f"\n20 good uploads started {took:.2f} s after they were published")
+    assert not _paused(caplog), "a refusal paused fetching"
+    assert faults.injected == 6
+    (letter,) = await dead_letters(settings)
+    assert letter.reason == "s3_access_denied"
+    assert refused.key in letter.message and "403" in letter.message
+    assert letter.value == refused_event, "the original bytes are kept"
+    runs = await wait_runs(client, settings.temporal.task_queue, {d.workflow_id for d in good}, 30)
+    assert len(runs) == len(good)
+
+
+async def test_an_s3_storm_dead_letters_nothing_and_everything_starts_after_it(
+    settings: Settings, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.intake")
+    settings = with_kafka(settings, retry_initial_s=0.2, retry_max_s=1.0)
+    prefix = unique_prefix("storm")
+    documents = [upload(settings, f"{prefix}/doc-{n}.pdf") for n in range(10)]
+    s3 = s3_client(settings.s3)
+    storm = S3Faults("HeadObject", status=503, code="SlowDown", seconds=5.0).install(s3)
+    intake = UploadIntake(settings, client, s3)
+    async with _running(intake):
+        sent = await publish(
+            settings,
+            [
+                Message(native_event(d, version=False, etag=False), partition=n % 3)
+                for n, d in enumerate(documents)
+            ],
+        )
+        await wait_committed(settings, ends(sent), 60)
+    assert storm.injected > 0
+    assert _paused(caplog), "an outage pauses fetching"
+    assert intake.counters.started == len(documents)
+    assert intake.counters.dead_lettered == 0
+    assert await dead_letters(settings) == []
+    waited = intake.metrics.retry_wait.labels("head")
+    assert waited._sum.get() > 0, "the time spent waiting on retries is measured"
+
+
+async def test_a_start_temporal_refuses_is_dead_lettered_as_start_rejected(
+    settings: Settings,
+) -> None:
+    # A task queue name longer than Temporal allows: every start is INVALID_ARGUMENT.
+    settings = dataclasses.replace(
+        settings, temporal=dataclasses.replace(settings.temporal, task_queue="q" * 1500)
+    )
+    settings = with_kafka(settings, retry_initial_s=0.1, retry_max_s=0.2)
+    document = upload(settings, f"{unique_prefix('refused-start')}/doc.pdf")
+    client = await temporal_client(settings.temporal)
+    intake = UploadIntake(settings, client, s3_client(settings.s3))
+    event = native_event(document)
+    async with _running(intake):
+        sent = await publish(settings, [Message(event)])
+        await wait_committed(settings, ends(sent), 60)
+    (letter,) = await dead_letters(settings)
+    assert letter.reason == "start_rejected"
+    assert "INVALID_ARGUMENT" in letter.message
+    assert letter.value == event
+    assert intake.counters.started == 0
+
+
+async def test_reprocess_facing_a_403_names_the_refusal_not_a_gone_version(
+    settings: Settings, client: Client
+) -> None:
+    document = upload(settings, f"{unique_prefix('reprocess-403')}/doc.pdf")
+    s3 = s3_client(settings.s3)
+    S3Faults("HeadObject", status=403, key=document.key).install(s3)
+    # Temporal has no check of it: reprocess looks the version up in S3.
+    with pytest.raises(ReprocessError) as error:
+        await resolve(settings, client, s3, document.document_id)
+    message = str(error.value)
+    assert "S3 refuses docpipe the object (HTTP 403)" in message
+    assert "gone" not in message
+    assert document.version_id is not None
+    s3.delete_object(Bucket=document.bucket, Key=document.key, VersionId=document.version_id)
+    with pytest.raises(ReprocessError, match="gone"):
+        await resolve(settings, client, s3_client(settings.s3), document.document_id)

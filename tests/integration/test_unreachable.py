@@ -1,0 +1,90 @@
+"""Every command facing a server that does not answer says so on one line and exits 1.
+
+Run as a new user would, with docpipe's servers pointed at loopback ports where nothing
+listens: no traceback, no "Unclosed" noise, the address and the setting that points there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.processes import ManagedProcess
+from infra.stack import free_ports
+from tests.support.helpers import wait_for
+
+TEMPORAL, KAFKA, S3 = (f"127.0.0.1:{port}" for port in free_ports(3))
+SETTINGS = {
+    "DOCPIPE_TEMPORAL_ADDRESS": TEMPORAL,
+    "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+    "DOCPIPE_S3_ENDPOINT_URL": f"http://{S3}",
+}
+WORKFLOW_ID = "docpipe/documents/a.pdf@v1"
+DOCUMENT_ID = "documents/a.pdf@v1"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    return {**env, **SETTINGS, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.parametrize(
+    ("command", "what", "address", "setting"),
+    [
+        (["status", WORKFLOW_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        (["list"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        (["report", WORKFLOW_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        (["report", DOCUMENT_ID], "S3", f"http://{S3}", "DOCPIPE_S3_ENDPOINT_URL"),
+        (["reprocess", DOCUMENT_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        (["temporal", "setup"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        (["dlq", "list"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
+        (["dlq", "replay"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
+        (["submit", "SAMPLE"], "S3", f"http://{S3}", "DOCPIPE_S3_ENDPOINT_URL"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_a_command_says_what_it_cannot_reach_on_one_line(
+    command: list[str], what: str, address: str, setting: str, tmp_path: Path
+) -> None:
+    if command == ["submit", "SAMPLE"]:
+        sample = tmp_path / "a.pdf"
+        sample.write_bytes(b"%PDF-1.4\n")
+        command = ["submit", str(sample)]
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.app.cli", *command],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [f"docpipe: cannot reach {what} at {address} (set by {setting})"]
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
+
+
+def test_a_worker_started_before_temporal_waits_and_says_so(tmp_path: Path) -> None:
+    worker = ManagedProcess(
+        "worker",
+        [sys.executable, "-m", "infra.app.cli", "worker"],
+        log_path=tmp_path / "worker.log",
+        env=_env(),
+    )
+    try:
+
+        def tries() -> int:
+            text = worker.log_path.read_text(errors="replace")
+            return text.count(f"cannot reach Temporal at {TEMPORAL}")
+
+        wait_for(lambda: tries() >= 3, 60, "three tries to reach Temporal")
+        assert worker.alive, "the worker waits; it does not exit"
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=30) == 0
+    finally:
+        worker.stop(timeout=10)
+    assert "Traceback" not in worker.log_path.read_text(errors="replace")
