@@ -23,8 +23,8 @@ class _Body:
 
 class S3Faults:
     """Fails calls of one operation: the first ``count`` (``count=None``: every call),
-    only those whose URL names ``key`` when given, and only for ``seconds`` after
-    installing when given (a storm that passes).
+    only those whose URL names ``key`` when given, and only for ``seconds`` from the first
+    call it fails when given (a storm that passes, however late the calls begin).
 
     Args:
         operation: e.g. ``"GetObject"``.
@@ -52,14 +52,14 @@ class S3Faults:
         self.injected = 0
 
     def install(self, client: Any) -> S3Faults:
-        if self.seconds is not None:
-            self.until = time.monotonic() + self.seconds
         client.meta.events.register(f"before-send.s3.{self.operation}", self._before_send)
         return self
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:
         if self.key is not None and quote(self.key) not in request.url:
             return None
+        if self.seconds is not None and self.until is None:
+            self.until = time.monotonic() + self.seconds
         if self.until is not None and time.monotonic() >= self.until:
             return None
         if self.remaining is not None:
