@@ -134,7 +134,7 @@ class CheckTimes:
     """
 
     started: float  # the intake started the workflow
-    inspected: float  # inspect completed
+    inspected: float  # check_document completed (the document inspected)
     pages_started: float  # check_pages began its (last) attempt
     pages_checked: float  # check_pages completed
     report: float
@@ -173,7 +173,7 @@ def check_times(history: WorkflowHistory, published_at: float) -> CheckTimes:
             workflow[kind] = at
     return CheckTimes(
         started=workflow["workflow_execution_started_event_attributes"],
-        inspected=completed["inspect"],
+        inspected=completed["check_document"],
         pages_started=started["check_pages"],
         pages_checked=completed["check_pages"],
         report=completed["finalize"],

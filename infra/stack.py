@@ -218,6 +218,10 @@ class EmbeddedStack:
         """PIDs of the server processes this stack started and that still run."""
         return [c.pid for c in self._children if c.alive]
 
+    def named_pids(self) -> dict[str, int]:
+        """PIDs of the running servers by name (``temporal``, ``kafka``, ``s3``)."""
+        return {c.name: c.pid for c in self._children if c.alive}
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def __enter__(self) -> EmbeddedStack:
@@ -334,6 +338,10 @@ class EmbeddedStack:
                 self._base.temporal.namespace,
                 "--dynamic-config-value",
                 "frontend.enableServerVersionCheck=false",
+                # A worker that schedules an activity on its own task queue may run it at
+                # once, without a round trip through matching (docs/BENCHMARKS.md).
+                "--dynamic-config-value",
+                "system.enableActivityEagerExecution=true",
                 "--ui-disable-news-fetch",
                 "--log-level",
                 "warn",

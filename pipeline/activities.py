@@ -7,8 +7,12 @@ threads and PDF parsing in the parser pool, so the event loop stays free for hea
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -21,10 +25,13 @@ from pipeline.heartbeat import Heartbeater
 from pipeline.metrics import PipelineMetrics
 from pipeline.models import (
     REPORT_NAME,
+    CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
     CheckPlan,
     CheckSummary,
+    DocumentOutcome,
+    DocumentRef,
     FinalizeInput,
     InspectInput,
     InspectResult,
@@ -34,7 +41,7 @@ from pipeline.progress import ProgressReporter, ProgressSignals
 from pipeline.reasons import Reason
 from pipeline.report import PageSummary, build_report
 from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
-from pipeline.spool import ObjectUnavailableError, Spooler, head
+from pipeline.spool import ObjectUnavailableError, SpooledFile, Spooler, head
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -103,7 +110,18 @@ class DocumentActivities:
         return result
 
     async def _inspect(self, input: InspectInput) -> InspectResult:
-        document = input.document
+        async with self._inspected(input.document) as (result, spool):
+            if spool is not None:
+                # Shelved for the page check, which then neither downloads nor indexes it.
+                spool.keep = result.problem is None and result.page_count > 0
+            return result
+
+    @contextlib.asynccontextmanager
+    async def _inspected(
+        self, document: DocumentRef
+    ) -> AsyncIterator[tuple[InspectResult, SpooledFile | None]]:
+        """HEAD, spool and inspect the document; the spooled file (None when the document
+        was never downloaded) lasts as long as the block."""
 
         def problem(kind: str, detail: str, size: int = 0) -> InspectResult:
             return InspectResult(
@@ -116,29 +134,119 @@ class DocumentActivities:
                 problem_detail=detail,
             )
 
-        try:
-            meta = await asyncio.to_thread(head, self.s3, document)
-            size = int(meta.get("ContentLength", 0))
-            if size > self._max_bytes:
-                return problem(
-                    Reason.TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size=size
+        async with contextlib.AsyncExitStack() as stack:
+            spool: SpooledFile | None = None
+            size = 0
+            try:
+                meta = await asyncio.to_thread(head, self.s3, document)
+                size = int(meta.get("ContentLength", 0))
+                if size > self._max_bytes:
+                    result = problem(
+                        Reason.TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size
+                    )
+                else:
+                    spool = await stack.enter_async_context(self._spooler.spooled(document))
+                    facts = await self.pool.inspect(spool.path)
+                    result = InspectResult(
+                        size=size,
+                        pdf_version=facts.pdf_version,
+                        page_count=facts.page_count,
+                        encrypted=facts.encrypted,
+                        plan=self._plan,
+                        problem=facts.problem,
+                        problem_detail=facts.problem_detail,
+                        features=facts.features,
+                    )
+            except ObjectUnavailableError as exc:
+                result = problem(exc.reason, str(exc))
+            except (InspectTimeoutError, ParserCrashedError) as exc:
+                result = problem(Reason.UNREADABLE, str(exc), size=size)
+            yield result, spool
+
+    @activity.defn(name="check_document")
+    async def check_document(self, input: CheckDocumentInput) -> DocumentOutcome:
+        """Inspect the document, and see a small one through to its report.
+
+        A document that fits in one chunk, or that has a document-level problem, is
+        checked and reported in this one activity: one download, no listing of chunk files
+        on a first attempt, no progress signals, no further workflow steps. A larger
+        document comes back inspected, for ``check_pages`` and ``finalize``, with the
+        heartbeat and resume contract of those.
+        """
+        document = input.document
+        with self.metrics.in_flight.labels("check_document").track_inprogress():
+            async with Heartbeater() as heartbeater, self._inspected(document) as found:
+                inspection, spool = found
+                log.info(
+                    "inspected %s: %d pages%s",
+                    document.document_id,
+                    inspection.page_count,
+                    f", {inspection.problem}" if inspection.problem else "",
+                    extra=_ids(document.document_id),
                 )
-            async with self._spooler.spooled(document) as spool:
-                facts = await self.pool.inspect(spool.path)
-                spool.keep = facts.problem is None and facts.page_count > 0
-        except ObjectUnavailableError as exc:
-            return problem(exc.reason, str(exc))
-        except (InspectTimeoutError, ParserCrashedError) as exc:
-            return problem(Reason.UNREADABLE, str(exc), size=size)
-        return InspectResult(
-            size=int(meta.get("ContentLength", 0)),
-            pdf_version=facts.pdf_version,
-            page_count=facts.page_count,
-            encrypted=facts.encrypted,
-            plan=self._plan,
-            problem=facts.problem,
-            problem_detail=facts.problem_detail,
-            features=facts.features,
+                pages = None
+                if spool is not None and inspection.problem is None:
+                    if inspection.page_count > inspection.plan.chunk_pages:
+                        spool.keep = True
+                        return DocumentOutcome(inspection=inspection)
+                    pages = await self._check_one_chunk(input, inspection, spool.path, heartbeater)
+                finalize = FinalizeInput(
+                    document=document,
+                    results_bucket=input.results_bucket,
+                    results_prefix=input.results_prefix,
+                    inspection=inspection,
+                    pages=pages,
+                    uploaded_at=input.uploaded_at,
+                )
+                summary = await asyncio.to_thread(
+                    self._finalize, finalize, activity.info().workflow_id, own_report_stands=True
+                )
+        self.metrics.record_verdict(summary.verdict, summary.reasons)
+        return DocumentOutcome(summary=summary, pages_checked=pages.pages_checked if pages else 0)
+
+    async def _check_one_chunk(
+        self,
+        input: CheckDocumentInput,
+        inspection: InspectResult,
+        path: Path,
+        heartbeater: Heartbeater,
+    ) -> CheckPagesResult:
+        """The pages of a document that fits in one chunk. A first attempt lists nothing:
+        writing the chunk keeps whatever an earlier check stored there first."""
+        store = ResultStore(self.s3, input.results_bucket)
+        checkpoint = Checkpoint.start(inspection.plan.chunk_pages)
+        attempt = activity.info().attempt
+        stored = (
+            await stored_chunks(store, input.results_prefix, checkpoint, inspection.page_count)
+            if attempt > 1
+            else set()
+        )
+        run = ChunkRun(
+            self.pool,
+            path,
+            CheckPagesInput(
+                document=input.document,
+                results_bucket=input.results_bucket,
+                results_prefix=input.results_prefix,
+                page_count=inspection.page_count,
+                chunk_pages=inspection.plan.chunk_pages,
+            ),
+            store,
+            checkpoint,
+            stored,
+            heartbeater=heartbeater,
+            metrics=self.metrics,
+            log_extra=_ids(input.document.document_id),
+        )
+        checkpoint = await run.run()
+        return CheckPagesResult(
+            pages_checked=inspection.page_count,
+            chunks=checkpoint.chunks,
+            chunk_pages=checkpoint.chunk_pages,
+            first_page_this_attempt=run.first_page,
+            attempt=attempt,
+            summary=_bounded_state(run.summary),
+            pages_parsed=run.pages_parsed,
         )
 
     @activity.defn(name="check_pages")
@@ -223,7 +331,17 @@ class DocumentActivities:
         self.metrics.record_verdict(summary.verdict, summary.reasons)
         return summary
 
-    def _finalize(self, input: FinalizeInput, workflow_id: str | None = None) -> CheckSummary:
+    def _finalize(
+        self,
+        input: FinalizeInput,
+        workflow_id: str | None = None,
+        *,
+        own_report_stands: bool = False,
+    ) -> CheckSummary:
+        """Fold and write the report. With ``own_report_stands``, a report that an earlier
+        attempt of this same check wrote first stands, as its chunks do: the inspection
+        it was folded from may have differed (a timeout under load); the check had one
+        report and keeps it."""
         store = ResultStore(self.s3, input.results_bucket)
         summary = PageSummary()
         keys: list[str] = []
@@ -257,15 +375,15 @@ class DocumentActivities:
             with _tracer.start_as_current_span("docpipe.write_report"):
                 written = store.write_once(report_key, to_json_bytes(report), "application/json")
         except ResultConflictError as exc:
-            # Something other than this check wrote a report here (the report's bytes
-            # follow from the chunk files and the check's inputs): retrying cannot help.
-            raise ApplicationError(
-                f"{exc}: it was not written by this check. Move it away, or check the "
-                "document again with `docpipe reprocess`, which writes under a new prefix.",
-                {"attempt": activity.info().attempt},
-                type="result_conflict",
-                non_retryable=True,
-            ) from exc
+            stored = self._own_report(store, report_key, input, workflow_id)
+            if not own_report_stands or stored is None:
+                raise _conflict(exc) from exc
+            log.warning(
+                "the report of %s was written by an earlier attempt of this check; it stands",
+                input.document.document_id,
+                extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
+            )
+            report, written = stored, False
         if written and input.uploaded_at is not None:
             # Once per check: a retried finalize finds the report there.
             self.metrics.upload_to_report.observe(max(0.0, time.time() - input.uploaded_at))
@@ -281,10 +399,41 @@ class DocumentActivities:
             document_id=input.document.document_id,
             verdict=verdict["verdict"],
             reasons=list(verdict["reasons"]),
-            page_count=input.inspection.page_count,
+            page_count=int(report["facts"]["page_count"]),
             report_bucket=input.results_bucket,
             report_key=report_key,
         )
+
+    @staticmethod
+    def _own_report(
+        store: ResultStore, key: str, input: FinalizeInput, workflow_id: str | None
+    ) -> dict[str, Any] | None:
+        """The stored report at ``key`` if this check wrote it (same workflow, same object
+        version), else None."""
+        body = store.read(key)
+        try:
+            report = json.loads(body) if body is not None else None
+        except ValueError:
+            return None
+        if not isinstance(report, dict):
+            return None
+        document = report.get("document") or {}
+        ours = (report.get("check") or {}).get("workflow_id") == workflow_id and all(
+            document.get(name) == value for name, value in input.document.identity_json().items()
+        )
+        return report if ours else None
+
+
+def _conflict(exc: ResultConflictError) -> ApplicationError:
+    """Something other than this check wrote a report here (the report's bytes follow from
+    the chunk files and the check's inputs): retrying cannot help."""
+    return ApplicationError(
+        f"{exc}: it was not written by this check. Move it away, or check the document "
+        "again with `docpipe reprocess`, which writes under a new prefix.",
+        {"attempt": activity.info().attempt},
+        type="result_conflict",
+        non_retryable=True,
+    )
 
 
 # Larger folded summaries (many listed pages, hosts, samples) stay out of the history:

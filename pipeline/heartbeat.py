@@ -20,7 +20,8 @@ _DEFAULT_INTERVAL_S = 5.0
 
 
 class Heartbeater:
-    """Heartbeats the latest details while the block runs, at a quarter of the timeout.
+    """Heartbeats the latest details while the block runs, every quarter of the timeout
+    (the first a quarter in).
 
     Use it as ``async with Heartbeater() as beat:``, and call ``beat.details(...)`` when
     the details change: they are sent at once (as far as the throttle lets them) and
@@ -37,9 +38,11 @@ class Heartbeater:
         activity.heartbeat(*details)
 
     async def _beat(self, interval_s: float) -> None:
+        # The first beat after an interval: an activity done sooner (a small document)
+        # costs the server no heartbeat at all, and its timeout is four intervals away.
         while True:
-            activity.heartbeat(*self._details)
             await asyncio.sleep(interval_s)
+            activity.heartbeat(*self._details)
 
     async def __aenter__(self) -> Heartbeater:
         timeout = activity.info().heartbeat_timeout

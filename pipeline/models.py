@@ -153,6 +153,17 @@ class InspectInput:
 
 
 @dataclass(frozen=True)
+class CheckDocumentInput:
+    """Input of ``check_document``: the object version, and where its results go."""
+
+    document: DocumentRef
+    results_bucket: str
+    results_prefix: str
+    # The request's upload time, for the upload-to-report latency (None: not measured).
+    uploaded_at: float | None = None
+
+
+@dataclass(frozen=True)
 class CheckPlan:
     """How the worker that inspected a document wants it checked and judged.
 
@@ -275,6 +286,18 @@ class CheckSummary:
     page_count: int = 0
     report_bucket: str = ""
     report_key: str = ""
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What ``check_document`` did: either the report is written (``summary``: a document
+    that fits in one chunk, or one with a document-level problem), or the document is
+    inspected and its pages remain to be checked (``inspection``)."""
+
+    inspection: InspectResult | None = None
+    summary: CheckSummary | None = None
+    # Pages checked, when the report is written (0 for a document-level problem).
+    pages_checked: int = 0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,17 @@ makes workflow tasks fail): the embedded stack and ``docpipe temporal setup`` do
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from typing import Any
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+from pipeline import labels
+from pipeline.models import CheckRequest
 
 STATUS = SearchAttributeKey.for_keyword("DocpipeStatus")
 BUCKET = SearchAttributeKey.for_keyword("DocpipeBucket")
@@ -30,3 +40,26 @@ CHECKING, PASSED, REVIEW, REJECTED = "checking", "passed", "review", "rejected"
 # The check could not be completed (infrastructure kept failing); see the workflow failure.
 FAILED = "failed"
 STATUS_BY_VERDICT = {"pass": PASSED, "review": REVIEW, "reject": REJECTED}
+
+
+def _starting_pairs(request: CheckRequest) -> list[SearchAttributePair[Any]]:
+    document = request.document
+    return [
+        SearchAttributePair(STATUS, CHECKING),
+        SearchAttributePair(BUCKET, document.bucket),
+        SearchAttributePair(
+            OBJECT_KEY, labels.object_key_value(document.key, request.hash_object_key)
+        ),
+        SearchAttributePair(PAGES_CHECKED, 0),
+    ]
+
+
+def at_start(request: CheckRequest) -> TypedSearchAttributes:
+    """A check's search attributes as it starts: given to the start, so that the workflow
+    need not set them (one command fewer per check)."""
+    return TypedSearchAttributes(_starting_pairs(request))
+
+
+def starting(request: CheckRequest) -> list[SearchAttributeUpdate[Any]]:
+    """The same, as the workflow sets them when its start did not."""
+    return [pair.key.value_set(pair.value) for pair in _starting_pairs(request)]

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from pipeline import search_attributes as sa
 from pipeline.labels import static_details, static_summary
 from pipeline.models import WORKFLOW_NAME, CheckRequest
 
@@ -46,6 +47,7 @@ async def start_check(
             task_queue=task_queue,
             static_summary=static_summary(request) + summary_suffix,
             static_details=static_details(request),
+            search_attributes=sa.at_start(request),
             id_conflict_policy=(
                 WorkflowIDConflictPolicy.USE_EXISTING
                 if join_running

@@ -12,28 +12,34 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from pipeline import labels
     from pipeline import search_attributes as sa
     from pipeline.activities import DocumentActivities
     from pipeline.models import (
         WORKFLOW_NAME,
+        CheckDocumentInput,
         CheckPagesInput,
         CheckPagesResult,
         CheckRequest,
         CheckSummary,
         FinalizeInput,
         InspectInput,
+        InspectResult,
         PagesProgress,
         PublishResultInput,
         page_queue_for,
     )
     from pipeline.publish import ResultPublisher
     from pipeline.reasons import Reason
+
+# Checks started by this code begin with ``check_document``, which sees a small document
+# through to its report alone; checks that began before it (histories without this marker)
+# replay the steps they began with: ``inspect`` first, and a search-attribute upsert at start.
+CHECK_DOCUMENT_PATCH = "check-document"
 
 # Reasons an activity reports when the object vanished, changed or went out of reach
 # mid-check: the check ends with a report saying so.
@@ -62,7 +68,8 @@ class Timeouts:
 
 
 # Download (up to the size limit) plus the document-level checks' own limit; the activity
-# heartbeats while it works, so a dead worker is noticed within a minute.
+# heartbeats while it works, so a dead worker is noticed within a minute. The same for
+# ``check_document``: the pages of a small document (one chunk) are a small part of it.
 INSPECT_TIMEOUTS = Timeouts(timedelta(minutes=15), timedelta(hours=2), timedelta(minutes=1))
 # Tens of thousands of pages at ~100 pages/s and core, with room for slow pages; the
 # heartbeat timeout is the worker's setting (CheckPlan).
@@ -123,6 +130,7 @@ class DocumentCheckWorkflow:
     publish. Deterministic and small: pages live in S3, never in its history."""
 
     def __init__(self) -> None:
+        self._one_step = False
         self._step = "starting"
         self._page_count = 0
         self._pages_checked = 0
@@ -190,16 +198,11 @@ class DocumentCheckWorkflow:
         """Check the document; a bad document is a report, only infrastructure failing for
         good (or a cancel) ends the workflow otherwise (``CheckFailed``)."""
         document = request.document
-        workflow.upsert_search_attributes(
-            [
-                sa.STATUS.value_set(sa.CHECKING),
-                sa.BUCKET.value_set(document.bucket),
-                sa.OBJECT_KEY.value_set(
-                    labels.object_key_value(document.key, request.hash_object_key)
-                ),
-                sa.PAGES_CHECKED.value_set(0),
-            ]
-        )
+        self._one_step = workflow.patched(CHECK_DOCUMENT_PATCH)
+        # Started with its search attributes (by `start_check`), the check need not set them.
+        started_with = workflow.info().typed_search_attributes.get(sa.STATUS)
+        if not (self._one_step and started_with is not None):
+            workflow.upsert_search_attributes(sa.starting(request))
         retry = retry_policy(request.max_attempts)
         try:
             return await self._check(request, retry)
@@ -219,17 +222,44 @@ class DocumentCheckWorkflow:
                 non_retryable=True,
             ) from err
 
-    async def _check(self, request: CheckRequest, retry: RetryPolicy) -> CheckSummary:
-        document = request.document
-        self._enter("inspect")
-        inspection = await workflow.execute_activity_method(
+    async def _inspect(self, request: CheckRequest, retry: RetryPolicy) -> InspectResult:
+        return await workflow.execute_activity_method(
             DocumentActivities.inspect,
-            InspectInput(document=document),
+            InspectInput(document=request.document),
             retry_policy=retry,
             start_to_close_timeout=INSPECT_TIMEOUTS.start_to_close,
             schedule_to_close_timeout=INSPECT_TIMEOUTS.schedule_to_close,
             heartbeat_timeout=INSPECT_TIMEOUTS.heartbeat,
         )
+
+    async def _check(self, request: CheckRequest, retry: RetryPolicy) -> CheckSummary:
+        document = request.document
+        self._enter("inspect")
+        if not self._one_step:
+            inspection = await self._inspect(request, retry)
+        else:
+            outcome = await workflow.execute_activity_method(
+                DocumentActivities.check_document,
+                CheckDocumentInput(
+                    document=document,
+                    results_bucket=request.results_bucket,
+                    results_prefix=request.results_prefix,
+                    uploaded_at=request.uploaded_at,
+                ),
+                retry_policy=retry,
+                # A cancelled check ends only once its parser work has stopped.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                start_to_close_timeout=INSPECT_TIMEOUTS.start_to_close,
+                schedule_to_close_timeout=INSPECT_TIMEOUTS.schedule_to_close,
+                heartbeat_timeout=INSPECT_TIMEOUTS.heartbeat,
+            )
+            if outcome.summary is not None:
+                # Small, or a document-level problem: the report is written.
+                self._page_count = outcome.summary.page_count
+                self._pages_checked = outcome.pages_checked
+                return await self._conclude(request, outcome.summary, page_count=True)
+            assert outcome.inspection is not None
+            inspection = outcome.inspection
         self._page_count = inspection.page_count
         workflow.upsert_search_attributes([sa.PAGE_COUNT.value_set(inspection.page_count)])
 
@@ -283,13 +313,22 @@ class DocumentCheckWorkflow:
             schedule_to_close_timeout=FINALIZE_TIMEOUTS.schedule_to_close,
             heartbeat_timeout=FINALIZE_TIMEOUTS.heartbeat,
         )
-        workflow.upsert_search_attributes(
-            [
-                sa.STATUS.value_set(sa.STATUS_BY_VERDICT[summary.verdict]),
-                sa.REASONS.value_set(summary.reasons),
-                sa.PAGES_CHECKED.value_set(self._pages_checked),
-            ]
-        )
+        return await self._conclude(request, summary)
+
+    async def _conclude(
+        self, request: CheckRequest, summary: CheckSummary, *, page_count: bool = False
+    ) -> CheckSummary:
+        """The outcome in search attributes and the UI, then the results event.
+        ``page_count``: the page count is not in the search attributes yet."""
+        outcome: list[SearchAttributeUpdate[Any]] = [
+            sa.STATUS.value_set(sa.STATUS_BY_VERDICT[summary.verdict]),
+            sa.REASONS.value_set(summary.reasons),
+            sa.PAGES_CHECKED.value_set(self._pages_checked),
+        ]
+        if page_count:
+            outcome.append(sa.PAGE_COUNT.value_set(summary.page_count))
+        workflow.upsert_search_attributes(outcome)
+        document = request.document
         self._outcome = (
             f"**{summary.verdict}**"
             + (f" ({', '.join(summary.reasons)})" if summary.reasons else "")

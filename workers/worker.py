@@ -104,6 +104,8 @@ def build_workers(
     workers = []
     if role != "pages":
         main_activities: list[Callable[..., Any]] = [
+            activities.check_document,
+            # Checks started before check_document existed still inspect first.
             activities.inspect,
             activities.finalize,
             publisher.publish_result,

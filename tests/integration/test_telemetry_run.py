@@ -175,10 +175,11 @@ async def test_metrics_endpoints_count_a_run(
     # From each upload event to its report: measured once per first check.
     assert moved(worker, worker_before, "docpipe_upload_to_report_seconds_count") == 2
     assert moved(worker, worker_before, "docpipe_upload_to_report_seconds_sum") > 0
-    for step in ("inspect", "check_pages", "finalize"):
+    for step in ("check_document", "check_pages", "finalize"):
         assert _value(worker, "docpipe_documents_in_flight", step=step) == 0
     assert _total(worker, "temporal_workflow_completed_total") >= 2
-    assert _total(worker, "temporal_activity_execution_latency_count") >= 8
+    # Both documents fit in one chunk: check_document did all of each (publish may lag).
+    assert _total(worker, "temporal_activity_execution_latency_count") >= 2
 
 
 @pytest.fixture
@@ -246,7 +247,7 @@ async def test_one_trace_from_the_kafka_event_to_the_last_result_write(
         "docpipe.intake upload event",
         "StartWorkflow:DocumentCheckWorkflow",
         "RunWorkflow:DocumentCheckWorkflow",
-        "RunActivity:inspect",
+        "RunActivity:check_document",
         "docpipe.download",
         "RunActivity:check_pages",
         "docpipe.page_range",

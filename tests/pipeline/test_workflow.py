@@ -30,11 +30,13 @@ from temporalio.worker import Worker
 from infra.settings import PipelineSettings
 from pipeline import search_attributes as sa
 from pipeline.models import (
+    CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
     CheckPlan,
     CheckRequest,
     CheckSummary,
+    DocumentOutcome,
     DocumentRef,
     FinalizeInput,
     InspectInput,
@@ -42,6 +44,7 @@ from pipeline.models import (
     PagesProgress,
     PublishResultInput,
 )
+from pipeline.starts import start_check
 from pipeline.workflows import DocumentCheckWorkflow
 from tests.support.helpers import async_wait_for
 
@@ -71,10 +74,12 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 @dataclass
 class StandIns:
-    """Stand-ins for the four activities: each records its inputs; the ``*_errors`` are
-    raised by the first calls in turn; the events, when set, hold the activity until
-    they are set."""
+    """Stand-ins for the activities: each records its inputs; the ``*_errors`` are raised
+    by the first calls in turn; the events, when set, hold the activity until they are
+    set. ``page_count`` small enough for one chunk makes ``check_document`` write the
+    report itself."""
 
+    page_count: int = PAGES
     inspect_errors: list[Exception] = field(default_factory=list)
     pages_errors: list[Exception] = field(default_factory=list)
     publish_errors: list[Exception] = field(default_factory=list)
@@ -88,17 +93,33 @@ class StandIns:
         if errors:
             raise errors.pop(0)
 
+    def _inspection(self) -> InspectResult:
+        return InspectResult(
+            size=100,
+            pdf_version="1.7",
+            page_count=self.page_count,
+            encrypted=False,
+            plan=CheckPlan(chunk_pages=25, heartbeat_timeout_s=30),
+        )
+
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="inspect")
         async def inspect(input: InspectInput) -> InspectResult:
             self._call("inspect", input, self.inspect_errors)
-            return InspectResult(
-                size=100,
-                pdf_version="1.7",
-                page_count=PAGES,
-                encrypted=False,
-                plan=CheckPlan(chunk_pages=25, heartbeat_timeout_s=30),
+            return self._inspection()
+
+        @activity.defn(name="check_document")
+        async def check_document(input: CheckDocumentInput) -> DocumentOutcome:
+            self._call("check_document", input, self.inspect_errors)
+            inspection = self._inspection()
+            if inspection.page_count > inspection.plan.chunk_pages:
+                return DocumentOutcome(inspection=inspection)
+            summary = CheckSummary(
+                document_id=input.document.document_id,
+                verdict="pass",
+                page_count=inspection.page_count,
             )
+            return DocumentOutcome(summary=summary, pages_checked=inspection.page_count)
 
         @activity.defn(name="check_pages")
         async def check_pages(input: CheckPagesInput) -> CheckPagesResult:
@@ -131,7 +152,7 @@ class StandIns:
         async def publish_result(input: PublishResultInput) -> None:
             self._call("publish_result", input, self.publish_errors)
 
-        return [inspect, check_pages, finalize, publish_result]
+        return [inspect, check_document, check_pages, finalize, publish_result]
 
 
 @dataclass
@@ -140,16 +161,18 @@ class Check:
     worker: Worker
 
 
-async def _start(env: WorkflowEnvironment, stand_ins: StandIns) -> Check:
-    queue = f"workflow-{uuid.uuid4()}"
-    request = CheckRequest(
+def _request(queue: str) -> CheckRequest:
+    return CheckRequest(
         document=DOCUMENT,
         results_bucket="results",
         results_prefix="r/a",
         page_task_queue=queue,
         max_attempts=2,
     )
-    worker = Worker(
+
+
+def _worker(env: WorkflowEnvironment, stand_ins: StandIns, queue: str) -> Worker:
+    return Worker(
         env.client,
         task_queue=queue,
         workflows=[DocumentCheckWorkflow],
@@ -157,6 +180,12 @@ async def _start(env: WorkflowEnvironment, stand_ins: StandIns) -> Check:
         # As docpipe's workers do: a cancel arrives with the next heartbeat sent.
         max_heartbeat_throttle_interval=timedelta(seconds=PipelineSettings().heartbeat_throttle_s),
     )
+
+
+async def _start(env: WorkflowEnvironment, stand_ins: StandIns) -> Check:
+    queue = f"workflow-{uuid.uuid4()}"
+    request = _request(queue)
+    worker = _worker(env, stand_ins, queue)
     handle = await env.client.start_workflow(
         DocumentCheckWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=queue
     )
@@ -183,7 +212,7 @@ async def test_a_check_that_works_runs_every_step_once(env: WorkflowEnvironment)
     summary = await _run(env, stand_ins)
     assert summary.verdict == "pass"
     assert {name: len(inputs) for name, inputs in stand_ins.calls.items()} == {
-        "inspect": 1,
+        "check_document": 1,
         "check_pages": 1,
         "finalize": 1,
         "publish_result": 1,
@@ -213,7 +242,7 @@ async def test_retries_used_up_fail_the_check_counting_them(env: WorkflowEnviron
     assert message.startswith(f"inspect of {DOCUMENT.document_id} failed 2 times")
     assert "RuntimeError: S3 is down" in message
     assert f"`docpipe reprocess {DOCUMENT.document_id}`" in message
-    assert len(stand_ins.calls["inspect"]) == 2 and "finalize" not in stand_ins.calls
+    assert len(stand_ins.calls["check_document"]) == 2 and "finalize" not in stand_ins.calls
 
 
 async def test_a_non_retryable_failure_says_so_and_names_its_attempt(
@@ -315,3 +344,52 @@ async def test_the_results_event_is_retried_until_it_is_sent(env: WorkflowEnviro
     # announcement waits for the broker.
     assert len(stand_ins.calls["publish_result"]) == 4
     assert len(stand_ins.calls["finalize"]) == 1
+
+
+def _upserts(history: Any) -> list[dict[str, bytes]]:
+    upserts = [
+        event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    ]
+    return [{name: value.data for name, value in u.indexed_fields.items()} for u in upserts]
+
+
+async def test_a_small_document_is_one_activity_and_the_results_event(
+    env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(page_count=3)
+    queue = f"workflow-{uuid.uuid4()}"
+    workflow_id = f"wf-{uuid.uuid4()}"
+    async with _worker(env, stand_ins, queue):
+        # Started as the intake starts checks: with its search attributes.
+        assert await start_check(
+            env.client, _request(queue), workflow_id=workflow_id, task_queue=queue
+        )
+        handle = env.client.get_workflow_handle(workflow_id, result_type=CheckSummary)
+        summary = await handle.result()
+        assert (await handle.query("progress"))["pages_checked"] == 3
+    assert summary.verdict == "pass" and summary.page_count == 3
+    assert {name: len(inputs) for name, inputs in stand_ins.calls.items()} == {
+        "check_document": 1,
+        "publish_result": 1,
+    }
+    # One upsert, at the end, with the page count: the start carried the others.
+    # (The version marker upserts Temporal's own TemporalChangeVersion.)
+    (upsert,) = [u for u in _upserts(await handle.fetch_history()) if sa.STATUS.name in u]
+    assert int(upsert[sa.PAGE_COUNT.name]) == 3 and int(upsert[sa.PAGES_CHECKED.name]) == 3
+    assert sa.BUCKET.name not in upsert
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(sa.STATUS) == sa.PASSED
+    assert described.get(sa.BUCKET) == DOCUMENT.bucket
+
+
+async def test_a_check_started_without_search_attributes_sets_them(
+    env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(page_count=3)
+    check = await _start(env, stand_ins)
+    async with check.worker:
+        await check.handle.result()
+    first, last = [u for u in _upserts(await check.handle.fetch_history()) if sa.STATUS.name in u]
+    assert sa.BUCKET.name in first and sa.PAGE_COUNT.name in last

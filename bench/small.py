@@ -1,0 +1,440 @@
+"""Small-document benchmark: documents/s from upload events to reports, against a floor.
+
+Most real uploads are small (invoices, forms, letters), so this is the throughput most users
+see. Each round:
+- **docpipe**: 200 one- to five-page real-world PDFs (``../shared/corpus``, cycled under
+  distinct keys) are in S3; their 200 upload events are published at once; one worker and
+  one consumer process (already running) check them. The time of a document is from the
+  publishing of the events to its report being written (the completion, in the workflow's
+  history, of the activity that writes ``report.json``).
+- **floor**: on the same Temporal server, a workflow of as many no-op activities as docpipe
+  scheduled per document (read from a history of this run), started as many times at once by
+  a plain client, run by one worker process. It is what the engine allows for a workflow of
+  that shape: docpipe cannot beat it by more than what it skips.
+
+Rounds alternate which side goes first. It prints documents/s of both, the p50 and p95 time
+from event to report, and the CPU seconds per document of every process (Temporal, S3
+server, broker, consumer, worker, the worker's parser processes). The last line is a JSON
+object of every figure; ``small_ratio`` is docpipe ÷ floor (median of the rounds' ratios).
+
+    python bench/small.py [--documents 200] [--rounds 2] [--state-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from temporalio import activity, workflow
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from infra.app.submit import upload, upload_event
+from infra.clients import kafka_kwargs, temporal_client
+from infra.processes import ManagedProcess, docpipe_process, stop_all
+from infra.settings import Settings, to_env
+from infra.stack import EmbeddedStack, StackConfig
+from pipeline.models import DocumentRef
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
+# Small documents: a few pages, at most this many bytes.
+MAX_PAGES = 5
+MAX_BYTES = 1024 * 1024
+# Activities whose completion means the report is written.
+REPORT_ACTIVITIES = ("finalize", "check_document")
+FLOOR_QUEUE = "bench-floor"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- the floor: a workflow of N no-op activities ----------------------------------------
+
+
+@activity.defn(name="noop")
+async def noop(step: int) -> int:
+    """Does nothing: the activity's cost is the engine's alone."""
+    return step
+
+
+@workflow.defn(name="BenchFloor")
+class FloorWorkflow:
+    """``activities`` no-op activities one after the other, as docpipe's steps are."""
+
+    @workflow.run
+    async def run(self, activities: int) -> int:
+        for step in range(activities):
+            await workflow.execute_activity(noop, step, start_to_close_timeout=timedelta(minutes=1))
+        return activities
+
+
+async def floor_worker(address: str) -> None:
+    """The floor's worker process: polls until killed."""
+    client = await Client.connect(address)
+    worker = Worker(
+        client,
+        task_queue=FLOOR_QUEUE,
+        workflows=[FloorWorkflow],
+        activities=[noop],
+        # The bench's own module is __main__ here: no sandbox re-import.
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    await worker.run()
+
+
+# -- CPU per process ----------------------------------------------------------------------
+
+
+def _cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """CPU seconds (user + system) of one process; with ``reaped``, also of its children
+    that ended and were waited for."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = [int(p) for p in (task / "children").read_text().split()]
+                found.extend(children)
+                frontier.extend(children)
+        except OSError:
+            continue
+    return found
+
+
+def cpu_snapshot(pids: Mapping[str, int], parsers_of: int | None = None) -> dict[str, float]:
+    """CPU seconds so far of each named process, and of ``parsers_of``'s descendants
+    (the worker's parser processes, plus those it already reaped) as ``parsers``."""
+    snapshot = {name: _cpu_s(pid) for name, pid in pids.items()}
+    if parsers_of is not None:
+        reaped = _cpu_s(parsers_of, reaped=True) - _cpu_s(parsers_of)
+        snapshot["parsers"] = reaped + sum(_cpu_s(pid) for pid in _descendants(parsers_of))
+    return snapshot
+
+
+def cpu_per_document_ms(
+    before: Mapping[str, float], after: Mapping[str, float], documents: int
+) -> dict[str, float]:
+    return {
+        name: round(1000 * (after[name] - before.get(name, 0.0)) / documents, 1) for name in after
+    }
+
+
+# -- documents ------------------------------------------------------------------------------
+
+
+def small_corpus_files() -> list[Path]:
+    """The corpus's small, readable, unencrypted PDFs (decided from the files themselves)."""
+    from pypdf import PdfReader
+
+    files = []
+    for path in sorted(CORPUS.rglob("*.pdf")):
+        if path.stat().st_size > MAX_BYTES:
+            continue
+        try:
+            reader = PdfReader(path)
+            if reader.is_encrypted or not 1 <= len(reader.pages) <= MAX_PAGES:
+                continue
+        except Exception:  # a file pypdf cannot open is not a small document
+            continue
+        files.append(path)
+    if not files:
+        raise SystemExit(f"no small PDFs found under {CORPUS}")
+    return files
+
+
+def upload_all(settings: Settings, files: list[Path], count: int, label: str) -> list[DocumentRef]:
+    bucket = settings.s3.documents_buckets[0]
+    return [
+        upload(settings, files[n % len(files)], bucket, f"bench/{label}/{n:04d}.pdf")
+        for n in range(count)
+    ]
+
+
+async def publish_all(settings: Settings, documents: list[DocumentRef]) -> None:
+    producer = AIOKafkaProducer(acks="all", **kafka_kwargs(settings.kafka))
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(
+                settings.kafka.uploads_topic,
+                upload_event(d),
+                key=f"{d.bucket}/{d.key}".encode(),
+            )
+            for d in documents
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+# -- timing from histories ------------------------------------------------------------------
+
+
+def _at(event: Any) -> float:
+    return float(event.event_time.seconds + event.event_time.nanos / 1e9)
+
+
+def report_time(history: WorkflowHistory) -> float:
+    """Epoch seconds at which the report was written: the completion of the activity that
+    writes it (the workflow's own completion for the floor, which writes nothing)."""
+    scheduled: dict[int, str] = {}
+    for event in history.events:
+        kind = event.WhichOneof("attributes")
+        if kind == "activity_task_scheduled_event_attributes":
+            scheduled[event.event_id] = (
+                event.activity_task_scheduled_event_attributes.activity_type.name
+            )
+        elif kind == "activity_task_completed_event_attributes":
+            attributes = event.activity_task_completed_event_attributes
+            if scheduled.get(attributes.scheduled_event_id) in REPORT_ACTIVITIES:
+                return _at(event)
+        elif kind == "workflow_execution_completed_event_attributes":
+            return _at(event)
+    raise ValueError(f"no report in the history of {history.workflow_id}")
+
+
+def activity_count(history: WorkflowHistory) -> int:
+    return sum(
+        1
+        for event in history.events
+        if event.WhichOneof("attributes") == "activity_task_scheduled_event_attributes"
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def latency_figures(began: float, ends: list[float]) -> dict[str, float]:
+    latencies = [end - began for end in ends]
+    return {
+        "documents_per_s": round(len(ends) / max(latencies), 2),
+        "p50_s": round(_percentile(latencies, 0.5), 2),
+        "p95_s": round(_percentile(latencies, 0.95), 2),
+        "seconds": round(max(latencies), 2),
+    }
+
+
+# -- the two sides ------------------------------------------------------------------------
+
+
+async def run_docpipe(
+    settings: Settings,
+    client: Client,
+    documents: list[DocumentRef],
+    pids: Mapping[str, int],
+    worker_pid: int,
+) -> dict[str, Any]:
+    handles = [client.get_workflow_handle(d.workflow_id) for d in documents]
+    before = cpu_snapshot(pids, parsers_of=worker_pid)
+    began = time.time()
+    await publish_all(settings, documents)
+    results = await asyncio.gather(*(_result_when_started(h) for h in handles))
+    after = cpu_snapshot(pids, parsers_of=worker_pid)
+    histories = [await h.fetch_history() for h in handles]
+    figures = latency_figures(began, [report_time(h) for h in histories])
+    figures["cpu_ms_per_document"] = cpu_per_document_ms(before, after, len(documents))
+    figures["activities_per_document"] = statistics.median(activity_count(h) for h in histories)
+    figures["history_events_per_document"] = statistics.median(len(h.events) for h in histories)
+    figures["verdicts"] = {
+        verdict: sum(1 for r in results if r["verdict"] == verdict)
+        for verdict in sorted({r["verdict"] for r in results})
+    }
+    return figures
+
+
+async def _result_when_started(handle: WorkflowHandle[Any, Any], timeout_s: float = 900) -> Any:
+    """The workflow's result, once the intake has started it (Temporal long-polls it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await asyncio.wait_for(handle.result(), max(1.0, deadline - time.monotonic()))
+        except RPCError as exc:
+            # Not found yet: the intake has not started it.
+            if exc.status != RPCStatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def run_floor(
+    client: Client, count: int, activities: int, pids: Mapping[str, int], label: str
+) -> dict[str, Any]:
+    before = cpu_snapshot(pids)
+    began = time.time()
+    handles = await asyncio.gather(
+        *(
+            client.start_workflow(
+                "BenchFloor", activities, id=f"bench-floor-{label}-{n}", task_queue=FLOOR_QUEUE
+            )
+            for n in range(count)
+        )
+    )
+    await asyncio.gather(*(h.result() for h in handles))
+    after = cpu_snapshot(pids)
+    histories = [await h.fetch_history() for h in handles]
+    figures = latency_figures(began, [report_time(h) for h in histories])
+    figures["cpu_ms_per_document"] = cpu_per_document_ms(before, after, count)
+    figures["history_events_per_document"] = statistics.median(len(h.events) for h in histories)
+    return figures
+
+
+@contextmanager
+def processes(children: list[ManagedProcess]) -> Iterator[list[ManagedProcess]]:
+    try:
+        yield children
+    finally:
+        stop_all(children, timeout=15)
+
+
+def _docpipe_children(settings: Settings, logs: Path) -> list[ManagedProcess]:
+    return [
+        docpipe_process(
+            [command],
+            settings_env=to_env(settings),
+            log_path=logs / f"{command}.log",
+            base_env=os.environ,
+        )
+        for command in ("worker", "consume")
+    ]
+
+
+def _floor_child(settings: Settings, logs: Path) -> ManagedProcess:
+    return ManagedProcess(
+        "floor-worker",
+        [sys.executable, __file__, "--floor-worker", settings.temporal.address],
+        log_path=logs / "floor-worker.log",
+        env=os.environ,
+    )
+
+
+async def run(documents: int, rounds: int, work: Path, state_dir: str | None) -> dict[str, Any]:
+    files = small_corpus_files()
+    print(f"{len(files)} small corpus files, cycled to {documents} documents", flush=True)
+    figures: dict[str, Any] = {"documents": documents, "cpus": os.cpu_count(), "rounds": []}
+    with (
+        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+    ):
+        settings = stack.settings()
+        client = await temporal_client(settings.temporal)
+        servers = stack.named_pids()
+        with (
+            processes(_docpipe_children(settings, work / "logs")) as children,
+            processes([_floor_child(settings, work / "logs")]) as floor,
+        ):
+            worker, consumer = children
+            # Warm up both sides; docpipe's warm-up tells how many activities it runs.
+            warm = upload_all(settings, files, 1, "warmup")
+            await publish_all(settings, warm)
+            handle = client.get_workflow_handle(warm[0].workflow_id)
+            await _result_when_started(handle)
+            activities = activity_count(await handle.fetch_history())
+            figures["floor_activities"] = activities
+            await run_floor(client, 2, activities, {}, "warmup")
+            docpipe_pids = {
+                "temporal": servers["temporal"],
+                "s3": servers["s3"],
+                "broker": servers["kafka"],
+                "consumer": consumer.pid,
+                "worker": worker.pid,
+            }
+            floor_pids = {"temporal": servers["temporal"], "worker": floor[0].pid}
+            for number in range(rounds):
+                batch = upload_all(settings, files, documents, f"round-{number}")
+                sides: dict[str, dict[str, Any]] = {}
+                order = ("docpipe", "floor") if number % 2 == 0 else ("floor", "docpipe")
+                for side in order:
+                    print(f"round {number + 1}: {side} ...", flush=True)
+                    if side == "docpipe":
+                        sides[side] = await run_docpipe(
+                            settings, client, batch, docpipe_pids, worker.pid
+                        )
+                    else:
+                        sides[side] = await run_floor(
+                            client, documents, activities, floor_pids, f"round-{number}"
+                        )
+                    print(f"  {_describe(sides[side])}", flush=True)
+                ratio = sides["docpipe"]["documents_per_s"] / sides["floor"]["documents_per_s"]
+                figures["rounds"].append({**sides, "ratio": round(ratio, 2)})
+    rounds_ = figures["rounds"]
+    for side in ("docpipe", "floor"):
+        figures[f"{side}_documents_per_s"] = round(
+            statistics.median(r[side]["documents_per_s"] for r in rounds_), 2
+        )
+        figures[f"{side}_p50_s"] = round(statistics.median(r[side]["p50_s"] for r in rounds_), 2)
+        figures[f"{side}_p95_s"] = round(statistics.median(r[side]["p95_s"] for r in rounds_), 2)
+        names = rounds_[0][side]["cpu_ms_per_document"]
+        figures[f"{side}_cpu_ms_per_document"] = {
+            name: round(statistics.median(r[side]["cpu_ms_per_document"][name] for r in rounds_), 1)
+            for name in names
+        }
+    figures["docpipe_activities_per_document"] = rounds_[0]["docpipe"]["activities_per_document"]
+    figures["docpipe_history_events_per_document"] = rounds_[0]["docpipe"][
+        "history_events_per_document"
+    ]
+    figures["small_ratio"] = round(statistics.median(r["ratio"] for r in rounds_), 2)
+    return figures
+
+
+def _describe(side: Mapping[str, Any]) -> str:
+    cpu = ", ".join(f"{name} {ms:.0f}" for name, ms in side["cpu_ms_per_document"].items())
+    return (
+        f"{side['documents_per_s']} documents/s, event to report p50 {side['p50_s']} s, "
+        f"p95 {side['p95_s']} s; CPU ms per document: {cpu}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--documents", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--state-dir",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="where the stack keeps Temporal's database (default: /dev/shm)",
+    )
+    parser.add_argument("--floor-worker", metavar="ADDRESS", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.floor_worker:
+        asyncio.run(floor_worker(args.floor_worker))
+        return
+    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
+        figures = asyncio.run(run(args.documents, args.rounds, Path(work), args.state_dir))
+    print()
+    print(
+        f"documents/s: docpipe {figures['docpipe_documents_per_s']} vs floor "
+        f"{figures['floor_documents_per_s']} ({figures['floor_activities']} no-op activities) "
+        f"-> small_ratio {figures['small_ratio']} (target >= 0.8)"
+    )
+    print(
+        f"event to report: p50 {figures['docpipe_p50_s']} s, p95 {figures['docpipe_p95_s']} s; "
+        f"CPU ms per document: {figures['docpipe_cpu_ms_per_document']}"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
