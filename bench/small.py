@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -42,7 +43,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from infra.app.submit import upload, upload_event
+from infra.app.submit import submit_files, upload, upload_event
 from infra.clients import kafka_kwargs, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import Settings, to_env
@@ -228,7 +229,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latency_figures(began: float, ends: list[float]) -> dict[str, float]:
+def latency_figures(began: float, ends: list[float]) -> dict[str, Any]:
     latencies = [end - began for end in ends]
     return {
         "documents_per_s": round(len(ends) / max(latencies), 2),
@@ -301,6 +302,32 @@ async def run_floor(
     return figures
 
 
+async def submit_speed(
+    settings: Settings, files: list[Path], count: int, work: Path
+) -> dict[str, Any]:
+    """Files/s of ``docpipe submit`` for ``count`` small files, against uploading them one at
+    a time with a new client each and publishing once all are up (as it did before)."""
+    batch = work / "submit"
+    batch.mkdir()
+    paths = []
+    for n in range(count):
+        path = batch / f"{n:04d}-{files[n % len(files)].name}"
+        path.write_bytes(files[n % len(files)].read_bytes())
+        paths.append(path)
+    began = time.perf_counter()
+    await submit_files(settings, paths, key_prefix="bench/submit/")
+    concurrent = count / (time.perf_counter() - began)
+    began = time.perf_counter()
+    bucket = settings.s3.documents_buckets[0]
+    documents = [upload(settings, p, bucket, f"bench/submit-one/{p.name}") for p in paths]
+    await publish_all(settings, documents)
+    one_at_a_time = count / (time.perf_counter() - began)
+    return {
+        "submit_files_per_s": round(concurrent, 1),
+        "one_at_a_time_files_per_s": round(one_at_a_time, 1),
+    }
+
+
 @contextmanager
 def processes(children: list[ManagedProcess]) -> Iterator[list[ManagedProcess]]:
     try:
@@ -330,7 +357,9 @@ def _floor_child(settings: Settings, logs: Path) -> ManagedProcess:
     )
 
 
-async def run(documents: int, rounds: int, work: Path, state_dir: str | None) -> dict[str, Any]:
+async def run(
+    documents: int, rounds: int, submit: int, work: Path, state_dir: str | None
+) -> dict[str, Any]:
     files = small_corpus_files()
     print(f"{len(files)} small corpus files, cycled to {documents} documents", flush=True)
     figures: dict[str, Any] = {"documents": documents, "cpus": os.cpu_count(), "rounds": []}
@@ -341,6 +370,19 @@ async def run(documents: int, rounds: int, work: Path, state_dir: str | None) ->
         settings = stack.settings()
         client = await temporal_client(settings.temporal)
         servers = stack.named_pids()
+        if submit:
+            print(f"docpipe submit of {submit} files ...", flush=True)
+            # A topic of their own: the consumer must not check these.
+            stack.create_topics(["bench-submit"])
+            aside = dataclasses.replace(
+                settings, kafka=dataclasses.replace(settings.kafka, uploads_topic="bench-submit")
+            )
+            figures.update(await submit_speed(aside, files, submit, work))
+            print(
+                f"  {figures['submit_files_per_s']} files/s (one at a time: "
+                f"{figures['one_at_a_time_files_per_s']})",
+                flush=True,
+            )
         with (
             processes(_docpipe_children(settings, work / "logs")) as children,
             processes([_floor_child(settings, work / "logs")]) as floor,
@@ -412,6 +454,9 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
+        "--submit", type=int, default=600, help="files for the `docpipe submit` speed (0: skip)"
+    )
+    parser.add_argument(
         "--state-dir",
         default="/dev/shm" if Path("/dev/shm").is_dir() else None,
         help="where the stack keeps Temporal's database (default: /dev/shm)",
@@ -422,7 +467,9 @@ def main() -> None:
         asyncio.run(floor_worker(args.floor_worker))
         return
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(run(args.documents, args.rounds, Path(work), args.state_dir))
+        figures = asyncio.run(
+            run(args.documents, args.rounds, args.submit, Path(work), args.state_dir)
+        )
     print()
     print(
         f"documents/s: docpipe {figures['docpipe_documents_per_s']} vs floor "

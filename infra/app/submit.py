@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaProducer
 from botocore.exceptions import ClientError
@@ -16,6 +17,14 @@ from infra.clients import kafka_kwargs, s3_client, start_kafka
 from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3, describe_s3
 from pipeline.models import DocumentRef
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+# Uploads at once: enough to keep S3 busy with small files, within the S3 client's
+# connection pool (10 by default).
+UPLOAD_CONCURRENCY = 8
 
 
 class SubmitError(RuntimeError):
@@ -44,13 +53,17 @@ def upload_event(document: DocumentRef, content_type: str = "application/pdf") -
     return json.dumps({k: v for k, v in event.items() if v is not None}).encode()
 
 
-def upload(settings: Settings, path: Path, bucket: str, key: str) -> DocumentRef:
+def upload(
+    settings: Settings, path: Path, bucket: str, key: str, s3: S3Client | None = None
+) -> DocumentRef:
     """Put one file into S3; the response names the exact version created.
+
+    ``s3``: the client to use (default: a new one; share one for many files).
 
     Raises:
         SubmitError: S3 refused the upload, or kept failing after the client's retries.
     """
-    s3 = s3_client(settings.s3)
+    s3 = s3 or s3_client(settings.s3)
     body = path.read_bytes()
     try:
         response = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/pdf")
@@ -77,32 +90,50 @@ async def submit_files(
     bucket: str | None = None,
     key: str | None = None,
     key_prefix: str = "",
+    concurrency: int = UPLOAD_CONCURRENCY,
 ) -> list[Submission]:
-    """Upload each file and publish one upload event per file.
+    """Upload each file and publish its upload event as soon as its upload is done.
+
+    Up to ``concurrency`` uploads run at once, all with one S3 client. On the first
+    failure the uploads not yet done are stopped; the files already published stay so.
 
     Args:
         bucket: target bucket; default: the first documents bucket.
         key: object key, only with a single file; default: ``key_prefix`` + file name.
+
+    Returns:
+        The submissions, in the order of ``files``.
+
+    Raises:
+        SubmitError: S3 refused or failed an upload.
     """
     if key is not None and len(files) != 1:
         raise ValueError("--key names one object: give exactly one file with it")
-    bucket = bucket or settings.s3.documents_buckets[0]
-    submissions = []
-    for path in files:
-        document = await asyncio.to_thread(
-            upload, settings, path, bucket, key or f"{key_prefix}{path.name}"
-        )
-        submissions.append(Submission(path, document))
+    target = bucket or settings.s3.documents_buckets[0]
+    s3 = s3_client(settings.s3)
     producer = AIOKafkaProducer(acks="all", **kafka_kwargs(settings.kafka))
     await start_kafka(producer, settings.kafka)
-    try:
-        for submission in submissions:
-            document = submission.document
-            await producer.send_and_wait(
-                settings.kafka.uploads_topic,
-                value=upload_event(document),
-                key=f"{document.bucket}/{document.key}".encode(),
+    slots = asyncio.Semaphore(concurrency)
+
+    async def submit(path: Path) -> Submission:
+        async with slots:
+            document = await asyncio.to_thread(
+                upload, settings, path, target, key or f"{key_prefix}{path.name}", s3
             )
+        delivered = await producer.send(
+            settings.kafka.uploads_topic,
+            value=upload_event(document),
+            key=f"{document.bucket}/{document.key}".encode(),
+        )
+        await delivered
+        return Submission(path, document)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            submitted = [group.create_task(submit(path)) for path in files]
+    except BaseExceptionGroup as failed:
+        # The first failure as it was; the others are cancelled uploads.
+        raise failed.exceptions[0] from None
     finally:
         await producer.stop()
-    return submissions
+    return [task.result() for task in submitted]
