@@ -31,6 +31,7 @@ test: lint
 # Benchmarks, one script per line; each ends its output with a JSON line of its figures.
 BENCH_SCRIPTS += bench/intake.py
 BENCH_SCRIPTS += bench/pages.py
+BENCH_SCRIPTS += bench/small.py
 BENCH_SCRIPTS += bench/crash.py
 
 bench: $(STAMP)

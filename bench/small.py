@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from cpu import cpu_per_unit_ms, cpu_snapshot
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
@@ -57,7 +58,6 @@ MAX_BYTES = 1024 * 1024
 # Activities whose completion means the report is written.
 REPORT_ACTIVITIES = ("finalize", "check_document")
 FLOOR_QUEUE = "bench-floor"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # -- the floor: a workflow of N no-op activities ----------------------------------------
@@ -92,54 +92,6 @@ async def floor_worker(address: str) -> None:
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     await worker.run()
-
-
-# -- CPU per process ----------------------------------------------------------------------
-
-
-def _cpu_s(pid: int, *, reaped: bool = False) -> float:
-    """CPU seconds (user + system) of one process; with ``reaped``, also of its children
-    that ended and were waited for."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if reaped:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / CLOCK_TICKS
-
-
-def _descendants(pid: int) -> list[int]:
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = [int(p) for p in (task / "children").read_text().split()]
-                found.extend(children)
-                frontier.extend(children)
-        except OSError:
-            continue
-    return found
-
-
-def cpu_snapshot(pids: Mapping[str, int], parsers_of: int | None = None) -> dict[str, float]:
-    """CPU seconds so far of each named process, and of ``parsers_of``'s descendants
-    (the worker's parser processes, plus those it already reaped) as ``parsers``."""
-    snapshot = {name: _cpu_s(pid) for name, pid in pids.items()}
-    if parsers_of is not None:
-        reaped = _cpu_s(parsers_of, reaped=True) - _cpu_s(parsers_of)
-        snapshot["parsers"] = reaped + sum(_cpu_s(pid) for pid in _descendants(parsers_of))
-    return snapshot
-
-
-def cpu_per_document_ms(
-    before: Mapping[str, float], after: Mapping[str, float], documents: int
-) -> dict[str, float]:
-    return {
-        name: round(1000 * (after[name] - before.get(name, 0.0)) / documents, 1) for name in after
-    }
 
 
 # -- documents ------------------------------------------------------------------------------
@@ -257,7 +209,7 @@ async def run_docpipe(
     after = cpu_snapshot(pids, parsers_of=worker_pid)
     histories = [await h.fetch_history() for h in handles]
     figures = latency_figures(began, [report_time(h) for h in histories])
-    figures["cpu_ms_per_document"] = cpu_per_document_ms(before, after, len(documents))
+    figures["cpu_ms_per_document"] = cpu_per_unit_ms(before, after, len(documents))
     figures["activities_per_document"] = statistics.median(activity_count(h) for h in histories)
     figures["history_events_per_document"] = statistics.median(len(h.events) for h in histories)
     figures["verdicts"] = {
@@ -297,7 +249,7 @@ async def run_floor(
     after = cpu_snapshot(pids)
     histories = [await h.fetch_history() for h in handles]
     figures = latency_figures(began, [report_time(h) for h in histories])
-    figures["cpu_ms_per_document"] = cpu_per_document_ms(before, after, count)
+    figures["cpu_ms_per_document"] = cpu_per_unit_ms(before, after, count)
     figures["history_events_per_document"] = statistics.median(len(h.events) for h in histories)
     return figures
 

@@ -1,0 +1,53 @@
+"""CPU seconds of the processes a benchmark runs, read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int, *, reaped: bool = False) -> float:
+    """CPU seconds (user + system) of one process; with ``reaped``, also of its children
+    that ended and were waited for."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        current = frontier.pop()
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = [int(p) for p in (task / "children").read_text().split()]
+                found.extend(children)
+                frontier.extend(children)
+        except OSError:
+            continue
+    return found
+
+
+def cpu_snapshot(pids: Mapping[str, int], parsers_of: int | None = None) -> dict[str, float]:
+    """CPU seconds so far of each named process, and of ``parsers_of``'s descendants
+    (the worker's parser processes, plus those it already reaped) as ``parsers``."""
+    snapshot = {name: _cpu_s(pid) for name, pid in pids.items()}
+    if parsers_of is not None:
+        reaped = _cpu_s(parsers_of, reaped=True) - _cpu_s(parsers_of)
+        snapshot["parsers"] = reaped + sum(_cpu_s(pid) for pid in _descendants(parsers_of))
+    return snapshot
+
+
+def cpu_per_unit_ms(
+    before: Mapping[str, float], after: Mapping[str, float], units: float
+) -> dict[str, float]:
+    """CPU milliseconds of each process per unit of work (a document, 1,000 pages)."""
+    return {name: round(1000 * (after[name] - before.get(name, 0.0)) / units, 1) for name in after}
