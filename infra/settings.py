@@ -121,8 +121,9 @@ class PipelineSettings:
     heartbeat_throttle_s: float = 1.0
     # Parser processes per page check; 0 means one per CPU core.
     pool_size: int = 0
-    # Page checks one worker process runs at once (each uses pool_size processes).
-    max_concurrent_checks: int = 2
+    # Page checks one worker process runs at once (they share its parser processes); 0
+    # means as CPU and memory allow (at least 2).
+    max_concurrent_checks: int = 0
     # Where documents are spooled while checked; empty means the system temp directory.
     spool_dir: str = ""
     # Limits for untrusted PDFs (see docs/FAILURES.md).
@@ -141,6 +142,11 @@ class PipelineSettings:
             raise SettingsError(
                 "DOCPIPE_PIPELINE_HEARTBEAT_THROTTLE_S must be more than 0 and at most "
                 f"the heartbeat timeout ({self.heartbeat_timeout_s:g} s)"
+            )
+        if self.max_concurrent_checks < 0:
+            raise SettingsError(
+                "DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS must be 0 (as CPU and memory allow) "
+                "or a number of checks"
             )
 
 

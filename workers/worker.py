@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.settings import Settings
@@ -128,14 +129,43 @@ def build_workers(
                 client,
                 task_queue=page_queue,
                 activities=[activities.check_pages],
-                # Each check uses every core: more at once would only share them and
-                # multiply the parser processes.
-                max_concurrent_activities=settings.pipeline.max_concurrent_checks,
+                **page_check_slots(settings),
                 graceful_shutdown_timeout=shutdown,
                 max_heartbeat_throttle_interval=throttle,
             )
         )
     return workers
+
+
+# Page checks at once when the setting leaves it to the machine: at least two (one can
+# download or list while the other parses), more while CPU and memory stay below these
+# shares, never more than this many per core (each check shares the parser processes).
+PAGE_CHECKS_AT_LEAST = 2
+PAGE_CHECKS_PER_CORE = 2
+TARGET_CPU_USAGE = 0.9
+TARGET_MEMORY_USAGE = 0.8
+
+
+def page_check_slots(settings: Settings) -> dict[str, Any]:
+    """``Worker`` options bounding the page checks one worker process runs at once:
+    ``DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS`` when set, else as CPU and memory allow
+    (Temporal's resource-based slot supplier)."""
+    fixed = settings.pipeline.max_concurrent_checks
+    if fixed:
+        return {"max_concurrent_activities": fixed}
+    cores = os.cpu_count() or 1
+    return {
+        "tuner": WorkerTuner.create_resource_based(
+            target_memory_usage=TARGET_MEMORY_USAGE,
+            target_cpu_usage=TARGET_CPU_USAGE,
+            activity_config=ResourceBasedSlotConfig(
+                minimum_slots=PAGE_CHECKS_AT_LEAST,
+                maximum_slots=max(PAGE_CHECKS_AT_LEAST, PAGE_CHECKS_PER_CORE * cores),
+                # A new check loads the cores only after its download: look before the next.
+                ramp_throttle=timedelta(seconds=1),
+            ),
+        )
+    }
 
 
 class WorkerStoppedError(RuntimeError):

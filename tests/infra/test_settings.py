@@ -172,6 +172,11 @@ def test_bad_float_names_the_variable() -> None:
         load_settings(env={"DOCPIPE_PIPELINE_GRACEFUL_SHUTDOWN_S": "soon"})
 
 
+def test_a_negative_number_of_concurrent_checks_is_refused() -> None:
+    with pytest.raises(SettingsError, match="DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS"):
+        load_settings(env={"DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS": "-1"})
+
+
 def test_bad_int_from_a_flag_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match="DOCPIPE_S3_MAX_ATTEMPTS"):
         load_settings(env={}, args=_parse("--s3-max-attempts", "many"))

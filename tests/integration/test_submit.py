@@ -3,7 +3,11 @@ published as soon as its upload is done. Against the real broker and the moto se
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,8 @@ from infra.app import submit as submit_module
 from infra.app.submit import SubmitError, submit_files
 from infra.clients import s3_client
 from infra.samples.generate import make_pdf
-from infra.settings import Settings
+from infra.settings import Settings, to_env
+from infra.stack import free_ports
 from tests.support.reports import read_topic
 from tests.support.s3_faults import S3Faults
 
@@ -111,3 +116,25 @@ async def test_a_refused_upload_stops_the_submit_and_names_the_file(
         event = json.loads(record.value)
         assert event["key"] != "refused/letter-03.pdf"
         s3.head_object(Bucket=event["bucket"], Key=event["key"], VersionId=event["version_id"])
+
+
+def test_submit_facing_an_unreachable_s3_says_so_on_one_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    (closed,) = free_ports(1)
+    unreachable = dataclasses.replace(
+        settings, s3=dataclasses.replace(settings.s3, endpoint_url=f"http://127.0.0.1:{closed}")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    (path,) = _files(tmp_path, 1)
+    done = subprocess.run(
+        [sys.executable, "-m", "infra.app.cli", "submit", str(path)],
+        env={**env, **to_env(unreachable)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"docpipe: cannot reach S3 at http://127.0.0.1:{closed} (set by DOCPIPE_S3_ENDPOINT_URL)"
+    ]

@@ -44,7 +44,8 @@ def _env() -> dict[str, str]:
         (["temporal", "setup"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
         (["dlq", "list"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
         (["dlq", "replay"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
-        (["submit", "SAMPLE"], "S3", f"http://{S3}", "DOCPIPE_S3_ENDPOINT_URL"),
+        # The broker first: no file is uploaded whose event could not be published.
+        (["submit", "SAMPLE"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )

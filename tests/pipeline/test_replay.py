@@ -2,7 +2,9 @@
 determinism fails here, not in production on the workflows running when it is deployed.
 
 The histories are real runs on the embedded stack (``make histories`` re-records them;
-docs/ARCHITECTURE.md says when, and how to version a workflow change instead).
+docs/ARCHITECTURE.md says when, and how to version a workflow change instead). Those of
+code that has changed since stay in a folder named after the change, and replay too:
+checks begun before a deploy must finish after it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from pipeline.models import WORKFLOW_NAME, CheckRequest
 from pipeline.workflows import DocumentCheckWorkflow
 from tests.support.histories import HISTORIES, SCENARIOS
 
-RECORDED = sorted(HISTORIES.glob("*.json"))
+CURRENT = sorted(HISTORIES.glob("*.json"))
+RECORDED = sorted(HISTORIES.rglob("*.json"))
+# Histories of the workflow before check_document (workflow.patched("check-document")).
+BEFORE_CHECK_DOCUMENT = HISTORIES / "before-check-document"
 
 
 def _history(path: Path) -> WorkflowHistory:
@@ -27,10 +32,16 @@ def _history(path: Path) -> WorkflowHistory:
 
 
 def test_every_scenario_has_a_recorded_history() -> None:
-    assert {path.stem for path in RECORDED} == set(SCENARIOS)
+    assert {path.stem for path in CURRENT} == set(SCENARIOS)
 
 
-@pytest.mark.parametrize("path", RECORDED, ids=lambda path: path.stem)
+def test_the_histories_before_check_document_are_kept() -> None:
+    assert len(list(BEFORE_CHECK_DOCUMENT.glob("*.json"))) == 6
+
+
+@pytest.mark.parametrize(
+    "path", RECORDED, ids=lambda path: str(path.relative_to(HISTORIES).with_suffix(""))
+)
 async def test_a_recorded_history_replays(path: Path) -> None:
     result = await Replayer(workflows=[DocumentCheckWorkflow]).replay_workflow(_history(path))
     assert result.replay_failure is None
@@ -49,3 +60,5 @@ async def test_a_change_that_breaks_determinism_fails_the_replay() -> None:
     replayer = Replayer(workflows=[_Reordered])
     with pytest.raises(workflow.NondeterminismError):
         await replayer.replay_workflow(_history(HISTORIES / "plain_pass.json"))
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(_history(BEFORE_CHECK_DOCUMENT / "plain_pass.json"))

@@ -94,8 +94,17 @@ def _wait(condition: Callable[[], object], seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
+async def small_document(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A document of one chunk: check_document reports it, then publish."""
+    rec.worker()
+    handle = await rec.start(rec.upload(3))
+    await handle.result()
+    return handle
+
+
 async def plain_pass(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
-    """A check that runs through: inspect, check pages, finalize, publish."""
+    """A check that runs through: check_document (inspects), check pages, finalize,
+    publish."""
     rec.worker()
     handle = await rec.start(rec.upload(60))
     await handle.result()
@@ -118,8 +127,8 @@ async def crash_and_resume(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
 
 
 async def object_missing(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
-    """The object version is deleted after its inspection: the page check finds it gone,
-    and the check ends with a report saying so."""
+    """The object version is deleted after its inspection (check_document) and before its
+    page check, which finds it gone; the check ends with a report saying so."""
     document = rec.upload(200)
     rec.worker("--role", "workflows")
     handle = await rec.start(document)
@@ -181,6 +190,7 @@ async def recheck(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
 
 
 SCENARIOS: dict[str, Scenario] = {
+    "small_document": small_document,
     "plain_pass": plain_pass,
     "crash_and_resume": crash_and_resume,
     "object_missing": object_missing,

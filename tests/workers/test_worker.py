@@ -12,9 +12,15 @@ import pytest
 import pytest_asyncio
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import ResourceBasedSlotSupplier, Worker
 
-from workers.worker import WorkerStoppedError, run_parts
+from infra.settings import PipelineSettings, Settings
+from workers.worker import (
+    PAGE_CHECKS_AT_LEAST,
+    WorkerStoppedError,
+    page_check_slots,
+    run_parts,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -72,3 +78,15 @@ async def test_a_stop_shuts_every_part_down_without_an_error(env: WorkflowEnviro
     stop.set()
     await asyncio.wait_for(running, 60)
     assert all(part.is_shutdown for part in parts)
+
+
+async def test_page_checks_at_once_follow_cpu_and_memory_unless_fixed() -> None:
+    by_machine = page_check_slots(Settings())
+    assert set(by_machine) == {"tuner"}
+    supplier = by_machine["tuner"]._get_activity_task_slot_supplier()
+    assert isinstance(supplier, ResourceBasedSlotSupplier)
+    assert supplier.slot_config.minimum_slots == PAGE_CHECKS_AT_LEAST
+    assert (supplier.slot_config.maximum_slots or 0) >= PAGE_CHECKS_AT_LEAST
+    assert 0 < supplier.tuner_config.target_cpu_usage <= 1
+    fixed = Settings(pipeline=PipelineSettings(max_concurrent_checks=3))
+    assert page_check_slots(fixed) == {"max_concurrent_activities": 3}
