@@ -117,14 +117,25 @@ def inspect_document(path: Path) -> DocumentFacts:
 
 
 def inspect_or_repair(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
-    """:func:`inspect_stream` of the file at ``path``; when pypdf cannot open it or build
-    its page list, of a copy repaired by qpdf (beside ``path``: see
-    :func:`pipeline.repair.repaired_path`).
+    """:func:`inspect_path`, then :func:`inspect_repaired` when the file :func:`needs_repair`.
 
     Returns:
         The facts; and when the pages can be checked, the reader with its pages indexed
         and the open file it reads (the repaired copy's, for a repaired document), which
         the caller closes. Otherwise None and None.
+    """
+    facts, reader, stream = inspect_path(path)
+    if needs_repair(facts):
+        return inspect_repaired(path, facts)
+    return facts, reader, stream
+
+
+def inspect_path(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """:func:`inspect_stream` of the file at ``path``, as it is.
+
+    Returns:
+        The facts; and when the pages can be checked, the reader with its pages indexed
+        and the open file it reads, which the caller closes. Otherwise None and None.
     """
     # Read from the open file: PdfReader(path) would hold the whole file in memory.
     stream = path.open("rb")
@@ -133,11 +144,31 @@ def inspect_or_repair(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[b
     except BaseException:
         stream.close()
         raise
-    if reader is not None:
-        return facts, reader, stream
-    stream.close()
-    if facts.problem != Reason.UNREADABLE:
+    if reader is None:
+        stream.close()
         return facts, None, None
+    return facts, reader, stream
+
+
+def needs_repair(facts: DocumentFacts) -> bool:
+    """pypdf could not open the file or build its page list: qpdf may still."""
+    return facts.problem == Reason.UNREADABLE
+
+
+def inspect_repaired(
+    path: Path, facts: DocumentFacts
+) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """Repair a copy of ``path`` with qpdf (beside it: :func:`pipeline.repair.repaired_path`)
+    and inspect the copy.
+
+    Args:
+        path: the damaged file.
+        facts: what :func:`inspect_path` found in it (why it needs repair).
+
+    Returns:
+        As :func:`inspect_path`: the repaired copy's facts, marked ``repaired``, its reader
+        and open file; or ``facts`` (still unreadable, saying why the repair failed too).
+    """
     try:
         warnings = repair_copy(path)
     except RepairError as exc:

@@ -65,17 +65,26 @@ def examine_integrity(stream: IO[bytes]) -> Integrity:
     stream.seek(0)
     reader = PdfFileReader(stream, strict=False)
     xrefs = reader.xrefs
-    revisions = int(xrefs.total_revisions)
-    ends = [
-        _revision_end(stream, int(xrefs.get_xref_container_info(index).end_location))
-        for index in range(min(revisions, MAX_LISTED_REVISIONS))
-    ]
+    ends: list[int] = []
+    # The revision (from 1) each of pyHanko's cross-reference sections belongs to.
+    numbers: list[int] = []
+    revisions, last_end = 0, -1
+    for index in range(int(xrefs.total_revisions)):
+        end = _revision_end(stream, int(xrefs.get_xref_container_info(index).end_location))
+        if end <= last_end:
+            # Not appended: a linearized file's first-page section, part of the original.
+            numbers.append(max(1, revisions))
+            continue
+        revisions, last_end = revisions + 1, end
+        numbers.append(revisions)
+        if len(ends) < MAX_LISTED_REVISIONS:
+            ends.append(end)
     fields = 0
     facts: list[SignatureFacts] = []
     for _name, value, reference in enumerate_sig_fields(reader):
         fields += 1
         if len(facts) < MAX_LISTED_SIGNATURES:
-            facts.append(_signature(reader, value, reference))
+            facts.append(_signature(reader, value, reference, numbers))
     judged = _judge(facts)
     return Integrity(
         revisions=revisions,
@@ -101,7 +110,7 @@ def _revision_end(stream: IO[bytes], xref_end: int) -> int:
     return xref_end + end
 
 
-def _signature(reader: Any, value: Any, reference: Any) -> SignatureFacts:
+def _signature(reader: Any, value: Any, reference: Any, numbers: list[int]) -> SignatureFacts:
     if value is None:
         return SignatureFacts(signed=False)
     from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
@@ -125,7 +134,7 @@ def _signature(reader: Any, value: Any, reference: Any) -> SignatureFacts:
         "kind": kind,
         "signed": True,
         "sub_filter": sub_filter,
-        "revision": int(embedded.signed_revision) + 1,
+        "revision": numbers[int(embedded.signed_revision)],
     }
     try:
         stamp = embedded.self_reported_timestamp

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.document_checks import DocumentFacts, inspect_or_repair
+from pipeline.document_checks import DocumentFacts, inspect_path, inspect_repaired, needs_repair
 from pipeline.page_checks import check_pages
 from pipeline.pages import LeanReader
 from pipeline.repair import repair_copy, repaired_path
@@ -31,10 +31,12 @@ _PR_SET_PDEATHSIG = 1
 # between page ranges; the least recently used beyond _OPEN_READERS is closed.
 _open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
 _OPEN_READERS = 4
-# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting),
-# CLOCK_MONOTONIC ns when it started, the job the worker wants abandoned (0: none)].
+# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting,
+# -2: repairing a damaged document), CLOCK_MONOTONIC ns when it started, the job the
+# worker wants abandoned (0: none)].
 _progress: Any = None
 INSPECTING = -1
+REPAIRING = -2
 PAGE, SINCE, ABANDON = 0, 1, 2
 # Per parser process: write a line for every page checked to stderr (the worker's log),
 # when the worker logs at debug level. Written as each page is done, so that what a killed
@@ -170,7 +172,11 @@ def inspect(path: Path) -> DocumentFacts:
     """
     _mark(INSPECTING)
     try:
-        facts, reader, stream = inspect_or_repair(path)
+        facts, reader, stream = inspect_path(path)
+        if needs_repair(facts):
+            # The time limit starts again: the watch names what took too long.
+            _mark(REPAIRING)
+            facts, reader, stream = inspect_repaired(path, facts)
         if reader is not None and stream is not None:
             # Its pages are indexed already: page ranges sent here need not do it again.
             _keep_open(str(path), LeanReader(stream, reader))
