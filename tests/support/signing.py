@@ -7,6 +7,7 @@ that no report carries it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import io
 import re
@@ -86,7 +87,16 @@ def unsigned() -> bytes:
 
 
 def sign(data: bytes, field: str = "Signature1") -> bytes:
-    """``data`` with one more signature, in a new field ``field``, as an incremental update."""
+    """``data`` with one more signature, in a new field ``field``, as an incremental update.
+
+    Callable from async tests too: pyHanko's signing runs its own event loop, here in a
+    thread of its own.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(_sign, data, field).result()
+
+
+def _sign(data: bytes, field: str) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
 
