@@ -33,6 +33,7 @@ def made() -> dict[str, bytes]:
         "edited-after-signing": signing.edit_after(once),
         "signed-twice": signing.sign(once, field="Signature2"),
         "dss-after-signing": signing.add_dss(once),
+        "timestamp-after-signing": signing.add_timestamp(once),
     }
 
 
@@ -168,6 +169,46 @@ async def test_a_dss_appended_after_signing_is_harmless(
     assert (listed["coverage"], listed["changes_after"]) == ("entire_revision", "lta_updates")
     assert listed["modified_after"] is False
     assert report["verdict"] == SIGNED_PASSES
+
+
+async def test_a_document_timestamp_appended_after_signing_is_harmless(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "timestamp", made["timestamp-after-signing"])
+    signature, timestamp = report["checks"]["signatures"]["listed"]
+    assert (signature["coverage"], signature["changes_after"]) == (
+        "entire_revision",
+        "lta_updates",
+    )
+    assert signature["modified_after"] is False
+    assert timestamp["kind"] == "timestamp"
+    assert timestamp["sub_filter"] == "ETSI.RFC3161"
+    assert (timestamp["intact"], timestamp["signature_valid"]) == (True, True)
+    assert (timestamp["revision"], timestamp["coverage"]) == (3, "entire_file")
+    assert report["facts"]["revisions"]["ends"][-1] == len(made["timestamp-after-signing"])
+    assert report["verdict"] == SIGNED_PASSES
+
+
+def test_signature_facts_survive_the_workflow_history() -> None:
+    # Features travel from inspect to finalize through Temporal's payload converter.
+    from temporalio.converter import DataConverter
+
+    from pipeline.models import DocumentFeatures, SignatureFacts
+
+    features = DocumentFeatures(
+        revisions=3,
+        revision_ends=[10, 20, 30],
+        signature_fields=2,
+        signatures=[SignatureFacts(signed=True, intact=False, coverage="entire_file")],
+        modified_after_signing=True,
+        repaired=True,
+        repair_warnings=["file: file is damaged"],
+        pdfa_part=2,
+    )
+    converter = DataConverter.default.payload_converter
+    (back,) = converter.from_payloads(converter.to_payloads([features]), [DocumentFeatures])
+    assert back == features
+    assert isinstance(back.signatures[0], SignatureFacts)
 
 
 async def test_an_empty_signature_field_is_counted_not_signed(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.processes import pid_alive
 from pipeline import spool
 from pipeline.document_checks import inspect_document
 from pipeline.page_checks import PageResult
@@ -149,7 +150,7 @@ async def test_a_repair_that_takes_too_long_is_ended_and_the_document_unreadable
         with pytest.raises(InspectTimeoutError, match="repairing the damaged document"):
             await pool.inspect(path)
         # The process that was repairing is gone, and its slot starts a new one.
-        assert not os.path.exists(f"/proc/{repairing}")
+        assert not pid_alive(repairing)
         assert await pool.warm() != [repairing]
     finally:
         pool.shutdown()

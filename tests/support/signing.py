@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from infra.samples.generate import make_pdf
@@ -35,7 +35,8 @@ class Credentials:
 @cache
 def credentials() -> Credentials:
     """A self-signed certificate (a name only the tests use) and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    # RSA: pyHanko's stand-in time-stamping authority signs with RSA only.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SIGNER_NAME)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -170,4 +171,31 @@ def with_empty_field() -> bytes:
     fields.append_signature_field(writer, fields.SigFieldSpec("Signature1", box=(50, 50, 250, 100)))
     out = io.BytesIO()
     writer.write(out)
+    return out.getvalue()
+
+
+def add_timestamp(signed: bytes) -> bytes:
+    """A document timestamp appended after signing, from a time-stamping authority that is
+    the throwaway certificate itself (no network)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(_add_timestamp, signed).result()
+
+
+def _add_timestamp(signed: bytes) -> bytes:
+    from pyhanko.keys import load_private_key_from_pemder_data
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    key = load_private_key_from_pemder_data(credentials().key_pem, passphrase=None)
+    authority: Any = DummyTimeStamper(tsa_cert=_certificate(), tsa_key=key)
+    stamper: Any = PdfTimeStamper(timestamper=authority)
+    out = io.BytesIO()
+    stamper.timestamp_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(signed)),
+        "sha256",
+        validation_context=None,
+        validation_paths=[],
+        output=out,
+    )
     return out.getvalue()
