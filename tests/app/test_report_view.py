@@ -11,6 +11,7 @@ import pytest
 from infra.app.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
 from infra.samples.features import METADATA, SEEDED, make_feature_pdf
 from infra.samples.generate import make_pdf
+from pipeline.document_checks import inspect_or_repair
 from pipeline.models import (
     MAX_WORKFLOW_ID_BYTES,
     DocumentRef,
@@ -21,7 +22,8 @@ from pipeline.models import (
     split_document_id,
     workflow_id_for,
 )
-from tests.support.reports import report_of_file
+from tests.support import damaged, signing
+from tests.support.reports import report_of_file, report_of_results
 
 KINDS = ["text", "blank", "image", "sensitive", "script", "rotated", "attachment"]
 
@@ -90,8 +92,6 @@ def test_a_document_that_was_not_checked(tmp_path: Path) -> None:
 
 
 def test_repair_revisions_signatures_and_claims(tmp_path: Path) -> None:
-    from tests.support import damaged, signing
-
     signed = tmp_path / "signed.pdf"
     signed.write_bytes(signing.flipped_from(signing.signed()))
     text = render_report(report_of_file(signed))
@@ -102,15 +102,11 @@ def test_repair_revisions_signatures_and_claims(tmp_path: Path) -> None:
     )
     assert signing.SIGNER_NAME not in text
 
-    from pipeline.document_checks import inspect_or_repair
-
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(damaged.truncated())
     facts, _, stream = inspect_or_repair(broken)
     assert stream is not None
     stream.close()
-    from tests.support.reports import report_of_results
-
     repaired = report_of_results(broken, facts, [])
     assert "  repaired: pypdf said " in render_report(repaired)
 
