@@ -130,8 +130,14 @@ def inspect_or_repair(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[b
     return facts, reader, stream
 
 
-def inspect_path(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+def inspect_path(
+    path: Path, *, diff_budget_s: float | None = None
+) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
     """:func:`inspect_stream` of the file at ``path``, as it is.
+
+    Args:
+        path: the file.
+        diff_budget_s: see :func:`inspect_stream`.
 
     Returns:
         The facts; and when the pages can be checked, the reader with its pages indexed
@@ -140,7 +146,7 @@ def inspect_path(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[bytes]
     # Read from the open file: PdfReader(path) would hold the whole file in memory.
     stream = path.open("rb")
     try:
-        facts, reader = inspect_stream(stream)
+        facts, reader = inspect_stream(stream, diff_budget_s=diff_budget_s)
     except BaseException:
         stream.close()
         raise
@@ -199,7 +205,7 @@ def inspect_repaired(
 
 
 def inspect_stream(
-    stream: IO[bytes], *, integrity: bool = True
+    stream: IO[bytes], *, integrity: bool = True, diff_budget_s: float | None = None
 ) -> tuple[DocumentFacts, PdfReader | None]:
     """The document-level checks of an open file, and the reader they used.
 
@@ -207,6 +213,8 @@ def inspect_stream(
         stream: the open file.
         integrity: also read the file's revisions and signatures (a repaired copy's
             would be qpdf's, not the document's).
+        diff_budget_s: seconds the analysis of changes after signatures may take in all
+            (:func:`pipeline.integrity.examine_integrity`); None: no limit of its own.
 
     Returns:
         The facts, and when the pages can be checked (no ``problem``) the decrypted
@@ -258,7 +266,7 @@ def inspect_stream(
         features = _document_features(reader, root, encrypted, revision)
         features = _with_claims(reader, features)
         if integrity:
-            features = _with_integrity(stream, features)
+            features = _with_integrity(stream, features, diff_budget_s)
     except Exception as exc:
         # The pages can still be checked; a broken catalog entry is a fact, not a verdict.
         features = DocumentFeatures(
@@ -333,9 +341,11 @@ def _with_claims(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatu
     )
 
 
-def _with_integrity(stream: IO[bytes], features: DocumentFeatures) -> DocumentFeatures:
+def _with_integrity(
+    stream: IO[bytes], features: DocumentFeatures, diff_budget_s: float | None
+) -> DocumentFeatures:
     try:
-        found = examine_integrity(stream)
+        found = examine_integrity(stream, diff_budget_s=diff_budget_s)
     except Exception as exc:
         return replace(features, integrity_error=describe_error(exc))
     finally:

@@ -11,8 +11,12 @@ certificate subject or field name is read into them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import signal
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -50,8 +54,16 @@ class Integrity:
     modified_after_signing: bool = False
 
 
-def examine_integrity(stream: IO[bytes]) -> Integrity:
+def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) -> Integrity:
     """The revisions of the file in ``stream`` and the facts of its signature fields.
+
+    Args:
+        stream: the open file.
+        diff_budget_s: seconds pyHanko's analysis of the changes after signatures may
+            take in all (it takes seconds per signature on documents of thousands of
+            pages); the signatures not analysed in time say so. Enforced with SIGALRM:
+            only where this runs in a process's main thread and nothing else uses the
+            timer (a parser process). None: no limit of its own.
 
     Raises:
         Exception: pyHanko could not read the file's revisions.
@@ -81,10 +93,11 @@ def examine_integrity(stream: IO[bytes]) -> Integrity:
             ends.append(end)
     fields = 0
     facts: list[SignatureFacts] = []
+    budget = _Budget(diff_budget_s)
     for _name, value, reference in enumerate_sig_fields(reader):
         fields += 1
         if len(facts) < MAX_LISTED_SIGNATURES:
-            facts.append(_signature(reader, value, reference, numbers))
+            facts.append(_signature(reader, value, reference, numbers, budget))
     judged = _judge(facts)
     return Integrity(
         revisions=revisions,
@@ -110,9 +123,46 @@ def _revision_end(stream: IO[bytes], xref_end: int) -> int:
     return xref_end + end
 
 
-def _signature(reader: Any, value: Any, reference: Any, numbers: list[int]) -> SignatureFacts:
+class _OverBudget(BaseException):
+    # A BaseException: pyHanko's own error handling must not take it for a finding.
+    pass
+
+
+class _Budget:
+    """Time left for the analysis of changes after signatures, across all of them."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Run the block in the time left; raises :class:`_OverBudget` when it runs out."""
+        if self._deadline is None:
+            yield
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _OverBudget
+
+        def ring(signum: int, frame: Any) -> None:
+            raise _OverBudget
+
+        previous = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, left)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _signature(
+    reader: Any, value: Any, reference: Any, numbers: list[int], budget: _Budget
+) -> SignatureFacts:
     if value is None:
         return SignatureFacts(signed=False)
+    from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
     from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
     kind = "signature"
@@ -144,9 +194,14 @@ def _signature(reader: Any, value: Any, reference: Any, numbers: list[int]) -> S
         pass
     try:
         facts.update(_digest_checks(embedded, kind))
-        embedded.compute_integrity_info()
+        embedded.compute_integrity_info(skip_diff=True)
         facts["coverage"] = _COVERAGE.get(embedded.coverage.name, "unclear")
-        facts["changes_after"] = _changes(embedded.diff_result)
+        with budget.running():
+            facts["changes_after"] = _changes(embedded.evaluate_modifications(DEFAULT_DIFF_POLICY))
+    except _OverBudget:
+        facts["error"] = (
+            f"the analysis of later changes took over {budget.seconds:g} s in all: not done"
+        )
     except Exception as exc:
         facts["error"] = describe_error(exc)
         if embedded.coverage is not None:

@@ -42,6 +42,11 @@ PAGE, SINCE, ABANDON = 0, 1, 2
 # when the worker logs at debug level. Written as each page is done, so that what a killed
 # worker's processes had checked is known from its log.
 _log_pages = False
+# Per parser process: seconds the analysis of changes after signatures may take, per
+# document (a share of the inspection's limit, so that a large signed document gets its
+# other checks done and a report, instead of timing out as unreadable).
+_diff_budget_s: float | None = None
+DIFF_BUDGET_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,10 @@ class AbandonedError(Exception):
 
 def init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages: bool) -> None:
     """Pool initializer: limits, and never outlive the worker process that started us."""
-    global _progress, _log_pages
+    global _progress, _log_pages, _diff_budget_s
     _progress = progress
     _log_pages = log_pages
+    _diff_budget_s = limits.inspect_seconds * DIFF_BUDGET_SHARE
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -172,7 +178,7 @@ def inspect(path: Path) -> DocumentFacts:
     """
     _mark(INSPECTING)
     try:
-        facts, reader, stream = inspect_path(path)
+        facts, reader, stream = inspect_path(path, diff_budget_s=_diff_budget_s)
         if needs_repair(facts):
             # The time limit starts again: the watch names what took too long.
             _mark(REPAIRING)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline.page_checks import PageResult
+from pipeline.parser_process import ParserLimits
 from pipeline.pool import PagePool
 from tests.support import signing
 from tests.support.reports import report_of_results
@@ -292,3 +293,28 @@ async def test_no_or_broken_xmp_claims_nothing(
     report = await _check(pool, tmp_path, "broken-xmp", broken)
     assert report["facts"]["claims"] == nothing
     assert report["facts"]["problem"] is None
+
+
+async def test_a_long_analysis_of_changes_is_cut_short_and_the_document_still_checked(
+    tmp_path: Path,
+) -> None:
+    # pyHanko's analysis of what changed after a signature takes seconds per signature on
+    # thousands of pages (over ten here, unloaded). A parser process gives it a quarter of
+    # the inspection's limit; the rest of the checks take about a second.
+    from infra.samples.generate import make_large_pdf
+
+    data = signing.edit_after(signing.sign(make_large_pdf(20_000)))
+    path = tmp_path / "large-edited.pdf"
+    path.write_bytes(data)
+    pool = PagePool(1, ParserLimits(inspect_seconds=10.0))
+    try:
+        facts = await pool.inspect(path)
+    finally:
+        pool.shutdown()
+    assert facts.problem is None and facts.page_count == 20_000
+    (signature,) = facts.features.signatures
+    assert (signature.intact, signature.coverage) == (True, "entire_revision")
+    assert signature.changes_after is None
+    assert "took over 2.5 s in all: not done" in (signature.error or "")
+    # Not analysed, and the file goes on after the signed revision: reviewed.
+    assert signature.modified_after and facts.features.modified_after_signing
