@@ -76,6 +76,12 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     stream.seek(0)
     reader = PdfFileReader(stream, strict=False)
+    if reader.encrypted:
+        # Only documents that open with the empty password get here. pyHanko cannot
+        # decrypt some that pypdf can (RC4 without an /ID): their revisions are still
+        # read, and their signature dictionaries, if any, fail to read with a reason.
+        with contextlib.suppress(Exception):
+            reader.decrypt(b"")
     xrefs = reader.xrefs
     ends: list[int] = []
     # The revision (from 1) each of pyHanko's cross-reference sections belongs to.
