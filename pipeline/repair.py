@@ -65,22 +65,37 @@ def repair_copy(path: Path) -> list[str]:
     # Named per process: two processes may repair the same document at once.
     partial = path.with_suffix(f".{os.getpid()}.part.pdf")
     rebuild = path.with_suffix(f".{os.getpid()}{_REBUILD_SUFFIX}")
+    paths = (path, rebuild, partial)
     try:
         try:
             warnings = _save_repaired(path, partial)
-        except PdfError as first:
+        except MemoryError:
+            raise
+        except Exception as first:
+            if not isinstance(first, PdfError):
+                raise RepairError(_scrub(describe(first), *paths)) from None
             shutil.copyfile(path, rebuild)
             with rebuild.open("ab") as out:
                 out.write(_NO_XREF)
             try:
                 warnings = _save_repaired(rebuild, partial)
-            except PdfError as second:
-                raise RepairError(_scrub(str(second) or str(first), path, rebuild)) from None
-        os.replace(partial, target)
+            except MemoryError:
+                raise
+            except Exception as second:
+                raise RepairError(_scrub(describe(second), *paths)) from None
+        try:
+            os.replace(partial, target)
+        except OSError as exc:
+            raise RepairError(_scrub(describe(exc), *paths, target)) from None
     finally:
         partial.unlink(missing_ok=True)
         rebuild.unlink(missing_ok=True)
-    return [_scrub(w, path, rebuild) for w in warnings[:MAX_REPAIR_WARNINGS]]
+    return [_scrub(w, *paths) for w in warnings[:MAX_REPAIR_WARNINGS]]
+
+
+def describe(exc: BaseException) -> str:
+    """An error as one line: its message, or its type when it has none."""
+    return str(exc) or type(exc).__name__
 
 
 def _save_repaired(source: Path, out: Path) -> list[str]:

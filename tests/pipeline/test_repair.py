@@ -14,7 +14,7 @@ import pytest
 
 from infra.processes import pid_alive
 from pipeline import spool
-from pipeline.document_checks import inspect_document
+from pipeline.document_checks import inspect_document, inspect_or_repair
 from pipeline.page_checks import PageResult
 from pipeline.parser_process import ParserLimits
 from pipeline.pool import InspectTimeoutError, PagePool
@@ -154,6 +154,20 @@ async def test_a_repair_that_takes_too_long_is_ended_and_the_document_unreadable
         assert await pool.warm() != [repairing]
     finally:
         pool.shutdown()
+
+
+def test_a_repair_that_cannot_write_its_copy_fails_as_a_repair_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    # Whatever goes wrong around qpdf (here: something else already where the copy
+    # goes) is a failed repair with a message, and nothing of this machine's paths.
+    path = _write(tmp_path, "truncated", damaged.truncated())
+    repaired_path(path).mkdir()
+    facts, reader, stream = inspect_or_repair(path)
+    assert (facts.problem, reader, stream) == ("unreadable", None, None)
+    assert "; repair: " in (facts.problem_detail or "")
+    assert str(tmp_path) not in (facts.problem_detail or "")
+    assert [p.name for p in repair_files(path)] == [repaired_path(path).name]
 
 
 def test_the_spool_removes_a_repaired_copy_with_its_document(tmp_path: Path) -> None:
