@@ -29,7 +29,7 @@ from pipeline.pdf_objects import describe_error
 MAX_LISTED_SIGNATURES = 20
 MAX_LISTED_REVISIONS = 100
 # How far past the end of a revision's cross-reference data its %%EOF may be.
-_EOF_SEARCH_BYTES = 64 * 1024
+_EOF_SEARCH_BYTES = 8 * 1024
 _COVERAGE = {
     "ENTIRE_FILE": "entire_file",
     "ENTIRE_REVISION": "entire_revision",
