@@ -33,6 +33,7 @@ BENCH_SCRIPTS += bench/intake.py
 BENCH_SCRIPTS += bench/pages.py
 BENCH_SCRIPTS += bench/small.py
 BENCH_SCRIPTS += bench/crash.py
+BENCH_SCRIPTS += bench/repair.py
 
 bench: $(STAMP)
 	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script; done

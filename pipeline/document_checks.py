@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError
 from pypdf.generic import DictionaryObject
 
+from pipeline.integrity import examine_integrity, xmp_claims
 from pipeline.models import DocumentFeatures
 from pipeline.pages import index_pages
 from pipeline.pdf_objects import (
@@ -32,6 +33,7 @@ from pipeline.pdf_objects import (
     walk_fields,
 )
 from pipeline.reasons import Reason
+from pipeline.repair import RepairError, repair_copy, repaired_path
 
 _PDF_MAGIC = b"%PDF-"
 _VERSION = re.compile(r"^\d\.\d$")
@@ -105,14 +107,114 @@ def _effective_version(header: str, root: DictionaryObject) -> str:
 
 
 def inspect_document(path: Path) -> DocumentFacts:
-    """Document-level checks: can the pages be checked at all, and what the document holds."""
+    """Document-level checks: can the pages be checked at all, and what the document holds.
+
+    Of the file as it is: :func:`inspect_or_repair` also repairs (and writes a copy).
+    """
     # Read from the open file: PdfReader(path) would hold the whole file in memory.
     with path.open("rb") as stream:
         return inspect_stream(stream)[0]
 
 
-def inspect_stream(stream: IO[bytes]) -> tuple[DocumentFacts, PdfReader | None]:
-    """:func:`inspect_document` of an open file, and the reader it used.
+def inspect_or_repair(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """:func:`inspect_path`, then :func:`inspect_repaired` when the file :func:`needs_repair`.
+
+    Returns:
+        The facts; and when the pages can be checked, the reader with its pages indexed
+        and the open file it reads (the repaired copy's, for a repaired document), which
+        the caller closes. Otherwise None and None.
+    """
+    facts, reader, stream = inspect_path(path)
+    if needs_repair(facts):
+        return inspect_repaired(path, facts)
+    return facts, reader, stream
+
+
+def inspect_path(
+    path: Path, *, diff_budget_s: float | None = None
+) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """:func:`inspect_stream` of the file at ``path``, as it is.
+
+    Args:
+        path: the file.
+        diff_budget_s: see :func:`inspect_stream`.
+
+    Returns:
+        The facts; and when the pages can be checked, the reader with its pages indexed
+        and the open file it reads, which the caller closes. Otherwise None and None.
+    """
+    # Read from the open file: PdfReader(path) would hold the whole file in memory.
+    stream = path.open("rb")
+    try:
+        facts, reader = inspect_stream(stream, diff_budget_s=diff_budget_s)
+    except BaseException:
+        stream.close()
+        raise
+    if reader is None:
+        stream.close()
+        return facts, None, None
+    return facts, reader, stream
+
+
+def needs_repair(facts: DocumentFacts) -> bool:
+    """pypdf could not open the file or build its page list: qpdf may still."""
+    return facts.problem == Reason.UNREADABLE
+
+
+def inspect_repaired(
+    path: Path, facts: DocumentFacts
+) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """Repair a copy of ``path`` with qpdf (beside it: :func:`pipeline.repair.repaired_path`)
+    and inspect the copy.
+
+    Args:
+        path: the damaged file.
+        facts: what :func:`inspect_path` found in it (why it needs repair).
+
+    Returns:
+        As :func:`inspect_path`: the repaired copy's facts, marked ``repaired``, its reader
+        and open file; or ``facts`` (still unreadable, saying why the repair failed too).
+    """
+    try:
+        warnings = repair_copy(path)
+    except RepairError as exc:
+        return replace(facts, problem_detail=f"{facts.problem_detail}; repair: {exc}"), None, None
+    except MemoryError:
+        detail = f"{facts.problem_detail}; repair: out of memory"
+        return replace(facts, problem_detail=detail), None, None
+    stream = repaired_path(path).open("rb")
+    try:
+        fixed, reader = inspect_stream(stream, integrity=False)
+    except BaseException:
+        stream.close()
+        raise
+    if reader is None:
+        stream.close()
+        detail = f"{facts.problem_detail}; repaired copy: {fixed.problem_detail}"
+        return replace(facts, problem_detail=detail[:400]), None, None
+    features = replace(
+        fixed.features,
+        repaired=True,
+        repair_cause=facts.problem_detail,
+        repair_warnings=warnings,
+        integrity_error="not examined: the document needed repair",
+    )
+    # The version is the one the damaged file declares, not the one qpdf wrote.
+    version = facts.pdf_version or fixed.pdf_version
+    return replace(fixed, pdf_version=version, features=features), reader, stream
+
+
+def inspect_stream(
+    stream: IO[bytes], *, integrity: bool = True, diff_budget_s: float | None = None
+) -> tuple[DocumentFacts, PdfReader | None]:
+    """The document-level checks of an open file, and the reader they used.
+
+    Args:
+        stream: the open file.
+        integrity: also read the file's revisions and signatures (a repaired copy's
+            would be qpdf's, not the document's).
+        diff_budget_s: seconds the analysis of changes after signatures may take in all
+            (:func:`pipeline.integrity.examine_integrity`); None: no limit of its own.
 
     Returns:
         The facts, and when the pages can be checked (no ``problem``) the decrypted
@@ -162,6 +264,9 @@ def inspect_stream(stream: IO[bytes]) -> tuple[DocumentFacts, PdfReader | None]:
             raise ValueError("the document catalog is not a dictionary")
         version = _effective_version(version, root)
         features = _document_features(reader, root, encrypted, revision)
+        features = _with_claims(reader, features)
+        if integrity:
+            features = _with_integrity(stream, features, diff_budget_s)
     except Exception as exc:
         # The pages can still be checked; a broken catalog entry is a fact, not a verdict.
         features = DocumentFeatures(
@@ -219,4 +324,37 @@ def _document_features(
         creator=metadata_value(info.get("/Creator")),
         created=pdf_date(info.get("/CreationDate")),
         modified=pdf_date(info.get("/ModDate")),
+    )
+
+
+def _with_claims(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:
+    try:
+        claims = xmp_claims(reader)
+    except Exception:
+        # Unparsable XMP claims nothing; the rest of the document is not the worse for it.
+        return features
+    return replace(
+        features,
+        pdfa_part=claims.pdfa_part,
+        pdfa_conformance=claims.pdfa_conformance,
+        pdfua_part=claims.pdfua_part,
+    )
+
+
+def _with_integrity(
+    stream: IO[bytes], features: DocumentFeatures, diff_budget_s: float | None
+) -> DocumentFeatures:
+    try:
+        found = examine_integrity(stream, diff_budget_s=diff_budget_s)
+    except Exception as exc:
+        return replace(features, integrity_error=describe_error(exc))
+    finally:
+        stream.seek(0)
+    return replace(
+        features,
+        revisions=found.revisions,
+        revision_ends=found.revision_ends,
+        signature_fields=found.signature_fields,
+        signatures=found.signatures,
+        modified_after_signing=found.modified_after_signing,
     )

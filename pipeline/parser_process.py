@@ -21,24 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.document_checks import DocumentFacts, inspect_stream
+from pipeline.document_checks import DocumentFacts, inspect_path, inspect_repaired, needs_repair
 from pipeline.page_checks import check_pages
 from pipeline.pages import LeanReader
+from pipeline.repair import repair_copy, repaired_path
 
 _PR_SET_PDEATHSIG = 1
 # Per parser process: the documents being checked, kept open (and their pages indexed)
 # between page ranges; the least recently used beyond _OPEN_READERS is closed.
 _open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
 _OPEN_READERS = 4
-# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting),
-# CLOCK_MONOTONIC ns when it started, the job the worker wants abandoned (0: none)].
+# Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting,
+# -2: repairing a damaged document), CLOCK_MONOTONIC ns when it started, the job the
+# worker wants abandoned (0: none)].
 _progress: Any = None
 INSPECTING = -1
+REPAIRING = -2
 PAGE, SINCE, ABANDON = 0, 1, 2
 # Per parser process: write a line for every page checked to stderr (the worker's log),
 # when the worker logs at debug level. Written as each page is done, so that what a killed
 # worker's processes had checked is known from its log.
 _log_pages = False
+# Per parser process: seconds the analysis of changes after signatures may take, per
+# document (a share of the inspection's limit, so that a large signed document gets its
+# other checks done and a report, instead of timing out as unreadable).
+_diff_budget_s: float | None = None
+DIFF_BUDGET_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,10 @@ class AbandonedError(Exception):
 
 def init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages: bool) -> None:
     """Pool initializer: limits, and never outlive the worker process that started us."""
-    global _progress, _log_pages
+    global _progress, _log_pages, _diff_budget_s
     _progress = progress
     _log_pages = log_pages
+    _diff_budget_s = limits.inspect_seconds * DIFF_BUDGET_SHARE
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -134,34 +143,59 @@ def _keep_open(path: str, lean: LeanReader) -> None:
         _open.popitem(last=False)[1].close()
 
 
-def _reader(path: str) -> LeanReader:
+def _reader(path: str, *, repairing_page: int | None = None) -> LeanReader:
+    """The open document at ``path``: as it is, or its repaired copy when it needed one.
+
+    Args:
+        repairing_page: repair the document here if pypdf cannot read it and no repaired
+            copy is there yet, counting the time against this page's limit; None: do not.
+    """
     lean = _open.get(path)
     if lean is None:
-        lean = LeanReader.open(Path(path))
+        original = Path(path)
+        try:
+            lean = LeanReader.open(original)
+        except Exception:
+            repaired = repaired_path(original)
+            if not repaired.exists():
+                if repairing_page is None:
+                    raise
+                # Inspected on another worker: repair as the inspection did, and within
+                # a page's limits (the pool's watch ends a repair that hangs).
+                _mark(repairing_page)
+                repair_copy(original)
+            lean = LeanReader.open(repaired)
         _keep_open(path, lean)
     _open.move_to_end(path)
     return lean
 
 
 def inspect(path: Path) -> DocumentFacts:
-    """Runs in a parser process: document-level checks; a checkable document stays open."""
+    """Runs in a parser process: document-level checks; a checkable document stays open.
+
+    A document pypdf cannot read as it is is repaired (into the spool, beside ``path``)
+    within the same limits, and its repaired copy stays open instead.
+    """
     _mark(INSPECTING)
-    stream, kept = path.open("rb"), False
     try:
-        facts, reader = inspect_stream(stream)
-        if reader is not None:
+        facts, reader, stream = inspect_path(path, diff_budget_s=_diff_budget_s)
+        if needs_repair(facts):
+            # The time limit starts again: the watch names what took too long.
+            _mark(REPAIRING)
+            facts, reader, stream = inspect_repaired(path, facts)
+        if reader is not None and stream is not None:
             # Its pages are indexed already: page ranges sent here need not do it again.
             _keep_open(str(path), LeanReader(stream, reader))
-            kept = True
         return facts
     finally:
-        if not kept:
-            stream.close()
         _mark(0)
 
 
 def preload(path: str) -> None:
-    """Runs in a parser process: open and index a document before its pages are sent."""
+    """Runs in a parser process: open and index a document before its pages are sent.
+
+    A document that needs repair is left to the inspection (it repairs it once).
+    """
     _mark(INSPECTING)
     try:
         _reader(path)
@@ -174,7 +208,11 @@ def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str
 
     Stops before any page once the worker has asked to abandon ``job``.
     """
-    lean = _reader(path)
+    try:
+        lean = _reader(path, repairing_page=first)
+    except BaseException:
+        _mark(0)
+        raise
     results: list[dict[str, Any]] = []
     try:
         for number in range(first, last + 1):

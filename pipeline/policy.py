@@ -19,16 +19,17 @@ from typing import Any
 from pipeline.reasons import PROBLEMS, VERDICT_REASONS, Reason
 
 # Bump when a reason's meaning or a default changes.
-POLICY_VERSION = "4"
+POLICY_VERSION = "5"
 
 PASS, REVIEW, REJECT, IGNORE = "pass", "review", "reject", "ignore"
 
-DEFAULT_REJECT = (Reason.JAVASCRIPT, Reason.LAUNCH_ACTIONS)
+DEFAULT_REJECT = (Reason.JAVASCRIPT, Reason.LAUNCH_ACTIONS, Reason.SIGNATURE_BROKEN)
 DEFAULT_IGNORE = (
     Reason.FORMS,
     Reason.ROTATED_PAGES,
     Reason.MIXED_PAGE_SIZES,
     Reason.EXTERNAL_LINKS,
+    Reason.SIGNED,
 )
 # All pages failing to parse makes a document unreadable.
 DEFAULT_UNREADABLE_PAGE_RATIO = 0.5

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 from pipeline import parser_process
 from pipeline.document_checks import DocumentFacts
 from pipeline.page_checks import PageResult
-from pipeline.parser_process import ABANDON, PAGE, SINCE, ParserLimits
+from pipeline.parser_process import ABANDON, PAGE, REPAIRING, SINCE, ParserLimits
 
 log = logging.getLogger(__name__)
 
@@ -341,8 +341,13 @@ class PagePool:
                     failed = False
                     return facts
                 except _Hung as hung:
+                    what = (
+                        "repairing the damaged document"
+                        if hung.page == REPAIRING
+                        else "document-level checks"
+                    )
                     raise InspectTimeoutError(
-                        f"document-level checks took longer than {self.limits.inspect_seconds:g} s"
+                        f"{what} took longer than {self.limits.inspect_seconds:g} s"
                     ) from hung
                 except _Died:
                     log.warning("parser process died inspecting a document; starting a new one")

@@ -37,6 +37,13 @@ class Reason(StrEnum):
     ROTATED_PAGES = "rotated_pages"
     MIXED_PAGE_SIZES = "mixed_page_sizes"
     EXTERNAL_LINKS = "external_links"
+    # Signatures and repair: a digest that does not match what was signed; content changed
+    # in a revision after a signature (beyond DSS, document timestamps and later signing);
+    # pages checked on a copy qpdf repaired; a signed document (informational).
+    SIGNATURE_BROKEN = "signature_broken"
+    MODIFIED_AFTER_SIGNING = "modified_after_signing"
+    REPAIRED = "repaired"
+    SIGNED = "signed"
     # An upload event the intake refused (its dead letter's reason), with TOO_LARGE (the
     # event) and OBJECT_MISSING (the object it names).
     NOT_UTF8 = "not_utf8"
@@ -67,6 +74,9 @@ PROBLEMS = (
 FINDINGS = (
     Reason.JAVASCRIPT,
     Reason.LAUNCH_ACTIONS,
+    Reason.SIGNATURE_BROKEN,
+    Reason.MODIFIED_AFTER_SIGNING,
+    Reason.REPAIRED,
     Reason.EMBEDDED_FILES,
     Reason.XFA_FORMS,
     Reason.PAGE_ERRORS,
@@ -77,6 +87,7 @@ FINDINGS = (
     Reason.ROTATED_PAGES,
     Reason.MIXED_PAGE_SIZES,
     Reason.EXTERNAL_LINKS,
+    Reason.SIGNED,
 )
 # Every reason a verdict can give, in the order reports list them.
 VERDICT_REASONS = (*PROBLEMS, *FINDINGS)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.models import DocumentRef, InspectResult
+from pipeline.models import DocumentFeatures, DocumentRef, InspectResult, SignatureFacts
 from pipeline.page_checks import OTHER_PAPER, PAPER_SIZES, paper_size
 from pipeline.policy import Verdict, VerdictPolicy
 from pipeline.reasons import Reason
@@ -292,9 +292,13 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         ratio = summary.errors.count / summary.pages if summary.pages else 1.0
         unreadable = ratio >= policy.unreadable_page_ratio
         found.append(Reason.UNREADABLE if unreadable else Reason.PAGE_ERRORS)
+    signed = [signature for signature in features.signatures if signature.signed]
     checks = {
         Reason.JAVASCRIPT: bool(features.javascript) or summary.javascript_actions > 0,
         Reason.LAUNCH_ACTIONS: features.launch_actions > 0 or summary.launch_actions > 0,
+        Reason.SIGNATURE_BROKEN: any(_broken(signature) for signature in signed),
+        Reason.MODIFIED_AFTER_SIGNING: features.modified_after_signing,
+        Reason.REPAIRED: features.repaired,
         Reason.EMBEDDED_FILES: features.embedded_files > 0 or summary.file_attachments > 0,
         Reason.XFA_FORMS: features.xfa,
         Reason.NEEDS_OCR: summary.image_only.count > 0,
@@ -304,9 +308,15 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         Reason.ROTATED_PAGES: summary.rotated.count > 0,
         Reason.MIXED_PAGE_SIZES: summary.mixed_sizes,
         Reason.EXTERNAL_LINKS: summary.external_links > 0,
+        Reason.SIGNED: bool(signed),
     }
     found.extend(reason for reason, present in checks.items() if present)
     return found
+
+
+def _broken(signature: SignatureFacts) -> bool:
+    """A signature whose bytes or whose signature do not verify (trust aside)."""
+    return signature.intact is False or signature.signature_valid is False
 
 
 def decide_verdict(
@@ -344,6 +354,32 @@ def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[st
             "widgets": summary.form_widgets,
             "pages": summary.with_widgets.to_json(),
         },
+        "signatures": _signatures(features),
+    }
+
+
+def _signatures(features: DocumentFeatures) -> dict[str, Any]:
+    signed = [s for s in features.signatures if s.signed]
+    return {
+        # Digests and signatures are checked with the certificates the document carries;
+        # whether their issuers are trusted is not (no network, no trust anchors).
+        "trust": "not_checked",
+        "fields": features.signature_fields,
+        "signed": len(signed),
+        "intact": sum(1 for s in signed if s.intact is True and s.signature_valid is True),
+        "broken": sum(1 for s in signed if _broken(s)),
+        "modified_after_signing": features.modified_after_signing,
+        "error": features.integrity_error,
+        "listed": [dataclasses.asdict(s) for s in features.signatures],
+    }
+
+
+def _revisions(features: DocumentFeatures) -> dict[str, Any]:
+    count = features.revisions
+    return {
+        "count": count,
+        "incremental_updates": None if count is None else max(0, count - 1),
+        "ends": features.revision_ends,
     }
 
 
@@ -381,6 +417,19 @@ def build_report(
                 "modified": features.modified,
             },
             "read_error": features.read_error,
+            "repair": {
+                "repaired": features.repaired,
+                "cause": features.repair_cause,
+                "warnings": features.repair_warnings,
+            },
+            "revisions": _revisions(features),
+            # What the XMP metadata claims; docpipe does not validate conformance.
+            "claims": {
+                "validated": False,
+                "pdfa_part": features.pdfa_part,
+                "pdfa_conformance": features.pdfa_conformance,
+                "pdfua_part": features.pdfua_part,
+            },
         },
         "checks": {**summary.to_json(), **_document_checks(inspection, summary)},
         "verdict": {

@@ -24,6 +24,7 @@ from opentelemetry import trace
 from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import DocumentRef
 from pipeline.reasons import Reason
+from pipeline.repair import repair_files
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -267,9 +268,16 @@ class Spooler:
     async def _remove(self, *paths: Path) -> None:
         for path in paths:
             await self._forget(path)
-            await asyncio.to_thread(path.unlink, missing_ok=True)
+            await asyncio.to_thread(_unlink_with_repairs, path)
 
     def close(self) -> None:
         """Remove the files kept for page checks (the worker is stopping)."""
         for path in self._shelf.expired(everything=True):
-            path.unlink(missing_ok=True)
+            _unlink_with_repairs(path)
+
+
+def _unlink_with_repairs(path: Path) -> None:
+    """Remove a spooled file and what repairing it made (its repaired copy, parts)."""
+    path.unlink(missing_ok=True)
+    for made in repair_files(path):
+        made.unlink(missing_ok=True)

@@ -182,6 +182,7 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
         f"  forms: AcroForm {_yes_no(forms['acroform'])} ({forms['fields']} fields), "
         f"XFA {_yes_no(forms['xfa'])}, {forms['widgets']} widgets"
     )
+    lines.extend(_integrity_lines(facts, checks))
     links = checks["links"]
     hosts = ", ".join(links["hosts"][:5]) + (" ..." if len(links["hosts"]) > 5 else "")
     lines.append(
@@ -201,6 +202,40 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
     meta = facts["metadata"]
     shown = [f"{name} {value}" for name, value in meta.items() if value]
     lines.append(f"  metadata: {'; '.join(shown) if shown else '-'}")
+    return lines
+
+
+def _integrity_lines(facts: dict[str, Any], checks: dict[str, Any]) -> list[str]:
+    """Repair, revisions, signatures and claims (reports before policy 5 have none)."""
+    lines = []
+    repair = facts.get("repair") or {}
+    if repair.get("repaired"):
+        lines.append(
+            f"  repaired: pypdf said {repair['cause'] or '-'}; qpdf repaired a copy "
+            f"({len(repair['warnings'])} warnings in report.json)"
+        )
+    revisions = facts.get("revisions") or {}
+    if revisions.get("count"):
+        lines.append(
+            f"  revisions {revisions['count']} "
+            f"({revisions['incremental_updates']} incremental updates)"
+        )
+    signatures = checks.get("signatures") or {}
+    if signatures.get("fields"):
+        modified = ", modified after signing" if signatures["modified_after_signing"] else ""
+        lines.append(
+            f"  signatures {signatures['signed']} of {signatures['fields']} fields signed: "
+            f"{signatures['intact']} intact, {signatures['broken']} broken{modified} "
+            "(certificate trust not checked)"
+        )
+    claims = facts.get("claims") or {}
+    claimed = []
+    if claims.get("pdfa_part"):
+        claimed.append(f"PDF/A-{claims['pdfa_part']}{claims.get('pdfa_conformance') or ''}")
+    if claims.get("pdfua_part"):
+        claimed.append(f"PDF/UA-{claims['pdfua_part']}")
+    if claimed:
+        lines.append(f"  claims {', '.join(claimed)} (not validated)")
     return lines
 
 

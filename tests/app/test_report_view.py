@@ -11,6 +11,7 @@ import pytest
 from infra.app.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
 from infra.samples.features import METADATA, SEEDED, make_feature_pdf
 from infra.samples.generate import make_pdf
+from pipeline.document_checks import inspect_or_repair
 from pipeline.models import (
     MAX_WORKFLOW_ID_BYTES,
     DocumentRef,
@@ -21,7 +22,8 @@ from pipeline.models import (
     split_document_id,
     workflow_id_for,
 )
-from tests.support.reports import report_of_file
+from tests.support import damaged, signing
+from tests.support.reports import report_of_file, report_of_results
 
 KINDS = ["text", "blank", "image", "sensitive", "script", "rotated", "attachment"]
 
@@ -87,6 +89,36 @@ def test_a_document_that_was_not_checked(tmp_path: Path) -> None:
     assert lines[0] == "verdict   REJECT  encrypted"
     assert "pages that need attention: none" in lines
     assert "  not checked: encrypted (needs a password)" in lines
+
+
+def test_repair_revisions_signatures_and_claims(tmp_path: Path) -> None:
+    signed = tmp_path / "signed.pdf"
+    signed.write_bytes(signing.flipped_from(signing.signed()))
+    text = render_report(report_of_file(signed))
+    assert "  revisions 2 (1 incremental updates)" in text
+    assert (
+        "  signatures 1 of 1 fields signed: 0 intact, 1 broken (certificate trust not checked)"
+        in text
+    )
+    assert signing.SIGNER_NAME not in text
+
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(damaged.truncated())
+    facts, _, stream = inspect_or_repair(broken)
+    assert stream is not None
+    stream.close()
+    repaired = report_of_results(broken, facts, [])
+    assert "  repaired: pypdf said " in render_report(repaired)
+
+    claims = copy.deepcopy(repaired)
+    claims["facts"]["claims"].update(pdfa_part=2, pdfa_conformance="B", pdfua_part=1)
+    assert "  claims PDF/A-2B, PDF/UA-1 (not validated)" in render_report(claims)
+    # A report written before these fields existed still renders.
+    old = copy.deepcopy(repaired)
+    for name in ("repair", "revisions", "claims"):
+        del old["facts"][name]
+    del old["checks"]["signatures"]
+    assert "  repaired: " not in render_report(old)
 
 
 def test_page_errors_show_their_message(report: dict[str, Any]) -> None:

@@ -19,14 +19,40 @@ from pipeline.models import CheckSummary, DocumentRef
 from pipeline.parser_process import ParserLimits
 from pipeline.pool import PagePool
 from tests.conftest import StartComponent
-from tests.support import hostile
+from tests.support import damaged, hostile, signing
 from tests.support.helpers import start_check, with_pipeline
 
 PAGE_TIMEOUT_S = 3.0
 
 # name -> (builder, verdict, reasons, problem, page error types)
 CASES: dict[str, tuple[Callable[[], bytes], str, list[str], str | None, list[str | None]]] = {
-    "truncated": (hostile.truncated, "reject", ["unreadable"], "unreadable", []),
+    # Repaired by qpdf: the pages whose objects survived are checked (counted in the bytes);
+    # the last of them lost its content stream to the cut, and is blank.
+    "truncated": (
+        hostile.truncated,
+        "review",
+        ["repaired", "blank_pages"],
+        None,
+        [None] * damaged.complete_pages(hostile.truncated()),
+    ),
+    **{
+        f"damaged-{name}": (build, "review", ["repaired"], None, [None] * damaged.PAGES)
+        for name, build in damaged.DAMAGED.items()
+    },
+    "signature-broken": (
+        lambda: signing.flipped_from(signing.signed()),
+        "reject",
+        ["signature_broken"],
+        None,
+        [None] * signing.PAGES,
+    ),
+    "edited-after-signing": (
+        lambda: signing.edit_after(signing.signed()),
+        "review",
+        ["modified_after_signing"],
+        None,
+        [None] * signing.PAGES,
+    ),
     # The page tree survives; the pages whose objects were garbled are page errors.
     "garbled-middle": (
         hostile.garbled_middle,
@@ -103,7 +129,7 @@ async def test_hostile_documents_are_classified_in_bounded_time(
         assert (summary.verdict, summary.reasons) == (verdict, reasons), name
         assert report["facts"]["problem"] == problem, name
         assert _page_errors(settings, report) == page_errors, name
-    # Nine hostile documents, two parser processes, one 3 s page timeout among them.
+    # Fifteen hostile documents, two parser processes, one 3 s page timeout among them.
     assert time.monotonic() - started < 60
 
     # The worker survived and still checks documents.

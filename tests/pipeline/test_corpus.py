@@ -17,9 +17,12 @@ import pytest
 from pipeline.document_checks import inspect_document, open_pdf
 from pipeline.page_checks import PageResult, check_pages
 from tests.support.corpus import CORPUS
-from tests.support.pdf_facts import PdfFacts, pdf_facts
+from tests.support.pdf_facts import PdfFacts, pdf_facts, revision_ends, xmp_claims
 from tests.support.reports import report_of_results
 
+# Files whose revisions pyHanko cannot read (their reports say why, in the signatures'
+# error): a damaged metadata stream, an object offset that misses, no %%EOF marker.
+REVISIONS_UNREAD = {"form_acrobatReader.pdf", "issue-297.pdf", "selenium-pypdf-issue-177.pdf"}
 # The corpus README names the password of every file in encryption/ and of two others.
 NEEDS_PASSWORD_BY_README = {"crazyones-encrypted-256.pdf", "encrypted-file.pdf"}
 OPENS_BY_README = {"unencrypted.pdf"}
@@ -140,3 +143,38 @@ def test_the_corpus_covers_every_encryption_outcome() -> None:
     assert (True, "encrypted") in outcomes  # needs a password: rejected
     assert (True, None) in outcomes  # opens with the empty password: checked
     assert (False, None) in outcomes
+
+
+@pytest.mark.parametrize("name", sorted(FILES) or ["<no corpus>"])
+def test_corpus_revisions_and_claims(name: str) -> None:
+    """Revisions where the file's bytes say they end; XMP claims as its packet writes them."""
+    from pypdf import PdfReader
+
+    _, _, report = _checked(name)
+    if report["facts"]["problem"]:
+        assert report["facts"]["revisions"]["count"] is None
+        return
+    revisions = report["facts"]["revisions"]
+    if Path(name).name in REVISIONS_UNREAD:
+        assert revisions["count"] is None
+        assert report["checks"]["signatures"]["error"]
+    else:
+        ends = revision_ends(FILES[name].read_bytes())
+        assert revisions == {"count": len(ends), "incremental_updates": len(ends) - 1, "ends": ends}
+        assert report["checks"]["signatures"]["error"] is None
+    # No file of the corpus is signed.
+    assert report["checks"]["signatures"]["signed"] == 0
+    reader = PdfReader(FILES[name])
+    if reader.is_encrypted:
+        reader.decrypt("")
+    claims = xmp_claims(reader)
+    got = report["facts"]["claims"]
+    assert got["validated"] is False
+    assert (None if got["pdfa_part"] is None else str(got["pdfa_part"])) == claims["pdfa_part"]
+    assert got["pdfa_conformance"] == claims["pdfa_conformance"]
+    assert (None if got["pdfua_part"] is None else str(got["pdfua_part"])) == claims["pdfua_part"]
+
+
+def test_the_corpus_has_files_updated_after_they_were_made() -> None:
+    updated = [n for n in FILES if (_checked(n)[2]["facts"]["revisions"]["count"] or 0) > 1]
+    assert len(updated) >= 3

@@ -265,9 +265,11 @@ def test_report_of_everything(report: dict[str, Any]) -> None:
     for kind, values in SEEDED.items():
         assert sensitive["by_type"][kind]["samples"] == [masked for _, masked in values]
     assert report["verdict"]["verdict"] == "reject"
+    # Unsigned and undamaged: the signature and repair findings are in test_signatures and
+    # test_repair.
     assert set(report["verdict"]["reasons"]) | set(report["verdict"]["informational"]) == set(
         FINDINGS
-    ) - {"page_errors"}
+    ) - {"page_errors", "signature_broken", "modified_after_signing", "repaired", "signed"}
 
 
 # --- every reason, alone ------------------------------------------------------------------
@@ -329,6 +331,8 @@ def test_every_reason_is_exercised() -> None:
     # files (above and test_report); the rest from ALONE.
     covered = set(ALONE) | {"not_pdf", "unreadable", "encrypted", "page_errors"}
     covered |= {"object_missing", "object_changed", "too_large", "object_forbidden"}
+    # Signed documents in test_signatures, damaged ones in test_repair.
+    covered |= {"signature_broken", "modified_after_signing", "signed", "repaired"}
     assert covered == set(VERDICT_REASONS)
     assert set(PROBLEMS) <= covered
 

@@ -19,11 +19,13 @@ from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
 
 def test_defaults() -> None:
     policy = VerdictPolicy()
-    assert policy.reject == DEFAULT_REJECT == ("javascript", "launch_actions")
+    assert policy.reject == DEFAULT_REJECT == ("javascript", "launch_actions", "signature_broken")
     assert policy.ignore == DEFAULT_IGNORE
     assert {policy.action(r) for r in PROBLEMS} == {"reject"}
     reviewed = [r for r in FINDINGS if policy.action(r) == "review"]
     assert reviewed == [
+        "modified_after_signing",
+        "repaired",
         "embedded_files",
         "xfa_forms",
         "page_errors",

@@ -215,3 +215,37 @@ def pdf_facts(path: Path) -> PdfFacts:
     if isinstance(names, DictionaryObject):
         facts.embedded_files = _name_tree_entries(names.get("/EmbeddedFiles"))
     return facts
+
+
+def revision_ends(data: bytes) -> list[int]:
+    """Where each revision of a file ends, read from its bytes: just past each
+    ``startxref <offset> %%EOF`` (and its end of line), without the first-page section of a
+    linearized file, which is part of the original revision."""
+    ends = [m.end() for m in re.finditer(rb"startxref\s+\d+\s+%%EOF(?:\r\n|\r|\n)?", data)]
+    linearized = re.search(rb"/Linearized\s", data[:1024]) is not None
+    if linearized and len(ends) > 1:
+        ends = ends[1:]
+    return ends
+
+
+def xmp_claims(reader: PdfReader) -> dict[str, str | None]:
+    """``pdfaid:part``, ``pdfaid:conformance`` and ``pdfuaid:part`` as written in the XMP
+    packet's bytes (attribute or element form), found by pattern, not by an XML parser."""
+    root: Any = reader.trailer["/Root"].get_object()
+    metadata = _resolve(root.get("/Metadata"))
+    claims: dict[str, str | None] = dict.fromkeys(("pdfa_part", "pdfa_conformance", "pdfua_part"))
+    if metadata is None:
+        return claims
+    packet = metadata.get_data()
+    for key, prefix, name in (
+        ("pdfa_part", b"pdfaid", b"part"),
+        ("pdfa_conformance", b"pdfaid", b"conformance"),
+        ("pdfua_part", b"pdfuaid", b"part"),
+    ):
+        found = re.search(
+            rb"%s:%s\s*=\s*[\"']([^\"']*)[\"']|<%s:%s>([^<]*)<" % (prefix, name, prefix, name),
+            packet,
+        )
+        if found:
+            claims[key] = (found.group(1) or found.group(2) or b"").decode().strip()
+    return claims
