@@ -38,6 +38,7 @@ from pipeline.models import (
 )
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from pipeline.progress import ProgressReporter, ProgressSignals
+from pipeline.publish import ResultPublisher
 from pipeline.reasons import Reason
 from pipeline.report import PageSummary, build_report
 from pipeline.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
@@ -68,7 +69,13 @@ class DocumentActivities:
         max_document_bytes: larger objects are rejected from their HEAD, never downloaded.
         progress: where page checks signal their progress (default: nowhere).
         metrics: where the worker's own metrics are recorded (default: not exported).
+        publisher: sends the results event of a document ``check_document`` reports
+            (default: none; the workflow's ``publish_result`` sends them all).
     """
+
+    # How long check_document waits for the broker to take a results event; past it, or
+    # on an error, the workflow sends it with publish_result, which waits out an outage.
+    PUBLISH_AT_ONCE_S = 10.0
 
     def __init__(
         self,
@@ -80,6 +87,7 @@ class DocumentActivities:
         max_document_bytes: int = 512 * 1024 * 1024,
         progress: ProgressReporter | None = None,
         metrics: PipelineMetrics | None = None,
+        publisher: ResultPublisher | None = None,
     ) -> None:
         self.s3 = s3
         self.pool = pool
@@ -88,6 +96,7 @@ class DocumentActivities:
         self._max_bytes = max_document_bytes
         self._progress = progress or ProgressReporter(None)
         self.metrics = metrics or PipelineMetrics()
+        self._publisher = publisher
 
     def close(self) -> None:
         """Stop the parser processes and remove the documents kept for page checks."""
@@ -169,9 +178,10 @@ class DocumentActivities:
 
         A document that fits in one chunk, or that has a document-level problem, is
         checked and reported in this one activity: one download, no listing of chunk files
-        on a first attempt, no progress signals, no further workflow steps. A larger
-        document comes back inspected, for ``check_pages`` and ``finalize``, with the
-        heartbeat and resume contract of those.
+        on a first attempt, no progress signals, no further workflow steps; its results
+        event is sent at once too, once the report is written (else ``publish_result``
+        sends it). A larger document comes back inspected, for ``check_pages`` and
+        ``finalize``, with the heartbeat and resume contract of those.
         """
         document = input.document
         with self.metrics.in_flight.labels("check_document").track_inprogress():
@@ -202,7 +212,31 @@ class DocumentActivities:
                     self._finalize, finalize, activity.info().workflow_id, own_report_stands=True
                 )
         self.metrics.record_verdict(summary.verdict, summary.reasons)
-        return DocumentOutcome(summary=summary, pages_checked=pages.pages_checked if pages else 0)
+        return DocumentOutcome(
+            summary=summary,
+            pages_checked=pages.pages_checked if pages else 0,
+            published=await self._publish_at_once(document, summary),
+        )
+
+    async def _publish_at_once(self, document: DocumentRef, summary: CheckSummary) -> bool:
+        """Send the results event now; False leaves it to the workflow's publish_result
+        (a slow or unreachable broker; the event is sent at least once either way)."""
+        if self._publisher is None:
+            return False
+        workflow_id = activity.info().workflow_id
+        try:
+            await asyncio.wait_for(
+                self._publisher.send(document, summary, workflow_id), self.PUBLISH_AT_ONCE_S
+            )
+        except Exception as exc:  # publish_result retries it for as long as it takes
+            log.warning(
+                "the results event of %s is left to publish_result: %r",
+                document.document_id,
+                exc,
+                extra=_ids(document.document_id),
+            )
+            return False
+        return True
 
     async def _check_one_chunk(
         self,

@@ -349,6 +349,8 @@ class DocumentOutcome:
     summary: CheckSummary | None = None
     # Pages checked, when the report is written (0 for a document-level problem).
     pages_checked: int = 0
+    # The results event is sent too (else the workflow's publish_result sends it).
+    published: bool = False
 
 
 @dataclass(frozen=True)

@@ -73,18 +73,23 @@ class ResultPublisher:
     @activity.defn(name="publish_result")
     async def publish_result(self, input: PublishResultInput) -> None:
         """Send the results event of a finished check (at least once)."""
-        workflow_id = activity.info().workflow_id
+        await self.send(input.document, input.summary, activity.info().workflow_id)
+
+    async def send(
+        self, document: DocumentRef, summary: CheckSummary, workflow_id: str | None
+    ) -> None:
+        """Send the results event of a finished check and wait for the broker's ack."""
         producer = await self._started()
         await producer.send_and_wait(
             self.topic,
-            value=result_event(input.document, input.summary, workflow_id),
-            key=input.document.document_id.encode(),
+            value=result_event(document, summary, workflow_id),
+            key=document.document_id.encode(),
         )
         log.info(
             "published the result of %s to %s",
-            input.document.document_id,
+            document.document_id,
             self.topic,
-            extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
+            extra={"document_id": document.document_id, "workflow_id": workflow_id},
         )
 
     async def close(self) -> None:

@@ -257,7 +257,9 @@ class DocumentCheckWorkflow:
                 # Small, or a document-level problem: the report is written.
                 self._page_count = outcome.summary.page_count
                 self._pages_checked = outcome.pages_checked
-                return await self._conclude(request, outcome.summary, page_count=True)
+                return await self._conclude(
+                    request, outcome.summary, page_count=True, published=outcome.published
+                )
             assert outcome.inspection is not None
             inspection = outcome.inspection
         self._page_count = inspection.page_count
@@ -316,10 +318,16 @@ class DocumentCheckWorkflow:
         return await self._conclude(request, summary)
 
     async def _conclude(
-        self, request: CheckRequest, summary: CheckSummary, *, page_count: bool = False
+        self,
+        request: CheckRequest,
+        summary: CheckSummary,
+        *,
+        page_count: bool = False,
+        published: bool = False,
     ) -> CheckSummary:
-        """The outcome in search attributes and the UI, then the results event.
-        ``page_count``: the page count is not in the search attributes yet."""
+        """The outcome in search attributes and the UI, then the results event unless
+        ``published`` (sent by check_document). ``page_count``: the page count is not in
+        the search attributes yet."""
         outcome: list[SearchAttributeUpdate[Any]] = [
             sa.STATUS.value_set(sa.STATUS_BY_VERDICT[summary.verdict]),
             sa.REASONS.value_set(summary.reasons),
@@ -340,6 +348,9 @@ class DocumentCheckWorkflow:
                 else f"; report `s3://{summary.report_bucket}/{summary.report_key}`"
             )
         )
+        if published:
+            self._enter("done")
+            return summary
         self._enter("publish_result")
         await workflow.execute_activity_method(
             ResultPublisher.publish_result,

@@ -46,12 +46,14 @@ def document_activities(
     client: Client | None = None,
     metrics: PipelineMetrics | None = None,
     role: Role = "all",
+    publisher: ResultPublisher | None = None,
 ) -> DocumentActivities:
     """The activities of one worker process, with its parser processes (not yet started).
 
     ``client`` lets page checking signal its progress; ``metrics`` records the worker's;
     ``role`` is what the worker polls (only a worker that checks pages as well as
-    inspecting keeps inspected documents for their page checks).
+    inspecting keeps inspected documents for their page checks); ``publisher`` sends the
+    results events of the documents ``check_document`` sees through.
     """
     pipeline = settings.pipeline
     s3 = s3_client(settings.s3)
@@ -78,6 +80,7 @@ def document_activities(
         max_document_bytes=pipeline.max_document_bytes,
         progress=ProgressReporter(client, pipeline.progress_interval_s),
         metrics=metrics,
+        publisher=publisher,
     )
 
 
@@ -241,6 +244,7 @@ async def run_worker(
         client=client,
         metrics=PipelineMetrics(telemetry.registry) if telemetry else None,
         role=role,
+        publisher=publisher,
     )
     workers = build_workers(settings, client, activities, role=role, publisher=publisher)
     try:

@@ -23,6 +23,7 @@ from pipeline.models import (
     REPORT_NAME,
     CheckDocumentInput,
     CheckPagesInput,
+    CheckSummary,
     DocumentOutcome,
     DocumentRef,
 )
@@ -180,3 +181,49 @@ async def test_a_report_of_another_check_is_a_conflict_for_good(s3: Any) -> None
     with pytest.raises(ApplicationError) as failure:
         await _env().run(lenient.check_document, _input(document))
     assert failure.value.type == "result_conflict" and failure.value.non_retryable
+
+
+class _Publisher:
+    """Stands in for the worker's results-event publisher: records, or fails."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.sent: list[tuple[DocumentRef, CheckSummary, str | None]] = []
+
+    async def send(
+        self, document: DocumentRef, summary: CheckSummary, workflow_id: str | None
+    ) -> None:
+        if self.error is not None:
+            raise self.error
+        self.sent.append((document, summary, workflow_id))
+
+
+async def test_the_results_event_of_a_small_document_is_sent_once_its_report_is_written(
+    s3: Any,
+) -> None:
+    document = _upload(s3, pages=2)
+    publisher = _Publisher()
+    activities = _activities(s3, publisher=publisher)
+    outcome = await _env().run(activities.check_document, _input(document))
+    assert outcome.published and outcome.summary is not None
+    (sent,) = publisher.sent
+    assert sent == (document, outcome.summary, "wf-1")
+    # Sent after the report: the event points at an object that is there.
+    s3.head_object(Bucket=RESULTS, Key=outcome.summary.report_key)
+
+
+async def test_a_broker_that_fails_leaves_the_event_to_the_workflow(s3: Any) -> None:
+    document = _upload(s3, pages=2)
+    activities = _activities(s3, publisher=_Publisher(ConnectionError("no broker")))
+    outcome = await _env().run(activities.check_document, _input(document))
+    assert outcome.summary is not None and outcome.summary.verdict == "review"
+    assert not outcome.published
+
+
+async def test_a_larger_document_sends_no_event_from_its_inspection(s3: Any) -> None:
+    document = _upload(s3, pages=CHUNK_PAGES + 1, key="larger.pdf")
+    publisher = _Publisher()
+    activities = _activities(s3, publisher=publisher)
+    outcome = await _env().run(activities.check_document, _input(document))
+    assert outcome.inspection is not None and not outcome.published
+    assert publisher.sent == []

@@ -80,6 +80,8 @@ class StandIns:
     report itself."""
 
     page_count: int = PAGES
+    # check_document sent the results event itself.
+    published: bool = False
     inspect_errors: list[Exception] = field(default_factory=list)
     pages_errors: list[Exception] = field(default_factory=list)
     publish_errors: list[Exception] = field(default_factory=list)
@@ -119,7 +121,9 @@ class StandIns:
                 verdict="pass",
                 page_count=inspection.page_count,
             )
-            return DocumentOutcome(summary=summary, pages_checked=inspection.page_count)
+            return DocumentOutcome(
+                summary=summary, pages_checked=inspection.page_count, published=self.published
+            )
 
         @activity.defn(name="check_pages")
         async def check_pages(input: CheckPagesInput) -> CheckPagesResult:
@@ -382,6 +386,15 @@ async def test_a_small_document_is_one_activity_and_the_results_event(
     described = (await handle.describe()).typed_search_attributes
     assert described.get(sa.STATUS) == sa.PASSED
     assert described.get(sa.BUCKET) == DOCUMENT.bucket
+
+
+async def test_a_small_document_whose_event_is_sent_is_one_activity(
+    env: WorkflowEnvironment,
+) -> None:
+    stand_ins = StandIns(page_count=3, published=True)
+    summary = await _run(env, stand_ins)
+    assert summary.page_count == 3
+    assert {name: len(inputs) for name, inputs in stand_ins.calls.items()} == {"check_document": 1}
 
 
 async def test_a_check_started_without_search_attributes_sets_them(

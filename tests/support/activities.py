@@ -20,6 +20,7 @@ def make_activities(
     spool_dir: str | None = None,
     shelve: bool = True,
     max_document_bytes: int = 1 << 30,
+    publisher: Any = None,
 ) -> DocumentActivities:
     """Activities as a worker builds them, with a pool of ``pool_size`` processes (started
     on first use; the caller closes them) and a 5 s heartbeat timeout in the plan."""
@@ -32,4 +33,5 @@ def make_activities(
             chunk_pages=chunk_pages, heartbeat_timeout_s=5, policy=policy or VerdictPolicy()
         ),
         max_document_bytes=max_document_bytes,
+        publisher=publisher,
     )
