@@ -8,10 +8,11 @@ new ID). Imports only what a client process needs, not the workflow code.
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from pipeline.labels import static_details, static_summary
+from pipeline.lanes import describe_lane
 from pipeline.models import WORKFLOW_NAME, CheckRequest
 
 
@@ -23,6 +24,7 @@ async def start_check(
     task_queue: str,
     summary_suffix: str = "",
     join_running: bool = True,
+    priority: Priority | None = None,
 ) -> bool:
     """Start ``DocumentCheckWorkflow`` for ``request`` unless that ID ran or runs.
 
@@ -44,7 +46,7 @@ async def start_check(
             request,
             id=workflow_id,
             task_queue=task_queue,
-            static_summary=static_summary(request) + summary_suffix,
+            static_summary=check_summary(request, summary_suffix, priority),
             static_details=static_details(request),
             id_conflict_policy=(
                 WorkflowIDConflictPolicy.USE_EXISTING
@@ -52,6 +54,7 @@ async def start_check(
                 else WorkflowIDConflictPolicy.FAIL
             ),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            priority=priority or Priority.default,
         )
     except WorkflowAlreadyStartedError:
         return False
@@ -59,3 +62,9 @@ async def start_check(
     # whether this call started it. The SDK keeps the response on a private field.
     response = getattr(handle, "_start_workflow_response", None)
     return bool(getattr(response, "started", True))
+
+
+def check_summary(request: CheckRequest, suffix: str = "", priority: Priority | None = None) -> str:
+    """The one-line summary a check is started with: the document, then its lane."""
+    lane = f" [{describe_lane(priority)}]" if priority and priority.priority_key else ""
+    return static_summary(request) + suffix + lane
