@@ -244,9 +244,11 @@ def cmd_recheck(args: argparse.Namespace, settings: Settings) -> int:
     from infra.clients import s3_client, temporal_client
     from pipeline.rechecks import RecheckSelection, diff_key, recheck_run_id, render_diff
 
-    chosen = [name for name in ("query", "prefix", "reason") if getattr(args, name)]
-    if len(chosen) != 1:
-        print("docpipe: recheck needs one of --query, --prefix or --reason", file=sys.stderr)
+    if bool(args.prefix) == bool(args.query or args.reason):
+        print(
+            "docpipe: recheck needs --prefix, or --query and/or --reason (not both kinds)",
+            file=sys.stderr,
+        )
         return 2
     try:
         since = parse_since(args.since) if args.since else None
@@ -499,14 +501,16 @@ def build_parser() -> argparse.ArgumentParser:
         "worker bug), as a durable workflow; then show what changed",
     )
     recheck.epilog = (
-        "Give one of --query, --prefix or --reason. Each document is re-checked as "
+        "Give --prefix, or --query and/or --reason. Each document is re-checked as "
         "`docpipe reprocess` would, with its report under <its results prefix>/rechecks/<ID>/; "
         "running the same --id again re-checks nothing twice. When done, the diff report "
         "(verdict transitions, reasons added and removed, changed documents, policies) is "
         "written to <results bucket>/<results prefix>/_rechecks/<ID>/diff.json; "
         "`docpipe recheck show ID` prints it."
     )
-    selection = recheck.add_argument_group("which documents (one of)")
+    selection = recheck.add_argument_group(
+        "which documents: --prefix, or --query and/or --reason (with --since)"
+    )
     selection.add_argument(
         "--query",
         metavar="Q",

@@ -195,3 +195,69 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     diff = json.loads(_docpipe(settings, "recheck", "show", recheck_id, "--json"))
     assert diff["documents"] == count
     assert diff["transitions"] == {"none->pass": count}
+
+
+@pytest.mark.timeout(300)
+async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    client = await temporal_client(settings.temporal)
+    prefix = unique_prefix("query")
+    run = prefix.rsplit("/", 1)[-1]
+    blank = [upload(settings, f"{prefix}/b{n}.pdf", make_pdf(["text", "blank"])) for n in range(2)]
+    plain = [upload(settings, f"{prefix}/p{n}.pdf", make_pdf(["text"])) for n in range(2)]
+    start_component(["worker"], settings)
+    for doc in [*blank, *plain]:
+        await (await start_check(client, settings, doc)).result()
+    this_test = f"TaskQueue = '{settings.temporal.task_queue}'"
+
+    # Visibility lags by about a second: wait until it shows the four checks.
+    async def visible() -> bool:
+        rows = [e async for e in client.list_workflows(f"{this_test} AND DocpipeStatus != ''")]
+        return len(rows) == 4
+
+    await async_wait_for(visible, 30, "visibility to show the four checks")
+    by_reason = f"rc-reason-{run}"
+    diff = _json_after_header(
+        _docpipe(
+            settings,
+            *("recheck", "--query", this_test, "--reason", "blank_pages", "--since", "1h"),
+            *("--id", by_reason, "--wait", "--json"),
+        )
+    )
+    assert diff["documents"] == 2 and diff["transitions"] == {"review->review": 2}
+
+    # Their two re-checks match the query too, but are not documents of their own.
+    async def rechecks_visible() -> bool:
+        return len(await _children(client, by_reason)) == 2
+
+    await async_wait_for(rechecks_visible, 30, "visibility to show the re-checks")
+    everything = f"rc-all-{run}"
+    diff = _json_after_header(
+        _docpipe(settings, "recheck", "--query", this_test, "--id", everything, "--wait", "--json")
+    )
+    assert diff["documents"] == 4 and diff["outcomes"] == {"rechecked": 4}
+
+    # One start every 20 s: cancelled after the first re-check, it starts no other.
+    slow = f"rc-cancel-{run}"
+    _docpipe(settings, "recheck", "--query", this_test, "--id", slow, "--rate", "0.05/s")
+    handle = client.get_workflow_handle(recheck_run_id(slow))
+
+    async def first_done() -> bool:
+        progress: dict[str, Any] = await handle.query("progress")
+        return int(progress.get("rechecked", 0)) >= 1
+
+    await async_wait_for(first_done, 60, "the first re-check to finish")
+    _docpipe(settings, "recheck", "cancel", slow)
+    description = await async_wait_for(
+        lambda: _closed(client, recheck_run_id(slow)), 60, "the re-check to end"
+    )
+    assert description.status is not None and description.status.name == "CANCELED"
+    assert len(await _children(client, slow)) < 4
+    shown = _docpipe(settings, "recheck", "show", slow)
+    assert "canceled" in shown
+
+
+async def _closed(client: Client, workflow_id: str) -> Any:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return description if description.close_time else None

@@ -16,6 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from pipeline.models import WORKFLOW_NAME, CheckRequest
+from pipeline.recheck_workflow import RecheckWorkflow
 from pipeline.workflows import DocumentCheckWorkflow
 from tests.support.histories import HISTORIES, SCENARIOS
 
@@ -32,7 +33,8 @@ def test_every_scenario_has_a_recorded_history() -> None:
 
 @pytest.mark.parametrize("path", RECORDED, ids=lambda path: path.stem)
 async def test_a_recorded_history_replays(path: Path) -> None:
-    result = await Replayer(workflows=[DocumentCheckWorkflow]).replay_workflow(_history(path))
+    replayer = Replayer(workflows=[DocumentCheckWorkflow, RecheckWorkflow])
+    result = await replayer.replay_workflow(_history(path))
     assert result.replay_failure is None
 
 
