@@ -312,21 +312,25 @@ def cmd_recheck_show(args: argparse.Namespace, settings: Settings) -> int:
     from infra.clients import s3_client, temporal_client
     from pipeline.rechecks import render_diff
 
-    diff = read_diff(settings, s3_client(settings.s3), args.recheck_id)
-    if diff is None:
-
-        async def main() -> dict[str, Any]:
-            client = await temporal_client(settings.temporal)
-            return await recheck_progress(client, args.recheck_id)
-
+    async def main() -> dict[str, Any] | None:
+        client = await temporal_client(settings.temporal)
         try:
-            progress = asyncio.run(main())
-        except RecheckError as exc:
-            print(f"docpipe: {exc}", file=sys.stderr)
-            return 1
-        print(json.dumps(progress, indent=2) if args.json else render_progress(progress))
+            return await recheck_progress(client, args.recheck_id)
+        except RecheckError:
+            return None  # gone from Temporal (retention): its diff may still be in S3
+
+    progress = asyncio.run(main())
+    # A run in progress is shown as such, even when an earlier run of the ID left a diff.
+    diff = None
+    if progress is None or progress["state"] != "running":
+        diff = read_diff(settings, s3_client(settings.s3), args.recheck_id)
+    if diff is not None:
+        print(json.dumps(diff, indent=2, sort_keys=True) if args.json else render_diff(diff))
         return 0
-    print(json.dumps(diff, indent=2, sort_keys=True) if args.json else render_diff(diff))
+    if progress is None:
+        print(f"docpipe: no re-check {args.recheck_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(progress, indent=2) if args.json else render_progress(progress))
     return 0
 
 
