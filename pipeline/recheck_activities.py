@@ -1,7 +1,8 @@
 """The activities of a bulk re-check: find a page of matching documents, compare the
 reports of a page's re-checks with their originals, and fold every page into the diff.
 
-S3 calls run in threads (boto3 blocks). Every activity can be repeated: listing is read
+S3 calls run in threads (boto3 blocks); each activity heartbeats while it works, so that a
+killed worker's activity is retried within a minute. Every activity can be repeated: listing is read
 only, and the objects written are a function of the reports they are made from.
 """
 
@@ -17,6 +18,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecution
 from temporalio.service import RPCError, RPCStatusCode
 
+from pipeline.heartbeat import Heartbeater
 from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, CheckRequest, DocumentRef
 from pipeline.rechecks import (
     ComparePageInput,
@@ -54,9 +56,10 @@ class RecheckActivities:
     @activity.defn
     async def list_matches(self, request: ListMatchesInput) -> MatchPage:
         """One page of matching documents, and where the next page starts."""
-        if request.selection.query:
-            return await self._from_visibility(request)
-        return await asyncio.to_thread(self._from_listing, request)
+        async with Heartbeater():
+            if request.selection.query:
+                return await self._from_visibility(request)
+            return await asyncio.to_thread(self._from_listing, request)
 
     async def _from_visibility(self, request: ListMatchesInput) -> MatchPage:
         token = base64.b64decode(request.cursor) if request.cursor else None
@@ -74,7 +77,6 @@ class RecheckActivities:
             found = await self._match_of(execution)
             if found is not None:
                 matches.append(found)
-            activity.heartbeat(len(matches))
         next_token = executions.next_page_token
         return MatchPage(matches=matches, next_cursor=_encode(next_token) if next_token else None)
 
@@ -147,7 +149,8 @@ class RecheckActivities:
     @activity.defn
     async def compare_page(self, request: ComparePageInput) -> PageComparison:
         """Compare each re-check's report with its original's; store the page's rows."""
-        return await asyncio.to_thread(self._compare_page, request)
+        async with Heartbeater():
+            return await asyncio.to_thread(self._compare_page, request)
 
     def _compare_page(self, request: ComparePageInput) -> PageComparison:
         rows = []
@@ -175,7 +178,8 @@ class RecheckActivities:
     @activity.defn
     async def write_diff(self, request: WriteDiffInput) -> str:
         """Fold every page's rows into the diff report; its key."""
-        return await asyncio.to_thread(self._write_diff, request)
+        async with Heartbeater():
+            return await asyncio.to_thread(self._write_diff, request)
 
     def _write_diff(self, request: WriteDiffInput) -> str:
         prefix = f"{recheck_home(request.results_root, request.recheck_id)}/pages/{request.chain}/"

@@ -49,6 +49,8 @@ LIST_TIMEOUT = timedelta(minutes=10)
 COMPARE_TIMEOUT = timedelta(minutes=10)
 # Reads every page's rows once.
 DIFF_TIMEOUT = timedelta(hours=1)
+# The activities heartbeat while they work: a killed worker's is retried this soon.
+HEARTBEAT_TIMEOUT = timedelta(minutes=1)
 # S3 or Temporal failing: capped exponential backoff, as the document check's activities.
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -109,7 +111,7 @@ class RecheckWorkflow:
                 page_size=request.page_size,
             ),
             start_to_close_timeout=LIST_TIMEOUT,
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=retry,
         )
         self._page_size = len(page.matches)
@@ -135,6 +137,7 @@ class RecheckWorkflow:
                 outcomes=outcomes,
             ),
             start_to_close_timeout=COMPARE_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=retry,
         )
         self._totals = dataclasses.replace(
@@ -159,6 +162,7 @@ class RecheckWorkflow:
                 totals=self._totals,
             ),
             start_to_close_timeout=DIFF_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=retry,
         )
         self._phase = "done"
