@@ -13,6 +13,7 @@ from datetime import datetime
 from temporalio.client import Client
 
 from infra.app.reprocess import start_recheck
+from infra.app.status_view import check_status, render_status
 from infra.clients import s3_client, temporal_client
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, check_request
@@ -80,6 +81,14 @@ async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
     times = await _close_times(client, [live.workflow_id, *rechecks])
     before = _finished_before(times, live.workflow_id, rechecks)
     print(f"re-checks finished before the live upload: {before} of {BACKLOG}")
+    # `docpipe status` names each check's lane.
+    share = f"fair share {live.bucket}/{prefix.split('/')[0]}"
+    assert f"lane      priority 1, {share}" in render_status(
+        await check_status(settings, client, live.workflow_id)
+    )
+    assert f"lane      priority 5, {share}" in render_status(
+        await check_status(settings, client, rechecks[0])
+    )
     assert before <= PRIORITY_BOUND, f"{before} of {BACKLOG} re-checks finished first"
 
 
