@@ -436,7 +436,11 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every command, with every setting as a flag."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default=os.environ.get("DOCPIPE_LOG_LEVEL", "info"))
+    common.add_argument(
+        "--log-level",
+        default=os.environ.get("DOCPIPE_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (DOCPIPE_LOG_LEVEL, default info)",
+    )
     settings_module.add_arguments(common)
 
     stack = argparse.ArgumentParser(add_help=False)
