@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         RecheckRequest,
         RecheckResult,
+        RecheckTotals,
         WriteDiffInput,
     )
     from pipeline.starts import check_summary
@@ -67,7 +68,7 @@ class RecheckWorkflow:
     def __init__(self) -> None:
         self._phase = "starting"
         self._running = 0
-        self._totals: Any = None
+        self._totals = RecheckTotals()
         self._page_done = 0
         self._page_size = 0
         self._next_start = 0.0
@@ -76,10 +77,9 @@ class RecheckWorkflow:
     def progress(self) -> dict[str, Any]:
         """How far it is: pages listed, documents matched, re-checked (started by this run
         and finished), already re-checked under this ID before, failed, running now."""
-        totals = dataclasses.asdict(self._totals) if self._totals else {}
         return {
             "phase": self._phase,
-            **totals,
+            **dataclasses.asdict(self._totals),
             "running": self._running,
             "page_done": self._page_done,
             "page_size": self._page_size,
