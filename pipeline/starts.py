@@ -2,7 +2,9 @@
 
 A check's workflow ID is its identity, so a start never doubles a check: an ID that is
 running or has run is not started again (``REJECT_DUPLICATE``; re-checking on purpose is a
-new ID). Imports only what a client process needs, not the workflow code.
+new ID). Imports only what a client process needs, not the workflow code. A bulk re-check
+(``RecheckWorkflow``) starts its re-checks as child workflows, with ``check_summary`` and
+the same never-reused IDs.
 """
 
 from __future__ import annotations
