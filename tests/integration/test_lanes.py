@@ -8,6 +8,8 @@ server's dispatch order, not on how fast the machine is.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime
 
 from temporalio.client import Client
@@ -17,6 +19,7 @@ from infra.app.status_view import check_status, render_status
 from infra.clients import s3_client, temporal_client
 from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, check_request
+from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for
 from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs
@@ -118,3 +121,29 @@ async def test_one_tenants_flood_does_not_starve_another_tenants_upload(
     before = _finished_before(times, lone.workflow_id, flood_ids)
     print(f"flood checks finished before the other tenant's upload: {before} of {FLOOD}")
     assert before <= FAIRNESS_BOUND, f"{before} of {FLOOD} flood checks finished first"
+
+
+async def test_fairness_key_can_come_from_a_field_of_the_upload_event(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    settings = dataclasses.replace(
+        settings, temporal=dataclasses.replace(settings.temporal, fairness_key="field:tenant")
+    )
+    client = await temporal_client(settings.temporal)
+    prefix = unique_prefix("tenant")
+    named = upload(settings, f"{prefix}/named.pdf", make_large_pdf(1))
+    unnamed = upload(settings, f"{prefix}/unnamed.pdf", make_large_pdf(1))
+    event = {**json.loads(native_event(named)), "tenant": "globex"}
+    start_component(["consume"], settings)
+    await publish(settings, [Message(json.dumps(event).encode()), Message(native_event(unnamed))])
+    await wait_runs(
+        client, settings.temporal.task_queue, {named.workflow_id, unnamed.workflow_id}, 30
+    )
+
+    async def fairness_key(document: DocumentRef) -> str:
+        description = await client.get_workflow_handle(document.workflow_id).describe()
+        return description.raw_description.workflow_execution_info.priority.fairness_key
+
+    assert await fairness_key(named) == "globex"
+    # Without the field, the default: the bucket and the key's first segment.
+    assert await fairness_key(unnamed) == f"{unnamed.bucket}/{prefix.split('/')[0]}"
