@@ -28,6 +28,8 @@ class Upload:
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
+    # The event's fairness field (DOCPIPE_TEMPORAL_FAIRNESS_KEY "field:<name>"), if any.
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def _check_key(key: str, where: str) -> None:
         raise _Invalid(Reason.BAD_KEY, f"{where}key has a NUL byte or is over 1024 bytes")
 
 
-def _native(event: dict[str, Any]) -> Upload:
+def _native(event: dict[str, Any], tenant_field: str | None = None) -> Upload:
     bucket = _required_text(event, "bucket", Reason.MISSING_BUCKET, "")
     key = _required_text(event, "key", Reason.MISSING_KEY, "")
     _check_key(key, "")
@@ -102,6 +104,7 @@ def _native(event: dict[str, Any]) -> Upload:
         version_id=_optional(event, "version_id", str, "") or None,
         etag=_optional(event, "etag", str, "") or None,
         size=size,
+        tenant=_optional(event, tenant_field, str, "") or None if tenant_field else None,
     )
 
 
@@ -135,7 +138,11 @@ def _s3_record(record: Any, index: int) -> Upload | None:
 
 
 def parse_upload_event(
-    value: bytes | None, *, allowed_buckets: Collection[str], max_bytes: int = 1 << 20
+    value: bytes | None,
+    *,
+    allowed_buckets: Collection[str],
+    max_bytes: int = 1 << 20,
+    tenant_field: str | None = None,
 ) -> Parsed | Rejected:
     """Parse one Kafka message value into uploads, or say precisely why it cannot be used.
 
@@ -143,6 +150,8 @@ def parse_upload_event(
         value: the raw message value.
         allowed_buckets: the only buckets docpipe may read; any other is rejected.
         max_bytes: larger messages are rejected unread.
+        tenant_field: a field of the native shape that names the upload's tenant (its fair
+            share of the workers); a string when present.
     """
     if value is None or len(value) == 0:
         return Rejected(Reason.NOT_JSON, "empty message")
@@ -179,7 +188,7 @@ def parse_upload_event(
         elif event.get("Event") == "s3:TestEvent":
             return Parsed([], skipped=1)
         else:
-            uploads = [_native(event)]
+            uploads = [_native(event, tenant_field)]
         for upload in uploads:
             if upload.bucket not in allowed_buckets:
                 raise _Invalid(

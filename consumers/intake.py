@@ -40,8 +40,9 @@ from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
 from infra.backoff import backoff_delay
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
-from infra.settings import KafkaSettings, Settings, SettingsError, check_request
+from infra.settings import KafkaSettings, Settings, SettingsError, check_request, intake_lane
 from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
+from pipeline.lanes import event_field
 from pipeline.models import DocumentRef
 from pipeline.reasons import Reason
 from pipeline.starts import start_check
@@ -416,6 +417,7 @@ class UploadIntake:
             record.value,
             allowed_buckets=self._settings.s3.documents_buckets,
             max_bytes=self._settings.kafka.max_message_bytes,
+            tenant_field=event_field(self._settings.temporal.fairness_key),
         )
         if isinstance(parsed, Rejected):
             await self._dead_letter(record, parsed)
@@ -434,13 +436,13 @@ class UploadIntake:
             if isinstance(document, Rejected):
                 await self._dead_letter(record, document)
                 return
-            documents.append(document)
+            documents.append((document, upload.tenant))
         uploaded_at = record.timestamp / 1000 if record.timestamp and record.timestamp > 0 else None
-        for document in documents:
+        for document, tenant in documents:
             started = await self._attempt(
                 "start",
                 f"start {document.workflow_id}",
-                partial(self.start, document, uploaded_at=uploaded_at),
+                partial(self.start, document, uploaded_at=uploaded_at, tenant=tenant),
                 _start_verdict,
             )
             if isinstance(started, Rejected):
@@ -466,7 +468,9 @@ class UploadIntake:
             bucket=upload.bucket, key=upload.key, version_id=version_id, etag=etag, size=size
         )
 
-    async def start(self, document: DocumentRef, *, uploaded_at: float | None = None) -> bool:
+    async def start(
+        self, document: DocumentRef, *, uploaded_at: float | None = None, tenant: str | None = None
+    ) -> bool:
         """Start the check of one document version; True if new, False if deduped.
 
         Args:
@@ -482,6 +486,8 @@ class UploadIntake:
             check_request(settings, document, uploaded_at=uploaded_at),
             workflow_id=document.workflow_id,
             task_queue=settings.temporal.task_queue,
+            # Live uploads go before re-checks, in fair shares between tenants.
+            priority=intake_lane(settings, document, tenant),
         )
         if not started:
             # A running check is not doubled, a finished one is not redone.

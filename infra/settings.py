@@ -15,6 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from temporalio.common import Priority
+
+from pipeline.lanes import (
+    FAIRNESS_PREFIX,
+    HIGHEST_PRIORITY,
+    LOWEST_PRIORITY,
+    check_fairness_mode,
+    fairness_key,
+    lane,
+)
 from pipeline.models import CheckRequest, DocumentRef, page_queue_for
 from pipeline.policy import (
     DEFAULT_IGNORE,
@@ -85,6 +95,27 @@ class TemporalSettings:
     # Where object keys are sensitive: search attributes and the UI summary show a SHA-256
     # of the key instead (set it for the processes that start checks: consume, reprocess).
     hash_object_keys: bool = False
+    # Priority lanes (1 goes first; the server's default range is 1-5): checks the intake
+    # starts, and re-checks and backfills (`docpipe reprocess`, `docpipe recheck`).
+    intake_priority: int = 1
+    recheck_priority: int = 5
+    # Fair shares between tenants within a priority: "prefix" (bucket and the key's first
+    # segment), "bucket", "field:<name>" (that field of the upload event, else the prefix)
+    # or "none". The server must have fairness on (README, production).
+    fairness_key: str = FAIRNESS_PREFIX
+
+    def __post_init__(self) -> None:
+        for name in ("intake_priority", "recheck_priority"):
+            if not HIGHEST_PRIORITY <= getattr(self, name) <= 100:
+                raise SettingsError(
+                    f"DOCPIPE_TEMPORAL_{name.upper()} must be a priority from "
+                    f"{HIGHEST_PRIORITY} (first) to {LOWEST_PRIORITY} (last, the server's "
+                    "default range)"
+                )
+        try:
+            check_fairness_mode(self.fairness_key)
+        except ValueError as exc:
+            raise SettingsError(f"DOCPIPE_TEMPORAL_FAIRNESS_KEY: {exc}") from None
 
     @property
     def effective_page_task_queue(self) -> str:
@@ -246,6 +277,33 @@ def check_request(
         page_task_queue=settings.temporal.page_task_queue,
         hash_object_key=settings.temporal.hash_object_keys,
         uploaded_at=uploaded_at,
+    )
+
+
+def intake_lane(settings: Settings, document: DocumentRef, tenant: str | None = None) -> Priority:
+    """The lane of a check the intake starts: high priority, the document's fair share.
+
+    Args:
+        tenant: the upload event's fairness field (``DOCPIPE_TEMPORAL_FAIRNESS_KEY``
+            ``field:<name>``), if it had one.
+    """
+    temporal = settings.temporal
+    return lane(
+        temporal.intake_priority,
+        fairness_key(
+            document, temporal.fairness_key, tenant=tenant, hashed=temporal.hash_object_keys
+        ),
+    )
+
+
+def recheck_lane(
+    settings: Settings, document: DocumentRef, priority: int | None = None
+) -> Priority:
+    """The lane of a re-check: low priority (or ``priority``), the document's fair share."""
+    temporal = settings.temporal
+    return lane(
+        priority or temporal.recheck_priority,
+        fairness_key(document, temporal.fairness_key, hashed=temporal.hash_object_keys),
     )
 
 

@@ -68,6 +68,25 @@ class StackConfig:
         return cls(state_dir=state_dir, **values)
 
 
+# Dynamic config of the embedded Temporal server. Fairness keys are ignored unless
+# matching has fairness on; one partition per task queue makes priority and fair shares
+# hold for the whole queue (they hold per partition), as a dev server's load never needs
+# more. A production cluster needs the first (README, production).
+TEMPORAL_DYNAMIC_CONFIG = (
+    ("matching.enableFairness", "true"),
+    ("matching.numTaskqueueReadPartitions", "1"),
+    ("matching.numTaskqueueWritePartitions", "1"),
+    ("frontend.enableServerVersionCheck", "false"),
+    # A worker that schedules an activity on its own task queue may run it at once,
+    # without a round trip through matching (docs/BENCHMARKS.md).
+    ("system.enableActivityEagerExecution", "true"),
+)
+
+
+def _dynamic_config(values: Sequence[tuple[str, str]]) -> list[str]:
+    return [arg for name, value in values for arg in ("--dynamic-config-value", f"{name}={value}")]
+
+
 def free_ports(count: int) -> list[int]:
     """Ports on loopback that nothing listens on right now."""
     sockets = []
@@ -336,12 +355,7 @@ class EmbeddedStack:
                 str(config.state_dir / "temporal.db"),
                 "--namespace",
                 self._base.temporal.namespace,
-                "--dynamic-config-value",
-                "frontend.enableServerVersionCheck=false",
-                # A worker that schedules an activity on its own task queue may run it at
-                # once, without a round trip through matching (docs/BENCHMARKS.md).
-                "--dynamic-config-value",
-                "system.enableActivityEagerExecution=true",
+                *_dynamic_config(TEMPORAL_DYNAMIC_CONFIG),
                 "--ui-disable-news-fetch",
                 "--log-level",
                 "warn",

@@ -7,6 +7,7 @@ of side effects and of heavy imports.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,10 @@ def split_document_id(document_id: str) -> tuple[str, str, str]:
 def original_results_prefix(results_prefix: str) -> str:
     """The results prefix of the check that a re-check's prefix belongs to."""
     base, mark, number = results_prefix.rpartition(f"/{RECHECKS_DIR}/")
-    return base if mark and number.isdigit() else results_prefix
+    # A number (`docpipe reprocess`) or a recheck ID (`docpipe recheck`); an original's
+    # prefix ends with "@<version>".
+    is_recheck = number.isdigit() or bool(re.match(r"^[a-z][a-z0-9-]{0,47}$", number))
+    return base if mark and is_recheck else results_prefix
 
 
 def workflow_id_for(document_id: str) -> str:
@@ -115,14 +119,16 @@ def results_prefix_for(document_id: str, root: str) -> str:
     return _shorten(base, MAX_RESULTS_PREFIX_BYTES)
 
 
-def recheck_workflow_id(workflow_id: str, number: int) -> str:
-    """The ID of the ``number``-th deliberate re-check of the check ``workflow_id``."""
+def recheck_workflow_id(workflow_id: str, number: int | str) -> str:
+    """The ID of the ``number``-th deliberate re-check of the check ``workflow_id`` (or of
+    its re-check in the bulk re-check ``number``, a recheck ID)."""
     suffix = f"{RECHECK_ID_MARK}{number}"
     return _shorten(workflow_id, MAX_WORKFLOW_ID_BYTES - len(suffix)) + suffix
 
 
-def recheck_results_prefix(results_prefix: str, number: int) -> str:
-    """Where the ``number``-th re-check writes: under the original check's prefix."""
+def recheck_results_prefix(results_prefix: str, number: int | str) -> str:
+    """Where the ``number``-th re-check (or bulk re-check ``number``) writes: under the
+    original check's prefix."""
     return f"{results_prefix}/{RECHECKS_DIR}/{number}"
 
 

@@ -2,17 +2,20 @@
 
 A check's workflow ID is its identity, so a start never doubles a check: an ID that is
 running or has run is not started again (``REJECT_DUPLICATE``; re-checking on purpose is a
-new ID). Imports only what a client process needs, not the workflow code.
+new ID). Imports only what a client process needs, not the workflow code. A bulk re-check
+(``RecheckWorkflow``) starts its re-checks as child workflows, with ``check_summary`` and
+the same never-reused IDs.
 """
 
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from pipeline import search_attributes as sa
 from pipeline.labels import static_details, static_summary
+from pipeline.lanes import describe_lane
 from pipeline.models import WORKFLOW_NAME, CheckRequest
 
 
@@ -24,6 +27,7 @@ async def start_check(
     task_queue: str,
     summary_suffix: str = "",
     join_running: bool = True,
+    priority: Priority | None = None,
 ) -> bool:
     """Start ``DocumentCheckWorkflow`` for ``request`` unless that ID ran or runs.
 
@@ -45,7 +49,7 @@ async def start_check(
             request,
             id=workflow_id,
             task_queue=task_queue,
-            static_summary=static_summary(request) + summary_suffix,
+            static_summary=check_summary(request, summary_suffix, priority),
             static_details=static_details(request),
             search_attributes=sa.at_start(request),
             id_conflict_policy=(
@@ -54,6 +58,7 @@ async def start_check(
                 else WorkflowIDConflictPolicy.FAIL
             ),
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            priority=priority or Priority.default,
         )
     except WorkflowAlreadyStartedError:
         return False
@@ -61,3 +66,9 @@ async def start_check(
     # whether this call started it. The SDK keeps the response on a private field.
     response = getattr(handle, "_start_workflow_response", None)
     return bool(getattr(response, "started", True))
+
+
+def check_summary(request: CheckRequest, suffix: str = "", priority: Priority | None = None) -> str:
+    """The one-line summary a check is started with: the document, then its lane."""
+    lane = f" [{describe_lane(priority)}]" if priority and priority.priority_key else ""
+    return static_summary(request) + suffix + lane

@@ -21,6 +21,8 @@ from pipeline.parser_process import ParserLimits
 from pipeline.pool import PagePool
 from pipeline.progress import ProgressReporter
 from pipeline.publish import ResultPublisher
+from pipeline.recheck_activities import RecheckActivities
+from pipeline.recheck_workflow import RecheckWorkflow
 from pipeline.spool import Spooler, sweep_stale_spools
 from pipeline.workflows import DocumentCheckWorkflow
 
@@ -107,12 +109,17 @@ def build_workers(
     page_queue = temporal.effective_page_task_queue
     workers = []
     if role != "pages":
+        # Bulk re-checks run beside the checks they start (docpipe recheck).
+        rechecks = RecheckActivities(client, activities.s3)
         main_activities: list[Callable[..., Any]] = [
             activities.check_document,
             # Checks started before check_document existed still inspect first.
             activities.inspect,
             activities.finalize,
             publisher.publish_result,
+            rechecks.list_matches,
+            rechecks.compare_page,
+            rechecks.write_diff,
         ]
         if page_queue == temporal.task_queue:
             main_activities.append(activities.check_pages)
@@ -120,7 +127,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=temporal.task_queue,
-                workflows=[DocumentCheckWorkflow],
+                workflows=[DocumentCheckWorkflow, RecheckWorkflow],
                 activities=main_activities,
                 graceful_shutdown_timeout=shutdown,
                 max_heartbeat_throttle_interval=throttle,

@@ -226,6 +226,128 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_recheck(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe recheck``: re-check every document a selection matches, durably."""
+    from infra.app.lookups import workflow_url
+    from infra.app.recheck import (
+        RecheckError,
+        RecheckOptions,
+        new_recheck_id,
+        parse_prefix,
+        parse_priority,
+        parse_rate,
+        read_diff,
+        recheck_request,
+        start_bulk_recheck,
+    )
+    from infra.app.status_view import parse_since
+    from infra.clients import s3_client, temporal_client
+    from pipeline.rechecks import RecheckSelection, diff_key, recheck_run_id, render_diff
+
+    if bool(args.prefix) == bool(args.query or args.reason):
+        print(
+            "docpipe: recheck needs --prefix, or --query and/or --reason (not both kinds)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        since = parse_since(args.since) if args.since else None
+        if args.since and args.prefix:
+            raise ValueError(
+                "--since selects checks by start time: use it with --query or --reason"
+            )
+        if args.prefix:
+            bucket, prefix = parse_prefix(args.prefix)
+            selection = RecheckSelection(bucket=bucket, prefix=prefix)
+        else:
+            from infra.app.recheck import selection_query
+
+            selection = RecheckSelection(
+                query=selection_query(
+                    query=args.query,
+                    reason=args.reason,
+                    since=since,
+                    hash_keys=settings.temporal.hash_object_keys,
+                )
+            )
+        options = RecheckOptions(
+            recheck_id=args.id or new_recheck_id(),
+            selection=selection,
+            priority_key=parse_priority(settings, args.priority),
+            rate_per_s=parse_rate(args.rate),
+            max_concurrent=args.concurrency,
+            page_size=args.page_size,
+            max_listed=args.max_listed,
+        )
+        request = recheck_request(settings, options)
+    except (ValueError, RecheckError) as exc:
+        print(f"docpipe: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> Any:
+        client = await temporal_client(settings.temporal)
+        handle, started = await start_bulk_recheck(settings, client, request)
+        workflow_id = recheck_run_id(request.recheck_id)
+        print(f"re-check {request.recheck_id}" + ("" if started else " (already running)"))
+        print(f"  selects   {request.selection.describe()}")
+        print(f"  workflow  {workflow_id}")
+        diff_at = diff_key(request.results_root, request.recheck_id)
+        print(f"  diff      s3://{request.results_bucket}/{diff_at}")
+        print(f"  UI        {workflow_url(settings, workflow_id)}")
+        print(f"  progress  docpipe recheck show {request.recheck_id}", flush=True)
+        if args.wait:
+            await handle.result()
+            return read_diff(settings, s3_client(settings.s3), request.recheck_id)
+        return None
+
+    diff = asyncio.run(main())
+    if diff is not None:
+        print(json.dumps(diff, indent=2, sort_keys=True) if args.json else "\n" + render_diff(diff))
+    return 0
+
+
+def cmd_recheck_show(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe recheck show``: the diff of a finished bulk re-check, or its progress."""
+    from infra.app.recheck import RecheckError, read_diff, recheck_progress, render_progress
+    from infra.clients import s3_client, temporal_client
+    from pipeline.rechecks import render_diff
+
+    async def main() -> dict[str, Any] | None:
+        client = await temporal_client(settings.temporal)
+        try:
+            return await recheck_progress(client, args.recheck_id)
+        except RecheckError:
+            return None  # gone from Temporal (retention): its diff may still be in S3
+
+    progress = asyncio.run(main())
+    # A run in progress is shown as such, even when an earlier run of the ID left a diff.
+    diff = None
+    if progress is None or progress["state"] != "running":
+        diff = read_diff(settings, s3_client(settings.s3), args.recheck_id)
+    if diff is not None:
+        print(json.dumps(diff, indent=2, sort_keys=True) if args.json else render_diff(diff))
+        return 0
+    if progress is None:
+        print(f"docpipe: no re-check {args.recheck_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(progress, indent=2) if args.json else render_progress(progress))
+    return 0
+
+
+def cmd_recheck_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    """``docpipe recheck cancel``: stop a bulk re-check and the re-checks it runs."""
+    from infra.clients import temporal_client
+    from pipeline.rechecks import recheck_run_id
+
+    async def main() -> None:
+        client = await temporal_client(settings.temporal)
+        await client.get_workflow_handle(recheck_run_id(args.recheck_id)).cancel()
+
+    asyncio.run(main())
+    print(f"cancel requested: re-check {args.recheck_id}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """``docpipe status``: where one check is."""
     from infra.app.lookups import CheckNotFoundError
@@ -314,7 +436,11 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every command, with every setting as a flag."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default=os.environ.get("DOCPIPE_LOG_LEVEL", "info"))
+    common.add_argument(
+        "--log-level",
+        default=os.environ.get("DOCPIPE_LOG_LEVEL", "info"),
+        help="debug, info, warning or error (DOCPIPE_LOG_LEVEL, default info)",
+    )
     settings_module.add_arguments(common)
 
     stack = argparse.ArgumentParser(add_help=False)
@@ -376,6 +502,93 @@ def build_parser() -> argparse.ArgumentParser:
     reprocess = add("reprocess", cmd_reprocess, "check a document version again, as a new workflow")
     reprocess.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
     reprocess.add_argument("--wait", action="store_true", help="wait for the verdict")
+    recheck = add(
+        "recheck",
+        cmd_recheck,
+        "re-check every document a selection matches (after a policy change, a fix or a "
+        "worker bug), as a durable workflow; then show what changed",
+    )
+    recheck.epilog = (
+        "Give --prefix, or --query and/or --reason. Each document is re-checked as "
+        "`docpipe reprocess` would, with its report under <its results prefix>/rechecks/<ID>/; "
+        "running the same --id again re-checks nothing twice. When done, the diff report "
+        "(verdict transitions, reasons added and removed, changed documents, policies) is "
+        "written to <results bucket>/<results prefix>/_rechecks/<ID>/diff.json; "
+        "`docpipe recheck show ID` prints it."
+    )
+    selection = recheck.add_argument_group(
+        "which documents: --prefix, or --query and/or --reason (with --since)"
+    )
+    selection.add_argument(
+        "--query",
+        metavar="Q",
+        help="a Temporal visibility query over docpipe's checks, e.g. \"DocpipeStatus = "
+        "'review'\" (re-checks themselves never match)",
+    )
+    selection.add_argument(
+        "--prefix",
+        metavar="S3URL",
+        help="every object under s3://bucket/prefix/ (its current version) in a documents bucket",
+    )
+    selection.add_argument(
+        "--reason", metavar="R", help="checks whose verdict gave reason R (DocpipeReasons)"
+    )
+    selection.add_argument(
+        "--since",
+        metavar="T",
+        help="with --query or --reason: only checks started since T (30m, 2h, 7d or an ISO time)",
+    )
+    recheck.add_argument(
+        "--id",
+        metavar="ID",
+        help="recheck ID (lower-case letter, then letters, digits, dashes); default "
+        "rc-<UTC time>-<random>. The same ID never re-checks a document twice",
+    )
+    recheck.add_argument(
+        "--rate", default="5/s", metavar="N/s", help="re-checks started per second at most (5/s)"
+    )
+    recheck.add_argument(
+        "--concurrency",
+        type=int,
+        default=10,
+        metavar="N",
+        help="re-checks running at once at most (10)",
+    )
+    recheck.add_argument(
+        "--priority",
+        default="low",
+        metavar="P",
+        help="low (DOCPIPE_TEMPORAL_RECHECK_PRIORITY, default: live uploads go first), high "
+        "(the intake's) or a number 1-5",
+    )
+    recheck.add_argument(
+        "--page-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="matches per page, one workflow run each (100)",
+    )
+    recheck.add_argument(
+        "--max-listed",
+        type=int,
+        default=100,
+        metavar="N",
+        help="changed documents listed in the diff at most; its counts are exact (100)",
+    )
+    recheck.add_argument("--wait", action="store_true", help="wait until done, then print the diff")
+    recheck.add_argument("--json", action="store_true", help="with --wait: print the diff as JSON")
+    recheck_commands = recheck.add_subparsers(dest="recheck_command", metavar="show|cancel")
+    show = recheck_commands.add_parser(
+        "show", help="print a bulk re-check's diff, or its progress while it runs", parents=[common]
+    )
+    show.set_defaults(handler=cmd_recheck_show)
+    show.add_argument("recheck_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print it as JSON")
+    cancel = recheck_commands.add_parser(
+        "cancel", help="cancel a bulk re-check and the re-checks it is running", parents=[common]
+    )
+    cancel.set_defaults(handler=cmd_recheck_cancel)
+    cancel.add_argument("recheck_id", metavar="ID")
     demo = add("demo", cmd_demo, "stack + worker + consumer; check the sample documents", stack)
     demo.add_argument("--once", action="store_true", help="exit when the samples are checked")
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for checks")

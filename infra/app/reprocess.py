@@ -24,7 +24,7 @@ from infra.app.lookups import (
     looks_like_workflow_id,
     not_a_check,
 )
-from infra.settings import Settings, check_request
+from infra.settings import Settings, check_request, recheck_lane
 from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import (
     RECHECKS_DIR,
@@ -172,6 +172,8 @@ async def start_recheck(
             task_queue=settings.temporal.task_queue,
             summary_suffix=f" (re-check {number})",
             join_running=False,
+            # A re-check waits behind live uploads.
+            priority=recheck_lane(settings, original.document),
         ):
             return Recheck(number=number, workflow_id=workflow_id, request=request)
         number += 1

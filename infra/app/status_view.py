@@ -59,6 +59,9 @@ class CheckStatus:
     # Why the check failed, or why the current step is being retried.
     failure: str | None = None
     ui_url: str = ""
+    # Its lane: priority key (1 goes first) and fair-share key, as it was started.
+    priority: int | None = None
+    fairness_key: str | None = None
 
 
 async def _pending_pages(client: Client, description: Any, page_count: int) -> tuple[int, int]:
@@ -101,6 +104,7 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
         raise
     attributes = description.typed_search_attributes
     state = description.status.name.lower() if description.status else "unknown"
+    priority = description.raw_description.workflow_execution_info.priority
     status = CheckStatus(
         workflow_id=workflow_id,
         state=state,
@@ -112,6 +116,8 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
         attempt=0,
         resumed_from_page=0,
         ui_url=workflow_url(settings, workflow_id),
+        priority=priority.priority_key or None,
+        fairness_key=priority.fairness_key or None,
     )
     try:
         progress = await handle.query("progress")
@@ -156,6 +162,9 @@ def render_status(status: CheckStatus) -> str:
     if status.summary:
         lines.append(f"  summary   {status.summary}")
     lines.append(f"  state     {shown}")
+    if status.priority or status.fairness_key:
+        share = f", fair share {status.fairness_key}" if status.fairness_key else ""
+        lines.append(f"  lane      priority {status.priority or 'default'}{share}")
     if status.step and status.state == "running":
         percent = 100 * status.pages_checked // max(status.page_count, 1)
         pages = (

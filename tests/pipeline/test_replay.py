@@ -18,6 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from pipeline.models import WORKFLOW_NAME, CheckRequest
+from pipeline.recheck_workflow import RecheckWorkflow
 from pipeline.workflows import DocumentCheckWorkflow
 from tests.support.histories import HISTORIES, SCENARIOS
 
@@ -43,7 +44,8 @@ def test_the_histories_before_check_document_are_kept() -> None:
     "path", RECORDED, ids=lambda path: str(path.relative_to(HISTORIES).with_suffix(""))
 )
 async def test_a_recorded_history_replays(path: Path) -> None:
-    result = await Replayer(workflows=[DocumentCheckWorkflow]).replay_workflow(_history(path))
+    replayer = Replayer(workflows=[DocumentCheckWorkflow, RecheckWorkflow])
+    result = await replayer.replay_workflow(_history(path))
     assert result.replay_failure is None
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
+from infra.app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
 from infra.app.reprocess import resolve, start_recheck
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
@@ -33,6 +34,7 @@ from infra.samples.generate import make_large_pdf
 from infra.settings import PipelineSettings, Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
+from pipeline.rechecks import RecheckSelection
 from tests.support.helpers import async_wait_for, start_check
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -189,6 +191,26 @@ async def recheck(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     return handle
 
 
+async def bulk_recheck(rec: Recorder) -> WorkflowHandle[Any, Any]:
+    """A bulk re-check (``docpipe recheck --prefix``) of three documents, one of them
+    checked before: list, three re-checks as children, compare, the diff."""
+    assert rec.client is not None
+    rec.worker()
+    documents = [rec.upload(pages) for pages in (3, 4, 5)]
+    await (await rec.start(documents[0])).result()
+    options = RecheckOptions(
+        recheck_id="rc-history",
+        selection=RecheckSelection(bucket=documents[0].bucket, prefix=f"{rec.name}/"),
+        priority_key=rec.settings.temporal.recheck_priority,
+        rate_per_s=2.0,
+        max_concurrent=2,
+    )
+    request = recheck_request(rec.settings, options)
+    handle, _ = await start_bulk_recheck(rec.settings, rec.client, request)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "small_document": small_document,
     "plain_pass": plain_pass,
@@ -197,6 +219,7 @@ SCENARIOS: dict[str, Scenario] = {
     "retries_exhausted": retries_exhausted,
     "cancelled": cancelled,
     "recheck": recheck,
+    "bulk_recheck": bulk_recheck,
 }
 
 

@@ -1,0 +1,86 @@
+"""``docpipe recheck``'s options: parsed strictly, every one documented in its help."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from infra.app.cli import build_parser, run
+from infra.app.recheck import (
+    RecheckError,
+    RecheckOptions,
+    new_recheck_id,
+    parse_prefix,
+    parse_priority,
+    parse_rate,
+    recheck_request,
+    selection_query,
+)
+from infra.settings import Settings
+from pipeline.rechecks import RecheckSelection, check_recheck_id
+
+
+def _recheck_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub: argparse.ArgumentParser = commands.choices["recheck"]
+    return sub
+
+
+def test_help_documents_every_option() -> None:
+    parser = _recheck_parser()
+    undocumented = [
+        action.option_strings
+        for action in parser._actions
+        if action.option_strings and not action.help
+    ]
+    assert undocumented == []
+    text = parser.format_help()
+    for option in ("--query", "--prefix", "--reason", "--since", "--rate", "--priority", "--wait"):
+        assert option in text
+    assert "show" in text and "cancel" in text
+
+
+def test_rates_priorities_and_prefixes_are_parsed_strictly() -> None:
+    settings = Settings()
+    assert parse_rate("5/s") == 5.0 and parse_rate("0.5 /s") == 0.5 and parse_rate("20") == 20
+    for bad in ("0/s", "-1/s", "fast"):
+        with pytest.raises(ValueError):
+            parse_rate(bad)
+    assert parse_priority(settings, "low") == 5 and parse_priority(settings, "high") == 1
+    assert parse_priority(settings, "3") == 3
+    with pytest.raises(ValueError):
+        parse_priority(settings, "urgent")
+    assert parse_prefix("s3://documents/acme/2026/") == ("documents", "acme/2026/")
+    with pytest.raises(ValueError):
+        parse_prefix("documents/acme")
+    check_recheck_id(new_recheck_id())
+
+
+def test_query_selects_checks_by_reason_and_time() -> None:
+    query = selection_query(
+        query="DocpipeBucket = 'documents'", reason="blank_pages", since=None, hash_keys=False
+    )
+    assert query == (
+        "WorkflowType = 'DocumentCheckWorkflow' AND ((DocpipeBucket = 'documents') AND "
+        "DocpipeReasons = 'blank_pages')"
+    )
+
+
+def test_only_documents_buckets_can_be_listed() -> None:
+    options = RecheckOptions(
+        recheck_id="rc-1",
+        selection=RecheckSelection(bucket="elsewhere", prefix=""),
+        priority_key=5,
+        rate_per_s=1,
+        max_concurrent=1,
+    )
+    with pytest.raises(RecheckError, match="not a documents bucket"):
+        recheck_request(Settings(), options)
+
+
+def test_a_selection_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["recheck"]) == 2
+    assert "needs --prefix, or --query and/or --reason" in capsys.readouterr().err
+    assert run(["recheck", "--prefix", "s3://documents/a/", "--since", "2h"]) == 2

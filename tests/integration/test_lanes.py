@@ -1,0 +1,149 @@
+"""Priority lanes and fair shares on the real stack: a live upload does not wait behind a
+backlog of re-checks, and one tenant's flood does not starve another tenant's upload.
+
+Both tests queue everything while no worker polls, then start one worker: what is
+measured is the order in which that worker finishes the checks, which depends on the
+server's dispatch order, not on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+
+from temporalio.client import Client
+
+from infra.app.reprocess import start_recheck
+from infra.app.status_view import check_status, render_status
+from infra.clients import s3_client, temporal_client
+from infra.samples.generate import make_large_pdf
+from infra.settings import Settings, check_request
+from pipeline.models import DocumentRef
+from tests.conftest import StartComponent
+from tests.support.helpers import async_wait_for
+from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs
+
+# Enough pages that page checking, where one worker runs only a few at once, is the queue.
+PAGES = 30
+BACKLOG = 30
+# A live upload's check may finish after the re-checks the worker was already checking
+# pages of when its own page check was queued (max_concurrent_checks, 2 by default) and
+# after a few whose page checks were dispatched while its inspection ran: at most this
+# many of the 30 finish before it. First come, first served would put it last (30).
+PRIORITY_BOUND = 6
+FLOOD = 20
+# With fair shares the lone tenant's check is dispatched between the flood's at every
+# step: at most this many of the 20 finish before it. Without fairness it finishes last.
+FAIRNESS_BOUND = 6
+
+
+async def _close_times(client: Client, workflow_ids: list[str]) -> dict[str, datetime]:
+    async def closed() -> dict[str, datetime] | None:
+        times = {}
+        for workflow_id in workflow_ids:
+            description = await client.get_workflow_handle(workflow_id).describe()
+            if description.close_time is None:
+                return None
+            times[workflow_id] = description.close_time
+        return times
+
+    return await async_wait_for(closed, 240, f"{len(workflow_ids)} checks to finish")
+
+
+def _finished_before(times: dict[str, datetime], target: str, others: list[str]) -> int:
+    return sum(1 for other in others if times[other] < times[target])
+
+
+async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    client = await temporal_client(settings.temporal)
+    s3 = s3_client(settings.s3)
+    prefix = unique_prefix("lanes")
+    body = make_large_pdf(PAGES)
+    backlog = [upload(settings, f"{prefix}/old-{n}.pdf", body) for n in range(BACKLOG)]
+    live = upload(settings, f"{prefix}/new.pdf", body)
+    # 30 re-checks queued (low priority), as `docpipe reprocess` starts them.
+    rechecks = [
+        (await start_recheck(settings, client, s3, check_request(settings, doc))).workflow_id
+        for doc in backlog
+    ]
+    # Then a new upload arrives through the intake (high priority).
+    start_component(["consume"], settings)
+    await publish(settings, [Message(native_event(live))])
+    await wait_runs(client, settings.temporal.task_queue, {live.workflow_id}, 30)
+    live_description = await client.get_workflow_handle(live.workflow_id).describe()
+    lane = live_description.raw_description.workflow_execution_info.priority
+    assert lane.priority_key == settings.temporal.intake_priority == 1
+    recheck_description = await client.get_workflow_handle(rechecks[0]).describe()
+    assert recheck_description.raw_description.workflow_execution_info.priority.priority_key == 5
+    assert "[priority 1" in (await live_description.static_summary() or "")
+
+    start_component(["worker"], settings)
+    times = await _close_times(client, [live.workflow_id, *rechecks])
+    before = _finished_before(times, live.workflow_id, rechecks)
+    print(f"re-checks finished before the live upload: {before} of {BACKLOG}")
+    # `docpipe status` names each check's lane.
+    share = f"fair share {live.bucket}/{prefix.split('/')[0]}"
+    assert f"lane      priority 1, {share}" in render_status(
+        await check_status(settings, client, live.workflow_id)
+    )
+    assert f"lane      priority 5, {share}" in render_status(
+        await check_status(settings, client, rechecks[0])
+    )
+    assert before <= PRIORITY_BOUND, f"{before} of {BACKLOG} re-checks finished first"
+
+
+async def test_one_tenants_flood_does_not_starve_another_tenants_upload(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    client = await temporal_client(settings.temporal)
+    run = unique_prefix("fair").replace("/", "-")
+    body = make_large_pdf(PAGES)
+    # The default fairness key is the bucket and the key's first segment: the tenant.
+    flood = [upload(settings, f"acme-{run}/{n}.pdf", body) for n in range(FLOOD)]
+    lone = upload(settings, f"globex-{run}/only.pdf", body)
+    start_component(["consume"], settings)
+    await publish(settings, [Message(native_event(doc)) for doc in flood])
+    queue = settings.temporal.task_queue
+    await wait_runs(client, queue, {doc.workflow_id for doc in flood}, 60)
+    # Published last, started last: first come, first served would check it last.
+    await publish(settings, [Message(native_event(lone))])
+    await wait_runs(client, queue, {lone.workflow_id}, 30)
+    description = await client.get_workflow_handle(lone.workflow_id).describe()
+    lane = description.raw_description.workflow_execution_info.priority
+    assert lane.fairness_key == f"{lone.bucket}/globex-{run}"
+
+    start_component(["worker"], settings)
+    flood_ids = [doc.workflow_id for doc in flood]
+    times = await _close_times(client, [lone.workflow_id, *flood_ids])
+    before = _finished_before(times, lone.workflow_id, flood_ids)
+    print(f"flood checks finished before the other tenant's upload: {before} of {FLOOD}")
+    assert before <= FAIRNESS_BOUND, f"{before} of {FLOOD} flood checks finished first"
+
+
+async def test_fairness_key_can_come_from_a_field_of_the_upload_event(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    settings = dataclasses.replace(
+        settings, temporal=dataclasses.replace(settings.temporal, fairness_key="field:tenant")
+    )
+    client = await temporal_client(settings.temporal)
+    prefix = unique_prefix("tenant")
+    named = upload(settings, f"{prefix}/named.pdf", make_large_pdf(1))
+    unnamed = upload(settings, f"{prefix}/unnamed.pdf", make_large_pdf(1))
+    event = {**json.loads(native_event(named)), "tenant": "globex"}
+    start_component(["consume"], settings)
+    await publish(settings, [Message(json.dumps(event).encode()), Message(native_event(unnamed))])
+    await wait_runs(
+        client, settings.temporal.task_queue, {named.workflow_id, unnamed.workflow_id}, 30
+    )
+
+    async def fairness_key(document: DocumentRef) -> str:
+        description = await client.get_workflow_handle(document.workflow_id).describe()
+        return description.raw_description.workflow_execution_info.priority.fairness_key
+
+    assert await fairness_key(named) == "globex"
+    # Without the field, the default: the bucket and the key's first segment.
+    assert await fairness_key(unnamed) == f"{unnamed.bucket}/{prefix.split('/')[0]}"

@@ -1,0 +1,263 @@
+"""``docpipe recheck`` on the real stack: 50 documents re-checked under a changed policy
+give the right verdict transitions; a SIGKILLed worker loses and doubles nothing; running
+the same recheck ID again re-checks nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from infra.clients import s3_client, temporal_client
+from infra.processes import ManagedProcess, parser_pids, pid_alive
+from infra.samples.generate import make_large_pdf, make_pdf
+from infra.settings import PolicySettings, Settings, to_env
+from pipeline.models import DocumentRef
+from pipeline.policy import DEFAULT_IGNORE
+from pipeline.rechecks import RecheckResult, recheck_run_id
+from tests.conftest import StartComponent
+from tests.support.helpers import async_wait_for, start_check, wait_for
+from tests.support.intake import unique_prefix, upload
+
+
+def _docpipe(settings: Settings, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.app.cli", *args],
+        env={**env, **to_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _json_after_header(output: str) -> dict[str, Any]:
+    """The JSON document ``--wait --json`` prints after its header lines."""
+    start = output.index("\n{") + 1
+    parsed: dict[str, Any] = json.loads(output[start:])
+    return parsed
+
+
+async def _children(client: Client, recheck_id: str) -> Counter[str]:
+    """Runs per workflow ID of the re-checks a bulk re-check started."""
+    runs: Counter[str] = Counter()
+    query = f"ParentWorkflowId = '{recheck_run_id(recheck_id)}'"
+    async for execution in client.list_workflows(query):
+        runs[execution.id] += 1
+    return runs
+
+
+def _recheck_reports(settings: Settings, prefix: str, recheck_id: str) -> Counter[str]:
+    """report.json objects of re-checks under ``recheck_id``, per document folder."""
+    s3 = s3_client(settings.s3)
+    found: Counter[str] = Counter()
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(
+        Bucket=settings.s3.results_bucket, Prefix=f"{settings.s3.results_prefix}/"
+    ):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if prefix in key and key.endswith(f"/rechecks/{recheck_id}/report.json"):
+                found[key.split("/rechecks/")[0]] += 1
+    return found
+
+
+def _with_policy(settings: Settings, **policy: Any) -> Settings:
+    return dataclasses.replace(settings, policy=PolicySettings(**policy))
+
+
+@pytest.mark.timeout(600)
+async def test_recheck_of_50_documents_under_a_changed_policy(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    client = await temporal_client(settings.temporal)
+    prefix = unique_prefix("policy")
+    plain = [upload(settings, f"{prefix}/plain-{n}.pdf", make_pdf(["text"] * 2)) for n in range(20)]
+    blank = [
+        upload(settings, f"{prefix}/blank-{n}.pdf", make_pdf(["text", "blank", "text"]))
+        for n in range(15)
+    ]
+    rotated = [
+        upload(settings, f"{prefix}/rotated-{n}.pdf", make_pdf(["text", "rotated"]))
+        for n in range(15)
+    ]
+    documents = [*plain, *blank, *rotated]
+    # The originals, under the default policy: blank pages ask for review, rotated pages
+    # are informational.
+    worker = start_component(["worker"], settings)
+    handles = [await start_check(client, settings, doc) for doc in documents]
+    verdicts = Counter([(await handle.result()).verdict for handle in handles])
+    assert verdicts == {"pass": 35, "review": 15}
+    assert worker.stop(timeout=30) == 0
+
+    # The policy changes: blank pages become informational, rotated pages need review.
+    ignore = (*(r for r in DEFAULT_IGNORE if r != "rotated_pages"), "blank_pages")
+    changed = _with_policy(settings, ignore=ignore)
+    start_component(["worker"], changed)
+    recheck_id = "rc-policy-" + prefix.rsplit("/", 1)[-1]
+    selection = f"s3://{plain[0].bucket}/{prefix}/"
+    args = ["recheck", "--prefix", selection, "--id", recheck_id, "--rate", "50/s"]
+    output = _docpipe(changed, *args, "--page-size", "20", "--wait", "--json")
+    diff = _json_after_header(output)
+    print(_docpipe(changed, "recheck", "show", recheck_id))
+
+    assert diff["documents"] == 50
+    assert diff["outcomes"] == {"rechecked": 50}
+    assert diff["pages"] == 3  # 20 + 20 + 10: two continue-as-new
+    assert diff["transitions"] == {"pass->pass": 20, "pass->review": 15, "review->pass": 15}
+    assert diff["reasons_added"] == {"rotated_pages": 15}
+    assert diff["reasons_removed"] == {"blank_pages": 15}
+    assert diff["changed"] == diff["changed_documents_listed"] == 30
+    listed = {row["document"]: (row["before"], row["after"]) for row in diff["changed_documents"]}
+    assert listed == {
+        **{d.document_id: ("review", "pass") for d in blank},
+        **{d.document_id: ("pass", "review") for d in rotated},
+    }
+    policy = diff["policy"]
+    assert [p["documents"] for p in policy["before"]] == [50]
+    assert [p["documents"] for p in policy["after"]] == [50]
+    assert policy["before"][0]["fingerprint"] != policy["after"][0]["fingerprint"]
+    assert policy["rules_changed"] == {
+        "blank_pages": {"before": "review", "after": "ignore"},
+        "rotated_pages": {"before": "ignore", "after": "review"},
+    }
+    shown = _docpipe(changed, "recheck", "show", recheck_id)
+    assert "review -> pass" in shown and "rule    blank_pages: review -> ignore" in shown
+    assert json.loads(_docpipe(changed, "recheck", "show", recheck_id, "--json")) == diff
+
+    # Every document re-checked once, its report under rechecks/<ID>/, the originals kept.
+    children = await _children(client, recheck_id)
+    assert len(children) == 50 and set(children.values()) == {1}
+    assert len(_recheck_reports(settings, prefix, recheck_id)) == 50
+
+    # The same re-check again re-checks nothing, and says the same.
+    again = _json_after_header(_docpipe(changed, *args, "--wait", "--json"))
+    assert again["outcomes"] == {"already": 50}
+    assert again["transitions"] == diff["transitions"]
+    assert await _children(client, recheck_id) == children
+
+
+def _kill(worker: ManagedProcess) -> None:
+    parsers = parser_pids(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.process.wait(timeout=60)
+    wait_for(lambda: not [p for p in parsers if pid_alive(p)], 10, "parser processes to exit")
+
+
+@pytest.mark.timeout(600)
+async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    client = await temporal_client(settings.temporal)
+    prefix = unique_prefix("crash")
+    count = 40
+    documents: list[DocumentRef] = [
+        upload(settings, f"{prefix}/{n}.pdf", make_large_pdf(60)) for n in range(count)
+    ]
+    recheck_id = "rc-crash-" + prefix.rsplit("/", 1)[-1]
+    worker = start_component(["worker"], settings)
+    selection = f"s3://{documents[0].bucket}/{prefix}/"
+    _docpipe(
+        settings,
+        *("recheck", "--prefix", selection, "--id", recheck_id),
+        *("--rate", "100/s", "--concurrency", "4", "--page-size", "15"),
+    )
+    handle = client.get_workflow_handle(recheck_run_id(recheck_id), result_type=RecheckResult)
+
+    async def some_rechecked() -> dict[str, Any] | None:
+        progress: dict[str, Any] = await handle.query("progress")
+        return progress if progress.get("rechecked", 0) >= 3 else None
+
+    at_kill = await async_wait_for(some_rechecked, 120, "a few re-checks to finish")
+    _kill(worker)
+    print(f"killed the worker at {at_kill}")
+    assert at_kill["rechecked"] < count, "the re-check was done before the kill"
+
+    start_component(["worker"], settings)
+    result = await handle.result()
+    assert result.totals.matched == count
+    assert result.totals.rechecked + result.totals.already == count
+    assert result.totals.failed == 0
+    children = await _children(client, recheck_id)
+    assert len(children) == count and set(children.values()) == {1}
+    reports = _recheck_reports(settings, prefix, recheck_id)
+    assert len(reports) == count and set(reports.values()) == {1}
+    diff = json.loads(_docpipe(settings, "recheck", "show", recheck_id, "--json"))
+    assert diff["documents"] == count
+    assert diff["transitions"] == {"none->pass": count}
+
+
+@pytest.mark.timeout(300)
+async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    client = await temporal_client(settings.temporal)
+    prefix = unique_prefix("query")
+    run = prefix.rsplit("/", 1)[-1]
+    blank = [upload(settings, f"{prefix}/b{n}.pdf", make_pdf(["text", "blank"])) for n in range(2)]
+    plain = [upload(settings, f"{prefix}/p{n}.pdf", make_pdf(["text"])) for n in range(2)]
+    start_component(["worker"], settings)
+    for doc in [*blank, *plain]:
+        await (await start_check(client, settings, doc)).result()
+    this_test = f"TaskQueue = '{settings.temporal.task_queue}'"
+
+    # Visibility lags by about a second: wait until it shows the four checks.
+    async def visible() -> bool:
+        rows = [e async for e in client.list_workflows(f"{this_test} AND DocpipeStatus != ''")]
+        return len(rows) == 4
+
+    await async_wait_for(visible, 30, "visibility to show the four checks")
+    by_reason = f"rc-reason-{run}"
+    diff = _json_after_header(
+        _docpipe(
+            settings,
+            *("recheck", "--query", this_test, "--reason", "blank_pages", "--since", "1h"),
+            *("--id", by_reason, "--wait", "--json"),
+        )
+    )
+    assert diff["documents"] == 2 and diff["transitions"] == {"review->review": 2}
+
+    # Their two re-checks match the query too, but are not documents of their own.
+    async def rechecks_visible() -> bool:
+        return len(await _children(client, by_reason)) == 2
+
+    await async_wait_for(rechecks_visible, 30, "visibility to show the re-checks")
+    everything = f"rc-all-{run}"
+    diff = _json_after_header(
+        _docpipe(settings, "recheck", "--query", this_test, "--id", everything, "--wait", "--json")
+    )
+    assert diff["documents"] == 4 and diff["outcomes"] == {"rechecked": 4}
+
+    # One start every 20 s: cancelled after the first re-check, it starts no other.
+    slow = f"rc-cancel-{run}"
+    _docpipe(settings, "recheck", "--query", this_test, "--id", slow, "--rate", "0.05/s")
+    handle = client.get_workflow_handle(recheck_run_id(slow))
+
+    async def first_done() -> bool:
+        progress: dict[str, Any] = await handle.query("progress")
+        return int(progress.get("rechecked", 0)) >= 1
+
+    await async_wait_for(first_done, 60, "the first re-check to finish")
+    _docpipe(settings, "recheck", "cancel", slow)
+    description = await async_wait_for(
+        lambda: _closed(client, recheck_run_id(slow)), 60, "the re-check to end"
+    )
+    assert description.status is not None and description.status.name == "CANCELED"
+    assert len(await _children(client, slow)) < 4
+    shown = _docpipe(settings, "recheck", "show", slow)
+    assert "canceled" in shown
+
+
+async def _closed(client: Client, workflow_id: str) -> Any:
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return description if description.close_time else None
