@@ -109,13 +109,7 @@ class DocumentActivities:
         with self.metrics.in_flight.labels("inspect").track_inprogress():
             async with Heartbeater():
                 result = await self._inspect(input)
-        log.info(
-            "inspected %s: %d pages%s",
-            input.document.document_id,
-            result.page_count,
-            f", {result.problem}" if result.problem else "",
-            extra=_ids(input.document.document_id),
-        )
+        _log_inspection(input.document, result)
         return result
 
     async def _inspect(self, input: InspectInput) -> InspectResult:
@@ -187,13 +181,7 @@ class DocumentActivities:
         with self.metrics.in_flight.labels("check_document").track_inprogress():
             async with Heartbeater() as heartbeater, self._inspected(document) as found:
                 inspection, spool = found
-                log.info(
-                    "inspected %s: %d pages%s",
-                    document.document_id,
-                    inspection.page_count,
-                    f", {inspection.problem}" if inspection.problem else "",
-                    extra=_ids(document.document_id),
-                )
+                _log_inspection(document, inspection)
                 pages = None
                 if spool is not None and inspection.problem is None:
                     if inspection.page_count > inspection.plan.chunk_pages:
@@ -272,16 +260,7 @@ class DocumentActivities:
             metrics=self.metrics,
             log_extra=_ids(input.document.document_id),
         )
-        checkpoint = await run.run()
-        return CheckPagesResult(
-            pages_checked=inspection.page_count,
-            chunks=checkpoint.chunks,
-            chunk_pages=checkpoint.chunk_pages,
-            first_page_this_attempt=run.first_page,
-            attempt=attempt,
-            summary=_bounded_state(run.summary),
-            pages_parsed=run.pages_parsed,
-        )
+        return _pages_result(run, await run.run(), attempt)
 
     @activity.defn(name="check_pages")
     async def check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
@@ -341,15 +320,7 @@ class DocumentActivities:
             finally:
                 if signals is not None:
                     await signals.close()
-        return CheckPagesResult(
-            pages_checked=input.page_count,
-            chunks=checkpoint.chunks,
-            chunk_pages=checkpoint.chunk_pages,
-            first_page_this_attempt=run.first_page,
-            attempt=info.attempt,
-            summary=_bounded_state(run.summary),
-            pages_parsed=run.pages_parsed,
-        )
+        return _pages_result(run, checkpoint, info.attempt)
 
     @activity.defn(name="finalize")
     async def finalize(self, input: FinalizeInput) -> CheckSummary:
@@ -490,6 +461,29 @@ def _summary_from_state(state: dict[str, Any] | None) -> PageSummary | None:
     except (ValueError, TypeError, KeyError) as exc:
         log.warning("unusable page summary (%r): reading the chunks instead", exc)
         return None
+
+
+def _pages_result(run: ChunkRun, checkpoint: Checkpoint, attempt: int) -> CheckPagesResult:
+    """What a finished page-checking run hands on: counts and its bounded summary."""
+    return CheckPagesResult(
+        pages_checked=run.page_count,
+        chunks=checkpoint.chunks,
+        chunk_pages=checkpoint.chunk_pages,
+        first_page_this_attempt=run.first_page,
+        attempt=attempt,
+        summary=_bounded_state(run.summary),
+        pages_parsed=run.pages_parsed,
+    )
+
+
+def _log_inspection(document: DocumentRef, result: InspectResult) -> None:
+    log.info(
+        "inspected %s: %d pages%s",
+        document.document_id,
+        result.page_count,
+        f", {result.problem}" if result.problem else "",
+        extra=_ids(document.document_id),
+    )
 
 
 def _ids(document_id: str) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class ChunkRun:
         self.on_advance = on_advance
         self._extra = log_extra or {}
         self.checkpoint = checkpoint
+        self.page_count = input.page_count
         self.total = math.ceil(input.page_count / checkpoint.chunk_pages)
         self._stored = set(stored)
         # Durable chunks (stored, or written by this attempt): the checkpoint passes them.
