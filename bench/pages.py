@@ -42,16 +42,16 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from cpu import cpu_per_unit_ms, cpu_snapshot
+from common import cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
 from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from infra.app.submit import upload, upload_event
 from infra.clients import kafka_kwargs, s3_client, temporal_client
-from infra.processes import ManagedProcess, docpipe_process, stop_all
+from infra.processes import stop_all
 from infra.samples.generate import make_large_pdf
-from infra.settings import Settings, to_env
+from infra.settings import Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
 from pipeline.page_checks import check_page
@@ -247,18 +247,6 @@ async def _check_end_to_end(
     return check_times(history, published_at), history
 
 
-def _start_worker_and_consumer(settings: Settings, logs: Path) -> list[ManagedProcess]:
-    return [
-        docpipe_process(
-            [command],
-            settings_env=to_env(settings),
-            log_path=logs / f"{command}.log",
-            base_env=os.environ,
-        )
-        for command in ("worker", "consume")
-    ]
-
-
 async def heartbeat_latency_ms(settings: Settings, path: Path, pages: int) -> list[float]:
     """How late a due heartbeat runs on the activity's event loop while pages are parsed."""
     bucket = settings.s3.documents_buckets[0]
@@ -333,7 +321,7 @@ async def run(
             if label != "speed":
                 make_large_pdf(size, path=path)
             # A fresh worker per measurement: peaks of one do not leak into the next.
-            children = _start_worker_and_consumer(settings, work / f"logs-{label}")
+            children = start_worker_and_consumer(settings, work / f"logs-{label}")
             try:
                 await _check_end_to_end(settings, warmup, f"bench/warmup-{label}.pdf")
                 if label == "speed":

@@ -47,15 +47,15 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from cpu import cpu_per_unit_ms, cpu_snapshot
+from common import cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
 from floor import FLOOR_QUEUE, floor_worker
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.app.submit import submit_files, upload, upload_event
 from infra.clients import kafka_kwargs, temporal_client
-from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import Settings, to_env
+from infra.processes import ManagedProcess, stop_all
+from infra.settings import Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import DocumentRef
 
@@ -263,18 +263,6 @@ def processes(children: list[ManagedProcess]) -> Iterator[list[ManagedProcess]]:
         stop_all(children, timeout=15)
 
 
-def _docpipe_children(settings: Settings, logs: Path) -> list[ManagedProcess]:
-    return [
-        docpipe_process(
-            [command],
-            settings_env=to_env(settings),
-            log_path=logs / f"{command}.log",
-            base_env=os.environ,
-        )
-        for command in ("worker", "consume")
-    ]
-
-
 def _floor_child(settings: Settings, logs: Path) -> ManagedProcess:
     return ManagedProcess(
         "floor-worker",
@@ -316,7 +304,7 @@ async def run(
                 flush=True,
             )
         with (
-            processes(_docpipe_children(settings, work / "logs")) as children,
+            processes(start_worker_and_consumer(settings, work / "logs")) as children,
             processes([_floor_child(settings, work / "logs")]) as floor,
         ):
             worker, consumer = children

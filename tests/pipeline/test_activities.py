@@ -13,9 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -35,23 +33,19 @@ from pipeline.models import (
 )
 from pipeline.results import ChunkWrite, ResultStore, chunk_bytes, chunk_key
 from pipeline.spool import _Shelf
-from tests.support.activities import make_activities
+from tests.support.activities import DOCS, RESULTS, in_process_s3, make_activities
 from tests.support.helpers import async_wait_for
 from tests.support.pool import open_documents
 from tests.support.reports import assert_valid_report
 from tests.support.s3_faults import S3Faults
 
 PAGES = 35
-DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
+PREFIX = "out/doc"
 
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=DOCS)
-        client.create_bucket(Bucket=RESULTS)
-        client.put_bucket_versioning(Bucket=DOCS, VersioningConfiguration={"Status": "Enabled"})
+    with in_process_s3() as client:
         yield client
 
 

@@ -11,9 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -29,11 +27,11 @@ from pipeline.models import (
 )
 from pipeline.policy import DEFAULT_IGNORE, VerdictPolicy
 from pipeline.results import chunk_key
-from tests.support.activities import make_activities
+from tests.support.activities import DOCS, RESULTS, in_process_s3, make_activities
 from tests.support.pool import open_documents
 from tests.support.reports import assert_valid_report
 
-DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
+PREFIX = "out/doc"
 # Blank pages are reported, but no reason for review.
 LENIENT = VerdictPolicy(ignore=(*DEFAULT_IGNORE, "blank_pages"))
 CHUNK_PAGES = 10
@@ -41,11 +39,7 @@ CHUNK_PAGES = 10
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=DOCS)
-        client.create_bucket(Bucket=RESULTS)
-        client.put_bucket_versioning(Bucket=DOCS, VersioningConfiguration={"Status": "Enabled"})
+    with in_process_s3() as client:
         yield client
 
 

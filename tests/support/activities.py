@@ -1,14 +1,33 @@
-"""Document activities for in-process tests: a worker's collaborators, small and quick."""
+"""Document activities for in-process tests: a worker's collaborators, small and quick,
+against moto's in-process S3."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import boto3
+from moto import mock_aws
 
 from pipeline.activities import DocumentActivities
 from pipeline.models import CheckPlan
 from pipeline.policy import VerdictPolicy
 from pipeline.pool import PagePool
 from pipeline.spool import Spooler
+
+DOCS, RESULTS = "documents", "results"
+
+
+@contextmanager
+def in_process_s3() -> Iterator[Any]:
+    """moto's in-process S3 with a versioned documents bucket and a results bucket."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=DOCS)
+        client.create_bucket(Bucket=RESULTS)
+        client.put_bucket_versioning(Bucket=DOCS, VersioningConfiguration={"Status": "Enabled"})
+        yield client
 
 
 def make_activities(

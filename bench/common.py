@@ -1,10 +1,14 @@
-"""CPU seconds of the processes a benchmark runs, read from /proc (Linux)."""
+"""What the benchmarks share: the docpipe processes they run, and the CPU seconds of
+processes, read from /proc (Linux)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from infra.processes import ManagedProcess, docpipe_process
+from infra.settings import Settings, to_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -51,3 +55,17 @@ def cpu_per_unit_ms(
 ) -> dict[str, float]:
     """CPU milliseconds of each process per unit of work (a document, 1,000 pages)."""
     return {name: round(1000 * (after[name] - before.get(name, 0.0)) / units, 1) for name in after}
+
+
+def start_worker_and_consumer(settings: Settings, logs: Path) -> list[ManagedProcess]:
+    """A ``docpipe worker`` and a ``docpipe consume`` for ``settings``, logging under
+    ``logs``; the caller stops them."""
+    return [
+        docpipe_process(
+            [command],
+            settings_env=to_env(settings),
+            log_path=logs / f"{command}.log",
+            base_env=os.environ,
+        )
+        for command in ("worker", "consume")
+    ]
