@@ -370,7 +370,7 @@ async def run(
                         baselines.append(single)
                         splits.append(split)
                 figures[f"{label}_seconds"] = round(statistics.median(t.report for t in timings), 2)
-                if len(timings) > 1:
+                if label == "speed":
                     figures[f"{label}_runs_seconds"] = [round(t.report, 2) for t in timings]
                     figures[f"{label}_phases_median_s"] = _phase_medians(timings)
                 figures[f"{label}_history_events"] = events
