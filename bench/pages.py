@@ -297,7 +297,13 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    pages: int, small: int, large: int, runs: int, work: Path, state_dir: str | None
+    pages: int,
+    small: int,
+    large: int,
+    runs: int,
+    work: Path,
+    state_dir: str | None,
+    chunk_pages: int | None = None,
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {"pages": pages, "cpus": os.cpu_count()}
     doc = work / f"doc-{pages}.pdf"
@@ -311,6 +317,12 @@ async def run(
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
     ):
         settings = stack.settings()
+        if chunk_pages:
+            settings = dataclasses.replace(
+                settings,
+                pipeline=dataclasses.replace(settings.pipeline, chunk_pages=chunk_pages),
+            )
+        figures["chunk_pages"] = settings.pipeline.chunk_pages
         processes = settings.pipeline.pool_size or os.cpu_count() or 1
         figures["parser_processes"] = processes
         warmup = work / "warmup.pdf"
@@ -414,6 +426,9 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=SPEED_RUNS, help="baselines/docpipe runs")
     parser.add_argument(
+        "--chunk-pages", type=int, default=None, help="the workers' chunk size (default: 25)"
+    )
+    parser.add_argument(
         "--state-dir",
         default="/dev/shm" if Path("/dev/shm").is_dir() else None,
         help="where the stack keeps Temporal's database (default: /dev/shm, so that the "
@@ -422,7 +437,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
         figures = asyncio.run(
-            run(args.pages, args.small, args.large, args.runs, Path(work), args.state_dir)
+            run(
+                args.pages,
+                args.small,
+                args.large,
+                args.runs,
+                Path(work),
+                args.state_dir,
+                args.chunk_pages,
+            )
         )
     print()
     print(
