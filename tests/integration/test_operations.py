@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 import uuid
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -15,14 +12,14 @@ from infra.app.demo import SAMPLES_DIR
 from infra.app.status_view import check_status, list_checks, list_query, render_status
 from infra.clients import s3_client, temporal_client
 from infra.samples.generate import make_large_pdf, make_pdf
-from infra.settings import Settings, to_env
+from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from infra.temporal_setup import register_search_attributes
 from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
 from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, start_check
+from tests.support.helpers import async_wait_for, docpipe_cli, start_check
 
 
 def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:
@@ -47,16 +44,7 @@ async def _found(client: Client, settings: Settings, clause: str, expected: set[
 
 
 def _docpipe(settings: Settings, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.app.cli", *args],
-        env={**env, **to_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return docpipe_cli(settings, *args, timeout_s=60)
 
 
 async def test_visibility_finds_checks_by_each_search_attribute(

@@ -8,8 +8,6 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
@@ -19,26 +17,17 @@ from temporalio.client import Client
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.samples.generate import make_large_pdf, make_pdf
-from infra.settings import PolicySettings, Settings, to_env
+from infra.settings import PolicySettings, Settings
 from pipeline.models import DocumentRef
 from pipeline.policy import DEFAULT_IGNORE
 from pipeline.rechecks import RecheckResult, recheck_run_id
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, start_check, wait_for
+from tests.support.helpers import async_wait_for, docpipe_cli, start_check, wait_for
 from tests.support.intake import unique_prefix, upload
 
 
 def _docpipe(settings: Settings, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "infra.app.cli", *args],
-        env={**env, **to_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return docpipe_cli(settings, *args, timeout_s=300)
 
 
 def _json_after_header(output: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -12,7 +14,7 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 
-from infra.settings import Settings, check_request
+from infra.settings import Settings, check_request, to_env
 from pipeline import starts
 from pipeline.models import CheckSummary, DocumentRef
 
@@ -94,3 +96,18 @@ def with_pipeline(settings: Settings, tmp_path: Path, **fields: Any) -> Settings
     spool.mkdir(exist_ok=True)
     pipeline = dataclasses.replace(settings.pipeline, spool_dir=str(spool), **fields)
     return dataclasses.replace(settings, pipeline=pipeline)
+
+
+def docpipe_cli(settings: Settings, *args: str, timeout_s: float = 60) -> str:
+    """Run ``docpipe ARGS`` as a new process with ``settings`` (and no other DOCPIPE_*
+    variables); assert it succeeded and return what it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.app.cli", *args],
+        env={**env, **to_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
