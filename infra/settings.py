@@ -143,7 +143,7 @@ class S3Settings:
 class PipelineSettings:
     """How documents are checked."""
 
-    chunk_pages: int = 25
+    chunk_pages: int = 50
     heartbeat_timeout_s: float = 30.0
     # Most time between two heartbeats a worker sends for one activity (Temporal's SDK
     # would wait 0.8 x the heartbeat timeout): how fresh the checkpoint and progress are

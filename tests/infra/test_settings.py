@@ -213,7 +213,7 @@ def _non_default() -> Settings:
             max_attempts=9,
         ),
         pipeline=PipelineSettings(
-            chunk_pages=25, heartbeat_timeout_s=12.5, pool_size=4, graceful_shutdown_s=0.5
+            chunk_pages=40, heartbeat_timeout_s=12.5, pool_size=4, graceful_shutdown_s=0.5
         ),
     )
 
@@ -263,7 +263,7 @@ def test_describe_masks_secrets_only() -> None:
     assert shown["DOCPIPE_KAFKA_SASL_USERNAME"] == "svc-docpipe"
     assert shown["DOCPIPE_S3_ACCESS_KEY_ID"] == "AKIAEXAMPLE"
     assert shown["DOCPIPE_KAFKA_GROUP_ID"] == "prod-intake"
-    assert shown["DOCPIPE_PIPELINE_CHUNK_PAGES"] == "25"
+    assert shown["DOCPIPE_PIPELINE_CHUNK_PAGES"] == "40"
 
 
 # --- clients -----------------------------------------------------------------------------

@@ -252,8 +252,13 @@ async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
 ) -> None:
     """Page results can depend on load: a page that timed out on a busy worker before a
     crash may parse in time on the next. The chunk stored first stands; the crash never
-    turns into a failed check (``result_conflict`` before)."""
-    settings, pages = default_settings, 100
+    turns into a failed check (``result_conflict`` before).
+
+    Worker A cannot run far ahead while chunk 1 waits on the slow page (at most the
+    window of chunks not yet folded), and thousands of pages are left when chunk 1 is
+    stored: the kill lands mid-check even on a machine three times as fast as this one,
+    and worker B really resumes."""
+    settings, pages = default_settings, 6000
     document = _upload(settings, with_slow_page(pages, slow_page=5), "slow-page-5.pdf")
     # Worker A's page limit is far below what page 5 takes anywhere (seconds).
     busy = dataclasses.replace(
@@ -275,12 +280,15 @@ async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
     assert summary.page_count == pages
     assert "page_errors" in summary.reasons
     assert s3.get_object(Bucket=settings.s3.results_bucket, Key=key)["Body"].read() == first_chunk
-    assert not set(_pages_checked(worker_b)) & set(range(1, 26)), "chunk 1 checked again"
+    chunk_1 = set(range(1, settings.pipeline.chunk_pages + 1))
+    assert not set(_pages_checked(worker_b)) & chunk_1, "chunk 1 checked again"
     report = json.loads(
         s3.get_object(Bucket=settings.s3.results_bucket, Key=summary.report_key)["Body"].read()
     )
     assert report["checks"]["page_errors"]["pages"] == [5]
     _assert_every_page_once(settings, document, pages)
+    assert [number for number, _ in _attempts(worker_b)] == [2], "worker B did not resume"
+    assert len(set(_pages_checked(worker_b))) >= pages // 2
     assert "result_conflict" not in worker_b.log_path.read_text()
 
 
@@ -407,7 +415,9 @@ async def test_history_does_not_grow_with_page_count(
     client = await temporal_client(settings.temporal)
     start_component(["worker"], settings)
     lengths, cores, signals = [], [], []
-    for pages in (30, 900):
+    # Both more than one chunk: a document of one chunk takes the one-activity path.
+    smallest = 2 * settings.pipeline.chunk_pages
+    for pages in (smallest, 900):
         handle = await start_check(client, settings, _upload_pages(settings, pages, tmp_path))
         assert (await handle.result()).page_count == pages
         history = await handle.fetch_history()
@@ -419,7 +429,7 @@ async def test_history_does_not_grow_with_page_count(
         assert biggest < 256 * 1024
     # The same activities and events, whatever the page count; only progress signals
     # differ, at most 20 per attempt (one per 5% of the pages), each adding 5 events at
-    # most: a history is never longer than a 30-page one's plus 100 events.
+    # most: a history is never longer than a two-chunk one's plus 100 events.
     assert cores[0] == cores[1]
     assert signals[1] <= 20, signals
     assert signals[1] > signals[0], "the 900-page check signals its progress"
