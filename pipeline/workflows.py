@@ -68,9 +68,10 @@ class Timeouts:
 
 
 # Download (up to the size limit) plus the document-level checks' own limit; the activity
-# heartbeats while it works, so a dead worker is noticed within a minute. The same for
-# ``check_document``: the pages of a small document (one chunk) are a small part of it.
-INSPECT_TIMEOUTS = Timeouts(timedelta(minutes=15), timedelta(hours=2), timedelta(minutes=1))
+# heartbeats while it works (its event loop never parses), so a dead worker is noticed
+# within 30 s, as for page checks by default. The same for ``check_document``: the pages
+# of a small document (one chunk) are a small part of it.
+INSPECT_TIMEOUTS = Timeouts(timedelta(minutes=15), timedelta(hours=2), timedelta(seconds=30))
 # Tens of thousands of pages at ~100 pages/s and core, with room for slow pages; the
 # heartbeat timeout is the worker's setting (CheckPlan).
 CHECK_PAGES_TIMEOUTS = Timeouts(timedelta(hours=6), timedelta(hours=24))

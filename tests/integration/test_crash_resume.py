@@ -257,8 +257,12 @@ async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
     Worker A cannot run far ahead while chunk 1 waits on the slow page (at most the
     window of chunks not yet folded), and thousands of pages are left when chunk 1 is
     stored: the kill lands mid-check even on a machine three times as fast as this one,
-    and worker B really resumes."""
+    and worker B really resumes. Resume itself in the default configuration is the
+    three-kill test's; here the server gives worker A's attempt up after 10 s, not 30."""
     settings, pages = default_settings, 6000
+    settings = dataclasses.replace(
+        settings, pipeline=dataclasses.replace(settings.pipeline, heartbeat_timeout_s=10)
+    )
     document = _upload(settings, with_slow_page(pages, slow_page=5), "slow-page-5.pdf")
     # Worker A's page limit is far below what page 5 takes anywhere (seconds).
     busy = dataclasses.replace(
