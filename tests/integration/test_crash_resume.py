@@ -244,7 +244,9 @@ async def test_heartbeats_reach_the_server_within_seconds_by_default(
     # machine three times as fast as this one.
     await async_wait_for(a_later_heartbeat_or_the_end, 8, "a second heartbeat")
     assert await _page_attempt(handle) is not None, "the check ended before a second heartbeat"
-    assert (await handle.result()).page_count == pages
+    # What was asked is answered: the rest of the 20,000 pages is not waited for.
+    await handle.cancel()
+    await async_wait_for(functools.partial(_cancelled, handle), 60, "the check cancelled")
 
 
 async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
