@@ -378,9 +378,18 @@ async def test_a_small_document_is_one_activity_and_the_results_event(
         "check_document": 1,
         "publish_result": 1,
     }
+    history = await handle.fetch_history()
+    # A lost worker's check_document is given up as soon as a page check's by default.
+    (scheduled,) = [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "check_document"
+    ]
+    assert scheduled.heartbeat_timeout.ToTimedelta() == timedelta(seconds=30)
     # One upsert, at the end, with the page count: the start carried the others.
     # (The version marker upserts Temporal's own TemporalChangeVersion.)
-    (upsert,) = [u for u in _upserts(await handle.fetch_history()) if sa.STATUS.name in u]
+    (upsert,) = [u for u in _upserts(history) if sa.STATUS.name in u]
     assert int(upsert[sa.PAGE_COUNT.name]) == 3 and int(upsert[sa.PAGES_CHECKED.name]) == 3
     assert sa.BUCKET.name not in upsert
     described = (await handle.describe()).typed_search_attributes
