@@ -51,7 +51,7 @@ from infra.app.submit import upload, upload_event
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.processes import stop_all
 from infra.samples.generate import make_large_pdf
-from infra.settings import Settings
+from infra.settings import PipelineSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
 from pipeline.page_checks import check_page
@@ -426,7 +426,10 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=SPEED_RUNS, help="baselines/docpipe runs")
     parser.add_argument(
-        "--chunk-pages", type=int, default=None, help="the workers' chunk size (default: 25)"
+        "--chunk-pages",
+        type=int,
+        default=None,
+        help=f"the workers' chunk size (default: {PipelineSettings().chunk_pages})",
     )
     parser.add_argument(
         "--state-dir",

@@ -193,6 +193,14 @@ class RecheckWorkflow:
         worth: a second's starts go at once, and a timer waits only for the next second's.
         (A timer per start would cost a workflow task per start, each about a second on
         a dev server, whatever the rate.)"""
+        self._refill(rate_per_s)
+        if self._tokens < 1.0:
+            await workflow.sleep(timedelta(seconds=(1.0 - self._tokens) / rate_per_s))
+            self._refill(rate_per_s)
+        self._tokens -= 1.0
+
+    def _refill(self, rate_per_s: float) -> None:
+        """Add the tokens earned since the last refill (a full bucket the first time)."""
         capacity = max(1.0, rate_per_s)
         now = workflow.time()
         if self._last_refill is None:
@@ -200,12 +208,6 @@ class RecheckWorkflow:
         else:
             self._tokens = min(capacity, self._tokens + (now - self._last_refill) * rate_per_s)
         self._last_refill = now
-        if self._tokens < 1.0:
-            await workflow.sleep(timedelta(seconds=(1.0 - self._tokens) / rate_per_s))
-            now = workflow.time()
-            self._tokens = min(capacity, self._tokens + (now - self._last_refill) * rate_per_s)
-            self._last_refill = now
-        self._tokens -= 1.0
 
     async def _recheck(
         self,
