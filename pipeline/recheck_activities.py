@@ -53,7 +53,7 @@ class RecheckActivities:
         self._client = client
         self._s3 = s3
 
-    @activity.defn
+    @activity.defn(name="list_matches")
     async def list_matches(self, request: ListMatchesInput) -> MatchPage:
         """One page of matching documents, and where the next page starts."""
         async with Heartbeater():
@@ -146,7 +146,7 @@ class RecheckActivities:
             size=int(head.get("ContentLength", 0)),
         )
 
-    @activity.defn
+    @activity.defn(name="compare_page")
     async def compare_page(self, request: ComparePageInput) -> PageComparison:
         """Compare each re-check's report with its original's; store the page's rows."""
         async with Heartbeater():
@@ -175,7 +175,7 @@ class RecheckActivities:
         )
         return PageComparison(documents=len(rows), changed=sum(1 for r in rows if is_change(r)))
 
-    @activity.defn
+    @activity.defn(name="write_diff")
     async def write_diff(self, request: WriteDiffInput) -> str:
         """Fold every page's rows into the diff report; its key."""
         async with Heartbeater():

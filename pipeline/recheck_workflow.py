@@ -75,7 +75,7 @@ class RecheckWorkflow:
         self._tokens = 0.0
         self._last_refill: float | None = None
 
-    @workflow.query
+    @workflow.query(name="progress")
     def progress(self) -> dict[str, Any]:
         """How far it is: pages listed, documents matched, re-checked (started by this run
         and finished), already re-checked under this ID before, failed, running now."""

@@ -139,7 +139,7 @@ class DocumentCheckWorkflow:
         self._resumed_from_page = 0
         self._outcome = ""
 
-    @workflow.query
+    @workflow.query(name="progress")
     def progress(self) -> dict[str, Any]:
         """Where the check is: step, pages checked of the total, the page-checking attempt
         and the page it started at. While pages are checked, ``pages_checked`` moves with
