@@ -50,7 +50,7 @@ KILLS = 3
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
 # The worker's debug lines: a page checked in a parser process; a chunk sent to the parser
 # processes; a chunk stored.
-_PAGE = re.compile(r"DEBUG parser process \d+: page (\d+) checked")
+_PAGE = re.compile(r"DEBUG parser\.pages: parser process \d+: page (\d+) checked")
 _CHECKING = re.compile(r"DEBUG pipeline\.chunk_run: checking pages (\d+)-(\d+)")
 _STORED = re.compile(r"DEBUG pipeline\.chunk_run: pages (\d+)-(\d+) stored \(written\)")
 

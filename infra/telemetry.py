@@ -7,21 +7,17 @@
 - **Traces**: with ``DOCPIPE_TELEMETRY_OTLP_ENDPOINT`` set, spans go to that OTLP/HTTP
   collector, and Temporal clients get the SDK's OpenTelemetry interceptor, which carries
   the trace from a workflow start into the workflow and its activities. Off otherwise.
-- **Logs**: ``text`` or ``json`` (one object per line), with the document and workflow ID
-  of the line as fields when it has them.
+- **Logs**: see ``infra.logs``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import sys
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -39,7 +35,6 @@ log = logging.getLogger(__name__)
 
 _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Log record attributes that docpipe sets with ``extra=`` and the JSON format keeps.
-LOG_FIELDS = ("document_id", "workflow_id")
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -215,59 +210,3 @@ def start_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
         )
         log.info("metrics at %s", telemetry.metrics.url)
     return telemetry
-
-
-# -- logs -----------------------------------------------------------------------------------
-
-
-class TextFormatter(logging.Formatter):
-    """``time level logger: message``, then the workflow ID when the line has one."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        """A line for people, with the check's workflow ID when it has one."""
-        text = super().format(record)
-        workflow_id = getattr(record, "workflow_id", None)
-        if workflow_id and workflow_id not in record.getMessage():
-            text += f" [workflow {workflow_id}]"
-        return text
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, IDs, trace, exception."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """One JSON object, for log pipelines."""
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in LOG_FIELDS:
-            value = getattr(record, name, None)
-            if value is not None:
-                entry[name] = value
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            entry["trace_id"] = format(context.trace_id, "032x")
-            entry["span_id"] = format(context.span_id, "016x")
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-def configure_logging(level: str, log_format: str = "text") -> None:
-    """Log to stderr at ``level`` in ``log_format`` (``text`` or ``json``)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    # Connection chatter from the clients drowns docpipe's own lines.
-    for noisy in ("aiokafka", "botocore", "urllib3", "temporalio.activity"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -149,7 +149,9 @@ class DocumentActivities:
                     )
                 else:
                     spool = await stack.enter_async_context(self._spooler.spooled(document))
-                    facts = await self.pool.inspect(spool.path)
+                    facts = await self.pool.inspect(
+                        spool.path, log_extra=_ids(document.document_id)
+                    )
                     result = InspectResult(
                         size=size,
                         pdf_version=facts.pdf_version,

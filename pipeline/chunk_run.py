@@ -160,7 +160,9 @@ class ChunkRun:
             try:
                 async with asyncio.TaskGroup() as ranges:
                     parts = [
-                        ranges.create_task(self._pool.check_range(self._path, start, end))
+                        ranges.create_task(
+                            self._pool.check_range(self._path, start, end, self._extra)
+                        )
                         for start, end in page_ranges(
                             first,
                             last,

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import logging
 import os
 import resource
 import signal
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +41,22 @@ _progress: Any = None
 INSPECTING = -1
 REPAIRING = -2
 PAGE, SINCE, ABANDON = 0, 1, 2
-# Per parser process: write a line for every page checked to stderr (the worker's log),
-# when the worker logs at debug level. Written as each page is done, so that what a killed
-# worker's processes had checked is known from its log.
+# Per parser process: write a line for every page checked to the worker's log when the
+# worker logs at debug level. Written as each page is done (to _log_fd, the worker's
+# stderr), so that what a killed worker's processes had checked is known from its log.
 _log_pages = False
+_pages_log = logging.getLogger("parser.pages")
+# Per parser process: what libraries say while a job runs, handed back with its outcome
+# (``Logged``) for the worker to log with the document it concerns. Records logged through
+# ``logging`` are collected by _JobLines; what is written straight to the stderr file
+# descriptor (qpdf, C extensions) lands in a file (_stderr_fd; a file, so that a library
+# that writes a lot never blocks on a full pipe) and is read after the job.
+_job_lines: list[LogLine] = []
+_stderr_fd: int | None = None
+# At most this much of one job's output is kept: a flood is cut, never a memory problem.
+MAX_JOB_LINES = 50
+MAX_STDERR_BYTES = 64 * 1024
+STDERR_LOGGER = "parser.stderr"
 # Per parser process: seconds the analysis of changes after signatures may take, per
 # document (a share of the inspection's limit, so that a large signed document gets its
 # other checks done and a report, instead of timing out as unreadable).
@@ -70,12 +85,57 @@ class AbandonedError(Exception):
     """Raised in a parser process that stopped a job the worker no longer wants."""
 
 
-def init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages: bool) -> None:
+@dataclass(frozen=True)
+class LogLine:
+    """One line a library said in a parser process: its level, logger and text."""
+
+    level: int
+    logger: str
+    text: str
+
+
+@dataclass
+class Logged:
+    """What a job in a parser process gave (or raised), and the lines said meanwhile."""
+
+    result: Any = None
+    error: Exception | None = None
+    lines: list[LogLine] = field(default_factory=list)
+
+
+class _JobLines(logging.Handler):
+    """Collects the records of the running job as ``LogLine`` values (formatted by the
+    formatter the logging setup gives it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(_job_lines) < MAX_JOB_LINES:
+            _job_lines.append(LogLine(record.levelno, record.name, self.format(record)))
+
+
+# How a parser process's logging is set up by the process that runs the pool: given the
+# handler that collects each job's records and the one that writes page lines to the
+# worker's log, it sets their formats and what becomes of warnings.
+LoggingSetup = Callable[[logging.Handler, logging.Handler], None]
+
+
+@dataclass(frozen=True)
+class ParserLogging:
+    """How a parser process logs: the worker's level, and its setup (picklable)."""
+
+    level: int = logging.INFO
+    setup: LoggingSetup | None = None
+
+
+def init_process(
+    parent_pid: int, progress: Any, limits: ParserLimits, logs: ParserLogging | None = None
+) -> None:
     """Pool initializer: limits, and never outlive the worker process that started us."""
     global _progress, _log_pages, _diff_budget_s
+    logs = logs or ParserLogging()
     _progress = progress
-    _log_pages = log_pages
+    _log_pages = logs.level <= logging.DEBUG
     _diff_budget_s = limits.inspect_seconds * DIFF_BUDGET_SHARE
+    _capture_output(logs)
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -109,6 +169,63 @@ def init_process(parent_pid: int, progress: Any, limits: ParserLimits, log_pages
     if os.getppid() != parent_pid:
         os._exit(1)
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _capture_output(logs: ParserLogging) -> None:
+    """Collect what is logged or written to stderr from now on, for ``run_logged``.
+
+    The page lines alone go to the worker's stderr at once (they must be there should the
+    worker be killed the next moment).
+    """
+    global _stderr_fd
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    job_lines = _JobLines()
+    root.addHandler(job_lines)
+    root.setLevel(logs.level)
+    sys.stderr.flush()
+    page_lines = logging.StreamHandler(os.fdopen(os.dup(2), "w", buffering=1))
+    _pages_log.addHandler(page_lines)
+    _pages_log.propagate = False
+    if logs.setup is not None:
+        logs.setup(job_lines, page_lines)
+    with tempfile.TemporaryFile() as spill:
+        _stderr_fd = os.dup(spill.fileno())
+    os.dup2(_stderr_fd, 2)
+
+
+def _take_lines() -> list[LogLine]:
+    """The lines said since the last call (records, then what stderr received)."""
+    taken = _job_lines[:]
+    _job_lines.clear()
+    if _stderr_fd is None:
+        return taken
+    sys.stderr.flush()
+    os.lseek(_stderr_fd, 0, os.SEEK_SET)
+    written = os.read(_stderr_fd, MAX_STDERR_BYTES).decode("utf-8", "replace")
+    os.ftruncate(_stderr_fd, 0)
+    os.lseek(_stderr_fd, 0, os.SEEK_SET)
+    for line in written.splitlines():
+        if len(taken) >= MAX_JOB_LINES:
+            break
+        if line.strip():
+            taken.append(LogLine(logging.WARNING, STDERR_LOGGER, line.strip()))
+    return taken
+
+
+def run_logged(fn: Callable[..., Any], *args: Any) -> Logged:
+    """Runs in a parser process: ``fn(*args)``, with what libraries said while it ran.
+
+    An exception ``fn`` raises is handed back too (not raised), so that its lines are not
+    lost with it.
+    """
+    try:
+        outcome = Logged(result=fn(*args))
+    except Exception as exc:
+        outcome = Logged(error=exc)
+    outcome.lines = _take_lines()
+    return outcome
 
 
 def _mark(page: int) -> None:
@@ -221,7 +338,7 @@ def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str
             _mark(number)
             results.extend(result.to_json() for result in check_pages(lean.reader, number, number))
             if _log_pages:
-                os.write(2, f"DEBUG parser process {os.getpid()}: page {number} checked\n".encode())
+                _pages_log.debug("parser process %d: page %d checked", os.getpid(), number)
     finally:
         _mark(0)
         # Parsed objects of this range are not needed again: memory stays flat.

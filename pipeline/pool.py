@@ -29,7 +29,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -38,7 +38,17 @@ from typing import Any, TypeVar
 from pipeline import parser_process
 from pipeline.document_checks import DocumentFacts
 from pipeline.page_checks import PageResult
-from pipeline.parser_process import ABANDON, PAGE, REPAIRING, SINCE, ParserLimits
+from pipeline.parser_lines import ParserLines
+from pipeline.parser_process import (
+    ABANDON,
+    PAGE,
+    REPAIRING,
+    SINCE,
+    Logged,
+    LoggingSetup,
+    ParserLimits,
+    ParserLogging,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +71,7 @@ def _ignore_outcome(task: asyncio.Task[Any]) -> None:
 class _Slot:
     """One parser process, as a single-worker executor (the process starts on first use)."""
 
-    def __init__(self, parent_pid: int, limits: ParserLimits, log_pages: bool) -> None:
+    def __init__(self, parent_pid: int, limits: ParserLimits, logs: ParserLogging) -> None:
         context = multiprocessing.get_context("spawn")
         # Lock-free: a process killed mid-write must not leave a lock held.
         self.progress: Any = context.RawArray("q", 3)
@@ -70,7 +80,7 @@ class _Slot:
             # fork is unsafe in a process that runs Temporal's threads.
             mp_context=context,
             initializer=parser_process.init_process,
-            initargs=(parent_pid, self.progress, limits, log_pages),
+            initargs=(parent_pid, self.progress, limits, logs),
         )
 
     def abandon(self, job: int) -> None:
@@ -119,31 +129,40 @@ class PagePool:
     work that is cancelled kills its process. Either way a cancelled check leaves no
     parsing behind, and touches no other check's work.
 
+    What libraries log or write to stderr in a parser process is logged by the worker, one
+    line each, once per document (``pipeline.parser_lines``).
+
     Args:
         size: number of parser processes; 0 means one per CPU core.
         limits: time, memory and parser limits of each process.
+        logging_setup: sets up logging in each parser process (the worker's formats);
+            picklable. The processes log at the level of this process's root logger.
     """
 
     # How long a cancelled page range may take to reach its next page (pages take
     # milliseconds; one that takes longer is cut short by killing its process).
     ABANDON_GRACE_S = 2.0
 
-    def __init__(self, size: int = 0, limits: ParserLimits | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 0,
+        limits: ParserLimits | None = None,
+        logging_setup: LoggingSetup | None = None,
+    ) -> None:
         self.size = size or os.cpu_count() or 1
         self.limits = limits or ParserLimits()
         self._slots: list[_Slot] = []
         self._free: asyncio.Queue[int] | None = None
         self._closed = False
         self._jobs = itertools.count(1)
-        self._log_pages = log.isEnabledFor(logging.DEBUG)
+        self._log = ParserLogging(logging.getLogger().getEffectiveLevel(), logging_setup)
+        self._lines = ParserLines()
 
     def _ensure(self) -> asyncio.Queue[int]:
         if self._closed:
             raise RuntimeError("the parser pool is shut down")
         if self._free is None:
-            self._slots = [
-                _Slot(os.getpid(), self.limits, self._log_pages) for _ in range(self.size)
-            ]
+            self._slots = [_Slot(os.getpid(), self.limits, self._log) for _ in range(self.size)]
             self._free = asyncio.Queue()
             for index in range(self.size):
                 self._free.put_nowait(index)
@@ -152,7 +171,7 @@ class PagePool:
     def _replace(self, index: int, slot: _Slot) -> None:
         slot.kill()
         if not self._closed and self._slots[index] is slot:
-            self._slots[index] = _Slot(os.getpid(), self.limits, self._log_pages)
+            self._slots[index] = _Slot(os.getpid(), self.limits, self._log)
 
     async def _run(
         self,
@@ -161,11 +180,13 @@ class PagePool:
         limit_s: float,
         index: int | None = None,
         abandonable: bool = False,
+        log_extra: Mapping[str, Any] | None = None,
     ) -> T:
         """Run ``fn(*args)`` on a free parser process (or slot ``index``, taken), watching it.
 
         ``abandonable``: ``fn`` takes a job number as its last argument and stops when the
         slot abandons that job; cancelling the call then spares the process if it can.
+        ``log_extra``: the IDs of the check, for what libraries said during the job.
 
         Raises:
             _Hung: the process spent more than ``limit_s`` on one page (it was replaced).
@@ -179,13 +200,18 @@ class PagePool:
         job = next(self._jobs)
         if abandonable:
             args = (*args, job)
-        future: asyncio.Future[T] | None = None
+        future: asyncio.Future[Logged] | None = None
         try:
-            future = loop.run_in_executor(slot.executor, fn, *args)
+            future = loop.run_in_executor(slot.executor, parser_process.run_logged, fn, *args)
             while True:
                 done, _ = await asyncio.wait({future}, timeout=min(0.25, limit_s / 4))
                 if done:
-                    return future.result()
+                    outcome = future.result()
+                    self._lines.log(outcome.lines, log_extra)
+                    if outcome.error is not None:
+                        raise outcome.error
+                    result: T = outcome.result
+                    return result
                 page, seconds = slot.busy_with()
                 if page and seconds > limit_s:
                     future.cancel()
@@ -250,7 +276,9 @@ class PagePool:
         """Make every parser process close a document, so its file can really go away."""
         await self.on_every_process(parser_process.forget, str(path))
 
-    async def check_range(self, path: Path, first: int, last: int) -> list[dict[str, Any]]:
+    async def check_range(
+        self, path: Path, first: int, last: int, log_extra: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Check pages ``first``..``last`` of a spooled file in parser processes.
 
         A page that hangs becomes a ``timeout`` page error. A process that dies is
@@ -271,6 +299,7 @@ class PagePool:
                         last,
                         limit_s=self.limits.page_seconds,
                         abandonable=True,
+                        log_extra=log_extra,
                     )
                 )
                 return results
@@ -281,27 +310,36 @@ class PagePool:
                     error_type="timeout",
                     error=f"parsing took longer than {self.limits.page_seconds:g} s",
                 )
-                log.warning("page %d took over %.0f s: parser replaced", failed, hung.seconds)
+                log.warning(
+                    "page %d took over %.0f s: parser replaced",
+                    failed,
+                    hung.seconds,
+                    extra=log_extra,
+                )
             except _Died as died:
                 failed = died.page if start <= died.page <= last else start
-                log.warning("parser process died on page %d; starting a new one", failed)
+                log.warning(
+                    "parser process died on page %d; starting a new one", failed, extra=log_extra
+                )
                 if failed not in died_on:
                     died_on.add(failed)
                     # Pages before it were checked but their results died with it.
                     if failed > start:
-                        results.extend(await self.check_range(path, start, failed - 1))
+                        results.extend(await self.check_range(path, start, failed - 1, log_extra))
                     start = failed
                     continue
                 error = PageResult(
                     page=failed, error_type="crashed", error="the parser process died twice"
                 )
             if failed > start:
-                results.extend(await self.check_range(path, start, failed - 1))
+                results.extend(await self.check_range(path, start, failed - 1, log_extra))
             results.append(error.to_json())
             start = failed + 1
         return results
 
-    async def inspect(self, path: Path) -> DocumentFacts:
+    async def inspect(
+        self, path: Path, log_extra: Mapping[str, Any] | None = None
+    ) -> DocumentFacts:
         """Document-level checks of a spooled file in a parser process.
 
         The process that inspects keeps the document open with its pages indexed, and
@@ -325,6 +363,7 @@ class PagePool:
                         str(path),
                         limit_s=self.limits.inspect_seconds,
                         index=free.get_nowait(),
+                        log_extra=log_extra,
                     )
                 )
             )
@@ -337,6 +376,7 @@ class PagePool:
                         path,
                         limit_s=self.limits.inspect_seconds,
                         index=index if attempt == 0 else None,
+                        log_extra=log_extra,
                     )
                     failed = False
                     return facts
@@ -350,7 +390,10 @@ class PagePool:
                         f"{what} took longer than {self.limits.inspect_seconds:g} s"
                     ) from hung
                 except _Died:
-                    log.warning("parser process died inspecting a document; starting a new one")
+                    log.warning(
+                        "parser process died inspecting a document; starting a new one",
+                        extra=log_extra,
+                    )
             raise ParserCrashedError("the parser process died twice inspecting the document")
         finally:
             for preload in preloads:

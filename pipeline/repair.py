@@ -104,5 +104,7 @@ def _save_repaired(source: Path, out: Path) -> list[str]:
     with pikepdf.open(source, attempt_recovery=True, suppress_warnings=True) as pdf:
         # Pages are resolved now: a page tree qpdf cannot follow fails the repair here.
         len(pdf.pages)
-        pdf.save(out, deterministic_id=True)
+        # The metadata is left as it is: pikepdf would otherwise parse its XMP to update
+        # the PDF version in it, and log a traceback for every document whose XMP is bad.
+        pdf.save(out, deterministic_id=True, fix_metadata_version=False)
         return [str(warning) for warning in pdf.get_warnings()]

@@ -10,11 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from infra.logs import THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import KafkaSettings, PipelineSettings, Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 
 _names = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ignore the third-party warnings listed in ``infra.logs`` (and only those)."""
+    for known in THIRD_PARTY_WARNINGS:
+        config.addinivalue_line("filterwarnings", known.filter_spec())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: in parallel runs, their waiting overlaps with the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 # A consumer joining after another left waits for the session timeout: keep it short.
 _TEST_BASE = Settings(

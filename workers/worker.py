@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
+from infra.logs import parser_logging
 from infra.settings import Settings
 from pipeline.activities import DocumentActivities
 from pipeline.metrics import PipelineMetrics
@@ -67,6 +69,7 @@ def document_activities(
             memory_mb=pipeline.parser_memory_mb,
             max_stream_bytes=pipeline.max_stream_bytes,
         ),
+        logging_setup=functools.partial(parser_logging, settings.telemetry.log_format),
     )
     return DocumentActivities(
         s3=s3,

@@ -31,7 +31,7 @@ DEFAULT_STATE_DIR = ".docpipe"
 
 
 def _configure_logging(level: str, log_format: str = "text") -> None:
-    from infra.telemetry import configure_logging
+    from infra.logs import configure_logging
 
     configure_logging(level, log_format)
 

@@ -1,9 +1,7 @@
-"""Telemetry of a process: its settings, the metrics endpoint, OTLP traces, log formats."""
+"""Telemetry of a process: its settings, the metrics endpoint, OTLP traces."""
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -15,9 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from infra.settings import SettingsError, TelemetrySettings, load_settings
 from infra.telemetry import (
-    JsonFormatter,
     MetricsServer,
-    TextFormatter,
     otlp_tracer_provider,
     otlp_traces_url,
 )
@@ -112,23 +108,3 @@ def test_otlp_exporter_sends_spans_to_the_configured_collector(stub: _Stub) -> N
     assert path == "/v1/traces"
     assert headers["content-type"] == "application/x-protobuf"
     assert b"docpipe-worker" in body and b"hello" in body
-
-
-def _record(**extra: Any) -> logging.LogRecord:
-    record = logging.LogRecord(
-        "pipeline.activities", logging.INFO, "f", 1, "report for %s", ("d",), None
-    )
-    for name, value in extra.items():
-        setattr(record, name, value)
-    return record
-
-
-def test_log_formats_carry_the_ids() -> None:
-    ids = {"document_id": "documents/a.pdf@v1", "workflow_id": "docpipe/documents/a.pdf@v1"}
-    entry = json.loads(JsonFormatter().format(_record(**ids)))
-    assert entry["message"] == "report for d" and entry["level"] == "info"
-    assert entry["document_id"] == ids["document_id"]
-    assert entry["workflow_id"] == ids["workflow_id"]
-    assert "document_id" not in json.loads(JsonFormatter().format(_record()))
-    text = TextFormatter().format(_record(**ids))
-    assert text.endswith("report for d [workflow docpipe/documents/a.pdf@v1]")

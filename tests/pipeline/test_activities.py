@@ -267,9 +267,11 @@ def _count_parsed(activities: DocumentActivities, monkeypatch: pytest.MonkeyPatc
     real_check = activities.pool.check_range
     sent: list[int] = []
 
-    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+    async def check_range(
+        path: Any, first: int, last: int, log_extra: Any = None
+    ) -> list[dict[str, Any]]:
         sent.extend(range(first, last + 1))
-        return await real_check(path, first, last)
+        return await real_check(path, first, last, log_extra)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     return sent
@@ -399,9 +401,11 @@ async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
     activities = _activities(s3, chunk_pages=2)
     real_check = activities.pool.check_range
 
-    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+    async def check_range(
+        path: Any, first: int, last: int, log_extra: Any = None
+    ) -> list[dict[str, Any]]:
         parsed[0] += 1
-        return await real_check(path, first, last)
+        return await real_check(path, first, last, log_extra)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     window = ChunkRun.AHEAD_PER_PROCESS * activities.pool.size
@@ -525,9 +529,11 @@ async def test_a_chunk_is_checked_in_ranges_that_any_process_may_take(
     real_check = activities.pool.check_range
     ranges: list[tuple[int, int]] = []
 
-    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+    async def check_range(
+        path: Any, first: int, last: int, log_extra: Any = None
+    ) -> list[dict[str, Any]]:
         ranges.append((first, last))
-        return await real_check(path, first, last)
+        return await real_check(path, first, last, log_extra)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     result = await _env([], []).run(activities.check_pages, _input(document, chunk_pages=50))
@@ -571,7 +577,9 @@ async def test_a_failing_range_fails_the_attempt_with_its_own_error(
 ) -> None:
     activities = _activities(s3, chunk_pages=50)
 
-    async def check_range(path: Any, first: int, last: int) -> list[dict[str, Any]]:
+    async def check_range(
+        path: Any, first: int, last: int, log_extra: Any = None
+    ) -> list[dict[str, Any]]:
         if first > 1:
             raise RuntimeError("the parser pool is shut down")
         await asyncio.sleep(5)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from infra.logs import parser_logging
 from infra.samples.generate import make_large_pdf, make_pdf
 from pipeline import parser_process
 from pipeline.parser_process import ParserLimits
 from pipeline.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from tests.support.helpers import async_wait_for
 from tests.support.hostile import many_operators
-from tests.support.pool import open_documents, pool_pids
+from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
 
 
 @pytest.fixture
@@ -165,3 +169,76 @@ async def test_a_cancelled_range_deep_in_one_slow_page_gets_its_process_killed(
         await cancelled
     assert stuck_pid and not set(stuck_pid) & set(pool_pids(pool))
     assert set(pool._slots[1].pids()) <= before, "the other process is untouched"
+
+
+@pytest.fixture
+async def worker_pool() -> AsyncIterator[PagePool]:
+    """A pool whose processes log as a worker's do."""
+    made = PagePool(1, logging_setup=functools.partial(parser_logging, "text"))
+    yield made
+    made.shutdown()
+
+
+async def test_what_libraries_say_in_a_parser_process_is_logged_once_per_document(
+    worker_pool: PagePool, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = worker_pool
+    ids = {"document_id": "documents/a.pdf@v1", "workflow_id": "docpipe/documents/a.pdf@v1"}
+    caplog.set_level(logging.DEBUG)
+    assert await run_in_pool(pool, noisy_job, "Pages tree is odd", log_extra=ids) == "done"
+    assert await run_in_pool(pool, noisy_job, "Pages tree is odd", log_extra=ids) == "done"
+    said = [
+        (
+            r.name,
+            r.levelname,
+            re.sub(r"line \d+", "line N", r.getMessage()),
+            r.__dict__.get("document_id"),
+        )
+        for r in caplog.records
+        if r.name != "pipeline.pool"
+    ]
+    assert sorted(said) == sorted(
+        [
+            (
+                "pikepdf.models.metadata._xmp",
+                "WARNING",
+                "Error occurred parsing XMP (ValueError: Metadata seems to be XML but not XMP)",
+                ids["document_id"],
+            ),
+            # Capped at WARNING: the report says what a damaged document means.
+            ("somelib", "WARNING", "an error a library logged on two lines", ids["document_id"]),
+            (
+                "parser.stderr",
+                "WARNING",
+                "WARNING: file: Pages tree is odd; ignoring",
+                ids["document_id"],
+            ),
+            (
+                "py.warnings",
+                "WARNING",
+                "UserWarning in tests.support.pool (line N): a library's warning",
+                ids["document_id"],
+            ),
+        ]
+    ), "each line once, the second run adding nothing"
+    # Another document's lines are its own (a warning, as Python does, once per process).
+    other = {"document_id": "documents/b.pdf@v1"}
+    await run_in_pool(pool, noisy_job, "Pages tree is odd", log_extra=other)
+    assert {
+        r.name for r in caplog.records if r.__dict__.get("document_id") == "documents/b.pdf@v1"
+    } == {
+        "pikepdf.models.metadata._xmp",
+        "somelib",
+        "parser.stderr",
+    }
+
+
+async def test_a_failed_job_still_hands_back_what_was_said(
+    worker_pool: PagePool, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = worker_pool
+    with pytest.raises(RuntimeError, match="the job failed"):
+        await run_in_pool(pool, failing_job, "said before failing", log_extra={})
+    assert [r.getMessage() for r in caplog.records if r.name == "parser.stderr"] == [
+        "said before failing"
+    ]

@@ -73,3 +73,23 @@ DAMAGED: dict[str, Callable[[], bytes]] = {
     "truncated": truncated,
     "junk-before-header": junk_before_header,
 }
+
+
+def not_xmp_metadata() -> bytes:
+    """Broken cross-references (so qpdf repairs it), and a /Metadata stream of XML that is
+    not XMP: pikepdf logged a traceback for it when it updated the metadata on save."""
+    from tests.support.hostile import build_pdf, stream
+
+    xml = b'<?xml version="1.0"?><notes><note>not XMP</note></notes>'
+    data = build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R /Metadata 6 0 R >>",
+            2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+            4: stream(b"BT /F1 12 Tf 72 720 Td (metadata) Tj ET"),
+            5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            6: b"<< /Type /Metadata /Subtype /XML " + stream(xml)[2:],
+        }
+    )
+    return data[: _xref_start(data) + 60] + b"\ntrailer\n<< /Size 3 >>\n%%EOF\n"
