@@ -6,6 +6,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from infra.app.demo import sample_files
 from infra.stack import free_ports
 from tests.support.helpers import docpipe_stack_command
@@ -30,6 +32,7 @@ def _run_demo(state_dir: Path, ports: list[int]) -> subprocess.CompletedProcess[
     )
 
 
+@pytest.mark.slow
 def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
     for run in (1, 2):
         ports = free_ports(4)

@@ -78,6 +78,7 @@ class _Stream:
             await producer.stop()
 
 
+@pytest.mark.slow
 async def test_temporal_outage_loses_nothing_dead_letters_nothing_and_resumes(
     private_stack: EmbeddedStack, start_component: StartComponent, tmp_path: Path
 ) -> None:

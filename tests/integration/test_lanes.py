@@ -12,6 +12,7 @@ import dataclasses
 import json
 from datetime import datetime
 
+import pytest
 from temporalio.client import Client
 
 from infra.app.reprocess import start_recheck
@@ -55,6 +56,7 @@ def _finished_before(times: dict[str, datetime], target: str, others: list[str])
     return sum(1 for other in others if times[other] < times[target])
 
 
+@pytest.mark.slow
 async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
     settings: Settings, start_component: StartComponent
 ) -> None:
@@ -95,6 +97,7 @@ async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
     assert before <= PRIORITY_BOUND, f"{before} of {BACKLOG} re-checks finished first"
 
 
+@pytest.mark.slow
 async def test_one_tenants_flood_does_not_starve_another_tenants_upload(
     settings: Settings, start_component: StartComponent
 ) -> None:

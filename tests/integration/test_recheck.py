@@ -65,6 +65,7 @@ def _with_policy(settings: Settings, **policy: Any) -> Settings:
     return dataclasses.replace(settings, policy=PolicySettings(**policy))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_recheck_of_50_documents_under_a_changed_policy(
     settings: Settings, start_component: StartComponent
@@ -143,6 +144,7 @@ def _kill(worker: ManagedProcess) -> None:
     wait_for(lambda: not [p for p in parsers if pid_alive(p)], 10, "parser processes to exit")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     settings: Settings, start_component: StartComponent
@@ -186,6 +188,7 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     assert diff["transitions"] == {"none->pass": count}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
     settings: Settings, start_component: StartComponent

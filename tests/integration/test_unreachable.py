@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,21 +34,26 @@ def _env() -> dict[str, str]:
     return {**env, **SETTINGS, "PYTHONUNBUFFERED": "1"}
 
 
+def _case(command: list[str], what: str, address: str, setting: str) -> Any:
+    # Named by the command alone: the addresses are free ports, different in each test
+    # process, and test processes must collect the same tests.
+    return pytest.param(command, what, address, setting, id=" ".join(command))
+
+
 @pytest.mark.parametrize(
     ("command", "what", "address", "setting"),
     [
-        (["status", WORKFLOW_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
-        (["list"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
-        (["report", WORKFLOW_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
-        (["report", DOCUMENT_ID], "S3", f"http://{S3}", "DOCPIPE_S3_ENDPOINT_URL"),
-        (["reprocess", DOCUMENT_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
-        (["temporal", "setup"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
-        (["dlq", "list"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
-        (["dlq", "replay"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
+        _case(["status", WORKFLOW_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        _case(["list"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        _case(["report", WORKFLOW_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        _case(["report", DOCUMENT_ID], "S3", f"http://{S3}", "DOCPIPE_S3_ENDPOINT_URL"),
+        _case(["reprocess", DOCUMENT_ID], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        _case(["temporal", "setup"], "Temporal", TEMPORAL, "DOCPIPE_TEMPORAL_ADDRESS"),
+        _case(["dlq", "list"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
+        _case(["dlq", "replay"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
         # The broker first: no file is uploaded whose event could not be published.
-        (["submit", "SAMPLE"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
+        _case(["submit", "SAMPLE"], "the Kafka broker", KAFKA, "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS"),
     ],
-    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )
 def test_a_command_says_what_it_cannot_reach_on_one_line(
     command: list[str], what: str, address: str, setting: str, tmp_path: Path
