@@ -83,7 +83,7 @@ histories: $(STAMP)
 
 # Pictures of the Temporal UI for the docs (needs Debian's chromium).
 screenshots: $(STAMP)
-	$(BIN)/python -m infra.app.screenshots --out docs
+	$(BIN)/python -m app.screenshots --out docs
 
 clean:
 	rm -rf $(VENV) .docpipe .pytest_cache .mypy_cache .ruff_cache

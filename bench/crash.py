@@ -37,13 +37,13 @@ from typing import Any
 
 from pypdf import PageObject, PdfReader, PdfWriter
 
-from infra.app.submit import submit_files
+from app.submit import submit_files
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
-from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
+from tests.support.pdfs import make_large_pdf
 
 PAGES = 3000
 KILLS = 3

@@ -35,8 +35,8 @@ from aiokafka import AIOKafkaProducer
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
+from app.submit import upload_event
 from consumers.intake import UploadIntake
-from infra.app.submit import upload_event
 from infra.clients import s3_client, temporal_client
 from infra.settings import KafkaSettings, Settings, check_request
 from infra.stack import EmbeddedStack, StackConfig

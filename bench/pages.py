@@ -47,14 +47,14 @@ from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from infra.app.submit import upload, upload_event
+from app.submit import upload, upload_event
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.processes import stop_all
-from infra.samples.generate import make_large_pdf
 from infra.settings import PipelineSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
-from pipeline.page_checks import check_page
+from pipeline.pdf.page_checks import check_page
+from tests.support.pdfs import make_large_pdf
 from workers.worker import document_activities
 
 # (baselines, docpipe) runs on the speed document; the median counts.

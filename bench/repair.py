@@ -30,10 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.samples.generate import make_large_pdf
-from pipeline.document_checks import inspect_path, inspect_repaired, needs_repair
+from pipeline.pdf.document_checks import inspect_path, inspect_repaired, needs_repair
 from tests.support import damaged, hostile
 from tests.support.corpus import CORPUS
+from tests.support.pdfs import make_large_pdf
 
 
 def _before(path: str, out: Any) -> None:
@@ -58,7 +58,7 @@ def _repair(path: str, out: Any) -> None:
     """In a fresh process: repair, and inspect the repaired copy; its time and memory."""
     import pikepdf  # noqa: F401  (imported before the baseline: not the repair's cost)
 
-    from pipeline.document_checks import DocumentFacts
+    from pipeline.pdf.document_checks import DocumentFacts
     from pipeline.reasons import Reason
 
     baseline = _peak_rss_mb()

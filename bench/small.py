@@ -52,7 +52,7 @@ from floor import FLOOR_QUEUE, floor_worker
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
-from infra.app.submit import submit_files, upload, upload_event
+from app.submit import submit_files, upload, upload_event
 from infra.clients import kafka_kwargs, temporal_client
 from infra.processes import ManagedProcess, stop_all
 from infra.settings import Settings

@@ -2,7 +2,7 @@
 
 A dead letter is the original message, key and value bytes unchanged (and its own headers),
 plus ``docpipe.*`` headers saying why it was refused and where it came from. The operator's
-commands that list and replay dead letters are the application's (``infra.app``).
+commands that list and replay dead letters are the application's (``app``).
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ class OneLineFormatter(logging.Formatter):
 def parser_logging(
     log_format: str, job_lines: logging.Handler, page_lines: logging.Handler
 ) -> None:
-    """Logging in a parser process (``pipeline.parser_process.LoggingSetup``).
+    """Logging in a parser process (``pipeline.pdf.parser_process.LoggingSetup``).
 
     Args:
         log_format: the worker's, for the lines the process writes to its log directly.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.app.cli import build_parser
+from app.cli import build_parser
 from infra.settings import setting_names
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

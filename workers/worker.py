@@ -16,17 +16,17 @@ from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.logs import parser_logging
 from infra.settings import Settings
-from pipeline.activities import DocumentActivities
-from pipeline.metrics import PipelineMetrics
+from pipeline.check.activities import DocumentActivities
+from pipeline.check.metrics import PipelineMetrics
+from pipeline.check.pool import PagePool
+from pipeline.check.progress import ProgressReporter
+from pipeline.check.publish import ResultPublisher
+from pipeline.check.spool import Spooler, sweep_stale_spools
+from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckPlan
-from pipeline.parser_process import ParserLimits
-from pipeline.pool import PagePool
-from pipeline.progress import ProgressReporter
-from pipeline.publish import ResultPublisher
-from pipeline.recheck_activities import RecheckActivities
-from pipeline.recheck_workflow import RecheckWorkflow
-from pipeline.spool import Spooler, sweep_stale_spools
-from pipeline.workflows import DocumentCheckWorkflow
+from pipeline.pdf.parser_process import ParserLimits
+from pipeline.recheck.activities import RecheckActivities
+from pipeline.recheck.workflow import RecheckWorkflow
 
 if TYPE_CHECKING:
     from infra.telemetry import Telemetry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.app.lookups import workflow_id_of
+from app.lookups import workflow_id_of
 
 
 def test_status_takes_workflow_or_document_ids() -> None:

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from infra.app.cli import build_parser, run
-from infra.app.recheck import (
+from app.cli import build_parser, run
+from app.recheck import (
     RecheckError,
     RecheckOptions,
     new_recheck_id,
@@ -18,7 +18,7 @@ from infra.app.recheck import (
     selection_query,
 )
 from infra.settings import Settings
-from pipeline.rechecks import RecheckSelection, check_recheck_id
+from pipeline.recheck.models import RecheckSelection, check_recheck_id
 
 
 def _recheck_parser() -> argparse.ArgumentParser:

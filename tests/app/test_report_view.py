@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.app.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
-from infra.samples.features import METADATA, SEEDED, make_feature_pdf
-from infra.samples.generate import make_pdf
-from pipeline.document_checks import inspect_or_repair
+from app.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
 from pipeline.models import (
     MAX_WORKFLOW_ID_BYTES,
     DocumentRef,
@@ -22,7 +19,10 @@ from pipeline.models import (
     split_document_id,
     workflow_id_for,
 )
+from pipeline.pdf.document_checks import inspect_or_repair
 from tests.support import damaged, signing
+from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
+from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file, report_of_results
 
 KINDS = ["text", "blank", "image", "sensitive", "script", "rotated", "attachment"]

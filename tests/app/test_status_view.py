@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from infra.app.status_view import list_query, parse_since
+from app.status_view import list_query, parse_since
 from pipeline.labels import object_key_value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.dead_letters import DeadLetterSummary, format_summary
 from consumers.dead_letters import (
     MESSAGE,
     REASON,
@@ -17,7 +18,6 @@ from consumers.dead_letters import (
     dead_letter_headers,
 )
 from consumers.events import Rejected
-from infra.app.dead_letters import DeadLetterSummary, format_summary
 from pipeline.reasons import DEAD_LETTERS, EVENT_REFUSALS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -22,7 +22,7 @@ from infra.logs import (
 )
 
 
-def _record(name: str = "pipeline.activities", **extra: Any) -> logging.LogRecord:
+def _record(name: str = "pipeline.check.activities", **extra: Any) -> logging.LogRecord:
     record = logging.LogRecord(name, logging.INFO, "f", 1, "report for %s", ("d",), None)
     for key, value in extra.items():
         setattr(record, key, value)
@@ -62,7 +62,7 @@ def test_a_library_record_with_a_traceback_is_one_line() -> None:
 
 
 def test_docpipe_errors_keep_their_traceback() -> None:
-    text = TextFormatter().format(_failed("pipeline.activities"))
+    text = TextFormatter().format(_failed("pipeline.check.activities"))
     assert "Traceback (most recent call last)" in text
 
 
@@ -110,7 +110,7 @@ def test_known_third_party_warnings_are_logged_at_debug(captured: io.StringIO) -
 def test_the_third_party_list_matches_only_what_it_names() -> None:
     dsa = "DSA is deprecated and support will be removed in a future release."
     assert is_third_party_warning(CryptographyDeprecationWarning, "pyhanko.sign.x", dsa)
-    assert not is_third_party_warning(CryptographyDeprecationWarning, "pipeline.integrity", dsa)
+    assert not is_third_party_warning(CryptographyDeprecationWarning, "pipeline.pdf.integrity", dsa)
     assert not is_third_party_warning(DeprecationWarning, "pyhanko.sign.x", dsa)
     assert not is_third_party_warning(CryptographyDeprecationWarning, "pyhanko.x", "RC4 is")
     assert all(known.why for known in THIRD_PARTY_WARNINGS)

@@ -27,14 +27,14 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
-from infra.samples.generate import make_large_pdf
 from infra.settings import PipelineSettings, Settings
-from pipeline.chunk_run import ChunkRun
+from pipeline.check.chunk_run import ChunkRun
+from pipeline.check.results import chunk_key
 from pipeline.models import CheckSummary, DocumentRef
-from pipeline.results import chunk_key
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, start_check, wait_for, with_pipeline
 from tests.support.hostile import with_slow_page
+from tests.support.pdfs import make_large_pdf
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 _PAGE_CHECKED = re.compile(r"DEBUG parser\.pages: parser process \d+: page (\d+) checked")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.app.demo import sample_files
+from app.demo import sample_files
 from infra.stack import free_ports
 from tests.support.helpers import docpipe_stack_command
 

@@ -15,9 +15,9 @@ import pytest
 from infra.clients import s3_client, temporal_client
 from infra.processes import parser_pids, pid_alive
 from infra.settings import Settings
+from pipeline.check.pool import PagePool
 from pipeline.models import CheckSummary, DocumentRef
-from pipeline.parser_process import ParserLimits
-from pipeline.pool import PagePool
+from pipeline.pdf.parser_process import ParserLimits
 from tests.conftest import StartComponent
 from tests.support import damaged, hostile, signing
 from tests.support.helpers import start_check, with_pipeline

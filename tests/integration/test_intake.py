@@ -26,7 +26,6 @@ from consumers.dead_letters import DeadLetter
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
 from infra.processes import pid_alive
-from infra.samples.generate import make_pdf
 from infra.settings import Settings, to_env
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
@@ -48,6 +47,7 @@ from tests.support.intake import (
     with_kafka,
     workflow_runs,
 )
+from tests.support.pdfs import make_pdf
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     env.update(to_env(settings))
     return subprocess.run(
-        [sys.executable, "-m", "infra.app.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env=env,
         capture_output=True,
         text=True,

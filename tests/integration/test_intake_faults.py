@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator
 import pytest
 from temporalio.client import Client
 
+from app.reprocess import ReprocessError, resolve
 from consumers.intake import UploadIntake
-from infra.app.reprocess import ReprocessError, resolve
 from infra.clients import s3_client, temporal_client
 from infra.settings import Settings
 from tests.support.helpers import async_wait_for

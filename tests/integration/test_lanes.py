@@ -15,15 +15,15 @@ from datetime import datetime
 import pytest
 from temporalio.client import Client
 
-from infra.app.reprocess import start_recheck
-from infra.app.status_view import check_status, render_status
+from app.reprocess import start_recheck
+from app.status_view import check_status, render_status
 from infra.clients import s3_client, temporal_client
-from infra.samples.generate import make_large_pdf
 from infra.settings import Settings, check_request
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for
 from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs
+from tests.support.pdfs import make_large_pdf
 
 # Enough pages that page checking, where one worker runs only a few at once, is the queue.
 PAGES = 30

@@ -8,10 +8,9 @@ import uuid
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
-from infra.app.demo import SAMPLES_DIR
-from infra.app.status_view import check_status, list_checks, list_query, render_status
+from app.demo import SAMPLES_DIR
+from app.status_view import check_status, list_checks, list_query, render_status
 from infra.clients import s3_client, temporal_client
-from infra.samples.generate import make_large_pdf, make_pdf
 from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from infra.temporal_setup import register_search_attributes
@@ -20,6 +19,7 @@ from pipeline.labels import object_key_value
 from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, docpipe_cli, start_check
+from tests.support.pdfs import make_large_pdf, make_pdf
 
 
 def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:

@@ -16,14 +16,14 @@ from temporalio.client import Client
 
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
-from infra.samples.generate import make_large_pdf, make_pdf
 from infra.settings import PolicySettings, Settings
 from pipeline.models import DocumentRef
 from pipeline.policy import DEFAULT_IGNORE
-from pipeline.rechecks import RecheckResult, recheck_run_id
+from pipeline.recheck.models import RecheckResult, recheck_run_id
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, docpipe_cli, start_check, wait_for
 from tests.support.intake import unique_prefix, upload
+from tests.support.pdfs import make_large_pdf, make_pdf
 
 
 def _docpipe(settings: Settings, *args: str) -> str:

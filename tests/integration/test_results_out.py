@@ -18,10 +18,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import ActivityEnvironment
 
-from infra.app.reprocess import original_request
+from app.reprocess import original_request
 from infra.clients import kafka_kwargs, s3_client, temporal_client
-from infra.samples.generate import make_pdf
 from infra.settings import Settings, to_env
+from pipeline.check.publish import ResultPublisher
 from pipeline.models import (
     REPORT_NAME,
     WORKFLOW_NAME,
@@ -32,8 +32,8 @@ from pipeline.models import (
     recheck_results_prefix,
     recheck_workflow_id,
 )
-from pipeline.publish import ResultPublisher
 from tests.conftest import StartComponent
+from tests.support.pdfs import make_pdf
 from tests.support.reports import assert_valid_report, read_topic
 
 
@@ -65,7 +65,7 @@ async def _check(settings: Settings, client: Client, document: DocumentRef) -> C
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.app.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env={**os.environ, **to_env(settings)},
         capture_output=True,
         text=True,

@@ -12,12 +12,12 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from infra.clients import s3_client, temporal_client
-from infra.samples.generate import make_pdf
 from infra.settings import Settings
 from pipeline import search_attributes as sa
-from pipeline.activities import DocumentActivities
+from pipeline.check.activities import DocumentActivities
 from pipeline.models import CheckSummary, DocumentRef
 from tests.support.helpers import start_check
+from tests.support.pdfs import make_pdf
 from tests.support.s3_faults import S3Faults
 from workers.worker import build_workers, document_activities, result_publisher
 

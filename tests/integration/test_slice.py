@@ -9,11 +9,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import WorkflowExecutionStatus
 
 from infra.clients import s3_client, temporal_client
-from infra.samples.generate import make_pdf
 from infra.settings import Settings
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for
+from tests.support.pdfs import make_pdf
 from tests.support.reports import assert_valid_report, read_topic
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from infra.app import submit as submit_module
-from infra.app.submit import SubmitError, submit_files
+from app import submit as submit_module
+from app.submit import SubmitError, submit_files
 from infra.clients import s3_client
-from infra.samples.generate import make_pdf
 from infra.settings import Settings, to_env
 from infra.stack import free_ports
+from tests.support.pdfs import make_pdf
 from tests.support.reports import read_topic
 from tests.support.s3_faults import S3Faults
 
@@ -128,7 +128,7 @@ def test_submit_facing_an_unreachable_s3_says_so_on_one_line(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     (path,) = _files(tmp_path, 1)
     done = subprocess.run(
-        [sys.executable, "-m", "infra.app.cli", "submit", str(path)],
+        [sys.executable, "-m", "app.cli", "submit", str(path)],
         env={**env, **to_env(unreachable)},
         capture_output=True,
         text=True,

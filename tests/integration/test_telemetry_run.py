@@ -20,7 +20,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
-from infra.samples.generate import make_pdf
 from infra.settings import Settings
 from infra.stack import free_ports
 from infra.telemetry import tracing_interceptors
@@ -28,6 +27,7 @@ from pipeline.models import CheckSummary
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for
 from tests.support.intake import Message, native_event, publish, upload
+from tests.support.pdfs import make_pdf
 from workers.worker import build_workers, document_activities, result_publisher
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

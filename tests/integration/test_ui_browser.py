@@ -11,9 +11,8 @@ import uuid
 
 import pytest
 
-from infra.app.browser import INSTALL_HINT, chromium_binary, dump_dom, workflows_url
+from app.browser import INSTALL_HINT, chromium_binary, dump_dom, workflows_url
 from infra.clients import temporal_client
-from infra.samples.generate import make_pdf
 from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from pipeline.labels import static_details, static_summary
@@ -21,6 +20,7 @@ from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for
 from tests.support.intake import upload
+from tests.support.pdfs import make_pdf
 
 pytestmark = pytest.mark.skipif(
     chromium_binary() is None, reason=f"the browser test needs chromium; {INSTALL_HINT}"

@@ -17,9 +17,9 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import WORKFLOW_NAME, CheckRequest
-from pipeline.recheck_workflow import RecheckWorkflow
-from pipeline.workflows import DocumentCheckWorkflow
+from pipeline.recheck.workflow import RecheckWorkflow
 from tests.support.histories import HISTORIES, SCENARIOS
 
 CURRENT = sorted(HISTORIES.glob("*.json"))

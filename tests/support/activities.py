@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from pipeline.activities import DocumentActivities
+from pipeline.check.activities import DocumentActivities
+from pipeline.check.pool import PagePool
+from pipeline.check.spool import Spooler
 from pipeline.models import CheckPlan
 from pipeline.policy import VerdictPolicy
-from pipeline.pool import PagePool
-from pipeline.spool import Spooler
 
 DOCS, RESULTS = "documents", "results"
 

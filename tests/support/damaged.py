@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from infra.samples.generate import make_pdf
+from tests.support.pdfs import make_pdf
 
 PAGES = 5
 

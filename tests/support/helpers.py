@@ -74,7 +74,7 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
     return [
         sys.executable,
         "-m",
-        "infra.app.cli",
+        "app.cli",
         command,
         "--state-dir",
         str(state_dir),
@@ -103,7 +103,7 @@ def docpipe_cli(settings: Settings, *args: str, timeout_s: float = 60) -> str:
     variables); assert it succeeded and return what it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "infra.app.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         env={**env, **to_env(settings)},
         capture_output=True,
         text=True,

@@ -26,16 +26,16 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from infra.app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
-from infra.app.reprocess import resolve, start_recheck
+from app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
+from app.reprocess import resolve, start_recheck
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.samples.generate import make_large_pdf
 from infra.settings import PipelineSettings, Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
-from pipeline.rechecks import RecheckSelection
+from pipeline.recheck.models import RecheckSelection
 from tests.support.helpers import async_wait_for, start_check
+from tests.support.pdfs import make_large_pdf
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 Scenario = Callable[["Recorder"], Awaitable[WorkflowHandle[Any, CheckSummary]]]

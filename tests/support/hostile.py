@@ -7,7 +7,7 @@ import random
 import zlib
 from collections.abc import Mapping
 
-from infra.samples.generate import make_large_pdf, make_pdf
+from tests.support.pdfs import make_large_pdf, make_pdf
 
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 

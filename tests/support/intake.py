@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import Client
 
+from app.dead_letters import read_dead_letters
 from consumers.dead_letters import DeadLetter
-from infra.app.dead_letters import read_dead_letters
 from infra.clients import s3_client
 from infra.processes import ManagedProcess
 from infra.settings import S3Settings, Settings

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pipeline import parser_process
-from pipeline.pool import PagePool
+from pipeline.check.pool import PagePool
+from pipeline.pdf import parser_process
 
 T = TypeVar("T")
 

@@ -13,11 +13,11 @@ from aiokafka import ConsumerRecord
 
 from infra.clients import topic_from_start
 from infra.settings import Settings
-from pipeline.document_checks import DocumentFacts, inspect_document, open_pdf
+from pipeline.check.report import PageSummary, build_report
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
-from pipeline.page_checks import PageResult, check_pages
+from pipeline.pdf.document_checks import DocumentFacts, inspect_document, open_pdf
+from pipeline.pdf.page_checks import PageResult, check_pages
 from pipeline.policy import VerdictPolicy
-from pipeline.report import PageSummary, build_report
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 

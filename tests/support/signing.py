@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from infra.samples.generate import make_pdf
+from tests.support.pdfs import make_pdf
 
 SIGNER_NAME = "Erika Mustermann Testsigner"
 PAGES = 3

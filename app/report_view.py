@@ -1,0 +1,269 @@
+"""``docpipe report``: find a check's report.json and print it for a person.
+
+The verdict comes first, then the pages that need attention, then the document's facts.
+A check is named by its workflow ID (``docpipe/...``, also a re-check's) or by its document
+ID (``<bucket>/<key>@<version>``, the first check of that version).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from app.lookups import (
+    CheckNotFoundError,
+    is_document_id,
+    looks_like_workflow_id,
+    not_a_check,
+    workflow_status,
+)
+from infra.settings import Settings
+from pipeline.models import (
+    REPORT_NAME,
+    CheckSummary,
+    results_prefix_for,
+    workflow_id_for,
+)
+from pipeline.reasons import Reason
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Pages listed on screen; report.json has them all (up to its own cap).
+MAX_PRINTED_PAGES = 50
+
+
+class ReportNotFoundError(CheckNotFoundError):
+    """There is no report (yet) for what was asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReportLocation:
+    """Where a check's report is, and which check wrote it."""
+
+    bucket: str
+    key: str
+    workflow_id: str
+
+    @property
+    def url(self) -> str:
+        """The report's S3 URL, as operators paste it."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+async def locate_report(settings: Settings, client: Client | None, name: str) -> ReportLocation:
+    """Where the report of a workflow ID or a document ID is.
+
+    Args:
+        client: needed for workflow IDs only (a document ID's report has a fixed place).
+
+    Raises:
+        ReportNotFoundError: the check is unknown, still running, or ended without one.
+    """
+    if looks_like_workflow_id(name) and client is not None:
+        status = await workflow_status(client, name)
+        if status == WorkflowExecutionStatus.COMPLETED:
+            handle = client.get_workflow_handle(name, result_type=CheckSummary)
+            summary = await handle.result()
+            return ReportLocation(summary.report_bucket, summary.report_key, name)
+        if status is not None:
+            raise ReportNotFoundError(await _not_done(client, name, status))
+    if not is_document_id(name):
+        raise not_a_check(name)
+    # A document ID: its first check's report is at a predictable place.
+    key = f"{results_prefix_for(name, settings.s3.results_prefix)}/{REPORT_NAME}"
+    return ReportLocation(settings.s3.results_bucket, key, workflow_id_for(name))
+
+
+async def _not_done(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> str:
+    if status == WorkflowExecutionStatus.RUNNING:
+        try:
+            progress = await client.get_workflow_handle(workflow_id).query("progress")
+        except RPCError:
+            progress = {}
+        step = progress.get("step", "?") if isinstance(progress, dict) else "?"
+        return f"{workflow_id} is still checking (step {step}); no report yet"
+    return f"{workflow_id} ended {status.name.lower()} without a report"
+
+
+def read_report(s3: S3Client, location: ReportLocation) -> dict[str, Any]:
+    """The report at ``location``.
+
+    Raises:
+        ReportNotFoundError: nothing there (yet).
+    """
+    try:
+        body = s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+            raise ReportNotFoundError(f"no report at {location.url} (yet)") from None
+        raise
+    report: dict[str, Any] = json.loads(body)
+    return report
+
+
+def _page_issues(report: dict[str, Any]) -> dict[int, list[str]]:
+    """Page number -> what is wrong there, for the reasons that decided the verdict."""
+    checks = report["checks"]
+    reasons = set(report["verdict"]["reasons"])
+    issues: dict[int, list[str]] = {}
+
+    def mark(pages: Iterable[int], text: str) -> None:
+        for page in pages:
+            issues.setdefault(int(page), []).append(text)
+
+    if reasons & {Reason.PAGE_ERRORS, Reason.UNREADABLE}:
+        messages = {
+            s["page"]: f"{s['type']}: {s['message']}" for s in checks["page_errors"]["samples"]
+        }
+        for page in checks["page_errors"]["pages"]:
+            mark([page], "cannot be read" + (f" ({messages[page]})" if page in messages else ""))
+    simple = (
+        (Reason.BLANK_PAGES, "blank_pages", "blank"),
+        (Reason.NEEDS_OCR, "image_only_pages", "needs OCR (images, no text)"),
+        (Reason.ROTATED_PAGES, "rotated_pages", "rotated"),
+    )
+    for reason, check, text in simple:
+        if reason in reasons:
+            mark(checks[check]["pages"], text)
+    if Reason.SENSITIVE_DATA in reasons:
+        for entry in checks["sensitive_data"]["by_page"]:
+            counts = ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())
+            mark([entry["page"]], f"sensitive data: {counts}")
+    nested = (
+        (Reason.JAVASCRIPT, "javascript", "JavaScript action"),
+        (Reason.LAUNCH_ACTIONS, "launch_actions", "Launch action"),
+        (Reason.EMBEDDED_FILES, "embedded_files", "file attachment"),
+        (Reason.FORMS, "forms", "form fields"),
+        (Reason.EXTERNAL_LINKS, "links", "external links"),
+    )
+    for reason, check, text in nested:
+        if reason in reasons:
+            key = "pages_with_external" if check == "links" else "pages"
+            mark(checks[check][key]["pages"], text)
+    return dict(sorted(issues.items()))
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _document_lines(report: dict[str, Any]) -> list[str]:
+    facts, checks = report["facts"], report["checks"]
+    lines = []
+    if facts["problem"]:
+        lines.append(f"  not checked: {facts['problem']} ({facts['problem_detail'] or '-'})")
+    encrypted = _yes_no(facts["encrypted"])
+    if facts["encrypted"] and facts["empty_user_password"]:
+        encrypted += " (opens without a password)"
+    lines.append(
+        f"  pages {facts['page_count']}, PDF {facts['pdf_version'] or '?'}, "
+        f"{report['document']['size']} bytes, encrypted {encrypted}"
+    )
+    if facts["problem"]:
+        return lines
+    javascript = checks["javascript"]
+    where = list(javascript["document"])
+    if javascript["pages"]["count"]:
+        where.append(f"{javascript['pages']['count']} page(s)")
+    lines.append(f"  JavaScript {', '.join(where) if where else 'no'}")
+    lines.append(
+        f"  Launch actions {checks['launch_actions']['total']}, "
+        f"embedded files {checks['embedded_files']['total']}"
+    )
+    forms = checks["forms"]
+    lines.append(
+        f"  forms: AcroForm {_yes_no(forms['acroform'])} ({forms['fields']} fields), "
+        f"XFA {_yes_no(forms['xfa'])}, {forms['widgets']} widgets"
+    )
+    lines.extend(_integrity_lines(facts, checks))
+    links = checks["links"]
+    hosts = ", ".join(links["hosts"][:5]) + (" ..." if len(links["hosts"]) > 5 else "")
+    lines.append(
+        f"  links {links['total']} ({links['external']} external{': ' + hosts if hosts else ''})"
+    )
+    sizes = checks["page_sizes"]
+    papers = ", ".join(f"{name} {n}" for name, n in sizes["by_paper"].items() if n)
+    lines.append(f"  paper {papers or '-'}{' (mixed sizes)' if sizes['mixed'] else ''}")
+    sensitive = checks["sensitive_data"]
+    if sensitive["total"]:
+        found = ", ".join(
+            f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
+            for kind, entry in sensitive["by_type"].items()
+            if entry["count"]
+        )
+        lines.append(f"  sensitive data {sensitive['total']}: {found}")
+    meta = facts["metadata"]
+    shown = [f"{name} {value}" for name, value in meta.items() if value]
+    lines.append(f"  metadata: {'; '.join(shown) if shown else '-'}")
+    return lines
+
+
+def _integrity_lines(facts: dict[str, Any], checks: dict[str, Any]) -> list[str]:
+    """Repair, revisions, signatures and claims (reports before policy 5 have none)."""
+    lines = []
+    repair = facts.get("repair") or {}
+    if repair.get("repaired"):
+        lines.append(
+            f"  repaired: pypdf said {repair['cause'] or '-'}; qpdf repaired a copy "
+            f"({len(repair['warnings'])} warnings in report.json)"
+        )
+    revisions = facts.get("revisions") or {}
+    if revisions.get("count"):
+        lines.append(
+            f"  revisions {revisions['count']} "
+            f"({revisions['incremental_updates']} incremental updates)"
+        )
+    signatures = checks.get("signatures") or {}
+    if signatures.get("fields"):
+        modified = ", modified after signing" if signatures["modified_after_signing"] else ""
+        lines.append(
+            f"  signatures {signatures['signed']} of {signatures['fields']} fields signed: "
+            f"{signatures['intact']} intact, {signatures['broken']} broken{modified} "
+            "(certificate trust not checked)"
+        )
+    claims = facts.get("claims") or {}
+    claimed = []
+    if claims.get("pdfa_part"):
+        claimed.append(f"PDF/A-{claims['pdfa_part']}{claims.get('pdfa_conformance') or ''}")
+    if claims.get("pdfua_part"):
+        claimed.append(f"PDF/UA-{claims['pdfua_part']}")
+    if claimed:
+        lines.append(f"  claims {', '.join(claimed)} (not validated)")
+    return lines
+
+
+def render_report(report: dict[str, Any], location: ReportLocation | None = None) -> str:
+    """A report for people: verdict first, then the pages that need attention."""
+    verdict = report["verdict"]
+    reasons = ", ".join(verdict["reasons"]) or "-"
+    lines = [f"verdict   {verdict['verdict'].upper()}  {reasons}"]
+    if verdict["informational"]:
+        lines.append(f"          (also found, not counted: {', '.join(verdict['informational'])})")
+    lines.append(f"document  {report['document']['id']}")
+    if location is not None:
+        lines.append(f"report    {location.url}")
+    workflow = report["check"]["workflow_id"] or (location.workflow_id if location else None)
+    if workflow:
+        lines.append(f"workflow  {workflow}")
+    lines.append(f"policy    {report['policy']['version']}")
+    issues = _page_issues(report)
+    lines.append("")
+    if issues:
+        lines.append(f"pages that need attention ({len(issues)}):")
+        for page, texts in list(issues.items())[:MAX_PRINTED_PAGES]:
+            lines.append(f"  page {page:>5}  {'; '.join(texts)}")
+        if len(issues) > MAX_PRINTED_PAGES:
+            lines.append(f"  ... and {len(issues) - MAX_PRINTED_PAGES} more (see report.json)")
+    else:
+        lines.append("pages that need attention: none")
+    lines.append("")
+    lines.append("document facts:")
+    lines.extend(_document_lines(report))
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""``docpipe reprocess``: check the same object version again, on purpose.
+
+A re-check is its own workflow, ``<original workflow ID>#recheck-<n>``, and writes under
+``<original results prefix>/rechecks/<n>/``: the original report stays as it is. ``n`` is
+one more than the re-checks already there; two operators re-checking at once get two
+numbers, because a start never reuses an ID and a number with results in S3 is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from app.lookups import (
+    CheckNotFoundError,
+    is_document_id,
+    looks_like_workflow_id,
+    not_a_check,
+)
+from infra.settings import Settings, check_request, recheck_lane
+from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
+from pipeline.models import (
+    RECHECKS_DIR,
+    CheckRequest,
+    DocumentRef,
+    original_results_prefix,
+    recheck_results_prefix,
+    recheck_workflow_id,
+    split_document_id,
+    workflow_id_for,
+)
+from pipeline.starts import start_check
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Numbers tried past the highest one found before giving up (racing operators).
+_MAX_START_TRIES = 20
+
+
+class ReprocessError(CheckNotFoundError):
+    """The check to repeat cannot be found; the message says why."""
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A re-check started: its number, workflow ID and request."""
+
+    number: int
+    workflow_id: str
+    request: CheckRequest
+
+
+async def original_request(client: Client, workflow_id: str) -> CheckRequest | None:
+    """The input a check was started with, from its history (None if Temporal has none)."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        history = await handle.fetch_history()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    started = history.events[0].workflow_execution_started_event_attributes
+    (request,) = await client.data_converter.decode(started.input.payloads, [CheckRequest])
+    if not isinstance(request, CheckRequest):
+        raise ReprocessError(f"{workflow_id} is not a document check")
+    return request
+
+
+def _document_from_s3(s3: S3Client, document_id: str) -> DocumentRef:
+    """A document ID's object version, when Temporal no longer remembers its check.
+
+    Raises:
+        ReprocessError: the version is gone (404, no such version), or S3 refuses or fails
+            the request (the message names which, with the error code).
+    """
+    bucket, key, version = split_document_id(document_id)
+    try:
+        s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+        return DocumentRef(bucket=bucket, key=key, version_id=version)
+    except ClientError as exc:
+        # Not a version of this object: perhaps an ETag, in an unversioned bucket (S3 says
+        # InvalidArgument for a version id it cannot parse).
+        if classify_s3(exc) is not S3Failure.MISSING and s3_status(exc)[1] != "InvalidArgument":
+            raise _unreadable(document_id, exc) from None
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if classify_s3(exc) is S3Failure.MISSING:
+            raise ReprocessError(f"{document_id}: the object is gone") from None
+        raise _unreadable(document_id, exc) from None
+    if str(head.get("ETag", "")).strip('"') != version:
+        raise ReprocessError(f"{document_id}: that version of the object is gone")
+    return DocumentRef(bucket=bucket, key=key, etag=version)
+
+
+def _unreadable(document_id: str, exc: ClientError) -> ReprocessError:
+    """S3 answered, but not with the object: say whether retrying can help."""
+    why = describe_s3(exc)
+    kind = classify_s3(exc)
+    if kind is S3Failure.ACCESS_DENIED:
+        return ReprocessError(
+            f"{document_id}: S3 refuses docpipe the object ({why}); its role needs "
+            "s3:GetObject and s3:GetObjectVersion on it"
+        )
+    if kind is S3Failure.TRANSIENT:
+        return ReprocessError(f"{document_id}: S3 failed ({why}); try again later")
+    return ReprocessError(f"{document_id}: S3 refused the request ({why})")
+
+
+async def resolve(settings: Settings, client: Client, s3: S3Client, name: str) -> CheckRequest:
+    """The request of the original check that ``name`` (workflow or document ID) names."""
+    request = None
+    if looks_like_workflow_id(name):
+        request = await original_request(client, name)
+    if request is None:
+        if not is_document_id(name):
+            raise not_a_check(name)
+        request = await original_request(client, workflow_id_for(name))
+    if request is None:
+        document = await asyncio.to_thread(_document_from_s3, s3, name)
+        return check_request(settings, document)
+    # A re-check of a re-check is another re-check of the original.
+    return check_request(
+        settings,
+        request.document,
+        results_bucket=request.results_bucket,
+        results_prefix=original_results_prefix(request.results_prefix),
+    )
+
+
+def highest_recheck(s3: S3Client, bucket: str, results_prefix: str) -> int:
+    """The highest re-check number with results in S3 (0 if none)."""
+    pattern = re.compile(rf"^{re.escape(results_prefix)}/{RECHECKS_DIR}/(\d+)/$")
+    highest = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(
+        Bucket=bucket, Prefix=f"{results_prefix}/{RECHECKS_DIR}/", Delimiter="/"
+    ):
+        for common in page.get("CommonPrefixes", []):
+            match = pattern.match(common.get("Prefix", ""))
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return highest
+
+
+async def start_recheck(
+    settings: Settings, client: Client, s3: S3Client, original: CheckRequest
+) -> Recheck:
+    """Start the next re-check of ``original`` (a request as ``resolve`` returns it)."""
+    base_id = original.document.workflow_id
+    number = 1 + await asyncio.to_thread(
+        highest_recheck, s3, original.results_bucket, original.results_prefix
+    )
+    for _ in range(_MAX_START_TRIES):
+        workflow_id = recheck_workflow_id(base_id, number)
+        request = dataclasses.replace(
+            original, results_prefix=recheck_results_prefix(original.results_prefix, number)
+        )
+        # A number is used once, running or finished.
+        if await start_check(
+            client,
+            request,
+            workflow_id=workflow_id,
+            task_queue=settings.temporal.task_queue,
+            summary_suffix=f" (re-check {number})",
+            join_running=False,
+            # A re-check waits behind live uploads.
+            priority=recheck_lane(settings, original.document),
+        ):
+            return Recheck(number=number, workflow_id=workflow_id, request=request)
+        number += 1
+    raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")

@@ -1,0 +1,293 @@
+"""``docpipe status`` and ``docpipe list``: where one check is, and which checks match.
+
+``status`` reads the workflow (its ``progress`` query, the heartbeat checkpoint of a
+running page check for the freshest page count, its result or failure); ``list`` is a
+visibility query over docpipe's search attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from app.lookups import CheckNotFoundError, workflow_id_of, workflow_url
+from infra.settings import Settings
+from pipeline import search_attributes as sa
+from pipeline.check.checkpoint import Checkpoint
+from pipeline.labels import object_key_value
+from pipeline.models import WORKFLOW_NAME, CheckSummary
+
+STATUSES = (sa.CHECKING, sa.PASSED, sa.REVIEW, sa.REJECTED, sa.FAILED)
+_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class StatusError(CheckNotFoundError):
+    """The check cannot be found or named; the message says why."""
+
+
+@dataclass(frozen=True)
+class CheckStatus:
+    """One check as ``docpipe status`` shows it."""
+
+    workflow_id: str
+    # Temporal's state of the workflow: running, completed, failed, ...
+    state: str
+    # DocpipeStatus: checking, passed, review, rejected, failed.
+    status: str | None
+    summary: str | None
+    step: str | None
+    page_count: int
+    pages_checked: int
+    attempt: int
+    resumed_from_page: int
+    verdict: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    report_url: str | None = None
+    # Why the check failed, or why the current step is being retried.
+    failure: str | None = None
+    ui_url: str = ""
+    # Its lane: priority key (1 goes first) and fair-share key, as it was started.
+    priority: int | None = None
+    fairness_key: str | None = None
+
+
+async def _pending_pages(client: Client, description: Any, page_count: int) -> tuple[int, int]:
+    """(pages durable per the running page check's heartbeat checkpoint, its attempt)."""
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name != "check_pages":
+            continue
+        details: list[Any] = []
+        if pending.HasField("heartbeat_details"):
+            details = await client.data_converter.decode(pending.heartbeat_details.payloads)
+        checkpoint = Checkpoint.from_details(details, page_count)
+        pages = checkpoint.next_page - 1 if checkpoint else 0
+        return pages, int(pending.attempt)
+    return 0, 0
+
+
+def _last_failure(description: Any) -> str | None:
+    for pending in description.raw_description.pending_activities:
+        if pending.attempt > 1 and pending.HasField("last_failure"):
+            return (
+                f"{pending.activity_type.name} attempt {pending.attempt}, after: "
+                f"{pending.last_failure.message}"
+            )
+    return None
+
+
+async def check_status(settings: Settings, client: Client, name: str) -> CheckStatus:
+    """Where the check that ``name`` (workflow ID or document ID) names is.
+
+    Raises:
+        StatusError: no such check.
+    """
+    workflow_id = workflow_id_of(name)
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        description = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise StatusError(f"no check {workflow_id} in namespace {client.namespace}") from None
+        raise
+    attributes = description.typed_search_attributes
+    state = description.status.name.lower() if description.status else "unknown"
+    priority = description.raw_description.workflow_execution_info.priority
+    status = CheckStatus(
+        workflow_id=workflow_id,
+        state=state,
+        status=attributes.get(sa.STATUS),
+        summary=await description.static_summary(),
+        step=None,
+        page_count=attributes.get(sa.PAGE_COUNT) or 0,
+        pages_checked=attributes.get(sa.PAGES_CHECKED) or 0,
+        attempt=0,
+        resumed_from_page=0,
+        ui_url=workflow_url(settings, workflow_id),
+        priority=priority.priority_key or None,
+        fairness_key=priority.fairness_key or None,
+    )
+    try:
+        progress = await handle.query("progress")
+    except Exception:
+        progress = None  # no worker to answer: the search attributes still tell a lot
+    if isinstance(progress, dict):
+        status = dataclasses.replace(
+            status,
+            step=progress.get("step"),
+            page_count=int(progress.get("page_count") or status.page_count),
+            pages_checked=int(progress.get("pages_checked") or 0),
+            attempt=int(progress.get("attempt") or 0),
+            resumed_from_page=int(progress.get("resumed_from_page") or 0),
+        )
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        pages, attempt = await _pending_pages(client, description, status.page_count)
+        # The heartbeat checkpoint is fresher than the last progress signal.
+        if attempt > status.attempt:
+            status = dataclasses.replace(status, pages_checked=pages, attempt=attempt)
+        elif attempt and attempt == status.attempt and pages > status.pages_checked:
+            status = dataclasses.replace(status, pages_checked=pages)
+        return dataclasses.replace(status, failure=_last_failure(description))
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        summary = await client.get_workflow_handle(workflow_id, result_type=CheckSummary).result()
+        return dataclasses.replace(
+            status,
+            verdict=summary.verdict,
+            reasons=list(summary.reasons),
+            report_url=f"s3://{summary.report_bucket}/{summary.report_key}",
+        )
+    try:
+        await handle.result()
+    except WorkflowFailureError as exc:
+        return dataclasses.replace(status, failure=str(exc.cause or exc))
+    return status
+
+
+def render_status(status: CheckStatus) -> str:
+    """``docpipe status`` output, for a person."""
+    shown = status.state if not status.status else f"{status.state} ({status.status})"
+    lines = [status.workflow_id]
+    if status.summary:
+        lines.append(f"  summary   {status.summary}")
+    lines.append(f"  state     {shown}")
+    if status.priority or status.fairness_key:
+        share = f", fair share {status.fairness_key}" if status.fairness_key else ""
+        lines.append(f"  lane      priority {status.priority or 'default'}{share}")
+    if status.step and status.state == "running":
+        percent = 100 * status.pages_checked // max(status.page_count, 1)
+        pages = (
+            f"{status.pages_checked} of {status.page_count} pages ({percent}%)"
+            if status.page_count
+            else "page count not known yet"
+        )
+        lines.append(f"  step      {status.step}: {pages}")
+    elif status.page_count:
+        lines.append(f"  pages     {status.pages_checked} of {status.page_count} checked")
+    if status.attempt > 1 or status.resumed_from_page > 1:
+        lines.append(f"  attempt   {status.attempt} (resumed from page {status.resumed_from_page})")
+    if status.verdict:
+        lines.append(f"  verdict   {status.verdict}  {', '.join(status.reasons) or '-'}")
+    if status.report_url:
+        lines.append(f"  report    {status.report_url}")
+    if status.failure:
+        lines.append(f"  failure   {status.failure}")
+    lines.append(f"  UI        {status.ui_url}")
+    return "\n".join(lines)
+
+
+# -- list -----------------------------------------------------------------------------------
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``30m``, ``2h``, ``7d`` (ago) or an ISO 8601 date or time (UTC unless it says).
+
+    Raises:
+        ValueError: neither.
+    """
+    now = now or datetime.now(UTC)
+    match = _SINCE.match(text.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    moment = datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _quote(value: str) -> str:
+    # Visibility queries are SQL-like: a quote inside a string is doubled.
+    return "'" + value.replace("'", "''") + "'"
+
+
+def list_query(
+    *,
+    status: str | None = None,
+    bucket: str | None = None,
+    since: datetime | None = None,
+    key: str | None = None,
+    hash_keys: bool = False,
+    extra: str | None = None,
+) -> str:
+    """The visibility query of ``docpipe list``: docpipe's checks matching every filter.
+
+    Args:
+        key: an object key; hashed as the checks hash it when ``hash_keys``.
+        extra: a further visibility query clause, ANDed as it is.
+    """
+    clauses = [f"WorkflowType = {_quote(WORKFLOW_NAME)}"]
+    if status:
+        clauses.append(f"{sa.STATUS.name} = {_quote(status)}")
+    if bucket:
+        clauses.append(f"{sa.BUCKET.name} = {_quote(bucket)}")
+    if key:
+        clauses.append(f"{sa.OBJECT_KEY.name} = {_quote(object_key_value(key, hash_keys))}")
+    if since:
+        moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        clauses.append(f"StartTime >= {_quote(moment)}")
+    if extra:
+        clauses.append(f"({extra})")
+    return " AND ".join(clauses)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One line of ``docpipe list``."""
+
+    workflow_id: str
+    started: datetime
+    state: str
+    status: str | None
+    page_count: int | None
+    pages_checked: int | None
+    reasons: list[str]
+
+
+def _row(execution: WorkflowExecution) -> CheckRow:
+    attributes = execution.typed_search_attributes
+    return CheckRow(
+        workflow_id=execution.id,
+        started=execution.start_time,
+        state=execution.status.name.lower() if execution.status else "unknown",
+        status=attributes.get(sa.STATUS),
+        page_count=attributes.get(sa.PAGE_COUNT),
+        pages_checked=attributes.get(sa.PAGES_CHECKED),
+        reasons=list(attributes.get(sa.REASONS) or []),
+    )
+
+
+async def list_checks(client: Client, query: str, limit: int = 50) -> list[CheckRow]:
+    """Checks matching a visibility query, newest first, at most ``limit``."""
+    rows = [_row(execution) async for execution in client.list_workflows(query, limit=limit)]
+    return sorted(rows, key=lambda row: row.started, reverse=True)
+
+
+def render_list(rows: Sequence[CheckRow]) -> str:
+    """``docpipe list`` output: one check per line."""
+    table = [("started (UTC)", "status", "pages", "reasons", "workflow")]
+    for row in rows:
+        pages = "?" if row.page_count is None else f"{row.pages_checked or 0}/{row.page_count}"
+        table.append(
+            (
+                row.started.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                row.status or row.state,
+                pages,
+                ",".join(row.reasons) or "-",
+                row.workflow_id,
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]) for r in table
+    ]
+    lines.append(f"{len(rows)} check(s)")
+    return "\n".join(lines)

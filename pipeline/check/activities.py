@@ -1,0 +1,493 @@
+"""The activities of a document check: inspect, check pages, finalize.
+
+Each activity takes one input dataclass and returns one result dataclass. S3 calls run in
+threads and PDF parsing in the parser pool, so the event loop stays free for heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pipeline.check.checkpoint import Checkpoint
+from pipeline.check.chunk_run import ChunkRun, stored_chunks
+from pipeline.check.heartbeat import Heartbeater
+from pipeline.check.metrics import PipelineMetrics
+from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
+from pipeline.check.progress import ProgressReporter, ProgressSignals
+from pipeline.check.publish import ResultPublisher
+from pipeline.check.report import PageSummary, build_report
+from pipeline.check.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
+from pipeline.check.spool import ObjectUnavailableError, SpooledFile, Spooler, head
+from pipeline.models import (
+    REPORT_NAME,
+    CheckDocumentInput,
+    CheckPagesInput,
+    CheckPagesResult,
+    CheckPlan,
+    CheckSummary,
+    DocumentOutcome,
+    DocumentRef,
+    FinalizeInput,
+    InspectInput,
+    InspectResult,
+)
+from pipeline.reasons import Reason
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+# Spans of the work inside activities; Temporal's interceptor makes the activity spans.
+_tracer = trace.get_tracer("docpipe.pipeline")
+
+
+def _unavailable(exc: ObjectUnavailableError) -> ApplicationError:
+    """The object went away (or out of reach) mid-check: the workflow reports it."""
+    return ApplicationError(str(exc), type=exc.reason, non_retryable=True)
+
+
+class DocumentActivities:
+    """The activities of a document check, bound to one worker's collaborators.
+
+    Args:
+        s3: S3 client for documents (HEAD) and results.
+        pool: the worker's parser processes (started on first use).
+        spooler: where documents are spooled, and inspected ones kept for their pages.
+        plan: how this worker wants the documents it inspects checked and judged (chunk
+            layout, heartbeat timeout, verdict policy): fixed per check at inspection.
+        max_document_bytes: larger objects are rejected from their HEAD, never downloaded.
+        progress: where page checks signal their progress (default: nowhere).
+        metrics: where the worker's own metrics are recorded (default: not exported).
+        publisher: sends the results event of a document ``check_document`` reports
+            (default: none; the workflow's ``publish_result`` sends them all).
+    """
+
+    # How long check_document waits for the broker to take a results event; past it, or
+    # on an error, the workflow sends it with publish_result, which waits out an outage.
+    PUBLISH_AT_ONCE_S = 10.0
+
+    def __init__(
+        self,
+        *,
+        s3: S3Client,
+        pool: PagePool,
+        spooler: Spooler,
+        plan: CheckPlan,
+        max_document_bytes: int = 512 * 1024 * 1024,
+        progress: ProgressReporter | None = None,
+        metrics: PipelineMetrics | None = None,
+        publisher: ResultPublisher | None = None,
+    ) -> None:
+        self.s3 = s3
+        self.pool = pool
+        self._spooler = spooler
+        self._plan = plan
+        self._max_bytes = max_document_bytes
+        self._progress = progress or ProgressReporter(None)
+        self.metrics = metrics or PipelineMetrics()
+        self._publisher = publisher
+
+    def close(self) -> None:
+        """Stop the parser processes and remove the documents kept for page checks."""
+        self.pool.shutdown()
+        self._spooler.close()
+
+    @activity.defn(name="inspect")
+    async def inspect(self, input: InspectInput) -> InspectResult:
+        """HEAD and fetch the exact object version, then run document-level checks."""
+        with self.metrics.in_flight.labels("inspect").track_inprogress():
+            async with Heartbeater():
+                result = await self._inspect(input)
+        _log_inspection(input.document, result)
+        return result
+
+    async def _inspect(self, input: InspectInput) -> InspectResult:
+        async with self._inspected(input.document) as (result, spool):
+            if spool is not None:
+                # Shelved for the page check, which then neither downloads nor indexes it.
+                spool.keep = result.problem is None and result.page_count > 0
+            return result
+
+    @contextlib.asynccontextmanager
+    async def _inspected(
+        self, document: DocumentRef
+    ) -> AsyncIterator[tuple[InspectResult, SpooledFile | None]]:
+        """HEAD, spool and inspect the document; the spooled file (None when the document
+        was never downloaded) lasts as long as the block."""
+
+        def problem(kind: str, detail: str, size: int = 0) -> InspectResult:
+            return InspectResult(
+                size=size,
+                pdf_version=None,
+                page_count=0,
+                encrypted=False,
+                plan=self._plan,
+                problem=kind,
+                problem_detail=detail,
+            )
+
+        async with contextlib.AsyncExitStack() as stack:
+            spool: SpooledFile | None = None
+            size = 0
+            try:
+                meta = await asyncio.to_thread(head, self.s3, document)
+                size = int(meta.get("ContentLength", 0))
+                if size > self._max_bytes:
+                    result = problem(
+                        Reason.TOO_LARGE, f"{size} bytes; the limit is {self._max_bytes}", size
+                    )
+                else:
+                    spool = await stack.enter_async_context(self._spooler.spooled(document))
+                    facts = await self.pool.inspect(
+                        spool.path, log_extra=_ids(document.document_id)
+                    )
+                    result = InspectResult(
+                        size=size,
+                        pdf_version=facts.pdf_version,
+                        page_count=facts.page_count,
+                        encrypted=facts.encrypted,
+                        plan=self._plan,
+                        problem=facts.problem,
+                        problem_detail=facts.problem_detail,
+                        features=facts.features,
+                    )
+            except ObjectUnavailableError as exc:
+                result = problem(exc.reason, str(exc))
+            except (InspectTimeoutError, ParserCrashedError) as exc:
+                result = problem(Reason.UNREADABLE, str(exc), size=size)
+            yield result, spool
+
+    @activity.defn(name="check_document")
+    async def check_document(self, input: CheckDocumentInput) -> DocumentOutcome:
+        """Inspect the document, and see a small one through to its report.
+
+        A document that fits in one chunk, or that has a document-level problem, is
+        checked and reported in this one activity: one download, no listing of chunk files
+        on a first attempt, no progress signals, no further workflow steps; its results
+        event is sent at once too, once the report is written (else ``publish_result``
+        sends it). A larger document comes back inspected, for ``check_pages`` and
+        ``finalize``, with the heartbeat and resume contract of those.
+        """
+        document = input.document
+        with self.metrics.in_flight.labels("check_document").track_inprogress():
+            async with Heartbeater() as heartbeater, self._inspected(document) as found:
+                inspection, spool = found
+                _log_inspection(document, inspection)
+                pages = None
+                if spool is not None and inspection.problem is None:
+                    if inspection.page_count > inspection.plan.chunk_pages:
+                        spool.keep = True
+                        return DocumentOutcome(inspection=inspection)
+                    pages = await self._check_one_chunk(input, inspection, spool.path, heartbeater)
+                finalize = FinalizeInput(
+                    document=document,
+                    results_bucket=input.results_bucket,
+                    results_prefix=input.results_prefix,
+                    inspection=inspection,
+                    pages=pages,
+                    uploaded_at=input.uploaded_at,
+                )
+                summary = await asyncio.to_thread(
+                    self._finalize, finalize, activity.info().workflow_id, own_report_stands=True
+                )
+        self.metrics.record_verdict(summary.verdict, summary.reasons)
+        return DocumentOutcome(
+            summary=summary,
+            pages_checked=pages.pages_checked if pages else 0,
+            published=await self._publish_at_once(document, summary),
+        )
+
+    async def _publish_at_once(self, document: DocumentRef, summary: CheckSummary) -> bool:
+        """Send the results event now; False leaves it to the workflow's publish_result
+        (a slow or unreachable broker; the event is sent at least once either way)."""
+        if self._publisher is None:
+            return False
+        workflow_id = activity.info().workflow_id
+        try:
+            await asyncio.wait_for(
+                self._publisher.send(document, summary, workflow_id), self.PUBLISH_AT_ONCE_S
+            )
+        except Exception as exc:  # publish_result retries it for as long as it takes
+            log.warning(
+                "the results event of %s is left to publish_result: %r",
+                document.document_id,
+                exc,
+                extra=_ids(document.document_id),
+            )
+            return False
+        return True
+
+    async def _check_one_chunk(
+        self,
+        input: CheckDocumentInput,
+        inspection: InspectResult,
+        path: Path,
+        heartbeater: Heartbeater,
+    ) -> CheckPagesResult:
+        """The pages of a document that fits in one chunk. A first attempt lists nothing:
+        writing the chunk keeps whatever an earlier check stored there first."""
+        store = ResultStore(self.s3, input.results_bucket)
+        checkpoint = Checkpoint.start(inspection.plan.chunk_pages)
+        attempt = activity.info().attempt
+        stored = (
+            await stored_chunks(store, input.results_prefix, checkpoint, inspection.page_count)
+            if attempt > 1
+            else set()
+        )
+        run = ChunkRun(
+            self.pool,
+            path,
+            CheckPagesInput(
+                document=input.document,
+                results_bucket=input.results_bucket,
+                results_prefix=input.results_prefix,
+                page_count=inspection.page_count,
+                chunk_pages=inspection.plan.chunk_pages,
+            ),
+            store,
+            checkpoint,
+            stored,
+            heartbeater=heartbeater,
+            metrics=self.metrics,
+            log_extra=_ids(input.document.document_id),
+        )
+        return _pages_result(run, await run.run(), attempt)
+
+    @activity.defn(name="check_pages")
+    async def check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
+        """Check every page not yet in a stored chunk, and fold all of them.
+
+        The chunk files in S3 are the record of progress: an attempt takes the stored
+        ones as they are (the heartbeat checkpoint only saves listing the first ones) and
+        checks the rest, so a crash costs only the chunks being checked or written.
+        Cancelling the attempt stops its page ranges in the parser processes, and only
+        those.
+        """
+        with self.metrics.in_flight.labels("check_pages").track_inprogress():
+            return await self._check_pages(input)
+
+    async def _check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
+        info = activity.info()
+        ids = _ids(input.document.document_id)
+        store = ResultStore(self.s3, input.results_bucket)
+        resumed = Checkpoint.from_details(info.heartbeat_details, input.page_count)
+        checkpoint = resumed or Checkpoint.start(input.chunk_pages)
+        async with Heartbeater(checkpoint.to_details()) as heartbeater:
+            stored = await stored_chunks(store, input.results_prefix, checkpoint, input.page_count)
+            signals: ProgressSignals | None = None
+            try:
+                async with self._spooler.spooled(input.document) as spool:
+                    run = ChunkRun(
+                        self.pool,
+                        spool.path,
+                        input,
+                        store,
+                        checkpoint,
+                        stored,
+                        heartbeater=heartbeater,
+                        metrics=self.metrics,
+                        log_extra=ids,
+                    )
+                    log.info(
+                        "checking %s pages %d-%d (attempt %d%s)",
+                        input.document.document_id,
+                        run.first_page,
+                        input.page_count,
+                        info.attempt,
+                        f"; {len(stored)} of {run.total} chunks already stored" if stored else "",
+                        extra=ids,
+                    )
+                    if stored:
+                        self.metrics.resumes.inc()
+                    signals = self._progress.for_attempt(
+                        page_count=input.page_count,
+                        attempt=info.attempt,
+                        first_page=run.first_page,
+                    )
+                    run.on_advance = signals.advanced
+                    checkpoint = await run.run()
+            except ObjectUnavailableError as exc:
+                raise _unavailable(exc) from exc
+            finally:
+                if signals is not None:
+                    await signals.close()
+        return _pages_result(run, checkpoint, info.attempt)
+
+    @activity.defn(name="finalize")
+    async def finalize(self, input: FinalizeInput) -> CheckSummary:
+        """Fold the chunk files into ``report.json`` and write it exactly once.
+
+        The report's bytes depend only on the input and the chunk files, so a retried or
+        a racing finalize writes the same object, and ``write_once`` settles the race.
+        """
+        workflow_id = activity.info().workflow_id
+        with self.metrics.in_flight.labels("finalize").track_inprogress():
+            async with Heartbeater():
+                summary = await asyncio.to_thread(self._finalize, input, workflow_id)
+        self.metrics.record_verdict(summary.verdict, summary.reasons)
+        return summary
+
+    def _finalize(
+        self,
+        input: FinalizeInput,
+        workflow_id: str | None = None,
+        *,
+        own_report_stands: bool = False,
+    ) -> CheckSummary:
+        """Fold and write the report. With ``own_report_stands``, a report that an earlier
+        attempt of this same check wrote first stands, as its chunks do: the inspection
+        it was folded from may have differed (a timeout under load); the check had one
+        report and keeps it."""
+        store = ResultStore(self.s3, input.results_bucket)
+        summary = PageSummary()
+        keys: list[str] = []
+        pages = input.pages
+        if pages is not None:
+            firsts = [index * pages.chunk_pages + 1 for index in range(pages.chunks)]
+            keys = [chunk_key(input.results_prefix, first) for first in firsts]
+            folded = _summary_from_state(pages.summary)
+            if folded is not None:
+                summary = folded
+            else:
+                for result in store.iter_chunks(input.results_prefix, firsts):
+                    summary.add(result)
+            if summary.pages != input.inspection.page_count:
+                raise ApplicationError(
+                    f"chunks hold {summary.pages} pages, the document has "
+                    f"{input.inspection.page_count}",
+                    type="incomplete_results",
+                )
+        report = build_report(
+            document=input.document,
+            inspection=input.inspection,
+            summary=summary,
+            chunk_keys=keys,
+            chunk_pages=pages.chunk_pages if pages else input.inspection.plan.chunk_pages,
+            results_prefix=input.results_prefix,
+            workflow_id=workflow_id,
+        )
+        report_key = f"{input.results_prefix}/{REPORT_NAME}"
+        try:
+            with _tracer.start_as_current_span("docpipe.write_report"):
+                written = store.write_once(report_key, to_json_bytes(report), "application/json")
+        except ResultConflictError as exc:
+            stored = self._own_report(store, report_key, input, workflow_id)
+            if not own_report_stands or stored is None:
+                raise _conflict(exc) from exc
+            log.warning(
+                "the report of %s was written by an earlier attempt of this check; it stands",
+                input.document.document_id,
+                extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
+            )
+            report, written = stored, False
+        if written and input.uploaded_at is not None:
+            # Once per check: a retried finalize finds the report there.
+            self.metrics.upload_to_report.observe(max(0.0, time.time() - input.uploaded_at))
+        verdict = report["verdict"]
+        log.info(
+            "report for %s: %s %s",
+            input.document.document_id,
+            verdict["verdict"],
+            verdict["reasons"],
+            extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
+        )
+        return CheckSummary(
+            document_id=input.document.document_id,
+            verdict=verdict["verdict"],
+            reasons=list(verdict["reasons"]),
+            page_count=int(report["facts"]["page_count"]),
+            report_bucket=input.results_bucket,
+            report_key=report_key,
+        )
+
+    @staticmethod
+    def _own_report(
+        store: ResultStore, key: str, input: FinalizeInput, workflow_id: str | None
+    ) -> dict[str, Any] | None:
+        """The stored report at ``key`` if this check wrote it (same workflow, same object
+        version), else None."""
+        body = store.read(key)
+        try:
+            report = json.loads(body) if body is not None else None
+        except ValueError:
+            return None
+        if not isinstance(report, dict):
+            return None
+        document = report.get("document") or {}
+        ours = (report.get("check") or {}).get("workflow_id") == workflow_id and all(
+            document.get(name) == value for name, value in input.document.identity_json().items()
+        )
+        return report if ours else None
+
+
+def _conflict(exc: ResultConflictError) -> ApplicationError:
+    """Something other than this check wrote a report here (the report's bytes follow from
+    the chunk files and the check's inputs): retrying cannot help."""
+    return ApplicationError(
+        f"{exc}: it was not written by this check. Move it away, or check the document "
+        "again with `docpipe reprocess`, which writes under a new prefix.",
+        {"attempt": activity.info().attempt},
+        type="result_conflict",
+        non_retryable=True,
+    )
+
+
+# Larger folded summaries (many listed pages, hosts, samples) stay out of the history:
+# finalize reads the chunks instead.
+MAX_SUMMARY_BYTES = 64 * 1024
+
+
+def _bounded_state(summary: PageSummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    state = summary.to_state()
+    return state if len(to_json_bytes(state)) <= MAX_SUMMARY_BYTES else None
+
+
+def _summary_from_state(state: dict[str, Any] | None) -> PageSummary | None:
+    if state is None:
+        return None
+    try:
+        return PageSummary.from_state(state)
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("unusable page summary (%r): reading the chunks instead", exc)
+        return None
+
+
+def _pages_result(run: ChunkRun, checkpoint: Checkpoint, attempt: int) -> CheckPagesResult:
+    """What a finished page-checking run hands on: counts and its bounded summary."""
+    return CheckPagesResult(
+        pages_checked=run.page_count,
+        chunks=checkpoint.chunks,
+        chunk_pages=checkpoint.chunk_pages,
+        first_page_this_attempt=run.first_page,
+        attempt=attempt,
+        summary=_bounded_state(run.summary),
+        pages_parsed=run.pages_parsed,
+    )
+
+
+def _log_inspection(document: DocumentRef, result: InspectResult) -> None:
+    log.info(
+        "inspected %s: %d pages%s",
+        document.document_id,
+        result.page_count,
+        f", {result.problem}" if result.problem else "",
+        extra=_ids(document.document_id),
+    )
+
+
+def _ids(document_id: str) -> dict[str, Any]:
+    """Log fields of the activity's check: its document and workflow IDs."""
+    return {"document_id": document_id, "workflow_id": activity.info().workflow_id}

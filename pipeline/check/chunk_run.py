@@ -1,0 +1,328 @@
+"""One page-checking attempt: the stored chunks read back, every other chunk checked once.
+
+The chunk files in S3 are the durable record of a check's progress. An attempt starts
+from the heartbeat checkpoint (chunks the last attempt vouched for) and one listing of the
+chunk files (every chunk stored since, in any order), checks only the chunks not stored,
+and folds every page into the summary in page order, the stored ones from their files.
+So a page whose chunk is stored is never parsed again, whatever the heartbeats said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from pipeline.check.checkpoint import Checkpoint
+from pipeline.check.heartbeat import Heartbeater
+from pipeline.check.metrics import PipelineMetrics
+from pipeline.check.pool import PagePool
+from pipeline.check.report import PageSummary
+from pipeline.check.results import ResultStore, StoredChunkError, chunk_key
+from pipeline.models import CheckPagesInput
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("docpipe.pipeline")
+
+Pages = list[dict[str, Any]]
+
+
+async def stored_chunks(
+    store: ResultStore, prefix: str, checkpoint: Checkpoint, page_count: int
+) -> set[int]:
+    """Indexes of the chunks already stored: those the checkpoint vouches for, and every
+    chunk file listed after them (written ahead of the checkpoint, or after its last
+    heartbeat reached the server). Files off the checkpoint's layout are not chunks of it."""
+    size = checkpoint.chunk_pages
+    vouched = checkpoint.chunks
+    after = (vouched - 1) * size + 1 if vouched else 0
+    firsts = await asyncio.to_thread(store.stored_chunk_pages, prefix, after)
+    total = math.ceil(page_count / size)
+    listed = {(first - 1) // size for first in firsts if (first - 1) % size == 0}
+    return set(range(vouched)) | {index for index in listed if index < total}
+
+
+def page_ranges(
+    first: int, last: int, *, page_count: int, processes: int, most: int, least: int
+) -> list[tuple[int, int]]:
+    """Pages ``first``..``last`` in ranges for the parser processes, ``(start, end)``.
+
+    Ranges hold ``most`` pages while the document has plenty left; near its end each
+    holds half of what is left per process, down to ``least``. The processes then finish
+    the document together, instead of one checking a last whole range while the others
+    wait (half a range on average: 60 ms at 25 pages); only the last pages pay for the
+    extra ranges (about a millisecond each). A remainder smaller than ``least`` joins the
+    range before it.
+    """
+    ranges = []
+    start = first
+    while start <= last:
+        share = math.ceil((page_count - start + 1) / (2 * max(processes, 1)))
+        end = start + min(most, max(least, share)) - 1
+        if last - end < least:
+            end = last
+        ranges.append((start, end))
+        start = end + 1
+    return ranges
+
+
+class ChunkRun:
+    """One attempt's chunks: read the stored ones back, check and write the others.
+
+    At most one chunk per parser process is being checked at a time, and a checked chunk
+    is written at once while the processes go on with the next: after a crash, the pages
+    checked again are those of the chunks that were being checked or written. Chunks are
+    folded into :attr:`summary` in page order; no more than ``AHEAD_PER_PROCESS`` chunks
+    per process wait to be folded (a slow chunk holds the others back, up to that many).
+
+    Args:
+        pool: the worker's parser processes.
+        path: the document, spooled.
+        input: the activity's input.
+        store: where the chunk files are.
+        checkpoint: where the last attempt's heartbeats left off (its layout is kept).
+        stored: indexes of the chunks already stored (:func:`stored_chunks`).
+        heartbeater: carries the checkpoint as it moves.
+        metrics: the worker's metrics.
+        on_advance: called with the pages durable from page 1 whenever that grows.
+        log_extra: log fields of the check (document and workflow IDs).
+    """
+
+    AHEAD_PER_PROCESS = 4
+    # Pages sent to a parser process at a time; ranges shrink to MIN_RANGE_PAGES near the
+    # end of the document (see page_ranges).
+    RANGE_PAGES = 25
+    MIN_RANGE_PAGES = 5
+
+    def __init__(
+        self,
+        pool: PagePool,
+        path: Path,
+        input: CheckPagesInput,
+        store: ResultStore,
+        checkpoint: Checkpoint,
+        stored: set[int],
+        *,
+        heartbeater: Heartbeater,
+        metrics: PipelineMetrics | None = None,
+        on_advance: Callable[[int], None] = lambda pages_done: None,
+        log_extra: dict[str, Any] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._path = path
+        self._input = input
+        self._store = store
+        self._heartbeater = heartbeater
+        self._metrics = metrics or PipelineMetrics()
+        self.on_advance = on_advance
+        self._extra = log_extra or {}
+        self.checkpoint = checkpoint
+        self.page_count = input.page_count
+        self.total = math.ceil(input.page_count / checkpoint.chunk_pages)
+        self._stored = set(stored)
+        # Durable chunks (stored, or written by this attempt): the checkpoint passes them.
+        self._durable = set(stored)
+        # Chunks whose page results are at hand, waiting for the fold to reach them.
+        self._ready: dict[int, Pages] = {}
+        # Stored chunks found gone when read back: checked again.
+        self._vanished: deque[int] = deque()
+        self._folded = 0
+        self.summary = PageSummary()
+        self.pages_parsed = 0
+        self.pages_from_store = 0
+        missing = [index for index in range(self.total) if index not in self._stored]
+        # The first page this attempt checks (one past the last page if none).
+        self.first_page = self._bounds(missing[0])[0] if missing else self._input.page_count + 1
+
+    def _bounds(self, index: int) -> tuple[int, int]:
+        first = index * self.checkpoint.chunk_pages + 1
+        return first, min(first + self.checkpoint.chunk_pages - 1, self._input.page_count)
+
+    async def _parse(self, index: int) -> tuple[int, Pages]:
+        first, last = self._bounds(index)
+        log.debug("checking pages %d-%d", first, last, extra=self._extra)
+        with _tracer.start_as_current_span(
+            "docpipe.page_range",
+            attributes={"docpipe.first_page": first, "docpipe.last_page": last},
+        ):
+            started = time.monotonic()
+            # In ranges of a few pages, each to the next free process: the processes
+            # share the last chunks of a document instead of one waiting for the other.
+            try:
+                async with asyncio.TaskGroup() as ranges:
+                    parts = [
+                        ranges.create_task(
+                            self._pool.check_range(self._path, start, end, self._extra)
+                        )
+                        for start, end in page_ranges(
+                            first,
+                            last,
+                            page_count=self._input.page_count,
+                            processes=self._pool.size,
+                            most=self.RANGE_PAGES,
+                            least=self.MIN_RANGE_PAGES,
+                        )
+                    ]
+            except BaseExceptionGroup as failed:
+                # The first failure, as it was: the others are cancelled siblings' echoes.
+                raise failed.exceptions[0] from None
+            pages = [page for part in parts for page in part.result()]
+        self.pages_parsed += len(pages)
+        self._metrics.record_range(pages, time.monotonic() - started)
+        return index, pages
+
+    async def _write(self, index: int, pages: Pages) -> tuple[int, Pages]:
+        first, last = self._bounds(index)
+        with _tracer.start_as_current_span("docpipe.write_chunk"):
+            try:
+                written = await asyncio.to_thread(
+                    self._store.write_chunk, self._input.results_prefix, pages
+                )
+            except StoredChunkError as exc:
+                raise self._unusable(index, exc) from exc
+        self._metrics.chunk_writes.labels(written.outcome).inc()
+        if written.outcome == "kept_first":
+            # Another attempt (one the server had given up on, still running) stored
+            # this chunk first, with other results for timing-dependent pages: a page
+            # that timed out there may have parsed in time here. The stored results
+            # stand, for the report to agree with the chunk files.
+            log.warning(
+                "pages %d-%d were already stored with other results; the stored ones stand",
+                first,
+                last,
+                extra=self._extra,
+            )
+        log.debug("pages %d-%d stored (%s)", first, last, written.outcome, extra=self._extra)
+        return index, written.pages
+
+    async def _read(self, index: int) -> tuple[int, Pages | None]:
+        first, last = self._bounds(index)
+        try:
+            pages = await asyncio.to_thread(
+                self._store.read_chunk, self._input.results_prefix, first, last
+            )
+        except StoredChunkError as exc:
+            raise self._unusable(index, exc) from exc
+        if pages is None:
+            log.warning(
+                "stored pages %d-%d are gone from S3; checking them again",
+                first,
+                last,
+                extra=self._extra,
+            )
+        else:
+            log.debug("pages %d-%d taken from their stored chunk", first, last, extra=self._extra)
+            self.pages_from_store += len(pages)
+            self._metrics.pages_from_store.inc(len(pages))
+        return index, pages
+
+    def _unusable(self, index: int, exc: StoredChunkError) -> ApplicationError:
+        first, _ = self._bounds(index)
+        key = chunk_key(self._input.results_prefix, first)
+        return ApplicationError(
+            f"s3://{self._store.bucket}/{key} {exc}: it was not written by this check "
+            "(another chunk size, or another program). Retrying cannot change it; "
+            "`docpipe reprocess` checks the document again under a new prefix.",
+            {"attempt": activity.info().attempt},
+            type="result_unusable",
+            non_retryable=True,
+        )
+
+    def _advance(self) -> None:
+        """Move the checkpoint over durable chunks and the fold over ready ones."""
+        chunks = self.checkpoint.chunks
+        while chunks in self._durable:
+            chunks += 1
+        if chunks != self.checkpoint.chunks:
+            self.checkpoint = Checkpoint(
+                next_page=min(chunks * self.checkpoint.chunk_pages, self._input.page_count) + 1,
+                chunks=chunks,
+                chunk_pages=self.checkpoint.chunk_pages,
+            )
+            self._heartbeater.details(self.checkpoint.to_details())
+            self.on_advance(self.checkpoint.next_page - 1)
+        while self._folded in self._ready:
+            for page in self._ready.pop(self._folded):
+                self.summary.add(page)
+            self._folded += 1
+
+    async def run(self) -> Checkpoint:
+        """Fold every chunk, checking those not stored; returns the final checkpoint.
+
+        Raises:
+            ApplicationError: the worker is shutting down (retryable: the next attempt
+                goes on from the chunks stored here), or a stored chunk is not this
+                check's (``result_unusable``, non-retryable).
+        """
+        parsing: set[asyncio.Task[tuple[int, Pages]]] = set()
+        writing: set[asyncio.Task[tuple[int, Pages]]] = set()
+        reading: set[asyncio.Task[tuple[int, Pages | None]]] = set()
+        window = self.AHEAD_PER_PROCESS * self._pool.size
+        next_index = 0
+        shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
+        try:
+            self._advance()
+            while True:
+                # One chunk per parser process keeps every core busy; a checked chunk is
+                # written while its process goes on with the next one.
+                while not shutdown.done():
+                    if self._vanished and len(parsing) < self._pool.size:
+                        index = self._vanished.popleft()
+                        parsing.add(asyncio.create_task(self._parse(index)))
+                    elif next_index < self.total and next_index - self._folded < window:
+                        if next_index in self._stored:
+                            reading.add(asyncio.create_task(self._read(next_index)))
+                        elif len(parsing) < self._pool.size:
+                            parsing.add(asyncio.create_task(self._parse(next_index)))
+                        else:
+                            break
+                        next_index += 1
+                    else:
+                        break
+                if not (parsing or writing or reading):
+                    break
+                waiting: set[asyncio.Future[Any]] = {*parsing, *writing, *reading}
+                if not shutdown.done():
+                    waiting.add(shutdown)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for parsed in [t for t in parsing if t.done()]:
+                    parsing.discard(parsed)
+                    writing.add(asyncio.create_task(self._write(*parsed.result())))
+                for wrote in [t for t in writing if t.done()]:
+                    writing.discard(wrote)
+                    index, pages = wrote.result()
+                    self._durable.add(index)
+                    self._ready[index] = pages
+                for read in [t for t in reading if t.done()]:
+                    reading.discard(read)
+                    index, maybe_pages = read.result()
+                    if maybe_pages is None:
+                        self._stored.discard(index)
+                        self._durable.discard(index)
+                        self._vanished.append(index)
+                    else:
+                        self._ready[index] = maybe_pages
+                self._advance()
+            if self._folded < self.total:
+                raise ApplicationError(
+                    f"worker shutting down at page {self.checkpoint.next_page}; the next "
+                    "attempt goes on from the chunks stored",
+                    self.checkpoint.to_details(),
+                    type="WorkerShutdown",
+                )
+        finally:
+            shutdown.cancel()
+            tasks = (*parsing, *writing, *reading)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(shutdown, *tasks, return_exceptions=True)
+        return self.checkpoint

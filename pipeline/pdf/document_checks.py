@@ -1,0 +1,360 @@
+"""Document-level checks: can the pages be checked at all, and what the document holds.
+
+Run in a parser process (``pipeline.pdf.parser_process``). Nothing here knows about Temporal,
+S3 or Kafka, so every check is testable on a local file; results carry facts and counts,
+never document text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any
+
+from pypdf import PdfReader
+from pypdf.errors import FileNotDecryptedError
+from pypdf.generic import DictionaryObject
+
+from pipeline.models import DocumentFeatures
+from pipeline.pdf.integrity import examine_integrity, xmp_claims
+from pipeline.pdf.objects import (
+    action_types,
+    additional_action_types,
+    as_array,
+    as_dict,
+    describe_error,
+    metadata_value,
+    name_tree_count,
+    pdf_date,
+    terminal_field,
+    walk_fields,
+)
+from pipeline.pdf.pages import index_pages
+from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
+from pipeline.reasons import Reason
+
+_PDF_MAGIC = b"%PDF-"
+_VERSION = re.compile(r"^\d\.\d$")
+
+
+@dataclass(frozen=True)
+class DocumentFacts:
+    """Document-level facts; ``problem`` says why pages cannot be checked, if they cannot."""
+
+    pdf_version: str | None
+    page_count: int
+    encrypted: bool
+    problem: str | None = None
+    problem_detail: str | None = None
+    features: DocumentFeatures = field(default_factory=DocumentFeatures)
+
+
+def open_pdf(path: Path) -> PdfReader:
+    """Open a PDF, decrypting it with the empty password when that works.
+
+    Raises:
+        FileNotDecryptedError: the document needs a password.
+        Exception: pypdf's errors for unreadable files (``PdfReadError`` and others).
+    """
+    reader = PdfReader(path)
+    if reader.is_encrypted:
+        reader.decrypt("")
+    return reader
+
+
+def empty_user_password(reader: PdfReader) -> bool:
+    """True when the empty string is the document's *user* password.
+
+    ``PdfReader.decrypt("")`` also succeeds when only the *owner* password is empty (qpdf
+    makes such files: a user password, no owner password, revision 5 or 6). A viewer asks
+    such a document's reader for a password; its author meant it protected, so docpipe
+    treats it as needing one.
+    """
+    from pypdf._encryption import AlgV4, AlgV5
+
+    encryption = getattr(reader, "_encryption", None)
+    if encryption is None:
+        return False
+    values = encryption.values
+    if encryption.V <= 4:
+        key = AlgV4.verify_user_password(
+            b"",
+            encryption.R,
+            encryption.Length,
+            values.O,
+            values.U,
+            encryption.P,
+            encryption.id1_entry,
+            encryption.EncryptMetadata,
+        )
+    else:
+        key = AlgV5.verify_user_password(encryption.R, b"", values.U, values.UE)
+    return bool(key)
+
+
+def _header_version(head: bytes) -> str:
+    return head[head.index(_PDF_MAGIC) + 5 :][:3].decode("ascii", "replace")
+
+
+def _effective_version(header: str, root: DictionaryObject) -> str:
+    # A catalog /Version later than the header's wins (PDF 1.4+ incremental updates).
+    catalog = str(root.get("/Version", "")).lstrip("/")
+    if _VERSION.match(catalog) and (not _VERSION.match(header) or catalog > header):
+        return catalog
+    return header
+
+
+def inspect_document(path: Path) -> DocumentFacts:
+    """Document-level checks: can the pages be checked at all, and what the document holds.
+
+    Of the file as it is: :func:`inspect_or_repair` also repairs (and writes a copy).
+    """
+    # Read from the open file: PdfReader(path) would hold the whole file in memory.
+    with path.open("rb") as stream:
+        return inspect_stream(stream)[0]
+
+
+def inspect_or_repair(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """:func:`inspect_path`, then :func:`inspect_repaired` when the file :func:`needs_repair`.
+
+    Returns:
+        The facts; and when the pages can be checked, the reader with its pages indexed
+        and the open file it reads (the repaired copy's, for a repaired document), which
+        the caller closes. Otherwise None and None.
+    """
+    facts, reader, stream = inspect_path(path)
+    if needs_repair(facts):
+        return inspect_repaired(path, facts)
+    return facts, reader, stream
+
+
+def inspect_path(
+    path: Path, *, diff_budget_s: float | None = None
+) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """:func:`inspect_stream` of the file at ``path``, as it is.
+
+    Args:
+        path: the file.
+        diff_budget_s: see :func:`inspect_stream`.
+
+    Returns:
+        The facts; and when the pages can be checked, the reader with its pages indexed
+        and the open file it reads, which the caller closes. Otherwise None and None.
+    """
+    # Read from the open file: PdfReader(path) would hold the whole file in memory.
+    stream = path.open("rb")
+    try:
+        facts, reader = inspect_stream(stream, diff_budget_s=diff_budget_s)
+    except BaseException:
+        stream.close()
+        raise
+    if reader is None:
+        stream.close()
+        return facts, None, None
+    return facts, reader, stream
+
+
+def needs_repair(facts: DocumentFacts) -> bool:
+    """pypdf could not open the file or build its page list: qpdf may still."""
+    return facts.problem == Reason.UNREADABLE
+
+
+def inspect_repaired(
+    path: Path, facts: DocumentFacts
+) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
+    """Repair a copy of ``path`` with qpdf (beside it: :func:`pipeline.pdf.repair.repaired_path`)
+    and inspect the copy.
+
+    Args:
+        path: the damaged file.
+        facts: what :func:`inspect_path` found in it (why it needs repair).
+
+    Returns:
+        As :func:`inspect_path`: the repaired copy's facts, marked ``repaired``, its reader
+        and open file; or ``facts`` (still unreadable, saying why the repair failed too).
+    """
+    try:
+        warnings = repair_copy(path)
+    except RepairError as exc:
+        return replace(facts, problem_detail=f"{facts.problem_detail}; repair: {exc}"), None, None
+    except MemoryError:
+        detail = f"{facts.problem_detail}; repair: out of memory"
+        return replace(facts, problem_detail=detail), None, None
+    stream = repaired_path(path).open("rb")
+    try:
+        fixed, reader = inspect_stream(stream, integrity=False)
+    except BaseException:
+        stream.close()
+        raise
+    if reader is None:
+        stream.close()
+        detail = f"{facts.problem_detail}; repaired copy: {fixed.problem_detail}"
+        return replace(facts, problem_detail=detail[:400]), None, None
+    features = replace(
+        fixed.features,
+        repaired=True,
+        repair_cause=facts.problem_detail,
+        repair_warnings=warnings,
+        integrity_error="not examined: the document needed repair",
+    )
+    # The version is the one the damaged file declares, not the one qpdf wrote.
+    version = facts.pdf_version or fixed.pdf_version
+    return replace(fixed, pdf_version=version, features=features), reader, stream
+
+
+def inspect_stream(
+    stream: IO[bytes], *, integrity: bool = True, diff_budget_s: float | None = None
+) -> tuple[DocumentFacts, PdfReader | None]:
+    """The document-level checks of an open file, and the reader they used.
+
+    Args:
+        stream: the open file.
+        integrity: also read the file's revisions and signatures (a repaired copy's
+            would be qpdf's, not the document's).
+        diff_budget_s: seconds the analysis of changes after signatures may take in all
+            (:func:`pipeline.pdf.integrity.examine_integrity`); None: no limit of its own.
+
+    Returns:
+        The facts, and when the pages can be checked (no ``problem``) the decrypted
+        reader with its pages indexed (:func:`pipeline.pdf.pages.index_pages`), reading from
+        ``stream``; otherwise None.
+    """
+    head = stream.read(1024)
+    stream.seek(0)
+    if _PDF_MAGIC not in head:
+        return DocumentFacts(
+            None, 0, False, Reason.NOT_PDF, "no %PDF- header in the first 1 KiB"
+        ), None
+    version = _header_version(head)
+    try:
+        reader = PdfReader(stream)
+    except Exception as exc:
+        return DocumentFacts(version, 0, False, Reason.UNREADABLE, describe_error(exc)), None
+    encrypted = reader.is_encrypted
+    revision: int | None = None
+    if encrypted:
+        try:
+            encrypt = as_dict(reader.trailer["/Encrypt"]) or DictionaryObject()
+            revision = int(encrypt.get("/R", 0)) or None
+            opens = bool(reader.decrypt("")) and empty_user_password(reader)
+        except Exception as exc:
+            return DocumentFacts(version, 0, True, Reason.ENCRYPTED, describe_error(exc)), None
+        if not opens:
+            features = DocumentFeatures(encryption_revision=revision)
+            return DocumentFacts(
+                version, 0, True, Reason.ENCRYPTED, "needs a password", features
+            ), None
+    try:
+        # Counted as the parser processes will see the pages, in memory that does not
+        # grow with the page count (see pipeline.pdf.pages).
+        page_count = len(index_pages(reader))
+    except FileNotDecryptedError:
+        return DocumentFacts(version, 0, True, Reason.ENCRYPTED, "needs a password"), None
+    except Exception as exc:
+        return DocumentFacts(version, 0, encrypted, Reason.UNREADABLE, describe_error(exc)), None
+    if page_count == 0:
+        return DocumentFacts(
+            version, 0, encrypted, Reason.UNREADABLE, "the document has no pages"
+        ), None
+    try:
+        root = as_dict(reader.trailer["/Root"])
+        if root is None:
+            raise ValueError("the document catalog is not a dictionary")
+        version = _effective_version(version, root)
+        features = _document_features(reader, root, encrypted, revision)
+        features = _with_claims(reader, features)
+        if integrity:
+            features = _with_integrity(stream, features, diff_budget_s)
+    except Exception as exc:
+        # The pages can still be checked; a broken catalog entry is a fact, not a verdict.
+        features = DocumentFeatures(
+            encryption_revision=revision,
+            empty_user_password=encrypted,
+            read_error=describe_error(exc),
+        )
+    facts = DocumentFacts(version, page_count, encrypted, features=features)
+    return facts, reader
+
+
+def _document_features(
+    reader: PdfReader, root: DictionaryObject, encrypted: bool, revision: int | None
+) -> DocumentFeatures:
+    javascript: list[str] = []
+    launch = 0
+    names = as_dict(root.get("/Names")) or DictionaryObject()
+    if name_tree_count(names.get("/JavaScript")):
+        javascript.append("names_tree")
+    open_action = action_types(root.get("/OpenAction"))
+    if "JavaScript" in open_action:
+        javascript.append("open_action")
+    launch += open_action.count("Launch")
+    document_actions = additional_action_types(root)
+    if "JavaScript" in document_actions:
+        javascript.append("document_actions")
+    launch += document_actions.count("Launch")
+
+    acroform = as_dict(root.get("/AcroForm"))
+    fields = 0
+    xfa = False
+    if acroform is not None:
+        xfa = acroform.get("/XFA") is not None
+        field_scripts = False
+        for node in walk_fields(as_array(acroform.get("/Fields"))):
+            fields += terminal_field(node)
+            kinds = additional_action_types(node) + action_types(node.get("/A"))
+            field_scripts = field_scripts or "JavaScript" in kinds
+            launch += kinds.count("Launch")
+        if field_scripts:
+            javascript.append("form_actions")
+
+    info: Mapping[str, Any] = reader.metadata or {}
+    return DocumentFeatures(
+        encryption_revision=revision,
+        # Pages are only checked when an encrypted document opens without a password.
+        empty_user_password=encrypted,
+        javascript=javascript,
+        launch_actions=launch,
+        embedded_files=name_tree_count(names.get("/EmbeddedFiles")),
+        acroform=acroform is not None and bool(as_array(acroform.get("/Fields"))),
+        form_fields=fields,
+        xfa=xfa,
+        producer=metadata_value(info.get("/Producer")),
+        creator=metadata_value(info.get("/Creator")),
+        created=pdf_date(info.get("/CreationDate")),
+        modified=pdf_date(info.get("/ModDate")),
+    )
+
+
+def _with_claims(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:
+    try:
+        claims = xmp_claims(reader)
+    except Exception:
+        # Unparsable XMP claims nothing; the rest of the document is not the worse for it.
+        return features
+    return replace(
+        features,
+        pdfa_part=claims.pdfa_part,
+        pdfa_conformance=claims.pdfa_conformance,
+        pdfua_part=claims.pdfua_part,
+    )
+
+
+def _with_integrity(
+    stream: IO[bytes], features: DocumentFeatures, diff_budget_s: float | None
+) -> DocumentFeatures:
+    try:
+        found = examine_integrity(stream, diff_budget_s=diff_budget_s)
+    except Exception as exc:
+        return replace(features, integrity_error=describe_error(exc))
+    finally:
+        stream.seek(0)
+    return replace(
+        features,
+        revisions=found.revisions,
+        revision_ends=found.revision_ends,
+        signature_fields=found.signature_fields,
+        signatures=found.signatures,
+        modified_after_signing=found.modified_after_signing,
+    )

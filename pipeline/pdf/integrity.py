@@ -1,0 +1,333 @@
+"""Integrity of a whole document: its revisions, its signatures, and what it claims to be.
+
+Run in a parser process (``pipeline.pdf.parser_process``), from the document-level checks.
+pyHanko reads the revisions and checks each signature offline: the digest over its
+``/ByteRange``, the signer's signature over that digest with the certificate embedded in
+it, how much of the file it covers, and what later revisions change. Trust in the
+certificate chain is out of scope: nothing here reaches out to the network, and no
+revocation or trust anchor is consulted. Results are counts and flags: no signer name,
+certificate subject or field name is read into them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from pypdf import PdfReader
+
+from pipeline.models import SignatureFacts
+from pipeline.pdf.objects import describe_error
+
+MAX_LISTED_SIGNATURES = 20
+MAX_LISTED_REVISIONS = 100
+# How far past the end of a revision's cross-reference data its %%EOF may be.
+_EOF_SEARCH_BYTES = 8 * 1024
+_COVERAGE = {
+    "ENTIRE_FILE": "entire_file",
+    "ENTIRE_REVISION": "entire_revision",
+    "CONTIGUOUS_BLOCK_FROM_START": "contiguous_block",
+    "UNCLEAR": "unclear",
+}
+# pyHanko's modification levels, least to most.
+_LEVELS = ("none", "lta_updates", "form_filling", "annotations", "other", "suspicious")
+_PDFAID = "http://www.aiim.org/pdfa/ns/id/"
+_PDFUAID = "http://www.aiim.org/pdfua/ns/id/"
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """Revisions and signatures of one file, as :class:`DocumentFeatures` carries them."""
+
+    revisions: int
+    revision_ends: list[int] = field(default_factory=list)
+    signature_fields: int = 0
+    signatures: list[SignatureFacts] = field(default_factory=list)
+    modified_after_signing: bool = False
+
+
+def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) -> Integrity:
+    """The revisions of the file in ``stream`` and the facts of its signature fields.
+
+    Args:
+        stream: the open file.
+        diff_budget_s: seconds pyHanko's analysis of the changes after signatures may
+            take in all (it takes seconds per signature on documents of thousands of
+            pages); the signatures not analysed in time say so. Enforced with SIGALRM:
+            only where this runs in a process's main thread and nothing else uses the
+            timer (a parser process). None: no limit of its own.
+
+    Raises:
+        Exception: pyHanko could not read the file's revisions.
+    """
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    # pyHanko's warnings may name signature fields: they stay out of the worker's log.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+    stream.seek(0)
+    reader = PdfFileReader(stream, strict=False)
+    if reader.encrypted:
+        # Only documents that open with the empty password get here. pyHanko cannot
+        # decrypt some that pypdf can (RC4 without an /ID): their revisions are still
+        # read, and their signature dictionaries, if any, fail to read with a reason.
+        with contextlib.suppress(Exception):
+            reader.decrypt(b"")
+    xrefs = reader.xrefs
+    ends: list[int] = []
+    # The revision (from 1) each of pyHanko's cross-reference sections belongs to.
+    numbers: list[int] = []
+    revisions, last_end = 0, -1
+    for index in range(int(xrefs.total_revisions)):
+        end = _revision_end(stream, int(xrefs.get_xref_container_info(index).end_location))
+        if end <= last_end:
+            # Not appended: a linearized file's first-page section, part of the original.
+            numbers.append(max(1, revisions))
+            continue
+        revisions, last_end = revisions + 1, end
+        numbers.append(revisions)
+        if len(ends) < MAX_LISTED_REVISIONS:
+            ends.append(end)
+    fields = 0
+    facts: list[SignatureFacts] = []
+    budget = _Budget(diff_budget_s)
+    for _name, value, reference in enumerate_sig_fields(reader):
+        fields += 1
+        if len(facts) < MAX_LISTED_SIGNATURES:
+            facts.append(_signature(reader, value, reference, numbers, budget))
+    judged = _judge(facts)
+    return Integrity(
+        revisions=revisions,
+        revision_ends=ends,
+        signature_fields=fields,
+        signatures=judged,
+        modified_after_signing=any(f.modified_after for f in judged),
+    )
+
+
+def _revision_end(stream: IO[bytes], xref_end: int) -> int:
+    """The offset just past the ``%%EOF`` (and its end of line) that closes a revision."""
+    stream.seek(xref_end)
+    tail = stream.read(_EOF_SEARCH_BYTES)
+    marker = tail.find(b"%%EOF")
+    if marker < 0:
+        return xref_end
+    end = marker + 5
+    if tail[end : end + 2] == b"\r\n":
+        end += 2
+    elif tail[end : end + 1] in (b"\r", b"\n"):
+        end += 1
+    return xref_end + end
+
+
+class _OverBudget(BaseException):
+    # A BaseException: pyHanko's own error handling must not take it for a finding.
+    pass
+
+
+class _Budget:
+    """Time left for the analysis of changes after signatures, across all of them."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Run the block in the time left; raises :class:`_OverBudget` when it runs out."""
+        if self._deadline is None:
+            yield
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _OverBudget
+
+        def ring(signum: int, frame: Any) -> None:
+            raise _OverBudget
+
+        previous = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, left)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def _signature(
+    reader: Any, value: Any, reference: Any, numbers: list[int], budget: _Budget
+) -> SignatureFacts:
+    if value is None:
+        return SignatureFacts(signed=False)
+    from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY
+    from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+
+    kind = "signature"
+    sub_filter: str | None = None
+    try:
+        sig_object = value.get_object()
+        if str(sig_object.get("/Type", "")) == "/DocTimeStamp":
+            kind = "timestamp"
+        raw_filter = sig_object.get("/SubFilter")
+        sub_filter = str(raw_filter).lstrip("/")[:60] if raw_filter is not None else None
+        embedded: Any = EmbeddedPdfSignature(reader, reference, "")
+    except Exception as exc:
+        # A signature value that is not a signature (no /ByteRange, no CMS): it cannot be
+        # intact.
+        return SignatureFacts(
+            kind=kind, signed=True, sub_filter=sub_filter, intact=False, error=describe_error(exc)
+        )
+    facts: dict[str, Any] = {
+        "kind": kind,
+        "signed": True,
+        "sub_filter": sub_filter,
+        "revision": numbers[int(embedded.signed_revision)],
+    }
+    try:
+        stamp = embedded.self_reported_timestamp
+        if stamp is not None:
+            facts["signing_time"] = _iso(stamp)
+    except Exception:
+        pass
+    try:
+        facts.update(_digest_checks(embedded, kind))
+        embedded.compute_integrity_info(skip_diff=True)
+        facts["coverage"] = _COVERAGE.get(embedded.coverage.name, "unclear")
+        with budget.running():
+            facts["changes_after"] = _changes(embedded.evaluate_modifications(DEFAULT_DIFF_POLICY))
+    except _OverBudget:
+        facts["error"] = (
+            f"the analysis of later changes took over {budget.seconds:g} s in all: not done"
+        )
+    except Exception as exc:
+        facts["error"] = describe_error(exc)
+        if embedded.coverage is not None:
+            facts["coverage"] = _COVERAGE.get(embedded.coverage.name, "unclear")
+    return SignatureFacts(**facts)
+
+
+def _digest_checks(embedded: Any, kind: str) -> dict[str, bool | None]:
+    """Whether the file's bytes are those signed, and whether the signature verifies."""
+    import hashlib
+
+    from pyhanko.sign.validation.generic_cms import validate_sig_integrity
+
+    digest = embedded.compute_digest()
+    try:
+        certificate = embedded.signer_cert
+    except Exception:
+        certificate = None
+    if kind == "timestamp":
+        # A timestamp token signs its TSTInfo, whose message imprint is the file's digest.
+        content = embedded.signed_data["encap_content_info"]["content"]
+        imprint = content.parsed["message_imprint"]["hashed_message"].native
+        if certificate is None:
+            return {"intact": imprint == digest, "signature_valid": None}
+        token_digest = hashlib.new(embedded.md_algorithm, content.parsed.dump()).digest()
+        _, valid = validate_sig_integrity(
+            embedded.signer_info, certificate, "tst_info", token_digest
+        )
+        return {"intact": imprint == digest, "signature_valid": bool(valid)}
+    if certificate is None:
+        return {"intact": None, "signature_valid": None}
+    intact, valid = validate_sig_integrity(embedded.signer_info, certificate, "data", digest)
+    return {"intact": bool(intact), "signature_valid": bool(valid)}
+
+
+def _changes(diff: Any) -> str:
+    level = getattr(diff, "modification_level", None)
+    if level is None:
+        # pyHanko's SuspiciousModification: a change it does not accept at any level.
+        return "suspicious"
+    name = str(level.name).lower()
+    return name if name in _LEVELS else "other"
+
+
+def _judge(signatures: list[SignatureFacts]) -> list[SignatureFacts]:
+    """Mark the signatures whose later revisions change more than is harmless.
+
+    After the latest signature only DSS and document timestamps are harmless. After an
+    earlier one, the later signers' signing (form filling) is too: each later signer
+    signed what was there.
+    """
+    from dataclasses import replace
+
+    signed = [s for s in signatures if s.signed and s.revision is not None]
+    latest = max((s.revision or 0 for s in signed), default=0)
+    judged = []
+    for facts in signatures:
+        if not facts.signed or facts.revision is None:
+            judged.append(facts)
+            continue
+        allowed = "lta_updates" if facts.revision == latest else "form_filling"
+        if facts.changes_after is not None:
+            beyond = _LEVELS.index(facts.changes_after) > _LEVELS.index(allowed)
+        else:
+            # Not analysed: anything appended after the signed revision counts.
+            beyond = facts.coverage not in (None, "entire_file")
+        judged.append(replace(facts, modified_after=beyond))
+    return judged
+
+
+def _iso(stamp: datetime) -> str:
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+    return stamp.replace(microsecond=0).isoformat() + "Z"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the XMP metadata says the document conforms to; never checked against it."""
+
+    pdfa_part: int | None = None
+    pdfa_conformance: str | None = None
+    pdfua_part: int | None = None
+
+
+def xmp_claims(reader: PdfReader) -> Claims:
+    """PDF/A part and conformance, PDF/UA part, as the document's XMP metadata claims them.
+
+    Raises:
+        Exception: the metadata stream cannot be read or parsed.
+    """
+    xmp = reader.xmp_metadata
+    if xmp is None:
+        return Claims()
+    values: dict[str, str] = {}
+    for description in xmp.rdf_root.getElementsByTagNameNS(_RDF, "Description"):
+        for namespace, name, key in (
+            (_PDFAID, "part", "pdfa_part"),
+            (_PDFAID, "conformance", "pdfa_conformance"),
+            (_PDFUAID, "part", "pdfua_part"),
+        ):
+            if key in values:
+                continue
+            if description.hasAttributeNS(namespace, name):
+                values[key] = description.getAttributeNS(namespace, name)
+                continue
+            for element in description.getElementsByTagNameNS(namespace, name):
+                text = "".join(
+                    child.data for child in element.childNodes if child.nodeType == child.TEXT_NODE
+                )
+                values[key] = text
+                break
+    conformance = values.get("pdfa_conformance", "").strip().upper()[:4]
+    return Claims(
+        pdfa_part=_small_int(values.get("pdfa_part")),
+        pdfa_conformance=conformance if re.fullmatch(r"[A-Z]{1,4}", conformance) else None,
+        pdfua_part=_small_int(values.get("pdfua_part")),
+    )
+
+
+def _small_int(text: str | None) -> int | None:
+    text = (text or "").strip()
+    return int(text) if re.fullmatch(r"\d{1,3}", text) else None

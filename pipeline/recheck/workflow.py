@@ -1,0 +1,269 @@
+"""RecheckWorkflow: re-check every document a selection matches, then say what changed.
+
+One page of matches per run: list the page, start each document's re-check (a
+``DocumentCheckWorkflow`` child, as ``docpipe reprocess`` would start it, at a low
+priority) at most ``rate_per_s`` a second and ``max_concurrent`` at once, wait for them,
+compare their reports with the originals, and continue as new with the next page, so
+that history stays small whatever the number of documents. After the last page the diff
+report is written to S3.
+
+Re-check IDs are deterministic (``<check ID>#recheck-<recheck ID>``) and never reused, so
+a crash, a retry or a second run of the same recheck ID re-checks no document twice.
+Cancelling the workflow cancels the re-checks it is waiting for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pipeline.labels import static_details
+    from pipeline.lanes import fairness_key, lane
+    from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary
+    from pipeline.recheck.activities import RecheckActivities
+    from pipeline.recheck.models import (
+        ALREADY,
+        FAILED,
+        RECHECK_WORKFLOW_NAME,
+        RECHECKED,
+        ComparePageInput,
+        ListMatchesInput,
+        Match,
+        Outcome,
+        RecheckRequest,
+        RecheckResult,
+        RecheckTotals,
+        WriteDiffInput,
+    )
+    from pipeline.starts import check_summary
+
+# Listing a page reads one history event per match: minutes at most.
+LIST_TIMEOUT = timedelta(minutes=10)
+COMPARE_TIMEOUT = timedelta(minutes=10)
+# Reads every page's rows once.
+DIFF_TIMEOUT = timedelta(hours=1)
+# The activities heartbeat while they work: a killed worker's is retried this soon.
+HEARTBEAT_TIMEOUT = timedelta(minutes=1)
+# S3 or Temporal failing: capped exponential backoff, as the document check's activities.
+ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=20,
+)
+
+
+@workflow.defn(name=RECHECK_WORKFLOW_NAME)
+class RecheckWorkflow:
+    """A bulk re-check: pages of matches, each re-checked, then the diff."""
+
+    def __init__(self) -> None:
+        self._phase = "starting"
+        self._running = 0
+        self._totals = RecheckTotals()
+        self._page_done = 0
+        self._page_size = 0
+        # The rate's token bucket: starts allowed now, and when it was last filled.
+        self._tokens = 0.0
+        self._last_refill: float | None = None
+
+    @workflow.query(name="progress")
+    def progress(self) -> dict[str, Any]:
+        """How far it is: pages listed, documents matched, re-checked (started by this run
+        and finished), already re-checked under this ID before, failed, running now."""
+        return {
+            "phase": self._phase,
+            **dataclasses.asdict(self._totals),
+            "running": self._running,
+            "page_done": self._page_done,
+            "page_size": self._page_size,
+        }
+
+    def _show(self) -> None:
+        totals = self._totals
+        workflow.set_current_details(
+            f"**{self._phase}**: page {totals.pages}, {totals.matched} matched, "
+            f"{totals.rechecked} re-checked, {totals.already} done before, "
+            f"{totals.failed} failed, {self._running} running"
+        )
+
+    @workflow.run
+    async def run(self, request: RecheckRequest) -> RecheckResult:
+        """Re-check one page of matches, then continue with the next or write the diff."""
+        self._totals = request.totals
+        retry = ACTIVITY_RETRY
+        chain = workflow.info().first_execution_run_id
+        self._phase = "listing"
+        self._show()
+        page = await workflow.execute_activity_method(
+            RecheckActivities.list_matches,
+            ListMatchesInput(
+                selection=request.selection,
+                results_root=request.results_root,
+                results_bucket=request.results_bucket,
+                cursor=request.cursor,
+                page_size=request.page_size,
+            ),
+            start_to_close_timeout=LIST_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=retry,
+        )
+        self._page_size = len(page.matches)
+        self._totals = dataclasses.replace(
+            self._totals,
+            pages=self._totals.pages + 1,
+            matched=self._totals.matched + len(page.matches),
+        )
+        self._phase = "re-checking"
+        self._show()
+        outcomes = await self._recheck_all(request, page.matches)
+
+        self._phase = "comparing"
+        self._show()
+        compared = await workflow.execute_activity_method(
+            RecheckActivities.compare_page,
+            ComparePageInput(
+                recheck_id=request.recheck_id,
+                chain=chain,
+                results_root=request.results_root,
+                results_bucket=request.results_bucket,
+                page=self._totals.pages,
+                outcomes=outcomes,
+            ),
+            start_to_close_timeout=COMPARE_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=retry,
+        )
+        self._totals = dataclasses.replace(
+            self._totals, changed=self._totals.changed + compared.changed
+        )
+        if page.next_cursor:
+            workflow.continue_as_new(
+                dataclasses.replace(request, cursor=page.next_cursor, totals=self._totals)
+            )
+
+        self._phase = "writing the diff"
+        self._show()
+        key = await workflow.execute_activity_method(
+            RecheckActivities.write_diff,
+            WriteDiffInput(
+                recheck_id=request.recheck_id,
+                chain=chain,
+                selection=request.selection,
+                results_root=request.results_root,
+                results_bucket=request.results_bucket,
+                max_listed=request.max_listed,
+                totals=self._totals,
+            ),
+            start_to_close_timeout=DIFF_TIMEOUT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=retry,
+        )
+        self._phase = "done"
+        self._show()
+        return RecheckResult(
+            recheck_id=request.recheck_id,
+            totals=self._totals,
+            diff_bucket=request.results_bucket,
+            diff_key=key,
+        )
+
+    async def _recheck_all(self, request: RecheckRequest, matches: list[Match]) -> list[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(matches)
+        tasks = []
+        for index, match in enumerate(matches):
+            await self._pace(request.rate_per_s)
+            await workflow.wait_condition(lambda: self._running < request.max_concurrent)
+            tasks.append(asyncio.create_task(self._recheck(request, match, index, outcomes)))
+            # Let the task start its child before the next one is counted.
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _pace(self, rate_per_s: float) -> None:
+        """At most ``rate_per_s`` starts a second, a token bucket holding one second's
+        worth: a second's starts go at once, and a timer waits only for the next second's.
+        (A timer per start would cost a workflow task per start, each about a second on
+        a dev server, whatever the rate.)"""
+        self._refill(rate_per_s)
+        if self._tokens < 1.0:
+            await workflow.sleep(timedelta(seconds=(1.0 - self._tokens) / rate_per_s))
+            self._refill(rate_per_s)
+        self._tokens -= 1.0
+
+    def _refill(self, rate_per_s: float) -> None:
+        """Add the tokens earned since the last refill (a full bucket the first time)."""
+        capacity = max(1.0, rate_per_s)
+        now = workflow.time()
+        if self._last_refill is None:
+            self._tokens = capacity
+        else:
+            self._tokens = min(capacity, self._tokens + (now - self._last_refill) * rate_per_s)
+        self._last_refill = now
+
+    async def _recheck(
+        self,
+        request: RecheckRequest,
+        match: Match,
+        index: int,
+        outcomes: list[Outcome | None],
+    ) -> None:
+        check = CheckRequest(
+            document=match.document,
+            results_bucket=match.results_bucket,
+            results_prefix=match.recheck_prefix(request.recheck_id),
+            page_task_queue=request.page_task_queue,
+            hash_object_key=request.hash_object_key,
+        )
+        priority = lane(
+            request.priority_key,
+            fairness_key(match.document, request.fairness_mode, hashed=request.hash_object_key),
+        )
+        self._running += 1
+        try:
+            handle = await workflow.start_child_workflow(
+                WORKFLOW_NAME,
+                check,
+                id=match.recheck_workflow_id(request.recheck_id),
+                task_queue=workflow.info().task_queue,
+                # An ID that ran is never run again: this is what makes a second run of
+                # the same recheck ID, or a replayed start, re-check nothing twice.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=check_summary(check, f" (re-check {request.recheck_id})", priority),
+                static_details=static_details(check),
+                priority=priority,
+                # Cancelling the bulk re-check cancels the re-checks it started.
+                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                result_type=CheckSummary,
+            )
+        except WorkflowAlreadyStartedError:
+            self._running -= 1
+            self._page_done += 1
+            outcomes[index] = Outcome(match=match, outcome=ALREADY)
+            self._count(already=1)
+            return
+        try:
+            await handle
+            outcomes[index] = Outcome(match=match, outcome=RECHECKED)
+            self._count(rechecked=1)
+        except ChildWorkflowError:
+            outcomes[index] = Outcome(match=match, outcome=FAILED)
+            self._count(failed=1)
+        finally:
+            self._running -= 1
+            self._page_done += 1
+            self._show()
+
+    def _count(self, **more: int) -> None:
+        self._totals = dataclasses.replace(
+            self._totals,
+            **{name: getattr(self._totals, name) + value for name, value in more.items()},
+        )

@@ -1,0 +1,393 @@
+"""Every page check, document check and verdict reason, on generated documents.
+
+Expectations come from the generator's constants (``tests.support.feature_pdfs``): what was
+put into a document is what the checks must find, and the decoys must not be found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.pdf.document_checks import inspect_document, open_pdf
+from pipeline.pdf.page_checks import PageResult, check_pages, paper_size
+from pipeline.policy import VerdictPolicy
+from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
+from tests.support.feature_pdfs import (
+    ATTACHMENT,
+    FIELD_NAMES,
+    LINK_URLS,
+    METADATA,
+    PAGE_KINDS,
+    SEEDED,
+    make_feature_pdf,
+)
+from tests.support.pdfs import make_pdf
+from tests.support.reports import report_of_file
+
+KINDS = list(PAGE_KINDS)
+
+
+@pytest.fixture(scope="module")
+def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("features")
+
+
+@pytest.fixture(scope="module")
+def everything(pdf_dir: Path) -> Path:
+    path = pdf_dir / "everything.pdf"
+    path.write_bytes(
+        make_feature_pdf(
+            KINDS, javascript=True, launch=True, attachment=True, xfa=True, metadata=METADATA
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def pages(everything: Path) -> dict[str, PageResult]:
+    results = check_pages(open_pdf(everything), 1, len(KINDS))
+    assert all(r.error_type is None for r in results)
+    return dict(zip(KINDS, results, strict=True))
+
+
+@pytest.fixture(scope="module")
+def report(everything: Path) -> dict[str, Any]:
+    return report_of_file(everything)
+
+
+def _write(pdf_dir: Path, name: str, data: bytes) -> Path:
+    path = pdf_dir / name
+    path.write_bytes(data)
+    return path
+
+
+# --- page checks -------------------------------------------------------------------------
+
+
+def test_text_and_words(pages: dict[str, PageResult]) -> None:
+    text = pages["text"]
+    assert text.text_chars > 100
+    # "Page 1." + TEXT twice: the generator's words, counted on the extracted text.
+    assert 30 <= text.words <= 45
+    for kind in ("blank", "image"):
+        assert pages[kind].text_chars == 0 and pages[kind].words == 0
+
+
+def test_blank_and_needs_ocr(pages: dict[str, PageResult]) -> None:
+    assert [kind for kind, r in pages.items() if r.blank] == ["blank"]
+    assert [kind for kind, r in pages.items() if r.image_only] == ["image"]
+    assert pages["image"].image_count == 1
+    assert pages["mixed"].image_count == 1 and not pages["mixed"].image_only
+
+
+def test_rotation(pages: dict[str, PageResult]) -> None:
+    assert {kind: r.rotation for kind, r in pages.items() if r.rotation} == {"rotated": 90}
+
+
+def test_page_sizes_and_paper(pages: dict[str, PageResult]) -> None:
+    assert (pages["letter"].width_pt, pages["letter"].height_pt) == (612.0, 792.0)
+    assert (pages["legal"].width_pt, pages["legal"].height_pt) == (612.0, 1008.0)
+    assert (pages["landscape"].width_pt, pages["landscape"].height_pt) == (841.89, 595.28)
+    assert pages["letter"].paper_size == "Letter"
+    assert pages["legal"].paper_size == "Legal"
+    assert pages["landscape"].paper_size == "A4"
+    assert pages["text"].paper_size == "A4"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "paper"),
+    [
+        (595, 842, "A4"),
+        (842, 595, "A4"),
+        (612, 792, "Letter"),
+        (792, 612, "Letter"),
+        (612, 1008, "Legal"),
+        (420.94, 595.28, "other"),  # A5
+        (0, 0, "other"),
+    ],
+)
+def test_paper_size_classes(width: float, height: float, paper: str) -> None:
+    assert paper_size(width, height) == paper
+
+
+def test_annotations_by_subtype(pages: dict[str, PageResult]) -> None:
+    assert pages["annotated"].annotations == {"FreeText": 1, "Highlight": 1, "Text": 2}
+    assert pages["links"].annotations == {"Link": 4}
+    assert pages["form"].annotations == {"Widget": 5}
+    assert pages["attachment"].annotations == {"FileAttachment": 1}
+    assert pages["text"].annotations == {}
+
+
+def test_links_and_external_hosts(pages: dict[str, PageResult]) -> None:
+    links = pages["links"]
+    assert links.links == 4
+    # The internal link and the mail link are links, but name no external host.
+    assert links.external_links == len(LINK_URLS)
+    assert links.link_hosts == ["docs.example.org", "www.example.com"]
+    assert "someone@example.com" not in str(links.to_json())
+
+
+def test_form_widgets_on_the_page(pages: dict[str, PageResult]) -> None:
+    assert pages["form"].form_widgets == 5
+    assert sum(r.form_widgets for r in pages.values()) == 5
+
+
+def test_page_actions(pages: dict[str, PageResult]) -> None:
+    # The page's open action and the link's action.
+    assert pages["script"].javascript_actions == 2
+    assert pages["launch"].launch_actions == 1
+    others = [k for k, r in pages.items() if r.javascript_actions or r.launch_actions]
+    assert sorted(others) == ["launch", "script"]
+
+
+def test_sensitive_data_counts_and_masks(pages: dict[str, PageResult]) -> None:
+    sensitive = pages["sensitive"]
+    assert sensitive.sensitive == {kind: len(values) for kind, values in sorted(SEEDED.items())}
+    for kind, values in SEEDED.items():
+        assert sensitive.sensitive_samples[kind] == [masked for _, masked in values]
+    assert pages["decoys"].sensitive == {}
+    assert [kind for kind, r in pages.items() if r.sensitive] == ["sensitive"]
+
+
+def test_raw_sensitive_values_never_leave_the_page_check(pages: dict[str, PageResult]) -> None:
+    rendered = str([r.to_json() for r in pages.values()])
+    for values in SEEDED.values():
+        for value, _ in values:
+            assert value not in rendered
+
+
+def test_page_results_turn_into_plain_json_values(pages: dict[str, PageResult]) -> None:
+    for result in pages.values():
+        data = result.to_json()
+        assert data == dataclasses.asdict(result)
+        assert json.loads(json.dumps(data)) == data
+
+
+def test_a_broken_page_is_an_error_and_the_others_are_checked(pdf_dir: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, NumberObject
+
+    writer = PdfWriter(clone_from=PdfReader(_write(pdf_dir, "ok.pdf", make_pdf(["text"] * 3))))
+    # A page whose media box is a number, not a rectangle: the page cannot be measured.
+    writer.pages[1][NameObject("/MediaBox")] = NumberObject(7)
+    path = pdf_dir / "broken-page.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    results = check_pages(open_pdf(path), 1, 3)
+    assert [r.error_type is not None for r in results] == [False, True, False]
+    assert results[1].error_type == "ValueError"
+    assert results[1].error and "/MediaBox" in results[1].error
+    report = report_of_file(path)
+    assert report["checks"]["page_errors"]["pages"] == [2]
+    assert report["verdict"] == {
+        "verdict": "review",
+        "reasons": ["page_errors"],
+        "informational": [],
+    }
+
+
+# --- document checks ---------------------------------------------------------------------
+
+
+def test_document_features(everything: Path) -> None:
+    facts = inspect_document(everything)
+    features = facts.features
+    assert facts.problem is None and facts.page_count == len(KINDS)
+    assert features.javascript == ["names_tree", "open_action"]
+    # The open action chains JavaScript, then Launch: /Next is followed.
+    assert features.launch_actions == 1
+    assert features.embedded_files == 1
+    assert features.acroform is True
+    assert features.form_fields == len(FIELD_NAMES)
+    assert features.xfa is True
+    assert features.producer == METADATA["/Producer"]
+    assert features.creator == METADATA["/Creator"]
+    assert features.created == "2026-01-02T03:04:05+01:00"
+    assert features.modified == "2026-02-03T04:05:06Z"
+
+
+def test_metadata_never_carries_document_text(report: dict[str, Any]) -> None:
+    assert METADATA["/Title"] not in str(report)
+    assert ATTACHMENT[0] not in str(report)
+    assert set(report["facts"]["metadata"]) == {"producer", "creator", "created", "modified"}
+
+
+def test_plain_document_has_no_features(pdf_dir: Path) -> None:
+    features = inspect_document(_write(pdf_dir, "plain.pdf", make_pdf(["text"]))).features
+    assert features.javascript == []
+    assert features.launch_actions == features.embedded_files == features.form_fields == 0
+    assert features.acroform is False and features.xfa is False
+    # fpdf2 writes a creation date and no producer.
+    assert features.producer is None
+    assert features.created == "2026-01-01T00:00:00Z"
+
+
+def test_report_of_everything(report: dict[str, Any]) -> None:
+    checks = report["checks"]
+    assert checks["pages_checked"] == len(KINDS)
+    assert checks["blank_pages"]["pages"] == [KINDS.index("blank") + 1]
+    assert checks["image_only_pages"]["pages"] == [KINDS.index("image") + 1]
+    assert checks["rotated_pages"]["by_angle"] == {"90": 1}
+    assert checks["page_sizes"]["by_paper"] == {
+        "A4": len(KINDS) - 2,
+        "Letter": 1,
+        "Legal": 1,
+        "other": 0,
+    }
+    assert checks["page_sizes"]["mixed"] is True
+    assert checks["links"]["hosts"] == ["docs.example.org", "www.example.com"]
+    assert checks["javascript"]["document"] == ["names_tree", "open_action"]
+    assert checks["javascript"]["pages"]["pages"] == [KINDS.index("script") + 1]
+    assert checks["launch_actions"] == {
+        "total": 2,
+        "document": 1,
+        "pages": {"count": 1, "pages": [KINDS.index("launch") + 1]},
+    }
+    assert checks["embedded_files"]["total"] == 2
+    assert checks["forms"] == {
+        "acroform": True,
+        "fields": 4,
+        "xfa": True,
+        "widgets": 5,
+        "pages": {"count": 1, "pages": [KINDS.index("form") + 1]},
+    }
+    sensitive = checks["sensitive_data"]
+    page = KINDS.index("sensitive") + 1
+    assert sensitive["total"] == sum(len(v) for v in SEEDED.values())
+    assert sensitive["by_page"] == [
+        {"page": page, "counts": {k: len(v) for k, v in sorted(SEEDED.items())}}
+    ]
+    for kind, values in SEEDED.items():
+        assert sensitive["by_type"][kind]["samples"] == [masked for _, masked in values]
+    assert report["verdict"]["verdict"] == "reject"
+    # Unsigned and undamaged: the signature and repair findings are in test_signatures and
+    # test_repair.
+    assert set(report["verdict"]["reasons"]) | set(report["verdict"]["informational"]) == set(
+        FINDINGS
+    ) - {"page_errors", "signature_broken", "modified_after_signing", "repaired", "signed"}
+
+
+# --- every reason, alone ------------------------------------------------------------------
+
+# A document that finds exactly one reason, and the verdict the default policy gives it.
+ALONE: dict[str, tuple[dict[str, Any], str]] = {
+    "javascript": ({"pages": ["text"], "javascript": True}, "reject"),
+    "launch_actions": ({"pages": ["launch"]}, "reject"),
+    "embedded_files": ({"pages": ["text"], "attachment": True}, "review"),
+    "xfa_forms": ({"pages": ["text"], "xfa": True}, "review"),
+    "blank_pages": ({"pages": ["text", "blank"]}, "review"),
+    "needs_ocr": ({"pages": ["text", "image"]}, "review"),
+    "sensitive_data": ({"pages": ["sensitive"]}, "review"),
+    "forms": ({"pages": ["form"]}, "pass"),
+    "rotated_pages": ({"pages": ["text", "rotated"]}, "pass"),
+    "mixed_page_sizes": ({"pages": ["text", "letter"]}, "pass"),
+    "external_links": ({"pages": ["links"]}, "pass"),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(ALONE))
+def test_each_finding_alone(pdf_dir: Path, reason: str) -> None:
+    spec, verdict = ALONE[reason]
+    kwargs = dict(spec)
+    path = _write(pdf_dir, f"{reason}.pdf", make_feature_pdf(**kwargs))
+    report = report_of_file(path)
+    found = report["verdict"]["reasons"] + report["verdict"]["informational"]
+    assert found == [reason]
+    assert report["verdict"]["verdict"] == verdict
+
+
+def test_decoys_alone_pass(pdf_dir: Path) -> None:
+    report = report_of_file(_write(pdf_dir, "decoys.pdf", make_feature_pdf(["text", "decoys"])))
+    assert report["checks"]["sensitive_data"]["total"] == 0
+    assert report["verdict"] == {"verdict": "pass", "reasons": [], "informational": []}
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("not-pdf", b"just some text", "not_pdf"),
+        ("header-only", b"%PDF-1.7\nnothing else\n", "unreadable"),
+        ("protected", None, "encrypted"),
+    ],
+)
+def test_document_problems_reject(
+    pdf_dir: Path, name: str, data: bytes | None, reason: str
+) -> None:
+    body = data if data is not None else make_pdf(["text"], user_password="secret")
+    report = report_of_file(_write(pdf_dir, f"{name}.pdf", body))
+    assert report["verdict"] == {"verdict": "reject", "reasons": [reason], "informational": []}
+    assert report["facts"]["problem"] == reason
+    assert report["checks"]["pages_checked"] == 0
+
+
+def test_every_reason_is_exercised() -> None:
+    # object_missing/object_changed come from S3 (test_finalize), too_large from a HEAD and
+    # object_forbidden from a 403 (test_activities); unreadable and page_errors from broken
+    # files (above and test_report); the rest from ALONE.
+    covered = set(ALONE) | {"not_pdf", "unreadable", "encrypted", "page_errors"}
+    covered |= {"object_missing", "object_changed", "too_large", "object_forbidden"}
+    # Signed documents in test_signatures, damaged ones in test_repair.
+    covered |= {"signature_broken", "modified_after_signing", "signed", "repaired"}
+    assert covered == set(VERDICT_REASONS)
+    assert set(PROBLEMS) <= covered
+
+
+# --- the policy decides -------------------------------------------------------------------
+
+
+def test_policy_can_reject_review_or_ignore_a_finding(pdf_dir: Path) -> None:
+    path = _write(pdf_dir, "scan.pdf", make_feature_pdf(["text", "image"]))
+    strict = report_of_file(path, VerdictPolicy(reject=("needs_ocr",)))
+    assert strict["verdict"]["verdict"] == "reject"
+    assert "needs_ocr" in strict["policy"]["reject"]
+    lenient = report_of_file(path, VerdictPolicy(ignore=("needs_ocr",)))
+    assert lenient["verdict"] == {
+        "verdict": "pass",
+        "reasons": [],
+        "informational": ["needs_ocr"],
+    }
+    assert lenient["policy"]["ignore"] == ["needs_ocr"]
+    # Rotated pages are ignored by default; a policy may ask for review of them.
+    rotated = _write(pdf_dir, "rotated.pdf", make_feature_pdf(["text", "rotated"]))
+    assert report_of_file(rotated, VerdictPolicy(ignore=()))["verdict"]["verdict"] == "review"
+
+
+def test_cyclic_structures_end(pdf_dir: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(_write(pdf_dir, "base.pdf", make_pdf(["text"]))))
+    # An open action whose /Next chain comes back to itself.
+    first = DictionaryObject({NameObject("/S"): NameObject("/JavaScript")})
+    second = DictionaryObject({NameObject("/S"): NameObject("/Launch")})
+    first_ref, second_ref = writer._add_object(first), writer._add_object(second)
+    first[NameObject("/Next")] = second_ref
+    second[NameObject("/Next")] = first_ref
+    writer.root_object[NameObject("/OpenAction")] = first_ref
+    # A name tree and a field tree that contain themselves.
+    tree = DictionaryObject()
+    tree_ref = writer._add_object(tree)
+    tree[NameObject("/Kids")] = ArrayObject([tree_ref])
+    writer.root_object[NameObject("/Names")] = DictionaryObject(
+        {NameObject("/EmbeddedFiles"): tree_ref, NameObject("/JavaScript"): tree_ref}
+    )
+    field = DictionaryObject({NameObject("/T"): NameObject("/loop")})
+    field_ref = writer._add_object(field)
+    field[NameObject("/Kids")] = ArrayObject([field_ref])
+    writer.root_object[NameObject("/AcroForm")] = DictionaryObject(
+        {NameObject("/Fields"): ArrayObject([field_ref])}
+    )
+    path = pdf_dir / "cycles.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    features = inspect_document(path).features
+    assert features.javascript == ["open_action"]
+    assert features.launch_actions == 1
+    assert features.embedded_files == 0
+    assert features.acroform is True
+    assert report_of_file(path)["verdict"]["verdict"] == "reject"

@@ -1,0 +1,320 @@
+"""Signatures, revisions and claims, checked in real parser processes on documents signed
+here (pyHanko, a throwaway self-signed certificate: ``tests.support.signing``).
+
+Expectations come from how each document was made: every signature and every edit is an
+incremental update appended to the previous bytes, so a revision ends where the document
+it was made from ended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.check.pool import PagePool
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.parser_process import ParserLimits
+from tests.support import signing
+from tests.support.reports import report_of_results
+
+
+@pytest.fixture(scope="module")
+def made() -> dict[str, bytes]:
+    """Every signed case, and the bytes each was appended to."""
+    unsigned = signing.unsigned()
+    once = signing.sign(unsigned)
+    return {
+        "unsigned": unsigned,
+        "intact": once,
+        "flipped": signing.flipped_from(once),
+        "edited-after-signing": signing.edit_after(once),
+        "signed-twice": signing.sign(once, field="Signature2"),
+        "dss-after-signing": signing.add_dss(once),
+        "timestamp-after-signing": signing.add_timestamp(once),
+    }
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[PagePool]:
+    made = PagePool(1)
+    yield made
+    made.shutdown()
+
+
+async def _check(pool: PagePool, tmp_path: Path, name: str, data: bytes) -> dict[str, Any]:
+    path = tmp_path / f"{name}.pdf"
+    path.write_bytes(data)
+    facts = await pool.inspect(path)
+    assert facts.problem is None, facts.problem_detail
+    results = await pool.check_range(path, 1, facts.page_count)
+    report = report_of_results(path, facts, [PageResult(**r) for r in results])
+    # Personal data stays out: no signer name, no certificate subject, no field name.
+    text = json.dumps(report)
+    assert signing.SIGNER_NAME not in text
+    assert "Signature1" not in text and "Signature2" not in text
+    return report
+
+
+# A signature field is a form field: forms and signed are both informational by default.
+SIGNED_PASSES = {"verdict": "pass", "reasons": [], "informational": ["forms", "signed"]}
+
+
+def _found(report: dict[str, Any]) -> list[str]:
+    return [*report["verdict"]["reasons"], *report["verdict"]["informational"]]
+
+
+async def test_an_unsigned_document_has_one_revision_and_no_signatures(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "unsigned", made["unsigned"])
+    assert report["facts"]["revisions"] == {
+        "count": 1,
+        "incremental_updates": 0,
+        "ends": [len(made["unsigned"])],
+    }
+    signatures = report["checks"]["signatures"]
+    assert (signatures["fields"], signatures["signed"], signatures["listed"]) == (0, 0, [])
+    assert signatures["trust"] == "not_checked"
+    assert report["verdict"]["verdict"] == "pass"
+
+
+async def test_an_intact_signature_is_informational(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "intact", made["intact"])
+    assert report["facts"]["revisions"] == {
+        "count": 2,
+        "incremental_updates": 1,
+        "ends": [len(made["unsigned"]), len(made["intact"])],
+    }
+    signatures = report["checks"]["signatures"]
+    assert {k: signatures[k] for k in ("fields", "signed", "intact", "broken")} == {
+        "fields": 1,
+        "signed": 1,
+        "intact": 1,
+        "broken": 0,
+    }
+    (listed,) = signatures["listed"]
+    assert listed["kind"] == "signature"
+    assert listed["sub_filter"] == "adbe.pkcs7.detached"
+    assert listed["signing_time"] and listed["signing_time"].endswith("Z")
+    assert (listed["intact"], listed["signature_valid"]) == (True, True)
+    assert (listed["revision"], listed["coverage"]) == (2, "entire_file")
+    assert listed["modified_after"] is False
+    assert report["verdict"] == SIGNED_PASSES
+
+
+async def test_a_byte_flipped_inside_the_signed_range_breaks_the_signature(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "flipped", made["flipped"])
+    (listed,) = report["checks"]["signatures"]["listed"]
+    assert listed["intact"] is False
+    assert report["checks"]["signatures"]["broken"] == 1
+    assert report["verdict"]["verdict"] == "reject"
+    assert report["verdict"]["reasons"] == ["signature_broken"]
+
+
+async def test_an_update_appended_after_signing_is_modified_after_signing(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "edited", made["edited-after-signing"])
+    assert report["facts"]["revisions"]["count"] == 3
+    assert report["facts"]["revisions"]["ends"] == [
+        len(made["unsigned"]),
+        len(made["intact"]),
+        len(made["edited-after-signing"]),
+    ]
+    (listed,) = report["checks"]["signatures"]["listed"]
+    # What was signed is still intact; the file just is not what was signed.
+    assert (listed["intact"], listed["coverage"]) == (True, "entire_revision")
+    assert listed["changes_after"] in ("other", "suspicious")
+    assert listed["modified_after"] is True
+    assert report["checks"]["signatures"]["modified_after_signing"] is True
+    assert report["verdict"] == {
+        "verdict": "review",
+        "reasons": ["modified_after_signing"],
+        "informational": ["forms", "signed"],
+    }
+
+
+async def test_two_signatures_are_both_intact_and_the_second_is_no_modification(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "twice", made["signed-twice"])
+    signatures = report["checks"]["signatures"]
+    assert (signatures["fields"], signatures["signed"], signatures["intact"]) == (2, 2, 2)
+    first, second = signatures["listed"]
+    assert (first["revision"], first["coverage"]) == (2, "entire_revision")
+    assert first["changes_after"] == "form_filling"
+    assert (second["revision"], second["coverage"]) == (3, "entire_file")
+    assert not first["modified_after"] and not second["modified_after"]
+    assert report["facts"]["revisions"]["ends"] == [
+        len(made["unsigned"]),
+        len(made["intact"]),
+        len(made["signed-twice"]),
+    ]
+    assert report["verdict"] == SIGNED_PASSES
+
+
+async def test_a_dss_appended_after_signing_is_harmless(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "dss", made["dss-after-signing"])
+    assert report["facts"]["revisions"]["incremental_updates"] == 2
+    (listed,) = report["checks"]["signatures"]["listed"]
+    assert (listed["coverage"], listed["changes_after"]) == ("entire_revision", "lta_updates")
+    assert listed["modified_after"] is False
+    assert report["verdict"] == SIGNED_PASSES
+
+
+async def test_a_document_timestamp_appended_after_signing_is_harmless(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "timestamp", made["timestamp-after-signing"])
+    signature, timestamp = report["checks"]["signatures"]["listed"]
+    assert (signature["coverage"], signature["changes_after"]) == (
+        "entire_revision",
+        "lta_updates",
+    )
+    assert signature["modified_after"] is False
+    assert timestamp["kind"] == "timestamp"
+    assert timestamp["sub_filter"] == "ETSI.RFC3161"
+    assert (timestamp["intact"], timestamp["signature_valid"]) == (True, True)
+    assert (timestamp["revision"], timestamp["coverage"]) == (3, "entire_file")
+    assert report["facts"]["revisions"]["ends"][-1] == len(made["timestamp-after-signing"])
+    assert report["verdict"] == SIGNED_PASSES
+
+
+def test_signature_facts_survive_the_workflow_history() -> None:
+    # Features travel from inspect to finalize through Temporal's payload converter.
+    from temporalio.converter import DataConverter
+
+    from pipeline.models import DocumentFeatures, SignatureFacts
+
+    features = DocumentFeatures(
+        revisions=3,
+        revision_ends=[10, 20, 30],
+        signature_fields=2,
+        signatures=[SignatureFacts(signed=True, intact=False, coverage="entire_file")],
+        modified_after_signing=True,
+        repaired=True,
+        repair_warnings=["file: file is damaged"],
+        pdfa_part=2,
+    )
+    converter = DataConverter.default.payload_converter
+    (back,) = converter.from_payloads(converter.to_payloads([features]), [DocumentFeatures])
+    assert back == features
+    assert isinstance(back.signatures[0], SignatureFacts)
+
+
+async def test_an_empty_signature_field_is_counted_not_signed(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    report = await _check(pool, tmp_path, "empty-field", signing.with_empty_field())
+    signatures = report["checks"]["signatures"]
+    assert (signatures["fields"], signatures["signed"]) == (1, 0)
+    assert signatures["listed"] == [
+        {
+            "kind": "signature",
+            "signed": False,
+            "sub_filter": None,
+            "signing_time": None,
+            "intact": None,
+            "signature_valid": None,
+            "revision": None,
+            "coverage": None,
+            "changes_after": None,
+            "modified_after": False,
+            "error": None,
+        }
+    ]
+    assert "signed" not in _found(report)
+
+
+# --- claims -------------------------------------------------------------------------------
+
+_XMP = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/"
+    pdfaid:part="2" pdfaid:conformance="B"/>
+  <rdf:Description rdf:about="uuid:1" xmlns:pdfuaid="http://www.aiim.org/pdfua/ns/id/">
+   <pdfuaid:part>1</pdfuaid:part>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>"""
+
+
+def _with_xmp(data: bytes, packet: str) -> bytes:
+    import io
+
+    from pypdf import PdfWriter
+    from pypdf.generic import NameObject, StreamObject
+
+    writer = PdfWriter(clone_from=io.BytesIO(data))
+    metadata = StreamObject()
+    metadata.set_data(packet.encode())
+    metadata[NameObject("/Type")] = NameObject("/Metadata")
+    metadata[NameObject("/Subtype")] = NameObject("/XML")
+    writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+async def test_claims_are_read_from_xmp_as_facts_not_validated(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    # A plain generated document claims PDF/A-2b and PDF/UA-1: docpipe reports the
+    # claims as written (it validates neither).
+    report = await _check(pool, tmp_path, "claims", _with_xmp(made["unsigned"], _XMP))
+    assert report["facts"]["claims"] == {
+        "validated": False,
+        "pdfa_part": 2,
+        "pdfa_conformance": "B",
+        "pdfua_part": 1,
+    }
+    assert report["verdict"]["verdict"] == "pass"
+
+
+async def test_no_or_broken_xmp_claims_nothing(
+    pool: PagePool, tmp_path: Path, made: dict[str, bytes]
+) -> None:
+    nothing = {"validated": False, "pdfa_part": None, "pdfa_conformance": None, "pdfua_part": None}
+    report = await _check(pool, tmp_path, "plain", made["unsigned"])
+    assert report["facts"]["claims"] == nothing
+    broken = _with_xmp(made["unsigned"], "<x:xmpmeta><rdf:RDF><unclosed")
+    report = await _check(pool, tmp_path, "broken-xmp", broken)
+    assert report["facts"]["claims"] == nothing
+    assert report["facts"]["problem"] is None
+
+
+async def test_a_long_analysis_of_changes_is_cut_short_and_the_document_still_checked(
+    tmp_path: Path,
+) -> None:
+    # pyHanko's analysis of what changed after a signature takes seconds per signature on
+    # thousands of pages (over ten here, unloaded). A parser process gives it a quarter of
+    # the inspection's limit; the rest of the checks take about a second.
+    from tests.support.pdfs import make_large_pdf
+
+    data = signing.edit_after(signing.sign(make_large_pdf(20_000)))
+    path = tmp_path / "large-edited.pdf"
+    path.write_bytes(data)
+    pool = PagePool(1, ParserLimits(inspect_seconds=10.0))
+    try:
+        facts = await pool.inspect(path)
+    finally:
+        pool.shutdown()
+    assert facts.problem is None and facts.page_count == 20_000
+    (signature,) = facts.features.signatures
+    assert (signature.intact, signature.coverage) == (True, "entire_revision")
+    assert signature.changes_after is None
+    assert "took over 2.5 s in all: not done" in (signature.error or "")
+    # Not analysed, and the file goes on after the signed revision: reviewed.
+    assert signature.modified_after and facts.features.modified_after_signing
