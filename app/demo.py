@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
+from app.command import Commands
+from app.dev import stack_config, stack_options
 from app.lookups import workflow_status, workflow_url
 from app.submit import Submission, submit_files
 from infra.clients import temporal_client
@@ -204,3 +207,17 @@ def run_demo(
         finally:
             stop_all(children, timeout=settings.pipeline.graceful_shutdown_s + 5)
             stack.stop()
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe demo``."""
+    demo = commands.add(
+        "demo", "stack + worker + consumer; check the sample documents", _demo, stack_options()
+    )
+    demo.add_argument("--once", action="store_true", help="exit when the samples are checked")
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for checks")
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    """The whole pipeline on the samples, from one command."""
+    return run_demo(settings, stack_config(args), once=args.once, timeout_s=args.timeout)

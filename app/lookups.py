@@ -6,20 +6,28 @@ its document ID (``<bucket>/<key>@<version>``, the first check of that version).
 
 from __future__ import annotations
 
+import argparse
 from urllib.parse import quote
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.command import CommandError
 from infra.settings import Settings
 from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
 
 
-class CheckNotFoundError(LookupError):
+class CheckNotFoundError(CommandError, LookupError):
     """No check (or not what was asked of it) goes by that name; the message says why.
 
-    Each view raises its own kind; the command line prints the message of any of them.
+    Each view raises its own kind; the command line prints the message of any of them
+    and exits 1.
     """
+
+
+def add_check_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``ID`` of a command about one check: its workflow ID or its document ID."""
+    parser.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
 
 
 def looks_like_workflow_id(name: str) -> bool:

@@ -7,6 +7,7 @@ or a second ``docpipe recheck`` with the same ``--id`` re-checks no document twi
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import secrets
@@ -18,8 +19,10 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.lookups import CheckNotFoundError
-from app.status_view import list_query
+from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
+from app.lookups import CheckNotFoundError, workflow_url
+from app.status_view import list_query, parse_since
+from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.lanes import HIGHEST_PRIORITY, LOWEST_PRIORITY
@@ -31,6 +34,7 @@ from pipeline.recheck.models import (
     check_recheck_id,
     diff_key,
     recheck_run_id,
+    render_diff,
 )
 
 if TYPE_CHECKING:
@@ -210,3 +214,190 @@ def render_progress(progress: dict[str, Any]) -> str:
             f"{progress.get('running', 0)} running"
         )
     return "\n".join(lines)
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe recheck``, ``docpipe recheck show`` and ``docpipe recheck cancel``."""
+    recheck = commands.add(
+        "recheck",
+        "re-check every document a selection matches (after a policy change, a fix or a "
+        "worker bug), as a durable workflow; then show what changed",
+        _start,
+    )
+    recheck.epilog = (
+        "Give --prefix, or --query and/or --reason. Each document is re-checked as "
+        "`docpipe reprocess` would, with its report under <its results prefix>/rechecks/<ID>/; "
+        "running the same --id again re-checks nothing twice. When done, the diff report "
+        "(verdict transitions, reasons added and removed, changed documents, policies) is "
+        "written to <results bucket>/<results prefix>/_rechecks/<ID>/diff.json; "
+        "`docpipe recheck show ID` prints it."
+    )
+    selection = recheck.add_argument_group(
+        "which documents: --prefix, or --query and/or --reason (with --since)"
+    )
+    selection.add_argument(
+        "--query",
+        metavar="Q",
+        help="a Temporal visibility query over docpipe's checks, e.g. \"DocpipeStatus = "
+        "'review'\" (re-checks themselves never match)",
+    )
+    selection.add_argument(
+        "--prefix",
+        metavar="S3URL",
+        help="every object under s3://bucket/prefix/ (its current version) in a documents bucket",
+    )
+    selection.add_argument(
+        "--reason", metavar="R", help="checks whose verdict gave reason R (DocpipeReasons)"
+    )
+    selection.add_argument(
+        "--since",
+        metavar="T",
+        help="with --query or --reason: only checks started since T (30m, 2h, 7d or an ISO time)",
+    )
+    recheck.add_argument(
+        "--id",
+        metavar="ID",
+        help="recheck ID (lower-case letter, then letters, digits, dashes); default "
+        "rc-<UTC time>-<random>. The same ID never re-checks a document twice",
+    )
+    recheck.add_argument(
+        "--rate", default="5/s", metavar="N/s", help="re-checks started per second at most (5/s)"
+    )
+    recheck.add_argument(
+        "--concurrency",
+        type=int,
+        default=10,
+        metavar="N",
+        help="re-checks running at once at most (10)",
+    )
+    recheck.add_argument(
+        "--priority",
+        default="low",
+        metavar="P",
+        help="low (DOCPIPE_TEMPORAL_RECHECK_PRIORITY, default: live uploads go first), high "
+        "(the intake's) or a number 1-5",
+    )
+    recheck.add_argument(
+        "--page-size",
+        type=int,
+        default=100,
+        metavar="N",
+        help="matches per page, one workflow run each (100)",
+    )
+    recheck.add_argument(
+        "--max-listed",
+        type=int,
+        default=100,
+        metavar="N",
+        help="changed documents listed in the diff at most; its counts are exact (100)",
+    )
+    recheck.add_argument("--wait", action="store_true", help="wait until done, then print the diff")
+    recheck.add_argument("--json", action="store_true", help="with --wait: print the diff as JSON")
+    below = commands.below(recheck, "recheck_command", metavar="show|cancel")
+    show = below.add("show", "print a bulk re-check's diff, or its progress while it runs", _show)
+    show.add_argument("recheck_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print it as JSON")
+    cancel = below.add("cancel", "cancel a bulk re-check and the re-checks it is running", _cancel)
+    cancel.add_argument("recheck_id", metavar="ID")
+
+
+def _request(args: argparse.Namespace, settings: Settings) -> RecheckRequest:
+    """The bulk re-check the command line asks for.
+
+    Raises:
+        CommandError: the options do not name a selection, or not a valid one (exit 2).
+    """
+    if bool(args.prefix) == bool(args.query or args.reason):
+        raise CommandError(
+            "recheck needs --prefix, or --query and/or --reason (not both kinds)",
+            exit_code=EXIT_USAGE,
+        )
+    try:
+        since = parse_since(args.since) if args.since else None
+        if args.since and args.prefix:
+            raise ValueError(
+                "--since selects checks by start time: use it with --query or --reason"
+            )
+        if args.prefix:
+            bucket, prefix = parse_prefix(args.prefix)
+            selection = RecheckSelection(bucket=bucket, prefix=prefix)
+        else:
+            selection = RecheckSelection(
+                query=selection_query(
+                    query=args.query,
+                    reason=args.reason,
+                    since=since,
+                    hash_keys=settings.temporal.hash_object_keys,
+                )
+            )
+        options = RecheckOptions(
+            recheck_id=args.id or new_recheck_id(),
+            selection=selection,
+            priority_key=parse_priority(settings, args.priority),
+            rate_per_s=parse_rate(args.rate),
+            max_concurrent=args.concurrency,
+            page_size=args.page_size,
+            max_listed=args.max_listed,
+        )
+        return recheck_request(settings, options)
+    except (ValueError, RecheckError) as exc:
+        raise CommandError(str(exc), exit_code=EXIT_USAGE) from None
+
+
+def _start(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-check every document a selection matches, durably."""
+    request = _request(args, settings)
+
+    async def start(client: Client) -> dict[str, Any] | None:
+        handle, started = await start_bulk_recheck(settings, client, request)
+        workflow_id = recheck_run_id(request.recheck_id)
+        print(f"re-check {request.recheck_id}" + ("" if started else " (already running)"))
+        print(f"  selects   {request.selection.describe()}")
+        print(f"  workflow  {workflow_id}")
+        diff_at = diff_key(request.results_root, request.recheck_id)
+        print(f"  diff      s3://{request.results_bucket}/{diff_at}")
+        print(f"  UI        {workflow_url(settings, workflow_id)}")
+        print(f"  progress  docpipe recheck show {request.recheck_id}", flush=True)
+        if args.wait:
+            await handle.result()
+            return read_diff(settings, s3_client(settings.s3), request.recheck_id)
+        return None
+
+    diff = with_temporal(settings, start)
+    if diff is not None:
+        print(json.dumps(diff, indent=2, sort_keys=True) if args.json else "\n" + render_diff(diff))
+    return 0
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    """The diff of a finished bulk re-check, or its progress."""
+
+    async def progress_if_known(client: Client) -> dict[str, Any] | None:
+        try:
+            return await recheck_progress(client, args.recheck_id)
+        except RecheckError:
+            return None  # gone from Temporal (retention): its diff may still be in S3
+
+    progress = with_temporal(settings, progress_if_known)
+    # A run in progress is shown as such, even when an earlier run of the ID left a diff.
+    diff = None
+    if progress is None or progress["state"] != "running":
+        diff = read_diff(settings, s3_client(settings.s3), args.recheck_id)
+    if diff is not None:
+        print(json.dumps(diff, indent=2, sort_keys=True) if args.json else render_diff(diff))
+        return 0
+    if progress is None:
+        raise CommandError(f"no re-check {args.recheck_id}")
+    print(json.dumps(progress, indent=2) if args.json else render_progress(progress))
+    return 0
+
+
+def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    """Stop a bulk re-check and the re-checks it runs."""
+    workflow_id = recheck_run_id(args.recheck_id)
+    with_temporal(settings, lambda client: client.get_workflow_handle(workflow_id).cancel())
+    print(f"cancel requested: re-check {args.recheck_id}")
+    return 0
