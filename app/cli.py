@@ -179,7 +179,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         # A document ID's report is found without Temporal.
         client = None
         if looks_like_workflow_id(args.check):
-            client = await temporal_client(settings.temporal)
+            client = await temporal_client(settings.temporal, settings.codec)
         location = await locate_report(settings, client, args.check)
         return location, await asyncio.to_thread(read_report, s3_client(settings.s3), location)
 
@@ -203,7 +203,7 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.models import REPORT_NAME, CheckSummary
 
     async def main() -> None:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         s3 = s3_client(settings.s3)
         recheck = await start_recheck(
             settings, client, s3, await resolve(settings, client, s3, args.check)
@@ -285,7 +285,7 @@ def cmd_recheck(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     async def main() -> Any:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         handle, started = await start_bulk_recheck(settings, client, request)
         workflow_id = recheck_run_id(request.recheck_id)
         print(f"re-check {request.recheck_id}" + ("" if started else " (already running)"))
@@ -313,7 +313,7 @@ def cmd_recheck_show(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.recheck.models import render_diff
 
     async def main() -> dict[str, Any] | None:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         try:
             return await recheck_progress(client, args.recheck_id)
         except RecheckError:
@@ -340,7 +340,7 @@ def cmd_recheck_cancel(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.recheck.models import recheck_run_id
 
     async def main() -> None:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         await client.get_workflow_handle(recheck_run_id(args.recheck_id)).cancel()
 
     asyncio.run(main())
@@ -355,7 +355,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from infra.clients import temporal_client
 
     async def main() -> Any:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         return await check_status(settings, client, args.check)
 
     try:
@@ -389,7 +389,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def main() -> Any:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         return await list_checks(client, query, limit=args.limit)
 
     rows = asyncio.run(main())
@@ -414,7 +414,7 @@ def cmd_temporal_setup(args: argparse.Namespace, settings: Settings) -> int:
     from infra.temporal_setup import register_search_attributes
 
     async def main() -> list[str]:
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         return await register_search_attributes(client, settings.temporal.namespace)
 
     added = asyncio.run(main())

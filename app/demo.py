@@ -130,7 +130,7 @@ def _say(message: str) -> None:
 async def _submit_and_wait(
     settings: Settings, files: Sequence[Path], timeout_s: float, children: list[ManagedProcess]
 ) -> list[Outcome]:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     submissions = await submit_files(settings, files, key_prefix="demo/")
     _say(f"submitted {len(submissions)} documents to s3://{settings.s3.documents_buckets[0]}/demo/")
     last = [-1.0]

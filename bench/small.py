@@ -288,7 +288,7 @@ async def run(
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
     ):
         settings = stack.settings()
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
         servers = stack.named_pids()
         if submit:
             print(f"docpipe submit of {submit} files ...", flush=True)

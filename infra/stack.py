@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from infra.keyring import ensure_dev_keyring
 from infra.processes import ManagedProcess, stop_all
-from infra.settings import Settings
+from infra.settings import CODEC_NONE, CodecSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +213,25 @@ class EmbeddedStack:
         """Where S3 clients reach the moto server."""
         return f"http://{LOOPBACK}:{self.config.s3_port}"
 
+    @property
+    def dev_keyring_file(self) -> Path:
+        """The development keyring the stack encrypts with unless told otherwise."""
+        return self.config.state_dir / "codec-keyring.json"
+
+    def codec_settings(self, base: CodecSettings) -> CodecSettings:
+        """``base``, with the development keyring (made at first use) if it names none:
+        encryption is on in development as in production."""
+        if base.mode == CODEC_NONE or base.keyring_file or base.keys:
+            return base
+        keyring = ensure_dev_keyring(self.dev_keyring_file)
+        return dataclasses.replace(base, keyring_file=str(keyring))
+
     def settings(self, base: Settings | None = None) -> Settings:
         """``base`` (default: the stack's own) pointed at this stack's endpoints."""
         base = base or self._base
         return dataclasses.replace(
             base,
+            codec=self.codec_settings(base.codec),
             kafka=dataclasses.replace(base.kafka, bootstrap_servers=self.kafka_bootstrap),
             temporal=dataclasses.replace(
                 base.temporal,
@@ -422,11 +437,11 @@ class EmbeddedStack:
         from infra.clients import temporal_client
         from infra.temporal_setup import register_search_attributes
 
-        settings = self.settings().temporal
+        settings = self.settings()
 
         async def setup() -> list[str]:
-            client = await temporal_client(settings)
-            return await register_search_attributes(client, settings.namespace)
+            client = await temporal_client(settings.temporal, settings.codec)
+            return await register_search_attributes(client, settings.temporal.namespace)
 
         added = self._retry("temporal", deadline, lambda: run_coroutine(setup))
         if added:

@@ -230,7 +230,7 @@ async def record(names: list[str], out: Path) -> None:
     ):
         for name in names:
             rec = Recorder(stack, Path(work), name)
-            rec.client = await temporal_client(rec.settings.temporal)
+            rec.client = await temporal_client(rec.settings.temporal, rec.settings.codec)
             try:
                 handle = await SCENARIOS[name](rec)
                 history = await handle.fetch_history()
