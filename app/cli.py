@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
+from app import codec_server
 from infra import settings as settings_module
 from infra.clients import ServerUnreachableError, s3_unreachable
 from infra.settings import Settings, SettingsError, load_settings
@@ -56,6 +57,7 @@ def _stack_config(args: argparse.Namespace) -> StackConfig:
         temporal_ui_port=args.ui_port,
         kafka_port=args.kafka_port,
         s3_port=args.s3_port,
+        codec_port=args.codec_port,
         partitions=args.partitions,
     )
 
@@ -74,6 +76,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Temporal UI   {live.temporal.ui_url}")
             print(f"Kafka         {live.kafka.bootstrap_servers}")
             print(f"S3            {live.s3.endpoint_url}")
+            print(f"Codec server  {stack.codec_url or 'none: payloads in clear'}")
             print(f"State         {stack.config.state_dir}")
             print("Running; Ctrl-C stops every server.", flush=True)
             while True:
@@ -425,8 +428,11 @@ def cmd_temporal_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """``docpipe config``: the settings in force, secrets masked."""
+    from infra.codec import describe_keyring
+
     for name, value in settings_module.describe(settings):
         print(f"{name}={value}")
+    print(f"# {describe_keyring(settings.codec)}")
     return 0
 
 
@@ -452,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--ui-port", type=int, default=8233)
     group.add_argument("--kafka-port", type=int, default=9092)
     group.add_argument("--s3-port", type=int, default=4566)
+    group.add_argument("--codec-port", type=int, default=8235, help="codec server for the UI")
     group.add_argument("--partitions", type=int, default=3, help="partitions per topic")
 
     parser = argparse.ArgumentParser(
@@ -608,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=50, help="at most this many (newest)")
     listing.add_argument("--json", action="store_true", help="print them as JSON")
     add("config", cmd_config, "print the effective settings (secrets masked)")
+    codec_server.add_parser(commands, common)
     return parser
 
 

@@ -171,6 +171,11 @@ def run_demo(
                 f"S3 {live.s3.endpoint_url}"
             )
             _say(f"Temporal UI: {live.temporal.ui_url}")
+            if stack.codec_url:
+                _say(
+                    f"payloads encrypted in Temporal with {live.codec.keyring_file}; the UI "
+                    f"decodes them through the codec server {stack.codec_url}"
+                )
             logs = config.state_dir / "logs"
             metrics_ports = free_ports(2)
             for command, port in zip((["worker"], ["consume"]), metrics_ports, strict=True):
