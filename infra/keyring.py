@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,19 +93,21 @@ class StaticKeyring:
 class FileKeyring:
     """Keys from a JSON file ``{"active": "k2", "keys": {"k1": "<base64>", ...}}``.
 
-    A key asked for that is not held makes the file be read again if it changed, so that
-    adding a key (or rotating the active one) needs no restart: a workflow task that failed
-    on an unknown key succeeds on its retry once the key is in the file. New payloads use
-    the active key of the file as it was last read.
+    Rotation needs no restart: the file is read again when it changed, looked at every
+    ``refresh_s`` when the active key is asked for (new payloads use the new active key
+    within that time), and at once when a payload names a key not held (a workflow task
+    that failed on an unknown key succeeds on its retry once the key is in the file).
 
     Raises:
         KeyringError: the file is missing or not a keyring.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, refresh_s: float = 2.0) -> None:
         self.path = path
+        self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
+        self._looked_at = time.monotonic()
         self._keyring = self._read()
 
     def _read(self) -> StaticKeyring:
@@ -127,6 +131,7 @@ class FileKeyring:
 
     def _refresh_if_changed(self) -> None:
         with self._lock:
+            self._looked_at = time.monotonic()
             try:
                 stat = self.path.stat()
             except OSError:
@@ -136,7 +141,12 @@ class FileKeyring:
 
     @property
     def active_key_id(self) -> str:
-        """The active key of the file as it was last read."""
+        """The active key of the file, read again if it changed (at most every
+        ``refresh_s``)."""
+        if time.monotonic() - self._looked_at >= self.refresh_s:
+            # A half-written or broken file: keep encrypting with the keys already read.
+            with contextlib.suppress(KeyringError):
+                self._refresh_if_changed()
         return self._keyring.active
 
     def key(self, key_id: str) -> bytes:

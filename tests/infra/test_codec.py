@@ -156,3 +156,13 @@ def test_the_description_names_key_ids_and_never_keys(tmp_path: Path) -> None:
     line = describe_keyring(CodecSettings(keyring_file=str(path)))
     assert line == "encryption keys k1, k2 (active k2)"
     assert base64.b64encode(_K1).decode() not in line
+
+
+async def test_a_rotated_active_key_is_used_without_a_restart(tmp_path: Path) -> None:
+    path = _keyring_file(tmp_path / "keyring.json", "k1", k1=_K1)
+    codec = EncryptionCodec(FileKeyring(path, refresh_s=0))
+    (before,) = await codec.encode([_payload()])
+    _keyring_file(path, "k2", k1=_K1, k2=_K2)
+    (after,) = await codec.encode([_payload()])
+    assert (before.metadata[KEY_ID_KEY], after.metadata[KEY_ID_KEY]) == (b"k1", b"k2")
+    assert await codec.decode([before, after]) == [_payload(), _payload()]
