@@ -6,6 +6,7 @@ import argparse
 
 from app.command import Commands, with_temporal
 from infra import settings as settings_module
+from infra.codec import describe_keyring
 from infra.settings import Settings
 from infra.temporal_setup import register_search_attributes
 
@@ -31,4 +32,5 @@ def _print_settings(args: argparse.Namespace, settings: Settings) -> int:
     """The settings in force, secrets masked."""
     for name, value in settings_module.describe(settings):
         print(f"{name}={value}")
+    print(f"# {describe_keyring(settings.codec)}")
     return 0

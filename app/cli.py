@@ -17,6 +17,7 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from app import (
     admin,
+    codec_server,
     dead_letters,
     demo,
     dev,
@@ -46,6 +47,7 @@ COMMAND_MODULES: tuple[Callable[[Commands], None], ...] = (
     demo.add_commands,
     status_view.add_commands,
     admin.add_commands,
+    codec_server.add_commands,
 )
 
 

@@ -82,6 +82,6 @@ def with_temporal(settings: Settings, work: Callable[[Client], Awaitable[T]]) ->
     """
 
     async def connected() -> T:
-        return await work(await temporal_client(settings.temporal))
+        return await work(await temporal_client(settings.temporal, settings.codec))
 
     return asyncio.run(connected())

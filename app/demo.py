@@ -133,7 +133,7 @@ def _say(message: str) -> None:
 async def _submit_and_wait(
     settings: Settings, files: Sequence[Path], timeout_s: float, children: list[ManagedProcess]
 ) -> list[Outcome]:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     submissions = await submit_files(settings, files, key_prefix="demo/")
     _say(f"submitted {len(submissions)} documents to s3://{settings.s3.documents_buckets[0]}/demo/")
     last = [-1.0]
@@ -174,6 +174,11 @@ def run_demo(
                 f"S3 {live.s3.endpoint_url}"
             )
             _say(f"Temporal UI: {live.temporal.ui_url}")
+            if stack.codec_url:
+                _say(
+                    f"payloads encrypted in Temporal with {live.codec.keyring_file}; the UI "
+                    f"decodes them through the codec server {stack.codec_url}"
+                )
             logs = config.state_dir / "logs"
             metrics_ports = free_ports(2)
             for command, port in zip((["worker"], ["consume"]), metrics_ports, strict=True):

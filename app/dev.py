@@ -27,6 +27,9 @@ def stack_options() -> argparse.ArgumentParser:
     group.add_argument("--ui-port", type=int, default=8233, help="the Web UI's port (8233)")
     group.add_argument("--kafka-port", type=int, default=9092, help="the broker's port (9092)")
     group.add_argument("--s3-port", type=int, default=4566, help="S3's port (4566)")
+    group.add_argument(
+        "--codec-port", type=int, default=8235, help="codec server for the UI (8235)"
+    )
     group.add_argument("--partitions", type=int, default=3, help="partitions per topic")
     return stack
 
@@ -39,6 +42,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         temporal_ui_port=args.ui_port,
         kafka_port=args.kafka_port,
         s3_port=args.s3_port,
+        codec_port=args.codec_port,
         partitions=args.partitions,
     )
 
@@ -59,6 +63,7 @@ def _run_stack(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Temporal UI   {live.temporal.ui_url}")
             print(f"Kafka         {live.kafka.bootstrap_servers}")
             print(f"S3            {live.s3.endpoint_url}")
+            print(f"Codec server  {stack.codec_url or 'none: payloads in clear'}")
             print(f"State         {stack.config.state_dir}")
             print("Running; Ctrl-C stops every server.", flush=True)
             while True:

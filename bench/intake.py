@@ -162,7 +162,7 @@ async def measure(
         kafka=dataclasses.replace(base.kafka, max_in_flight=concurrency, stats_interval_s=3600.0),
         temporal=dataclasses.replace(base.temporal, task_queue="bench-intake"),
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     # Warm up Temporal (first shard and task-queue work) before anything is timed.
     await baseline(settings, client, _documents("warmup", 200), concurrency)
 

@@ -225,7 +225,7 @@ async def _check_end_to_end(
     """
     bucket = settings.s3.documents_buckets[0]
     document = upload(settings, path, bucket, key)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     handle = client.get_workflow_handle(document.workflow_id)
     started = time.perf_counter()
     published_at = time.time()

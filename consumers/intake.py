@@ -635,6 +635,7 @@ async def run_intake(
     kafka = settings.kafka
     client = await temporal_client_waiting(
         settings.temporal,
+        settings.codec,
         stop,
         initial_s=kafka.retry_initial_s,
         max_s=kafka.retry_max_s,

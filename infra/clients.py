@@ -23,7 +23,8 @@ from botocore.config import Config
 from temporalio.client import Client, TLSConfig
 
 from infra.backoff import backoff_delay
-from infra.settings import KafkaSettings, S3Settings, TemporalSettings
+from infra.codec import data_converter
+from infra.settings import CodecSettings, KafkaSettings, S3Settings, TemporalSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,14 +109,16 @@ def s3_unreachable(settings: S3Settings, exc: BaseException) -> ServerUnreachabl
     return ServerUnreachableError("S3", endpoint, "DOCPIPE_S3_ENDPOINT_URL", default, str(exc))
 
 
-async def temporal_client(settings: TemporalSettings, **extra: Any) -> Client:
-    """Connect to Temporal as the settings say.
+async def temporal_client(settings: TemporalSettings, codec: CodecSettings, **extra: Any) -> Client:
+    """Connect to Temporal as the settings say, payloads encrypted as ``codec`` says.
 
     Raises:
         ServerUnreachableError: Temporal does not answer there.
+        SettingsError: encryption is on and there is no usable keyring.
     """
+    converter = data_converter(codec)
     try:
-        return await Client.connect(**temporal_kwargs(settings), **extra)
+        return await Client.connect(**temporal_kwargs(settings), data_converter=converter, **extra)
     except RuntimeError as exc:
         # The SDK says only "Failed client connect: ..." for every way connecting fails.
         raise ServerUnreachableError(
@@ -129,6 +132,7 @@ async def temporal_client(settings: TemporalSettings, **extra: Any) -> Client:
 
 async def temporal_client_waiting(
     settings: TemporalSettings,
+    codec: CodecSettings,
     stop: asyncio.Event,
     *,
     initial_s: float = 0.5,
@@ -141,7 +145,7 @@ async def temporal_client_waiting(
     attempt = 0
     while not stop.is_set():
         try:
-            return await temporal_client(settings, **extra)
+            return await temporal_client(settings, codec, **extra)
         except ServerUnreachableError as exc:
             delay = backoff_delay(attempt, initial_s=initial_s, max_s=max_s, jitter=random.random())
             attempt += 1

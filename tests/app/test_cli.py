@@ -30,6 +30,7 @@ COMMANDS = (
     "list",
     "temporal",
     "config",
+    "codec-server",
 )
 SUB_COMMANDS = {"dlq": ("list", "replay"), "recheck": ("show", "cancel"), "temporal": ("setup",)}
 

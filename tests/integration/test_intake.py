@@ -52,7 +52,7 @@ from tests.support.pdfs import make_pdf
 
 @pytest.fixture
 async def client(settings: Settings) -> Client:
-    return await temporal_client(settings.temporal)
+    return await temporal_client(settings.temporal, settings.codec)
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

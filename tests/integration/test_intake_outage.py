@@ -90,7 +90,7 @@ async def test_temporal_outage_loses_nothing_dead_letters_nothing_and_resumes(
         ),
         temporal=dataclasses.replace(base.temporal, task_queue=f"outage-{tmp_path.name}"),
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     task_queue = settings.temporal.task_queue
     consumer = start_component(["consume"], settings)
     stream = _Stream(settings, interval_s=0.15)
@@ -165,7 +165,7 @@ async def test_sigterm_during_an_outage_exits_0_in_time_and_commits_nothing_unst
         temporal=dataclasses.replace(base.temporal, task_queue=f"sigterm-{tmp_path.name}"),
     )
     private_stack.create_topics([settings.kafka.uploads_topic])
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     consumer = start_component(["consume"], settings)
     prefix = unique_prefix("sigterm")
     before = upload(settings, f"{prefix}/before.pdf")

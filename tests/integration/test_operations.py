@@ -51,7 +51,7 @@ async def test_visibility_finds_checks_by_each_search_attribute(
     stack: EmbeddedStack, settings: Settings, start_component: StartComponent
 ) -> None:
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     # The stack registered every attribute; `docpipe temporal setup` again changes nothing.
     assert await register_search_attributes(client, settings.temporal.namespace) == []
     run = uuid.uuid4().hex[:8]
@@ -145,7 +145,7 @@ async def test_progress_moves_while_pages_are_checked(
         ),
     )
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     pages = 1000
     document = _put(
         settings,

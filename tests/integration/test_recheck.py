@@ -70,7 +70,7 @@ def _with_policy(settings: Settings, **policy: Any) -> Settings:
 async def test_recheck_of_50_documents_under_a_changed_policy(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("policy")
     plain = [upload(settings, f"{prefix}/plain-{n}.pdf", make_pdf(["text"] * 2)) for n in range(20)]
     blank = [
@@ -149,7 +149,7 @@ def _kill(worker: ManagedProcess) -> None:
 async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("crash")
     count = 40
     documents: list[DocumentRef] = [
@@ -193,7 +193,7 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
 async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("query")
     run = prefix.rsplit("/", 1)[-1]
     blank = [upload(settings, f"{prefix}/b{n}.pdf", make_pdf(["text", "blank"])) for n in range(2)]

@@ -35,7 +35,7 @@ def fault_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def worker(fault_settings: Settings) -> AsyncIterator[tuple[Client, DocumentActivities]]:
     """A real Temporal worker in this process, so faults can be put into its S3 client."""
-    client = await temporal_client(fault_settings.temporal)
+    client = await temporal_client(fault_settings.temporal, fault_settings.codec)
     activities = document_activities(fault_settings)
     publisher = result_publisher(fault_settings)
     workers = build_workers(fault_settings, client, activities, publisher=publisher)
