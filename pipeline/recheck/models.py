@@ -11,12 +11,14 @@ Imported by the workflow sandbox: values and pure functions only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pipeline.models import (
@@ -35,8 +37,6 @@ RECHECK_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,47}$")
 RECHECKS_ROOT = "_rechecks"
 DIFF_NAME = "diff.json"
 DIFF_VERSION = 1
-# Outcomes of one document in a bulk re-check.
-RECHECKED, ALREADY, FAILED = "rechecked", "already", "failed"
 # A verdict where there is no report (never checked, or the re-check did not finish).
 NONE = "none"
 
@@ -90,6 +90,28 @@ class RecheckSelection:
         return f"query {self.query}" if self.query else f"prefix s3://{self.bucket}/{self.prefix}"
 
 
+class RecheckOutcome(StrEnum):
+    """What became of one document in a bulk re-check."""
+
+    # Re-checked by this run, to its report.
+    RECHECKED = "rechecked"
+    # Re-checked under this recheck ID before (its re-check's ID ran already).
+    ALREADY = "already"
+    # Its re-check failed.
+    FAILED = "failed"
+
+
+class RecheckPhase(StrEnum):
+    """What a bulk re-check is doing: the ``phase`` of its ``progress`` query."""
+
+    STARTING = "starting"
+    LISTING = "listing"
+    RECHECKING = "re-checking"
+    COMPARING = "comparing"
+    WRITING_DIFF = "writing the diff"
+    DONE = "done"
+
+
 @dataclass(frozen=True)
 class RecheckTotals:
     """How far a bulk re-check is: carried across continue-as-new."""
@@ -100,6 +122,48 @@ class RecheckTotals:
     already: int = 0
     failed: int = 0
     changed: int = 0
+
+    def counting(self, outcome: RecheckOutcome) -> RecheckTotals:
+        """These totals with one more document of ``outcome``."""
+        match outcome:
+            case RecheckOutcome.RECHECKED:
+                return dataclasses.replace(self, rechecked=self.rechecked + 1)
+            case RecheckOutcome.ALREADY:
+                return dataclasses.replace(self, already=self.already + 1)
+            case RecheckOutcome.FAILED:
+                return dataclasses.replace(self, failed=self.failed + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecheckProgress(RecheckTotals):
+    """What ``RecheckWorkflow`` answers to the ``progress`` query: the totals so far, and
+    this run's page. The field names are the query's JSON: they stay."""
+
+    phase: RecheckPhase
+    # Re-checks running now.
+    running: int = 0
+    # This run's page: matches done of its size.
+    page_done: int = 0
+    page_size: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        totals: RecheckTotals,
+        *,
+        phase: RecheckPhase,
+        running: int,
+        page_done: int,
+        page_size: int,
+    ) -> RecheckProgress:
+        """The totals so far, and where this run is."""
+        return cls(
+            **dataclasses.asdict(totals),
+            phase=phase,
+            running=running,
+            page_done=page_done,
+            page_size=page_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -164,7 +228,7 @@ class Outcome:
     """What became of one match in this run."""
 
     match: Match
-    outcome: str
+    outcome: RecheckOutcome
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from temporalio.converter import DataConverter
 
 from pipeline.models import DocumentRef, original_results_prefix, recheck_results_prefix
 from pipeline.policy import DEFAULT_IGNORE, VerdictPolicy
 from pipeline.recheck.models import (
     Match,
+    RecheckOutcome,
+    RecheckPhase,
+    RecheckProgress,
     RecheckSelection,
     RecheckTotals,
     build_diff,
@@ -30,7 +35,7 @@ def _report(verdict: str, reasons: list[str], policy: dict[str, Any]) -> dict[st
 def _row(n: int, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
     document = DocumentRef(bucket="documents", key=f"t/{n:03d}.pdf", version_id="v")
     match = Match(document=document, results_bucket="r", results_prefix=f"results/t/{n}")
-    return comparison_row(match, "rechecked", before, after, "rc-test")
+    return comparison_row(match, RecheckOutcome.RECHECKED, before, after, "rc-test")
 
 
 def test_rows_say_what_changed_and_where_the_new_report_is() -> None:
@@ -91,3 +96,36 @@ def test_a_bulk_recheck_prefix_leads_back_to_the_original() -> None:
     assert original_results_prefix("results/documents/rechecks/a.pdf@v") == (
         "results/documents/rechecks/a.pdf@v"
     )
+
+
+def test_each_outcome_counts_once_in_its_own_total() -> None:
+    totals = RecheckTotals(pages=2, matched=5)
+    for outcome in (RecheckOutcome.RECHECKED, RecheckOutcome.ALREADY, RecheckOutcome.FAILED):
+        totals = totals.counting(outcome)
+    totals = totals.counting(RecheckOutcome.RECHECKED)
+    assert totals == RecheckTotals(pages=2, matched=5, rechecked=2, already=1, failed=1)
+
+
+async def test_progress_is_the_json_its_readers_have_always_read() -> None:
+    progress = RecheckProgress.of(
+        RecheckTotals(pages=1, matched=3, rechecked=1, already=1),
+        phase=RecheckPhase.RECHECKING,
+        running=1,
+        page_done=2,
+        page_size=3,
+    )
+    (payload,) = await DataConverter.default.encode([progress])
+    assert json.loads(payload.data) == {
+        "phase": "re-checking",
+        "pages": 1,
+        "matched": 3,
+        "rechecked": 1,
+        "already": 1,
+        "failed": 0,
+        "changed": 0,
+        "running": 1,
+        "page_done": 2,
+        "page_size": 3,
+    }
+    (decoded,) = await DataConverter.default.decode([payload], [RecheckProgress])
+    assert decoded == progress
