@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
@@ -150,20 +151,28 @@ async def start_bulk_recheck(
     A finished recheck ID may run again: it re-checks only what it has not re-checked
     (nothing, unless new documents match), and writes its diff again.
     """
-    handle = await client.start_workflow(
-        RECHECK_WORKFLOW_NAME,
-        request,
-        id=recheck_run_id(request.recheck_id),
-        task_queue=settings.temporal.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        static_summary=f"docpipe re-check {request.recheck_id}: {request.selection.describe()}"[
-            :400
-        ],
-        result_type=RecheckResult,
-    )
-    response = getattr(handle, "_start_workflow_response", None)
-    return handle, bool(getattr(response, "started", True))
+    workflow_id = recheck_run_id(request.recheck_id)
+    try:
+        handle: WorkflowHandle[Any, RecheckResult] = await client.start_workflow(
+            RECHECK_WORKFLOW_NAME,
+            request,
+            id=workflow_id,
+            task_queue=settings.temporal.task_queue,
+            # A running one is joined below: FAIL says that it runs, where USE_EXISTING
+            # would say it only in a field the SDK keeps private.
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=(
+                f"docpipe re-check {request.recheck_id}: {request.selection.describe()}"[:400]
+            ),
+            result_type=RecheckResult,
+        )
+    except WorkflowAlreadyStartedError as running:
+        joined = client.get_workflow_handle(
+            workflow_id, run_id=running.run_id, result_type=RecheckResult
+        )
+        return joined, False
+    return handle, True
 
 
 def read_diff(settings: Settings, s3: S3Client, recheck_id: str) -> dict[str, Any] | None:
