@@ -28,6 +28,7 @@ from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.lanes import HIGHEST_PRIORITY, LOWEST_PRIORITY
+from pipeline.recheck.diff import render_diff
 from pipeline.recheck.models import (
     RECHECK_WORKFLOW_NAME,
     RecheckProgress,
@@ -37,7 +38,6 @@ from pipeline.recheck.models import (
     check_recheck_id,
     diff_key,
     recheck_run_id,
-    render_diff,
 )
 
 if TYPE_CHECKING:
