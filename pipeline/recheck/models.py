@@ -182,6 +182,41 @@ class RecheckRequest:
     cursor: str | None = None
     totals: RecheckTotals = field(default_factory=RecheckTotals)
 
+    def list_matches_input(self) -> ListMatchesInput:
+        """The input of ``list_matches``: this run's page of the selection."""
+        return ListMatchesInput(
+            selection=self.selection,
+            results_root=self.results_root,
+            results_bucket=self.results_bucket,
+            cursor=self.cursor,
+            page_size=self.page_size,
+        )
+
+    def compare_page_input(
+        self, *, chain: str, page: int, outcomes: list[Outcome]
+    ) -> ComparePageInput:
+        """The input of ``compare_page``: this run's outcomes, as page ``page``."""
+        return ComparePageInput(
+            recheck_id=self.recheck_id,
+            chain=chain,
+            results_root=self.results_root,
+            results_bucket=self.results_bucket,
+            page=page,
+            outcomes=outcomes,
+        )
+
+    def write_diff_input(self, *, chain: str, totals: RecheckTotals) -> WriteDiffInput:
+        """The input of ``write_diff``: the pages of ``chain``, and the totals."""
+        return WriteDiffInput(
+            recheck_id=self.recheck_id,
+            chain=chain,
+            selection=self.selection,
+            results_root=self.results_root,
+            results_bucket=self.results_bucket,
+            max_listed=self.max_listed,
+            totals=totals,
+        )
+
 
 @dataclass(frozen=True)
 class Match:

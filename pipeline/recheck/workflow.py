@@ -31,8 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.recheck.activities import RecheckActivities
     from pipeline.recheck.models import (
         RECHECK_WORKFLOW_NAME,
-        ComparePageInput,
-        ListMatchesInput,
         Match,
         Outcome,
         RecheckOutcome,
@@ -41,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
         RecheckRequest,
         RecheckResult,
         RecheckTotals,
-        WriteDiffInput,
     )
     from pipeline.starts import check_summary
 
@@ -105,13 +102,7 @@ class RecheckWorkflow:
         self._enter(RecheckPhase.LISTING)
         page = await workflow.execute_activity_method(
             RecheckActivities.list_matches,
-            ListMatchesInput(
-                selection=request.selection,
-                results_root=request.results_root,
-                results_bucket=request.results_bucket,
-                cursor=request.cursor,
-                page_size=request.page_size,
-            ),
+            request.list_matches_input(),
             **LIST_MATCHES,
         )
         self._page_size = len(page.matches)
@@ -126,14 +117,7 @@ class RecheckWorkflow:
         self._enter(RecheckPhase.COMPARING)
         compared = await workflow.execute_activity_method(
             RecheckActivities.compare_page,
-            ComparePageInput(
-                recheck_id=request.recheck_id,
-                chain=chain,
-                results_root=request.results_root,
-                results_bucket=request.results_bucket,
-                page=self._totals.pages,
-                outcomes=outcomes,
-            ),
+            request.compare_page_input(chain=chain, page=self._totals.pages, outcomes=outcomes),
             **COMPARE_PAGE,
         )
         self._totals = dataclasses.replace(
@@ -147,15 +131,7 @@ class RecheckWorkflow:
         self._enter(RecheckPhase.WRITING_DIFF)
         key = await workflow.execute_activity_method(
             RecheckActivities.write_diff,
-            WriteDiffInput(
-                recheck_id=request.recheck_id,
-                chain=chain,
-                selection=request.selection,
-                results_root=request.results_root,
-                results_bucket=request.results_bucket,
-                max_listed=request.max_listed,
-                totals=self._totals,
-            ),
+            request.write_diff_input(chain=chain, totals=self._totals),
             **WRITE_DIFF,
         )
         self._enter(RecheckPhase.DONE)
