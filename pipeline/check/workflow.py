@@ -203,9 +203,7 @@ class DocumentCheckWorkflow:
         pages = f"{progress.pages_checked} of {progress.page_count} pages"
         match progress.step:
             case CheckStep.CHECK_DOCUMENT:
-                return (
-                    "**Checking the document**: download, document-level checks, small ones' pages"
-                )
+                return "**Checking the document**: download, checks, and a small one's pages"
             case CheckStep.INSPECT:
                 return "**Inspecting**: download and document-level checks"
             case CheckStep.CHECK_PAGES:

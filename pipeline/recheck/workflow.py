@@ -187,6 +187,7 @@ class RecheckWorkflow:
         return Outcome(match=match, outcome=outcome)
 
     async def _run_child(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
+        """Start the document's re-check under its never-reused ID and wait for its end."""
         check = CheckRequest(
             document=match.document,
             results_bucket=match.results_bucket,
