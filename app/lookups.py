@@ -7,14 +7,38 @@ its document ID (``<bucket>/<key>@<version>``, the first check of that version).
 from __future__ import annotations
 
 import argparse
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import CommandError
 from infra.settings import Settings
-from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
+from pipeline.models import (
+    PROGRESS_QUERY,
+    WORKFLOW_ID_PREFIX,
+    split_document_id,
+    workflow_id_for,
+)
+
+Progress = TypeVar("Progress")
+
+# How Temporal says that no worker answered a query: the server gave up waiting for one
+# (DEADLINE_EXCEEDED), the client's deadline passed first (CANCELLED), or the workflow
+# closed before any worker ran it (FAILED_PRECONDITION).
+_UNANSWERED = frozenset(
+    {
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.FAILED_PRECONDITION,
+    }
+)
 
 
 class CheckNotFoundError(CommandError, LookupError):
@@ -83,3 +107,24 @@ async def workflow_status(client: Client, workflow_id: str) -> WorkflowExecution
             return None
         raise
     return description.status
+
+
+async def query_progress(
+    handle: WorkflowHandle[Any, Any], progress_type: type[Progress]
+) -> Progress | None:
+    """The workflow's ``progress`` query, as ``progress_type``; None when no worker answers
+    it (none runs, or the workflow closed before one ran it) or the worker fails it (its
+    workflow task is failing too): what Temporal itself says still tells a lot.
+
+    Raises:
+        RPCError: Temporal failed otherwise.
+    """
+    try:
+        progress: Progress = await handle.query(PROGRESS_QUERY, result_type=progress_type)
+    except WorkflowQueryFailedError:
+        return None
+    except RPCError as exc:
+        if exc.status in _UNANSWERED:
+            return None
+        raise
+    return progress

@@ -8,6 +8,7 @@ or a second ``docpipe recheck`` with the same ``--id`` re-checks no document twi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import secrets
@@ -17,24 +18,26 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import CheckNotFoundError, workflow_url
+from app.lookups import CheckNotFoundError, query_progress, workflow_url
 from app.status_view import list_query, parse_since
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.lanes import HIGHEST_PRIORITY, LOWEST_PRIORITY
+from pipeline.recheck.diff import render_diff
 from pipeline.recheck.models import (
     RECHECK_WORKFLOW_NAME,
+    RecheckProgress,
     RecheckRequest,
     RecheckResult,
     RecheckSelection,
     check_recheck_id,
     diff_key,
     recheck_run_id,
-    render_diff,
 )
 
 if TYPE_CHECKING:
@@ -150,20 +153,28 @@ async def start_bulk_recheck(
     A finished recheck ID may run again: it re-checks only what it has not re-checked
     (nothing, unless new documents match), and writes its diff again.
     """
-    handle = await client.start_workflow(
-        RECHECK_WORKFLOW_NAME,
-        request,
-        id=recheck_run_id(request.recheck_id),
-        task_queue=settings.temporal.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        static_summary=f"docpipe re-check {request.recheck_id}: {request.selection.describe()}"[
-            :400
-        ],
-        result_type=RecheckResult,
-    )
-    response = getattr(handle, "_start_workflow_response", None)
-    return handle, bool(getattr(response, "started", True))
+    workflow_id = recheck_run_id(request.recheck_id)
+    try:
+        handle: WorkflowHandle[Any, RecheckResult] = await client.start_workflow(
+            RECHECK_WORKFLOW_NAME,
+            request,
+            id=workflow_id,
+            task_queue=settings.temporal.task_queue,
+            # A running one is joined below: FAIL says that it runs, where USE_EXISTING
+            # would say it only in a field the SDK keeps private.
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=(
+                f"docpipe re-check {request.recheck_id}: {request.selection.describe()}"[:400]
+            ),
+            result_type=RecheckResult,
+        )
+    except WorkflowAlreadyStartedError as running:
+        joined = client.get_workflow_handle(
+            workflow_id, run_id=running.run_id, result_type=RecheckResult
+        )
+        return joined, False
+    return handle, True
 
 
 def read_diff(settings: Settings, s3: S3Client, recheck_id: str) -> dict[str, Any] | None:
@@ -178,8 +189,24 @@ def read_diff(settings: Settings, s3: S3Client, recheck_id: str) -> dict[str, An
     return diff
 
 
-async def recheck_progress(client: Client, recheck_id: str) -> dict[str, Any]:
-    """Where a bulk re-check is: Temporal's state and its ``progress`` query.
+@dataclass(frozen=True)
+class RecheckStatus:
+    """A bulk re-check as ``docpipe recheck show`` shows it while it has no diff."""
+
+    recheck_id: str
+    # Temporal's state of the workflow: running, completed, canceled, ...
+    state: str
+    # What the running workflow answered (None: not running, or no worker answered).
+    progress: RecheckProgress | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As ``--json`` prints it: the ID, the state and the progress's own fields."""
+        shown = dataclasses.asdict(self.progress) if self.progress else {}
+        return {"recheck_id": self.recheck_id, "state": self.state, **shown}
+
+
+async def recheck_status(client: Client, recheck_id: str) -> RecheckStatus:
+    """Where a bulk re-check is: Temporal's state and, while it runs, its ``progress``.
 
     Raises:
         RecheckError: no such bulk re-check.
@@ -194,24 +221,22 @@ async def recheck_progress(client: Client, recheck_id: str) -> dict[str, Any]:
             ) from None
         raise
     state = description.status.name.lower() if description.status else "unknown"
-    progress: dict[str, Any] = {}
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        try:
-            progress = await handle.query("progress")
-        except Exception:
-            progress = {}  # no worker to answer right now
-    return {"recheck_id": recheck_id, "state": state, **progress}
+    running = description.status == WorkflowExecutionStatus.RUNNING
+    return RecheckStatus(
+        recheck_id=recheck_id,
+        state=state,
+        progress=await query_progress(handle, RecheckProgress) if running else None,
+    )
 
 
-def render_progress(progress: dict[str, Any]) -> str:
+def render_status(status: RecheckStatus) -> str:
     """A running (or unfinished) bulk re-check, for a person."""
-    lines = [f"re-check {progress['recheck_id']}: {progress['state']}"]
-    if "phase" in progress:
+    lines = [f"re-check {status.recheck_id}: {status.state}"]
+    if progress := status.progress:
         lines.append(
-            f"  {progress['phase']}: page {progress.get('pages', 0)}, "
-            f"{progress.get('matched', 0)} matched, {progress.get('rechecked', 0)} re-checked, "
-            f"{progress.get('already', 0)} done before, {progress.get('failed', 0)} failed, "
-            f"{progress.get('running', 0)} running"
+            f"  {progress.phase}: page {progress.pages}, {progress.matched} matched, "
+            f"{progress.rechecked} re-checked, {progress.already} done before, "
+            f"{progress.failed} failed, {progress.running} running"
         )
     return "\n".join(lines)
 
@@ -375,23 +400,23 @@ def _start(args: argparse.Namespace, settings: Settings) -> int:
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     """The diff of a finished bulk re-check, or its progress."""
 
-    async def progress_if_known(client: Client) -> dict[str, Any] | None:
+    async def status_if_known(client: Client) -> RecheckStatus | None:
         try:
-            return await recheck_progress(client, args.recheck_id)
+            return await recheck_status(client, args.recheck_id)
         except RecheckError:
             return None  # gone from Temporal (retention): its diff may still be in S3
 
-    progress = with_temporal(settings, progress_if_known)
+    status = with_temporal(settings, status_if_known)
     # A run in progress is shown as such, even when an earlier run of the ID left a diff.
     diff = None
-    if progress is None or progress["state"] != "running":
+    if status is None or status.state != "running":
         diff = read_diff(settings, s3_client(settings.s3), args.recheck_id)
     if diff is not None:
         print(json.dumps(diff, indent=2, sort_keys=True) if args.json else render_diff(diff))
         return 0
-    if progress is None:
+    if status is None:
         raise CommandError(f"no re-check {args.recheck_id}")
-    print(json.dumps(progress, indent=2) if args.json else render_progress(progress))
+    print(json.dumps(status.to_json(), indent=2) if args.json else render_status(status))
     return 0
 
 

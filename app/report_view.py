@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 
 from app.command import Commands, with_temporal
 from app.lookups import (
@@ -25,12 +24,14 @@ from app.lookups import (
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
+    query_progress,
     workflow_status,
 )
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.models import (
     REPORT_NAME,
+    CheckProgress,
     CheckSummary,
     results_prefix_for,
     workflow_id_for,
@@ -88,11 +89,8 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
 
 async def _not_done(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> str:
     if status == WorkflowExecutionStatus.RUNNING:
-        try:
-            progress = await client.get_workflow_handle(workflow_id).query("progress")
-        except RPCError:
-            progress = {}
-        step = progress.get("step", "?") if isinstance(progress, dict) else "?"
+        progress = await query_progress(client.get_workflow_handle(workflow_id), CheckProgress)
+        step = progress.step if progress else "?"
         return f"{workflow_id} is still checking (step {step}); no report yet"
     return f"{workflow_id} ended {status.name.lower()} without a report"
 

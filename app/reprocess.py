@@ -178,7 +178,6 @@ async def start_recheck(
             workflow_id=workflow_id,
             task_queue=settings.temporal.task_queue,
             summary_suffix=f" (re-check {number})",
-            join_running=False,
             # A re-check waits behind live uploads.
             priority=recheck_lane(settings, original.document),
         ):

@@ -25,12 +25,18 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import CheckNotFoundError, add_check_argument, workflow_id_of, workflow_url
+from app.lookups import (
+    CheckNotFoundError,
+    add_check_argument,
+    query_progress,
+    workflow_id_of,
+    workflow_url,
+)
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckSummary
+from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
 
 STATUSES = (sa.CHECKING, sa.PASSED, sa.REVIEW, sa.REJECTED, sa.FAILED)
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -51,7 +57,7 @@ class CheckStatus:
     # DocpipeStatus: checking, passed, review, rejected, failed.
     status: str | None
     summary: str | None
-    step: str | None
+    step: CheckStep | None
     page_count: int
     pages_checked: int
     attempt: int
@@ -122,18 +128,15 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
         priority=priority.priority_key or None,
         fairness_key=priority.fairness_key or None,
     )
-    try:
-        progress = await handle.query("progress")
-    except Exception:
-        progress = None  # no worker to answer: the search attributes still tell a lot
-    if isinstance(progress, dict):
+    progress = await query_progress(handle, CheckProgress)
+    if progress is not None:
         status = dataclasses.replace(
             status,
-            step=progress.get("step"),
-            page_count=int(progress.get("page_count") or status.page_count),
-            pages_checked=int(progress.get("pages_checked") or 0),
-            attempt=int(progress.get("attempt") or 0),
-            resumed_from_page=int(progress.get("resumed_from_page") or 0),
+            step=progress.step,
+            page_count=progress.page_count or status.page_count,
+            pages_checked=progress.pages_checked,
+            attempt=progress.attempt,
+            resumed_from_page=progress.resumed_from_page,
         )
     if description.status == WorkflowExecutionStatus.RUNNING:
         pages, attempt = await _pending_pages(client, description, status.page_count)
