@@ -52,7 +52,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from common import cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
 from floor import FLOOR_QUEUE, floor_worker
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from histories import activity_count, latency_figures, report_time
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.submit import submit_files, upload, upload_event
@@ -68,8 +69,6 @@ MAX_PAGES = 5
 MAX_BYTES = 1024 * 1024
 # The floor's steps: inspect, check pages, report, publish.
 FLOOR_ACTIVITIES = 4
-# Activities whose completion means the report is written.
-REPORT_ACTIVITIES = ("finalize", "check_document")
 
 
 # -- documents ------------------------------------------------------------------------------
@@ -118,55 +117,6 @@ async def publish_all(settings: Settings, documents: list[DocumentRef]) -> None:
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-
-
-# -- timing from histories ------------------------------------------------------------------
-
-
-def _at(event: Any) -> float:
-    return float(event.event_time.seconds + event.event_time.nanos / 1e9)
-
-
-def report_time(history: WorkflowHistory) -> float:
-    """Epoch seconds at which the report was written: the completion of the activity that
-    writes it (the workflow's own completion for the floor, which writes nothing)."""
-    scheduled: dict[int, str] = {}
-    for event in history.events:
-        kind = event.WhichOneof("attributes")
-        if kind == "activity_task_scheduled_event_attributes":
-            scheduled[event.event_id] = (
-                event.activity_task_scheduled_event_attributes.activity_type.name
-            )
-        elif kind == "activity_task_completed_event_attributes":
-            attributes = event.activity_task_completed_event_attributes
-            if scheduled.get(attributes.scheduled_event_id) in REPORT_ACTIVITIES:
-                return _at(event)
-        elif kind == "workflow_execution_completed_event_attributes":
-            return _at(event)
-    raise ValueError(f"no report in the history of {history.workflow_id}")
-
-
-def activity_count(history: WorkflowHistory) -> int:
-    return sum(
-        1
-        for event in history.events
-        if event.WhichOneof("attributes") == "activity_task_scheduled_event_attributes"
-    )
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def latency_figures(began: float, ends: list[float]) -> dict[str, Any]:
-    latencies = [end - began for end in ends]
-    return {
-        "documents_per_s": round(len(ends) / max(latencies), 2),
-        "p50_s": round(_percentile(latencies, 0.5), 2),
-        "p95_s": round(_percentile(latencies, 0.95), 2),
-        "seconds": round(max(latencies), 2),
-    }
 
 
 # -- the two sides ------------------------------------------------------------------------
