@@ -56,11 +56,12 @@ async def start_check(
     """Start a document check the way the intake does (without Kafka); its handle.
 
     Args:
-        workflow_id: default: the document's own workflow ID.
+        workflow_id: default: the request's (the document's, its key hashed if the
+            settings hash keys).
         request_fields: further ``CheckRequest`` fields (``max_attempts``, ...).
     """
     request = dataclasses.replace(check_request(settings, document), **request_fields)
-    workflow_id = workflow_id or document.workflow_id
+    workflow_id = workflow_id or request.workflow_id
     started = await starts.start_check(
         client, request, workflow_id=workflow_id, task_queue=settings.temporal.task_queue
     )
