@@ -26,7 +26,7 @@ from infra.stack import EmbeddedStack, temporal_binary
 from pipeline.labels import object_key_value
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, start_check
+from tests.support.helpers import async_wait_for, hashing_by_default, start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
 
 _CLEAR = CodecSettings(mode="none")
@@ -80,9 +80,7 @@ class Checked:
 async def checked(settings: Settings, start_component: StartComponent) -> Checked:
     """A check with a finding (a blank page), run with encryption on and the settings'
     defaults otherwise: its key hashed."""
-    settings = dataclasses.replace(
-        settings, temporal=dataclasses.replace(settings.temporal, hash_object_keys=None)
-    )
+    settings = hashing_by_default(settings)
     assert settings.object_keys_hashed
     start_component(["worker"], settings)
     client = await temporal_client(settings.temporal, settings.codec)

@@ -25,7 +25,7 @@ from pipeline.models import (
     DocumentRef,
 )
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, docpipe_cli, start_check
+from tests.support.helpers import async_wait_for, docpipe_cli, hashing_by_default, start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
 
 
@@ -54,16 +54,10 @@ def _docpipe(settings: Settings, *args: str) -> str:
     return docpipe_cli(settings, *args, timeout_s=60)
 
 
-def _hashing_by_default(settings: Settings) -> Settings:
-    """``settings`` with hashed keys left to their default (the tests pin them off)."""
-    temporal = dataclasses.replace(settings.temporal, hash_object_keys=None)
-    return dataclasses.replace(settings, temporal=temporal)
-
-
 async def test_with_encryption_keys_are_hashed_and_status_list_report_still_show_them(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    settings = _hashing_by_default(settings)
+    settings = hashing_by_default(settings)
     assert settings.codec.mode == "encrypt" and settings.object_keys_hashed
     start_component(["worker"], settings)
     client = await temporal_client(settings.temporal, settings.codec)

@@ -25,6 +25,7 @@ from infra.settings import CodecSettings, Settings, check_request
 from infra.stack import EmbeddedStack
 from pipeline.models import DocumentRef
 from pipeline.starts import start_check
+from tests.support.helpers import hashing_by_default
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
 
@@ -64,16 +65,11 @@ async def _start_unworked(settings: Settings, document: DocumentRef) -> str:
     return request.workflow_id
 
 
-def _hashing_by_default(settings: Settings) -> Settings:
-    temporal = dataclasses.replace(settings.temporal, hash_object_keys=None)
-    return dataclasses.replace(settings, temporal=temporal)
-
-
 async def test_the_ui_shows_the_decoded_input_through_the_codec_server(
     stack: EmbeddedStack, settings: Settings
 ) -> None:
     assert stack.codec_url is not None, "the stack runs a codec server when it encrypts"
-    settings = _hashing_by_default(settings)
+    settings = hashing_by_default(settings)
     document = upload(settings, f"ui-{uuid.uuid4().hex[:8]}/decoded.pdf", make_pdf(["text"]))
     workflow_id = await _start_unworked(settings, document)
     assert document.key not in workflow_id
@@ -90,7 +86,7 @@ async def test_the_ui_shows_a_payload_it_cannot_decode_still_sealed(
     foreign = CodecSettings(
         keys=(f"foreign:{base64.b64encode(os.urandom(32)).decode()}",), active_key="foreign"
     )
-    settings = dataclasses.replace(_hashing_by_default(settings), codec=foreign)
+    settings = dataclasses.replace(hashing_by_default(settings), codec=foreign)
     document = upload(settings, f"ui-{uuid.uuid4().hex[:8]}/sealed.pdf", make_pdf(["text"]))
     workflow_id = await _start_unworked(settings, document)
 

@@ -69,6 +69,13 @@ async def start_check(
     return client.get_workflow_handle(workflow_id, result_type=CheckSummary)
 
 
+def hashing_by_default(settings: Settings) -> Settings:
+    """``settings`` with hashed object keys left to their default (on when encrypting);
+    the test stack pins them off for readable IDs."""
+    temporal = dataclasses.replace(settings.temporal, hash_object_keys=None)
+    return dataclasses.replace(settings, temporal=temporal)
+
+
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
     """``docpipe dev`` or ``docpipe demo`` as a child process, on the given five ports
     (Temporal, UI, Kafka, S3, codec server)."""
