@@ -59,12 +59,17 @@ async def wait_for_checks(
     client: Client,
     submissions: Sequence[Submission],
     *,
+    hashed: bool,
     timeout_s: float,
     on_progress: Callable[[int, int, float], None] = lambda done, total, waited: None,
     check_alive: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
-    """Wait until every submitted document's workflow has ended, or the timeout passes."""
-    ids = [s.document.workflow_id for s in submissions]
+    """Wait until every submitted document's workflow has ended, or the timeout passes.
+
+    Args:
+        hashed: the checks' IDs hash their object keys (``Settings.object_keys_hashed``).
+    """
+    ids = [s.document.check_workflow_id(hashed) for s in submissions]
     started = time.monotonic()
     statuses: dict[str, WorkflowExecutionStatus | None] = {}
     while True:
@@ -152,7 +157,12 @@ async def _submit_and_wait(
                 )
 
     return await wait_for_checks(
-        client, submissions, timeout_s=timeout_s, on_progress=progress, check_alive=check_alive
+        client,
+        submissions,
+        hashed=settings.object_keys_hashed,
+        timeout_s=timeout_s,
+        on_progress=progress,
+        check_alive=check_alive,
     )
 
 

@@ -76,17 +76,21 @@ def is_document_id(name: str) -> bool:
     return True
 
 
-def workflow_id_of(name: str) -> str:
-    """The workflow ID that a workflow ID or a document ID names.
+def workflow_ids_of(name: str, hashed: bool) -> tuple[str, ...]:
+    """The workflow IDs that a workflow ID or a document ID may name, likeliest first.
+
+    A workflow ID names itself. A document ID's check goes by the ID these settings give
+    it (its key hashed when ``hashed``), or, if it started before hashing was switched, by
+    the other form: a lookup tries both.
 
     Raises:
         CheckNotFoundError: ``name`` is neither.
     """
     if looks_like_workflow_id(name):
-        return name
+        return (name,)
     if not is_document_id(name):
         raise not_a_check(name)
-    return workflow_id_for(name)
+    return (workflow_id_for(name, hashed=hashed), workflow_id_for(name, hashed=not hashed))
 
 
 def workflow_url(settings: Settings, workflow_id: str) -> str:

@@ -135,7 +135,7 @@ def recheck_request(settings: Settings, options: RecheckOptions) -> RecheckReque
         results_bucket=settings.s3.results_bucket,
         results_root=settings.s3.results_prefix,
         page_task_queue=settings.temporal.page_task_queue,
-        hash_object_key=settings.temporal.hash_object_keys,
+        hash_object_key=settings.object_keys_hashed,
         priority_key=options.priority_key,
         fairness_mode=settings.temporal.fairness_key,
         rate_per_s=options.rate_per_s,
@@ -355,7 +355,7 @@ def _request(args: argparse.Namespace, settings: Settings) -> RecheckRequest:
                     query=args.query,
                     reason=args.reason,
                     since=since,
-                    hash_keys=settings.temporal.hash_object_keys,
+                    hash_keys=settings.object_keys_hashed,
                 )
             )
         options = RecheckOptions(

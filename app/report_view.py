@@ -84,7 +84,8 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
         raise not_a_check(name)
     # A document ID: its first check's report is at a predictable place.
     key = f"{results_prefix_for(name, settings.s3.results_prefix)}/{REPORT_NAME}"
-    return ReportLocation(settings.s3.results_bucket, key, workflow_id_for(name))
+    workflow_id = workflow_id_for(name, hashed=settings.object_keys_hashed)
+    return ReportLocation(settings.s3.results_bucket, key, workflow_id)
 
 
 async def _not_done(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> str:

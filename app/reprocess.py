@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import Commands, with_temporal
 from app.lookups import (
@@ -26,6 +25,7 @@ from app.lookups import (
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
+    workflow_ids_of,
     workflow_url,
 )
 from infra.clients import s3_client
@@ -41,9 +41,8 @@ from pipeline.models import (
     recheck_results_prefix,
     recheck_workflow_id,
     split_document_id,
-    workflow_id_for,
 )
-from pipeline.starts import start_check
+from pipeline.starts import start_check, started_request
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,18 +66,10 @@ class Recheck:
 
 async def original_request(client: Client, workflow_id: str) -> CheckRequest | None:
     """The input a check was started with, from its history (None if Temporal has none)."""
-    handle = client.get_workflow_handle(workflow_id)
     try:
-        history = await handle.fetch_history()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    started = history.events[0].workflow_execution_started_event_attributes
-    (request,) = await client.data_converter.decode(started.input.payloads, [CheckRequest])
-    if not isinstance(request, CheckRequest):
-        raise ReprocessError(f"{workflow_id} is not a document check")
-    return request
+        return await started_request(client, workflow_id)
+    except ValueError as exc:
+        raise ReprocessError(str(exc)) from None
 
 
 def _document_from_s3(s3: S3Client, document_id: str) -> DocumentRef:
@@ -130,7 +121,8 @@ async def resolve(settings: Settings, client: Client, s3: S3Client, name: str) -
     if request is None:
         if not is_document_id(name):
             raise not_a_check(name)
-        request = await original_request(client, workflow_id_for(name))
+        for workflow_id in workflow_ids_of(name, settings.object_keys_hashed):
+            request = request or await original_request(client, workflow_id)
     if request is None:
         document = await asyncio.to_thread(_document_from_s3, s3, name)
         return check_request(settings, document)
@@ -162,7 +154,7 @@ async def start_recheck(
     settings: Settings, client: Client, s3: S3Client, original: CheckRequest
 ) -> Recheck:
     """Start the next re-check of ``original`` (a request as ``resolve`` returns it)."""
-    base_id = original.document.workflow_id
+    base_id = original.workflow_id
     number = 1 + await asyncio.to_thread(
         highest_recheck, s3, original.results_bucket, original.results_prefix
     )

@@ -2,12 +2,15 @@
 
 ``status`` reads the workflow (its ``progress`` query, the heartbeat checkpoint of a
 running page check for the freshest page count, its result or failure); ``list`` is a
-visibility query over docpipe's search attributes.
+visibility query over docpipe's search attributes. Both name each check's document as its
+input does (decoded with the keyring): where keys are hashed, the workflow ID and the
+search attributes do not hold it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import re
@@ -19,6 +22,7 @@ from typing import Any
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
@@ -29,7 +33,7 @@ from app.lookups import (
     CheckNotFoundError,
     add_check_argument,
     query_progress,
-    workflow_id_of,
+    workflow_ids_of,
     workflow_url,
 )
 from infra.settings import Settings
@@ -37,6 +41,7 @@ from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
 from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
+from pipeline.starts import started_request
 
 STATUSES = (sa.CHECKING, sa.PASSED, sa.REVIEW, sa.REJECTED, sa.FAILED)
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -52,6 +57,9 @@ class CheckStatus:
     """One check as ``docpipe status`` shows it."""
 
     workflow_id: str
+    # The document ID (``<bucket>/<key>@<version>``, the key in clear) its input names;
+    # None when the input cannot be read (not a document check).
+    document: str | None
     # Temporal's state of the workflow: running, completed, failed, ...
     state: str
     # DocpipeStatus: checking, passed, review, rejected, failed.
@@ -97,25 +105,47 @@ def _last_failure(description: Any) -> str | None:
     return None
 
 
+async def _describe_any(
+    client: Client, workflow_ids: Sequence[str]
+) -> tuple[str, WorkflowExecutionDescription]:
+    """The first of ``workflow_ids`` that Temporal knows, and its description.
+
+    Raises:
+        StatusError: it knows none of them.
+    """
+    for workflow_id in workflow_ids:
+        try:
+            return workflow_id, await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+    raise StatusError(f"no check {workflow_ids[0]} in namespace {client.namespace}")
+
+
+async def document_of(client: Client, workflow_id: str, run_id: str | None = None) -> str | None:
+    """The document ID a check's input names (None: not a document check, or gone)."""
+    try:
+        request = await started_request(client, workflow_id, run_id)
+    except ValueError:
+        return None
+    return request.document.document_id if request else None
+
+
 async def check_status(settings: Settings, client: Client, name: str) -> CheckStatus:
     """Where the check that ``name`` (workflow ID or document ID) names is.
 
     Raises:
         StatusError: no such check.
     """
-    workflow_id = workflow_id_of(name)
+    candidates = workflow_ids_of(name, settings.object_keys_hashed)
+    workflow_id, description = await _describe_any(client, candidates)
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        description = await handle.describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise StatusError(f"no check {workflow_id} in namespace {client.namespace}") from None
-        raise
     attributes = description.typed_search_attributes
     state = description.status.name.lower() if description.status else "unknown"
     priority = description.raw_description.workflow_execution_info.priority
     status = CheckStatus(
         workflow_id=workflow_id,
+        document=await document_of(client, workflow_id, description.run_id),
         state=state,
         status=attributes.get(sa.STATUS),
         summary=await description.static_summary(),
@@ -165,6 +195,8 @@ def render_status(status: CheckStatus) -> str:
     """``docpipe status`` output, for a person."""
     shown = status.state if not status.status else f"{status.state} ({status.status})"
     lines = [status.workflow_id]
+    if status.document:
+        lines.append(f"  document  {status.document}")
     if status.summary:
         lines.append(f"  summary   {status.summary}")
     lines.append(f"  state     {shown}")
@@ -250,6 +282,8 @@ class CheckRow:
     """One line of ``docpipe list``."""
 
     workflow_id: str
+    # The document ID its input names (the key in clear), as in ``CheckStatus``.
+    document: str | None
     started: datetime
     state: str
     status: str | None
@@ -258,10 +292,11 @@ class CheckRow:
     reasons: list[str]
 
 
-def _row(execution: WorkflowExecution) -> CheckRow:
+async def _row(client: Client, execution: WorkflowExecution) -> CheckRow:
     attributes = execution.typed_search_attributes
     return CheckRow(
         workflow_id=execution.id,
+        document=await document_of(client, execution.id, execution.run_id),
         started=execution.start_time,
         state=execution.status.name.lower() if execution.status else "unknown",
         status=attributes.get(sa.STATUS),
@@ -273,13 +308,14 @@ def _row(execution: WorkflowExecution) -> CheckRow:
 
 async def list_checks(client: Client, query: str, limit: int = 50) -> list[CheckRow]:
     """Checks matching a visibility query, newest first, at most ``limit``."""
-    rows = [_row(execution) async for execution in client.list_workflows(query, limit=limit)]
+    executions = [execution async for execution in client.list_workflows(query, limit=limit)]
+    rows = await asyncio.gather(*(_row(client, execution) for execution in executions))
     return sorted(rows, key=lambda row: row.started, reverse=True)
 
 
 def render_list(rows: Sequence[CheckRow]) -> str:
     """``docpipe list`` output: one check per line."""
-    table = [("started (UTC)", "status", "pages", "reasons", "workflow")]
+    table = [("started (UTC)", "status", "pages", "reasons", "document", "workflow")]
     for row in rows:
         pages = "?" if row.page_count is None else f"{row.pages_checked or 0}/{row.page_count}"
         table.append(
@@ -288,12 +324,13 @@ def render_list(rows: Sequence[CheckRow]) -> str:
                 row.status or row.state,
                 pages,
                 ",".join(row.reasons) or "-",
+                row.document or "?",
                 row.workflow_id,
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = [
-        "  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)), r[4]]) for r in table
+        "  ".join([*(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)), r[5]]) for r in table
     ]
     lines.append(f"{len(rows)} check(s)")
     return "\n".join(lines)
@@ -341,7 +378,7 @@ def _print_list(args: argparse.Namespace, settings: Settings) -> int:
         bucket=args.bucket,
         since=since,
         key=args.key,
-        hash_keys=settings.temporal.hash_object_keys,
+        hash_keys=settings.object_keys_hashed,
     )
     rows = with_temporal(settings, lambda client: list_checks(client, query, limit=args.limit))
     if args.json:

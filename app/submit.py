@@ -159,5 +159,6 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--key names one object: give exactly one file", exit_code=EXIT_USAGE)
     submissions = asyncio.run(submit_files(settings, files, bucket=args.bucket, key=args.key))
     for submission in submissions:
-        print(f"{submission.path}  ->  workflow {submission.document.workflow_id}")
+        workflow_id = submission.document.check_workflow_id(settings.object_keys_hashed)
+        print(f"{submission.path}  ->  workflow {workflow_id}")
     return 0

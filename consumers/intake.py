@@ -441,7 +441,7 @@ class UploadIntake:
         for document, tenant in documents:
             started = await self._attempt(
                 "start",
-                f"start {document.workflow_id}",
+                f"start {document.check_workflow_id(self._settings.object_keys_hashed)}",
                 partial(self.start, document, uploaded_at=uploaded_at, tenant=tenant),
                 _start_verdict,
             )
@@ -481,10 +481,10 @@ class UploadIntake:
             RPCError: Temporal failed, refused the start or cannot be reached.
         """
         settings = self._settings
+        request = check_request(settings, document, uploaded_at=uploaded_at)
         started = await start_check(
             self._client,
-            check_request(settings, document, uploaded_at=uploaded_at),
-            workflow_id=document.workflow_id,
+            request,
             task_queue=settings.temporal.task_queue,
             # Live uploads go before re-checks, in fair shares between tenants.
             priority=intake_lane(settings, document, tenant),
@@ -492,7 +492,7 @@ class UploadIntake:
         if not started:
             # A running check is not doubled, a finished one is not redone.
             self.counters.deduped += 1
-            log.debug("already checked or running: %s", document.workflow_id)
+            log.debug("already checked or running: %s", request.workflow_id)
             return False
         self.counters.started += 1
         if uploaded_at is not None:
@@ -500,7 +500,7 @@ class UploadIntake:
         log.info(
             "started the check of %s",
             document.document_id,
-            extra={"document_id": document.document_id, "workflow_id": document.workflow_id},
+            extra={"document_id": document.document_id, "workflow_id": request.workflow_id},
         )
         return True
 

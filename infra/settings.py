@@ -36,6 +36,9 @@ from pipeline.policy import (
 )
 
 ENV_PREFIX = "DOCPIPE_"
+# Short forms of settings' variables, as the docs name them: the short form is read when
+# the full name is not set; both set to different values is an error.
+SHORT_FORMS = {"DOCPIPE_CODEC_MODE": "DOCPIPE_CODEC"}
 _SECRET = {"secret": True}
 
 
@@ -93,9 +96,12 @@ class TemporalSettings:
     tls_ca: str | None = None
     api_key: str | None = field(default=None, metadata=_SECRET)
     ui_url: str = "http://127.0.0.1:8233"
-    # Where object keys are sensitive: search attributes and the UI summary show a SHA-256
-    # of the key instead (set it for the processes that start checks: consume, reprocess).
-    hash_object_keys: bool = False
+    # Workflow IDs, search attributes and the UI summary show a SHA-256 of the object key
+    # instead of the key. Unset (None): on when payloads are encrypted (the key would
+    # otherwise stay in clear beside them), off with DOCPIPE_CODEC_MODE=none; read it
+    # through ``Settings.object_keys_hashed``. Set it alike wherever checks are started or
+    # looked up: consume, reprocess, recheck, list.
+    hash_object_keys: bool | None = None
     # Priority lanes (1 goes first; the server's default range is 1-5): checks the intake
     # starts, and re-checks and backfills (`docpipe reprocess`, `docpipe recheck`).
     intake_priority: int = 1
@@ -280,6 +286,14 @@ class Settings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     codec: CodecSettings = field(default_factory=CodecSettings)
 
+    @property
+    def object_keys_hashed(self) -> bool:
+        """Whether checks name their object key by its hash: ``DOCPIPE_TEMPORAL_HASH_
+        OBJECT_KEYS`` if set, else whether payloads are encrypted."""
+        if self.temporal.hash_object_keys is not None:
+            return self.temporal.hash_object_keys
+        return self.codec.mode == CODEC_ENCRYPT
+
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
@@ -307,7 +321,7 @@ def check_request(
         results_bucket=results_bucket or settings.s3.results_bucket,
         results_prefix=results_prefix or document.results_prefix(settings.s3.results_prefix),
         page_task_queue=settings.temporal.page_task_queue,
-        hash_object_key=settings.temporal.hash_object_keys,
+        hash_object_key=settings.object_keys_hashed,
         uploaded_at=uploaded_at,
     )
 
@@ -323,7 +337,7 @@ def intake_lane(settings: Settings, document: DocumentRef, tenant: str | None = 
     return lane(
         temporal.intake_priority,
         fairness_key(
-            document, temporal.fairness_key, tenant=tenant, hashed=temporal.hash_object_keys
+            document, temporal.fairness_key, tenant=tenant, hashed=settings.object_keys_hashed
         ),
     )
 
@@ -335,7 +349,7 @@ def recheck_lane(
     temporal = settings.temporal
     return lane(
         priority or temporal.recheck_priority,
-        fairness_key(document, temporal.fairness_key, hashed=temporal.hash_object_keys),
+        fairness_key(document, temporal.fairness_key, hashed=settings.object_keys_hashed),
     )
 
 
@@ -417,11 +431,27 @@ def load_settings(
             env_name = f"{ENV_PREFIX}{section}_{f.name}".upper()
             raw = flags.get(f"setting__{section}__{f.name}")
             if raw is None:
-                raw = env.get(env_name)
+                raw = _env_value(env, env_name)
             if raw is not None:
                 values[f.name] = _convert(raw, hint, env_name)
         sections[section] = section_type(**values)
     return Settings(**sections)
+
+
+def _env_value(env: Mapping[str, str], env_name: str) -> str | None:
+    """A setting's variable, or its short form (``SHORT_FORMS``) when that alone is set.
+
+    Raises:
+        SettingsError: both are set, to different values.
+    """
+    raw = env.get(env_name)
+    short = SHORT_FORMS.get(env_name)
+    short_raw = env.get(short) if short else None
+    if short_raw is None:
+        return raw
+    if raw is not None and raw != short_raw:
+        raise SettingsError(f"{short}={short_raw!r} and {env_name}={raw!r}: set one of them")
+    return short_raw
 
 
 def to_env(settings: Settings) -> dict[str, str]:

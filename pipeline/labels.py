@@ -8,11 +8,8 @@ by the workflow sandbox: pure functions only.
 
 from __future__ import annotations
 
-import hashlib
+from pipeline.models import HASH_PREFIX, CheckRequest, DocumentRef, hashed_object_key
 
-from pipeline.models import CheckRequest, DocumentRef
-
-HASH_PREFIX = "sha256:"
 # Keyword search attributes are meant for short values; longer keys are cut.
 _MAX_KEYWORD_CHARS = 2000
 
@@ -20,7 +17,7 @@ _MAX_KEYWORD_CHARS = 2000
 def object_key_value(key: str, hashed: bool) -> str:
     """The value of ``DocpipeObjectKey`` for an object key: the key, or ``sha256:<hex>``."""
     if hashed:
-        return HASH_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+        return hashed_object_key(key)
     return key[:_MAX_KEYWORD_CHARS]
 
 

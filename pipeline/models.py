@@ -21,6 +21,8 @@ MAX_WORKFLOW_ID_BYTES = 255
 # S3 keys may be 1024 bytes; leave room for the file names under the results prefix.
 MAX_RESULTS_PREFIX_BYTES = 700
 REPORT_NAME = "report.json"
+# How a hashed object key reads where operators look (search attributes, workflow IDs).
+HASH_PREFIX = "sha256:"
 # Deliberate re-checks of a document: their own workflow IDs and results locations.
 RECHECK_ID_MARK = "#recheck-"
 RECHECKS_DIR = "rechecks"
@@ -45,6 +47,11 @@ def _shorten(text: str, limit: int) -> str:
     digest = hashlib.sha256(raw).hexdigest()[:16]
     keep = raw[: limit - len(digest) - 1].decode(errors="ignore")
     return f"{keep}~{digest}"
+
+
+def hashed_object_key(key: str) -> str:
+    """``sha256:<hex>`` of an object key: what stands in for it where keys are hashed."""
+    return HASH_PREFIX + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,8 +82,14 @@ class DocumentRef:
 
     @property
     def workflow_id(self) -> str:
-        """The readable Temporal workflow ID, shortened with a hash when long."""
+        """The readable Temporal workflow ID (the key in clear), shortened with a hash
+        when long. Where keys are hashed, checks go by :meth:`check_workflow_id`."""
         return workflow_id_for(self.document_id)
+
+    def check_workflow_id(self, hashed: bool) -> str:
+        """The workflow ID of this version's check: readable, or with the key hashed
+        (``docpipe/<bucket>/sha256:<hex>@<version>``) when ``hashed``."""
+        return workflow_id_for(self.document_id, hashed=hashed)
 
     def results_prefix(self, root: str) -> str:
         """Where this document's results live in the results bucket (no trailing slash)."""
@@ -115,8 +128,16 @@ def original_results_prefix(results_prefix: str) -> str:
     return base if mark and is_recheck else results_prefix
 
 
-def workflow_id_for(document_id: str) -> str:
-    """The workflow ID of a document ID (``<bucket>/<key>@<version>``)."""
+def workflow_id_for(document_id: str, *, hashed: bool = False) -> str:
+    """The workflow ID of a document ID (``<bucket>/<key>@<version>``).
+
+    Args:
+        hashed: object keys are hashed (``DOCPIPE_TEMPORAL_HASH_OBJECT_KEYS``): the ID
+            names bucket, ``sha256:<hex of the key>`` and version, never the key.
+    """
+    if hashed:
+        bucket, key, version = split_document_id(document_id)
+        document_id = f"{bucket}/{hashed_object_key(key)}@{version}"
     return _shorten(WORKFLOW_ID_PREFIX + document_id, MAX_WORKFLOW_ID_BYTES)
 
 
@@ -150,12 +171,18 @@ class CheckRequest:
     page_task_queue: str = ""
     # Attempts per activity when infrastructure fails (S3 5xx, a lost worker).
     max_attempts: int = MAX_ATTEMPTS
-    # Show a hash instead of the object key in search attributes and the UI summary
-    # (DOCPIPE_TEMPORAL_HASH_OBJECT_KEYS of the process that starts the check).
+    # Show a hash instead of the object key in the workflow ID, search attributes and the
+    # UI summary (DOCPIPE_TEMPORAL_HASH_OBJECT_KEYS of the process that starts the check).
     hash_object_key: bool = False
     # When the upload event was published (its Kafka timestamp, epoch seconds): the check
     # measures its way from upload to report from it. None for re-checks.
     uploaded_at: float | None = None
+
+    @property
+    def workflow_id(self) -> str:
+        """The workflow ID this check starts under: its document's, the key hashed when
+        ``hash_object_key``."""
+        return self.document.check_workflow_id(self.hash_object_key)
 
     def check_document_input(self) -> CheckDocumentInput:
         """The document and where its results go: the input of ``check_document``, from

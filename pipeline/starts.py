@@ -4,7 +4,9 @@ A check's workflow ID is its identity, so a start never doubles a check: an ID t
 running (``FAIL``) or has run (``REJECT_DUPLICATE``) is not started again; re-checking on
 purpose is a new ID. Imports only what a client process needs, not the workflow code. A
 bulk re-check (``RecheckWorkflow``) starts its re-checks as child workflows, with
-``check_summary`` and the same never-reused IDs.
+``check_summary`` and the same never-reused IDs. ``started_request`` reads back what a
+check was started with: its input is the one place that names the document in full when
+its key is hashed in the workflow ID and search attributes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from temporalio.client import Client
 from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from pipeline import search_attributes as sa
 from pipeline.labels import static_details, static_summary
@@ -23,8 +26,8 @@ async def start_check(
     client: Client,
     request: CheckRequest,
     *,
-    workflow_id: str,
     task_queue: str,
+    workflow_id: str | None = None,
     summary_suffix: str = "",
     priority: Priority | None = None,
 ) -> bool:
@@ -37,6 +40,7 @@ async def start_check(
     as the start it was, before any conflict policy applies.
 
     Args:
+        workflow_id: default: the request's own (``CheckRequest.workflow_id``).
         summary_suffix: added to the workflow's one-line summary (e.g. `` (re-check 2)``).
 
     Returns:
@@ -49,7 +53,7 @@ async def start_check(
         await client.start_workflow(
             WORKFLOW_NAME,
             request,
-            id=workflow_id,
+            id=workflow_id or request.workflow_id,
             task_queue=task_queue,
             static_summary=check_summary(request, summary_suffix, priority),
             static_details=static_details(request),
@@ -67,3 +71,30 @@ def check_summary(request: CheckRequest, suffix: str = "", priority: Priority | 
     """The one-line summary a check is started with: the document, then its lane."""
     lane = f" [{describe_lane(priority)}]" if priority and priority.priority_key else ""
     return static_summary(request) + suffix + lane
+
+
+async def started_request(
+    client: Client, workflow_id: str, run_id: str | None = None
+) -> CheckRequest | None:
+    """The request a check was started with, decoded from the first event of its history
+    (through the client's codec); None if Temporal has no such workflow.
+
+    Raises:
+        ValueError: the workflow is not a document check.
+        RPCError: Temporal failed or cannot be reached.
+    """
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    try:
+        async for event in handle.fetch_history_events(page_size=1):
+            started = event.workflow_execution_started_event_attributes
+            if started.workflow_type.name != WORKFLOW_NAME:
+                break
+            (request,) = await client.data_converter.decode(started.input.payloads, [CheckRequest])
+            if isinstance(request, CheckRequest):
+                return request
+            break
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    raise ValueError(f"{workflow_id} is not a document check")

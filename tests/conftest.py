@@ -12,7 +12,7 @@ import pytest
 
 from infra.logs import THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import KafkaSettings, PipelineSettings, Settings, to_env
+from infra.settings import KafkaSettings, PipelineSettings, Settings, TemporalSettings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 
 _names = itertools.count(1)
@@ -30,8 +30,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # A consumer joining after another left waits for the session timeout: keep it short.
+# Readable workflow IDs (keys in clear) for the tests that are not about hashing them;
+# those about it restore the default (tests/support/helpers.hashing_by_default).
 _TEST_BASE = Settings(
     kafka=KafkaSettings(session_timeout_ms=2000),
+    temporal=TemporalSettings(hash_object_keys=False),
     pipeline=PipelineSettings(chunk_pages=10, heartbeat_timeout_s=5.0, pool_size=2),
 )
 

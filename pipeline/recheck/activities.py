@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecution
-from temporalio.service import RPCError, RPCStatusCode
 
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.results import ResultStore, to_json_bytes
-from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, CheckRequest, DocumentRef
+from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, DocumentRef
 from pipeline.recheck.diff import build_diff, comparison_row, is_change, policy_fingerprint
 from pipeline.recheck.models import (
     ComparePageInput,
@@ -33,6 +32,7 @@ from pipeline.recheck.models import (
     outcomes_key,
     recheck_home,
 )
+from pipeline.starts import started_request
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -79,26 +79,18 @@ class RecheckActivities:
 
     async def _match_of(self, execution: WorkflowExecution) -> Match | None:
         """The document a check checked and where its report is, from its input."""
-        handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id)
         try:
-            async for event in handle.fetch_history_events(page_size=1):
-                started = event.workflow_execution_started_event_attributes
-                (request,) = await self._client.data_converter.decode(
-                    started.input.payloads, [CheckRequest]
-                )
-                if not isinstance(request, CheckRequest):
-                    return None
-                return Match(
-                    document=request.document,
-                    results_bucket=request.results_bucket,
-                    results_prefix=request.results_prefix,
-                )
-        except RPCError as exc:
-            # Gone from Temporal between the listing and now (retention): nothing to do.
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-        return None
+            request = await started_request(self._client, execution.id, execution.run_id)
+        except ValueError:
+            return None
+        # None: gone from Temporal between the listing and now (retention).
+        if request is None:
+            return None
+        return Match(
+            document=request.document,
+            results_bucket=request.results_bucket,
+            results_prefix=request.results_prefix,
+        )
 
     def _from_listing(self, request: ListMatchesInput) -> MatchPage:
         selection = request.selection

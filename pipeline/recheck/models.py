@@ -226,8 +226,10 @@ class Match:
     results_bucket: str
     results_prefix: str
 
-    def recheck_workflow_id(self, recheck_id: str) -> str:
-        return recheck_workflow_id(self.document.workflow_id, recheck_id)
+    def recheck_workflow_id(self, recheck_id: str, hashed: bool) -> str:
+        """The ID of this document's re-check in bulk re-check ``recheck_id``; ``hashed``:
+        its key hashed, as the original check's ID has it."""
+        return recheck_workflow_id(self.document.check_workflow_id(hashed), recheck_id)
 
     def recheck_prefix(self, recheck_id: str) -> str:
         return recheck_results_prefix(self.results_prefix, recheck_id)

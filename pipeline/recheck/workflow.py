@@ -203,7 +203,7 @@ class RecheckWorkflow:
             child = await workflow.start_child_workflow(
                 DocumentCheckWorkflow.run,
                 check,
-                id=match.recheck_workflow_id(request.recheck_id),
+                id=match.recheck_workflow_id(request.recheck_id, request.hash_object_key),
                 task_queue=workflow.info().task_queue,
                 # An ID that ran is never run again: this is what makes a second run of
                 # the same recheck ID, or a replayed start, re-check nothing twice.

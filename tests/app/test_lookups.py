@@ -14,8 +14,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from app.lookups import query_progress, workflow_id_of
-from pipeline.models import PROGRESS_QUERY, CheckProgress, CheckStep
+from app.lookups import query_progress, workflow_ids_of
+from pipeline.models import PROGRESS_QUERY, CheckProgress, CheckStep, workflow_id_for
 
 # Answers the progress query as a check does, until it is told to stop.
 _ANSWER = CheckProgress(step=CheckStep.CHECK_PAGES, page_count=12, pages_checked=5, attempt=1)
@@ -58,10 +58,20 @@ async def client() -> AsyncIterator[Client]:
 
 
 def test_status_takes_workflow_or_document_ids() -> None:
-    assert workflow_id_of("docpipe/documents/a.pdf@v1") == "docpipe/documents/a.pdf@v1"
-    assert workflow_id_of("documents/a.pdf@v1") == "docpipe/documents/a.pdf@v1"
+    workflow_id = "docpipe/documents/a.pdf@v1"
+    assert workflow_ids_of(workflow_id, False) == (workflow_id,)
+    assert workflow_ids_of(workflow_id, True) == (workflow_id,)
     with pytest.raises(LookupError, match="give a workflow ID"):
-        workflow_id_of("a.pdf")
+        workflow_ids_of("a.pdf", False)
+
+
+def test_a_document_id_is_looked_up_under_the_settings_form_first_then_the_other() -> None:
+    # Hashing may have been switched since the check started: both forms are tried.
+    hashed = workflow_id_for("documents/a.pdf@v1", hashed=True)
+    assert "a.pdf" not in hashed
+    clear = "docpipe/documents/a.pdf@v1"
+    assert workflow_ids_of("documents/a.pdf@v1", True) == (hashed, clear)
+    assert workflow_ids_of("documents/a.pdf@v1", False) == (clear, hashed)
 
 
 @pytest.mark.asyncio(loop_scope="module")

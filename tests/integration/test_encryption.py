@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from infra.codec import KEY_ID_KEY
 from infra.keyring import write_keyring_file
 from infra.settings import CodecSettings, Settings
 from infra.stack import EmbeddedStack, temporal_binary
+from pipeline.labels import object_key_value
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, start_check
+from tests.support.helpers import async_wait_for, hashing_by_default, start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
 
 _CLEAR = CodecSettings(mode="none")
@@ -42,14 +44,14 @@ def _with_keyring(settings: Settings, path: Path) -> Settings:
     return dataclasses.replace(settings, codec=CodecSettings(keyring_file=str(path)))
 
 
-def _without_search_attributes(event: HistoryEvent) -> bytes:
-    """An event's bytes, less the search attributes (in clear by design: the server
-    indexes them; pipeline/search_attributes.py lists what they hold). The workflow ID,
-    which names bucket, key and version, is not among the fields this SDK's protos carry
-    (docs/OPERATIONS.md, "Encryption", says what stays in clear)."""
+def _payloads_only(event: HistoryEvent) -> bytes:
+    """An event's bytes, less what stays in clear by design (docs/OPERATIONS.md,
+    "Encryption"): the search attributes (the server indexes them) and the workflow ID,
+    which name the bucket and the reasons."""
     copy = HistoryEvent()
     copy.CopyFrom(event)
     copy.workflow_execution_started_event_attributes.ClearField("search_attributes")
+    copy.workflow_execution_started_event_attributes.ClearField("workflow_id")
     copy.upsert_workflow_search_attributes_event_attributes.ClearField("search_attributes")
     return copy.SerializeToString()
 
@@ -65,29 +67,56 @@ def _key_ids(events: list[HistoryEvent]) -> set[bytes]:
     return {payload.metadata[KEY_ID_KEY] for payload in started.input.payloads}
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A finished check and the ID it ran under."""
+
+    document: DocumentRef
+    summary: CheckSummary
+    workflow_id: str
+
+
 @pytest.fixture
-async def checked(
-    settings: Settings, start_component: StartComponent
-) -> tuple[DocumentRef, CheckSummary]:
-    """A check with a finding (a blank page), run with encryption on, its key hashed."""
+async def checked(settings: Settings, start_component: StartComponent) -> Checked:
+    """A check with a finding (a blank page), run with encryption on and the settings'
+    defaults otherwise: its key hashed."""
+    settings = hashing_by_default(settings)
+    assert settings.object_keys_hashed
     start_component(["worker"], settings)
     client = await temporal_client(settings.temporal, settings.codec)
     document = _upload(settings, make_pdf(["text", "blank"]))
-    handle = await start_check(client, settings, document, hash_object_key=True)
+    handle = await start_check(client, settings, document)
     summary = await handle.result()
     assert summary.reasons == ["blank_pages"]
-    return document, summary
+    return Checked(document=document, summary=summary, workflow_id=handle.id)
 
 
-async def test_the_raw_history_holds_neither_bucket_nor_key_nor_reasons(
-    settings: Settings, checked: tuple[DocumentRef, CheckSummary]
+async def test_the_payloads_in_the_raw_history_hold_neither_bucket_nor_key_nor_reasons(
+    settings: Settings, checked: Checked
 ) -> None:
-    document, summary = checked
-    events = await _raw_events(settings, document.workflow_id)
-    raw = b"".join(_without_search_attributes(event) for event in events)
+    document = checked.document
+    events = await _raw_events(settings, checked.workflow_id)
+    raw = b"".join(_payloads_only(event) for event in events)
     assert b"binary/encrypted" in raw
-    for clear_text in (document.bucket, document.key, summary.report_key, "blank_pages"):
+    for clear_text in (document.bucket, document.key, checked.summary.report_key, "blank_pages"):
         assert clear_text.encode() not in raw, f"{clear_text!r} is in the history in clear"
+
+
+async def test_the_object_key_is_nowhere_in_what_temporal_holds(
+    settings: Settings, checked: Checked
+) -> None:
+    document = checked.document
+    clear = await temporal_client(settings.temporal, _CLEAR)
+    events = await _raw_events(settings, checked.workflow_id)
+    description = await clear.get_workflow_handle(checked.workflow_id).describe()
+    # Every event whole, the workflow as the server describes it (ID, search attributes,
+    # summary) and the workflow ID itself, also where this SDK's protos may not carry it.
+    raw = b"".join(event.SerializeToString() for event in events)
+    raw += description.raw_description.SerializeToString() + checked.workflow_id.encode()
+    assert b"DocpipeObjectKey" in raw and document.bucket.encode() in raw
+    assert object_key_value(document.key, True).encode() in raw
+    for part in (document.key, document.key.rsplit("/", 1)[-1], document.key.split("/")[0]):
+        assert part.encode() not in raw, f"{part!r} is in Temporal in clear"
 
 
 def _temporal_cli(stack: EmbeddedStack, settings: Settings, *args: str) -> str:
@@ -99,10 +128,10 @@ def _temporal_cli(stack: EmbeddedStack, settings: Settings, *args: str) -> str:
 
 
 async def test_the_temporal_cli_reads_the_input_through_the_codec_endpoint(
-    stack: EmbeddedStack, settings: Settings, checked: tuple[DocumentRef, CheckSummary]
+    stack: EmbeddedStack, settings: Settings, checked: Checked
 ) -> None:
-    document, _ = checked
-    workflow = ["--workflow-id", document.workflow_id]
+    document = checked.document
+    workflow = ["--workflow-id", checked.workflow_id]
     sealed = _input_payload(_temporal_cli(stack, settings, *workflow))
     assert sealed["metadata"]["encoding"] == b"binary/encrypted"
     endpoint = f"{stack.codec_url}/{{namespace}}"

@@ -25,7 +25,7 @@ from pipeline.models import (
     DocumentRef,
 )
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, docpipe_cli, start_check
+from tests.support.helpers import async_wait_for, docpipe_cli, hashing_by_default, start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
 
 
@@ -52,6 +52,50 @@ async def _found(client: Client, settings: Settings, clause: str, expected: set[
 
 def _docpipe(settings: Settings, *args: str) -> str:
     return docpipe_cli(settings, *args, timeout_s=60)
+
+
+async def test_with_encryption_keys_are_hashed_and_status_list_report_still_show_them(
+    settings: Settings, start_component: StartComponent
+) -> None:
+    settings = hashing_by_default(settings)
+    assert settings.codec.mode == "encrypt" and settings.object_keys_hashed
+    start_component(["worker"], settings)
+    client = await temporal_client(settings.temporal, settings.codec)
+    run = uuid.uuid4().hex[:8]
+    document = _put(
+        settings,
+        settings.s3.documents_buckets[0],
+        f"hr-{run}/salary of j.doe.pdf",
+        make_pdf(["text", "blank"]),
+    )
+    handle = await start_check(client, settings, document)
+    assert (await handle.result()).verdict == "review"
+
+    # The workflow ID and every search attribute name the document without its key.
+    assert (
+        handle.id
+        == f"docpipe/{document.bucket}/{object_key_value(document.key, True)}@{document.version}"
+    )
+    attributes = (await handle.describe()).typed_search_attributes
+    values = " ".join(str(pair.value) for pair in attributes)
+    assert attributes.get(sa.OBJECT_KEY) == object_key_value(document.key, True)
+    assert "salary" not in values and run not in values
+
+    # Operators still find it by document ID and key, and read the key back.
+    status = _docpipe(settings, "status", document.document_id)
+    assert status.splitlines()[0] == handle.id
+    assert f"  document  {document.document_id}" in status
+    assert "verdict   review  blank_pages" in status
+
+    async def listed() -> str | None:
+        shown = _docpipe(settings, "list", "--key", document.key, "--since", "10m")
+        return shown if handle.id in shown else None
+
+    shown = await async_wait_for(listed, 15, "docpipe list --key to find the check")
+    assert document.document_id in shown
+    report = _docpipe(settings, "report", document.document_id)
+    assert f"document  {document.document_id}" in report
+    assert f"workflow  {handle.id}" in report
 
 
 async def test_visibility_finds_checks_by_each_search_attribute(
@@ -98,7 +142,8 @@ async def test_visibility_finds_checks_by_each_search_attribute(
     verdicts = [(await h.result()).verdict for h in handles]
     assert verdicts == ["pass", "review", "reject", "pass", "pass"]
 
-    ids = {d.key: d.workflow_id for d in (passed, review, rejected, archived, secret, failing)}
+    checked = zip((passed, review, rejected, archived, secret), handles, strict=True)
+    ids = {d.key: h.id for d, h in checked} | {failing.key: failing_handle.id}
     await _found(
         client,
         settings,

@@ -63,7 +63,8 @@ def test_unknown_fairness_mode_is_refused() -> None:
 
 
 def test_intake_goes_before_rechecks_by_default() -> None:
-    settings = Settings()
+    # Keys in clear, to read the share (with encryption they are hashed by default).
+    settings = Settings(temporal=TemporalSettings(hash_object_keys=False))
     intake, recheck = intake_lane(settings, DOC), recheck_lane(settings, DOC)
     assert intake == Priority(priority_key=1, fairness_key="documents/acme")
     assert recheck == Priority(priority_key=5, fairness_key="documents/acme")
@@ -71,6 +72,7 @@ def test_intake_goes_before_rechecks_by_default() -> None:
     configured = load_settings(
         {"DOCPIPE_TEMPORAL_INTAKE_PRIORITY": "2", "DOCPIPE_TEMPORAL_RECHECK_PRIORITY": "4"}
     )
+    assert intake_lane(configured, DOC).fairness_key == fairness_key(DOC, "prefix", hashed=True)
     assert intake_lane(configured, DOC).priority_key == 2
     assert recheck_lane(configured, DOC).priority_key == 4
     assert describe_lane(intake) == "priority 1, share documents/acme"

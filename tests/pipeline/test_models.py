@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+
 import pytest
 
-from pipeline.models import MAX_RESULTS_PREFIX_BYTES, MAX_WORKFLOW_ID_BYTES, DocumentRef
+from pipeline.models import (
+    MAX_RESULTS_PREFIX_BYTES,
+    MAX_WORKFLOW_ID_BYTES,
+    CheckRequest,
+    DocumentRef,
+    workflow_id_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +51,25 @@ def test_workflow_id_format() -> None:
     assert ref.workflow_id == "docpipe/docs/in/a.pdf@v1"
     etag_ref = DocumentRef(bucket="docs", key="in/a.pdf", etag='"e1"')
     assert etag_ref.workflow_id == "docpipe/docs/in/a.pdf@e1"
+
+
+def test_a_hashed_workflow_id_names_bucket_key_hash_and_version_but_not_the_key() -> None:
+    ref = DocumentRef(bucket="docs", key="in/secret.pdf", version_id="v1")
+    digest = hashlib.sha256(b"in/secret.pdf").hexdigest()
+    assert ref.check_workflow_id(True) == f"docpipe/docs/sha256:{digest}@v1"
+    assert ref.check_workflow_id(False) == ref.workflow_id
+    assert workflow_id_for(ref.document_id, hashed=True) == ref.check_workflow_id(True)
+    request = CheckRequest(document=ref, results_bucket="r", results_prefix="p")
+    assert request.workflow_id == ref.workflow_id
+    hashed = dataclasses.replace(request, hash_object_key=True)
+    assert hashed.workflow_id == ref.check_workflow_id(True)
+
+
+def test_a_hashed_workflow_id_of_a_long_key_fits_and_hides_it() -> None:
+    ref = DocumentRef(bucket="docs", key="secret/" + "x" * 2000, version_id="v1")
+    wid = ref.check_workflow_id(True)
+    assert len(wid.encode()) <= MAX_WORKFLOW_ID_BYTES
+    assert "secret" not in wid
 
 
 def test_workflow_id_is_deterministic_and_version_sensitive() -> None:

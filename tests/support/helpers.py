@@ -56,16 +56,24 @@ async def start_check(
     """Start a document check the way the intake does (without Kafka); its handle.
 
     Args:
-        workflow_id: default: the document's own workflow ID.
+        workflow_id: default: the request's (the document's, its key hashed if the
+            settings hash keys).
         request_fields: further ``CheckRequest`` fields (``max_attempts``, ...).
     """
     request = dataclasses.replace(check_request(settings, document), **request_fields)
-    workflow_id = workflow_id or document.workflow_id
+    workflow_id = workflow_id or request.workflow_id
     started = await starts.start_check(
         client, request, workflow_id=workflow_id, task_queue=settings.temporal.task_queue
     )
     assert started, f"{workflow_id} ran before"
     return client.get_workflow_handle(workflow_id, result_type=CheckSummary)
+
+
+def hashing_by_default(settings: Settings) -> Settings:
+    """``settings`` with hashed object keys left to their default (on when encrypting);
+    the test stack pins them off for readable IDs."""
+    temporal = dataclasses.replace(settings.temporal, hash_object_keys=None)
+    return dataclasses.replace(settings, temporal=temporal)
 
 
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
