@@ -40,7 +40,7 @@ from pypdf import PageObject, PdfReader, PdfWriter
 from app.submit import submit_files
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
-from infra.settings import Settings, to_env
+from infra.settings import Settings, check_request, to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
@@ -158,7 +158,9 @@ async def run(work: Path, state_dir: str | None, seed: int) -> dict[str, Any]:
             (submission,) = await submit_files(settings, [path], key="bench/crash.pdf")
             document = submission.document
             client = await temporal_client(settings.temporal, settings.codec)
-            handle = client.get_workflow_handle(document.workflow_id, result_type=CheckSummary)
+            handle = client.get_workflow_handle(
+                check_request(settings, document).workflow_id, result_type=CheckSummary
+            )
             resumes: list[float] = []
             orphans = 0
             killed_at = 0.0

@@ -54,7 +54,7 @@ from temporalio.testing import ActivityEnvironment
 from app.submit import upload, upload_event
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.processes import stop_all
-from infra.settings import PipelineSettings, Settings
+from infra.settings import PipelineSettings, Settings, check_request
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
 from pipeline.pdf.page_checks import check_page
@@ -127,7 +127,7 @@ async def _check_end_to_end(
     bucket = settings.s3.documents_buckets[0]
     document = upload(settings, path, bucket, key)
     client = await temporal_client(settings.temporal, settings.codec)
-    handle = client.get_workflow_handle(document.workflow_id)
+    handle = client.get_workflow_handle(check_request(settings, document).workflow_id)
     started = time.perf_counter()
     published_at = time.time()
     await _publish(settings, document)

@@ -59,7 +59,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.submit import submit_files, upload, upload_event
 from infra.clients import kafka_kwargs, temporal_client
 from infra.processes import ManagedProcess, stop_all
-from infra.settings import CodecSettings, Settings
+from infra.settings import CodecSettings, Settings, check_request
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import DocumentRef
 
@@ -129,7 +129,9 @@ async def run_docpipe(
     pids: Mapping[str, int],
     worker_pid: int,
 ) -> dict[str, Any]:
-    handles = [client.get_workflow_handle(d.workflow_id) for d in documents]
+    handles = [
+        client.get_workflow_handle(check_request(settings, d).workflow_id) for d in documents
+    ]
     before = cpu_snapshot(pids, parsers_of=worker_pid)
     began = time.time()
     await publish_all(settings, documents)
@@ -269,11 +271,12 @@ async def run(
             clear_worker, clear_consumer = clear_children
             clear_warm = upload_all(clear, files, 1, "warmup-clear")
             await publish_all(clear, clear_warm)
-            await _result_when_started(client.get_workflow_handle(clear_warm[0].workflow_id))
+            clear_id = check_request(clear, clear_warm[0]).workflow_id
+            await _result_when_started(client.get_workflow_handle(clear_id))
             # Warm up both sides; docpipe's warm-up tells how many activities it runs.
             warm = upload_all(settings, files, 1, "warmup")
             await publish_all(settings, warm)
-            handle = client.get_workflow_handle(warm[0].workflow_id)
+            handle = client.get_workflow_handle(check_request(settings, warm[0]).workflow_id)
             await _result_when_started(handle)
             shape = activity_count(await handle.fetch_history())
             floors = {"floor": floor_activities, "same_shape_floor": shape}
