@@ -40,7 +40,7 @@ from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
 from infra.backoff import backoff_delay
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
-from infra.settings import KafkaSettings, Settings, SettingsError, check_request, intake_lane
+from infra.settings import KafkaSettings, Settings, check_request, intake_lane
 from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
 from pipeline.lanes import event_field
 from pipeline.models import DocumentRef
@@ -99,33 +99,6 @@ class IntakeCounters:
         return text
 
 
-def check_intake_settings(kafka: KafkaSettings) -> None:
-    """Refuse intake settings that cannot work.
-
-    Raises:
-        SettingsError: naming every bad value.
-    """
-    problems = []
-    if kafka.max_in_flight < 1:
-        problems.append("DOCPIPE_KAFKA_MAX_IN_FLIGHT must be at least 1")
-    if kafka.max_message_bytes < 1:
-        problems.append("DOCPIPE_KAFKA_MAX_MESSAGE_BYTES must be at least 1")
-    if kafka.retry_initial_s <= 0 or kafka.retry_max_s < kafka.retry_initial_s:
-        problems.append(
-            "DOCPIPE_KAFKA_RETRY_INITIAL_S must be > 0 and DOCPIPE_KAFKA_RETRY_MAX_S >= it"
-        )
-    if kafka.commit_interval_s < 0 or kafka.shutdown_timeout_s < 0:
-        problems.append(
-            "DOCPIPE_KAFKA_COMMIT_INTERVAL_S and DOCPIPE_KAFKA_SHUTDOWN_TIMEOUT_S must be >= 0"
-        )
-    if kafka.stats_interval_s <= 0:
-        problems.append("DOCPIPE_KAFKA_STATS_INTERVAL_S must be > 0")
-    if kafka.permanent_failure_attempts < 1:
-        problems.append("DOCPIPE_KAFKA_PERMANENT_FAILURE_ATTEMPTS must be at least 1")
-    if problems:
-        raise SettingsError("; ".join(problems))
-
-
 def _name(tp: TopicPartition) -> str:
     return f"{tp.topic}[{tp.partition}]"
 
@@ -163,9 +136,6 @@ class UploadIntake:
         client: a connected Temporal client.
         s3: used only to learn the version of an object whose event names none.
         metrics: where its latency histograms go (default: not exported).
-
-    Raises:
-        SettingsError: an intake setting cannot work.
     """
 
     def __init__(
@@ -175,7 +145,6 @@ class UploadIntake:
         s3: S3Client,
         metrics: IntakeMetrics | None = None,
     ) -> None:
-        check_intake_settings(settings.kafka)
         self._settings = settings
         self._client = client
         self._s3 = s3
@@ -625,12 +594,7 @@ def _retry_delay(kafka: KafkaSettings, attempt: int) -> float:
 async def run_intake(
     settings: Settings, stop: asyncio.Event, telemetry: Telemetry | None = None
 ) -> None:
-    """``docpipe consume``: connect, then consume until ``stop`` is set.
-
-    Raises:
-        SettingsError: an intake setting cannot work.
-    """
-    check_intake_settings(settings.kafka)
+    """``docpipe consume``: connect, then consume until ``stop`` is set."""
     options = telemetry.client_options() if telemetry else {}
     kafka = settings.kafka
     client = await temporal_client_waiting(
