@@ -23,7 +23,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -35,7 +34,7 @@ from temporalio.service import RetryConfig, RPCError
 
 from consumers.dead_letters import MAX_REQUEST_BYTES, VALUE_OMITTED, dead_letter_headers
 from consumers.events import Rejected, Upload, parse_upload_event
-from consumers.metrics import IntakeCollector, IntakeMetrics
+from consumers.metrics import IntakeCollector, IntakeCounters, IntakeMetrics
 from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
 from infra.backoff import backoff_delay
@@ -66,37 +65,6 @@ _LOG_EVERY = 10
 # The intake backs off and pauses fetching by itself; the client's own retries (10 s by
 # default) only smooth over blips, and would hide an outage from it for that long.
 _TEMPORAL_RETRY = RetryConfig(max_elapsed_time_millis=2000, max_retries=4)
-
-
-@dataclass
-class IntakeCounters:
-    """What the intake has done since it started (a process-local view for metrics)."""
-
-    # Messages received from the uploads topic (redeliveries count again).
-    consumed: int = 0
-    # Workflows started: new document checks.
-    started: int = 0
-    # Starts that found the check already running or finished (this includes, rarely, a
-    # start whose first attempt timed out after creating the workflow and was retried).
-    deduped: int = 0
-    # S3 notification records skipped (test events, removals), not dead-lettered.
-    skipped: int = 0
-    # Messages written to the dead-letter topic.
-    dead_lettered: int = 0
-    # Infrastructure failures retried (Temporal, S3, dead-letter writes).
-    retries: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
-
-    def totals(self) -> dict[str, int]:
-        """The counters without the per-reason breakdown."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "by_reason"}
-
-    def __str__(self) -> str:
-        text = " ".join(f"{name}={value}" for name, value in self.totals().items())
-        if self.by_reason:
-            reasons = ",".join(f"{r}:{n}" for r, n in sorted(self.by_reason.items()))
-            text += f" by_reason={reasons}"
-        return text
 
 
 def _name(tp: TopicPartition) -> str:
@@ -481,9 +449,7 @@ class UploadIntake:
             partial(self._write_dead_letter, record, rejected),
             _kafka_verdict,
         )
-        self.counters.dead_lettered += 1
-        by_reason = self.counters.by_reason
-        by_reason[rejected.reason] = by_reason.get(rejected.reason, 0) + 1
+        self.counters.dead_lettered_for(rejected.reason)
         log.warning("dead-lettered %s: %s (%s)", where, rejected.reason, rejected.message)
 
     async def _write_dead_letter(self, record: Any, rejected: Rejected) -> None:
