@@ -37,7 +37,7 @@ from consumers.events import Rejected, Upload, parse_upload_event
 from consumers.metrics import IntakeCollector, IntakeCounters, IntakeMetrics
 from consumers.offsets import PartitionOffsets
 from consumers.tracing import upload_event_span
-from infra.backoff import backoff_delay
+from infra.backoff import Backoff, backoff_delay
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.settings import KafkaSettings, Settings, check_request, intake_lane
 from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
@@ -566,8 +566,7 @@ async def run_intake(
     client = await temporal_client_waiting(
         settings.temporal,
         stop,
-        initial_s=kafka.retry_initial_s,
-        max_s=kafka.retry_max_s,
+        backoff=Backoff(initial_s=kafka.retry_initial_s, max_s=kafka.retry_max_s),
         retry_config=_TEMPORAL_RETRY,
         **options,
     )

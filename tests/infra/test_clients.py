@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from infra.backoff import Backoff
 from infra.clients import (
     ServerUnreachableError,
     s3_unreachable,
@@ -39,7 +40,9 @@ async def test_waiting_for_temporal_tries_again_until_stopped(
     address = f"127.0.0.1:{free_ports(1)[0]}"
     stop = asyncio.Event()
     waiting = asyncio.create_task(
-        temporal_client_waiting(TemporalSettings(address=address), stop, initial_s=0.05, max_s=0.1)
+        temporal_client_waiting(
+            TemporalSettings(address=address), stop, backoff=Backoff(initial_s=0.05, max_s=0.1)
+        )
     )
 
     async def tried_three_times() -> bool:
