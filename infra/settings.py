@@ -17,6 +17,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from temporalio.common import Priority
 
+from infra.backoff import Backoff
 from pipeline.lanes import (
     FAIRNESS_PREFIX,
     HIGHEST_PRIORITY,
@@ -73,6 +74,11 @@ class KafkaSettings:
     shutdown_timeout_s: float = 5.0
     # How often the intake logs its counters.
     stats_interval_s: float = 30.0
+
+    @property
+    def retry_backoff(self) -> Backoff:
+        """The backoff of the intake's retries (and of its wait for Temporal at start)."""
+        return Backoff(initial_s=self.retry_initial_s, max_s=self.retry_max_s)
 
     def __post_init__(self) -> None:
         # Every problem at once: a deploy that fails should fail once, not once per value.
