@@ -5,6 +5,7 @@ The dead letters' format is the intake's (``consumers.dead_letters``); this read
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -17,12 +18,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from app.command import CommandError, Commands
 from consumers.dead_letters import MAX_REQUEST_BYTES, REPLAYED_FROM, DeadLetter
 from infra.clients import TopicMissingError, kafka_kwargs, start_kafka, topic_from_start
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, Settings
 
 
-class DeadLetterReadError(RuntimeError):
+class DeadLetterReadError(CommandError):
     """The dead-letter topic could not be read to its end."""
 
 
@@ -174,3 +176,35 @@ async def replay_dead_letters(
         with contextlib.suppress(Exception):
             await producer.stop()
     return replayed
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe dlq list`` and ``docpipe dlq replay``."""
+    dlq = commands.add("dlq", "the dead-letter topic: list and replay refused upload events", None)
+    below = commands.below(dlq, "dlq_command", required=True)
+    listing = below.add("list", "counts by reason and recent examples (no contents)", _list)
+    listing.add_argument("--examples", type=int, default=5, help="recent ones to show")
+    replay = below.add(
+        "replay",
+        "publish dead letters' original bytes to the uploads topic again; they are "
+        "validated again, and replaying one twice is harmless (starts are idempotent)",
+        _replay,
+    )
+    replay.add_argument("--reason", help="only dead letters with this reason code")
+    replay.add_argument("--limit", type=int, help="at most this many, oldest first")
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    """Dead letters by reason, and the latest ones."""
+    summary = asyncio.run(summarize_dead_letters(settings.kafka, examples=args.examples))
+    print(format_summary(summary, settings.kafka.dlq_topic))
+    return 0
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish dead letters again to the uploads topic."""
+    replayed = asyncio.run(
+        replay_dead_letters(settings.kafka, reason=args.reason, limit=args.limit)
+    )
+    print(f"replayed {len(replayed)} dead letter(s) to {settings.kafka.uploads_topic}")
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 
+from app.command import Commands
+from app.dev import stack_config, stack_options
 from app.lookups import workflow_status, workflow_url
 from app.submit import Submission, submit_files
 from infra.clients import temporal_client
@@ -130,7 +133,7 @@ def _say(message: str) -> None:
 async def _submit_and_wait(
     settings: Settings, files: Sequence[Path], timeout_s: float, children: list[ManagedProcess]
 ) -> list[Outcome]:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     submissions = await submit_files(settings, files, key_prefix="demo/")
     _say(f"submitted {len(submissions)} documents to s3://{settings.s3.documents_buckets[0]}/demo/")
     last = [-1.0]
@@ -171,6 +174,11 @@ def run_demo(
                 f"S3 {live.s3.endpoint_url}"
             )
             _say(f"Temporal UI: {live.temporal.ui_url}")
+            if stack.codec_url:
+                _say(
+                    f"payloads encrypted in Temporal with {live.codec.keyring_file}; the UI "
+                    f"decodes them through the codec server {stack.codec_url}"
+                )
             logs = config.state_dir / "logs"
             metrics_ports = free_ports(2)
             for command, port in zip((["worker"], ["consume"]), metrics_ports, strict=True):
@@ -204,3 +212,17 @@ def run_demo(
         finally:
             stop_all(children, timeout=settings.pipeline.graceful_shutdown_s + 5)
             stack.stop()
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe demo``."""
+    demo = commands.add(
+        "demo", "stack + worker + consumer; check the sample documents", _demo, stack_options()
+    )
+    demo.add_argument("--once", action="store_true", help="exit when the samples are checked")
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for checks")
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    """The whole pipeline on the samples, from one command."""
+    return run_demo(settings, stack_config(args), once=args.once, timeout_s=args.timeout)

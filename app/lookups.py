@@ -6,20 +6,52 @@ its document ID (``<bucket>/<key>@<version>``, the first check of that version).
 
 from __future__ import annotations
 
+import argparse
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.command import CommandError
 from infra.settings import Settings
-from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
+from pipeline.models import (
+    PROGRESS_QUERY,
+    WORKFLOW_ID_PREFIX,
+    split_document_id,
+    workflow_id_for,
+)
+
+Progress = TypeVar("Progress")
+
+# How Temporal says that no worker answered a query: the server gave up waiting for one
+# (DEADLINE_EXCEEDED), the client's deadline passed first (CANCELLED), or the workflow
+# closed before any worker ran it (FAILED_PRECONDITION).
+_UNANSWERED = frozenset(
+    {
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.FAILED_PRECONDITION,
+    }
+)
 
 
-class CheckNotFoundError(LookupError):
+class CheckNotFoundError(CommandError, LookupError):
     """No check (or not what was asked of it) goes by that name; the message says why.
 
-    Each view raises its own kind; the command line prints the message of any of them.
+    Each view raises its own kind; the command line prints the message of any of them
+    and exits 1.
     """
+
+
+def add_check_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``ID`` of a command about one check: its workflow ID or its document ID."""
+    parser.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
 
 
 def looks_like_workflow_id(name: str) -> bool:
@@ -75,3 +107,24 @@ async def workflow_status(client: Client, workflow_id: str) -> WorkflowExecution
             return None
         raise
     return description.status
+
+
+async def query_progress(
+    handle: WorkflowHandle[Any, Any], progress_type: type[Progress]
+) -> Progress | None:
+    """The workflow's ``progress`` query, as ``progress_type``; None when no worker answers
+    it (none runs, or the workflow closed before one ran it) or the worker fails it (its
+    workflow task is failing too): what Temporal itself says still tells a lot.
+
+    Raises:
+        RPCError: Temporal failed otherwise.
+    """
+    try:
+        progress: Progress = await handle.query(PROGRESS_QUERY, result_type=progress_type)
+    except WorkflowQueryFailedError:
+        return None
+    except RPCError as exc:
+        if exc.status in _UNANSWERED:
+            return None
+        raise
+    return progress

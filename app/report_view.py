@@ -7,6 +7,8 @@ ID (``<bucket>/<key>@<version>``, the first check of that version).
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,18 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 
+from app.command import Commands, with_temporal
 from app.lookups import (
     CheckNotFoundError,
+    add_check_argument,
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
+    query_progress,
     workflow_status,
 )
+from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.models import (
     REPORT_NAME,
+    CheckProgress,
     CheckSummary,
     results_prefix_for,
     workflow_id_for,
@@ -83,11 +89,8 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
 
 async def _not_done(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> str:
     if status == WorkflowExecutionStatus.RUNNING:
-        try:
-            progress = await client.get_workflow_handle(workflow_id).query("progress")
-        except RPCError:
-            progress = {}
-        step = progress.get("step", "?") if isinstance(progress, dict) else "?"
+        progress = await query_progress(client.get_workflow_handle(workflow_id), CheckProgress)
+        step = progress.step if progress else "?"
         return f"{workflow_id} is still checking (step {step}); no report yet"
     return f"{workflow_id} ended {status.name.lower()} without a report"
 
@@ -267,3 +270,29 @@ def render_report(report: dict[str, Any], location: ReportLocation | None = None
     lines.append("document facts:")
     lines.extend(_document_lines(report))
     return "\n".join(lines)
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe report``."""
+    report = commands.add(
+        "report", "print a check's report: verdict, then pages to look at", _print_report
+    )
+    add_check_argument(report)
+    report.add_argument("--json", action="store_true", help="print report.json as it is")
+
+
+def _print_report(args: argparse.Namespace, settings: Settings) -> int:
+    """A check's report, for a person or as JSON."""
+    if looks_like_workflow_id(args.check):
+        location = with_temporal(
+            settings, lambda client: locate_report(settings, client, args.check)
+        )
+    else:
+        # A document ID's report is found without Temporal.
+        location = asyncio.run(locate_report(settings, None, args.check))
+    report = read_report(s3_client(settings.s3), location)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(render_report(report, location))
+    return 0

@@ -8,6 +8,7 @@ numbers, because a start never reuses an ID and a number with results in S3 is s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import dataclasses
 import re
@@ -18,17 +19,23 @@ from botocore.exceptions import ClientError
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from app.command import Commands, with_temporal
 from app.lookups import (
     CheckNotFoundError,
+    add_check_argument,
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
+    workflow_url,
 )
+from infra.clients import s3_client
 from infra.settings import Settings, check_request, recheck_lane
 from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import (
     RECHECKS_DIR,
+    REPORT_NAME,
     CheckRequest,
+    CheckSummary,
     DocumentRef,
     original_results_prefix,
     recheck_results_prefix,
@@ -171,10 +178,40 @@ async def start_recheck(
             workflow_id=workflow_id,
             task_queue=settings.temporal.task_queue,
             summary_suffix=f" (re-check {number})",
-            join_running=False,
             # A re-check waits behind live uploads.
             priority=recheck_lane(settings, original.document),
         ):
             return Recheck(number=number, workflow_id=workflow_id, request=request)
         number += 1
     raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe reprocess``."""
+    reprocess = commands.add(
+        "reprocess", "check a document version again, as a new workflow", _reprocess
+    )
+    add_check_argument(reprocess)
+    reprocess.add_argument("--wait", action="store_true", help="wait for the verdict")
+
+
+def _reprocess(args: argparse.Namespace, settings: Settings) -> int:
+    """Check a document version again, on purpose."""
+
+    async def start(client: Client) -> None:
+        s3 = s3_client(settings.s3)
+        started = await start_recheck(
+            settings, client, s3, await resolve(settings, client, s3, args.check)
+        )
+        request = started.request
+        print(f"re-check {started.number} of {request.document.document_id}")
+        print(f"  workflow  {started.workflow_id}")
+        print(f"  report    s3://{request.results_bucket}/{request.results_prefix}/{REPORT_NAME}")
+        print(f"  UI        {workflow_url(settings, started.workflow_id)}", flush=True)
+        if args.wait:
+            handle = client.get_workflow_handle(started.workflow_id, result_type=CheckSummary)
+            summary = await handle.result()
+            print(f"verdict   {summary.verdict}  {', '.join(summary.reasons) or '-'}")
+
+    with_temporal(settings, start)
+    return 0

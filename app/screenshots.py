@@ -31,7 +31,7 @@ LIST_QUERY = "DocpipeBucket = 'documents'"
 
 async def _check_samples(settings: Settings) -> None:
     """Submit the samples, wait for their checks and until visibility lists them."""
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     submissions = await submit_files(settings, sample_files(), key_prefix="demo/")
     outcomes = await wait_for_checks(client, submissions, timeout_s=180)
     failed = [o.workflow_id for o in outcomes if o.summary is None]

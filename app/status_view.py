@@ -7,7 +7,9 @@ visibility query over docpipe's search attributes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,12 +24,19 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.lookups import CheckNotFoundError, workflow_id_of, workflow_url
+from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
+from app.lookups import (
+    CheckNotFoundError,
+    add_check_argument,
+    query_progress,
+    workflow_id_of,
+    workflow_url,
+)
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckSummary
+from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
 
 STATUSES = (sa.CHECKING, sa.PASSED, sa.REVIEW, sa.REJECTED, sa.FAILED)
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -48,7 +57,7 @@ class CheckStatus:
     # DocpipeStatus: checking, passed, review, rejected, failed.
     status: str | None
     summary: str | None
-    step: str | None
+    step: CheckStep | None
     page_count: int
     pages_checked: int
     attempt: int
@@ -119,18 +128,15 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
         priority=priority.priority_key or None,
         fairness_key=priority.fairness_key or None,
     )
-    try:
-        progress = await handle.query("progress")
-    except Exception:
-        progress = None  # no worker to answer: the search attributes still tell a lot
-    if isinstance(progress, dict):
+    progress = await query_progress(handle, CheckProgress)
+    if progress is not None:
         status = dataclasses.replace(
             status,
-            step=progress.get("step"),
-            page_count=int(progress.get("page_count") or status.page_count),
-            pages_checked=int(progress.get("pages_checked") or 0),
-            attempt=int(progress.get("attempt") or 0),
-            resumed_from_page=int(progress.get("resumed_from_page") or 0),
+            step=progress.step,
+            page_count=progress.page_count or status.page_count,
+            pages_checked=progress.pages_checked,
+            attempt=progress.attempt,
+            resumed_from_page=progress.resumed_from_page,
         )
     if description.status == WorkflowExecutionStatus.RUNNING:
         pages, attempt = await _pending_pages(client, description, status.page_count)
@@ -291,3 +297,56 @@ def render_list(rows: Sequence[CheckRow]) -> str:
     ]
     lines.append(f"{len(rows)} check(s)")
     return "\n".join(lines)
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe status`` and ``docpipe list``."""
+    status = commands.add(
+        "status", "where a check is: live progress, or verdict and report", _print_status
+    )
+    add_check_argument(status)
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    listing = commands.add("list", "list checks by status, bucket, key and start time", _print_list)
+    listing.add_argument("--status", choices=STATUSES, help="only checks in this status")
+    listing.add_argument("--bucket", help="only documents of this bucket")
+    listing.add_argument("--key", help="only this object key (hashed if keys are hashed)")
+    listing.add_argument("--since", metavar="T", help="started since: 30m, 2h, 7d or ISO time")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (newest)")
+    listing.add_argument("--json", action="store_true", help="print them as JSON")
+
+
+def _print_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Where one check is."""
+    status = with_temporal(settings, lambda client: check_status(settings, client, args.check))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(status), indent=2, ensure_ascii=False))
+    else:
+        print(render_status(status))
+    return 0
+
+
+def _print_list(args: argparse.Namespace, settings: Settings) -> int:
+    """The checks a filter selects."""
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError:
+        raise CommandError(
+            f"--since {args.since!r}: give 30m, 2h, 7d or an ISO time", exit_code=EXIT_USAGE
+        ) from None
+    query = list_query(
+        status=args.status,
+        bucket=args.bucket,
+        since=since,
+        key=args.key,
+        hash_keys=settings.temporal.hash_object_keys,
+    )
+    rows = with_temporal(settings, lambda client: list_checks(client, query, limit=args.limit))
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], default=str, ensure_ascii=False))
+    else:
+        print(render_list(rows))
+        print(f"query: {query}")
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import uuid
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaProducer
 from botocore.exceptions import ClientError
 
+from app.command import EXIT_USAGE, CommandError, Commands
 from infra.clients import kafka_kwargs, s3_client, start_kafka
 from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3, describe_s3
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 UPLOAD_CONCURRENCY = 8
 
 
-class SubmitError(RuntimeError):
+class SubmitError(CommandError):
     """S3 refused or failed an upload; the message says which file and why."""
 
 
@@ -137,3 +139,25 @@ async def submit_files(
     finally:
         await producer.stop()
     return [task.result() for task in submitted]
+
+
+def add_commands(commands: Commands) -> None:
+    """``docpipe submit``."""
+    submit = commands.add("submit", "upload PDFs to S3 and publish their upload events", _submit)
+    submit.add_argument("files", nargs="+", metavar="FILE", help="the PDF files to upload")
+    submit.add_argument("--bucket", help="documents bucket (default: the first allowed one)")
+    submit.add_argument("--key", help="object key (one file only; default: the file name)")
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    """Act as an upstream system for some files."""
+    files = [Path(f) for f in args.files]
+    for path in files:
+        if not path.is_file():
+            raise CommandError(f"no such file: {path}")
+    if args.key is not None and len(files) != 1:
+        raise CommandError("--key names one object: give exactly one file", exit_code=EXIT_USAGE)
+    submissions = asyncio.run(submit_files(settings, files, bucket=args.bucket, key=args.key))
+    for submission in submissions:
+        print(f"{submission.path}  ->  workflow {submission.document.workflow_id}")
+    return 0

@@ -1,9 +1,11 @@
-"""What the benchmarks share: the docpipe processes they run, and the CPU seconds of
-processes, read from /proc (Linux)."""
+"""What the benchmarks share: the docpipe processes they run, and the CPU seconds and
+memory of processes, read from /proc (Linux)."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -69,3 +71,47 @@ def start_worker_and_consumer(settings: Settings, logs: Path) -> list[ManagedPro
         )
         for command in ("worker", "consume")
     ]
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its descendants, in KiB."""
+    total, frontier, seen = 0, [pid], set()
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                frontier.extend(int(p) for p in (task / "children").read_text().split())
+        except (OSError, IndexError):
+            continue
+    return total
+
+
+class RssSampler:
+    """Samples a process tree's RSS every 50 ms in a thread; keeps the peak."""
+
+    def __init__(self, pid: int, *, enabled: bool = True) -> None:
+        self.pid = pid
+        self.enabled = enabled
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> RssSampler:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()

@@ -157,7 +157,7 @@ async def run(work: Path, state_dir: str | None, seed: int) -> dict[str, Any]:
             started.append(workers[0])
             (submission,) = await submit_files(settings, [path], key="bench/crash.pdf")
             document = submission.document
-            client = await temporal_client(settings.temporal)
+            client = await temporal_client(settings.temporal, settings.codec)
             handle = client.get_workflow_handle(document.workflow_id, result_type=CheckSummary)
             resumes: list[float] = []
             orphans = 0

@@ -33,7 +33,8 @@ class FloorWorkflow:
 
 
 async def floor_worker(address: str) -> None:
-    """The floor's worker process, with the SDK's defaults: polls until killed."""
+    """The floor's worker process, with the SDK's defaults (no payload codec: the floor is
+    the engine's alone): polls until killed."""
     client = await Client.connect(address)
     worker = Worker(client, task_queue=FLOOR_QUEUE, workflows=[FloorWorkflow], activities=[noop])
     await worker.run()

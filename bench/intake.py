@@ -35,7 +35,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
@@ -92,7 +91,7 @@ async def bare(
             check_request(settings, document, uploaded_at=time.time()),
             id=document.workflow_id,
             task_queue=settings.temporal.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
 
@@ -241,10 +240,9 @@ class _InstantTemporal:
     """A stand-in for the Temporal client whose starts cost nothing: what remains is the
     intake's own cost (fetching, parsing, tracking, committing)."""
 
-    async def start_workflow(self, *args: object, **kwargs: object) -> object:
+    async def start_workflow(self, *args: object, **kwargs: object) -> None:
+        # Returning (not raising WorkflowAlreadyStartedError) is a new run to the intake.
         await asyncio.sleep(0)
-        # What the intake reads of a real start's handle: the server started a new run.
-        return SimpleNamespace(_start_workflow_response=SimpleNamespace(started=True))
 
 
 async def ceiling(settings: Settings, events: int, meter: CpuMeter) -> tuple[float, float]:
@@ -264,7 +262,7 @@ async def measure(
         kafka=dataclasses.replace(base.kafka, max_in_flight=concurrency, stats_interval_s=3600.0),
         temporal=dataclasses.replace(base.temporal, task_queue="bench-intake"),
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     # Warm up Temporal (first shard and task-queue work) before anything is timed.
     await baseline(settings, client, _documents("warmup", 200), concurrency)
 

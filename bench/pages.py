@@ -35,14 +35,18 @@ import json
 import multiprocessing
 import os
 import statistics
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+# Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from aiokafka import AIOKafkaProducer
-from common import cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
+from common import RssSampler, cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
+from histories import CheckTimes, check_times, percentile, phase_medians
 from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
@@ -103,50 +107,6 @@ def _baseline_run(path: Path, pages: int, processes: int) -> tuple[float, float]
     return single, split
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """RSS of a process and all its descendants, in KiB."""
-    total, frontier, seen = 0, [pid], set()
-    while frontier:
-        current = frontier.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(status.split("VmRSS:")[1].split()[0])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                frontier.extend(int(p) for p in (task / "children").read_text().split())
-        except (OSError, IndexError):
-            continue
-    return total
-
-
-class RssSampler:
-    """Samples a process tree's RSS every 50 ms in a thread; keeps the peak."""
-
-    def __init__(self, pid: int, *, enabled: bool = True) -> None:
-        self.pid = pid
-        self.enabled = enabled
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
-            time.sleep(0.05)
-
-    def __enter__(self) -> RssSampler:
-        if self.enabled:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._stop.set()
-            self._thread.join()
-
-
 async def _publish(settings: Settings, document: DocumentRef) -> None:
     producer = AIOKafkaProducer(acks="all", **kafka_kwargs(settings.kafka))
     await producer.start()
@@ -154,65 +114,6 @@ async def _publish(settings: Settings, document: DocumentRef) -> None:
         await producer.send_and_wait(settings.kafka.uploads_topic, upload_event(document))
     finally:
         await producer.stop()
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckTimes:
-    """Where the time of one check went, in seconds from the upload event being sent.
-
-    Read from the workflow's history (the server's clock, the same machine's): ``report``
-    is when ``finalize`` completed, i.e. the report was written, and is what the benchmark
-    times ("event to report"); ``done`` also includes the results event.
-    """
-
-    started: float  # the intake started the workflow
-    inspected: float  # check_document completed (the document inspected)
-    pages_started: float  # check_pages began its (last) attempt
-    pages_checked: float  # check_pages completed
-    report: float
-    done: float
-
-    def describe(self) -> str:
-        return (
-            f"intake {self.started:.2f} s, inspect {self.inspected - self.started:.2f} s, "
-            f"check_pages {self.pages_checked - self.pages_started:.2f} s, report at "
-            f"{self.report:.2f} s, workflow done at {self.done:.2f} s"
-        )
-
-
-def check_times(history: WorkflowHistory, published_at: float) -> CheckTimes:
-    """The phases of one check from its workflow history (see :class:`CheckTimes`)."""
-    scheduled: dict[int, str] = {}
-    started: dict[str, float] = {}
-    completed: dict[str, float] = {}
-    workflow: dict[str, float] = {}
-    for event in history.events:
-        at = event.event_time.seconds + event.event_time.nanos / 1e9 - published_at
-        kind = event.WhichOneof("attributes")
-        if kind == "activity_task_scheduled_event_attributes":
-            attributes = event.activity_task_scheduled_event_attributes
-            scheduled[event.event_id] = attributes.activity_type.name
-        elif kind == "activity_task_started_event_attributes":
-            name = scheduled[event.activity_task_started_event_attributes.scheduled_event_id]
-            started[name] = at
-        elif kind == "activity_task_completed_event_attributes":
-            name = scheduled[event.activity_task_completed_event_attributes.scheduled_event_id]
-            completed[name] = at
-        elif kind in (
-            "workflow_execution_started_event_attributes",
-            "workflow_execution_completed_event_attributes",
-        ):
-            workflow[kind] = at
-    inspected = completed["check_document"]
-    return CheckTimes(
-        started=workflow["workflow_execution_started_event_attributes"],
-        inspected=inspected,
-        # A document of one chunk is checked and reported by check_document alone.
-        pages_started=started.get("check_pages", inspected),
-        pages_checked=completed.get("check_pages", inspected),
-        report=completed.get("finalize", inspected),
-        done=workflow["workflow_execution_completed_event_attributes"],
-    )
 
 
 async def _check_end_to_end(
@@ -225,7 +126,7 @@ async def _check_end_to_end(
     """
     bucket = settings.s3.documents_buckets[0]
     document = upload(settings, path, bucket, key)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     handle = client.get_workflow_handle(document.workflow_id)
     started = time.perf_counter()
     published_at = time.time()
@@ -278,22 +179,6 @@ async def heartbeat_latency_ms(settings: Settings, path: Path, pages: int) -> li
     done.set()
     await prober
     return lags
-
-
-def _phase_medians(timings: list[CheckTimes]) -> dict[str, float]:
-    phases = {
-        "intake": [t.started for t in timings],
-        "inspect": [t.inspected - t.started for t in timings],
-        "check_pages": [t.pages_checked - t.pages_started for t in timings],
-        "report": [t.report for t in timings],
-        "done": [t.done for t in timings],
-    }
-    return {name: round(statistics.median(values), 3) for name, values in phases.items()}
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run(
@@ -384,7 +269,7 @@ async def run(
                 figures[f"{label}_seconds"] = round(statistics.median(t.report for t in timings), 2)
                 if label == "speed":
                     figures[f"{label}_runs_seconds"] = [round(t.report, 2) for t in timings]
-                    figures[f"{label}_phases_median_s"] = _phase_medians(timings)
+                    figures[f"{label}_phases_median_s"] = phase_medians(timings)
                 figures[f"{label}_history_events"] = events
                 if sampler.enabled:
                     figures[f"{label}_peak_rss_mb"] = round(sampler.peak_kb / 1024, 1)
@@ -414,7 +299,7 @@ async def run(
     }
     figures["fixed_cost_share"] = round(figures["fixed_cost_s"] / figures["speed_seconds"], 3)
     figures["heartbeat_p50_ms"] = round(statistics.median(lags), 2)
-    figures["heartbeat_p99_ms"] = round(_percentile(lags, 0.99), 2)
+    figures["heartbeat_p99_ms"] = round(percentile(lags, 0.99), 2)
     figures["rss_ratio"] = round(figures["large_peak_rss_mb"] / figures["small_peak_rss_mb"], 2)
     return figures
 

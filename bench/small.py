@@ -15,6 +15,9 @@ see. Each round:
 - **same-shape floor**: the same with as many no-op activities as docpipe scheduled per
   document (read from a history of this run), for the record: what the engine allows for
   docpipe's own shape, its checks aside.
+- **docpipe in clear**: docpipe again, on its own task queue, topic and worker and consumer
+  processes, with encryption off (``DOCPIPE_CODEC_MODE=none``): what the payload codec
+  costs. ``codec_cost_ratio`` is encrypted ÷ clear documents/s (target >= 0.95).
 
 Rounds alternate which side goes first. Temporal's database is on disk by default, as a
 durable Temporal's is: both sides then wait on its writes as they would in production.
@@ -49,13 +52,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from common import cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
 from floor import FLOOR_QUEUE, floor_worker
-from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from histories import activity_count, latency_figures, report_time
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.submit import submit_files, upload, upload_event
 from infra.clients import kafka_kwargs, temporal_client
 from infra.processes import ManagedProcess, stop_all
-from infra.settings import Settings
+from infra.settings import CodecSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import DocumentRef
 
@@ -65,8 +69,6 @@ MAX_PAGES = 5
 MAX_BYTES = 1024 * 1024
 # The floor's steps: inspect, check pages, report, publish.
 FLOOR_ACTIVITIES = 4
-# Activities whose completion means the report is written.
-REPORT_ACTIVITIES = ("finalize", "check_document")
 
 
 # -- documents ------------------------------------------------------------------------------
@@ -115,55 +117,6 @@ async def publish_all(settings: Settings, documents: list[DocumentRef]) -> None:
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-
-
-# -- timing from histories ------------------------------------------------------------------
-
-
-def _at(event: Any) -> float:
-    return float(event.event_time.seconds + event.event_time.nanos / 1e9)
-
-
-def report_time(history: WorkflowHistory) -> float:
-    """Epoch seconds at which the report was written: the completion of the activity that
-    writes it (the workflow's own completion for the floor, which writes nothing)."""
-    scheduled: dict[int, str] = {}
-    for event in history.events:
-        kind = event.WhichOneof("attributes")
-        if kind == "activity_task_scheduled_event_attributes":
-            scheduled[event.event_id] = (
-                event.activity_task_scheduled_event_attributes.activity_type.name
-            )
-        elif kind == "activity_task_completed_event_attributes":
-            attributes = event.activity_task_completed_event_attributes
-            if scheduled.get(attributes.scheduled_event_id) in REPORT_ACTIVITIES:
-                return _at(event)
-        elif kind == "workflow_execution_completed_event_attributes":
-            return _at(event)
-    raise ValueError(f"no report in the history of {history.workflow_id}")
-
-
-def activity_count(history: WorkflowHistory) -> int:
-    return sum(
-        1
-        for event in history.events
-        if event.WhichOneof("attributes") == "activity_task_scheduled_event_attributes"
-    )
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def latency_figures(began: float, ends: list[float]) -> dict[str, Any]:
-    latencies = [end - began for end in ends]
-    return {
-        "documents_per_s": round(len(ends) / max(latencies), 2),
-        "p50_s": round(_percentile(latencies, 0.5), 2),
-        "p95_s": round(_percentile(latencies, 0.95), 2),
-        "seconds": round(max(latencies), 2),
-    }
 
 
 # -- the two sides ------------------------------------------------------------------------
@@ -288,7 +241,11 @@ async def run(
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
     ):
         settings = stack.settings()
-        client = await temporal_client(settings.temporal)
+        client = await temporal_client(settings.temporal, settings.codec)
+        clear = _in_clear(settings)
+        # The floor is the engine's alone: the SDK's defaults, no codec (bench/floor.py).
+        floor_client = await temporal_client(clear.temporal, clear.codec)
+        stack.create_topics([clear.kafka.uploads_topic])
         servers = stack.named_pids()
         if submit:
             print(f"docpipe submit of {submit} files ...", flush=True)
@@ -306,8 +263,13 @@ async def run(
         with (
             processes(start_worker_and_consumer(settings, work / "logs")) as children,
             processes([_floor_child(settings, work / "logs")]) as floor,
+            processes(start_worker_and_consumer(clear, work / "logs-clear")) as clear_children,
         ):
             worker, consumer = children
+            clear_worker, clear_consumer = clear_children
+            clear_warm = upload_all(clear, files, 1, "warmup-clear")
+            await publish_all(clear, clear_warm)
+            await _result_when_started(client.get_workflow_handle(clear_warm[0].workflow_id))
             # Warm up both sides; docpipe's warm-up tells how many activities it runs.
             warm = upload_all(settings, files, 1, "warmup")
             await publish_all(settings, warm)
@@ -317,7 +279,7 @@ async def run(
             floors = {"floor": floor_activities, "same_shape_floor": shape}
             figures["floor_activities"] = floor_activities
             figures["same_shape_floor_activities"] = shape
-            await run_floor(client, 2, shape, {}, "warmup")
+            await run_floor(floor_client, 2, shape, {}, "warmup")
             docpipe_pids = {
                 "temporal": servers["temporal"],
                 "s3": servers["s3"],
@@ -325,20 +287,30 @@ async def run(
                 "consumer": consumer.pid,
                 "worker": worker.pid,
             }
+            clear_pids = {
+                **docpipe_pids,
+                "consumer": clear_consumer.pid,
+                "worker": clear_worker.pid,
+            }
             floor_pids = {"temporal": servers["temporal"], "worker": floor[0].pid}
             for number in range(rounds):
                 batch = upload_all(settings, files, documents, f"round-{number}")
                 sides: dict[str, dict[str, Any]] = {}
-                order = ["docpipe", *floors]
+                clear_batch = upload_all(clear, files, documents, f"round-{number}-clear")
+                order = ["docpipe", "docpipe_clear", *floors]
                 for side in order if number % 2 == 0 else reversed(order):
                     print(f"round {number + 1}: {side} ...", flush=True)
                     if side == "docpipe":
                         sides[side] = await run_docpipe(
                             settings, client, batch, docpipe_pids, worker.pid
                         )
+                    elif side == "docpipe_clear":
+                        sides[side] = await run_docpipe(
+                            clear, client, clear_batch, clear_pids, clear_worker.pid
+                        )
                     else:
                         sides[side] = await run_floor(
-                            client, documents, floors[side], floor_pids, f"{side}-{number}"
+                            floor_client, documents, floors[side], floor_pids, f"{side}-{number}"
                         )
                     print(f"  {_describe(sides[side])}", flush=True)
                 speed = sides["docpipe"]["documents_per_s"]
@@ -349,10 +321,13 @@ async def run(
                         "same_shape_ratio": round(
                             speed / sides["same_shape_floor"]["documents_per_s"], 2
                         ),
+                        "codec_cost_ratio": round(
+                            speed / sides["docpipe_clear"]["documents_per_s"], 2
+                        ),
                     }
                 )
     rounds_ = figures["rounds"]
-    for side in ("docpipe", "floor", "same_shape_floor"):
+    for side in ("docpipe", "docpipe_clear", "floor", "same_shape_floor"):
         figures[f"{side}_documents_per_s"] = round(
             statistics.median(r[side]["documents_per_s"] for r in rounds_), 2
         )
@@ -371,7 +346,22 @@ async def run(
     figures["same_shape_ratio"] = round(
         statistics.median(r["same_shape_ratio"] for r in rounds_), 2
     )
+    figures["codec_cost_ratio"] = round(
+        statistics.median(r["codec_cost_ratio"] for r in rounds_), 2
+    )
     return figures
+
+
+def _in_clear(settings: Settings) -> Settings:
+    """docpipe with encryption off, on a task queue, topic and group of its own."""
+    return dataclasses.replace(
+        settings,
+        codec=CodecSettings(mode="none"),
+        temporal=dataclasses.replace(settings.temporal, task_queue="docpipe-clear"),
+        kafka=dataclasses.replace(
+            settings.kafka, uploads_topic="bench-clear-uploads", group_id="bench-clear"
+        ),
+    )
 
 
 def _describe(side: Mapping[str, Any]) -> str:
@@ -428,6 +418,13 @@ def main() -> None:
     print(
         f"event to report: p50 {figures['docpipe_p50_s']} s, p95 {figures['docpipe_p95_s']} s; "
         f"CPU ms per document: {figures['docpipe_cpu_ms_per_document']}"
+    )
+    print(
+        f"encryption: {figures['docpipe_documents_per_s']} documents/s encrypted vs "
+        f"{figures['docpipe_clear_documents_per_s']} in clear -> codec_cost_ratio "
+        f"{figures['codec_cost_ratio']} (target >= 0.95); worker CPU ms per document "
+        f"{figures['docpipe_cpu_ms_per_document']['worker']} vs "
+        f"{figures['docpipe_clear_cpu_ms_per_document']['worker']}"
     )
     print(json.dumps(figures))
 

@@ -5,7 +5,7 @@ What it guarantees, whatever crashes or redelivers:
 - An offset is committed only when every message below it of its partition was either
   started in Temporal (the start call returned) or written to the dead-letter topic (the
   write was acknowledged). Messages are worked on concurrently and finish in any order.
-- Starts are idempotent (deterministic workflow ID, ``USE_EXISTING``, ``REJECT_DUPLICATE``):
+- Starts are idempotent (deterministic workflow ID, ``FAIL``, ``REJECT_DUPLICATE``):
   a redelivered or duplicated event costs a dedupe, never a second check.
 - A valid event is never dead-lettered because Temporal, S3 or the broker is down: outages
   are retried with capped exponential backoff while fetching is paused, so memory stays
@@ -356,6 +356,7 @@ async def run_intake(
     options = telemetry.client_options() if telemetry else {}
     client = await temporal_client_waiting(
         settings.temporal,
+        settings.codec,
         stop,
         backoff=settings.kafka.retry_backoff,
         retry_config=_TEMPORAL_RETRY,

@@ -22,7 +22,8 @@ from botocore.config import Config
 from temporalio.client import Client, TLSConfig
 
 from infra.backoff import Backoff, until_set
-from infra.settings import KafkaSettings, S3Settings, TemporalSettings
+from infra.codec import data_converter
+from infra.settings import CodecSettings, KafkaSettings, S3Settings, TemporalSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -117,14 +118,16 @@ def s3_unreachable(settings: S3Settings, exc: BaseException) -> ServerUnreachabl
     return _unreachable("S3", "DOCPIPE_S3_ENDPOINT_URL", endpoint, default, exc)
 
 
-async def temporal_client(settings: TemporalSettings, **extra: Any) -> Client:
-    """Connect to Temporal as the settings say.
+async def temporal_client(settings: TemporalSettings, codec: CodecSettings, **extra: Any) -> Client:
+    """Connect to Temporal as the settings say, payloads encrypted as ``codec`` says.
 
     Raises:
         ServerUnreachableError: Temporal does not answer there.
+        SettingsError: encryption is on and there is no usable keyring.
     """
+    converter = data_converter(codec)
     try:
-        return await Client.connect(**temporal_kwargs(settings), **extra)
+        return await Client.connect(**temporal_kwargs(settings), data_converter=converter, **extra)
     except RuntimeError as exc:
         # The SDK says only "Failed client connect: ..." for every way connecting fails.
         address, default = settings.address, TemporalSettings().address
@@ -133,6 +136,7 @@ async def temporal_client(settings: TemporalSettings, **extra: Any) -> Client:
 
 async def temporal_client_waiting(
     settings: TemporalSettings,
+    codec: CodecSettings,
     stop: asyncio.Event,
     *,
     backoff: Backoff = CONNECT_BACKOFF,
@@ -143,7 +147,7 @@ async def temporal_client_waiting(
     meanwhile."""
     async for attempt in backoff.attempts(wait=until_set(stop)):
         try:
-            return await temporal_client(settings, **extra)
+            return await temporal_client(settings, codec, **extra)
         except ServerUnreachableError as exc:
             log.warning("%s; retry in %.1f s", exc, attempt.delay_s)
     return None

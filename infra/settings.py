@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from temporalio.common import Priority
 
 from infra.backoff import Backoff
+from infra.keyring import KeyringError, StaticKeyring, parse_key_entries
 from pipeline.lanes import (
     FAIRNESS_PREFIX,
     HIGHEST_PRIORITY,
@@ -266,6 +267,36 @@ LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, kw_only=True)
+class CodecSettings:
+    """Encryption of what docpipe stores in Temporal (docs/OPERATIONS.md, "Encryption")."""
+
+    # "encrypt" (no Temporal client without a keyring) or "none" (payloads in clear).
+    mode: str = "encrypt"
+    # A JSON keyring {"active": ID, "keys": {ID: base64}}, or the keys themselves
+    # ("id:base64", comma-separated) and the active one's ID.
+    keyring_file: str | None = None
+    keys: tuple[str, ...] = field(default=(), metadata=_SECRET)
+    active_key: str | None = None
+    # Bearer token `docpipe codec-server` requires (none: no authentication).
+    server_token: str | None = field(default=None, metadata=_SECRET)
+
+    def __post_init__(self) -> None:
+        if self.mode not in CODEC_MODES:
+            raise SettingsError(f"DOCPIPE_CODEC_MODE: {self.mode!r} is not encrypt or none")
+        if self.keyring_file and self.keys:
+            raise SettingsError("DOCPIPE_CODEC_KEYRING_FILE or DOCPIPE_CODEC_KEYS: not both")
+        if self.keys or self.active_key:  # a file is read when clients are built
+            try:
+                StaticKeyring(keys=parse_key_entries(self.keys), active=self.active_key or "")
+            except KeyringError as exc:
+                raise SettingsError(f"DOCPIPE_CODEC_KEYS: {exc}") from None
+
+
+CODEC_ENCRYPT, CODEC_NONE = "encrypt", "none"
+CODEC_MODES = (CODEC_ENCRYPT, CODEC_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """All of docpipe's configuration."""
 
@@ -275,6 +306,7 @@ class Settings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    codec: CodecSettings = field(default_factory=CodecSettings)
 
 
 class SettingsError(ValueError):

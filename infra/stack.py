@@ -29,8 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from infra.codec import EncryptionCodec, keyring_for
+from infra.codec_http import CodecServer, CodecServerConfig
+from infra.keyring import ensure_dev_keyring
 from infra.processes import ManagedProcess, stop_all
-from infra.settings import Settings
+from infra.settings import CODEC_NONE, CodecSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +54,21 @@ class StackConfig:
     temporal_ui_port: int = 8233
     kafka_port: int = 9092
     s3_port: int = 4566
+    # The codec server the UI decodes payloads with (when encryption is on).
+    codec_port: int = 8235
     partitions: int = 3
     startup_timeout_s: float = 60.0
 
     @classmethod
     def on_free_ports(cls, state_dir: Path, **overrides: Any) -> StackConfig:
-        """A config whose four ports are free right now (for tests, benchmarks, screenshots)."""
-        ports = free_ports(4)
+        """A config whose five ports are free right now (for tests, benchmarks, screenshots)."""
+        ports = free_ports(5)
         values: dict[str, Any] = {
             "temporal_port": ports[0],
             "temporal_ui_port": ports[1],
             "kafka_port": ports[2],
             "s3_port": ports[3],
+            "codec_port": ports[4],
         }
         values.update(overrides)
         return cls(state_dir=state_dir, **values)
@@ -188,6 +194,7 @@ class EmbeddedStack:
         self.config = config
         self._base = base or Settings()
         self._children: list[ManagedProcess] = []
+        self._codec_server: CodecServer | None = None
         self._lock = threading.Lock()
 
     # -- endpoints ------------------------------------------------------------------------
@@ -203,6 +210,13 @@ class EmbeddedStack:
         return f"http://{LOOPBACK}:{self.config.temporal_ui_port}"
 
     @property
+    def codec_url(self) -> str | None:
+        """The codec server the UI decodes with; None when encryption is off."""
+        if self._base.codec.mode == CODEC_NONE:
+            return None
+        return f"http://{LOOPBACK}:{self.config.codec_port}"
+
+    @property
     def kafka_bootstrap(self) -> str:
         """Where Kafka clients reach the broker."""
         return f"{LOOPBACK}:{self.config.kafka_port}"
@@ -212,11 +226,25 @@ class EmbeddedStack:
         """Where S3 clients reach the moto server."""
         return f"http://{LOOPBACK}:{self.config.s3_port}"
 
+    @property
+    def dev_keyring_file(self) -> Path:
+        """The development keyring the stack encrypts with unless told otherwise."""
+        return self.config.state_dir / "codec-keyring.json"
+
+    def codec_settings(self, base: CodecSettings) -> CodecSettings:
+        """``base``, with the development keyring (made at first use) if it names none:
+        encryption is on in development as in production."""
+        if base.mode == CODEC_NONE or base.keyring_file or base.keys:
+            return base
+        keyring = ensure_dev_keyring(self.dev_keyring_file)
+        return dataclasses.replace(base, keyring_file=str(keyring))
+
     def settings(self, base: Settings | None = None) -> Settings:
         """``base`` (default: the stack's own) pointed at this stack's endpoints."""
         base = base or self._base
         return dataclasses.replace(
             base,
+            codec=self.codec_settings(base.codec),
             kafka=dataclasses.replace(base.kafka, bootstrap_servers=self.kafka_bootstrap),
             temporal=dataclasses.replace(
                 base.temporal,
@@ -268,6 +296,8 @@ class EmbeddedStack:
             "Kafka broker": (config.kafka_port, "--kafka-port"),
             "S3": (config.s3_port, "--s3-port"),
         }
+        if self.codec_url:
+            ports["codec server"] = (config.codec_port, "--codec-port")
         for what, (port, flag) in ports.items():
             if _port_taken(port):
                 raise StackError(
@@ -279,6 +309,7 @@ class EmbeddedStack:
         atexit.register(self.stop)
         deadline = time.monotonic() + config.startup_timeout_s
         try:
+            self._start_codec_server()
             self._spawn_temporal(binaries["temporal"])
             listener = f"tcp://{self.kafka_bootstrap}"
             self._spawn(
@@ -311,7 +342,10 @@ class EmbeddedStack:
         """Stop every server this stack started (by PID), newest first. Safe to repeat."""
         with self._lock:
             children, self._children = self._children, []
+            codec_server, self._codec_server = self._codec_server, None
         stop_all(children)
+        if codec_server is not None:
+            codec_server.stop()
         atexit.unregister(self.stop)
 
     def stop_temporal(self) -> None:
@@ -337,8 +371,25 @@ class EmbeddedStack:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def _start_codec_server(self) -> None:
+        if not self.codec_url:
+            return
+        keyring = keyring_for(self.settings().codec)
+        assert keyring is not None
+        ui_port = self.config.temporal_ui_port
+        self._codec_server = CodecServer(
+            CodecServerConfig(
+                host=LOOPBACK,
+                port=self.config.codec_port,
+                # The UI is reached by either name on loopback.
+                allowed_origins=(self.ui_url, f"http://localhost:{ui_port}"),
+            ),
+            EncryptionCodec(keyring),
+        )
+
     def _spawn_temporal(self, binary: Path) -> None:
         config = self.config
+        codec = ["--ui-codec-endpoint", self.codec_url] if self.codec_url else []
         self._spawn(
             "temporal",
             [
@@ -356,6 +407,7 @@ class EmbeddedStack:
                 "--namespace",
                 self._base.temporal.namespace,
                 *_dynamic_config(TEMPORAL_DYNAMIC_CONFIG),
+                *codec,
                 "--ui-disable-news-fetch",
                 "--log-level",
                 "warn",
@@ -422,11 +474,11 @@ class EmbeddedStack:
         from infra.clients import temporal_client
         from infra.temporal_setup import register_search_attributes
 
-        settings = self.settings().temporal
+        settings = self.settings()
 
         async def setup() -> list[str]:
-            client = await temporal_client(settings)
-            return await register_search_attributes(client, settings.namespace)
+            client = await temporal_client(settings.temporal, settings.codec)
+            return await register_search_attributes(client, settings.temporal.namespace)
 
         added = self._retry("temporal", deadline, lambda: run_coroutine(setup))
         if added:

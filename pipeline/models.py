@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pipeline.policy import VerdictPolicy
@@ -23,6 +24,12 @@ REPORT_NAME = "report.json"
 # Deliberate re-checks of a document: their own workflow IDs and results locations.
 RECHECK_ID_MARK = "#recheck-"
 RECHECKS_DIR = "rechecks"
+# Attempts per activity when infrastructure fails (S3 5xx, a lost worker), unless a check
+# asks for others.
+MAX_ATTEMPTS = 20
+# The query every docpipe workflow answers with how far it is (``CheckProgress``,
+# ``RecheckProgress``).
+PROGRESS_QUERY = "progress"
 
 
 def page_queue_for(task_queue: str) -> str:
@@ -142,13 +149,23 @@ class CheckRequest:
     # Task queue of the page-checking activity; empty means "<workflow's queue>-pages".
     page_task_queue: str = ""
     # Attempts per activity when infrastructure fails (S3 5xx, a lost worker).
-    max_attempts: int = 20
+    max_attempts: int = MAX_ATTEMPTS
     # Show a hash instead of the object key in search attributes and the UI summary
     # (DOCPIPE_TEMPORAL_HASH_OBJECT_KEYS of the process that starts the check).
     hash_object_key: bool = False
     # When the upload event was published (its Kafka timestamp, epoch seconds): the check
     # measures its way from upload to report from it. None for re-checks.
     uploaded_at: float | None = None
+
+    def check_document_input(self) -> CheckDocumentInput:
+        """The document and where its results go: the input of ``check_document``, from
+        which the later steps' inputs are made."""
+        return CheckDocumentInput(
+            document=self.document,
+            results_bucket=self.results_bucket,
+            results_prefix=self.results_prefix,
+            uploaded_at=self.uploaded_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,6 +184,29 @@ class CheckDocumentInput:
     results_prefix: str
     # The request's upload time, for the upload-to-report latency (None: not measured).
     uploaded_at: float | None = None
+
+    def pages_input(self, inspection: InspectResult) -> CheckPagesInput:
+        """The input of ``check_pages``, in the chunk layout the inspection fixed."""
+        return CheckPagesInput(
+            document=self.document,
+            results_bucket=self.results_bucket,
+            results_prefix=self.results_prefix,
+            page_count=inspection.page_count,
+            chunk_pages=inspection.plan.chunk_pages,
+        )
+
+    def finalize_input(
+        self, inspection: InspectResult, pages: CheckPagesResult | None
+    ) -> FinalizeInput:
+        """The input of ``finalize``: the report of this inspection and these pages."""
+        return FinalizeInput(
+            document=self.document,
+            results_bucket=self.results_bucket,
+            results_prefix=self.results_prefix,
+            inspection=inspection,
+            pages=pages,
+            uploaded_at=self.uploaded_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -365,3 +405,35 @@ class PublishResultInput:
 
     document: DocumentRef
     summary: CheckSummary
+
+
+class CheckStep(StrEnum):
+    """Where a check is: the step its ``progress`` query names, and the one a failure names.
+
+    The values are the activities' names (``starting`` and ``done`` aside).
+    """
+
+    STARTING = "starting"
+    CHECK_DOCUMENT = "check_document"
+    # Checks begun before check_document inspect first.
+    INSPECT = "inspect"
+    CHECK_PAGES = "check_pages"
+    FINALIZE = "finalize"
+    PUBLISH_RESULT = "publish_result"
+    DONE = "done"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckProgress:
+    """What ``DocumentCheckWorkflow`` answers to the ``progress`` query.
+
+    The field names are the query's JSON: clients of every version read them, so they stay.
+    """
+
+    step: CheckStep
+    page_count: int = 0
+    # While pages are checked, this moves with the attempt's ``pages_progress`` signals.
+    pages_checked: int = 0
+    # The page-checking attempt, and the page it started at (past 1 when it resumed).
+    attempt: int = 0
+    resumed_from_page: int = 0

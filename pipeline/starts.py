@@ -1,10 +1,10 @@
 """Starting a document check: the one way, used by the intake and by operators' re-checks.
 
 A check's workflow ID is its identity, so a start never doubles a check: an ID that is
-running or has run is not started again (``REJECT_DUPLICATE``; re-checking on purpose is a
-new ID). Imports only what a client process needs, not the workflow code. A bulk re-check
-(``RecheckWorkflow``) starts its re-checks as child workflows, with ``check_summary`` and
-the same never-reused IDs.
+running (``FAIL``) or has run (``REJECT_DUPLICATE``) is not started again; re-checking on
+purpose is a new ID. Imports only what a client process needs, not the workflow code. A
+bulk re-check (``RecheckWorkflow``) starts its re-checks as child workflows, with
+``check_summary`` and the same never-reused IDs.
 """
 
 from __future__ import annotations
@@ -26,16 +26,18 @@ async def start_check(
     workflow_id: str,
     task_queue: str,
     summary_suffix: str = "",
-    join_running: bool = True,
     priority: Priority | None = None,
 ) -> bool:
     """Start ``DocumentCheckWorkflow`` for ``request`` unless that ID ran or runs.
 
+    A running check with this ID is not doubled (``FAIL``), a finished one is not run
+    again (``REJECT_DUPLICATE``): Temporal refuses both with the same error, so this call
+    knows from it alone whether it started the check. A start the client retried after
+    Temporal had taken it (the same request ID) is still this call's: Temporal answers it
+    as the start it was, before any conflict policy applies.
+
     Args:
         summary_suffix: added to the workflow's one-line summary (e.g. `` (re-check 2)``).
-        join_running: a running check with this ID counts as this start's
-            (``USE_EXISTING``); otherwise its ID is taken (``FAIL``), as for a numbered
-            re-check that must be new.
 
     Returns:
         True if this call started the check, False if the ID was running or had run.
@@ -44,7 +46,7 @@ async def start_check(
         RPCError: Temporal failed or cannot be reached.
     """
     try:
-        handle = await client.start_workflow(
+        await client.start_workflow(
             WORKFLOW_NAME,
             request,
             id=workflow_id,
@@ -52,20 +54,13 @@ async def start_check(
             static_summary=check_summary(request, summary_suffix, priority),
             static_details=static_details(request),
             search_attributes=sa.at_start(request),
-            id_conflict_policy=(
-                WorkflowIDConflictPolicy.USE_EXISTING
-                if join_running
-                else WorkflowIDConflictPolicy.FAIL
-            ),
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             priority=priority or Priority.default,
         )
     except WorkflowAlreadyStartedError:
         return False
-    # USE_EXISTING answers a running check with its handle; only the response says
-    # whether this call started it. The SDK keeps the response on a private field.
-    response = getattr(handle, "_start_workflow_response", None)
-    return bool(getattr(response, "started", True))
+    return True
 
 
 def check_summary(request: CheckRequest, suffix: str = "", priority: Priority | None = None) -> str:

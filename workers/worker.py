@@ -244,7 +244,7 @@ async def run_worker(
     for stale in sweep_stale_spools(settings.pipeline.spool_dir or None):
         log.info("removed %s, left by a worker that was killed", stale.name)
     client = await temporal_client_waiting(
-        settings.temporal, stop, **(telemetry.client_options() if telemetry else {})
+        settings.temporal, settings.codec, stop, **(telemetry.client_options() if telemetry else {})
     )
     if client is None:
         return

@@ -190,16 +190,11 @@ class DocumentActivities:
                         spool.keep = True
                         return DocumentOutcome(inspection=inspection)
                     pages = await self._check_one_chunk(input, inspection, spool.path, heartbeater)
-                finalize = FinalizeInput(
-                    document=document,
-                    results_bucket=input.results_bucket,
-                    results_prefix=input.results_prefix,
-                    inspection=inspection,
-                    pages=pages,
-                    uploaded_at=input.uploaded_at,
-                )
                 summary = await asyncio.to_thread(
-                    self._finalize, finalize, activity.info().workflow_id, own_report_stands=True
+                    self._finalize,
+                    input.finalize_input(inspection, pages),
+                    activity.info().workflow_id,
+                    own_report_stands=True,
                 )
         self.metrics.record_verdict(summary.verdict, summary.reasons)
         return DocumentOutcome(
@@ -248,13 +243,7 @@ class DocumentActivities:
         run = ChunkRun(
             self.pool,
             path,
-            CheckPagesInput(
-                document=input.document,
-                results_bucket=input.results_bucket,
-                results_prefix=input.results_prefix,
-                page_count=inspection.page_count,
-                chunk_pages=inspection.plan.chunk_pages,
-            ),
+            input.pages_input(inspection),
             store,
             checkpoint,
             stored,

@@ -1,4 +1,5 @@
-"""DocumentCheckWorkflow: inspect -> check pages -> finalize.
+"""DocumentCheckWorkflow: check_document, then, for larger documents, check pages, finalize
+and publish.
 
 Deterministic orchestration with small state. Per-page data never enters the workflow:
 activities exchange counts, and the pages themselves live in S3 chunk files.
@@ -7,27 +8,26 @@ activities exchange counts, and the pages themselves live in S3 chunk files.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
     from pipeline import search_attributes as sa
     from pipeline.check.activities import DocumentActivities
     from pipeline.check.publish import ResultPublisher
     from pipeline.models import (
+        PROGRESS_QUERY,
         WORKFLOW_NAME,
-        CheckDocumentInput,
-        CheckPagesInput,
         CheckPagesResult,
+        CheckProgress,
         CheckRequest,
+        CheckStep,
         CheckSummary,
-        FinalizeInput,
         InspectInput,
         InspectResult,
         PagesProgress,
@@ -58,31 +58,49 @@ def retry_policy(max_attempts: int) -> RetryPolicy:
     )
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    """One activity's timeouts; docs/FAILURES.md explains each value."""
-
-    start_to_close: timedelta
-    schedule_to_close: timedelta
-    heartbeat: timedelta | None = None
-
+# How long each activity may take; docs/FAILURES.md explains each value. Each is spread
+# into its call with the check's own retry policy (its ``max_attempts``), but
+# publish_result, which has its own.
 
 # Download (up to the size limit) plus the document-level checks' own limit; the activity
 # heartbeats while it works (its event loop never parses), so a dead worker is noticed
-# within 30 s, as for page checks by default. The same for ``check_document``: the pages
-# of a small document (one chunk) are a small part of it.
-INSPECT_TIMEOUTS = Timeouts(timedelta(minutes=15), timedelta(hours=2), timedelta(seconds=30))
+# within 30 s, as for page checks by default.
+INSPECT = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=15),
+    schedule_to_close_timeout=timedelta(hours=2),
+    heartbeat_timeout=timedelta(seconds=30),
+)
+# The same as inspect: the pages of a small document (one chunk) are a small part of it.
+CHECK_DOCUMENT = ActivityConfig(
+    **INSPECT,
+    # A cancelled check ends only once its parser work has stopped.
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+)
 # Tens of thousands of pages at ~100 pages/s and core, with room for slow pages; the
 # heartbeat timeout is the worker's setting (CheckPlan).
-CHECK_PAGES_TIMEOUTS = Timeouts(timedelta(hours=6), timedelta(hours=24))
+CHECK_PAGES = ActivityConfig(
+    start_to_close_timeout=timedelta(hours=6),
+    schedule_to_close_timeout=timedelta(hours=24),
+    # A cancelled check ends only once the activity has stopped its parser processes and
+    # removed its temp file.
+    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+)
 # Streams every chunk file once: minutes even for the largest documents.
-FINALIZE_TIMEOUTS = Timeouts(timedelta(minutes=30), timedelta(hours=2), timedelta(minutes=1))
-# The report is written; the announcement waits out a broker outage of up to a week.
-PUBLISH_TIMEOUTS = Timeouts(timedelta(minutes=2), timedelta(days=7))
-PUBLISH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
+FINALIZE = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=30),
+    schedule_to_close_timeout=timedelta(hours=2),
+    heartbeat_timeout=timedelta(minutes=1),
+)
+# The report is written; only the announcement waits for the broker, as long as a broker
+# outage lasts (up to a week), past the check's own attempt limit.
+PUBLISH_RESULT = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=2),
+    schedule_to_close_timeout=timedelta(days=7),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+    ),
 )
 
 
@@ -99,7 +117,9 @@ def _root_cause(error: BaseException) -> str:
 _SELF_EXPLAINED = ("result_conflict", "result_unusable")
 
 
-def failure_message(step: str, document_id: str, error: ActivityError, max_attempts: int) -> str:
+def failure_message(
+    step: CheckStep, document_id: str, error: ActivityError, max_attempts: int
+) -> str:
     """What failed, how often it was tried, its root cause and what to do: the message of
     ``CheckFailed``, for an operator who reads nothing else."""
     cause = error.cause
@@ -125,51 +145,53 @@ def failure_message(step: str, document_id: str, error: ActivityError, max_attem
     return f"{step} of {document_id} {tried}: {_root_cause(error)}. {todo}"
 
 
+def _object_gone(error: ActivityError) -> ApplicationError | None:
+    """The activity's report that the object vanished, changed or went out of reach."""
+    cause = error.cause
+    return cause if isinstance(cause, ApplicationError) and cause.type in _GONE else None
+
+
 @workflow.defn(name=WORKFLOW_NAME)
 class DocumentCheckWorkflow:
-    """One document check, from upload to results event: inspect, check pages, finalize,
-    publish. Deterministic and small: pages live in S3, never in its history."""
+    """One document check, from upload to results event: check the document (a small one
+    to its report), check pages, finalize, publish. Deterministic and small: pages live in
+    S3, never in its history."""
 
     def __init__(self) -> None:
-        self._one_step = False
-        self._step = "starting"
-        self._page_count = 0
-        self._pages_checked = 0
-        self._pages_attempt = 0
-        self._resumed_from_page = 0
+        self._progress = CheckProgress(step=CheckStep.STARTING)
+        # The verdict line shown once the report is written.
         self._outcome = ""
 
-    @workflow.query(name="progress")
-    def progress(self) -> dict[str, Any]:
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> CheckProgress:
         """Where the check is: step, pages checked of the total, the page-checking attempt
-        and the page it started at. While pages are checked, ``pages_checked`` moves with
-        the attempt's ``pages_progress`` signals (every 5% of the pages at most)."""
-        return {
-            "step": self._step,
-            "page_count": self._page_count,
-            "pages_checked": self._pages_checked,
-            "attempt": self._pages_attempt,
-            "resumed_from_page": self._resumed_from_page,
-        }
+        and the page it started at."""
+        return self._progress
 
     @workflow.signal(name="pages_progress")
     def pages_progress(self, update: PagesProgress) -> None:
         """Progress sent by the running ``check_pages`` attempt. Late signals (the step is
         over) and stale ones (an older attempt, fewer pages) are ignored."""
-        if self._step != "check_pages":
+        now = self._progress
+        if now.step is not CheckStep.CHECK_PAGES:
             return
-        if update.attempt < self._pages_attempt or (
-            update.attempt == self._pages_attempt and update.pages_checked < self._pages_checked
+        if update.attempt < now.attempt or (
+            update.attempt == now.attempt and update.pages_checked < now.pages_checked
         ):
             return
-        self._pages_checked = max(0, min(update.pages_checked, self._page_count))
-        self._pages_attempt = update.attempt
-        self._resumed_from_page = update.resumed_from_page
-        workflow.upsert_search_attributes([sa.PAGES_CHECKED.value_set(self._pages_checked)])
+        self._progress = dataclasses.replace(
+            now,
+            pages_checked=max(0, min(update.pages_checked, now.page_count)),
+            attempt=update.attempt,
+            resumed_from_page=update.resumed_from_page,
+        )
+        workflow.upsert_search_attributes(
+            [sa.PAGES_CHECKED.value_set(self._progress.pages_checked)]
+        )
         self._show()
 
-    def _enter(self, step: str) -> None:
-        self._step = step
+    def _enter(self, step: CheckStep) -> None:
+        self._progress = dataclasses.replace(self._progress, step=step)
         self._show()
 
     def _show(self) -> None:
@@ -177,167 +199,153 @@ class DocumentCheckWorkflow:
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:
-        pages = f"{self._pages_checked} of {self._page_count} pages"
-        if self._step == "inspect":
-            return "**Inspecting**: download and document-level checks"
-        if self._step == "check_pages":
-            percent = 100 * self._pages_checked // max(self._page_count, 1)
-            text = f"**Checking pages**: {pages} ({percent}%)"
-            if self._pages_attempt > 1 or self._resumed_from_page > 1:
-                text += (
-                    f", attempt {self._pages_attempt} resumed from page {self._resumed_from_page}"
-                )
-            return text
-        if self._step == "finalize":
-            return f"**Writing the report**: {pages} checked"
-        if self._step in ("publish_result", "done"):
-            return self._outcome
-        return f"**{self._step}**"
+        progress = self._progress
+        pages = f"{progress.pages_checked} of {progress.page_count} pages"
+        match progress.step:
+            case CheckStep.CHECK_DOCUMENT:
+                return "**Checking the document**: download, checks, and a small one's pages"
+            case CheckStep.INSPECT:
+                return "**Inspecting**: download and document-level checks"
+            case CheckStep.CHECK_PAGES:
+                percent = 100 * progress.pages_checked // max(progress.page_count, 1)
+                text = f"**Checking pages**: {pages} ({percent}%)"
+                if progress.attempt > 1 or progress.resumed_from_page > 1:
+                    text += (
+                        f", attempt {progress.attempt} resumed from page "
+                        f"{progress.resumed_from_page}"
+                    )
+                return text
+            case CheckStep.FINALIZE:
+                return f"**Writing the report**: {pages} checked"
+            case CheckStep.PUBLISH_RESULT | CheckStep.DONE:
+                return self._outcome
+        return f"**{progress.step}**"
 
     @workflow.run
     async def run(self, request: CheckRequest) -> CheckSummary:
         """Check the document; a bad document is a report, only infrastructure failing for
         good (or a cancel) ends the workflow otherwise (``CheckFailed``)."""
-        document = request.document
-        self._one_step = workflow.patched(CHECK_DOCUMENT_PATCH)
-        # Started with its search attributes (by `start_check`), the check need not set them.
-        started_with = workflow.info().typed_search_attributes.get(sa.STATUS)
-        if not (self._one_step and started_with is not None):
-            workflow.upsert_search_attributes(sa.starting(request))
-        retry = retry_policy(request.max_attempts)
+        retry = ActivityConfig(retry_policy=retry_policy(request.max_attempts))
         try:
-            return await self._check(request, retry)
+            if workflow.patched(CHECK_DOCUMENT_PATCH):
+                return await self._check_document_first(request, retry)
+            return await self._inspect_first(request, retry)
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 # Cancelled on purpose: the workflow ends cancelled, not failed.
                 raise
             # Retries are exhausted: say what failed and what to do, not just "failed".
+            step = self._progress.step
             workflow.upsert_search_attributes([sa.STATUS.value_set(sa.FAILED)])
             workflow.set_current_details(
-                f"**Failed** during {self._step}: {_root_cause(err)}. Fix the cause, then "
+                f"**Failed** during {step}: {_root_cause(err)}. Fix the cause, then "
                 "`docpipe reprocess` it."
             )
             raise ApplicationError(
-                failure_message(self._step, document.document_id, err, request.max_attempts),
+                failure_message(step, request.document.document_id, err, request.max_attempts),
                 type="CheckFailed",
                 non_retryable=True,
             ) from err
 
-    async def _inspect(self, request: CheckRequest, retry: RetryPolicy) -> InspectResult:
-        return await workflow.execute_activity_method(
+    async def _check_document_first(
+        self, request: CheckRequest, retry: ActivityConfig
+    ) -> CheckSummary:
+        """Checks started by this code: ``check_document`` reports a small document (or
+        one with a document-level problem) alone; a larger one goes on to its pages."""
+        # Started with its search attributes (by `start_check`), the check need not set them.
+        if workflow.info().typed_search_attributes.get(sa.STATUS) is None:
+            workflow.upsert_search_attributes(sa.starting(request))
+        self._enter(CheckStep.CHECK_DOCUMENT)
+        outcome = await workflow.execute_activity_method(
+            DocumentActivities.check_document,
+            request.check_document_input(),
+            **(CHECK_DOCUMENT | retry),
+        )
+        if outcome.summary is None:
+            assert outcome.inspection is not None
+            return await self._check_pages_and_report(request, outcome.inspection, retry)
+        summary = outcome.summary
+        self._progress = dataclasses.replace(
+            self._progress, page_count=summary.page_count, pages_checked=outcome.pages_checked
+        )
+        # The page count is not in the search attributes yet: it goes with the verdict.
+        self._record_outcome(request, summary, sa.PAGE_COUNT.value_set(summary.page_count))
+        if outcome.published:
+            self._enter(CheckStep.DONE)
+            return summary
+        return await self._publish_result(request, summary)
+
+    async def _inspect_first(self, request: CheckRequest, retry: ActivityConfig) -> CheckSummary:
+        """Checks begun before ``check_document`` (their histories hold no patch marker):
+        search attributes set at start, then inspect, check pages, finalize, publish."""
+        workflow.upsert_search_attributes(sa.starting(request))
+        self._enter(CheckStep.INSPECT)
+        inspection = await workflow.execute_activity_method(
             DocumentActivities.inspect,
             InspectInput(document=request.document),
-            retry_policy=retry,
-            start_to_close_timeout=INSPECT_TIMEOUTS.start_to_close,
-            schedule_to_close_timeout=INSPECT_TIMEOUTS.schedule_to_close,
-            heartbeat_timeout=INSPECT_TIMEOUTS.heartbeat,
+            **(INSPECT | retry),
         )
+        return await self._check_pages_and_report(request, inspection, retry)
 
-    async def _check(self, request: CheckRequest, retry: RetryPolicy) -> CheckSummary:
-        document = request.document
-        self._enter("inspect")
-        if not self._one_step:
-            inspection = await self._inspect(request, retry)
-        else:
-            outcome = await workflow.execute_activity_method(
-                DocumentActivities.check_document,
-                CheckDocumentInput(
-                    document=document,
-                    results_bucket=request.results_bucket,
-                    results_prefix=request.results_prefix,
-                    uploaded_at=request.uploaded_at,
-                ),
-                retry_policy=retry,
-                # A cancelled check ends only once its parser work has stopped.
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                start_to_close_timeout=INSPECT_TIMEOUTS.start_to_close,
-                schedule_to_close_timeout=INSPECT_TIMEOUTS.schedule_to_close,
-                heartbeat_timeout=INSPECT_TIMEOUTS.heartbeat,
-            )
-            if outcome.summary is not None:
-                # Small, or a document-level problem: the report is written.
-                self._page_count = outcome.summary.page_count
-                self._pages_checked = outcome.pages_checked
-                return await self._conclude(
-                    request, outcome.summary, page_count=True, published=outcome.published
-                )
-            assert outcome.inspection is not None
-            inspection = outcome.inspection
-        self._page_count = inspection.page_count
+    async def _check_pages_and_report(
+        self, request: CheckRequest, inspection: InspectResult, retry: ActivityConfig
+    ) -> CheckSummary:
+        """An inspected document's pages (unless a document-level problem leaves none to
+        check), then its report and results event."""
+        self._progress = dataclasses.replace(self._progress, page_count=inspection.page_count)
         workflow.upsert_search_attributes([sa.PAGE_COUNT.value_set(inspection.page_count)])
-
+        document_input = request.check_document_input()
         pages: CheckPagesResult | None = None
         if inspection.problem is None:
-            self._enter("check_pages")
+            self._enter(CheckStep.CHECK_PAGES)
+            placement = ActivityConfig(
+                task_queue=request.page_task_queue or page_queue_for(workflow.info().task_queue),
+                # The worker that inspected the document fixed it (CheckPlan).
+                heartbeat_timeout=timedelta(seconds=inspection.plan.heartbeat_timeout_s),
+            )
             try:
                 pages = await workflow.execute_activity_method(
                     DocumentActivities.check_pages,
-                    CheckPagesInput(
-                        document=document,
-                        results_bucket=request.results_bucket,
-                        results_prefix=request.results_prefix,
-                        page_count=inspection.page_count,
-                        chunk_pages=inspection.plan.chunk_pages,
-                    ),
-                    task_queue=request.page_task_queue
-                    or page_queue_for(workflow.info().task_queue),
-                    heartbeat_timeout=timedelta(seconds=inspection.plan.heartbeat_timeout_s),
-                    # A cancelled check ends only once the activity has stopped its parser
-                    # processes and removed its temp file.
-                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    retry_policy=retry,
-                    start_to_close_timeout=CHECK_PAGES_TIMEOUTS.start_to_close,
-                    schedule_to_close_timeout=CHECK_PAGES_TIMEOUTS.schedule_to_close,
+                    document_input.pages_input(inspection),
+                    **(CHECK_PAGES | retry | placement),
                 )
-                self._pages_checked = pages.pages_checked
-                self._pages_attempt = pages.attempt
-                self._resumed_from_page = pages.first_page_this_attempt
             except ActivityError as err:
-                cause = err.cause
-                if not (isinstance(cause, ApplicationError) and cause.type in _GONE):
+                gone = _object_gone(err)
+                if gone is None:
                     raise
                 inspection = dataclasses.replace(
-                    inspection, problem=cause.type, problem_detail=cause.message
+                    inspection, problem=gone.type, problem_detail=gone.message
+                )
+            else:
+                self._progress = dataclasses.replace(
+                    self._progress,
+                    pages_checked=pages.pages_checked,
+                    attempt=pages.attempt,
+                    resumed_from_page=pages.first_page_this_attempt,
                 )
 
-        self._enter("finalize")
+        self._enter(CheckStep.FINALIZE)
         summary = await workflow.execute_activity_method(
             DocumentActivities.finalize,
-            FinalizeInput(
-                document=document,
-                results_bucket=request.results_bucket,
-                results_prefix=request.results_prefix,
-                inspection=inspection,
-                pages=pages,
-                uploaded_at=request.uploaded_at,
-            ),
-            retry_policy=retry,
-            start_to_close_timeout=FINALIZE_TIMEOUTS.start_to_close,
-            schedule_to_close_timeout=FINALIZE_TIMEOUTS.schedule_to_close,
-            heartbeat_timeout=FINALIZE_TIMEOUTS.heartbeat,
+            document_input.finalize_input(inspection, pages),
+            **(FINALIZE | retry),
         )
-        return await self._conclude(request, summary)
+        self._record_outcome(request, summary)
+        return await self._publish_result(request, summary)
 
-    async def _conclude(
-        self,
-        request: CheckRequest,
-        summary: CheckSummary,
-        *,
-        page_count: bool = False,
-        published: bool = False,
-    ) -> CheckSummary:
-        """The outcome in search attributes and the UI, then the results event unless
-        ``published`` (sent by check_document). ``page_count``: the page count is not in
-        the search attributes yet."""
-        outcome: list[SearchAttributeUpdate[Any]] = [
-            sa.STATUS.value_set(sa.STATUS_BY_VERDICT[summary.verdict]),
-            sa.REASONS.value_set(summary.reasons),
-            sa.PAGES_CHECKED.value_set(self._pages_checked),
-        ]
-        if page_count:
-            outcome.append(sa.PAGE_COUNT.value_set(summary.page_count))
-        workflow.upsert_search_attributes(outcome)
-        document = request.document
+    def _record_outcome(
+        self, request: CheckRequest, summary: CheckSummary, *also: SearchAttributeUpdate[Any]
+    ) -> None:
+        """The verdict in the search attributes (with ``also``, in the same upsert) and
+        in the UI."""
+        workflow.upsert_search_attributes(
+            [
+                sa.STATUS.value_set(sa.STATUS_BY_VERDICT[summary.verdict]),
+                sa.REASONS.value_set(summary.reasons),
+                sa.PAGES_CHECKED.value_set(self._progress.pages_checked),
+                *also,
+            ]
+        )
         self._outcome = (
             f"**{summary.verdict}**"
             + (f" ({', '.join(summary.reasons)})" if summary.reasons else "")
@@ -349,19 +357,14 @@ class DocumentCheckWorkflow:
                 else f"; report `s3://{summary.report_bucket}/{summary.report_key}`"
             )
         )
-        if published:
-            self._enter("done")
-            return summary
-        self._enter("publish_result")
+
+    async def _publish_result(self, request: CheckRequest, summary: CheckSummary) -> CheckSummary:
+        """The results event, sent by the workflow (check_document did not send it)."""
+        self._enter(CheckStep.PUBLISH_RESULT)
         await workflow.execute_activity_method(
             ResultPublisher.publish_result,
-            PublishResultInput(document=document, summary=summary),
-            # The report is written; only the announcement waits for the broker, as long
-            # as a broker outage lasts.
-            retry_policy=PUBLISH_RETRY,
-            start_to_close_timeout=PUBLISH_TIMEOUTS.start_to_close,
-            schedule_to_close_timeout=PUBLISH_TIMEOUTS.schedule_to_close,
-            heartbeat_timeout=PUBLISH_TIMEOUTS.heartbeat,
+            PublishResultInput(document=request.document, summary=summary),
+            **PUBLISH_RESULT,
         )
-        self._enter("done")
+        self._enter(CheckStep.DONE)
         return summary

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.results import ResultStore, to_json_bytes
 from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, CheckRequest, DocumentRef
+from pipeline.recheck.diff import build_diff, comparison_row, is_change, policy_fingerprint
 from pipeline.recheck.models import (
     ComparePageInput,
     ListMatchesInput,
@@ -28,12 +29,8 @@ from pipeline.recheck.models import (
     MatchPage,
     PageComparison,
     WriteDiffInput,
-    build_diff,
-    comparison_row,
     diff_key,
-    is_change,
     outcomes_key,
-    policy_fingerprint,
     recheck_home,
 )
 

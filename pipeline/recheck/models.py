@@ -1,4 +1,4 @@
-"""Bulk re-checks: their values, names and the diff of verdicts they end with.
+"""Bulk re-checks: their values and names (the diff they end with is in ``diff``).
 
 A bulk re-check (``docpipe recheck``) re-checks every document a selection matches, each
 as ``docpipe reprocess`` would, under one *recheck ID*: the re-check of a document is the
@@ -11,16 +11,12 @@ Imported by the workflow sandbox: values and pure functions only.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
 
 from pipeline.models import (
-    REPORT_NAME,
     DocumentRef,
     recheck_results_prefix,
     recheck_workflow_id,
@@ -34,11 +30,6 @@ RECHECK_ID_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,47}$")
 # cannot hold "_", so no document's results prefix can start like this.
 RECHECKS_ROOT = "_rechecks"
 DIFF_NAME = "diff.json"
-DIFF_VERSION = 1
-# Outcomes of one document in a bulk re-check.
-RECHECKED, ALREADY, FAILED = "rechecked", "already", "failed"
-# A verdict where there is no report (never checked, or the re-check did not finish).
-NONE = "none"
 
 
 def check_recheck_id(recheck_id: str) -> str:
@@ -90,6 +81,28 @@ class RecheckSelection:
         return f"query {self.query}" if self.query else f"prefix s3://{self.bucket}/{self.prefix}"
 
 
+class RecheckOutcome(StrEnum):
+    """What became of one document in a bulk re-check."""
+
+    # Re-checked by this run, to its report.
+    RECHECKED = "rechecked"
+    # Re-checked under this recheck ID before (its re-check's ID ran already).
+    ALREADY = "already"
+    # Its re-check failed.
+    FAILED = "failed"
+
+
+class RecheckPhase(StrEnum):
+    """What a bulk re-check is doing: the ``phase`` of its ``progress`` query."""
+
+    STARTING = "starting"
+    LISTING = "listing"
+    RECHECKING = "re-checking"
+    COMPARING = "comparing"
+    WRITING_DIFF = "writing the diff"
+    DONE = "done"
+
+
 @dataclass(frozen=True)
 class RecheckTotals:
     """How far a bulk re-check is: carried across continue-as-new."""
@@ -100,6 +113,48 @@ class RecheckTotals:
     already: int = 0
     failed: int = 0
     changed: int = 0
+
+    def counting(self, outcome: RecheckOutcome) -> RecheckTotals:
+        """These totals with one more document of ``outcome``."""
+        match outcome:
+            case RecheckOutcome.RECHECKED:
+                return dataclasses.replace(self, rechecked=self.rechecked + 1)
+            case RecheckOutcome.ALREADY:
+                return dataclasses.replace(self, already=self.already + 1)
+            case RecheckOutcome.FAILED:
+                return dataclasses.replace(self, failed=self.failed + 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecheckProgress(RecheckTotals):
+    """What ``RecheckWorkflow`` answers to the ``progress`` query: the totals so far, and
+    this run's page. The field names are the query's JSON: they stay."""
+
+    phase: RecheckPhase
+    # Re-checks running now.
+    running: int = 0
+    # This run's page: matches done of its size.
+    page_done: int = 0
+    page_size: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        totals: RecheckTotals,
+        *,
+        phase: RecheckPhase,
+        running: int,
+        page_done: int,
+        page_size: int,
+    ) -> RecheckProgress:
+        """The totals so far, and where this run is."""
+        return cls(
+            **dataclasses.asdict(totals),
+            phase=phase,
+            running=running,
+            page_done=page_done,
+            page_size=page_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -126,6 +181,41 @@ class RecheckRequest:
     # Where the next page starts (None: the first page).
     cursor: str | None = None
     totals: RecheckTotals = field(default_factory=RecheckTotals)
+
+    def list_matches_input(self) -> ListMatchesInput:
+        """The input of ``list_matches``: this run's page of the selection."""
+        return ListMatchesInput(
+            selection=self.selection,
+            results_root=self.results_root,
+            results_bucket=self.results_bucket,
+            cursor=self.cursor,
+            page_size=self.page_size,
+        )
+
+    def compare_page_input(
+        self, *, chain: str, page: int, outcomes: list[Outcome]
+    ) -> ComparePageInput:
+        """The input of ``compare_page``: this run's outcomes, as page ``page``."""
+        return ComparePageInput(
+            recheck_id=self.recheck_id,
+            chain=chain,
+            results_root=self.results_root,
+            results_bucket=self.results_bucket,
+            page=page,
+            outcomes=outcomes,
+        )
+
+    def write_diff_input(self, *, chain: str, totals: RecheckTotals) -> WriteDiffInput:
+        """The input of ``write_diff``: the pages of ``chain``, and the totals."""
+        return WriteDiffInput(
+            recheck_id=self.recheck_id,
+            chain=chain,
+            selection=self.selection,
+            results_root=self.results_root,
+            results_bucket=self.results_bucket,
+            max_listed=self.max_listed,
+            totals=totals,
+        )
 
 
 @dataclass(frozen=True)
@@ -164,7 +254,7 @@ class Outcome:
     """What became of one match in this run."""
 
     match: Match
-    outcome: str
+    outcome: RecheckOutcome
 
 
 @dataclass(frozen=True)
@@ -204,185 +294,3 @@ class RecheckResult:
     totals: RecheckTotals
     diff_bucket: str
     diff_key: str
-
-
-# -- the diff ----------------------------------------------------------------------------
-
-
-def policy_fingerprint(policy: Mapping[str, Any] | None) -> str | None:
-    """A short, stable name of a report's policy (its version and every rule)."""
-    if not policy:
-        return None
-    digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:12]
-    return f"v{policy.get('version', '?')}-{digest}"
-
-
-def comparison_row(
-    match: Match,
-    outcome: str,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-    recheck_id: str,
-) -> dict[str, Any]:
-    """One document's row: its verdict and reasons before and after, and the policies."""
-
-    def verdict(report: Mapping[str, Any] | None) -> tuple[str, list[str]]:
-        if not report:
-            return NONE, []
-        found = report.get("verdict") or {}
-        return str(found.get("verdict", NONE)), list(found.get("reasons") or [])
-
-    (was, reasons_before), (now, reasons_after) = verdict(before), verdict(after)
-    return {
-        "document": match.document.document_id,
-        "outcome": outcome,
-        "before": was,
-        "after": now,
-        "added": sorted(set(reasons_after) - set(reasons_before)),
-        "removed": sorted(set(reasons_before) - set(reasons_after)),
-        "policy_before": policy_fingerprint((before or {}).get("policy")),
-        "policy_after": policy_fingerprint((after or {}).get("policy")),
-        "report": f"s3://{match.results_bucket}/{match.recheck_prefix(recheck_id)}/{REPORT_NAME}",
-    }
-
-
-def is_change(row: Mapping[str, Any]) -> bool:
-    """The verdict or its reasons changed."""
-    return bool(row["before"] != row["after"] or row["added"] or row["removed"])
-
-
-def build_diff(
-    *,
-    recheck_id: str,
-    selection: RecheckSelection,
-    rows: Iterable[Mapping[str, Any]],
-    policies: Mapping[str, Mapping[str, Any]],
-    max_listed: int,
-    totals: RecheckTotals,
-) -> dict[str, Any]:
-    """The diff report of a finished bulk re-check, from every document's row.
-
-    Args:
-        policies: the rules of each policy fingerprint seen, to say what changed.
-        max_listed: changed documents listed at most (in document ID order); every count
-            is exact whatever is listed.
-    """
-    transitions: Counter[str] = Counter()
-    added: Counter[str] = Counter()
-    removed: Counter[str] = Counter()
-    outcomes: Counter[str] = Counter()
-    before_policies: Counter[str] = Counter()
-    after_policies: Counter[str] = Counter()
-    changed: list[dict[str, Any]] = []
-    changed_count = documents = 0
-    for row in rows:
-        documents += 1
-        outcomes[row["outcome"]] += 1
-        transitions[f"{row['before']}->{row['after']}"] += 1
-        added.update(row["added"])
-        removed.update(row["removed"])
-        if row["policy_before"]:
-            before_policies[row["policy_before"]] += 1
-        if row["policy_after"]:
-            after_policies[row["policy_after"]] += 1
-        if is_change(row):
-            changed_count += 1
-            changed.append(dict(row))
-            # Keep the first ones by document ID, in bounded memory.
-            if len(changed) > 2 * max_listed:
-                changed = sorted(changed, key=lambda r: r["document"])[:max_listed]
-    changed = sorted(changed, key=lambda r: r["document"])[:max_listed]
-    return {
-        "diff_version": DIFF_VERSION,
-        "recheck_id": recheck_id,
-        "selection": selection.describe(),
-        "documents": documents,
-        "outcomes": dict(sorted(outcomes.items())),
-        "pages": totals.pages,
-        "transitions": dict(sorted(transitions.items())),
-        "changed": changed_count,
-        "reasons_added": dict(sorted(added.items())),
-        "reasons_removed": dict(sorted(removed.items())),
-        "changed_documents": changed,
-        "changed_documents_listed": len(changed),
-        "policy": {
-            "before": _policies(before_policies, policies),
-            "after": _policies(after_policies, policies),
-            "rules_changed": _rules_changed(before_policies, after_policies, policies),
-        },
-    }
-
-
-def _policies(
-    seen: Counter[str], policies: Mapping[str, Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "fingerprint": fingerprint,
-            "version": policies.get(fingerprint, {}).get("version"),
-            "documents": count,
-            "rules": dict(policies.get(fingerprint, {})),
-        }
-        for fingerprint, count in seen.most_common()
-    ]
-
-
-def _actions(policy: Mapping[str, Any]) -> dict[str, str]:
-    return {
-        reason: action
-        for action in ("reject", "review", "ignore")
-        for reason in policy.get(action) or []
-    }
-
-
-def _rules_changed(
-    before: Counter[str], after: Counter[str], policies: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, str]]:
-    """Reasons whose action differs between the most common policy before and after."""
-    if not before or not after:
-        return {}
-    old = _actions(policies.get(before.most_common(1)[0][0], {}))
-    new = _actions(policies.get(after.most_common(1)[0][0], {}))
-    return {
-        reason: {"before": old.get(reason, "-"), "after": new.get(reason, "-")}
-        for reason in sorted(set(old) | set(new))
-        if old.get(reason) != new.get(reason)
-    }
-
-
-def render_diff(diff: Mapping[str, Any]) -> str:
-    """The diff for a person: what changed, by how much, under which policies."""
-    lines = [
-        f"re-check {diff['recheck_id']}: {diff['documents']} documents ({diff['selection']})",
-        "  outcomes      "
-        + ", ".join(f"{name} {count}" for name, count in diff["outcomes"].items()),
-        f"  changed       {diff['changed']} of {diff['documents']}",
-        "",
-        "verdicts (before -> after)",
-    ]
-    for transition, count in sorted(diff["transitions"].items(), key=lambda kv: (-kv[1], kv[0])):
-        was, _, now = transition.partition("->")
-        mark = "" if was == now else "  *"
-        lines.append(f"  {was:>7} -> {now:<7} {count:>6}{mark}")
-    if diff["reasons_added"] or diff["reasons_removed"]:
-        lines += ["", "reasons"]
-        for reason, count in diff["reasons_added"].items():
-            lines.append(f"  + {reason:<24} {count:>6}")
-        for reason, count in diff["reasons_removed"].items():
-            lines.append(f"  - {reason:<24} {count:>6}")
-    policy = diff["policy"]
-    lines += ["", "policy"]
-    for when in ("before", "after"):
-        for seen in policy[when]:
-            lines.append(f"  {when:<7} {seen['fingerprint']}  ({seen['documents']} documents)")
-    for reason, change in policy["rules_changed"].items():
-        lines.append(f"  rule    {reason}: {change['before']} -> {change['after']}")
-    if diff["changed_documents"]:
-        listed, total = diff["changed_documents_listed"], diff["changed"]
-        lines += ["", f"changed documents ({listed} of {total} listed)"]
-        for row in diff["changed_documents"]:
-            reasons = " ".join(
-                [*(f"+{r}" for r in row["added"]), *(f"-{r}" for r in row["removed"])]
-            )
-            lines.append(f"  {row['before']} -> {row['after']}  {row['document']}  {reasons}")
-    return "\n".join(lines)

@@ -17,48 +17,43 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ActivityConfig, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pipeline.check.workflow import DocumentCheckWorkflow, retry_policy
     from pipeline.labels import static_details
     from pipeline.lanes import fairness_key, lane
-    from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary
+    from pipeline.models import MAX_ATTEMPTS, PROGRESS_QUERY, CheckRequest
     from pipeline.recheck.activities import RecheckActivities
     from pipeline.recheck.models import (
-        ALREADY,
-        FAILED,
         RECHECK_WORKFLOW_NAME,
-        RECHECKED,
-        ComparePageInput,
-        ListMatchesInput,
         Match,
         Outcome,
+        RecheckOutcome,
+        RecheckPhase,
+        RecheckProgress,
         RecheckRequest,
         RecheckResult,
         RecheckTotals,
-        WriteDiffInput,
     )
     from pipeline.starts import check_summary
 
-# Listing a page reads one history event per match: minutes at most.
-LIST_TIMEOUT = timedelta(minutes=10)
-COMPARE_TIMEOUT = timedelta(minutes=10)
-# Reads every page's rows once.
-DIFF_TIMEOUT = timedelta(hours=1)
-# The activities heartbeat while they work: a killed worker's is retried this soon.
-HEARTBEAT_TIMEOUT = timedelta(minutes=1)
-# S3 or Temporal failing: capped exponential backoff, as the document check's activities.
-ACTIVITY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-    maximum_attempts=20,
+# The activities heartbeat while they work: a killed worker's is retried within a minute.
+# S3 or Temporal failing: retried as the document check's activities are.
+_RECHECK_ACTIVITY = ActivityConfig(
+    heartbeat_timeout=timedelta(minutes=1),
+    retry_policy=retry_policy(MAX_ATTEMPTS),
 )
+# Listing a page reads one history event per match: minutes at most.
+LIST_MATCHES = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(minutes=10))
+# Reads the reports of one page of matches.
+COMPARE_PAGE = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(minutes=10))
+# Reads every page's rows once.
+WRITE_DIFF = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(hours=1))
 
 
 @workflow.defn(name=RECHECK_WORKFLOW_NAME)
@@ -66,7 +61,7 @@ class RecheckWorkflow:
     """A bulk re-check: pages of matches, each re-checked, then the diff."""
 
     def __init__(self) -> None:
-        self._phase = "starting"
+        self._phase = RecheckPhase.STARTING
         self._running = 0
         self._totals = RecheckTotals()
         self._page_done = 0
@@ -75,17 +70,21 @@ class RecheckWorkflow:
         self._tokens = 0.0
         self._last_refill: float | None = None
 
-    @workflow.query(name="progress")
-    def progress(self) -> dict[str, Any]:
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> RecheckProgress:
         """How far it is: pages listed, documents matched, re-checked (started by this run
         and finished), already re-checked under this ID before, failed, running now."""
-        return {
-            "phase": self._phase,
-            **dataclasses.asdict(self._totals),
-            "running": self._running,
-            "page_done": self._page_done,
-            "page_size": self._page_size,
-        }
+        return RecheckProgress.of(
+            self._totals,
+            phase=self._phase,
+            running=self._running,
+            page_done=self._page_done,
+            page_size=self._page_size,
+        )
+
+    def _enter(self, phase: RecheckPhase) -> None:
+        self._phase = phase
+        self._show()
 
     def _show(self) -> None:
         totals = self._totals
@@ -99,22 +98,12 @@ class RecheckWorkflow:
     async def run(self, request: RecheckRequest) -> RecheckResult:
         """Re-check one page of matches, then continue with the next or write the diff."""
         self._totals = request.totals
-        retry = ACTIVITY_RETRY
         chain = workflow.info().first_execution_run_id
-        self._phase = "listing"
-        self._show()
+        self._enter(RecheckPhase.LISTING)
         page = await workflow.execute_activity_method(
             RecheckActivities.list_matches,
-            ListMatchesInput(
-                selection=request.selection,
-                results_root=request.results_root,
-                results_bucket=request.results_bucket,
-                cursor=request.cursor,
-                page_size=request.page_size,
-            ),
-            start_to_close_timeout=LIST_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
+            request.list_matches_input(),
+            **LIST_MATCHES,
         )
         self._page_size = len(page.matches)
         self._totals = dataclasses.replace(
@@ -122,25 +111,14 @@ class RecheckWorkflow:
             pages=self._totals.pages + 1,
             matched=self._totals.matched + len(page.matches),
         )
-        self._phase = "re-checking"
-        self._show()
+        self._enter(RecheckPhase.RECHECKING)
         outcomes = await self._recheck_all(request, page.matches)
 
-        self._phase = "comparing"
-        self._show()
+        self._enter(RecheckPhase.COMPARING)
         compared = await workflow.execute_activity_method(
             RecheckActivities.compare_page,
-            ComparePageInput(
-                recheck_id=request.recheck_id,
-                chain=chain,
-                results_root=request.results_root,
-                results_bucket=request.results_bucket,
-                page=self._totals.pages,
-                outcomes=outcomes,
-            ),
-            start_to_close_timeout=COMPARE_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
+            request.compare_page_input(chain=chain, page=self._totals.pages, outcomes=outcomes),
+            **COMPARE_PAGE,
         )
         self._totals = dataclasses.replace(
             self._totals, changed=self._totals.changed + compared.changed
@@ -150,25 +128,13 @@ class RecheckWorkflow:
                 dataclasses.replace(request, cursor=page.next_cursor, totals=self._totals)
             )
 
-        self._phase = "writing the diff"
-        self._show()
+        self._enter(RecheckPhase.WRITING_DIFF)
         key = await workflow.execute_activity_method(
             RecheckActivities.write_diff,
-            WriteDiffInput(
-                recheck_id=request.recheck_id,
-                chain=chain,
-                selection=request.selection,
-                results_root=request.results_root,
-                results_bucket=request.results_bucket,
-                max_listed=request.max_listed,
-                totals=self._totals,
-            ),
-            start_to_close_timeout=DIFF_TIMEOUT,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=retry,
+            request.write_diff_input(chain=chain, totals=self._totals),
+            **WRITE_DIFF,
         )
-        self._phase = "done"
-        self._show()
+        self._enter(RecheckPhase.DONE)
         return RecheckResult(
             recheck_id=request.recheck_id,
             totals=self._totals,
@@ -177,16 +143,15 @@ class RecheckWorkflow:
         )
 
     async def _recheck_all(self, request: RecheckRequest, matches: list[Match]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = [None] * len(matches)
-        tasks = []
-        for index, match in enumerate(matches):
+        """Every match re-checked, in their order, paced and bounded."""
+        rechecks = []
+        for match in matches:
             await self._pace(request.rate_per_s)
             await workflow.wait_condition(lambda: self._running < request.max_concurrent)
-            tasks.append(asyncio.create_task(self._recheck(request, match, index, outcomes)))
+            rechecks.append(asyncio.create_task(self._recheck(request, match)))
             # Let the task start its child before the next one is counted.
             await asyncio.sleep(0)
-        await asyncio.gather(*tasks)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return list(await asyncio.gather(*rechecks))
 
     async def _pace(self, rate_per_s: float) -> None:
         """At most ``rate_per_s`` starts a second, a token bucket holding one second's
@@ -209,13 +174,20 @@ class RecheckWorkflow:
             self._tokens = min(capacity, self._tokens + (now - self._last_refill) * rate_per_s)
         self._last_refill = now
 
-    async def _recheck(
-        self,
-        request: RecheckRequest,
-        match: Match,
-        index: int,
-        outcomes: list[Outcome | None],
-    ) -> None:
+    async def _recheck(self, request: RecheckRequest, match: Match) -> Outcome:
+        """One document's re-check, as a child workflow, to its end."""
+        self._running += 1
+        try:
+            outcome = await self._run_child(request, match)
+        finally:
+            self._running -= 1
+            self._page_done += 1
+        self._totals = self._totals.counting(outcome)
+        self._show()
+        return Outcome(match=match, outcome=outcome)
+
+    async def _run_child(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
+        """Start the document's re-check under its never-reused ID and wait for its end."""
         check = CheckRequest(
             document=match.document,
             results_bucket=match.results_bucket,
@@ -227,10 +199,9 @@ class RecheckWorkflow:
             request.priority_key,
             fairness_key(match.document, request.fairness_mode, hashed=request.hash_object_key),
         )
-        self._running += 1
         try:
-            handle = await workflow.start_child_workflow(
-                WORKFLOW_NAME,
+            child = await workflow.start_child_workflow(
+                DocumentCheckWorkflow.run,
                 check,
                 id=match.recheck_workflow_id(request.recheck_id),
                 task_queue=workflow.info().task_queue,
@@ -242,28 +213,11 @@ class RecheckWorkflow:
                 priority=priority,
                 # Cancelling the bulk re-check cancels the re-checks it started.
                 parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
-                result_type=CheckSummary,
             )
         except WorkflowAlreadyStartedError:
-            self._running -= 1
-            self._page_done += 1
-            outcomes[index] = Outcome(match=match, outcome=ALREADY)
-            self._count(already=1)
-            return
+            return RecheckOutcome.ALREADY
         try:
-            await handle
-            outcomes[index] = Outcome(match=match, outcome=RECHECKED)
-            self._count(rechecked=1)
+            await child
         except ChildWorkflowError:
-            outcomes[index] = Outcome(match=match, outcome=FAILED)
-            self._count(failed=1)
-        finally:
-            self._running -= 1
-            self._page_done += 1
-            self._show()
-
-    def _count(self, **more: int) -> None:
-        self._totals = dataclasses.replace(
-            self._totals,
-            **{name: getattr(self._totals, name) + value for name, value in more.items()},
-        )
+            return RecheckOutcome.FAILED
+        return RecheckOutcome.RECHECKED

@@ -10,15 +10,23 @@ from app.cli import build_parser, run
 from app.recheck import (
     RecheckError,
     RecheckOptions,
+    RecheckStatus,
     new_recheck_id,
     parse_prefix,
     parse_priority,
     parse_rate,
     recheck_request,
+    render_status,
     selection_query,
 )
 from infra.settings import Settings
-from pipeline.recheck.models import RecheckSelection, check_recheck_id
+from pipeline.recheck.models import (
+    RecheckPhase,
+    RecheckProgress,
+    RecheckSelection,
+    RecheckTotals,
+    check_recheck_id,
+)
 
 
 def _recheck_parser() -> argparse.ArgumentParser:
@@ -84,3 +92,37 @@ def test_a_selection_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["recheck"]) == 2
     assert "needs --prefix, or --query and/or --reason" in capsys.readouterr().err
     assert run(["recheck", "--prefix", "s3://documents/a/", "--since", "2h"]) == 2
+
+
+def test_a_running_recheck_shows_its_progress_as_it_always_did() -> None:
+    progress = RecheckProgress.of(
+        RecheckTotals(pages=2, matched=150, rechecked=120, already=10, failed=1),
+        phase=RecheckPhase.RECHECKING,
+        running=4,
+        page_done=25,
+        page_size=50,
+    )
+    status = RecheckStatus(recheck_id="rc-a", state="running", progress=progress)
+    assert render_status(status) == (
+        "re-check rc-a: running\n"
+        "  re-checking: page 2, 150 matched, 120 re-checked, 10 done before, 1 failed, "
+        "4 running"
+    )
+    assert status.to_json() == {
+        "recheck_id": "rc-a",
+        "state": "running",
+        "phase": "re-checking",
+        "pages": 2,
+        "matched": 150,
+        "rechecked": 120,
+        "already": 10,
+        "failed": 1,
+        "changed": 0,
+        "running": 4,
+        "page_done": 25,
+        "page_size": 50,
+    }
+    # Without an answer (no worker, or not running) only the state is known.
+    unanswered = RecheckStatus(recheck_id="rc-a", state="running")
+    assert render_status(unanswered) == "re-check rc-a: running"
+    assert unanswered.to_json() == {"recheck_id": "rc-a", "state": "running"}

@@ -13,15 +13,17 @@ from infra.clients import (
     temporal_client,
     temporal_client_waiting,
 )
-from infra.settings import S3Settings, TemporalSettings
+from infra.settings import CodecSettings, S3Settings, SettingsError, TemporalSettings
 from infra.stack import free_ports
 from tests.support.helpers import async_wait_for
+
+_CLEAR = CodecSettings(mode="none")
 
 
 async def test_an_unreachable_temporal_names_its_address_and_setting() -> None:
     address = f"127.0.0.1:{free_ports(1)[0]}"
     with pytest.raises(ServerUnreachableError) as error:
-        await temporal_client(TemporalSettings(address=address))
+        await temporal_client(TemporalSettings(address=address), _CLEAR)
     line = error.value.one_line()
     assert line == f"cannot reach Temporal at {address} (set by DOCPIPE_TEMPORAL_ADDRESS)"
 
@@ -41,7 +43,10 @@ async def test_waiting_for_temporal_tries_again_until_stopped(
     stop = asyncio.Event()
     waiting = asyncio.create_task(
         temporal_client_waiting(
-            TemporalSettings(address=address), stop, backoff=Backoff(initial_s=0.05, max_s=0.1)
+            TemporalSettings(address=address),
+            _CLEAR,
+            stop,
+            backoff=Backoff(initial_s=0.05, max_s=0.1),
         )
     )
 
@@ -51,3 +56,10 @@ async def test_waiting_for_temporal_tries_again_until_stopped(
     await async_wait_for(tried_three_times, 30, "three tries")
     stop.set()
     assert await asyncio.wait_for(waiting, 10) is None
+
+
+async def test_no_temporal_client_is_built_without_a_keyring_unless_encryption_is_off() -> None:
+    address = f"127.0.0.1:{free_ports(1)[0]}"
+    with pytest.raises(SettingsError, match="DOCPIPE_CODEC_MODE=none") as error:
+        await temporal_client(TemporalSettings(address=address), CodecSettings())
+    assert "\n" not in str(error.value)

@@ -12,6 +12,7 @@ from temporalio.client import TLSConfig
 
 from infra.clients import kafka_kwargs, s3_client, s3_kwargs, temporal_kwargs
 from infra.settings import (
+    CodecSettings,
     KafkaSettings,
     PipelineSettings,
     PolicySettings,
@@ -67,6 +68,8 @@ def test_every_setting_has_a_flag_and_an_env_variable() -> None:
         "DOCPIPE_KAFKA_SASL_PASSWORD",
         "DOCPIPE_TEMPORAL_API_KEY",
         "DOCPIPE_S3_SECRET_ACCESS_KEY",
+        "DOCPIPE_CODEC_KEYS",
+        "DOCPIPE_CODEC_SERVER_TOKEN",
     }
 
 
@@ -278,6 +281,7 @@ def test_to_env_covers_every_field() -> None:
             PipelineSettings,
             PolicySettings,
             TelemetrySettings,
+            CodecSettings,
         )
     )
     assert len(env) == fields

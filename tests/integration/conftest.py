@@ -12,4 +12,4 @@ from infra.settings import Settings
 @pytest.fixture
 async def client(settings: Settings) -> Client:
     """A Temporal client of the session's stack."""
-    return await temporal_client(settings.temporal)
+    return await temporal_client(settings.temporal, settings.codec)

@@ -187,7 +187,7 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     # The heartbeat timeout passes before the server retries a killed worker's attempt.
     resume_s = settings.pipeline.heartbeat_timeout_s + 90
     document = _upload_pages(settings, pages, tmp_path)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     handle = await start_check(client, settings, document)
 
     workers: list[ManagedProcess] = []
@@ -244,7 +244,7 @@ async def test_heartbeats_reach_the_server_within_seconds_by_default(
     every 24 s; the worker's throttle sends the moving checkpoint about once a second."""
     settings, pages = default_settings, 20_000
     document = _upload_pages(settings, pages, tmp_path)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     start_component(["worker"], settings)
     handle = await start_check(client, settings, document)
     await _wait_for_attempt(handle, 1, 120)
@@ -285,7 +285,7 @@ async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
     busy = dataclasses.replace(
         settings, pipeline=dataclasses.replace(settings.pipeline, page_timeout_s=0.3)
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     worker_a = start_component(["worker", *DEBUG], busy)
     handle = await start_check(client, settings, document)
     wait_for(lambda: 1 in _stored_firsts(settings, document), 120, "the first chunk")
@@ -318,7 +318,7 @@ async def test_killed_parser_process_costs_only_its_range(
 ) -> None:
     settings, pages = default_settings, 1200
     document = _upload_pages(settings, pages, tmp_path)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     worker = start_component(["worker"], settings)
     handle = await start_check(client, settings, document)
     wait_for(lambda: len(_stored_firsts(settings, document)) >= 4, 90, "4 chunks")
@@ -355,7 +355,7 @@ async def test_cancelling_one_check_stops_only_that_checks_work(
     on the very same processes, with no page cut short (``crashed``, ``timeout``)."""
     settings = default_settings
     spool = Path(settings.pipeline.spool_dir)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     worker = start_component(["worker"], settings)
     cancelled_doc = _upload_pages(settings, 6000, tmp_path)
     other_doc = _upload_pages(settings, 3000, tmp_path)
@@ -390,7 +390,7 @@ async def test_sigterm_exits_within_the_timeout_and_the_next_worker_goes_on(
     settings, pages = default_settings, 3000
     graceful_s = settings.pipeline.graceful_shutdown_s
     document = _upload_pages(settings, pages, tmp_path)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     first = start_component(["worker"], settings)
     handle = await start_check(client, settings, document)
     wait_for(lambda: len(_stored_firsts(settings, document)) >= 6, 90, "6 chunks")
@@ -434,7 +434,7 @@ async def test_history_does_not_grow_with_page_count(
         default_settings,
         pipeline=dataclasses.replace(default_settings.pipeline, progress_interval_s=0),
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     start_component(["worker"], settings)
     lengths, cores, signals = [], [], []
     # Both more than one chunk: a document of one chunk takes the one-activity path.
@@ -462,7 +462,7 @@ async def test_page_checking_runs_on_its_own_workers(
     default_settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
     settings = default_settings
-    client: Client = await temporal_client(settings.temporal)
+    client: Client = await temporal_client(settings.temporal, settings.codec)
     light = start_component(["worker", "--role", "workflows"], settings)
     heavy = start_component(["worker", "--role", "pages"], settings)
     document = _upload_pages(settings, 120, tmp_path)

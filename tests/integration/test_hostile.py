@@ -116,7 +116,7 @@ async def test_hostile_documents_are_classified_in_bounded_time(
 ) -> None:
     settings = hostile_settings
     worker = start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     handles = {
         name: await start_check(client, settings, _put(settings, f"hostile/{name}.pdf", build()))
         for name, (build, *_) in CASES.items()

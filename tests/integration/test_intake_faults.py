@@ -134,7 +134,7 @@ async def test_a_start_temporal_refuses_is_dead_lettered_as_start_rejected(
     )
     settings = with_kafka(settings, retry_initial_s=0.1, retry_max_s=0.2)
     document = upload(settings, f"{unique_prefix('refused-start')}/doc.pdf")
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     intake = UploadIntake(settings, client, s3_client(settings.s3))
     event = native_event(document)
     async with running(intake):

@@ -95,7 +95,7 @@ async def test_temporal_outage_loses_nothing_dead_letters_nothing_and_resumes(
     private_stack: EmbeddedStack, start_component: StartComponent, tmp_path: Path
 ) -> None:
     settings = _quick_retries(private_stack, f"outage-{tmp_path.name}", max_in_flight=8)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     task_queue = settings.temporal.task_queue
     consumer = start_component(["consume"], settings)
     stream = _Stream(settings, interval_s=0.15)
@@ -162,7 +162,7 @@ async def test_sigterm_during_an_outage_exits_0_in_time_and_commits_nothing_unst
         shutdown_timeout_s=2.0,
     )
     private_stack.create_topics([settings.kafka.uploads_topic])
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     consumer = start_component(["consume"], settings)
     prefix = unique_prefix("sigterm")
     before = upload(settings, f"{prefix}/before.pdf")

@@ -60,7 +60,7 @@ def _finished_before(times: dict[str, datetime], target: str, others: list[str])
 async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     s3 = s3_client(settings.s3)
     prefix = unique_prefix("lanes")
     body = make_large_pdf(PAGES)
@@ -101,7 +101,7 @@ async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
 async def test_one_tenants_flood_does_not_starve_another_tenants_upload(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     run = unique_prefix("fair").replace("/", "-")
     body = make_large_pdf(PAGES)
     # The default fairness key is the bucket and the key's first segment: the tenant.
@@ -132,7 +132,7 @@ async def test_fairness_key_can_come_from_a_field_of_the_upload_event(
     settings = dataclasses.replace(
         settings, temporal=dataclasses.replace(settings.temporal, fairness_key="field:tenant")
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("tenant")
     named = upload(settings, f"{prefix}/named.pdf", make_large_pdf(1))
     unnamed = upload(settings, f"{prefix}/unnamed.pdf", make_large_pdf(1))

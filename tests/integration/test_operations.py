@@ -16,7 +16,14 @@ from infra.stack import EmbeddedStack
 from infra.temporal_setup import register_search_attributes
 from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckRequest, DocumentRef
+from pipeline.models import (
+    PROGRESS_QUERY,
+    WORKFLOW_NAME,
+    CheckProgress,
+    CheckRequest,
+    CheckStep,
+    DocumentRef,
+)
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, docpipe_cli, start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
@@ -51,7 +58,7 @@ async def test_visibility_finds_checks_by_each_search_attribute(
     stack: EmbeddedStack, settings: Settings, start_component: StartComponent
 ) -> None:
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     # The stack registered every attribute; `docpipe temporal setup` again changes nothing.
     assert await register_search_attributes(client, settings.temporal.namespace) == []
     run = uuid.uuid4().hex[:8]
@@ -145,7 +152,7 @@ async def test_progress_moves_while_pages_are_checked(
         ),
     )
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     pages = 1000
     document = _put(
         settings,
@@ -160,15 +167,15 @@ async def test_progress_moves_while_pages_are_checked(
     statuses: list[int] = []
 
     async def finished_checking() -> bool:
-        progress = await handle.query("progress")
-        if progress["step"] == "check_pages":
-            seen.append(progress["pages_checked"])
+        progress: CheckProgress = await handle.query(PROGRESS_QUERY, result_type=CheckProgress)
+        if progress.step is CheckStep.CHECK_PAGES:
+            seen.append(progress.pages_checked)
             metadata = await handle.query(
                 "__temporal_workflow_metadata", result_type=WorkflowMetadata
             )
             details.add(metadata.current_details)
             statuses.append((await check_status(settings, client, handle.id)).pages_checked)
-        return progress["step"] in ("finalize", "publish_result", "done")
+        return progress.step in (CheckStep.FINALIZE, CheckStep.PUBLISH_RESULT, CheckStep.DONE)
 
     await async_wait_for(finished_checking, 90, "page checking to finish")
     moving = sorted({n for n in seen if 0 < n < pages})
@@ -179,8 +186,8 @@ async def test_progress_moves_while_pages_are_checked(
     assert any(0 < n < pages for n in statuses), statuses
     summary = await handle.result()
     assert summary.page_count == pages
-    final = await handle.query("progress")
-    assert final["pages_checked"] == pages and final["attempt"] == 1
+    final: CheckProgress = await handle.query(PROGRESS_QUERY, result_type=CheckProgress)
+    assert final.pages_checked == pages and final.attempt == 1
     description = await handle.describe()
     assert description.typed_search_attributes.get(sa.PAGES_CHECKED) == pages
     render = render_status(await check_status(settings, client, handle.id))

@@ -17,9 +17,9 @@ from temporalio.client import Client
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import PolicySettings, Settings
-from pipeline.models import DocumentRef
+from pipeline.models import PROGRESS_QUERY, DocumentRef
 from pipeline.policy import DEFAULT_IGNORE
-from pipeline.recheck.models import RecheckResult, recheck_run_id
+from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, docpipe_cli, start_check, wait_for
 from tests.support.intake import unique_prefix, upload
@@ -70,7 +70,7 @@ def _with_policy(settings: Settings, **policy: Any) -> Settings:
 async def test_recheck_of_50_documents_under_a_changed_policy(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("policy")
     plain = [upload(settings, f"{prefix}/plain-{n}.pdf", make_pdf(["text"] * 2)) for n in range(20)]
     blank = [
@@ -149,7 +149,7 @@ def _kill(worker: ManagedProcess) -> None:
 async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("crash")
     count = 40
     documents: list[DocumentRef] = [
@@ -165,14 +165,14 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     )
     handle = client.get_workflow_handle(recheck_run_id(recheck_id), result_type=RecheckResult)
 
-    async def some_rechecked() -> dict[str, Any] | None:
-        progress: dict[str, Any] = await handle.query("progress")
-        return progress if progress.get("rechecked", 0) >= 3 else None
+    async def some_rechecked() -> RecheckProgress | None:
+        progress: RecheckProgress = await handle.query(PROGRESS_QUERY, result_type=RecheckProgress)
+        return progress if progress.rechecked >= 3 else None
 
     at_kill = await async_wait_for(some_rechecked, 120, "a few re-checks to finish")
     _kill(worker)
     print(f"killed the worker at {at_kill}")
-    assert at_kill["rechecked"] < count, "the re-check was done before the kill"
+    assert at_kill.rechecked < count, "the re-check was done before the kill"
 
     start_component(["worker"], settings)
     result = await handle.result()
@@ -193,7 +193,7 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
 async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("query")
     run = prefix.rsplit("/", 1)[-1]
     blank = [upload(settings, f"{prefix}/b{n}.pdf", make_pdf(["text", "blank"])) for n in range(2)]
@@ -236,8 +236,8 @@ async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
     handle = client.get_workflow_handle(recheck_run_id(slow))
 
     async def first_done() -> bool:
-        progress: dict[str, Any] = await handle.query("progress")
-        return int(progress.get("rechecked", 0)) >= 1
+        progress: RecheckProgress = await handle.query(PROGRESS_QUERY, result_type=RecheckProgress)
+        return progress.rechecked >= 1
 
     await async_wait_for(first_done, 60, "the first re-check to finish")
     _docpipe(settings, "recheck", "cancel", slow)

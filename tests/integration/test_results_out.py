@@ -90,7 +90,7 @@ async def test_a_redelivered_results_event_is_the_same_event(
     settings: Settings, start_component: StartComponent
 ) -> None:
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     document = _upload(settings, "results/redelivered.pdf", ["text", "blank", "text"])
     summary = await _check(settings, client, document)
     report_before = _object(settings, summary.report_key)
@@ -141,7 +141,7 @@ async def test_reprocess_and_report_commands(
     settings: Settings, start_component: StartComponent
 ) -> None:
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     document = _upload(settings, "rechecks/doc.pdf", ["text", "blank", "text"])
     original = await _check(settings, client, document)
     original_report = _object(settings, original.report_key)

@@ -35,7 +35,7 @@ def fault_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def worker(fault_settings: Settings) -> AsyncIterator[tuple[Client, DocumentActivities]]:
     """A real Temporal worker in this process, so faults can be put into its S3 client."""
-    client = await temporal_client(fault_settings.temporal)
+    client = await temporal_client(fault_settings.temporal, fault_settings.codec)
     activities = document_activities(fault_settings)
     publisher = result_publisher(fault_settings)
     workers = build_workers(fault_settings, client, activities, publisher=publisher)
@@ -105,7 +105,7 @@ async def test_persistent_500_fails_the_workflow_with_a_clear_message(
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == "CheckFailed"
-    assert cause.message.startswith(f"inspect of {document.document_id} failed 2 times")
+    assert cause.message.startswith(f"check_document of {document.document_id} failed 2 times")
     assert "ClientError: An error occurred (InternalError)" in cause.message
     assert f"docpipe reprocess {document.document_id}" in cause.message
     # botocore's 3 attempts per activity attempt, 2 activity attempts.

@@ -64,7 +64,7 @@ async def test_upload_event_becomes_report(
         "informational": [],
     }
 
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     handle = client.get_workflow_handle(document.workflow_id, result_type=CheckSummary)
     summary = await handle.result()
     assert summary.page_count == 23

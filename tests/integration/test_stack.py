@@ -38,7 +38,7 @@ def test_stop_leaves_no_child_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signals) -> None:
     dev = subprocess.Popen(
-        _dev_command(tmp_path, free_ports(4)),
+        _dev_command(tmp_path, free_ports(5)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -51,6 +51,9 @@ def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signal
             if line.startswith("Running"):
                 break
         assert any(line.startswith("Temporal UI") for line in output), output
+        # Secure by default: a development key, and a codec server for the UI.
+        assert any(line.startswith("Codec server  http://127.0.0.1:") for line in output)
+        assert (tmp_path / "codec-keyring.json").stat().st_mode & 0o077 == 0
         servers = descendants(dev.pid)
         assert len(servers) >= 3
         dev.send_signal(how)
@@ -85,7 +88,7 @@ def test_taken_port_from_the_cli(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        ports = free_ports(4)
+        ports = free_ports(5)
         ports[3] = holder.getsockname()[1]
         result = subprocess.run(
             _dev_command(tmp_path, ports), capture_output=True, text=True, timeout=60

@@ -107,7 +107,7 @@ async def test_metrics_endpoints_count_a_run(
             Message(b"{not json"),  # dead-lettered
         ],
     )
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     for document in (review, passed):
         await _result(client, document.workflow_id)
 
@@ -199,7 +199,9 @@ async def test_one_trace_from_the_kafka_event_to_the_last_result_write(
     settings: Settings, spans: InMemorySpanExporter
 ) -> None:
     # The consumer and a worker in this process, sharing its tracer provider.
-    client = await temporal_client(settings.temporal, interceptors=tracing_interceptors())
+    client = await temporal_client(
+        settings.temporal, settings.codec, interceptors=tracing_interceptors()
+    )
     activities = document_activities(settings, client=client)
     publisher = result_publisher(settings)
     workers = build_workers(settings, client, activities, publisher=publisher)

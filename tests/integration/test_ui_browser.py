@@ -31,7 +31,7 @@ async def test_ui_lists_the_document_under_a_docpipe_filter(
     stack: EmbeddedStack, settings: Settings, start_component: StartComponent
 ) -> None:
     start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     document = upload(
         settings, f"ui/{uuid.uuid4().hex[:8]}/with blank.pdf", make_pdf(["text", "blank"])
     )

@@ -41,7 +41,7 @@ async def test_damaged_documents_leave_a_log_of_single_lines(
 ) -> None:
     settings = with_pipeline(settings, tmp_path, pool_size=2)
     worker = start_component(["worker", "--log-level", "debug"], settings)
-    client = await temporal_client(settings.temporal)
+    client = await temporal_client(settings.temporal, settings.codec)
     s3 = s3_client(settings.s3)
     bucket = settings.s3.documents_buckets[0]
     handles = []

@@ -17,15 +17,20 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from infra.codec import data_converter
+from infra.settings import CodecSettings
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import WORKFLOW_NAME, CheckRequest
 from pipeline.recheck.workflow import RecheckWorkflow
-from tests.support.histories import HISTORIES, SCENARIOS
+from tests.support.histories import HISTORIES, SCENARIOS, TEST_KEYRING
 
 CURRENT = sorted(HISTORIES.glob("*.json"))
 RECORDED = sorted(HISTORIES.rglob("*.json"))
 # Histories of the workflow before check_document (workflow.patched("check-document")).
 BEFORE_CHECK_DOCUMENT = HISTORIES / "before-check-document"
+ENCRYPTED = HISTORIES / "encrypted_small_document.json"
+# Histories in clear pass through the codec: one replayer reads both kinds.
+_WITH_TEST_KEYRING = data_converter(CodecSettings(keyring_file=str(TEST_KEYRING)))
 
 
 def _history(path: Path) -> WorkflowHistory:
@@ -44,9 +49,25 @@ def test_the_histories_before_check_document_are_kept() -> None:
     "path", RECORDED, ids=lambda path: str(path.relative_to(HISTORIES).with_suffix(""))
 )
 async def test_a_recorded_history_replays(path: Path) -> None:
-    replayer = Replayer(workflows=[DocumentCheckWorkflow, RecheckWorkflow])
+    replayer = Replayer(
+        workflows=[DocumentCheckWorkflow, RecheckWorkflow], data_converter=_WITH_TEST_KEYRING
+    )
     result = await replayer.replay_workflow(_history(path))
     assert result.replay_failure is None
+
+
+def test_the_encrypted_history_is_sealed_with_the_test_key() -> None:
+    started = _history(ENCRYPTED).events[0].workflow_execution_started_event_attributes
+    (payload,) = started.input.payloads
+    assert payload.metadata["encoding"] == b"binary/encrypted"
+    assert payload.metadata["encryption-key-id"] == b"test-only-not-secret"
+    assert b"small_document" not in payload.data
+
+
+async def test_the_encrypted_history_does_not_replay_without_its_key() -> None:
+    replayer = Replayer(workflows=[DocumentCheckWorkflow])
+    result = await replayer.replay_workflow(_history(ENCRYPTED), raise_on_replay_failure=False)
+    assert result.replay_failure is not None
 
 
 @workflow.defn(name=WORKFLOW_NAME, sandboxed=False)

@@ -69,8 +69,8 @@ async def start_check(
 
 
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
-    """``docpipe dev`` or ``docpipe demo`` as a child process, on the given four ports
-    (Temporal, UI, Kafka, S3)."""
+    """``docpipe dev`` or ``docpipe demo`` as a child process, on the given five ports
+    (Temporal, UI, Kafka, S3, codec server)."""
     return [
         sys.executable,
         "-m",
@@ -86,6 +86,8 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
         str(ports[2]),
         "--s3-port",
         str(ports[3]),
+        "--codec-port",
+        str(ports[4]),
     ]
 
 

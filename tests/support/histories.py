@@ -30,7 +30,7 @@ from app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
 from app.reprocess import resolve, start_recheck
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import PipelineSettings, Settings, to_env
+from infra.settings import CodecSettings, PipelineSettings, Settings, to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.recheck.models import RecheckSelection
@@ -38,6 +38,9 @@ from tests.support.helpers import async_wait_for, start_check
 from tests.support.pdfs import make_large_pdf
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+# A key for recordings only, committed on purpose: histories are recorded encrypted, as
+# production runs, and replayed with it. Never use it anywhere else.
+TEST_KEYRING = HISTORIES / "TEST-ONLY-codec-keyring"
 Scenario = Callable[["Recorder"], Awaitable[WorkflowHandle[Any, CheckSummary]]]
 
 
@@ -220,17 +223,23 @@ SCENARIOS: dict[str, Scenario] = {
     "cancelled": cancelled,
     "recheck": recheck,
     "bulk_recheck": bulk_recheck,
+    # The first recorded with encryption on (the others were recorded in clear, before it
+    # existed, and replay as they are).
+    "encrypted_small_document": small_document,
 }
+
+
+_RECORDING = Settings(codec=CodecSettings(keyring_file=str(TEST_KEYRING)))
 
 
 async def record(names: list[str], out: Path) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-histories-") as work,
-        EmbeddedStack(StackConfig.on_free_ports(Path(work) / "stack")) as stack,
+        EmbeddedStack(StackConfig.on_free_ports(Path(work) / "stack"), _RECORDING) as stack,
     ):
         for name in names:
             rec = Recorder(stack, Path(work), name)
-            rec.client = await temporal_client(rec.settings.temporal)
+            rec.client = await temporal_client(rec.settings.temporal, rec.settings.codec)
             try:
                 handle = await SCENARIOS[name](rec)
                 history = await handle.fetch_history()

@@ -31,11 +31,14 @@ from infra.settings import PipelineSettings
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import (
+    PROGRESS_QUERY,
     CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
     CheckPlan,
+    CheckProgress,
     CheckRequest,
+    CheckStep,
     CheckSummary,
     DocumentOutcome,
     DocumentRef,
@@ -243,7 +246,9 @@ async def test_retries_used_up_fail_the_check_counting_them(env: WorkflowEnviron
     down: list[Exception] = [RuntimeError("S3 is down")] * 2
     stand_ins = StandIns(inspect_errors=down)
     message = await _failure(env, stand_ins)
-    assert message.startswith(f"inspect of {DOCUMENT.document_id} failed 2 times")
+    # The step that failed is named as it is: check_document (checks begun before it
+    # named inspect, which they ran).
+    assert message.startswith(f"check_document of {DOCUMENT.document_id} failed 2 times")
     assert "RuntimeError: S3 is down" in message
     assert f"`docpipe reprocess {DOCUMENT.document_id}`" in message
     assert len(stand_ins.calls["check_document"]) == 2 and "finalize" not in stand_ins.calls
@@ -270,8 +275,12 @@ async def test_a_non_retryable_failure_says_so_and_names_its_attempt(
     assert "S3 access" not in message and "attempts" not in message
 
 
-async def _step(check: Check, step: str) -> bool:
-    return bool((await check.handle.query("progress"))["step"] == step)
+async def _progress(handle: WorkflowHandle[Any, CheckSummary]) -> CheckProgress:
+    return await handle.query(DocumentCheckWorkflow.progress)
+
+
+async def _step(check: Check, step: CheckStep) -> bool:
+    return (await _progress(check.handle)).step is step
 
 
 async def test_a_cancelled_check_ends_cancelled_after_its_page_check_stopped(
@@ -280,7 +289,7 @@ async def test_a_cancelled_check_ends_cancelled_after_its_page_check_stopped(
     stand_ins = StandIns(hold_pages=asyncio.Event())
     check = await _start(env, stand_ins)
     async with check.worker:
-        await async_wait_for(lambda: _step(check, "check_pages"), 30, "the page check")
+        await async_wait_for(lambda: _step(check, CheckStep.CHECK_PAGES), 30, "the page check")
         await check.handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
             await check.handle.result()
@@ -296,7 +305,7 @@ async def test_stale_and_late_progress_signals_change_nothing(env: WorkflowEnvir
     check = await _start(env, stand_ins)
     handle = check.handle
     async with check.worker:
-        await async_wait_for(lambda: _step(check, "check_pages"), 30, "the page check")
+        await async_wait_for(lambda: _step(check, CheckStep.CHECK_PAGES), 30, "the page check")
         for pages, attempt, first in (
             (100, 1, 1),
             (50, 1, 1),  # stale: fewer pages than already reported
@@ -310,14 +319,13 @@ async def test_stale_and_late_progress_signals_change_nothing(env: WorkflowEnvir
             )
 
         async def reported() -> bool:
-            progress = await handle.query("progress")
-            return bool(progress["pages_checked"] == 200)
+            return (await _progress(handle)).pages_checked == 200
 
         await async_wait_for(reported, 30, "the last progress signal")
-        progress = await handle.query("progress")
-        assert (progress["attempt"], progress["resumed_from_page"]) == (2, 126)
+        progress = await _progress(handle)
+        assert (progress.attempt, progress.resumed_from_page) == (2, 126)
         pages_done.set()
-        await async_wait_for(lambda: _step(check, "finalize"), 30, "the report")
+        await async_wait_for(lambda: _step(check, CheckStep.FINALIZE), 30, "the report")
         # Late: page checking is over; the count is the activity's result now.
         await handle.signal(
             DocumentCheckWorkflow.pages_progress,
@@ -325,7 +333,7 @@ async def test_stale_and_late_progress_signals_change_nothing(env: WorkflowEnvir
         )
         report_done.set()
         await handle.result()
-        assert (await handle.query("progress"))["pages_checked"] == PAGES
+        assert (await _progress(handle)).pages_checked == PAGES
     upserted = [
         event.upsert_workflow_search_attributes_event_attributes.search_attributes
         for event in (await handle.fetch_history()).events
@@ -372,7 +380,18 @@ async def test_a_small_document_is_one_activity_and_the_results_event(
         )
         handle = env.client.get_workflow_handle(workflow_id, result_type=CheckSummary)
         summary = await handle.result()
-        assert (await handle.query("progress"))["pages_checked"] == 3
+        # A client reads the query as the value it is, by reference or by name; readers of
+        # its JSON see the same field names as ever.
+        done = CheckProgress(step=CheckStep.DONE, page_count=3, pages_checked=3)
+        assert await handle.query(DocumentCheckWorkflow.progress) == done
+        assert await handle.query(PROGRESS_QUERY, result_type=CheckProgress) == done
+        assert await handle.query(PROGRESS_QUERY) == {
+            "step": "done",
+            "page_count": 3,
+            "pages_checked": 3,
+            "attempt": 0,
+            "resumed_from_page": 0,
+        }
     assert summary.verdict == "pass" and summary.page_count == 3
     assert {name: len(inputs) for name, inputs in stand_ins.calls.items()} == {
         "check_document": 1,

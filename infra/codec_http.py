@@ -1,0 +1,220 @@
+"""Temporal's remote codec protocol over HTTP, so that people read what docpipe encrypted.
+
+The Temporal Web UI (``--ui-codec-endpoint``) and CLI (``--codec-endpoint``) send the
+payloads they show to ``POST /decode`` (and ``/encode`` for what they send), also under
+``/{namespace}/``, as JSON ``{"payloads": [{"metadata": {..base64..}, "data": base64}]}``,
+and get the same shape back. The UI calls it from the browser: only its origin may (CORS,
+preflight included). A bearer token may be required; the body size is limited; a request
+that is not the protocol gets a 400 with its reason, never a traceback.
+
+It runs in a thread of the process that starts it: ``docpipe codec-server``, or the
+embedded stack for the demo.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+
+from infra.codec import EncryptionCodec, PayloadDecodeError
+from infra.keyring import KeyringError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+_OPERATIONS = ("encode", "decode")
+# The headers the UI and CLI send besides the body's type.
+_ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodecServerConfig:
+    """Where the codec server listens and whom it serves."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    # The Temporal UI's origins (scheme://host:port); browsers elsewhere are refused.
+    allowed_origins: tuple[str, ...] = ()
+    # Bearer token every encode and decode must carry; None: none required.
+    token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+class CodecRequestError(ValueError):
+    """A request the codec server refuses; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def operation_of(path: str) -> str:
+    """``encode`` or ``decode`` for ``/encode``, ``/{namespace}/decode``, ...
+
+    Raises:
+        CodecRequestError: any other path (404).
+    """
+    parts = [part for part in path.split("?", 1)[0].split("/") if part]
+    if 1 <= len(parts) <= 2 and parts[-1] in _OPERATIONS:
+        return parts[-1]
+    raise CodecRequestError(HTTPStatus.NOT_FOUND, "the codec server serves /encode and /decode")
+
+
+def transcode(codec: EncryptionCodec, operation: str, body: bytes) -> bytes:
+    """The protocol's answer to one request body.
+
+    Raises:
+        CodecRequestError: the body is not ``{"payloads": [...]}``, or a payload cannot be
+            decoded (its key ID is unknown, or it fails authentication), as a 400.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise CodecRequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("payloads"), list):
+        raise CodecRequestError(HTTPStatus.BAD_REQUEST, 'the body must be {"payloads": [...]}')
+    payloads = Payloads()
+    try:
+        json_format.ParseDict(document, payloads)
+    except json_format.ParseError as exc:
+        raise CodecRequestError(HTTPStatus.BAD_REQUEST, f"not payloads: {exc}") from None
+    convert: Callable[[Payload], Payload] = (
+        codec.encrypt if operation == "encode" else codec.decrypt
+    )
+    try:
+        answer = Payloads(payloads=[convert(payload) for payload in payloads.payloads])
+    except (KeyringError, PayloadDecodeError) as exc:
+        raise CodecRequestError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    return json.dumps(json_format.MessageToDict(answer)).encode()
+
+
+class _CodecHandler(BaseHTTPRequestHandler):
+    server: _CodecHTTPServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("codec server: " + format, *args)
+
+    def _origin_allowed(self) -> bool | None:
+        """None without an Origin header (the CLI); else whether it is the UI's."""
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return None
+        return origin in self.server.config.allowed_origins
+
+    def _answer(self, status: HTTPStatus, body: bytes = b"", *, cors: bool = False) -> None:
+        self.send_response(status)
+        if cors:
+            self.send_header("Access-Control-Allow-Origin", self.headers["Origin"])
+            self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", _ALLOWED_HEADERS)
+            self.send_header("Access-Control-Allow-Credentials", "true")
+            self.send_header("Access-Control-Max-Age", "600")
+            self.send_header("Vary", "Origin")
+        if body:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _refuse(self, error: CodecRequestError, *, cors: bool) -> None:
+        self._answer(error.status, json.dumps({"error": str(error)}).encode(), cors=cors)
+
+    def do_OPTIONS(self) -> None:
+        allowed = self._origin_allowed()
+        try:
+            operation_of(self.path)
+        except CodecRequestError as error:
+            self._refuse(error, cors=bool(allowed))
+            return
+        if not allowed:
+            self._refuse(CodecRequestError(HTTPStatus.FORBIDDEN, "origin not allowed"), cors=False)
+            return
+        self._answer(HTTPStatus.NO_CONTENT, cors=True)
+
+    def do_POST(self) -> None:
+        allowed = self._origin_allowed()
+        cors = bool(allowed)
+        try:
+            if allowed is False:
+                raise CodecRequestError(HTTPStatus.FORBIDDEN, "origin not allowed")
+            operation = operation_of(self.path)
+            self._authenticate()
+            body = self._body()
+            answer = transcode(self.server.codec, operation, body)
+        except CodecRequestError as error:
+            self._refuse(error, cors=cors)
+            return
+        self._answer(HTTPStatus.OK, answer, cors=cors)
+
+    def _authenticate(self) -> None:
+        token = self.server.config.token
+        if token is None:
+            return
+        offered = self.headers.get("Authorization", "")
+        scheme, _, credentials = offered.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            credentials.strip().encode(), token.encode()
+        ):
+            raise CodecRequestError(HTTPStatus.UNAUTHORIZED, "a valid bearer token is required")
+
+    def _body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise CodecRequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        if int(length) > self.server.config.max_body_bytes:
+            # The body is left unread: the connection cannot be reused.
+            self.close_connection = True
+            raise CodecRequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the body is larger than {self.server.config.max_body_bytes} bytes",
+            )
+        return self.rfile.read(int(length))
+
+
+class _CodecHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, config: CodecServerConfig, codec: EncryptionCodec) -> None:
+        self.config = config
+        self.codec = codec
+        super().__init__((config.host, config.port), _CodecHandler)
+
+
+class CodecServer:
+    """A running codec server; :meth:`stop` ends it.
+
+    Raises:
+        OSError: its address is taken (on construction).
+    """
+
+    def __init__(self, config: CodecServerConfig, codec: EncryptionCodec) -> None:
+        self._server = _CodecHTTPServer(config, codec)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="codec-server", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """Where it listens, e.g. ``http://127.0.0.1:8235``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def stop(self) -> None:
+        """Stop serving and close the socket. Safe to repeat."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()

@@ -1,0 +1,54 @@
+"""start_check on a real Temporal dev server: an ID starts once, whether it runs or ran.
+
+No worker runs here: a started check stays running until the test ends it, which is all
+the start's contract is about.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from pipeline import search_attributes as sa
+from pipeline.models import CheckRequest, DocumentRef
+from pipeline.starts import start_check
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client() -> AsyncIterator[Client]:
+    server = Path(sys.executable).parent / "temporal"
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(server), search_attributes=sa.ALL
+    ) as env:
+        yield env.client
+
+
+async def _start(client: Client, workflow_id: str) -> bool:
+    document = DocumentRef(bucket="documents", key="in/a.pdf", version_id=workflow_id)
+    request = CheckRequest(document=document, results_bucket="results", results_prefix="r")
+    return await start_check(client, request, workflow_id=workflow_id, task_queue="no-worker")
+
+
+async def test_a_running_check_is_not_doubled_and_a_finished_one_not_run_again(
+    client: Client,
+) -> None:
+    workflow_id = f"docpipe/starts/{uuid.uuid4()}"
+    assert await _start(client, workflow_id)
+    handle = client.get_workflow_handle(workflow_id)
+    first_run = (await handle.describe()).run_id
+    assert not await _start(client, workflow_id)
+    await handle.terminate("the test ends the check")
+    assert not await _start(client, workflow_id)
+    # Still the one run the first start began, and it stays ended.
+    description = await handle.describe()
+    assert description.run_id == first_run
+    assert description.status == WorkflowExecutionStatus.TERMINATED
