@@ -1,8 +1,12 @@
 """Benchmark: upload events -> workflow starts per second through the intake.
 
-Against a plain loop of ``start_workflow`` calls at the same concurrency, on the same stack
-in the same run: the ratio says what the intake costs on top of Temporal itself (Kafka
-fetches, parsing, offset tracking, commits). Target: ratio >= 0.9.
+Against a plain loop of the same starts at the same concurrency, on the same stack in the
+same run: both sides call ``start_upload_check``, so that Temporal is sent the same
+requests (options, search attributes, summary, details, priority and fairness key), and
+the ratio says what the intake costs on top of them (Kafka fetches, parsing, offset
+tracking, commits, retries' bookkeeping). Target: ratio >= 0.9. ``--bare`` adds a third
+side, starts with the request alone (no search attributes, summary, details nor lane):
+what those cost Temporal, which is not the intake's cost.
 
 Starts its own embedded stack on free ports (Temporal's database on /dev/shm by default:
 on a shared machine the disk otherwise sets the pace of both sides, and the noise). The
@@ -11,7 +15,8 @@ workflows are started and stay pending. The events are split into rounds that al
 which side goes first, so that a stack slowing down (or a neighbour's load) favours neither
 side. The last line of output is a JSON object of all figures.
 
-    python bench/intake.py [--events 2000] [--concurrency 32] [--rounds 4] [--state-dir D]
+    python bench/intake.py [--events 2000] [--concurrency 32] [--rounds 4] [--bare]
+                           [--state-dir D]
 """
 
 from __future__ import annotations
@@ -21,20 +26,24 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
+from common import cpu_snapshot
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from app.submit import upload_event
+from consumers.handling import start_upload_check
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
 from infra.settings import KafkaSettings, Settings, check_request
@@ -60,22 +69,46 @@ def _documents(round_name: str, count: int) -> list[DocumentRef]:
 async def baseline(
     settings: Settings, client: Client, documents: list[DocumentRef], concurrency: int
 ) -> float:
-    """Seconds a plain loop takes to start every document: the intake's calls, nothing else."""
-    limit = asyncio.Semaphore(concurrency)
+    """Seconds a plain loop takes to start every document as the intake starts it (the same
+    function, so the same request): Temporal's share of the intake's work, nothing else."""
 
     async def start(document: DocumentRef) -> None:
+        # An upload event's age is known to the intake: its request carries it too.
+        await start_upload_check(client, settings, document, uploaded_at=time.time())
+
+    return await _started_in(start, documents, concurrency)
+
+
+async def bare(
+    settings: Settings, client: Client, documents: list[DocumentRef], concurrency: int
+) -> float:
+    """Seconds a plain loop takes to start every document with the request alone: no
+    search attributes, summary, details, priority or fairness key."""
+
+    async def start(document: DocumentRef) -> None:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            check_request(settings, document, uploaded_at=time.time()),
+            id=document.workflow_id,
+            task_queue=settings.temporal.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+
+    return await _started_in(start, documents, concurrency)
+
+
+async def _started_in(
+    start: Callable[[DocumentRef], Awaitable[None]], documents: list[DocumentRef], concurrency: int
+) -> float:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def limited(document: DocumentRef) -> None:
         async with limit:
-            await client.start_workflow(
-                WORKFLOW_NAME,
-                check_request(settings, document),
-                id=document.workflow_id,
-                task_queue=settings.temporal.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
+            await start(document)
 
     began = time.perf_counter()
-    await asyncio.gather(*(start(d) for d in documents))
+    await asyncio.gather(*(limited(d) for d in documents))
     return time.perf_counter() - began
 
 
@@ -97,40 +130,110 @@ async def publish(settings: Settings, documents: list[DocumentRef]) -> None:
         await producer.stop()
 
 
+# CPU seconds so far of the Temporal server, the broker and this process ("bench").
+CpuMeter = Callable[[], dict[str, float]]
+
+
+def cpu_meter(stack: EmbeddedStack) -> CpuMeter:
+    """Reads the CPU seconds of the servers that do the work measured, and of this process
+    (the intake and the Temporal client): where a start's time goes, and less noisy than
+    rates on a shared machine."""
+    servers = {name: stack.named_pids()[name] for name in ("temporal", "kafka")}
+    return lambda: {**cpu_snapshot(servers), "bench": time.process_time()}
+
+
+def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in after}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Round:
+    """One side's round: from its first start call to its last start's answer."""
+
+    seconds: float
+    # CPU seconds each process used meanwhile (this one's: the intake's and the client's).
+    cpu_s: dict[str, float]
+    # Starts in flight on average while enough were left to fill every slot: how well the
+    # intake keeps Temporal busy (the loops keep every slot busy by construction).
+    in_flight: float
+
+
+class _TimedClient:
+    """The client the intake starts checks with, timing the round as it goes: from the
+    first start call to the last start's answer, with the CPU used meanwhile, and the
+    intake's messages in flight at each answer. Neither hooks in the intake nor a polling
+    loop, whose wake-ups would cost CPU on the very machine being measured."""
+
+    def __init__(self, client: Any, expected: int, slots: int, meter: CpuMeter) -> None:
+        self._client = client
+        self._expected = expected
+        self._slots = slots
+        self._meter = meter
+        self._answered = 0
+        self._began = 0.0
+        self._cpu_before: dict[str, float] = {}
+        self._in_flight: list[int] = []
+        self.in_flight_of: Callable[[], int] = lambda: 0
+        self.result: Round | None = None
+        self.done = asyncio.Event()
+
+    async def start_workflow(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._began:
+            self._began, self._cpu_before = time.perf_counter(), self._meter()
+        handle = await self._client.start_workflow(*args, **kwargs)
+        self._answered += 1
+        if self._expected - self._answered >= self._slots:
+            self._in_flight.append(self.in_flight_of())
+        if self._answered == self._expected:
+            self.result = Round(
+                seconds=time.perf_counter() - self._began,
+                cpu_s=_cpu_used(self._cpu_before, self._meter()),
+                in_flight=statistics.fmean(self._in_flight) if self._in_flight else math.nan,
+            )
+            self.done.set()
+        return handle
+
+
 async def through_intake(
-    settings: Settings, client: Client, documents: list[DocumentRef]
-) -> tuple[float, float]:
-    """Seconds UploadIntake takes from its first message to its last start, and the CPU
-    seconds this process used meanwhile (the intake's, and the Temporal client's).
+    settings: Settings, client: Any, documents: list[DocumentRef], meter: CpuMeter
+) -> Round:
+    """Run UploadIntake over ``documents`` and measure it.
 
     The events are published first, so that the producer does not limit the rate, and the
-    clock starts at the first consumed message, so that joining the group does not count.
+    clock starts at the first start call, so that joining the group does not count.
     """
     await publish(settings, documents)
-    intake = UploadIntake(settings, client, s3_client(settings.s3))
-    counters = intake.counters
+    timed = _TimedClient(client, len(documents), settings.kafka.max_in_flight, meter)
+    intake = UploadIntake(settings, cast(Client, timed), s3_client(settings.s3))
+    timed.in_flight_of = lambda: intake.in_flight
     stop = asyncio.Event()
     running = asyncio.create_task(intake.run(stop))
+    finished = asyncio.create_task(timed.done.wait())
     try:
-        # Polling (not an event) keeps the intake free of benchmark hooks; 5 ms is far
-        # below the seconds-long rounds measured, and costs the intake little CPU.
-        while counters.consumed == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-        began, cpu = time.perf_counter(), time.process_time()
-        while counters.started + counters.deduped + counters.dead_lettered < len(documents):
-            if running.done():
-                running.result()
-                raise RuntimeError("the intake stopped early")
-            await asyncio.sleep(0.005)
-        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        await asyncio.wait({running, finished}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.set()
+        finished.cancel()
         await running
+    counters = intake.counters
     # Deduped starts are possible even here, rarely: a start whose first attempt timed out
     # after creating the workflow is answered "already running" on the client's retry.
-    if counters.consumed != len(documents) or counters.dead_lettered:
-        raise RuntimeError(f"unexpected intake counters: {counters}")
-    return elapsed, cpu
+    if timed.result is None or counters.consumed != len(documents) or counters.dead_lettered:
+        raise RuntimeError(f"the intake stopped early, or went wrong: {counters}")
+    return timed.result
+
+
+async def _timed_loop(
+    loop: Callable[[Settings, Client, list[DocumentRef], int], Awaitable[float]],
+    settings: Settings,
+    client: Client,
+    documents: list[DocumentRef],
+    concurrency: int,
+    meter: CpuMeter,
+) -> Round:
+    before = meter()
+    seconds = await loop(settings, client, documents, concurrency)
+    return Round(seconds=seconds, cpu_s=_cpu_used(before, meter()), in_flight=concurrency)
 
 
 class _InstantTemporal:
@@ -142,18 +245,17 @@ class _InstantTemporal:
         await asyncio.sleep(0)
 
 
-async def ceiling(settings: Settings, events: int) -> tuple[float, float]:
+async def ceiling(settings: Settings, events: int, meter: CpuMeter) -> tuple[float, float]:
     """Events per second and CPU milliseconds per event of the intake alone."""
     kafka = dataclasses.replace(settings.kafka, uploads_topic="bench-ceiling", group_id="ceiling")
     settings = dataclasses.replace(settings, kafka=kafka)
-    stub = cast(Client, _InstantTemporal())
-    elapsed, cpu = await through_intake(settings, stub, _documents("ceiling", events))
-    return events / elapsed, cpu / events * 1000
+    run = await through_intake(settings, _InstantTemporal(), _documents("ceiling", events), meter)
+    return events / run.seconds, run.cpu_s["bench"] / events * 1000
 
 
 async def measure(
-    stack: EmbeddedStack, events: int, concurrency: int, rounds: int
-) -> dict[str, float | int]:
+    stack: EmbeddedStack, events: int, concurrency: int, rounds: int, with_bare: bool = False
+) -> dict[str, Any]:
     base = stack.settings()
     settings = dataclasses.replace(
         base,
@@ -164,47 +266,68 @@ async def measure(
     # Warm up Temporal (first shard and task-queue work) before anything is timed.
     await baseline(settings, client, _documents("warmup", 200), concurrency)
 
+    meter = cpu_meter(stack)
     per_round = max(events // rounds, 1)
-    seconds = {"intake": 0.0, "baseline": 0.0}
+    sides = ("baseline", "intake", "bare") if with_bare else ("baseline", "intake")
+    seconds = dict.fromkeys(sides, 0.0)
+    cpu = {side: dict.fromkeys(meter(), 0.0) for side in sides}
+    in_flight: list[float] = []
     ratios = []
     for n in range(rounds):
-        # A-B, B-A, ...: a stack that slows down (or speeds up) favours neither side.
-        order = ("baseline", "intake") if n % 2 == 0 else ("intake", "baseline")
+        # A-B, B-A, ... (A-B-C, B-C-A, ...): a stack that slows down (or speeds up)
+        # favours no side.
+        order = sides[n % len(sides) :] + sides[: n % len(sides)]
         rates = {}
         for side in order:
             documents = _documents(f"{side}-{n}", per_round)
-            if side == "baseline":
-                elapsed = await baseline(settings, client, documents, concurrency)
-            else:
+            if side == "intake":
                 # A topic and a group of its own: the round reads only its own events.
                 kafka = dataclasses.replace(
                     settings.kafka, uploads_topic=f"bench-uploads-{n}", group_id=f"bench-{n}"
                 )
                 await asyncio.to_thread(stack.create_topics, [kafka.uploads_topic])
                 round_settings = dataclasses.replace(settings, kafka=kafka)
-                elapsed, _ = await through_intake(round_settings, client, documents)
-            seconds[side] += elapsed
-            rates[side] = per_round / elapsed
+                run = await through_intake(round_settings, client, documents, meter)
+                in_flight.append(run.in_flight)
+            else:
+                loop = baseline if side == "baseline" else bare
+                run = await _timed_loop(loop, settings, client, documents, concurrency, meter)
+            seconds[side] += run.seconds
+            for name, used_s in run.cpu_s.items():
+                cpu[side][name] += used_s
+            rates[side] = per_round / run.seconds
             print(f"round {n + 1}  {side:<8}  {rates[side]:8.1f} starts/s", flush=True)
         ratios.append(rates["intake"] / rates["baseline"])
 
     await asyncio.to_thread(stack.create_topics, ["bench-ceiling"])
-    ceiling_per_s, cpu_ms = await ceiling(settings, events)
+    ceiling_per_s, cpu_ms = await ceiling(settings, events, meter)
     print(f"intake alone (Temporal stubbed)  {ceiling_per_s:8.1f} events/s", flush=True)
 
-    events_per_s = per_round * rounds / seconds["intake"]
-    baseline_per_s = per_round * rounds / seconds["baseline"]
-    return {
+    per_s = {side: per_round * rounds / seconds[side] for side in sides}
+    figures: dict[str, Any] = {
         "events": per_round * rounds,
         "concurrency": concurrency,
         "rounds": rounds,
-        "events_per_s": round(events_per_s, 1),
-        "baseline_per_s": round(baseline_per_s, 1),
-        "ratio": round(events_per_s / baseline_per_s, 3),
+        "events_per_s": round(per_s["intake"], 1),
+        "baseline_per_s": round(per_s["baseline"], 1),
+        "ratio": round(per_s["intake"] / per_s["baseline"], 3),
         "ratio_median_round": round(statistics.median(ratios), 3),
+        "intake_in_flight": round(statistics.fmean(in_flight), 1),
         "intake_alone_per_s": round(ceiling_per_s, 1),
         "intake_alone_cpu_ms_per_event": round(cpu_ms, 3),
     }
+    for side in sides:
+        # Per start, in each process: the intake's own share is the difference of the two
+        # sides (the broker's fetches and commits, the intake's work in this process).
+        figures[f"cpu_ms_per_start_{side}"] = {
+            name: round(used_s * 1000 / (per_round * rounds), 2)
+            for name, used_s in cpu[side].items()
+        }
+    if with_bare:
+        figures["bare_per_s"] = round(per_s["bare"], 1)
+        # What the full request keeps of bare starts' rate: Temporal's cost, not the intake's.
+        figures["full_over_bare"] = round(per_s["baseline"] / per_s["bare"], 3)
+    return figures
 
 
 def main() -> int:
@@ -218,6 +341,12 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=4, help="rounds, alternating the order")
     parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="a third side: starts with the request alone (no search attributes, summary, "
+        "details, priority or fairness key), to see what those cost Temporal",
+    )
+    parser.add_argument(
         "--state-dir",
         default="/dev/shm" if Path("/dev/shm").is_dir() else None,
         help="where the stack keeps Temporal's database (default: /dev/shm, so that the "
@@ -229,17 +358,34 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-", dir=args.state_dir) as state:
         config = StackConfig.on_free_ports(Path(state), partitions=PARTITIONS)
         with EmbeddedStack(config) as stack:
-            figures = asyncio.run(measure(stack, args.events, args.concurrency, args.rounds))
+            figures = asyncio.run(
+                measure(stack, args.events, args.concurrency, args.rounds, args.bare)
+            )
 
     print(
         f"intake:   {figures['events_per_s']:8.1f} events -> starts per second\n"
-        f"baseline: {figures['baseline_per_s']:8.1f} start_workflow calls per second "
-        f"(same concurrency {args.concurrency})\n"
+        f"baseline: {figures['baseline_per_s']:8.1f} the intake's starts per second, "
+        f"alone (same concurrency {args.concurrency})\n"
         f"ratio:    {figures['ratio']:8.3f} (target >= 0.9; median of the rounds "
         f"{figures['ratio_median_round']:.3f})\n"
+        f"intake in flight: {figures['intake_in_flight']:.1f} of {args.concurrency} on "
+        "average while there was work for all\n"
         f"intake alone, Temporal stubbed: {figures['intake_alone_per_s']:.0f} events/s, "
         f"{figures['intake_alone_cpu_ms_per_event']:.2f} ms CPU per event\n"
-        f"machine:  {platform.machine()}, {os.cpu_count()} cores, "
+        + (
+            f"bare starts: {figures['bare_per_s']:.1f} per second; the full request keeps "
+            f"{figures['full_over_bare']:.3f} of that\n"
+            if args.bare
+            else ""
+        )
+        + "".join(
+            f"CPU ms per start, {side}: "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in figures[key].items())
+            + "\n"
+            for side in ("baseline", "intake", "bare")
+            if (key := f"cpu_ms_per_start_{side}") in figures
+        )
+        + f"machine:  {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"
     )
     print(json.dumps(figures))

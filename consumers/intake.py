@@ -13,6 +13,10 @@ What it guarantees, whatever crashes or redelivers:
 - One event that S3 or Temporal refuses for good (a 403 on its object, another 4xx, an
   invalid start) stalls nothing: it is tried a few times while the others go on, then
   dead-lettered with the reason (``pipeline.failures`` sorts the two kinds).
+
+This module is the loop: fetching, dispatching each message to a task of its own,
+pausing, committing, rebalancing. What happens to one message is ``consumers.handling``;
+how its steps are retried, ``consumers.retry``.
 """
 
 from __future__ import annotations
@@ -20,32 +24,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import CommitFailedError, KafkaError
 from temporalio.client import Client
-from temporalio.service import RetryConfig, RPCError
+from temporalio.service import RetryConfig
 
-from consumers.dead_letters import MAX_REQUEST_BYTES, VALUE_OMITTED, dead_letter_headers
-from consumers.events import Rejected, Upload, parse_upload_event
-from consumers.metrics import IntakeCollector, IntakeMetrics
+from consumers.dead_letters import MAX_REQUEST_BYTES
+from consumers.handling import UploadHandler, start_upload_check
+from consumers.metrics import IntakeCollector, IntakeCounters, IntakeMetrics
 from consumers.offsets import PartitionOffsets
-from consumers.tracing import upload_event_span
-from infra.backoff import backoff_delay
+from consumers.retry import Retries
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
-from infra.settings import KafkaSettings, Settings, SettingsError, check_request, intake_lane
-from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
-from pipeline.lanes import event_field
-from pipeline.models import DocumentRef
-from pipeline.reasons import Reason
-from pipeline.starts import start_check
+from infra.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,76 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 # How long one fetch waits for messages: bounds how late a stop, a commit or a resume is.
 _POLL_S = 0.2
-# What an attempt's failure is: worth waiting out, refused for good (the dead letter it
-# becomes), or none of ours (None: a bug, raised).
-Verdict = Literal["transient"] | Rejected | None
-# Retries logged as warnings: the first, then every tenth (the counters have them all).
-_LOG_EVERY = 10
 # The intake backs off and pauses fetching by itself; the client's own retries (10 s by
 # default) only smooth over blips, and would hide an outage from it for that long.
 _TEMPORAL_RETRY = RetryConfig(max_elapsed_time_millis=2000, max_retries=4)
-
-
-@dataclass
-class IntakeCounters:
-    """What the intake has done since it started (a process-local view for metrics)."""
-
-    # Messages received from the uploads topic (redeliveries count again).
-    consumed: int = 0
-    # Workflows started: new document checks.
-    started: int = 0
-    # Starts that found the check already running or finished (this includes, rarely, a
-    # start whose first attempt timed out after creating the workflow and was retried).
-    deduped: int = 0
-    # S3 notification records skipped (test events, removals), not dead-lettered.
-    skipped: int = 0
-    # Messages written to the dead-letter topic.
-    dead_lettered: int = 0
-    # Infrastructure failures retried (Temporal, S3, dead-letter writes).
-    retries: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
-
-    def totals(self) -> dict[str, int]:
-        """The counters without the per-reason breakdown."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "by_reason"}
-
-    def __str__(self) -> str:
-        text = " ".join(f"{name}={value}" for name, value in self.totals().items())
-        if self.by_reason:
-            reasons = ",".join(f"{r}:{n}" for r, n in sorted(self.by_reason.items()))
-            text += f" by_reason={reasons}"
-        return text
-
-
-def check_intake_settings(kafka: KafkaSettings) -> None:
-    """Refuse intake settings that cannot work.
-
-    Raises:
-        SettingsError: naming every bad value.
-    """
-    problems = []
-    if kafka.max_in_flight < 1:
-        problems.append("DOCPIPE_KAFKA_MAX_IN_FLIGHT must be at least 1")
-    if kafka.max_message_bytes < 1:
-        problems.append("DOCPIPE_KAFKA_MAX_MESSAGE_BYTES must be at least 1")
-    if kafka.retry_initial_s <= 0 or kafka.retry_max_s < kafka.retry_initial_s:
-        problems.append(
-            "DOCPIPE_KAFKA_RETRY_INITIAL_S must be > 0 and DOCPIPE_KAFKA_RETRY_MAX_S >= it"
-        )
-    if kafka.commit_interval_s < 0 or kafka.shutdown_timeout_s < 0:
-        problems.append(
-            "DOCPIPE_KAFKA_COMMIT_INTERVAL_S and DOCPIPE_KAFKA_SHUTDOWN_TIMEOUT_S must be >= 0"
-        )
-    if kafka.stats_interval_s <= 0:
-        problems.append("DOCPIPE_KAFKA_STATS_INTERVAL_S must be > 0")
-    if kafka.permanent_failure_attempts < 1:
-        problems.append("DOCPIPE_KAFKA_PERMANENT_FAILURE_ATTEMPTS must be at least 1")
-    if problems:
-        raise SettingsError("; ".join(problems))
 
 
 def _name(tp: TopicPartition) -> str:
@@ -163,9 +94,6 @@ class UploadIntake:
         client: a connected Temporal client.
         s3: used only to learn the version of an object whose event names none.
         metrics: where its latency histograms go (default: not exported).
-
-    Raises:
-        SettingsError: an intake setting cannot work.
     """
 
     def __init__(
@@ -175,22 +103,25 @@ class UploadIntake:
         s3: S3Client,
         metrics: IntakeMetrics | None = None,
     ) -> None:
-        check_intake_settings(settings.kafka)
         self._settings = settings
         self._client = client
         self._s3 = s3
         self.metrics = metrics or IntakeMetrics()
         self.counters = IntakeCounters()
+        # Fetching pauses while any message waits out an outage (``Retries.outages``), so
+        # that a failing Temporal is not fed more work.
+        self._retries = Retries(
+            backoff=settings.kafka.retry_backoff,
+            refusal_limit=settings.kafka.permanent_failure_attempts,
+            counters=self.counters,
+            metrics=self.metrics,
+        )
         self._partitions: dict[TopicPartition, _Partition] = {}
         self._in_flight = 0
-        # Messages currently waiting out an infrastructure failure: fetching pauses while
-        # there are any, so that a failing Temporal is not fed more work.
-        self._failing = 0
         self._paused = False
         self._slot_freed = asyncio.Event()
         self._crash: BaseException | None = None
         self._consumer: Any = None
-        self._producer: Any = None
 
     @property
     def assignment(self) -> frozenset[TopicPartition]:
@@ -247,9 +178,18 @@ class UploadIntake:
         except BaseException:
             await producer.stop()
             raise
-        self._consumer, self._producer = consumer, producer
+        self._consumer = consumer
+        handler = UploadHandler(
+            settings=self._settings,
+            start=partial(start_upload_check, self._client, self._settings),
+            s3=self._s3,
+            producer=producer,
+            retries=self._retries,
+            counters=self.counters,
+            metrics=self.metrics,
+        )
         try:
-            await self._consume(stop)
+            await self._consume(stop, handler)
             await self._drain(kafka.shutdown_timeout_s)
         finally:
             # Only after a crash or a drain timeout is anything still in flight.
@@ -263,7 +203,7 @@ class UploadIntake:
             await producer.stop()
             log.info("intake stopped: %s", self.counters)
 
-    async def _consume(self, stop: asyncio.Event) -> None:
+    async def _consume(self, stop: asyncio.Event, handler: UploadHandler) -> None:
         kafka = self._settings.kafka
         next_commit = time.monotonic() + kafka.commit_interval_s
         next_stats = time.monotonic() + kafka.stats_interval_s
@@ -278,7 +218,7 @@ class UploadIntake:
                 batches = await self._consumer.getmany(
                     timeout_ms=int(_POLL_S * 1000), max_records=max(free, 1)
                 )
-                self._dispatch(batches)
+                self._dispatch(batches, handler)
             else:
                 # Full: not fetching leaves the prefetched messages where they are.
                 self._slot_freed.clear()
@@ -296,7 +236,7 @@ class UploadIntake:
 
     def _pause_while_failing(self) -> bool:
         consumer = self._consumer
-        if self._failing:
+        if self._retries.outages:
             # Checked on every round: a rebalance may have assigned unpaused partitions.
             fresh = consumer.assignment() - consumer.paused()
             if fresh:
@@ -305,7 +245,7 @@ class UploadIntake:
                 log.warning(
                     "pausing %s: %d message(s) wait out an infrastructure failure",
                     _names(fresh),
-                    self._failing,
+                    self._retries.outages,
                 )
             return True
         if self._paused:
@@ -315,7 +255,7 @@ class UploadIntake:
             log.info("resuming %s", _names(paused))
         return False
 
-    def _dispatch(self, batches: dict[TopicPartition, list[Any]]) -> None:
+    def _dispatch(self, batches: dict[TopicPartition, list[Any]], handler: UploadHandler) -> None:
         for tp, records in batches.items():
             partition = self._partitions.get(tp)
             if partition is None:
@@ -323,7 +263,7 @@ class UploadIntake:
             for record in records:
                 partition.offsets.fetched(record.offset)
                 task = asyncio.create_task(
-                    self._process(record, partition), name=f"{_name(tp)}@{record.offset}"
+                    self._process(handler, record, partition), name=f"{_name(tp)}@{record.offset}"
                 )
                 partition.tasks.add(task)
                 self._in_flight += 1
@@ -337,9 +277,8 @@ class UploadIntake:
             # A bug, not a bad event nor an outage: stop rather than stall the partition.
             self._crash = task.exception()
 
-    async def _process(self, record: Any, partition: _Partition) -> None:
-        with upload_event_span(record):
-            await self._handle(record)
+    async def _process(self, handler: UploadHandler, record: Any, partition: _Partition) -> None:
+        await handler.handle(record)
         partition.offsets.finished(record.offset)
 
     async def _drain(self, timeout_s: float) -> None:
@@ -409,236 +348,17 @@ class UploadIntake:
                 partition.offsets.committed(offsets[partition.tp])
         return offsets
 
-    # -- one message ----------------------------------------------------------------------
-
-    async def _handle(self, record: Any) -> None:
-        self.counters.consumed += 1
-        parsed = parse_upload_event(
-            record.value,
-            allowed_buckets=self._settings.s3.documents_buckets,
-            max_bytes=self._settings.kafka.max_message_bytes,
-            tenant_field=event_field(self._settings.temporal.fairness_key),
-        )
-        if isinstance(parsed, Rejected):
-            await self._dead_letter(record, parsed)
-            return
-        self.counters.skipped += parsed.skipped
-        # Every object is identified before any check starts, so that a message naming a
-        # missing object is dead-lettered whole (a replay then dedupes the others).
-        documents = []
-        for upload in parsed.uploads:
-            where = f"s3://{upload.bucket}/{upload.key}"
-            document = await self._attempt(
-                "head", f"HEAD {where}", partial(self._identify, upload), _s3_verdict
-            )
-            if document is None:
-                document = Rejected(Reason.OBJECT_MISSING, f"object {where} does not exist")
-            if isinstance(document, Rejected):
-                await self._dead_letter(record, document)
-                return
-            documents.append((document, upload.tenant))
-        uploaded_at = record.timestamp / 1000 if record.timestamp and record.timestamp > 0 else None
-        for document, tenant in documents:
-            started = await self._attempt(
-                "start",
-                f"start {document.check_workflow_id(self._settings.object_keys_hashed)}",
-                partial(self.start, document, uploaded_at=uploaded_at, tenant=tenant),
-                _start_verdict,
-            )
-            if isinstance(started, Rejected):
-                await self._dead_letter(record, started)
-                return
-
-    async def _identify(self, upload: Upload) -> DocumentRef | None:
-        """The document an upload names; HEADs the object when the event has no version."""
-        version_id, etag, size = upload.version_id, upload.etag, upload.size
-        if not (version_id or etag):
-            try:
-                meta = await asyncio.to_thread(
-                    self._s3.head_object, Bucket=upload.bucket, Key=upload.key
-                )
-            except Exception as exc:
-                if classify_s3(exc) is S3Failure.MISSING:
-                    return None
-                raise
-            version_id = meta.get("VersionId") if meta.get("VersionId") != "null" else None
-            etag = str(meta.get("ETag", "")).strip('"') or None
-            size = int(meta.get("ContentLength", 0))
-        return DocumentRef(
-            bucket=upload.bucket, key=upload.key, version_id=version_id, etag=etag, size=size
-        )
-
-    async def start(
-        self, document: DocumentRef, *, uploaded_at: float | None = None, tenant: str | None = None
-    ) -> bool:
-        """Start the check of one document version; True if new, False if deduped.
-
-        Args:
-            uploaded_at: when the upload event was published (epoch seconds): how old it
-                is now is measured, and the check measures its way to the report from it.
-
-        Raises:
-            RPCError: Temporal failed, refused the start or cannot be reached.
-        """
-        settings = self._settings
-        request = check_request(settings, document, uploaded_at=uploaded_at)
-        started = await start_check(
-            self._client,
-            request,
-            task_queue=settings.temporal.task_queue,
-            # Live uploads go before re-checks, in fair shares between tenants.
-            priority=intake_lane(settings, document, tenant),
-        )
-        if not started:
-            # A running check is not doubled, a finished one is not redone.
-            self.counters.deduped += 1
-            log.debug("already checked or running: %s", request.workflow_id)
-            return False
-        self.counters.started += 1
-        if uploaded_at is not None:
-            self.metrics.event_age.observe(max(0.0, time.time() - uploaded_at))
-        log.info(
-            "started the check of %s",
-            document.document_id,
-            extra={"document_id": document.document_id, "workflow_id": request.workflow_id},
-        )
-        return True
-
-    async def _dead_letter(self, record: Any, rejected: Rejected) -> None:
-        where = f"{record.topic}[{record.partition}]@{record.offset}"
-        await self._attempt(
-            "dead_letter",
-            f"dead-letter {where}",
-            partial(self._write_dead_letter, record, rejected),
-            _kafka_verdict,
-        )
-        self.counters.dead_lettered += 1
-        by_reason = self.counters.by_reason
-        by_reason[rejected.reason] = by_reason.get(rejected.reason, 0) + 1
-        log.warning("dead-lettered %s: %s (%s)", where, rejected.reason, rejected.message)
-
-    async def _write_dead_letter(self, record: Any, rejected: Rejected) -> None:
-        dlq_topic = self._settings.kafka.dlq_topic
-        headers = dead_letter_headers(
-            rejected,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            original=record.headers or (),
-        )
-        try:
-            await self._producer.send_and_wait(
-                dlq_topic, value=record.value, key=record.key, headers=headers
-            )
-        except MessageSizeTooLargeError:
-            # Retrying cannot help; the reason and origin must still be visible.
-            size = len(record.value or b"")
-            log.warning("the dead-letter topic refuses %d bytes: keeping the headers only", size)
-            await self._producer.send_and_wait(
-                dlq_topic,
-                value=None,
-                key=record.key,
-                headers=[*headers, (VALUE_OMITTED, str(size).encode())],
-            )
-
-    async def _attempt(
-        self,
-        step: str,
-        what: str,
-        action: Callable[[], Awaitable[T]],
-        verdict_of: Callable[[str, BaseException], Verdict],
-    ) -> T | Rejected:
-        """Run ``action`` until it succeeds or is refused for good, backing off between.
-
-        An outage (a transient failure) is retried without limit, and while any message
-        waits one out, fetching pauses. A refusal is tried
-        ``DOCPIPE_KAFKA_PERMANENT_FAILURE_ATTEMPTS`` times, without pausing anything (it
-        is this message's problem, not everyone's); then its dead letter is returned.
-        """
-        kafka = self._settings.kafka
-        attempt = refusals = 0
-        waited = 0.0
-        outage = False
-        try:
-            while True:
-                try:
-                    result = await action()
-                except Exception as exc:
-                    verdict = verdict_of(what, exc)
-                    if verdict is None:
-                        raise
-                    if isinstance(verdict, Rejected):
-                        refusals += 1
-                        if outage:
-                            outage, self._failing = False, self._failing - 1
-                        if refusals >= kafka.permanent_failure_attempts:
-                            log.warning("%s refused %d times: %s", what, refusals, verdict.message)
-                            return verdict
-                    elif not outage:
-                        outage, self._failing = True, self._failing + 1
-                    delay = _retry_delay(kafka, attempt)
-                    attempt += 1
-                    self.counters.retries += 1
-                    level = logging.WARNING if attempt % _LOG_EVERY == 1 else logging.DEBUG
-                    log.log(level, "%s failed (%d), retry in %.1f s: %r", what, attempt, delay, exc)
-                    await asyncio.sleep(delay)
-                    waited += delay
-                    continue
-                if attempt:
-                    log.info("%s succeeded after %d retries", what, attempt)
-                return result
-        finally:
-            if outage:
-                self._failing -= 1
-            if waited:
-                self.metrics.retry_wait.labels(step).observe(waited)
-
-
-def _s3_verdict(what: str, exc: BaseException) -> Verdict:
-    kind = classify_s3(exc)
-    if kind is S3Failure.ACCESS_DENIED:
-        return Rejected(Reason.S3_ACCESS_DENIED, f"{what}: {describe_s3(exc)}")
-    if kind is S3Failure.REJECTED:
-        return Rejected(Reason.S3_REQUEST_REJECTED, f"{what}: {describe_s3(exc)}")
-    return "transient" if kind is not None else None
-
-
-def _start_verdict(what: str, exc: BaseException) -> Verdict:
-    refused = temporal_refused(exc)
-    if refused and isinstance(exc, RPCError):
-        return Rejected(Reason.START_REJECTED, f"{what}: {exc.status.name}: {exc.message}"[:500])
-    return "transient" if refused is not None else None
-
-
-def _kafka_verdict(what: str, exc: BaseException) -> Verdict:
-    # The dead-letter topic is written until it works: losing the message is no option.
-    return "transient" if isinstance(exc, KafkaError) else None
-
-
-def _retry_delay(kafka: KafkaSettings, attempt: int) -> float:
-    """The intake's wait before retry ``attempt + 1`` of anything (jittered backoff)."""
-    return backoff_delay(
-        attempt, initial_s=kafka.retry_initial_s, max_s=kafka.retry_max_s, jitter=random.random()
-    )
-
 
 async def run_intake(
     settings: Settings, stop: asyncio.Event, telemetry: Telemetry | None = None
 ) -> None:
-    """``docpipe consume``: connect, then consume until ``stop`` is set.
-
-    Raises:
-        SettingsError: an intake setting cannot work.
-    """
-    check_intake_settings(settings.kafka)
+    """``docpipe consume``: connect, then consume until ``stop`` is set."""
     options = telemetry.client_options() if telemetry else {}
-    kafka = settings.kafka
     client = await temporal_client_waiting(
         settings.temporal,
         settings.codec,
         stop,
-        initial_s=kafka.retry_initial_s,
-        max_s=kafka.retry_max_s,
+        backoff=settings.kafka.retry_backoff,
         retry_config=_TEMPORAL_RETRY,
         **options,
     )

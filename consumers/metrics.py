@@ -9,22 +9,51 @@ observed as it goes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from consumers.intake import IntakeCounters
 
-_COUNTERS = {
-    "consumed": "Upload events received (redeliveries count again).",
-    "started": "Document checks started (new workflows).",
-    "deduped": "Starts that found the check already running or finished.",
-    "skipped": "S3 notification records skipped (test events, removals).",
-    "retries": "Temporal, S3 and dead-letter write failures retried.",
-}
+def _counter(help_text: str) -> Any:
+    # The help text is the metric's: one place says what each counter counts.
+    return field(default=0, metadata={"help": help_text})
+
+
+@dataclass(kw_only=True)
+class IntakeCounters:
+    """What the intake has done since it started (a process-local view for metrics)."""
+
+    consumed: int = _counter("Upload events received (redeliveries count again).")
+    started: int = _counter("Document checks started (new workflows).")
+    # This includes, rarely, a start whose first attempt timed out after creating the
+    # workflow and was retried.
+    deduped: int = _counter("Starts that found the check already running or finished.")
+    skipped: int = _counter("S3 notification records skipped (test events, removals).")
+    dead_lettered: int = _counter("Upload events written to the dead-letter topic, by reason.")
+    retries: int = _counter("Temporal, S3 and dead-letter write failures retried.")
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def totals(self) -> dict[str, int]:
+        """The counters without the per-reason breakdown."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "by_reason"}
+
+    def dead_lettered_for(self, reason: str) -> None:
+        """Count one message written to the dead-letter topic for ``reason``."""
+        self.dead_lettered += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+    def __str__(self) -> str:
+        text = " ".join(f"{name}={value}" for name, value in self.totals().items())
+        if self.by_reason:
+            reasons = ",".join(f"{r}:{n}" for r, n in sorted(self.by_reason.items()))
+            text += f" by_reason={reasons}"
+        return text
+
+
+_HELP = {f.name: f.metadata["help"] for f in fields(IntakeCounters) if "help" in f.metadata}
 
 
 # From milliseconds (a busy broker's fetch) to hours (an outage the intake waited out).
@@ -72,14 +101,11 @@ class IntakeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """The counters as they are now: read at scrape time, never copied."""
         counters = self._intake.counters
-        for name, help_text in _COUNTERS.items():
-            yield CounterMetricFamily(
-                f"docpipe_intake_{name}", help_text, value=getattr(counters, name)
-            )
+        for name, value in counters.totals().items():
+            if name != "dead_lettered":
+                yield CounterMetricFamily(f"docpipe_intake_{name}", _HELP[name], value=value)
         dead = CounterMetricFamily(
-            "docpipe_intake_dead_lettered",
-            "Upload events written to the dead-letter topic, by reason.",
-            labels=["reason"],
+            "docpipe_intake_dead_lettered", _HELP["dead_lettered"], labels=["reason"]
         )
         for reason, count in sorted(counters.by_reason.items()):
             dead.add_metric([reason], count)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from aiokafka.errors import KafkaConnectionError
 from botocore.config import Config
 from temporalio.client import Client, TLSConfig
 
-from infra.backoff import backoff_delay
+from infra.backoff import Backoff, until_set
 from infra.codec import data_converter
 from infra.settings import CodecSettings, KafkaSettings, S3Settings, TemporalSettings
 
@@ -34,6 +33,8 @@ log = logging.getLogger(__name__)
 # moto accepts any credentials; a fresh machine has none, so dev uses these.
 _DEV_CREDENTIALS = ("docpipe-dev", "docpipe-dev")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# How a process started before Temporal waits for it to answer.
+CONNECT_BACKOFF = Backoff(initial_s=0.5, max_s=30.0)
 
 
 def s3_kwargs(settings: S3Settings) -> dict[str, Any]:
@@ -102,11 +103,19 @@ class ServerUnreachableError(ConnectionError):
         return line + ("; is `docpipe dev` running?" if self.default else "")
 
 
+def _unreachable(
+    what: str, setting: str, address: str, default_address: str, cause: BaseException
+) -> ServerUnreachableError:
+    """The error for a server that does not answer at ``address`` (``cause`` says how);
+    ``default_address`` is where ``setting`` points by default (the embedded stack)."""
+    return ServerUnreachableError(what, address, setting, address == default_address, str(cause))
+
+
 def s3_unreachable(settings: S3Settings, exc: BaseException) -> ServerUnreachableError:
     """The error for an S3 endpoint that does not answer (botocore's connection errors)."""
     endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
-    default = settings.endpoint_url == S3Settings().endpoint_url
-    return ServerUnreachableError("S3", endpoint, "DOCPIPE_S3_ENDPOINT_URL", default, str(exc))
+    default = S3Settings().endpoint_url
+    return _unreachable("S3", "DOCPIPE_S3_ENDPOINT_URL", endpoint, default, exc)
 
 
 async def temporal_client(settings: TemporalSettings, codec: CodecSettings, **extra: Any) -> Client:
@@ -121,13 +130,8 @@ async def temporal_client(settings: TemporalSettings, codec: CodecSettings, **ex
         return await Client.connect(**temporal_kwargs(settings), data_converter=converter, **extra)
     except RuntimeError as exc:
         # The SDK says only "Failed client connect: ..." for every way connecting fails.
-        raise ServerUnreachableError(
-            "Temporal",
-            settings.address,
-            "DOCPIPE_TEMPORAL_ADDRESS",
-            settings.address == TemporalSettings().address,
-            str(exc),
-        ) from exc
+        address, default = settings.address, TemporalSettings().address
+        raise _unreachable("Temporal", "DOCPIPE_TEMPORAL_ADDRESS", address, default, exc) from exc
 
 
 async def temporal_client_waiting(
@@ -135,23 +139,17 @@ async def temporal_client_waiting(
     codec: CodecSettings,
     stop: asyncio.Event,
     *,
-    initial_s: float = 0.5,
-    max_s: float = 30.0,
+    backoff: Backoff = CONNECT_BACKOFF,
     **extra: Any,
 ) -> Client | None:
     """Connect to Temporal, waiting with backoff (and a log line per try) while it does not
     answer, as a long-running process started before it should; None if ``stop`` is set
     meanwhile."""
-    attempt = 0
-    while not stop.is_set():
+    async for attempt in backoff.attempts(wait=until_set(stop)):
         try:
             return await temporal_client(settings, codec, **extra)
         except ServerUnreachableError as exc:
-            delay = backoff_delay(attempt, initial_s=initial_s, max_s=max_s, jitter=random.random())
-            attempt += 1
-            log.warning("%s; retry in %.1f s", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            log.warning("%s; retry in %.1f s", exc, attempt.delay_s)
     return None
 
 
@@ -228,12 +226,9 @@ async def start_kafka(client: Any, settings: KafkaSettings) -> None:
         await client.start()
     except KafkaConnectionError as exc:
         await client.stop()
-        raise ServerUnreachableError(
-            "the Kafka broker",
-            settings.bootstrap_servers,
-            "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS",
-            settings.bootstrap_servers == KafkaSettings().bootstrap_servers,
-            str(exc),
+        servers, default = settings.bootstrap_servers, KafkaSettings().bootstrap_servers
+        raise _unreachable(
+            "the Kafka broker", "DOCPIPE_KAFKA_BOOTSTRAP_SERVERS", servers, default, exc
         ) from exc
     except BaseException:
         await client.stop()

@@ -11,12 +11,13 @@ import argparse
 import dataclasses
 import os
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from temporalio.common import Priority
 
+from infra.backoff import Backoff
 from infra.keyring import KeyringError, StaticKeyring, parse_key_entries
 from pipeline.lanes import (
     FAIRNESS_PREFIX,
@@ -78,6 +79,33 @@ class KafkaSettings:
     # How often the intake logs its counters.
     stats_interval_s: float = 30.0
 
+    @property
+    def retry_backoff(self) -> Backoff:
+        """The backoff of the intake's retries (and of its wait for Temporal at start)."""
+        return Backoff(initial_s=self.retry_initial_s, max_s=self.retry_max_s)
+
+    def __post_init__(self) -> None:
+        # Every problem at once: a deploy that fails should fail once, not once per value.
+        problems = []
+        if self.max_in_flight < 1:
+            problems.append(f"{_kafka('max_in_flight')} must be at least 1")
+        if self.max_message_bytes < 1:
+            problems.append(f"{_kafka('max_message_bytes')} must be at least 1")
+        if self.retry_initial_s <= 0 or self.retry_max_s < self.retry_initial_s:
+            problems.append(
+                f"{_kafka('retry_initial_s')} must be > 0 and {_kafka('retry_max_s')} >= it"
+            )
+        if self.commit_interval_s < 0 or self.shutdown_timeout_s < 0:
+            problems.append(
+                f"{_kafka('commit_interval_s')} and {_kafka('shutdown_timeout_s')} must be >= 0"
+            )
+        if self.stats_interval_s <= 0:
+            problems.append(f"{_kafka('stats_interval_s')} must be > 0")
+        if self.permanent_failure_attempts < 1:
+            problems.append(f"{_kafka('permanent_failure_attempts')} must be at least 1")
+        if problems:
+            raise SettingsError("; ".join(problems))
+
 
 @dataclass(frozen=True, kw_only=True)
 class TemporalSettings:
@@ -115,7 +143,7 @@ class TemporalSettings:
         for name in ("intake_priority", "recheck_priority"):
             if not HIGHEST_PRIORITY <= getattr(self, name) <= 100:
                 raise SettingsError(
-                    f"DOCPIPE_TEMPORAL_{name.upper()} must be a priority from "
+                    f"{env_name('temporal', name)} must be a priority from "
                     f"{HIGHEST_PRIORITY} (first) to {LOWEST_PRIORITY} (last, the server's "
                     "default range)"
                 )
@@ -299,6 +327,16 @@ class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
 
 
+def env_name(section: str, name: str) -> str:
+    """The environment variable of a setting: ``env_name("kafka", "group_id")`` is
+    ``DOCPIPE_KAFKA_GROUP_ID``. Error messages name settings by it."""
+    return f"{ENV_PREFIX}{section}_{name}".upper()
+
+
+def _kafka(name: str) -> str:
+    return env_name("kafka", name)
+
+
 def check_request(
     settings: Settings,
     document: DocumentRef,
@@ -353,14 +391,43 @@ def recheck_lane(
     )
 
 
-def _sections() -> list[tuple[str, type[Any]]]:
-    hints = get_type_hints(Settings)
-    return [(f.name, hints[f.name]) for f in dataclasses.fields(Settings)]
+@dataclass(frozen=True, kw_only=True)
+class _Setting:
+    """One field of one section, and the names it goes by outside."""
+
+    section: str
+    name: str
+    hint: Any
+    default: Any
+    secret: bool
+
+    @property
+    def env(self) -> str:
+        return env_name(self.section, self.name)
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.section}-{self.name}".replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """Where argparse keeps the flag's value."""
+        return f"setting__{self.section}__{self.name}"
 
 
-def _fields(section_type: type[Any]) -> list[tuple[dataclasses.Field[Any], Any]]:
-    hints = get_type_hints(section_type)
-    return [(f, hints[f.name]) for f in dataclasses.fields(section_type)]
+def _settings() -> Iterator[_Setting]:
+    """Every setting, section by section, in the order the dataclasses declare them."""
+    sections = get_type_hints(Settings)
+    for section in dataclasses.fields(Settings):
+        hints = get_type_hints(sections[section.name])
+        for f in dataclasses.fields(sections[section.name]):
+            yield _Setting(
+                section=section.name,
+                name=f.name,
+                hint=hints[f.name],
+                default=f.default,
+                secret=bool(f.metadata.get("secret")),
+            )
 
 
 def _convert(raw: str, hint: Any, name: str) -> Any:
@@ -391,27 +458,16 @@ def _convert(raw: str, hint: Any, name: str) -> Any:
 
 def setting_names() -> list[tuple[str, str, Any, bool]]:
     """Every setting as (env variable, CLI flag, default, is_secret), for docs and help."""
-    rows = []
-    for section, section_type in _sections():
-        for f, _ in _fields(section_type):
-            env = f"{ENV_PREFIX}{section}_{f.name}".upper()
-            flag = f"--{section}-{f.name}".replace("_", "-")
-            rows.append((env, flag, f.default, bool(f.metadata.get("secret"))))
-    return rows
+    return [(s.env, s.flag, s.default, s.secret) for s in _settings()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one ``--section-field`` flag per setting to a CLI parser."""
     group = parser.add_argument_group("settings (also DOCPIPE_* environment variables)")
-    for section, section_type in _sections():
-        for f, _ in _fields(section_type):
-            group.add_argument(
-                f"--{section}-{f.name}".replace("_", "-"),
-                dest=f"setting__{section}__{f.name}",
-                metavar="VALUE",
-                default=None,
-                help=argparse.SUPPRESS,
-            )
+    for setting in _settings():
+        group.add_argument(
+            setting.flag, dest=setting.dest, metavar="VALUE", default=None, help=argparse.SUPPRESS
+        )
 
 
 def load_settings(
@@ -420,22 +476,19 @@ def load_settings(
     """Build the settings from CLI flags, then ``DOCPIPE_*`` variables, then defaults.
 
     Raises:
-        SettingsError: a value cannot be converted to its field's type.
+        SettingsError: a value cannot be converted to its field's type, or cannot work.
     """
     env = os.environ if env is None else env
     flags = vars(args) if args is not None else {}
-    sections: dict[str, Any] = {}
-    for section, section_type in _sections():
-        values: dict[str, Any] = {}
-        for f, hint in _fields(section_type):
-            env_name = f"{ENV_PREFIX}{section}_{f.name}".upper()
-            raw = flags.get(f"setting__{section}__{f.name}")
-            if raw is None:
-                raw = _env_value(env, env_name)
-            if raw is not None:
-                values[f.name] = _convert(raw, hint, env_name)
-        sections[section] = section_type(**values)
-    return Settings(**sections)
+    values: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Settings)}
+    for setting in _settings():
+        raw = flags.get(setting.dest)
+        if raw is None:
+            raw = _env_value(env, setting.env)
+        if raw is not None:
+            values[setting.section][setting.name] = _convert(raw, setting.hint, setting.env)
+    hints = get_type_hints(Settings)
+    return Settings(**{section: hints[section](**given) for section, given in values.items()})
 
 
 def _env_value(env: Mapping[str, str], env_name: str) -> str | None:
@@ -457,19 +510,16 @@ def _env_value(env: Mapping[str, str], env_name: str) -> str | None:
 def to_env(settings: Settings) -> dict[str, str]:
     """Render settings as ``DOCPIPE_*`` variables, to hand them to a child process."""
     out: dict[str, str] = {}
-    for section, section_type in _sections():
-        values = getattr(settings, section)
-        for f, _ in _fields(section_type):
-            value = getattr(values, f.name)
-            env_name = f"{ENV_PREFIX}{section}_{f.name}".upper()
-            if value is None:
-                out[env_name] = ""
-            elif isinstance(value, tuple):
-                out[env_name] = ",".join(value)
-            elif isinstance(value, bool):
-                out[env_name] = "true" if value else "false"
-            else:
-                out[env_name] = str(value)
+    for setting in _settings():
+        value = getattr(getattr(settings, setting.section), setting.name)
+        if value is None:
+            out[setting.env] = ""
+        elif isinstance(value, tuple):
+            out[setting.env] = ",".join(value)
+        elif isinstance(value, bool):
+            out[setting.env] = "true" if value else "false"
+        else:
+            out[setting.env] = str(value)
     return out
 
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from infra.backoff import Backoff
 from infra.clients import (
     ServerUnreachableError,
     s3_unreachable,
@@ -42,7 +43,10 @@ async def test_waiting_for_temporal_tries_again_until_stopped(
     stop = asyncio.Event()
     waiting = asyncio.create_task(
         temporal_client_waiting(
-            TemporalSettings(address=address), _CLEAR, stop, initial_s=0.05, max_s=0.1
+            TemporalSettings(address=address),
+            _CLEAR,
+            stop,
+            backoff=Backoff(initial_s=0.05, max_s=0.1),
         )
     )
 

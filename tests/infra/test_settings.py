@@ -23,6 +23,7 @@ from infra.settings import (
     TemporalSettings,
     add_arguments,
     describe,
+    env_name,
     load_settings,
     setting_names,
     to_env,
@@ -178,6 +179,38 @@ def test_bad_float_names_the_variable() -> None:
 def test_a_negative_number_of_concurrent_checks_is_refused() -> None:
     with pytest.raises(SettingsError, match="DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS"):
         load_settings(env={"DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS": "-1"})
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DOCPIPE_KAFKA_MAX_IN_FLIGHT": "0"},
+        {"DOCPIPE_KAFKA_MAX_MESSAGE_BYTES": "0"},
+        {"DOCPIPE_KAFKA_RETRY_INITIAL_S": "0"},
+        {"DOCPIPE_KAFKA_RETRY_INITIAL_S": "5", "DOCPIPE_KAFKA_RETRY_MAX_S": "1"},
+        {"DOCPIPE_KAFKA_COMMIT_INTERVAL_S": "-1"},
+        {"DOCPIPE_KAFKA_SHUTDOWN_TIMEOUT_S": "-1"},
+        {"DOCPIPE_KAFKA_STATS_INTERVAL_S": "0"},
+        {"DOCPIPE_KAFKA_PERMANENT_FAILURE_ATTEMPTS": "0"},
+    ],
+)
+def test_each_unworkable_intake_setting_is_refused_by_name(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match=list(env)[-1]):
+        load_settings(env=env)
+
+
+def test_every_unworkable_intake_setting_is_named_at_once() -> None:
+    with pytest.raises(SettingsError) as error:
+        KafkaSettings(max_in_flight=0, stats_interval_s=0)
+    assert "DOCPIPE_KAFKA_MAX_IN_FLIGHT" in str(error.value)
+    assert "DOCPIPE_KAFKA_STATS_INTERVAL_S" in str(error.value)
+
+
+def test_a_setting_is_named_by_its_environment_variable() -> None:
+    assert env_name("kafka", "group_id") == "DOCPIPE_KAFKA_GROUP_ID"
+    assert {env_name("s3", "max_attempts"), env_name("telemetry", "log_format")} <= {
+        env for env, _, _, _ in setting_names()
+    }
 
 
 def test_bad_int_from_a_flag_is_a_settings_error() -> None:

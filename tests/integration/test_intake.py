@@ -16,7 +16,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
@@ -24,7 +23,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from consumers.dead_letters import DeadLetter
 from consumers.intake import UploadIntake
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
 from infra.processes import pid_alive
 from infra.settings import Settings, to_env
 from pipeline.models import CheckSummary, DocumentRef
@@ -32,27 +31,24 @@ from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, wait_for
 from tests.support.intake import (
     Message,
+    Sent,
     committed,
     dead_letters,
-    ends,
     final_counters,
     native_event,
     publish,
+    running,
     s3_event,
     s3_record,
     unique_prefix,
     upload,
     wait_committed,
     wait_runs,
+    wait_started_once,
     with_kafka,
     workflow_runs,
 )
 from tests.support.pdfs import make_pdf
-
-
-@pytest.fixture
-async def client(settings: Settings) -> Client:
-    return await temporal_client(settings.temporal, settings.codec)
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -95,10 +91,8 @@ async def test_same_upload_five_times_in_both_shapes_is_one_workflow(
     consumer = start_component(["consume"], settings)
     sent = await publish(settings, messages)
 
-    expected = {d.workflow_id for d in [twice, *others]}
-    await wait_committed(settings, ends(sent), 30)
-    runs = await wait_runs(client, settings.temporal.task_queue, expected, 20)
-    assert runs == dict.fromkeys(expected, 1)
+    await wait_committed(settings, sent, 30)
+    await wait_started_once(client, settings.temporal.task_queue, [twice, *others], 20)
     assert await dead_letters(settings) == []
 
     # SIGTERM is a graceful stop: exit 0, with the counters in the log.
@@ -133,8 +127,8 @@ async def test_upload_redelivered_after_its_check_completed_is_not_run_again(
     )
     second_group = with_kafka(settings, group_id=f"{settings.kafka.group_id}-again")
     rereader = start_component(["consume"], second_group)
-    await wait_committed(settings, ends(sent + again), 30)
-    await wait_committed(second_group, ends(sent + again), 30)
+    await wait_committed(settings, sent + again, 30)
+    await wait_committed(second_group, sent + again, 30)
 
     description = await handle.describe()
     assert description.status == WorkflowExecutionStatus.COMPLETED
@@ -160,7 +154,6 @@ async def test_consumer_killed_after_starting_before_committing_loses_and_double
     sent = await publish(
         settings, [Message(native_event(d), partition=n % 3) for n, d in enumerate(documents)]
     )
-    expected = {d.workflow_id for d in documents}
     # Commits are due only after 60 s: the kill surely comes between starts and commit.
     first = start_component(["consume"], with_kafka(settings, commit_interval_s=60.0))
     started = await async_wait_for(
@@ -171,9 +164,8 @@ async def test_consumer_killed_after_starting_before_committing_loses_and_double
     assert await committed(settings) == {}, "nothing may be committed before the kill"
 
     second = start_component(["consume"], settings)
-    await wait_committed(settings, ends(sent), 30)
-    runs = await wait_runs(client, settings.temporal.task_queue, expected, 20)
-    assert runs == dict.fromkeys(expected, 1)
+    await wait_committed(settings, sent, 30)
+    await wait_started_once(client, settings.temporal.task_queue, documents, 20)
     assert second.stop(timeout=15) == 0
     counters = final_counters(second)
     # Everything was delivered again; what the first one had started was deduped.
@@ -242,7 +234,7 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
 
     consumer = start_component(["consume"], settings)
     sent = await publish(settings, messages)
-    await wait_committed(settings, ends(sent), 40)
+    await wait_committed(settings, sent, 40)
 
     letters = {letter.key: letter for letter in await dead_letters(settings)}
     source = {s.message.key: s for s in sent}
@@ -265,9 +257,7 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
     assert len(letters) == len(cases)
 
     # The consumer kept going: the good uploads around the bad ones are started.
-    expected = {d.workflow_id for d in good}
-    runs = await wait_runs(client, settings.temporal.task_queue, expected, 20)
-    assert runs == dict.fromkeys(expected, 1)
+    await wait_started_once(client, settings.temporal.task_queue, good, 20)
 
     listing = _docpipe(settings, "dlq", "list", "--examples", "3")
     assert listing.returncode == 0, listing.stderr
@@ -302,8 +292,7 @@ async def test_replayed_dead_letter_leads_to_its_check(
     replay = _docpipe(settings, "dlq", "replay", "--reason", "object_missing", "--limit", "5")
     assert replay.returncode == 0, replay.stderr
     assert f"replayed 1 dead letter(s) to {settings.kafka.uploads_topic}" in replay.stdout
-    runs = await wait_runs(client, settings.temporal.task_queue, {document.workflow_id}, 30)
-    assert runs == {document.workflow_id: 1}
+    await wait_started_once(client, settings.temporal.task_queue, [document], 30)
     # Replaying again is harmless: the start is deduped.
     again = _docpipe(settings, "dlq", "replay", "--reason", "object_missing")
     assert "replayed 1 dead letter(s)" in again.stdout, again.stderr
@@ -337,11 +326,10 @@ async def test_two_consumers_share_partitions_and_hand_them_over(
     documents = [upload(settings, f"{prefix}/doc-{n}.pdf") for n in range(36)]
     batches = [documents[:12], documents[12:24], documents[24:]]
 
-    async def publish_batch(batch: list[DocumentRef]) -> dict[int, int]:
-        sent = await publish(
+    async def publish_batch(batch: list[DocumentRef]) -> list[Sent]:
+        return await publish(
             settings, [Message(native_event(d), partition=n % 3) for n, d in enumerate(batch)]
         )
-        return ends(sent)
 
     first = start_component(["consume"], settings)
     await wait_committed(settings, await publish_batch(batches[0]), 30)
@@ -370,9 +358,7 @@ async def test_two_consumers_share_partitions_and_hand_them_over(
     )
     await wait_committed(settings, await publish_batch(batches[2]), 30)
 
-    expected = {d.workflow_id for d in documents}
-    runs = await wait_runs(client, settings.temporal.task_queue, expected, 20)
-    assert runs == dict.fromkeys(expected, 1)
+    await wait_started_once(client, settings.temporal.task_queue, documents, 20)
     assert second.stop(timeout=15) == 0
     counts = [final_counters(p) for p in (first, second)]
     assert all(c["started"] > 0 for c in counts), counts
@@ -409,18 +395,12 @@ async def test_s3_outage_during_head_is_retried_not_dead_lettered(
     # A before-send handler may answer instead of S3; the stubs only know "-> None".
     s3.meta.events.register("before-send.s3.HeadObject", outage)  # type: ignore[arg-type]
     intake = UploadIntake(settings, client, s3)
-    stop = asyncio.Event()
-    running = asyncio.create_task(intake.run(stop))
-    try:
+    async with running(intake):
         sent = await publish(settings, [Message(native_event(document, version=False, etag=False))])
-        await wait_committed(settings, ends(sent), 30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+        await wait_committed(settings, sent, 30)
     assert failures["left"] == 0
     assert intake.counters.retries == 6
     assert intake.counters.dead_lettered == 0
     assert intake.counters.started == 1
     assert await dead_letters(settings) == []
-    runs = await wait_runs(client, settings.temporal.task_queue, {document.workflow_id}, 20)
-    assert runs == {document.workflow_id: 1}
+    await wait_started_once(client, settings.temporal.task_queue, [document], 20)

@@ -9,12 +9,9 @@ dead-lettered, and everything starts once it passes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio.client import Client
@@ -27,32 +24,16 @@ from tests.support.helpers import async_wait_for
 from tests.support.intake import (
     Message,
     dead_letters,
-    ends,
     native_event,
     publish,
+    running,
     unique_prefix,
     upload,
     wait_committed,
-    wait_runs,
+    wait_started_once,
     with_kafka,
 )
 from tests.support.s3_faults import S3Faults
-
-
-@pytest.fixture
-async def client(settings: Settings) -> Client:
-    return await temporal_client(settings.temporal, settings.codec)
-
-
-@contextlib.asynccontextmanager
-async def _running(intake: UploadIntake) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    running = asyncio.create_task(intake.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 60)
 
 
 def _paused(caplog: pytest.LogCaptureFixture) -> bool:
@@ -75,7 +56,7 @@ async def test_an_object_s3_refuses_is_dead_lettered_while_the_others_start(
     faults = S3Faults("HeadObject", status=403, key=refused.key).install(s3)
     intake = UploadIntake(settings, client, s3)
     refused_event = native_event(refused, version=False, etag=False)
-    async with _running(intake):
+    async with running(intake):
         # The refused event first, the good ones behind it in the same partition: events
         # without a version, so that the intake HEADs each object.
         sent = await publish(settings, [Message(refused_event, partition=0)])
@@ -101,7 +82,7 @@ async def test_an_object_s3_refuses_is_dead_lettered_while_the_others_start(
             return intake.counters.dead_lettered == 1
 
         await async_wait_for(dead_lettered, 120, "the refused upload's dead letter")
-        await wait_committed(settings, ends(sent), 30)
+        await wait_committed(settings, sent, 30)
     print(f"\n20 good uploads started {took:.2f} s after they were published")
     assert not _paused(caplog), "a refusal paused fetching"
     assert faults.injected == 6
@@ -109,8 +90,7 @@ async def test_an_object_s3_refuses_is_dead_lettered_while_the_others_start(
     assert letter.reason == "s3_access_denied"
     assert refused.key in letter.message and "403" in letter.message
     assert letter.value == refused_event, "the original bytes are kept"
-    runs = await wait_runs(client, settings.temporal.task_queue, {d.workflow_id for d in good}, 30)
-    assert len(runs) == len(good)
+    await wait_started_once(client, settings.temporal.task_queue, good, 30)
 
 
 async def test_an_s3_storm_dead_letters_nothing_and_everything_starts_after_it(
@@ -127,7 +107,7 @@ async def test_an_s3_storm_dead_letters_nothing_and_everything_starts_after_it(
     # Five seconds of 503s from the first HEAD on.
     storm = S3Faults("HeadObject", status=503, code="SlowDown", seconds=5.0).install(s3)
     intake = UploadIntake(settings, client, s3)
-    async with _running(intake):
+    async with running(intake):
         sent = await publish(
             settings,
             [
@@ -135,7 +115,7 @@ async def test_an_s3_storm_dead_letters_nothing_and_everything_starts_after_it(
                 for n, d in enumerate(documents)
             ],
         )
-        await wait_committed(settings, ends(sent), 60)
+        await wait_committed(settings, sent, 60)
     assert storm.injected > 0
     assert _paused(caplog), "an outage pauses fetching"
     assert intake.counters.started == len(documents)
@@ -157,9 +137,9 @@ async def test_a_start_temporal_refuses_is_dead_lettered_as_start_rejected(
     client = await temporal_client(settings.temporal, settings.codec)
     intake = UploadIntake(settings, client, s3_client(settings.s3))
     event = native_event(document)
-    async with _running(intake):
+    async with running(intake):
         sent = await publish(settings, [Message(event)])
-        await wait_committed(settings, ends(sent), 60)
+        await wait_committed(settings, sent, 60)
     (letter,) = await dead_letters(settings)
     assert letter.reason == "start_rejected"
     assert "INVALID_ARGUMENT" in letter.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -9,7 +10,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
@@ -20,6 +21,7 @@ from temporalio.client import Client
 
 from app.dead_letters import read_dead_letters
 from consumers.dead_letters import DeadLetter
+from consumers.intake import UploadIntake
 from infra.clients import s3_client
 from infra.processes import ManagedProcess
 from infra.settings import S3Settings, Settings
@@ -142,8 +144,9 @@ async def committed(settings: Settings, partitions: int = 3) -> dict[int, int]:
         await admin.close()
 
 
-async def wait_committed(settings: Settings, expected: dict[int, int], seconds: float) -> None:
-    """Until the group has committed at least ``expected`` on every partition."""
+async def wait_committed(settings: Settings, sent: Sequence[Sent], seconds: float) -> None:
+    """Until the group has committed every message of ``sent`` (its offsets past them)."""
+    expected = ends(sent)
 
     async def reached() -> bool:
         now = await committed(settings)
@@ -170,6 +173,27 @@ async def wait_runs(
         return runs if expected <= set(runs) else None
 
     return await async_wait_for(complete, seconds, f"{len(expected)} workflows")
+
+
+async def wait_started_once(
+    client: Client, task_queue: str, documents: Iterable[DocumentRef], seconds: float
+) -> None:
+    """Until visibility shows the check of every document, then that each ran exactly once."""
+    expected = {d.workflow_id for d in documents}
+    runs = await wait_runs(client, task_queue, expected, seconds)
+    assert runs == dict.fromkeys(expected, 1)
+
+
+@contextlib.asynccontextmanager
+async def running(intake: UploadIntake, stop_within_s: float = 60) -> AsyncIterator[None]:
+    """An intake running in this process for the block; stopped (and waited for) after."""
+    stop = asyncio.Event()
+    run = asyncio.create_task(intake.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, stop_within_s)
 
 
 async def dead_letters(settings: Settings) -> list[DeadLetter]:
