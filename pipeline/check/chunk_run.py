@@ -15,6 +15,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import PagePool
 from pipeline.check.report import PageSummary
 from pipeline.check.results import ResultStore, StoredChunkError, chunk_key
-from pipeline.models import CheckPagesInput
+from pipeline.models import DocumentRef
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("docpipe.pipeline")
@@ -36,19 +37,55 @@ _tracer = trace.get_tracer("docpipe.pipeline")
 Pages = list[dict[str, Any]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ChunkLayout:
+    """How one check's pages fall into chunk files, and where those files are.
+
+    Attributes:
+        document: the document checked.
+        results_bucket: the bucket of the check's results.
+        results_prefix: where its chunk files go (under ``pages/``).
+        page_count: the document's pages.
+        chunk_pages: pages per chunk file (fixed for a check once a chunk is stored).
+    """
+
+    document: DocumentRef
+    results_bucket: str
+    results_prefix: str
+    page_count: int
+    chunk_pages: int
+
+    @property
+    def chunks(self) -> int:
+        """How many chunk files the document's pages fill."""
+        return math.ceil(self.page_count / self.chunk_pages)
+
+    def pages_of(self, index: int) -> tuple[int, int]:
+        """The first and last page of chunk ``index`` (0-based)."""
+        first = index * self.chunk_pages + 1
+        return first, min(first + self.chunk_pages - 1, self.page_count)
+
+    def checkpoint(self, chunks: int) -> Checkpoint:
+        """The checkpoint of the first ``chunks`` chunks durable."""
+        return Checkpoint(
+            next_page=min(chunks * self.chunk_pages, self.page_count) + 1,
+            chunks=chunks,
+            chunk_pages=self.chunk_pages,
+        )
+
+
 async def stored_chunks(
-    store: ResultStore, prefix: str, checkpoint: Checkpoint, page_count: int
+    store: ResultStore, layout: ChunkLayout, checkpoint: Checkpoint
 ) -> set[int]:
     """Indexes of the chunks already stored: those the checkpoint vouches for, and every
     chunk file listed after them (written ahead of the checkpoint, or after its last
-    heartbeat reached the server). Files off the checkpoint's layout are not chunks of it."""
-    size = checkpoint.chunk_pages
+    heartbeat reached the server). Files off the layout are not chunks of it."""
+    size = layout.chunk_pages
     vouched = checkpoint.chunks
     after = (vouched - 1) * size + 1 if vouched else 0
-    firsts = await asyncio.to_thread(store.stored_chunk_pages, prefix, after)
-    total = math.ceil(page_count / size)
+    firsts = await asyncio.to_thread(store.stored_chunk_pages, layout.results_prefix, after)
     listed = {(first - 1) // size for first in firsts if (first - 1) % size == 0}
-    return set(range(vouched)) | {index for index in listed if index < total}
+    return set(range(vouched)) | {index for index in listed if index < layout.chunks}
 
 
 def page_ranges(
@@ -87,14 +124,17 @@ class ChunkRun:
     Args:
         pool: the worker's parser processes.
         path: the document, spooled.
-        input: the activity's input.
+        layout: the check's chunks, in the layout of ``checkpoint``.
         store: where the chunk files are.
-        checkpoint: where the last attempt's heartbeats left off (its layout is kept).
+        checkpoint: where the last attempt's heartbeats left off.
         stored: indexes of the chunks already stored (:func:`stored_chunks`).
         heartbeater: carries the checkpoint as it moves.
         metrics: the worker's metrics.
         on_advance: called with the pages durable from page 1 whenever that grows.
         log_extra: log fields of the check (document and workflow IDs).
+
+    Raises:
+        ValueError: the checkpoint is of another layout.
     """
 
     AHEAD_PER_PROCESS = 4
@@ -107,7 +147,7 @@ class ChunkRun:
         self,
         pool: PagePool,
         path: Path,
-        input: CheckPagesInput,
+        layout: ChunkLayout,
         store: ResultStore,
         checkpoint: Checkpoint,
         stored: set[int],
@@ -117,17 +157,20 @@ class ChunkRun:
         on_advance: Callable[[int], None] = lambda pages_done: None,
         log_extra: dict[str, Any] | None = None,
     ) -> None:
+        if checkpoint.chunk_pages != layout.chunk_pages:
+            raise ValueError(
+                f"a checkpoint of {checkpoint.chunk_pages}-page chunks for a layout of "
+                f"{layout.chunk_pages}"
+            )
         self._pool = pool
         self._path = path
-        self._input = input
+        self.layout = layout
         self._store = store
         self._heartbeater = heartbeater
         self._metrics = metrics or PipelineMetrics()
         self.on_advance = on_advance
         self._extra = log_extra or {}
         self.checkpoint = checkpoint
-        self.page_count = input.page_count
-        self.total = math.ceil(input.page_count / checkpoint.chunk_pages)
         self._stored = set(stored)
         # Durable chunks (stored, or written by this attempt): the checkpoint passes them.
         self._durable = set(stored)
@@ -139,16 +182,14 @@ class ChunkRun:
         self.summary = PageSummary()
         self.pages_parsed = 0
         self.pages_from_store = 0
-        missing = [index for index in range(self.total) if index not in self._stored]
         # The first page this attempt checks (one past the last page if none).
-        self.first_page = self._bounds(missing[0])[0] if missing else self._input.page_count + 1
-
-    def _bounds(self, index: int) -> tuple[int, int]:
-        first = index * self.checkpoint.chunk_pages + 1
-        return first, min(first + self.checkpoint.chunk_pages - 1, self._input.page_count)
+        self.first_page = next(
+            (layout.pages_of(i)[0] for i in range(layout.chunks) if i not in self._stored),
+            layout.page_count + 1,
+        )
 
     async def _parse(self, index: int) -> tuple[int, Pages]:
-        first, last = self._bounds(index)
+        first, last = self.layout.pages_of(index)
         log.debug("checking pages %d-%d", first, last, extra=self._extra)
         with _tracer.start_as_current_span(
             "docpipe.page_range",
@@ -166,7 +207,7 @@ class ChunkRun:
                         for start, end in page_ranges(
                             first,
                             last,
-                            page_count=self._input.page_count,
+                            page_count=self.layout.page_count,
                             processes=self._pool.size,
                             most=self.RANGE_PAGES,
                             least=self.MIN_RANGE_PAGES,
@@ -181,11 +222,11 @@ class ChunkRun:
         return index, pages
 
     async def _write(self, index: int, pages: Pages) -> tuple[int, Pages]:
-        first, last = self._bounds(index)
+        first, last = self.layout.pages_of(index)
         with _tracer.start_as_current_span("docpipe.write_chunk"):
             try:
                 written = await asyncio.to_thread(
-                    self._store.write_chunk, self._input.results_prefix, pages
+                    self._store.write_chunk, self.layout.results_prefix, pages
                 )
             except StoredChunkError as exc:
                 raise self._unusable(index, exc) from exc
@@ -205,10 +246,10 @@ class ChunkRun:
         return index, written.pages
 
     async def _read(self, index: int) -> tuple[int, Pages | None]:
-        first, last = self._bounds(index)
+        first, last = self.layout.pages_of(index)
         try:
             pages = await asyncio.to_thread(
-                self._store.read_chunk, self._input.results_prefix, first, last
+                self._store.read_chunk, self.layout.results_prefix, first, last
             )
         except StoredChunkError as exc:
             raise self._unusable(index, exc) from exc
@@ -226,8 +267,8 @@ class ChunkRun:
         return index, pages
 
     def _unusable(self, index: int, exc: StoredChunkError) -> ApplicationError:
-        first, _ = self._bounds(index)
-        key = chunk_key(self._input.results_prefix, first)
+        first, _ = self.layout.pages_of(index)
+        key = chunk_key(self.layout.results_prefix, first)
         return ApplicationError(
             f"s3://{self._store.bucket}/{key} {exc}: it was not written by this check "
             "(another chunk size, or another program). Retrying cannot change it; "
@@ -243,11 +284,7 @@ class ChunkRun:
         while chunks in self._durable:
             chunks += 1
         if chunks != self.checkpoint.chunks:
-            self.checkpoint = Checkpoint(
-                next_page=min(chunks * self.checkpoint.chunk_pages, self._input.page_count) + 1,
-                chunks=chunks,
-                chunk_pages=self.checkpoint.chunk_pages,
-            )
+            self.checkpoint = self.layout.checkpoint(chunks)
             self._heartbeater.details(self.checkpoint.to_details())
             self.on_advance(self.checkpoint.next_page - 1)
         while self._folded in self._ready:
@@ -278,7 +315,7 @@ class ChunkRun:
                     if self._vanished and len(parsing) < self._pool.size:
                         index = self._vanished.popleft()
                         parsing.add(asyncio.create_task(self._parse(index)))
-                    elif next_index < self.total and next_index - self._folded < window:
+                    elif next_index < self.layout.chunks and next_index - self._folded < window:
                         if next_index in self._stored:
                             reading.add(asyncio.create_task(self._read(next_index)))
                         elif len(parsing) < self._pool.size:
@@ -312,7 +349,7 @@ class ChunkRun:
                     else:
                         self._ready[index] = maybe_pages
                 self._advance()
-            if self._folded < self.total:
+            if self._folded < self.layout.chunks:
                 raise ApplicationError(
                     f"worker shutting down at page {self.checkpoint.next_page}; the next "
                     "attempt goes on from the chunks stored",
