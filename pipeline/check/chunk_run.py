@@ -13,7 +13,6 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,11 +114,15 @@ def page_ranges(
 class ChunkRun:
     """One attempt's chunks: read the stored ones back, check and write the others.
 
-    At most one chunk per parser process is being checked at a time, and a checked chunk
-    is written at once while the processes go on with the next: after a crash, the pages
-    checked again are those of the chunks that were being checked or written. Chunks are
-    folded into :attr:`summary` in page order; no more than ``AHEAD_PER_PROCESS`` chunks
-    per process wait to be folded (a slow chunk holds the others back, up to that many).
+    Each chunk is one task of a task group, started in page order. A stored chunk is read
+    back. Any other is checked in page ranges that any free parser process takes, no more
+    chunks at a time than there are processes (a semaphore), and then written once while
+    the next chunk takes its place: after a crash, the pages checked again are those of
+    the chunks that were being checked or written. A chunk starts only while it is fewer
+    than ``AHEAD_PER_PROCESS`` chunks per process ahead of the first chunk not folded (a
+    slow chunk holds the others back, up to that many). Chunks are folded into
+    :attr:`summary` in page order, and the checkpoint moves over the chunks that are
+    durable, from the first, never past one not yet written.
 
     Args:
         pool: the worker's parser processes.
@@ -176,9 +179,11 @@ class ChunkRun:
         self._durable = set(stored)
         # Chunks whose page results are at hand, waiting for the fold to reach them.
         self._ready: dict[int, Pages] = {}
-        # Stored chunks found gone when read back: checked again.
-        self._vanished: deque[int] = deque()
         self._folded = 0
+        # Set when the fold moves or the worker shuts down: a chunk may start then.
+        self._moved = asyncio.Event()
+        self._stopping = False
+        self._parsers = asyncio.Semaphore(pool.size)
         self.summary = PageSummary()
         self.pages_parsed = 0
         self.pages_from_store = 0
@@ -188,7 +193,68 @@ class ChunkRun:
             layout.page_count + 1,
         )
 
-    async def _parse(self, index: int) -> tuple[int, Pages]:
+    async def run(self) -> Checkpoint:
+        """Fold every chunk, checking those not stored; returns the final checkpoint.
+
+        Raises:
+            ApplicationError: the worker is shutting down (retryable: the next attempt
+                goes on from the chunks stored here), or a stored chunk is not this
+                check's (``result_unusable``, non-retryable).
+            Exception: a page range failed (its own error; the other work is stopped).
+        """
+        self._advance()
+        shutdown = asyncio.create_task(self._stop_at_worker_shutdown())
+        try:
+            async with asyncio.TaskGroup() as chunks:
+                for index in range(self.layout.chunks):
+                    if not await self._window_open_for(index):
+                        break
+                    chunks.create_task(self._check_chunk(index))
+        except BaseExceptionGroup as failed:
+            # The first failure, as it was: the others were cancelled because of it.
+            raise failed.exceptions[0] from None
+        finally:
+            shutdown.cancel()
+            await asyncio.gather(shutdown, return_exceptions=True)
+        if self._folded < self.layout.chunks:
+            raise ApplicationError(
+                f"worker shutting down at page {self.checkpoint.next_page}; the next "
+                "attempt goes on from the chunks stored",
+                self.checkpoint.to_details(),
+                type="WorkerShutdown",
+            )
+        return self.checkpoint
+
+    async def _window_open_for(self, index: int) -> bool:
+        """Wait until chunk ``index`` is within the window ahead of the fold; False when
+        the worker shuts down first (no chunk starts then)."""
+        window = self.AHEAD_PER_PROCESS * self._pool.size
+        while not self._stopping and index - self._folded >= window:
+            self._moved.clear()
+            await self._moved.wait()
+        return not self._stopping
+
+    async def _stop_at_worker_shutdown(self) -> None:
+        await activity.wait_for_worker_shutdown()
+        # The chunks being checked are finished and written; no other starts.
+        self._stopping = True
+        self._moved.set()
+
+    async def _check_chunk(self, index: int) -> None:
+        """Chunk ``index``, read back if it is stored, else (or if it is gone) checked
+        and written once; then folded as far as the chunks before it allow."""
+        pages = await self._read(index) if index in self._stored else None
+        if pages is None:
+            async with self._parsers:
+                if self._stopping:
+                    return
+                parsed = await self._parse(index)
+            pages = await self._write(index, parsed)
+            self._durable.add(index)
+        self._ready[index] = pages
+        self._advance()
+
+    async def _parse(self, index: int) -> Pages:
         first, last = self.layout.pages_of(index)
         log.debug("checking pages %d-%d", first, last, extra=self._extra)
         with _tracer.start_as_current_span(
@@ -219,9 +285,9 @@ class ChunkRun:
             pages = [page for part in parts for page in part.result()]
         self.pages_parsed += len(pages)
         self._metrics.record_range(pages, time.monotonic() - started)
-        return index, pages
+        return pages
 
-    async def _write(self, index: int, pages: Pages) -> tuple[int, Pages]:
+    async def _write(self, index: int, pages: Pages) -> Pages:
         first, last = self.layout.pages_of(index)
         with _tracer.start_as_current_span("docpipe.write_chunk"):
             try:
@@ -243,9 +309,10 @@ class ChunkRun:
                 extra=self._extra,
             )
         log.debug("pages %d-%d stored (%s)", first, last, written.outcome, extra=self._extra)
-        return index, written.pages
+        return written.pages
 
-    async def _read(self, index: int) -> tuple[int, Pages | None]:
+    async def _read(self, index: int) -> Pages | None:
+        """The stored chunk's pages; None when it is gone (it is then no longer stored)."""
         first, last = self.layout.pages_of(index)
         try:
             pages = await asyncio.to_thread(
@@ -260,11 +327,13 @@ class ChunkRun:
                 last,
                 extra=self._extra,
             )
+            self._stored.discard(index)
+            self._durable.discard(index)
         else:
             log.debug("pages %d-%d taken from their stored chunk", first, last, extra=self._extra)
             self.pages_from_store += len(pages)
             self._metrics.pages_from_store.inc(len(pages))
-        return index, pages
+        return pages
 
     def _unusable(self, index: int, exc: StoredChunkError) -> ApplicationError:
         first, _ = self.layout.pages_of(index)
@@ -287,79 +356,10 @@ class ChunkRun:
             self.checkpoint = self.layout.checkpoint(chunks)
             self._heartbeater.details(self.checkpoint.to_details())
             self.on_advance(self.checkpoint.next_page - 1)
+        folded = self._folded
         while self._folded in self._ready:
             for page in self._ready.pop(self._folded):
                 self.summary.add(page)
             self._folded += 1
-
-    async def run(self) -> Checkpoint:
-        """Fold every chunk, checking those not stored; returns the final checkpoint.
-
-        Raises:
-            ApplicationError: the worker is shutting down (retryable: the next attempt
-                goes on from the chunks stored here), or a stored chunk is not this
-                check's (``result_unusable``, non-retryable).
-        """
-        parsing: set[asyncio.Task[tuple[int, Pages]]] = set()
-        writing: set[asyncio.Task[tuple[int, Pages]]] = set()
-        reading: set[asyncio.Task[tuple[int, Pages | None]]] = set()
-        window = self.AHEAD_PER_PROCESS * self._pool.size
-        next_index = 0
-        shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
-        try:
-            self._advance()
-            while True:
-                # One chunk per parser process keeps every core busy; a checked chunk is
-                # written while its process goes on with the next one.
-                while not shutdown.done():
-                    if self._vanished and len(parsing) < self._pool.size:
-                        index = self._vanished.popleft()
-                        parsing.add(asyncio.create_task(self._parse(index)))
-                    elif next_index < self.layout.chunks and next_index - self._folded < window:
-                        if next_index in self._stored:
-                            reading.add(asyncio.create_task(self._read(next_index)))
-                        elif len(parsing) < self._pool.size:
-                            parsing.add(asyncio.create_task(self._parse(next_index)))
-                        else:
-                            break
-                        next_index += 1
-                    else:
-                        break
-                if not (parsing or writing or reading):
-                    break
-                waiting: set[asyncio.Future[Any]] = {*parsing, *writing, *reading}
-                if not shutdown.done():
-                    waiting.add(shutdown)
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for parsed in [t for t in parsing if t.done()]:
-                    parsing.discard(parsed)
-                    writing.add(asyncio.create_task(self._write(*parsed.result())))
-                for wrote in [t for t in writing if t.done()]:
-                    writing.discard(wrote)
-                    index, pages = wrote.result()
-                    self._durable.add(index)
-                    self._ready[index] = pages
-                for read in [t for t in reading if t.done()]:
-                    reading.discard(read)
-                    index, maybe_pages = read.result()
-                    if maybe_pages is None:
-                        self._stored.discard(index)
-                        self._durable.discard(index)
-                        self._vanished.append(index)
-                    else:
-                        self._ready[index] = maybe_pages
-                self._advance()
-            if self._folded < self.layout.chunks:
-                raise ApplicationError(
-                    f"worker shutting down at page {self.checkpoint.next_page}; the next "
-                    "attempt goes on from the chunks stored",
-                    self.checkpoint.to_details(),
-                    type="WorkerShutdown",
-                )
-        finally:
-            shutdown.cancel()
-            tasks = (*parsing, *writing, *reading)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(shutdown, *tasks, return_exceptions=True)
-        return self.checkpoint
+        if self._folded != folded:
+            self._moved.set()
