@@ -16,7 +16,8 @@ still says what it had checked. From those lines and the report it prints:
 - ``orphans``: parser processes of a killed worker still alive 5 s after the kill;
 - ``pages_once``: the report's chunk files hold every page exactly once.
 
-The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]``.
+The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]
+[--pages N]`` (fewer pages for a quicker run; the figures above are for 3,000).
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ import random
 import re
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+# Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pypdf import PageObject, PdfReader, PdfWriter
 
@@ -42,6 +47,7 @@ from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
 from infra.settings import Settings, check_request, to_env
 from infra.stack import EmbeddedStack, StackConfig
+from pipeline.check import chunk_run
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
 
@@ -49,10 +55,11 @@ PAGES = 3000
 KILLS = 3
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
 # The worker's debug lines: a page checked in a parser process; a chunk sent to the parser
-# processes; a chunk stored.
+# processes; a chunk stored (the chunk run logs under its module's name, wherever it lives).
 _PAGE = re.compile(r"DEBUG parser\.pages: parser process \d+: page (\d+) checked")
-_CHECKING = re.compile(r"DEBUG pipeline\.chunk_run: checking pages (\d+)-(\d+)")
-_STORED = re.compile(r"DEBUG pipeline\.chunk_run: pages (\d+)-(\d+) stored \(written\)")
+_CHUNK_RUN = re.escape(chunk_run.__name__)
+_CHECKING = re.compile(rf"DEBUG {_CHUNK_RUN}: checking pages (\d+)-(\d+)")
+_STORED = re.compile(rf"DEBUG {_CHUNK_RUN}: pages (\d+)-(\d+) stored \(written\)")
 
 
 def corpus_document(pages: int, path: Path) -> str:
@@ -129,13 +136,13 @@ def pages_in_report(settings: Settings, document: DocumentRef) -> list[int]:
     return seen
 
 
-async def run(work: Path, state_dir: str | None, seed: int) -> dict[str, Any]:
+async def run(work: Path, state_dir: str | None, seed: int, pages: int) -> dict[str, Any]:
     rng = random.Random(seed)
     path = work / "crash.pdf"
-    made = corpus_document(PAGES, path)
+    made = corpus_document(pages, path)
     print(f"document: {made}, {path.stat().st_size / 1e6:.1f} MB", flush=True)
     logs = work / "logs"
-    figures: dict[str, Any] = {"pages": PAGES, "kills": KILLS, "seed": seed}
+    figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed}
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
@@ -172,7 +179,7 @@ async def run(work: Path, state_dir: str | None, seed: int) -> dict[str, Any]:
                     resumes.append(time.monotonic() - killed_at)
                 # A random moment of this attempt: after a random share of the chunks it
                 # has left (up to half of them, so that each kill finds work to cut).
-                chunks_left = -(-(PAGES - _stored_pages(workers)) // settings.pipeline.chunk_pages)
+                chunks_left = -(-(pages - _stored_pages(workers)) // settings.pipeline.chunk_pages)
                 target = rng.randint(0, max(chunks_left // 2, 1))
                 _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, 300, "chunks")
                 await asyncio.sleep(rng.uniform(0, 0.2))
@@ -209,12 +216,12 @@ async def run(work: Path, state_dir: str | None, seed: int) -> dict[str, Any]:
         figures["verdict"] = summary.verdict
         figures["pages_checked"] = sum(checked.values())
         figures["pages_redone"] = redone
-        figures["redo_ratio"] = round(redone / PAGES, 4)
-        figures["resent_ratio"] = round(sum(count - 1 for count in sent.values()) / PAGES, 4)
+        figures["redo_ratio"] = round(redone / pages, 4)
+        figures["resent_ratio"] = round(sum(count - 1 for count in sent.values()) / pages, 4)
         figures["resume_runs_s"] = [round(s, 1) for s in resumes]
         figures["resume_s"] = round(statistics.median(resumes), 1)
         figures["orphans"] = orphans
-        figures["pages_once"] = pages_in_report(settings, document) == list(range(1, PAGES + 1))
+        figures["pages_once"] = pages_in_report(settings, document) == list(range(1, pages + 1))
     return figures
 
 
@@ -233,16 +240,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument(
+        "--pages", type=int, default=PAGES, help=f"pages of the document (default: {PAGES})"
+    )
+    parser.add_argument(
         "--state-dir",
         default="/dev/shm" if Path("/dev/shm").is_dir() else None,
         help="where the stack keeps Temporal's database (default: /dev/shm)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(run(Path(work), args.state_dir, args.seed))
+        figures = asyncio.run(run(Path(work), args.state_dir, args.seed, args.pages))
     print()
     print(
-        f"redo: {figures['pages_redone']} of {PAGES} pages checked again -> redo_ratio "
+        f"redo: {figures['pages_redone']} of {figures['pages']} pages checked again -> redo_ratio "
         f"{figures['redo_ratio']} (target <= 0.05); pages of chunks sent again: "
         f"resent_ratio {figures['resent_ratio']}"
     )

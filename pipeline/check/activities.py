@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pipeline.check.checkpoint import Checkpoint
-from pipeline.check.chunk_run import ChunkRun, stored_chunks
+from pipeline.check.chunk_run import ChunkLayout, ChunkRun, stored_chunks
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
@@ -232,26 +232,44 @@ class DocumentActivities:
     ) -> CheckPagesResult:
         """The pages of a document that fits in one chunk. A first attempt lists nothing:
         writing the chunk keeps whatever an earlier check stored there first."""
-        store = ResultStore(self.s3, input.results_bucket)
-        checkpoint = Checkpoint.start(inspection.plan.chunk_pages)
+        layout = ChunkLayout(
+            document=input.document,
+            results_bucket=input.results_bucket,
+            results_prefix=input.results_prefix,
+            page_count=inspection.page_count,
+            chunk_pages=inspection.plan.chunk_pages,
+        )
+        checkpoint = Checkpoint.start(layout.chunk_pages)
         attempt = activity.info().attempt
         stored = (
-            await stored_chunks(store, input.results_prefix, checkpoint, inspection.page_count)
-            if attempt > 1
-            else set()
+            await stored_chunks(self._store(layout), layout, checkpoint) if attempt > 1 else set()
         )
-        run = ChunkRun(
+        run = self._chunk_run(layout, path, checkpoint, stored, heartbeater)
+        return _pages_result(run, await run.run(), attempt)
+
+    def _store(self, layout: ChunkLayout) -> ResultStore:
+        return ResultStore(self.s3, layout.results_bucket)
+
+    def _chunk_run(
+        self,
+        layout: ChunkLayout,
+        path: Path,
+        checkpoint: Checkpoint,
+        stored: set[int],
+        heartbeater: Heartbeater,
+    ) -> ChunkRun:
+        """A page-checking run of this worker's parser processes, in ``layout``."""
+        return ChunkRun(
             self.pool,
             path,
-            input.pages_input(inspection),
-            store,
+            layout,
+            self._store(layout),
             checkpoint,
             stored,
             heartbeater=heartbeater,
             metrics=self.metrics,
-            log_extra=_ids(input.document.document_id),
+            log_extra=_ids(layout.document.document_id),
         )
-        return _pages_result(run, await run.run(), attempt)
 
     @activity.defn(name="check_pages")
     async def check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
@@ -268,34 +286,32 @@ class DocumentActivities:
 
     async def _check_pages(self, input: CheckPagesInput) -> CheckPagesResult:
         info = activity.info()
-        ids = _ids(input.document.document_id)
-        store = ResultStore(self.s3, input.results_bucket)
         resumed = Checkpoint.from_details(info.heartbeat_details, input.page_count)
         checkpoint = resumed or Checkpoint.start(input.chunk_pages)
+        # The layout the check began with, whatever this worker is configured with.
+        layout = ChunkLayout(
+            document=input.document,
+            results_bucket=input.results_bucket,
+            results_prefix=input.results_prefix,
+            page_count=input.page_count,
+            chunk_pages=checkpoint.chunk_pages,
+        )
         async with Heartbeater(checkpoint.to_details()) as heartbeater:
-            stored = await stored_chunks(store, input.results_prefix, checkpoint, input.page_count)
+            stored = await stored_chunks(self._store(layout), layout, checkpoint)
             signals: ProgressSignals | None = None
             try:
                 async with self._spooler.spooled(input.document) as spool:
-                    run = ChunkRun(
-                        self.pool,
-                        spool.path,
-                        input,
-                        store,
-                        checkpoint,
-                        stored,
-                        heartbeater=heartbeater,
-                        metrics=self.metrics,
-                        log_extra=ids,
-                    )
+                    run = self._chunk_run(layout, spool.path, checkpoint, stored, heartbeater)
                     log.info(
                         "checking %s pages %d-%d (attempt %d%s)",
                         input.document.document_id,
                         run.first_page,
                         input.page_count,
                         info.attempt,
-                        f"; {len(stored)} of {run.total} chunks already stored" if stored else "",
-                        extra=ids,
+                        f"; {len(stored)} of {layout.chunks} chunks already stored"
+                        if stored
+                        else "",
+                        extra=_ids(input.document.document_id),
                     )
                     if stored:
                         self.metrics.resumes.inc()
@@ -457,7 +473,7 @@ def _summary_from_state(state: dict[str, Any] | None) -> PageSummary | None:
 def _pages_result(run: ChunkRun, checkpoint: Checkpoint, attempt: int) -> CheckPagesResult:
     """What a finished page-checking run hands on: counts and its bounded summary."""
     return CheckPagesResult(
-        pages_checked=run.page_count,
+        pages_checked=run.layout.page_count,
         chunks=checkpoint.chunks,
         chunk_pages=checkpoint.chunk_pages,
         first_page_this_attempt=run.first_page,

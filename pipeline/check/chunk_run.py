@@ -13,8 +13,8 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import PagePool
 from pipeline.check.report import PageSummary
 from pipeline.check.results import ResultStore, StoredChunkError, chunk_key
-from pipeline.models import CheckPagesInput
+from pipeline.models import DocumentRef
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("docpipe.pipeline")
@@ -36,19 +36,55 @@ _tracer = trace.get_tracer("docpipe.pipeline")
 Pages = list[dict[str, Any]]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ChunkLayout:
+    """How one check's pages fall into chunk files, and where those files are.
+
+    Attributes:
+        document: the document checked.
+        results_bucket: the bucket of the check's results.
+        results_prefix: where its chunk files go (under ``pages/``).
+        page_count: the document's pages.
+        chunk_pages: pages per chunk file (fixed for a check once a chunk is stored).
+    """
+
+    document: DocumentRef
+    results_bucket: str
+    results_prefix: str
+    page_count: int
+    chunk_pages: int
+
+    @property
+    def chunks(self) -> int:
+        """How many chunk files the document's pages fill."""
+        return math.ceil(self.page_count / self.chunk_pages)
+
+    def pages_of(self, index: int) -> tuple[int, int]:
+        """The first and last page of chunk ``index`` (0-based)."""
+        first = index * self.chunk_pages + 1
+        return first, min(first + self.chunk_pages - 1, self.page_count)
+
+    def checkpoint(self, chunks: int) -> Checkpoint:
+        """The checkpoint of the first ``chunks`` chunks durable."""
+        return Checkpoint(
+            next_page=min(chunks * self.chunk_pages, self.page_count) + 1,
+            chunks=chunks,
+            chunk_pages=self.chunk_pages,
+        )
+
+
 async def stored_chunks(
-    store: ResultStore, prefix: str, checkpoint: Checkpoint, page_count: int
+    store: ResultStore, layout: ChunkLayout, checkpoint: Checkpoint
 ) -> set[int]:
     """Indexes of the chunks already stored: those the checkpoint vouches for, and every
     chunk file listed after them (written ahead of the checkpoint, or after its last
-    heartbeat reached the server). Files off the checkpoint's layout are not chunks of it."""
-    size = checkpoint.chunk_pages
+    heartbeat reached the server). Files off the layout are not chunks of it."""
+    size = layout.chunk_pages
     vouched = checkpoint.chunks
     after = (vouched - 1) * size + 1 if vouched else 0
-    firsts = await asyncio.to_thread(store.stored_chunk_pages, prefix, after)
-    total = math.ceil(page_count / size)
+    firsts = await asyncio.to_thread(store.stored_chunk_pages, layout.results_prefix, after)
     listed = {(first - 1) // size for first in firsts if (first - 1) % size == 0}
-    return set(range(vouched)) | {index for index in listed if index < total}
+    return set(range(vouched)) | {index for index in listed if index < layout.chunks}
 
 
 def page_ranges(
@@ -78,23 +114,30 @@ def page_ranges(
 class ChunkRun:
     """One attempt's chunks: read the stored ones back, check and write the others.
 
-    At most one chunk per parser process is being checked at a time, and a checked chunk
-    is written at once while the processes go on with the next: after a crash, the pages
-    checked again are those of the chunks that were being checked or written. Chunks are
-    folded into :attr:`summary` in page order; no more than ``AHEAD_PER_PROCESS`` chunks
-    per process wait to be folded (a slow chunk holds the others back, up to that many).
+    Each chunk is one task of a task group, started in page order. A stored chunk is read
+    back. Any other is checked in page ranges that any free parser process takes, no more
+    chunks at a time than there are processes (a semaphore), and then written once while
+    the next chunk takes its place: after a crash, the pages checked again are those of
+    the chunks that were being checked or written. A chunk starts only while it is fewer
+    than ``AHEAD_PER_PROCESS`` chunks per process ahead of the first chunk not folded (a
+    slow chunk holds the others back, up to that many). Chunks are folded into
+    :attr:`summary` in page order, and the checkpoint moves over the chunks that are
+    durable, from the first, never past one not yet written.
 
     Args:
         pool: the worker's parser processes.
         path: the document, spooled.
-        input: the activity's input.
+        layout: the check's chunks, in the layout of ``checkpoint``.
         store: where the chunk files are.
-        checkpoint: where the last attempt's heartbeats left off (its layout is kept).
+        checkpoint: where the last attempt's heartbeats left off.
         stored: indexes of the chunks already stored (:func:`stored_chunks`).
         heartbeater: carries the checkpoint as it moves.
         metrics: the worker's metrics.
         on_advance: called with the pages durable from page 1 whenever that grows.
         log_extra: log fields of the check (document and workflow IDs).
+
+    Raises:
+        ValueError: the checkpoint is of another layout.
     """
 
     AHEAD_PER_PROCESS = 4
@@ -107,7 +150,7 @@ class ChunkRun:
         self,
         pool: PagePool,
         path: Path,
-        input: CheckPagesInput,
+        layout: ChunkLayout,
         store: ResultStore,
         checkpoint: Checkpoint,
         stored: set[int],
@@ -117,38 +160,102 @@ class ChunkRun:
         on_advance: Callable[[int], None] = lambda pages_done: None,
         log_extra: dict[str, Any] | None = None,
     ) -> None:
+        if checkpoint.chunk_pages != layout.chunk_pages:
+            raise ValueError(
+                f"a checkpoint of {checkpoint.chunk_pages}-page chunks for a layout of "
+                f"{layout.chunk_pages}"
+            )
         self._pool = pool
         self._path = path
-        self._input = input
+        self.layout = layout
         self._store = store
         self._heartbeater = heartbeater
         self._metrics = metrics or PipelineMetrics()
         self.on_advance = on_advance
         self._extra = log_extra or {}
         self.checkpoint = checkpoint
-        self.page_count = input.page_count
-        self.total = math.ceil(input.page_count / checkpoint.chunk_pages)
         self._stored = set(stored)
         # Durable chunks (stored, or written by this attempt): the checkpoint passes them.
         self._durable = set(stored)
         # Chunks whose page results are at hand, waiting for the fold to reach them.
         self._ready: dict[int, Pages] = {}
-        # Stored chunks found gone when read back: checked again.
-        self._vanished: deque[int] = deque()
         self._folded = 0
+        # Set when the fold moves or the worker shuts down: a chunk may start then.
+        self._moved = asyncio.Event()
+        self._stopping = False
+        self._parsers = asyncio.Semaphore(pool.size)
         self.summary = PageSummary()
         self.pages_parsed = 0
         self.pages_from_store = 0
-        missing = [index for index in range(self.total) if index not in self._stored]
         # The first page this attempt checks (one past the last page if none).
-        self.first_page = self._bounds(missing[0])[0] if missing else self._input.page_count + 1
+        self.first_page = next(
+            (layout.pages_of(i)[0] for i in range(layout.chunks) if i not in self._stored),
+            layout.page_count + 1,
+        )
 
-    def _bounds(self, index: int) -> tuple[int, int]:
-        first = index * self.checkpoint.chunk_pages + 1
-        return first, min(first + self.checkpoint.chunk_pages - 1, self._input.page_count)
+    async def run(self) -> Checkpoint:
+        """Fold every chunk, checking those not stored; returns the final checkpoint.
 
-    async def _parse(self, index: int) -> tuple[int, Pages]:
-        first, last = self._bounds(index)
+        Raises:
+            ApplicationError: the worker is shutting down (retryable: the next attempt
+                goes on from the chunks stored here), or a stored chunk is not this
+                check's (``result_unusable``, non-retryable).
+            Exception: a page range failed (its own error; the other work is stopped).
+        """
+        self._advance()
+        shutdown = asyncio.create_task(self._stop_at_worker_shutdown())
+        try:
+            async with asyncio.TaskGroup() as chunks:
+                for index in range(self.layout.chunks):
+                    if not await self._window_open_for(index):
+                        break
+                    chunks.create_task(self._check_chunk(index))
+        except BaseExceptionGroup as failed:
+            # The first failure, as it was: the others were cancelled because of it.
+            raise failed.exceptions[0] from None
+        finally:
+            shutdown.cancel()
+            await asyncio.gather(shutdown, return_exceptions=True)
+        if self._folded < self.layout.chunks:
+            raise ApplicationError(
+                f"worker shutting down at page {self.checkpoint.next_page}; the next "
+                "attempt goes on from the chunks stored",
+                self.checkpoint.to_details(),
+                type="WorkerShutdown",
+            )
+        return self.checkpoint
+
+    async def _window_open_for(self, index: int) -> bool:
+        """Wait until chunk ``index`` is within the window ahead of the fold; False when
+        the worker shuts down first (no chunk starts then)."""
+        window = self.AHEAD_PER_PROCESS * self._pool.size
+        while not self._stopping and index - self._folded >= window:
+            self._moved.clear()
+            await self._moved.wait()
+        return not self._stopping
+
+    async def _stop_at_worker_shutdown(self) -> None:
+        await activity.wait_for_worker_shutdown()
+        # The chunks being checked are finished and written; no other starts.
+        self._stopping = True
+        self._moved.set()
+
+    async def _check_chunk(self, index: int) -> None:
+        """Chunk ``index``, read back if it is stored, else (or if it is gone) checked
+        and written once; then folded as far as the chunks before it allow."""
+        pages = await self._read(index) if index in self._stored else None
+        if pages is None:
+            async with self._parsers:
+                if self._stopping:
+                    return
+                parsed = await self._parse(index)
+            pages = await self._write(index, parsed)
+            self._durable.add(index)
+        self._ready[index] = pages
+        self._advance()
+
+    async def _parse(self, index: int) -> Pages:
+        first, last = self.layout.pages_of(index)
         log.debug("checking pages %d-%d", first, last, extra=self._extra)
         with _tracer.start_as_current_span(
             "docpipe.page_range",
@@ -166,7 +273,7 @@ class ChunkRun:
                         for start, end in page_ranges(
                             first,
                             last,
-                            page_count=self._input.page_count,
+                            page_count=self.layout.page_count,
                             processes=self._pool.size,
                             most=self.RANGE_PAGES,
                             least=self.MIN_RANGE_PAGES,
@@ -178,14 +285,14 @@ class ChunkRun:
             pages = [page for part in parts for page in part.result()]
         self.pages_parsed += len(pages)
         self._metrics.record_range(pages, time.monotonic() - started)
-        return index, pages
+        return pages
 
-    async def _write(self, index: int, pages: Pages) -> tuple[int, Pages]:
-        first, last = self._bounds(index)
+    async def _write(self, index: int, pages: Pages) -> Pages:
+        first, last = self.layout.pages_of(index)
         with _tracer.start_as_current_span("docpipe.write_chunk"):
             try:
                 written = await asyncio.to_thread(
-                    self._store.write_chunk, self._input.results_prefix, pages
+                    self._store.write_chunk, self.layout.results_prefix, pages
                 )
             except StoredChunkError as exc:
                 raise self._unusable(index, exc) from exc
@@ -202,13 +309,14 @@ class ChunkRun:
                 extra=self._extra,
             )
         log.debug("pages %d-%d stored (%s)", first, last, written.outcome, extra=self._extra)
-        return index, written.pages
+        return written.pages
 
-    async def _read(self, index: int) -> tuple[int, Pages | None]:
-        first, last = self._bounds(index)
+    async def _read(self, index: int) -> Pages | None:
+        """The stored chunk's pages; None when it is gone (it is then no longer stored)."""
+        first, last = self.layout.pages_of(index)
         try:
             pages = await asyncio.to_thread(
-                self._store.read_chunk, self._input.results_prefix, first, last
+                self._store.read_chunk, self.layout.results_prefix, first, last
             )
         except StoredChunkError as exc:
             raise self._unusable(index, exc) from exc
@@ -219,15 +327,17 @@ class ChunkRun:
                 last,
                 extra=self._extra,
             )
+            self._stored.discard(index)
+            self._durable.discard(index)
         else:
             log.debug("pages %d-%d taken from their stored chunk", first, last, extra=self._extra)
             self.pages_from_store += len(pages)
             self._metrics.pages_from_store.inc(len(pages))
-        return index, pages
+        return pages
 
     def _unusable(self, index: int, exc: StoredChunkError) -> ApplicationError:
-        first, _ = self._bounds(index)
-        key = chunk_key(self._input.results_prefix, first)
+        first, _ = self.layout.pages_of(index)
+        key = chunk_key(self.layout.results_prefix, first)
         return ApplicationError(
             f"s3://{self._store.bucket}/{key} {exc}: it was not written by this check "
             "(another chunk size, or another program). Retrying cannot change it; "
@@ -243,86 +353,13 @@ class ChunkRun:
         while chunks in self._durable:
             chunks += 1
         if chunks != self.checkpoint.chunks:
-            self.checkpoint = Checkpoint(
-                next_page=min(chunks * self.checkpoint.chunk_pages, self._input.page_count) + 1,
-                chunks=chunks,
-                chunk_pages=self.checkpoint.chunk_pages,
-            )
+            self.checkpoint = self.layout.checkpoint(chunks)
             self._heartbeater.details(self.checkpoint.to_details())
             self.on_advance(self.checkpoint.next_page - 1)
+        folded = self._folded
         while self._folded in self._ready:
             for page in self._ready.pop(self._folded):
                 self.summary.add(page)
             self._folded += 1
-
-    async def run(self) -> Checkpoint:
-        """Fold every chunk, checking those not stored; returns the final checkpoint.
-
-        Raises:
-            ApplicationError: the worker is shutting down (retryable: the next attempt
-                goes on from the chunks stored here), or a stored chunk is not this
-                check's (``result_unusable``, non-retryable).
-        """
-        parsing: set[asyncio.Task[tuple[int, Pages]]] = set()
-        writing: set[asyncio.Task[tuple[int, Pages]]] = set()
-        reading: set[asyncio.Task[tuple[int, Pages | None]]] = set()
-        window = self.AHEAD_PER_PROCESS * self._pool.size
-        next_index = 0
-        shutdown = asyncio.create_task(activity.wait_for_worker_shutdown())
-        try:
-            self._advance()
-            while True:
-                # One chunk per parser process keeps every core busy; a checked chunk is
-                # written while its process goes on with the next one.
-                while not shutdown.done():
-                    if self._vanished and len(parsing) < self._pool.size:
-                        index = self._vanished.popleft()
-                        parsing.add(asyncio.create_task(self._parse(index)))
-                    elif next_index < self.total and next_index - self._folded < window:
-                        if next_index in self._stored:
-                            reading.add(asyncio.create_task(self._read(next_index)))
-                        elif len(parsing) < self._pool.size:
-                            parsing.add(asyncio.create_task(self._parse(next_index)))
-                        else:
-                            break
-                        next_index += 1
-                    else:
-                        break
-                if not (parsing or writing or reading):
-                    break
-                waiting: set[asyncio.Future[Any]] = {*parsing, *writing, *reading}
-                if not shutdown.done():
-                    waiting.add(shutdown)
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for parsed in [t for t in parsing if t.done()]:
-                    parsing.discard(parsed)
-                    writing.add(asyncio.create_task(self._write(*parsed.result())))
-                for wrote in [t for t in writing if t.done()]:
-                    writing.discard(wrote)
-                    index, pages = wrote.result()
-                    self._durable.add(index)
-                    self._ready[index] = pages
-                for read in [t for t in reading if t.done()]:
-                    reading.discard(read)
-                    index, maybe_pages = read.result()
-                    if maybe_pages is None:
-                        self._stored.discard(index)
-                        self._durable.discard(index)
-                        self._vanished.append(index)
-                    else:
-                        self._ready[index] = maybe_pages
-                self._advance()
-            if self._folded < self.total:
-                raise ApplicationError(
-                    f"worker shutting down at page {self.checkpoint.next_page}; the next "
-                    "attempt goes on from the chunks stored",
-                    self.checkpoint.to_details(),
-                    type="WorkerShutdown",
-                )
-        finally:
-            shutdown.cancel()
-            tasks = (*parsing, *writing, *reading)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(shutdown, *tasks, return_exceptions=True)
-        return self.checkpoint
+        if self._folded != folded:
+            self._moved.set()
