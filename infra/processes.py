@@ -117,7 +117,7 @@ def docpipe_process(
 
     Args:
         command: the subcommand and its arguments.
-        settings_env: ``DOCPIPE_*`` variables (see ``infra.settings.to_env``).
+        settings_env: ``DOCPIPE_*`` variables (see ``infra.settings_env.to_env``).
         base_env: the rest of the environment, usually ``os.environ``.
     """
     env = {k: v for k, v in base_env.items() if not k.startswith("DOCPIPE_")}
