@@ -33,7 +33,7 @@ from infra.clients import ServerUnreachableError, s3_unreachable
 from infra.logs import configure_logging
 from infra.settings import SettingsError
 from infra.settings_env import add_arguments, load_settings
-from infra.stack import StackError
+from infra.stack_errors import StackError
 
 # In the order ``docpipe --help`` lists them.
 COMMAND_MODULES: tuple[Callable[[Commands], None], ...] = (
