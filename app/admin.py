@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from app.command import Commands, with_temporal
-from infra import settings as settings_module
+from infra import settings_env
 from infra.codec import describe_keyring
 from infra.settings import Settings
 from infra.temporal_setup import register_search_attributes
@@ -30,7 +30,7 @@ def _set_up_namespace(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_settings(args: argparse.Namespace, settings: Settings) -> int:
     """The settings in force, secrets masked."""
-    for name, value in settings_module.describe(settings):
+    for name, value in settings_env.describe(settings):
         print(f"{name}={value}")
     print(f"# {describe_keyring(settings.codec)}")
     return 0

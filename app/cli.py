@@ -29,11 +29,11 @@ from app import (
     submit,
 )
 from app.command import EXIT_USAGE, CommandError, Commands
-from infra import settings as settings_module
 from infra.clients import ServerUnreachableError, s3_unreachable
 from infra.logs import configure_logging
-from infra.settings import SettingsError, load_settings
-from infra.stack import StackError
+from infra.settings import SettingsError
+from infra.settings_env import add_arguments, load_settings
+from infra.stack_errors import StackError
 
 # In the order ``docpipe --help`` lists them.
 COMMAND_MODULES: tuple[Callable[[Commands], None], ...] = (
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DOCPIPE_LOG_LEVEL", "info"),
         help="debug, info, warning or error (DOCPIPE_LOG_LEVEL, default info)",
     )
-    settings_module.add_arguments(common)
+    add_arguments(common)
     parser = argparse.ArgumentParser(
         prog="docpipe",
         description="Check PDFs uploaded to S3, driven by Kafka events, orchestrated by Temporal.",

@@ -19,9 +19,11 @@ from app.dev import stack_config, stack_options
 from app.lookups import workflow_status, workflow_url
 from app.submit import Submission, submit_files
 from infra.clients import temporal_client
-from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import Settings, to_env
-from infra.stack import LOOPBACK, EmbeddedStack, StackConfig, exit_on_sigterm, free_ports
+from infra.ports import LOOPBACK, free_ports
+from infra.processes import ManagedProcess, docpipe_process, exit_on_sigterm, stop_all
+from infra.settings import Settings
+from infra.settings_env import to_env
+from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary
 
 SAMPLES_DIR = Path(__file__).parent / "samples"

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from app.command import Commands
+from infra.processes import exit_on_sigterm
 from infra.settings import Settings
-from infra.stack import EmbeddedStack, StackConfig, exit_on_sigterm
+from infra.stack import EmbeddedStack, StackConfig
 
 DEFAULT_STATE_DIR = ".docpipe"
 

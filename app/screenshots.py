@@ -22,9 +22,11 @@ from app.browser import BrowserError, chromium_binary, screenshot, workflows_url
 from app.demo import sample_files, wait_for_checks, with_metrics_port
 from app.submit import submit_files
 from infra.clients import temporal_client
+from infra.ports import free_ports
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import Settings, to_env
-from infra.stack import EmbeddedStack, StackConfig, free_ports
+from infra.settings import Settings
+from infra.settings_env import to_env
+from infra.stack import EmbeddedStack, StackConfig
 
 LIST_QUERY = "DocpipeBucket = 'documents'"
 

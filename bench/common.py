@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from infra.processes import ManagedProcess, docpipe_process
-from infra.settings import Settings, to_env
+from infra.settings import Settings
+from infra.settings_env import to_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

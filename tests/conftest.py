@@ -12,7 +12,8 @@ import pytest
 
 from infra.logs import THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import KafkaSettings, PipelineSettings, Settings, TemporalSettings, to_env
+from infra.settings import KafkaSettings, PipelineSettings, Settings, TemporalSettings
+from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 
 _names = itertools.count(1)

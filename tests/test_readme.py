@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.cli import build_parser
-from infra.settings import setting_names
+from infra.settings_env import setting_names
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

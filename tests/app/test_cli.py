@@ -14,7 +14,7 @@ from app import cli
 from app.command import CommandError, Commands
 from infra.clients import ServerUnreachableError
 from infra.settings import Settings, SettingsError
-from infra.stack import StackError
+from infra.stack_errors import StackError
 
 COMMANDS = (
     "dev",

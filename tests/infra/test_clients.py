@@ -13,8 +13,8 @@ from infra.clients import (
     temporal_client,
     temporal_client_waiting,
 )
+from infra.ports import free_ports
 from infra.settings import CodecSettings, S3Settings, SettingsError, TemporalSettings
-from infra.stack import free_ports
 from tests.support.helpers import async_wait_for
 
 _CLEAR = CodecSettings(mode="none")

@@ -21,13 +21,9 @@ from infra.settings import (
     SettingsError,
     TelemetrySettings,
     TemporalSettings,
-    add_arguments,
-    describe,
     env_name,
-    load_settings,
-    setting_names,
-    to_env,
 )
+from infra.settings_env import add_arguments, describe, load_settings, setting_names, to_env
 
 
 def _parse(*argv: str) -> argparse.Namespace:

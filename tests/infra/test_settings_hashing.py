@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.settings import Settings, SettingsError, check_request, load_settings, to_env
+from infra.settings import Settings, SettingsError, check_request
+from infra.settings_env import load_settings, to_env
 from pipeline.models import DocumentRef
 
 _DOCUMENT = DocumentRef(bucket="documents", key="acme/secret plan.pdf", version_id="v1")

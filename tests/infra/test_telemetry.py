@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from infra.settings import SettingsError, TelemetrySettings, load_settings
+from infra.settings import SettingsError, TelemetrySettings
+from infra.settings_env import load_settings
 from infra.telemetry import (
     MetricsServer,
     otlp_tracer_provider,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.demo import sample_files
-from infra.stack import free_ports
+from infra.ports import free_ports
 from tests.support.helpers import docpipe_stack_command
 
 

@@ -18,11 +18,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
+from infra.binaries import temporal_binary
 from infra.clients import s3_client, temporal_client
 from infra.codec import KEY_ID_KEY
 from infra.keyring import write_keyring_file
 from infra.settings import CodecSettings, Settings
-from infra.stack import EmbeddedStack, temporal_binary
+from infra.stack import EmbeddedStack
 from pipeline.labels import object_key_value
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent

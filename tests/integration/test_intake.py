@@ -25,7 +25,8 @@ from consumers.dead_letters import DeadLetter
 from consumers.intake import UploadIntake
 from infra.clients import s3_client
 from infra.processes import pid_alive
-from infra.settings import Settings, to_env
+from infra.settings import Settings
+from infra.settings_env import to_env
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
 from tests.support.helpers import async_wait_for, wait_for

@@ -20,7 +20,8 @@ from temporalio.testing import ActivityEnvironment
 
 from app.reprocess import original_request
 from infra.clients import kafka_kwargs, s3_client, temporal_client
-from infra.settings import Settings, to_env
+from infra.settings import Settings
+from infra.settings_env import to_env
 from pipeline.check.publish import ResultPublisher
 from pipeline.models import (
     REPORT_NAME,

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from infra.clients import s3_client
+from infra.ports import free_ports
 from infra.processes import descendants, pid_alive
-from infra.stack import EmbeddedStack, StackConfig, StackError, free_ports
+from infra.stack import EmbeddedStack, StackConfig
+from infra.stack_errors import StackError
 from tests.support.helpers import docpipe_stack_command, wait_for
 
 
@@ -101,11 +103,11 @@ def test_taken_port_from_the_cli(tmp_path: Path) -> None:
 def test_missing_binary_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    from infra import stack as stack_module
+    from infra import binaries
 
-    monkeypatch.setattr(stack_module, "_bin_dir", lambda: Path("/nonexistent"))
+    monkeypatch.setattr(binaries, "_bin_dir", lambda: Path("/nonexistent"))
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(StackError, match="make install"):
-        stack_module.temporal_binary()
+        binaries.temporal_binary()
     with pytest.raises(StackError, match="make install"):
-        stack_module.moto_binary()
+        binaries.moto_binary()

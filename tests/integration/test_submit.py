@@ -17,8 +17,9 @@ import pytest
 from app import submit as submit_module
 from app.submit import SubmitError, submit_files
 from infra.clients import s3_client
-from infra.settings import Settings, to_env
-from infra.stack import free_ports
+from infra.ports import free_ports
+from infra.settings import Settings
+from infra.settings_env import to_env
 from tests.support.pdfs import make_pdf
 from tests.support.reports import read_topic
 from tests.support.s3_faults import S3Faults

@@ -20,8 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
+from infra.ports import free_ports
 from infra.settings import Settings
-from infra.stack import free_ports
 from infra.telemetry import tracing_interceptors
 from pipeline.models import CheckSummary
 from tests.conftest import StartComponent

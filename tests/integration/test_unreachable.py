@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from infra.ports import free_ports
 from infra.processes import ManagedProcess
-from infra.stack import free_ports
 from tests.support.helpers import wait_for
 
 TEMPORAL, KAFKA, S3 = (f"127.0.0.1:{port}" for port in free_ports(3))

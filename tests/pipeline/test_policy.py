@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from temporalio.converter import DataConverter
 
-from infra.settings import Settings, SettingsError, load_settings, to_env
+from infra.settings import Settings, SettingsError
+from infra.settings_env import load_settings, to_env
 from pipeline.models import CheckPlan
 from pipeline.policy import (
     DEFAULT_IGNORE,

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 
-from infra.settings import Settings, check_request, to_env
+from infra.settings import Settings, check_request
+from infra.settings_env import to_env
 from pipeline import starts
 from pipeline.models import CheckSummary, DocumentRef
 

@@ -30,7 +30,8 @@ from app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
 from app.reprocess import resolve, start_recheck
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import CodecSettings, PipelineSettings, Settings, to_env
+from infra.settings import CodecSettings, PipelineSettings, Settings
+from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.recheck.models import RecheckSelection
