@@ -28,7 +28,6 @@ from infra.processes import pid_alive
 from infra.settings import Settings, to_env
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, wait_for
 from tests.support.intake import (
     Message,
     Sent,
@@ -49,6 +48,7 @@ from tests.support.intake import (
     workflow_runs,
 )
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for, wait_for
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

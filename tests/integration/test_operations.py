@@ -25,8 +25,11 @@ from pipeline.models import (
     DocumentRef,
 )
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, docpipe_cli, hashing_by_default, start_check
+from tests.support.checks import start_check
+from tests.support.commands import docpipe_cli
 from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.polling import async_wait_for
+from tests.support.settings import hashing_by_default
 
 
 def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:

@@ -13,7 +13,8 @@ import pytest
 from infra.clients import s3_client
 from infra.processes import descendants, pid_alive
 from infra.stack import EmbeddedStack, StackConfig, StackError, free_ports
-from tests.support.helpers import docpipe_stack_command, wait_for
+from tests.support.commands import docpipe_stack_command
+from tests.support.polling import wait_for
 
 
 def _dev_command(state_dir: Path, ports: list[int]) -> list[str]:

@@ -18,9 +18,9 @@ from infra.stack import EmbeddedStack
 from pipeline.labels import static_details, static_summary
 from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
 
 pytestmark = pytest.mark.skipif(
     chromium_binary() is None, reason=f"the browser test needs chromium; {INSTALL_HINT}"

@@ -25,9 +25,9 @@ from infra.settings import CodecSettings, Settings, check_request
 from infra.stack import EmbeddedStack
 from pipeline.models import DocumentRef
 from pipeline.starts import start_check
-from tests.support.helpers import hashing_by_default
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
+from tests.support.settings import hashing_by_default
 
 pytestmark = pytest.mark.skipif(
     chromium_binary() is None, reason=f"the browser test needs chromium; {INSTALL_HINT}"

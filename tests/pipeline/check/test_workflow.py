@@ -49,7 +49,7 @@ from pipeline.models import (
     PublishResultInput,
 )
 from pipeline.starts import start_check
-from tests.support.helpers import async_wait_for
+from tests.support.polling import async_wait_for
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
 PAGES = 300
