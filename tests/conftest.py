@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # A consumer joining after another left waits for the session timeout: keep it short.
 # Readable workflow IDs (keys in clear) for the tests that are not about hashing them;
-# those about it restore the default (tests/support/helpers.hashing_by_default).
+# those about it restore the default (tests/support/settings.hashing_by_default).
 _TEST_BASE = Settings(
     kafka=KafkaSettings(session_timeout_ms=2000),
     temporal=TemporalSettings(hash_object_keys=False),

@@ -35,7 +35,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return report_of_file(path)
 
 
-def test_verdict_comes_first(report: dict[str, Any]) -> None:
+def test_the_verdict_comes_first_then_where_the_report_is_and_its_policy(
+    report: dict[str, Any],
+) -> None:
     location = ReportLocation("results", "r/doc/report.json", "docpipe/documents/doc.pdf@v1")
     lines = render_report(report, location).splitlines()
     assert lines[0] == (
@@ -46,7 +48,9 @@ def test_verdict_comes_first(report: dict[str, Any]) -> None:
     assert f"policy    {report['policy']['version']}" in lines
 
 
-def test_pages_that_need_attention(report: dict[str, Any]) -> None:
+def test_pages_that_need_attention_are_listed_with_their_issues_never_raw_values(
+    report: dict[str, Any],
+) -> None:
     text = render_report(report)
     lines = text.splitlines()
     start = lines.index("pages that need attention (5):")
@@ -66,14 +70,14 @@ def test_pages_that_need_attention(report: dict[str, Any]) -> None:
             assert value not in text
 
 
-def test_document_facts(report: dict[str, Any]) -> None:
+def test_document_facts_show_javascript_producer_and_embedded_files(report: dict[str, Any]) -> None:
     text = render_report(report)
     assert "  JavaScript 1 page(s)" in text
     assert f"producer {METADATA['/Producer']}" in text
     assert "embedded files 1" in text
 
 
-def test_long_lists_are_cut(report: dict[str, Any]) -> None:
+def test_a_long_page_list_is_cut_with_how_many_more(report: dict[str, Any]) -> None:
     many = copy.deepcopy(report)
     pages = list(range(1, MAX_PRINTED_PAGES + 31))
     many["checks"]["blank_pages"] = {"count": len(pages), "pages": pages}
@@ -82,7 +86,7 @@ def test_long_lists_are_cut(report: dict[str, Any]) -> None:
     assert f"  ... and {len(pages) - MAX_PRINTED_PAGES} more (see report.json)" in text
 
 
-def test_a_document_that_was_not_checked(tmp_path: Path) -> None:
+def test_a_document_that_was_not_checked_says_why_and_lists_no_pages(tmp_path: Path) -> None:
     path = tmp_path / "locked.pdf"
     path.write_bytes(make_pdf(["text"], user_password="secret"))
     lines = render_report(report_of_file(path)).splitlines()
@@ -91,7 +95,9 @@ def test_a_document_that_was_not_checked(tmp_path: Path) -> None:
     assert "  not checked: encrypted (needs a password)" in lines
 
 
-def test_repair_revisions_signatures_and_claims(tmp_path: Path) -> None:
+def test_repair_revisions_signatures_and_claims_are_shown_and_old_reports_render(
+    tmp_path: Path,
+) -> None:
     signed = tmp_path / "signed.pdf"
     signed.write_bytes(signing.flipped_from(signing.signed()))
     text = render_report(report_of_file(signed))
@@ -136,7 +142,7 @@ def test_page_errors_show_their_message(report: dict[str, Any]) -> None:
 # --- identities --------------------------------------------------------------------------
 
 
-def test_document_ids_split_back() -> None:
+def test_document_ids_split_back_into_bucket_key_and_version_or_are_refused() -> None:
     document = DocumentRef(bucket="docs", key="a/b@c.pdf", version_id="v@1x")
     assert split_document_id("docs/a/b@c.pdf@v1") == ("docs", "a/b@c.pdf", "v1")
     assert workflow_id_for(document.document_id) == document.workflow_id

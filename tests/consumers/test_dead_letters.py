@@ -136,7 +136,7 @@ def test_summary_text_shows_counts_and_origins_never_contents() -> None:
     assert "SECRET" not in text
 
 
-def test_empty_summary() -> None:
+def test_an_empty_dead_letter_topic_is_summarised_in_one_line() -> None:
     text = format_summary(DeadLetterSummary(total=0, by_reason={}, recent=[]), "x.dlq")
     assert text == "0 dead letter(s) in x.dlq"
 

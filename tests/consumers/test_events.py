@@ -30,7 +30,7 @@ def _record(event_name: str, bucket: str, obj: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def test_native_event() -> None:
+def test_a_native_event_is_read_as_its_upload() -> None:
     value = _encode(
         {
             "bucket": "documents",
@@ -194,7 +194,9 @@ def test_every_reason_code_is_covered() -> None:
         for index, (value, max_bytes) in enumerate(cases)
     ],
 )
-def test_rejection_reason(reason: str, value: bytes, max_bytes: int) -> None:
+def test_a_bad_message_is_rejected_with_its_reason_and_a_message(
+    reason: str, value: bytes, max_bytes: int
+) -> None:
     result = _parse(value, max_bytes=max_bytes)
     assert isinstance(result, Rejected), result
     assert result.reason == reason, result.message

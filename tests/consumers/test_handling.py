@@ -320,6 +320,7 @@ async def test_a_dead_letter_too_large_for_the_topic_keeps_its_headers_and_size(
     await intake.handler.handle(_record(b"\xff" * 100))
     (letter,) = intake.dead_letters.letters
     assert (letter.reason, letter.value, letter.value_omitted_bytes) == ("not_utf8", None, 100)
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == (TOPIC, 2, 41)
 
 
 # --- outages --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from infra.clients import (
 )
 from infra.ports import free_ports
 from infra.settings import CodecSettings, S3Settings, SettingsError, TemporalSettings
-from tests.support.helpers import async_wait_for
+from tests.support.polling import async_wait_for
 
 _CLEAR = CodecSettings(mode="none")
 

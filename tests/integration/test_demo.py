@@ -10,7 +10,7 @@ import pytest
 
 from app.demo import sample_files
 from infra.ports import free_ports
-from tests.support.helpers import docpipe_stack_command
+from tests.support.commands import docpipe_stack_command
 
 
 def _port_free(port: int) -> bool:

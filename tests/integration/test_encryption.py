@@ -27,8 +27,10 @@ from infra.stack import EmbeddedStack
 from pipeline.labels import object_key_value
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, hashing_by_default, start_check
+from tests.support.checks import start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.polling import async_wait_for
+from tests.support.settings import hashing_by_default
 
 _CLEAR = CodecSettings(mode="none")
 _K_OLD, _K_NEW = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))

@@ -20,7 +20,8 @@ from pipeline.models import CheckSummary, DocumentRef
 from pipeline.pdf.parser_process import ParserLimits
 from tests.conftest import StartComponent
 from tests.support import damaged, hostile, signing
-from tests.support.helpers import start_check, with_pipeline
+from tests.support.checks import start_check
+from tests.support.settings import with_pipeline
 
 PAGE_TIMEOUT_S = 3.0
 

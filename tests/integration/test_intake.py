@@ -29,7 +29,6 @@ from infra.settings import Settings
 from infra.settings_env import to_env
 from pipeline.models import CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, wait_for
 from tests.support.intake import (
     Message,
     Sent,
@@ -50,6 +49,7 @@ from tests.support.intake import (
     workflow_runs,
 )
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for, wait_for
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,6 @@ from app.reprocess import ReprocessError, resolve
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
 from infra.settings import Settings
-from tests.support.helpers import async_wait_for
 from tests.support.intake import (
     Message,
     dead_letters,
@@ -33,6 +32,7 @@ from tests.support.intake import (
     wait_started_once,
     with_kafka,
 )
+from tests.support.polling import async_wait_for
 from tests.support.s3_faults import S3Faults
 
 

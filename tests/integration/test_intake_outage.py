@@ -21,7 +21,6 @@ from infra.settings import KafkaSettings, Settings, TemporalSettings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, wait_for
 from tests.support.intake import (
     Message,
     Sent,
@@ -37,6 +36,7 @@ from tests.support.intake import (
     wait_started_once,
     workflow_runs,
 )
+from tests.support.polling import async_wait_for, wait_for
 
 # Long enough for the intake to notice, back off several times and pause.
 OUTAGE_S = 10.0

@@ -21,9 +21,9 @@ from infra.clients import s3_client, temporal_client
 from infra.settings import Settings, check_request
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for
 from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs
 from tests.support.pdfs import make_large_pdf
+from tests.support.polling import async_wait_for
 
 # Enough pages that page checking, where one worker runs only a few at once, is the queue.
 PAGES = 30

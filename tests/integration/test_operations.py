@@ -18,15 +18,16 @@ from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
 from pipeline.models import (
     PROGRESS_QUERY,
-    WORKFLOW_NAME,
     CheckProgress,
-    CheckRequest,
     CheckStep,
     DocumentRef,
 )
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, docpipe_cli, hashing_by_default, start_check
+from tests.support.checks import start_check
+from tests.support.commands import docpipe_cli
 from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.polling import async_wait_for
+from tests.support.settings import hashing_by_default
 
 
 def _put(settings: Settings, bucket: str, key: str, body: bytes) -> DocumentRef:
@@ -128,16 +129,13 @@ async def test_visibility_finds_checks_by_each_search_attribute(
     ]
     # Results land in a bucket that does not exist: writing chunks fails, once is all.
     failing = _put(settings, documents_bucket, f"ops/{run}/failing.pdf", make_pdf(["text"] * 2))
-    failing_handle = await client.start_workflow(
-        WORKFLOW_NAME,
-        CheckRequest(
-            document=failing,
-            results_bucket=f"missing-{run}",
-            results_prefix="x",
-            max_attempts=1,
-        ),
-        id=failing.workflow_id,
-        task_queue=settings.temporal.task_queue,
+    failing_handle = await start_check(
+        client,
+        settings,
+        failing,
+        results_bucket=f"missing-{run}",
+        results_prefix="x",
+        max_attempts=1,
     )
     verdicts = [(await h.result()).verdict for h in handles]
     assert verdicts == ["pass", "review", "reject", "pass", "pass"]

@@ -21,9 +21,11 @@ from pipeline.models import PROGRESS_QUERY, DocumentRef
 from pipeline.policy import DEFAULT_IGNORE
 from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for, docpipe_cli, start_check, wait_for
+from tests.support.checks import start_check
+from tests.support.commands import docpipe_cli
 from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.polling import async_wait_for, wait_for
 
 
 def _docpipe(settings: Settings, *args: str) -> str:

@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.testing import ActivityEnvironment
 
 from app.reprocess import original_request
@@ -25,8 +24,6 @@ from infra.settings_env import to_env
 from pipeline.check.publish import ResultPublisher
 from pipeline.models import (
     REPORT_NAME,
-    WORKFLOW_NAME,
-    CheckRequest,
     CheckSummary,
     DocumentRef,
     PublishResultInput,
@@ -34,6 +31,7 @@ from pipeline.models import (
     recheck_workflow_id,
 )
 from tests.conftest import StartComponent
+from tests.support.checks import start_check
 from tests.support.pdfs import make_pdf
 from tests.support.reports import assert_valid_report, read_topic
 
@@ -45,23 +43,7 @@ def _upload(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
 
 
 async def _check(settings: Settings, client: Client, document: DocumentRef) -> CheckSummary:
-    request = CheckRequest(
-        document=document,
-        results_bucket=settings.s3.results_bucket,
-        results_prefix=document.results_prefix(settings.s3.results_prefix),
-        page_task_queue=settings.temporal.page_task_queue,
-    )
-    handle = await client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=document.workflow_id,
-        task_queue=settings.temporal.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        result_type=CheckSummary,
-    )
-    summary: CheckSummary = await handle.result()
-    return summary
+    return await (await start_check(client, settings, document)).result()
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.activities import DocumentActivities
 from pipeline.models import CheckSummary, DocumentRef
-from tests.support.helpers import start_check
+from tests.support.checks import start_check
 from tests.support.pdfs import make_pdf
 from tests.support.s3_faults import S3Faults
 from workers.worker import build_workers, document_activities, result_publisher
@@ -120,7 +120,7 @@ async def test_persistent_500_fails_the_workflow_with_a_clear_message(
         ]
         return bool(listed)
 
-    from tests.support.helpers import async_wait_for
+    from tests.support.polling import async_wait_for
 
     await async_wait_for(failed_status, 15, "the failed status to be searchable")
 

@@ -12,8 +12,8 @@ from infra.clients import s3_client, temporal_client
 from infra.settings import Settings
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
 from tests.support.reports import assert_valid_report, read_topic
 
 

@@ -15,7 +15,8 @@ from infra.ports import free_ports
 from infra.processes import descendants, pid_alive
 from infra.stack import EmbeddedStack, StackConfig
 from infra.stack_errors import StackError
-from tests.support.helpers import docpipe_stack_command, wait_for
+from tests.support.commands import docpipe_stack_command
+from tests.support.polling import wait_for
 
 
 def _dev_command(state_dir: Path, ports: list[int]) -> list[str]:

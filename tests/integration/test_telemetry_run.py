@@ -25,9 +25,9 @@ from infra.settings import Settings
 from infra.telemetry import tracing_interceptors
 from pipeline.models import CheckSummary
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for
 from tests.support.intake import Message, native_event, publish, upload
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
 from workers.worker import build_workers, document_activities, result_publisher
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -15,12 +15,11 @@ from app.browser import INSTALL_HINT, chromium_binary, dump_dom, workflows_url
 from infra.clients import temporal_client
 from infra.settings import Settings
 from infra.stack import EmbeddedStack
-from pipeline.labels import static_details, static_summary
-from pipeline.models import WORKFLOW_NAME, CheckRequest, CheckSummary
 from tests.conftest import StartComponent
-from tests.support.helpers import async_wait_for
+from tests.support.checks import start_check
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
 
 pytestmark = pytest.mark.skipif(
     chromium_binary() is None, reason=f"the browser test needs chromium; {INSTALL_HINT}"
@@ -35,20 +34,7 @@ async def test_ui_lists_the_document_under_a_docpipe_filter(
     document = upload(
         settings, f"ui/{uuid.uuid4().hex[:8]}/with blank.pdf", make_pdf(["text", "blank"])
     )
-    request = CheckRequest(
-        document=document,
-        results_bucket=settings.s3.results_bucket,
-        results_prefix=document.results_prefix(settings.s3.results_prefix),
-    )
-    handle = await client.start_workflow(
-        WORKFLOW_NAME,
-        request,
-        id=document.workflow_id,
-        task_queue=settings.temporal.task_queue,
-        result_type=CheckSummary,
-        static_summary=static_summary(request),
-        static_details=static_details(request),
-    )
+    handle = await start_check(client, settings, document)
     assert (await handle.result()).verdict == "review"
     query = f"DocpipeObjectKey = '{document.key}' AND DocpipeStatus = 'review'"
 
@@ -60,6 +46,6 @@ async def test_ui_lists_the_document_under_a_docpipe_filter(
     dom = ""
     for _ in range(3):  # a loaded machine may need a second look
         dom = await asyncio.to_thread(dump_dom, url)
-        if document.workflow_id in dom:
+        if handle.id in dom:
             break
-    assert document.workflow_id in dom, f"{document.workflow_id} not rendered at {url}"
+    assert handle.id in dom, f"{handle.id} not rendered at {url}"

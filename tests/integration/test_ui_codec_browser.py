@@ -21,13 +21,13 @@ import pytest
 from app.browser import INSTALL_HINT, chromium_binary, dump_dom
 from app.lookups import workflow_url
 from infra.clients import temporal_client
-from infra.settings import CodecSettings, Settings, check_request
+from infra.settings import CodecSettings, Settings
 from infra.stack import EmbeddedStack
 from pipeline.models import DocumentRef
-from pipeline.starts import start_check
-from tests.support.helpers import hashing_by_default
+from tests.support.checks import start_check
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
+from tests.support.settings import hashing_by_default
 
 pytestmark = pytest.mark.skipif(
     chromium_binary() is None, reason=f"the browser test needs chromium; {INSTALL_HINT}"
@@ -58,11 +58,10 @@ async def _start_unworked(settings: Settings, document: DocumentRef) -> str:
     long-polls its history, which stops a headless browser's virtual clock.) Returns its
     workflow ID."""
     client = await temporal_client(settings.temporal, settings.codec)
-    request = check_request(settings, document)
     queue = f"ui-codec-{uuid.uuid4().hex[:8]}"
-    assert await start_check(client, request, task_queue=queue)
-    await client.get_workflow_handle(request.workflow_id).terminate("shown, not checked")
-    return request.workflow_id
+    handle = await start_check(client, settings, document, task_queue=queue)
+    await handle.terminate("shown, not checked")
+    return handle.id
 
 
 async def test_the_ui_shows_the_decoded_input_through_the_codec_server(

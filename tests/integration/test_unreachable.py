@@ -17,7 +17,7 @@ import pytest
 
 from infra.ports import free_ports
 from infra.processes import ManagedProcess
-from tests.support.helpers import wait_for
+from tests.support.polling import wait_for
 
 TEMPORAL, KAFKA, S3 = (f"127.0.0.1:{port}" for port in free_ports(3))
 SETTINGS = {

@@ -14,9 +14,10 @@ from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support import damaged, hostile
+from tests.support.checks import start_check
 from tests.support.corpus import CORPUS
-from tests.support.helpers import start_check, with_pipeline
 from tests.support.logs import LOG_LINE, log_problems
+from tests.support.settings import with_pipeline
 
 DAMAGED = {
     **damaged.DAMAGED,

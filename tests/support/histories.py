@@ -35,8 +35,9 @@ from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.recheck.models import RecheckSelection
-from tests.support.helpers import async_wait_for, start_check
+from tests.support.checks import start_check
 from tests.support.pdfs import make_large_pdf
+from tests.support.polling import async_wait_for
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 # A key for recordings only, committed on purpose: histories are recorded encrypted, as

@@ -26,7 +26,7 @@ from infra.clients import s3_client
 from infra.processes import ManagedProcess
 from infra.settings import S3Settings, Settings
 from pipeline.models import DocumentRef
-from tests.support.helpers import async_wait_for
+from tests.support.polling import async_wait_for
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -178,11 +178,14 @@ async def test_a_report_of_another_check_is_a_conflict_for_good(s3: Any) -> None
 
 
 class _Publisher:
-    """Stands in for the worker's results-event publisher: records, or fails."""
+    """Stands in for the worker's results-event publisher: records what it sends and
+    whether the report the event points at was in S3 at that moment; or fails."""
 
-    def __init__(self, error: Exception | None = None) -> None:
+    def __init__(self, s3: Any, error: Exception | None = None) -> None:
+        self.s3 = s3
         self.error = error
         self.sent: list[tuple[DocumentRef, CheckSummary, str | None]] = []
+        self.report_stored_when_sent: list[bool] = []
 
     async def send(
         self, document: DocumentRef, summary: CheckSummary, workflow_id: str | None
@@ -190,25 +193,29 @@ class _Publisher:
         if self.error is not None:
             raise self.error
         self.sent.append((document, summary, workflow_id))
+        stored = self.s3.list_objects_v2(Bucket=RESULTS, Prefix=summary.report_key)
+        self.report_stored_when_sent.append(
+            any(obj["Key"] == summary.report_key for obj in stored.get("Contents", []))
+        )
 
 
 async def test_the_results_event_of_a_small_document_is_sent_once_its_report_is_written(
     s3: Any,
 ) -> None:
     document = _upload(s3, pages=2)
-    publisher = _Publisher()
+    publisher = _Publisher(s3)
     activities = _activities(s3, publisher=publisher)
     outcome = await _env().run(activities.check_document, _input(document))
     assert outcome.published and outcome.summary is not None
     (sent,) = publisher.sent
     assert sent == (document, outcome.summary, "wf-1")
-    # Sent after the report: the event points at an object that is there.
-    s3.head_object(Bucket=RESULTS, Key=outcome.summary.report_key)
+    # When the event went out, the report it points at was already there.
+    assert publisher.report_stored_when_sent == [True]
 
 
 async def test_a_broker_that_fails_leaves_the_event_to_the_workflow(s3: Any) -> None:
     document = _upload(s3, pages=2)
-    activities = _activities(s3, publisher=_Publisher(ConnectionError("no broker")))
+    activities = _activities(s3, publisher=_Publisher(s3, ConnectionError("no broker")))
     outcome = await _env().run(activities.check_document, _input(document))
     assert outcome.summary is not None and outcome.summary.verdict == "review"
     assert not outcome.published
@@ -216,7 +223,7 @@ async def test_a_broker_that_fails_leaves_the_event_to_the_workflow(s3: Any) -> 
 
 async def test_a_larger_document_sends_no_event_from_its_inspection(s3: Any) -> None:
     document = _upload(s3, pages=CHUNK_PAGES + 1, key="larger.pdf")
-    publisher = _Publisher()
+    publisher = _Publisher(s3)
     activities = _activities(s3, publisher=publisher)
     outcome = await _env().run(activities.check_document, _input(document))
     assert outcome.inspection is not None and not outcome.published

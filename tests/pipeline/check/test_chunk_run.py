@@ -21,7 +21,7 @@ from pipeline.check.results import ResultStore
 from pipeline.models import DocumentRef
 from pipeline.pdf.page_checks import PageResult
 from tests.support.activities import DOCS, RESULTS, in_process_s3
-from tests.support.helpers import async_wait_for
+from tests.support.polling import async_wait_for
 
 PREFIX = "out/doc"
 # Five chunks of two pages, each checked in one range: fewer than the window.

@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.testing import ActivityEnvironment
 
 from pipeline.check.heartbeat import Heartbeater
-from tests.support.helpers import async_wait_for
+from tests.support.polling import async_wait_for
 
 
 def _env(beats: list[tuple[Any, ...]], timeout_s: float = 0.4) -> ActivityEnvironment:

@@ -16,9 +16,9 @@ from infra.logs import parser_logging
 from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from pipeline.pdf import parser_process
 from pipeline.pdf.parser_process import ParserLimits
-from tests.support.helpers import async_wait_for
 from tests.support.hostile import many_operators
 from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.polling import async_wait_for
 from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
 
 

@@ -1,0 +1,50 @@
+"""Running ``docpipe`` as a person does: a command in its own process, or the stack's
+command line on ports of the test's choosing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.settings import Settings
+from infra.settings_env import to_env
+
+
+def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
+    """``docpipe dev`` or ``docpipe demo`` as a child process, on the given five ports
+    (Temporal, UI, Kafka, S3, codec server)."""
+    return [
+        sys.executable,
+        "-m",
+        "app.cli",
+        command,
+        "--state-dir",
+        str(state_dir),
+        "--temporal-port",
+        str(ports[0]),
+        "--ui-port",
+        str(ports[1]),
+        "--kafka-port",
+        str(ports[2]),
+        "--s3-port",
+        str(ports[3]),
+        "--codec-port",
+        str(ports[4]),
+    ]
+
+
+def docpipe_cli(settings: Settings, *args: str, timeout_s: float = 60) -> str:
+    """Run ``docpipe ARGS`` as a new process with ``settings`` (and no other DOCPIPE_*
+    variables); assert it succeeded and return what it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env={**env, **to_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
