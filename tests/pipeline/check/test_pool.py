@@ -22,14 +22,6 @@ from tests.support.polling import async_wait_for
 from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[PagePool]:
-    made = PagePool(2)
-    await made.warm()
-    yield made
-    made.shutdown()
-
-
 def _pdf(tmp_path: Path, name: str, pages: int = 3) -> Path:
     path = tmp_path / name
     path.write_bytes(make_pdf(["text"] * pages))

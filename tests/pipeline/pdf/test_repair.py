@@ -7,7 +7,6 @@ repair must find is the number of page objects that survived in its bytes, count
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ from pipeline.pdf.repair import repair_files, repaired_path
 from tests.support import damaged, hostile
 from tests.support.pool import open_documents
 from tests.support.reports import report_of_results
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[PagePool]:
-    made = PagePool(2)
-    await made.warm()
-    yield made
-    made.shutdown()
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
