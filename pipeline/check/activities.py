@@ -2,20 +2,18 @@
 
 Each activity takes one input dataclass and returns one result dataclass. S3 calls run in
 threads and PDF parsing in the parser pool, so the event loop stays free for heartbeats.
+Writing the report is ``report_writer``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -26,11 +24,11 @@ from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from pipeline.check.progress import ProgressReporter, ProgressSignals
 from pipeline.check.publish import ResultPublisher
-from pipeline.check.report import PageSummary, build_report
-from pipeline.check.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
+from pipeline.check.report import PageSummary
+from pipeline.check.report_writer import write_report
+from pipeline.check.results import ResultStore, to_json_bytes
 from pipeline.check.spool import ObjectUnavailableError, SpooledFile, Spooler, head
 from pipeline.models import (
-    REPORT_NAME,
     CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
@@ -48,8 +46,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
-# Spans of the work inside activities; Temporal's interceptor makes the activity spans.
-_tracer = trace.get_tracer("docpipe.pipeline")
 
 
 def _unavailable(exc: ObjectUnavailableError) -> ApplicationError:
@@ -191,9 +187,11 @@ class DocumentActivities:
                         return DocumentOutcome(inspection=inspection)
                     pages = await self._check_one_chunk(input, inspection, spool.path, heartbeater)
                 summary = await asyncio.to_thread(
-                    self._finalize,
+                    write_report,
+                    self.s3,
                     input.finalize_input(inspection, pages),
                     activity.info().workflow_id,
+                    metrics=self.metrics,
                     own_report_stands=True,
                 )
         self.metrics.record_verdict(summary.verdict, summary.reasons)
@@ -339,113 +337,11 @@ class DocumentActivities:
         workflow_id = activity.info().workflow_id
         with self.metrics.in_flight.labels("finalize").track_inprogress():
             async with Heartbeater():
-                summary = await asyncio.to_thread(self._finalize, input, workflow_id)
+                summary = await asyncio.to_thread(
+                    write_report, self.s3, input, workflow_id, metrics=self.metrics
+                )
         self.metrics.record_verdict(summary.verdict, summary.reasons)
         return summary
-
-    def _finalize(
-        self,
-        input: FinalizeInput,
-        workflow_id: str | None = None,
-        *,
-        own_report_stands: bool = False,
-    ) -> CheckSummary:
-        """Fold and write the report. With ``own_report_stands``, a report that an earlier
-        attempt of this same check wrote first stands, as its chunks do: the inspection
-        it was folded from may have differed (a timeout under load); the check had one
-        report and keeps it."""
-        store = ResultStore(self.s3, input.results_bucket)
-        summary = PageSummary()
-        keys: list[str] = []
-        pages = input.pages
-        if pages is not None:
-            firsts = [index * pages.chunk_pages + 1 for index in range(pages.chunks)]
-            keys = [chunk_key(input.results_prefix, first) for first in firsts]
-            folded = _summary_from_state(pages.summary)
-            if folded is not None:
-                summary = folded
-            else:
-                for result in store.iter_chunks(input.results_prefix, firsts):
-                    summary.add(result)
-            if summary.pages != input.inspection.page_count:
-                raise ApplicationError(
-                    f"chunks hold {summary.pages} pages, the document has "
-                    f"{input.inspection.page_count}",
-                    type="incomplete_results",
-                )
-        report = build_report(
-            document=input.document,
-            inspection=input.inspection,
-            summary=summary,
-            chunk_keys=keys,
-            chunk_pages=pages.chunk_pages if pages else input.inspection.plan.chunk_pages,
-            results_prefix=input.results_prefix,
-            workflow_id=workflow_id,
-        )
-        report_key = f"{input.results_prefix}/{REPORT_NAME}"
-        try:
-            with _tracer.start_as_current_span("docpipe.write_report"):
-                written = store.write_once(report_key, to_json_bytes(report), "application/json")
-        except ResultConflictError as exc:
-            stored = self._own_report(store, report_key, input, workflow_id)
-            if not own_report_stands or stored is None:
-                raise _conflict(exc) from exc
-            log.warning(
-                "the report of %s was written by an earlier attempt of this check; it stands",
-                input.document.document_id,
-                extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
-            )
-            report, written = stored, False
-        if written and input.uploaded_at is not None:
-            # Once per check: a retried finalize finds the report there.
-            self.metrics.upload_to_report.observe(max(0.0, time.time() - input.uploaded_at))
-        verdict = report["verdict"]
-        log.info(
-            "report for %s: %s %s",
-            input.document.document_id,
-            verdict["verdict"],
-            verdict["reasons"],
-            extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
-        )
-        return CheckSummary(
-            document_id=input.document.document_id,
-            verdict=verdict["verdict"],
-            reasons=list(verdict["reasons"]),
-            page_count=int(report["facts"]["page_count"]),
-            report_bucket=input.results_bucket,
-            report_key=report_key,
-        )
-
-    @staticmethod
-    def _own_report(
-        store: ResultStore, key: str, input: FinalizeInput, workflow_id: str | None
-    ) -> dict[str, Any] | None:
-        """The stored report at ``key`` if this check wrote it (same workflow, same object
-        version), else None."""
-        body = store.read(key)
-        try:
-            report = json.loads(body) if body is not None else None
-        except ValueError:
-            return None
-        if not isinstance(report, dict):
-            return None
-        document = report.get("document") or {}
-        ours = (report.get("check") or {}).get("workflow_id") == workflow_id and all(
-            document.get(name) == value for name, value in input.document.identity_json().items()
-        )
-        return report if ours else None
-
-
-def _conflict(exc: ResultConflictError) -> ApplicationError:
-    """Something other than this check wrote a report here (the report's bytes follow from
-    the chunk files and the check's inputs): retrying cannot help."""
-    return ApplicationError(
-        f"{exc}: it was not written by this check. Move it away, or check the document "
-        "again with `docpipe reprocess`, which writes under a new prefix.",
-        {"attempt": activity.info().attempt},
-        type="result_conflict",
-        non_retryable=True,
-    )
 
 
 # Larger folded summaries (many listed pages, hosts, samples) stay out of the history:
@@ -458,16 +354,6 @@ def _bounded_state(summary: PageSummary | None) -> dict[str, Any] | None:
         return None
     state = summary.to_state()
     return state if len(to_json_bytes(state)) <= MAX_SUMMARY_BYTES else None
-
-
-def _summary_from_state(state: dict[str, Any] | None) -> PageSummary | None:
-    if state is None:
-        return None
-    try:
-        return PageSummary.from_state(state)
-    except (ValueError, TypeError, KeyError) as exc:
-        log.warning("unusable page summary (%r): reading the chunks instead", exc)
-        return None
 
 
 def _pages_result(run: ChunkRun, checkpoint: Checkpoint, attempt: int) -> CheckPagesResult:

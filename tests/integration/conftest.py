@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 from temporalio.client import Client
 
 from infra.clients import temporal_client
-from infra.settings import Settings
+from infra.settings import PipelineSettings, Settings
+from tests.support.helpers import with_pipeline
 
 
 @pytest.fixture
 async def client(settings: Settings) -> Client:
     """A Temporal client of the session's stack."""
     return await temporal_client(settings.temporal, settings.codec)
+
+
+@pytest.fixture
+def default_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The stack's settings with docpipe's default pipeline settings (own spool dir)."""
+    defaults = dataclasses.asdict(PipelineSettings())
+    del defaults["spool_dir"]
+    return with_pipeline(settings, tmp_path, **defaults)

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from pipeline.check.checkpoint import Checkpoint
-from pipeline.check.chunk_run import ChunkLayout, ChunkRun
+from pipeline.check.chunk_run import ChunkLayout, ChunkRun, page_ranges
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.pool import PagePool
 from pipeline.check.results import ResultStore
@@ -202,3 +202,31 @@ async def test_cancelling_the_run_cancels_the_ranges_being_checked_and_writes_no
     assert sorted(pool.cancelled) == [(1, 2), (3, 4)]
     assert pool.sent == [(1, 2), (3, 4)]
     assert _stored_firsts(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "page_count", "processes"),
+    [(1, 100, 2000, 2), (1901, 2000, 2000, 2), (1, 35, 35, 2), (1, 3, 3, 2), (1, 100, 900, 8)],
+)
+def test_page_ranges_cover_the_chunk_and_shrink_only_near_the_end(
+    first: int, last: int, page_count: int, processes: int
+) -> None:
+    ranges = page_ranges(first, last, page_count=page_count, processes=processes, most=25, least=5)
+    pages = [page for start, end in ranges for page in range(start, end + 1)]
+    assert pages == list(range(first, last + 1)), "every page once, in order"
+    sizes = [end - start + 1 for start, end in ranges]
+    assert all(size <= 25 for size in sizes)
+    assert all(size >= 5 for size in sizes) or len(ranges) == 1
+    far_from_the_end = [
+        size
+        for (start, _), size in zip(ranges, sizes, strict=True)
+        if page_count - start + 1 >= 2 * processes * 25 and start + 25 <= last
+    ]
+    assert all(size == 25 for size in far_from_the_end)
+
+
+def test_page_ranges_at_the_end_of_a_document_get_small() -> None:
+    ranges = page_ranges(1901, 2000, page_count=2000, processes=2, most=25, least=5)
+    assert ranges[0] == (1901, 1925)
+    assert ranges[-1][1] == 2000
+    assert ranges[-1][1] - ranges[-1][0] + 1 < 10

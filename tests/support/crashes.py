@@ -1,0 +1,104 @@
+"""What the crash and long-check tests look at: documents uploaded to the stack, the chunk
+files stored for them, the page check the server runs, and what a worker logged.
+
+They wait on what can be observed (chunk keys in S3, the workflow's pending activity in
+``describe()``, the worker's log), never on how fast this machine checks pages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import WorkflowHandle
+
+from infra.clients import s3_client
+from infra.processes import ManagedProcess
+from infra.settings import Settings
+from pipeline.check.results import chunk_key
+from pipeline.models import CheckSummary, DocumentRef
+from tests.support.helpers import async_wait_for
+from tests.support.pdfs import make_large_pdf
+
+_ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
+
+
+def upload(settings: Settings, body: bytes, name: str) -> DocumentRef:
+    """Put ``body`` in the stack's documents bucket, as ``name`` under the results prefix."""
+    bucket = settings.s3.documents_buckets[0]
+    key = f"{settings.s3.results_prefix}/{name}"
+    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
+    return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
+
+
+def upload_pages(settings: Settings, pages: int, tmp_path: Path) -> DocumentRef:
+    """Upload a generated document of ``pages`` pages."""
+    path = tmp_path / f"doc-{pages}.pdf"
+    make_large_pdf(pages, path=path)
+    return upload(settings, path.read_bytes(), path.name)
+
+
+def stored_firsts(settings: Settings, document: DocumentRef) -> set[int]:
+    """First pages of the chunk files stored for the document."""
+    prefix = document.results_prefix(settings.s3.results_prefix)
+    pages = (
+        s3_client(settings.s3)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=settings.s3.results_bucket, Prefix=f"{prefix}/pages/")
+    )
+    names = [obj["Key"].rsplit("/", 1)[-1] for page in pages for obj in page.get("Contents", [])]
+    return {int(name.split(".")[0]) for name in names}
+
+
+def more_chunks_than(settings: Settings, document: DocumentRef, chunks: int) -> bool:
+    return len(stored_firsts(settings, document)) > chunks
+
+
+def attempts(worker: ManagedProcess) -> list[tuple[int, int]]:
+    """(attempt, first page) of every page-checking attempt this worker started."""
+    text = worker.log_path.read_text(errors="replace")
+    return [(int(m[3]), int(m[1])) for m in _ATTEMPT_LINE.finditer(text)]
+
+
+def assert_every_page_once(settings: Settings, document: DocumentRef, pages: int) -> None:
+    """The report lists every chunk file stored, and they hold each page once, in order."""
+    s3 = s3_client(settings.s3)
+    bucket = settings.s3.results_bucket
+    prefix = document.results_prefix(settings.s3.results_prefix)
+    report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/report.json")["Body"].read())
+    chunk_keys = report["pages"]["chunks"]
+    assert len(chunk_keys) == math.ceil(pages / settings.pipeline.chunk_pages)
+    assert sorted(chunk_key(prefix, f) for f in stored_firsts(settings, document)) == sorted(
+        chunk_keys
+    )
+    seen: list[int] = []
+    for key in chunk_keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        seen.extend(json.loads(line)["page"] for line in body.splitlines())
+    assert seen == list(range(1, pages + 1))
+    assert report["checks"]["pages_checked"] == pages
+
+
+async def page_attempt(handle: WorkflowHandle[object, CheckSummary]) -> tuple[int, bool] | None:
+    """(attempt, whether it has heartbeated) of the running page check, if one runs."""
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if (
+            pending.activity_type.name == "check_pages"
+            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        ):
+            return pending.attempt, pending.HasField("heartbeat_details")
+    return None
+
+
+async def wait_for_attempt(
+    handle: WorkflowHandle[object, CheckSummary], attempt: int, timeout_s: float
+) -> None:
+    """Until attempt ``attempt`` of the page check runs and has sent its first heartbeat."""
+
+    async def started() -> bool:
+        return await page_attempt(handle) == (attempt, True)
+
+    await async_wait_for(started, timeout_s, f"page-checking attempt {attempt} to heartbeat")
