@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from infra.clients import temporal_client
 from infra.settings import PipelineSettings, Settings
-from tests.support.helpers import with_pipeline
+from tests.support.settings import with_pipeline
 
 
 @pytest.fixture

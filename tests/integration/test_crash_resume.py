@@ -29,6 +29,7 @@ from pipeline.check.chunk_run import ChunkRun
 from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
+from tests.support.checks import start_check
 from tests.support.crashes import (
     assert_every_page_once,
     attempts,
@@ -38,8 +39,8 @@ from tests.support.crashes import (
     upload_pages,
     wait_for_attempt,
 )
-from tests.support.helpers import start_check, wait_for
 from tests.support.hostile import with_slow_page
+from tests.support.polling import wait_for
 
 _PAGE_CHECKED = re.compile(r"DEBUG parser\.pages: parser process \d+: page (\d+) checked")
 DEBUG = ["--log-level", "debug"]

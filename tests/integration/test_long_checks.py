@@ -23,6 +23,7 @@ from infra.processes import parser_pids
 from infra.settings import Settings
 from pipeline.models import CheckSummary
 from tests.conftest import StartComponent
+from tests.support.checks import start_check
 from tests.support.crashes import (
     assert_every_page_once,
     attempts,
@@ -32,7 +33,7 @@ from tests.support.crashes import (
     upload_pages,
     wait_for_attempt,
 )
-from tests.support.helpers import async_wait_for, start_check, wait_for
+from tests.support.polling import async_wait_for, wait_for
 
 
 async def _last_heartbeat(handle: WorkflowHandle[object, CheckSummary]) -> float | None:

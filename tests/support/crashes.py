@@ -20,8 +20,8 @@ from infra.processes import ManagedProcess
 from infra.settings import Settings
 from pipeline.check.results import chunk_key
 from pipeline.models import CheckSummary, DocumentRef
-from tests.support.helpers import async_wait_for
 from tests.support.pdfs import make_large_pdf
+from tests.support.polling import async_wait_for
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 

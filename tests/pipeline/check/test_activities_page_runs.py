@@ -25,7 +25,7 @@ from tests.support.activities import (
     tracked_activities,
     written_chunks,
 )
-from tests.support.helpers import async_wait_for
+from tests.support.polling import async_wait_for
 from tests.support.s3_faults import S3Faults
 
 
