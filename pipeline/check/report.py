@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.models import DocumentFeatures, DocumentRef, InspectResult, SignatureFacts
+from pipeline.facts import DocumentFeatures, SignatureFacts
+from pipeline.models import DocumentRef, InspectResult
 from pipeline.pdf.page_checks import OTHER_PAPER, PAPER_SIZES, paper_size
 from pipeline.pdf.sensitive import SENSITIVE_TYPES
 from pipeline.policy import Verdict, VerdictPolicy

@@ -17,7 +17,7 @@ from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError
 from pypdf.generic import DictionaryObject
 
-from pipeline.models import DocumentFeatures
+from pipeline.facts import DocumentFeatures
 from pipeline.pdf.integrity import examine_integrity, xmp_claims
 from pipeline.pdf.objects import (
     action_types,

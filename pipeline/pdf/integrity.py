@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from pypdf import PdfReader
 
-from pipeline.models import SignatureFacts
+from pipeline.facts import SignatureFacts
 from pipeline.pdf.objects import describe_error
 
 MAX_LISTED_SIGNATURES = 20

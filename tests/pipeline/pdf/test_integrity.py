@@ -194,7 +194,7 @@ def test_signature_facts_survive_the_workflow_history() -> None:
     # Features travel from inspect to finalize through Temporal's payload converter.
     from temporalio.converter import DataConverter
 
-    from pipeline.models import DocumentFeatures, SignatureFacts
+    from pipeline.facts import DocumentFeatures, SignatureFacts
 
     features = DocumentFeatures(
         revisions=3,
