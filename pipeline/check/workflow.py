@@ -17,6 +17,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType, ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
+    # The document facts are resolved by name when activity results are decoded in the
+    # sandbox: their module must be there, not only the models that refer to it.
+    import pipeline.facts  # noqa: F401
     from pipeline import search_attributes as sa
     from pipeline.check.activities import DocumentActivities
     from pipeline.check.publish import ResultPublisher
