@@ -38,6 +38,10 @@ def test_stop_leaves_no_child_process(tmp_path: Path) -> None:
     stack.stop()  # safe to repeat
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signals) -> None:
     dev = subprocess.Popen(
@@ -45,6 +49,9 @@ def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signal
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # As in a terminal: a test run started in the background ignores SIGINT, and its
+        # children would inherit that (Python then installs no Ctrl-C handler).
+        preexec_fn=_default_sigint,
     )
     try:
         assert dev.stdout is not None
