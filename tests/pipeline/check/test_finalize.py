@@ -40,11 +40,11 @@ from pipeline.models import (
 from pipeline.pdf.document_checks import inspect_document, open_pdf
 from pipeline.pdf.page_checks import check_pages
 from pipeline.policy import VerdictPolicy
-from tests.support.activities import make_activities
+from tests.support.activities import PREFIX, RESULTS, finalize_input, make_activities
 from tests.support.feature_pdfs import SEEDED, make_feature_pdf
 from tests.support.reports import assert_valid_report
 
-DOCS, RESULTS, PREFIX = "documents", "results", "out/doc"
+DOCS = "documents"
 CHUNK_PAGES = 5
 PAGES = ["text", "sensitive", "blank", "links", "form", "image"] + ["text"] * 6
 
@@ -117,13 +117,7 @@ async def _checked(s3: Any, document: DocumentRef) -> FinalizeInput:
         first_page_this_attempt=1,
         attempt=1,
     )
-    return FinalizeInput(
-        document=document,
-        results_bucket=RESULTS,
-        results_prefix=PREFIX,
-        inspection=inspection,
-        pages=pages,
-    )
+    return finalize_input(document, inspection, pages)
 
 
 def _report_versions(s3: Any, key: str = f"{PREFIX}/{REPORT_NAME}") -> list[dict[str, Any]]:
