@@ -131,13 +131,13 @@ def inspect_or_repair(path: Path) -> tuple[DocumentFacts, PdfReader | None, IO[b
 
 
 def inspect_path(
-    path: Path, *, diff_budget_s: float | None = None
+    path: Path, *, integrity: bool = True, diff_budget_s: float | None = None
 ) -> tuple[DocumentFacts, PdfReader | None, IO[bytes] | None]:
     """:func:`inspect_stream` of the file at ``path``, as it is.
 
     Args:
         path: the file.
-        diff_budget_s: see :func:`inspect_stream`.
+        integrity, diff_budget_s: see :func:`inspect_stream`.
 
     Returns:
         The facts; and when the pages can be checked, the reader with its pages indexed
@@ -146,7 +146,7 @@ def inspect_path(
     # Read from the open file: PdfReader(path) would hold the whole file in memory.
     stream = path.open("rb")
     try:
-        facts, reader = inspect_stream(stream, diff_budget_s=diff_budget_s)
+        facts, reader = inspect_stream(stream, integrity=integrity, diff_budget_s=diff_budget_s)
     except BaseException:
         stream.close()
         raise
@@ -182,14 +182,8 @@ def inspect_repaired(
     except MemoryError:
         detail = f"{facts.problem_detail}; repair: out of memory"
         return replace(facts, problem_detail=detail), None, None
-    stream = repaired_path(path).open("rb")
-    try:
-        fixed, reader = inspect_stream(stream, integrity=False)
-    except BaseException:
-        stream.close()
-        raise
+    fixed, reader, stream = inspect_path(repaired_path(path), integrity=False)
     if reader is None:
-        stream.close()
         detail = f"{facts.problem_detail}; repaired copy: {fixed.problem_detail}"
         return replace(facts, problem_detail=detail[:400]), None, None
     features = replace(
