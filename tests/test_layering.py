@@ -124,17 +124,14 @@ def test_the_rules_have_teeth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "consumers/bad.py": "from workers.worker import run_worker",
         "workers/bad.py": "import app.demo as demo",
     }
-    for name, text in up.items():
+    down = {
+        "app/fine.py": "from consumers.intake import run_intake\nfrom workers import worker",
+        "pipeline/recheck/fine.py": "from pipeline.check.heartbeat import Heartbeater",
+        "pipeline/check/fine.py": "from pipeline.pdf.pages import LeanReader\nimport temporalio",
+        "pipeline/pdf/fine.py": "from pipeline.models import DocumentRef\nimport pypdf",
+    }
+    for name, text in {**up, **down}.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text + "\n")
-    down = {
-        "app/fine.py": "from consumers.intake import run_intake\nfrom workers import worker\n",
-        "pipeline/recheck/fine.py": "from pipeline.check.heartbeat import Heartbeater\n",
-        "pipeline/check/fine.py": "from pipeline.pdf.pages import LeanReader\nimport temporalio\n",
-        "pipeline/pdf/fine.py": "from pipeline.models import DocumentRef\nimport pypdf\n",
-    }
-    for name, text in down.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
     files = sorted(tmp_path.rglob("*.py"))
     assert len(layering_violations(files)) == len(up)
