@@ -36,14 +36,16 @@ class _Record:
     topic: str = "uploads.dlq"
 
 
-def test_headers_say_why_and_where_from_after_the_originals() -> None:
-    headers = dead_letter_headers(
-        Rejected("not_json", "not JSON: Expecting value"),
-        topic="uploads",
-        partition=2,
-        offset=17,
-        original=[("trace-id", b"t-1")],
+def _headers_of_uploads_2_17(rejected: Rejected) -> list[tuple[str, bytes]]:
+    """The headers of a letter refused from ``uploads`` partition 2, offset 17, that came
+    with one header of its own (``trace-id``)."""
+    return dead_letter_headers(
+        rejected, topic="uploads", partition=2, offset=17, original=[("trace-id", b"t-1")]
     )
+
+
+def test_headers_say_why_and_where_from_after_the_originals() -> None:
+    headers = _headers_of_uploads_2_17(Rejected("not_json", "not JSON: Expecting value"))
     assert headers == [
         ("trace-id", b"t-1"),
         (REASON, b"not_json"),
@@ -76,13 +78,7 @@ def test_a_replayed_letter_refused_again_keeps_its_history_not_its_old_reason() 
 
 
 def test_dead_letter_reads_back_from_a_record() -> None:
-    headers = dead_letter_headers(
-        Rejected("bad_key", "key has a NUL byte"),
-        topic="uploads",
-        partition=2,
-        offset=17,
-        original=[("trace-id", b"t-1")],
-    )
+    headers = _headers_of_uploads_2_17(Rejected("bad_key", "key has a NUL byte"))
     letter = DeadLetter.from_record(_Record(headers=headers))
     assert letter.reason == "bad_key"
     assert letter.message == "key has a NUL byte"
