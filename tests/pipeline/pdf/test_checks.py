@@ -24,11 +24,6 @@ A4 = (595.28, 841.89)
 
 
 @pytest.fixture(scope="module")
-def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pdfs")
-
-
-@pytest.fixture(scope="module")
 def mixed_pdf(pdf_dir: Path) -> Path:
     path = pdf_dir / "mixed.pdf"
     path.write_bytes(make_pdf(KINDS))

@@ -33,11 +33,6 @@ KINDS = list(PAGE_KINDS)
 
 
 @pytest.fixture(scope="module")
-def pdf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("features")
-
-
-@pytest.fixture(scope="module")
 def everything(pdf_dir: Path) -> Path:
     path = pdf_dir / "everything.pdf"
     path.write_bytes(
