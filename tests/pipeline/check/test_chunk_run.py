@@ -99,9 +99,11 @@ def _started(s3: Any, pool: PagePool, env: ActivityEnvironment) -> asyncio.Task[
 
 
 async def _with_both_processes_busy(
-    s3: Any, env: ActivityEnvironment
-) -> tuple[_GatedPool, asyncio.Task[Checkpoint]]:
-    """A first attempt started, once each parser process has a range of it."""
+    s3: Any,
+) -> tuple[ActivityEnvironment, _GatedPool, asyncio.Task[Checkpoint]]:
+    """A first attempt started in its own activity environment, once each parser process
+    has a range of it."""
+    env = ActivityEnvironment()
     pool = _GatedPool()
     run = _started(s3, pool, env)
 
@@ -109,7 +111,7 @@ async def _with_both_processes_busy(
         return pool.checking == pool.size
 
     await async_wait_for(both_busy, 10, "both parser processes checking")
-    return pool, run
+    return env, pool, run
 
 
 def test_a_layout_says_where_each_chunk_begins_and_ends() -> None:
@@ -145,7 +147,7 @@ def test_a_checkpoint_of_another_layout_is_refused(s3: Any) -> None:
 async def test_chunks_are_checked_in_page_order_one_per_parser_process_at_a_time(
     s3: Any,
 ) -> None:
-    pool, run = await _with_both_processes_busy(s3, ActivityEnvironment())
+    _, pool, run = await _with_both_processes_busy(s3)
     pool.release(1, 3, 5, 7, 9)
     checkpoint = await run
     assert pool.most_at_once == 2, "a chunk per parser process, not the whole window"
@@ -178,8 +180,7 @@ async def test_the_checkpoint_passes_only_chunks_written_from_the_first_on(s3: A
 async def test_at_worker_shutdown_the_chunks_being_checked_are_written_and_no_other_starts(
     s3: Any,
 ) -> None:
-    env = ActivityEnvironment()
-    pool, run = await _with_both_processes_busy(s3, env)
+    env, pool, run = await _with_both_processes_busy(s3)
     env.worker_shutdown()
     pool.release(1, 3, 5, 7, 9)
     with pytest.raises(ApplicationError) as error:
@@ -194,8 +195,7 @@ async def test_at_worker_shutdown_the_chunks_being_checked_are_written_and_no_ot
 async def test_cancelling_the_run_cancels_the_ranges_being_checked_and_writes_nothing(
     s3: Any,
 ) -> None:
-    env = ActivityEnvironment()
-    pool, run = await _with_both_processes_busy(s3, env)
+    env, pool, run = await _with_both_processes_busy(s3)
     env.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
