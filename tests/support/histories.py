@@ -154,6 +154,17 @@ async def object_missing(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     return handle
 
 
+async def _ended_in_failure(
+    handle: WorkflowHandle[Any, CheckSummary], meant_to: str
+) -> WorkflowHandle[Any, CheckSummary]:
+    """Wait for a check meant not to return a summary; its handle once it has ended so."""
+    try:
+        await handle.result()
+    except Exception:
+        return handle
+    raise AssertionError(f"the check was meant to {meant_to}")
+
+
 async def retries_exhausted(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     """S3 cannot be reached by the worker: inspect fails twice and the check fails."""
     closed = dataclasses.replace(
@@ -161,11 +172,7 @@ async def retries_exhausted(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     )
     rec.worker(settings=closed)
     handle = await rec.start(rec.upload(10), max_attempts=2)
-    try:
-        await handle.result()
-    except Exception:
-        return handle
-    raise AssertionError("the check was meant to fail")
+    return await _ended_in_failure(handle, "fail")
 
 
 async def cancelled(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
@@ -175,11 +182,7 @@ async def cancelled(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     handle = await rec.start(document)
     _wait(lambda: rec.chunks(document) > 2, 120, "chunks")
     await handle.cancel()
-    try:
-        await handle.result()
-    except Exception:
-        return handle
-    raise AssertionError("the check was meant to be cancelled")
+    return await _ended_in_failure(handle, "be cancelled")
 
 
 async def recheck(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
