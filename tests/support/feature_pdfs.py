@@ -151,16 +151,20 @@ def _annotation(writer: Any, page: Any, subtype: str, rect: Any, **entries: Any)
     return reference
 
 
+def _link(writer: Any, page: Any, rect: Any, action: Any) -> None:
+    """A link annotation that runs an action when clicked."""
+    _annotation(writer, page, "/Link", rect, A=action)
+
+
 def _add_links(writer: Any, page: Any, first_page: Any) -> None:
     from pypdf.generic import ArrayObject, NameObject
 
     for i, url in enumerate(LINK_URLS):
-        _annotation(
+        _link(
             writer,
             page,
-            "/Link",
             _rect(50, 700 - 20 * i, 250, 715 - 20 * i),
-            A=_action("/URI", URI=_text(url)),
+            _action("/URI", URI=_text(url)),
         )
     # A link inside the document, and a mail link: links, but no external host.
     _annotation(
@@ -170,13 +174,8 @@ def _add_links(writer: Any, page: Any, first_page: Any) -> None:
         _rect(50, 640, 250, 655),
         Dest=ArrayObject([first_page, NameObject("/Fit")]),
     )
-    _annotation(
-        writer,
-        page,
-        "/Link",
-        _rect(50, 620, 250, 635),
-        A=_action("/URI", URI=_text("mailto:someone@example.com")),
-    )
+    mail = _action("/URI", URI=_text("mailto:someone@example.com"))
+    _link(writer, page, _rect(50, 620, 250, 635), mail)
 
 
 def _add_annotations(writer: Any, page: Any) -> None:
@@ -243,19 +242,12 @@ def _add_page_script(writer: Any, page: Any) -> None:
     page[NameObject("/AA")] = DictionaryObject(
         {NameObject("/O"): _action("/JavaScript", JS=_text("console.println('page open');"))}
     )
-    _annotation(
-        writer,
-        page,
-        "/Link",
-        _rect(50, 700, 250, 715),
-        A=_action("/JavaScript", JS=_text("app.alert('clicked');")),
-    )
+    alert = _action("/JavaScript", JS=_text("app.alert('clicked');"))
+    _link(writer, page, _rect(50, 700, 250, 715), alert)
 
 
 def _add_page_launch(writer: Any, page: Any) -> None:
-    _annotation(
-        writer, page, "/Link", _rect(50, 700, 250, 715), A=_action("/Launch", F=_text("calc.exe"))
-    )
+    _link(writer, page, _rect(50, 700, 250, 715), _action("/Launch", F=_text("calc.exe")))
 
 
 def _add_page_attachment(writer: Any, page: Any) -> None:
