@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,18 @@ from infra.stack import EmbeddedStack, StackConfig
 DEFAULT_STATE_DIR = ".docpipe"
 
 
+# The stack's numeric options: flag, the StackConfig field it sets, and what it is for.
+# Their defaults are StackConfig's, so that the command line and the fixtures agree.
+_NUMBER_OPTIONS = (
+    ("--temporal-port", "temporal_port", "Temporal's port"),
+    ("--ui-port", "temporal_ui_port", "the Web UI's port"),
+    ("--kafka-port", "kafka_port", "the broker's port"),
+    ("--s3-port", "s3_port", "S3's port"),
+    ("--codec-port", "codec_port", "codec server for the UI"),
+    ("--partitions", "partitions", "partitions per topic"),
+)
+
+
 def stack_options() -> argparse.ArgumentParser:
     """The embedded stack's options, as a parent parser of the commands that start it."""
     stack = argparse.ArgumentParser(add_help=False)
@@ -24,28 +37,19 @@ def stack_options() -> argparse.ArgumentParser:
         default=os.environ.get("DOCPIPE_STATE_DIR", DEFAULT_STATE_DIR),
         help=f"Temporal's database and the logs (DOCPIPE_STATE_DIR, default {DEFAULT_STATE_DIR})",
     )
-    group.add_argument("--temporal-port", type=int, default=7233, help="Temporal's port (7233)")
-    group.add_argument("--ui-port", type=int, default=8233, help="the Web UI's port (8233)")
-    group.add_argument("--kafka-port", type=int, default=9092, help="the broker's port (9092)")
-    group.add_argument("--s3-port", type=int, default=4566, help="S3's port (4566)")
-    group.add_argument(
-        "--codec-port", type=int, default=8235, help="codec server for the UI (8235)"
-    )
-    group.add_argument("--partitions", type=int, default=3, help="partitions per topic")
+    defaults = {field.name: field.default for field in dataclasses.fields(StackConfig)}
+    for flag, field_name, purpose in _NUMBER_OPTIONS:
+        default = defaults[field_name]
+        group.add_argument(
+            flag, dest=field_name, type=int, default=default, help=f"{purpose} ({default})"
+        )
     return stack
 
 
 def stack_config(args: argparse.Namespace) -> StackConfig:
     """The embedded stack that ``stack_options`` describe."""
-    return StackConfig(
-        state_dir=Path(args.state_dir).resolve(),
-        temporal_port=args.temporal_port,
-        temporal_ui_port=args.ui_port,
-        kafka_port=args.kafka_port,
-        s3_port=args.s3_port,
-        codec_port=args.codec_port,
-        partitions=args.partitions,
-    )
+    numbers = {field_name: getattr(args, field_name) for _, field_name, _ in _NUMBER_OPTIONS}
+    return StackConfig(state_dir=Path(args.state_dir).resolve(), **numbers)
 
 
 def add_commands(commands: Commands) -> None:
