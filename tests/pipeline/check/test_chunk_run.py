@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,7 @@ async def _with_both_processes_busy(
 
 
 def test_a_layout_says_where_each_chunk_begins_and_ends() -> None:
-    layout = ChunkLayout(
-        document=LAYOUT.document,
-        results_bucket=RESULTS,
-        results_prefix=PREFIX,
-        page_count=35,
-        chunk_pages=10,
-    )
+    layout = dataclasses.replace(LAYOUT, page_count=35, chunk_pages=10)
     assert layout.chunks == 4
     assert [layout.pages_of(index) for index in range(4)] == [(1, 10), (11, 20), (21, 30), (31, 35)]
     # Its checkpoints are those a resumed attempt trusts.
