@@ -45,7 +45,24 @@ from pipeline.reasons import Reason
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from pipeline.pdf.document_checks import DocumentFacts
+
 log = logging.getLogger(__name__)
+
+
+def inspection_of(facts: DocumentFacts, *, size: int, plan: CheckPlan) -> InspectResult:
+    """What ``inspect`` returns for a document of ``size`` bytes, given the facts a parser
+    process found in it and the plan it is to be checked by."""
+    return InspectResult(
+        size=size,
+        pdf_version=facts.pdf_version,
+        page_count=facts.page_count,
+        encrypted=facts.encrypted,
+        plan=plan,
+        problem=facts.problem,
+        problem_detail=facts.problem_detail,
+        features=facts.features,
+    )
 
 
 def _unavailable(exc: ObjectUnavailableError) -> ApplicationError:
@@ -148,16 +165,7 @@ class DocumentActivities:
                     facts = await self.pool.inspect(
                         spool.path, log_extra=_ids(document.document_id)
                     )
-                    result = InspectResult(
-                        size=size,
-                        pdf_version=facts.pdf_version,
-                        page_count=facts.page_count,
-                        encrypted=facts.encrypted,
-                        plan=self._plan,
-                        problem=facts.problem,
-                        problem_detail=facts.problem_detail,
-                        features=facts.features,
-                    )
+                    result = inspection_of(facts, size=size, plan=self._plan)
             except ObjectUnavailableError as exc:
                 result = problem(exc.reason, str(exc))
             except (InspectTimeoutError, ParserCrashedError) as exc:

@@ -13,8 +13,9 @@ from aiokafka import ConsumerRecord
 
 from infra.clients import topic_from_start
 from infra.settings import Settings
+from pipeline.check.activities import inspection_of
 from pipeline.check.report import PageSummary, build_report
-from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.models import CheckPlan, DocumentRef
 from pipeline.pdf.document_checks import DocumentFacts, inspect_document, open_pdf
 from pipeline.pdf.page_checks import PageResult, check_pages
 from pipeline.policy import VerdictPolicy
@@ -55,16 +56,7 @@ def report_of_results(
 ) -> dict[str, Any]:
     """The validated report of a document whose facts and page results are known."""
     plan = CheckPlan(chunk_pages=50, heartbeat_timeout_s=30.0, policy=policy or VerdictPolicy())
-    inspection = InspectResult(
-        size=path.stat().st_size,
-        pdf_version=facts.pdf_version,
-        page_count=facts.page_count,
-        encrypted=facts.encrypted,
-        plan=plan,
-        problem=facts.problem,
-        problem_detail=facts.problem_detail,
-        features=facts.features,
-    )
+    inspection = inspection_of(facts, size=path.stat().st_size, plan=plan)
     summary = PageSummary()
     for result in results:
         summary.add(result.to_json())

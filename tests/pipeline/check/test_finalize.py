@@ -25,7 +25,7 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from pipeline.check.activities import DocumentActivities
+from pipeline.check.activities import DocumentActivities, inspection_of
 from pipeline.check.results import ResultStore
 from pipeline.models import (
     REPORT_NAME,
@@ -94,14 +94,8 @@ async def _checked(s3: Any, document: DocumentRef) -> FinalizeInput:
         path = Path(directory) / "case.pdf"
         path.write_bytes(s3.get_object(Bucket=DOCS, Key=document.key)["Body"].read())
         facts = inspect_document(path)
-        inspection = InspectResult(
-            size=path.stat().st_size,
-            pdf_version=facts.pdf_version,
-            page_count=facts.page_count,
-            encrypted=facts.encrypted,
-            plan=CheckPlan(chunk_pages=CHUNK_PAGES, heartbeat_timeout_s=5),
-            features=facts.features,
-        )
+        plan = CheckPlan(chunk_pages=CHUNK_PAGES, heartbeat_timeout_s=5)
+        inspection = inspection_of(facts, size=path.stat().st_size, plan=plan)
         store = ResultStore(s3, RESULTS)
         reader = open_pdf(path)
         chunks = math.ceil(facts.page_count / CHUNK_PAGES)
