@@ -42,8 +42,30 @@ def _upload(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
 
-async def _check(settings: Settings, client: Client, document: DocumentRef) -> CheckSummary:
-    return await (await start_check(client, settings, document)).result()
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """A document checked by a running worker, and its report as first written."""
+
+    client: Client
+    document: DocumentRef
+    summary: CheckSummary
+    report: tuple[bytes, list[Any]]
+
+
+async def _check_with_worker(
+    settings: Settings, start_component: StartComponent, key: str
+) -> _Checked:
+    """Start a worker, then upload and check a three-page document with one blank page.
+
+    The report it writes is asserted valid before anything else is done with it.
+    """
+    start_component(["worker"], settings)
+    client = await temporal_client(settings.temporal, settings.codec)
+    document = _upload(settings, key, ["text", "blank", "text"])
+    summary = await (await start_check(client, settings, document)).result()
+    report = _object(settings, summary.report_key)
+    assert_valid_report(report[0])
+    return _Checked(client=client, document=document, summary=summary, report=report)
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -72,12 +94,8 @@ def _object(settings: Settings, key: str) -> tuple[bytes, list[Any]]:
 async def test_a_redelivered_results_event_is_the_same_event(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal, settings.codec)
-    document = _upload(settings, "results/redelivered.pdf", ["text", "blank", "text"])
-    summary = await _check(settings, client, document)
-    report_before = _object(settings, summary.report_key)
-    assert_valid_report(report_before[0])
+    checked = await _check_with_worker(settings, start_component, "results/redelivered.pdf")
+    document, summary, report_before = checked.document, checked.summary, checked.report
 
     (first,) = await read_topic(settings, settings.kafka.results_topic, count=1)
     # The same activity, retried (a lost acknowledgement): it publishes again.
@@ -123,12 +141,9 @@ async def test_a_redelivered_results_event_is_the_same_event(
 async def test_reprocess_and_report_commands(
     settings: Settings, start_component: StartComponent
 ) -> None:
-    start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal, settings.codec)
-    document = _upload(settings, "rechecks/doc.pdf", ["text", "blank", "text"])
-    original = await _check(settings, client, document)
-    original_report = _object(settings, original.report_key)
-    assert_valid_report(original_report[0])
+    checked = await _check_with_worker(settings, start_component, "rechecks/doc.pdf")
+    client, document = checked.client, checked.document
+    original, original_report = checked.summary, checked.report
     prefix = document.results_prefix(settings.s3.results_prefix)
 
     # By document ID, waiting for the verdict.
