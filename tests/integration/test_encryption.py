@@ -43,8 +43,18 @@ def _upload(settings: Settings, body: bytes) -> DocumentRef:
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
 
-def _with_keyring(settings: Settings, path: Path) -> Settings:
-    return dataclasses.replace(settings, codec=CodecSettings(keyring_file=str(path)))
+def _worker_with_keyring(
+    settings: Settings,
+    start_component: StartComponent,
+    path: Path,
+    keys: dict[str, str],
+    active: str,
+) -> Settings:
+    """Write a keyring file, start a worker that reads it, and return the worker's settings."""
+    write_keyring_file(path, keys, active)
+    with_keyring = dataclasses.replace(settings, codec=CodecSettings(keyring_file=str(path)))
+    start_component(["worker"], with_keyring)
+    return with_keyring
 
 
 def _payloads_only(event: HistoryEvent) -> bytes:
@@ -166,8 +176,7 @@ async def test_an_unknown_key_fails_the_workflow_task_until_the_key_is_added(
     settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
     keyring = tmp_path / "worker-keyring.json"
-    write_keyring_file(keyring, {"k-new": _K_NEW}, "k-new")
-    start_component(["worker"], _with_keyring(settings, keyring))
+    _worker_with_keyring(settings, start_component, keyring, {"k-new": _K_NEW}, "k-new")
     old = dataclasses.replace(
         settings, codec=CodecSettings(keys=(f"k-old:{_K_OLD}",), active_key="k-old")
     )
@@ -193,9 +202,7 @@ async def test_a_rotation_while_checks_run_keeps_them_running_and_seals_new_ones
     settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
     keyring = tmp_path / "keyring.json"
-    write_keyring_file(keyring, {"k1": _K_OLD}, "k1")
-    rotating = _with_keyring(settings, keyring)
-    start_component(["worker"], rotating)
+    rotating = _worker_with_keyring(settings, start_component, keyring, {"k1": _K_OLD}, "k1")
     before = await temporal_client(rotating.temporal, rotating.codec)
     in_flight = await start_check(before, rotating, _upload(settings, make_large_pdf(40)))
 
