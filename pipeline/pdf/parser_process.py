@@ -62,6 +62,18 @@ STDERR_LOGGER = "parser.stderr"
 # other checks done and a report, instead of timing out as unreadable).
 _diff_budget_s: float | None = None
 DIFF_BUDGET_SHARE = 0.25
+# pypdf's limits on what one stream may declare or decode to: every decoder gets the same
+# byte limit (ParserLimits.max_stream_bytes).
+_STREAM_SIZE_LIMITS = (
+    "maximum_declared_stream_length",
+    "array_based_stream_maximum_output_length",
+    "jbig2_maximum_output_length",
+    "lzw_maximum_output_length",
+    "run_length_maximum_output_length",
+    "zlib_maximum_output_length",
+    "brotli_maximum_output_length",
+    "image_maximum_buffer_size",
+)
 
 
 @dataclass(frozen=True)
@@ -149,17 +161,8 @@ def init_process(
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from pypdf._configuration import overwrite_configuration
 
-    size = limits.max_stream_bytes
-    overwrite_configuration(
-        maximum_declared_stream_length=size,
-        array_based_stream_maximum_output_length=size,
-        jbig2_maximum_output_length=size,
-        lzw_maximum_output_length=size,
-        run_length_maximum_output_length=size,
-        zlib_maximum_output_length=size,
-        brotli_maximum_output_length=size,
-        image_maximum_buffer_size=size,
-    )
+    stream_limits: dict[str, Any] = dict.fromkeys(_STREAM_SIZE_LIMITS, limits.max_stream_bytes)
+    overwrite_configuration(**stream_limits)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
