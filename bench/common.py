@@ -3,6 +3,7 @@ memory of processes, read from /proc (Linux)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
 import time
@@ -14,6 +15,17 @@ from infra.settings import Settings
 from infra.settings_env import to_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--state-dir``: where the stack keeps Temporal's database, /dev/shm by default
+    (where there is one), so that a shared machine's disk does not set the pace."""
+    parser.add_argument(
+        "--state-dir",
+        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
+        help="where the stack keeps Temporal's database (default: /dev/shm, so that the "
+        "fsync latency of a shared machine's disk does not add to every step)",
+    )
 
 
 def _cpu_s(pid: int, *, reaped: bool = False) -> float:

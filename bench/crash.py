@@ -40,6 +40,7 @@ from typing import Any
 # Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import add_state_dir_option
 from pypdf import PageObject, PdfReader, PdfWriter
 
 from app.submit import submit_files
@@ -243,11 +244,7 @@ def main() -> None:
     parser.add_argument(
         "--pages", type=int, default=PAGES, help=f"pages of the document (default: {PAGES})"
     )
-    parser.add_argument(
-        "--state-dir",
-        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-        help="where the stack keeps Temporal's database (default: /dev/shm)",
-    )
+    add_state_dir_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
         figures = asyncio.run(run(Path(work), args.state_dir, args.seed, args.pages))

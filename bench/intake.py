@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
-from common import cpu_snapshot
+from common import add_state_dir_option, cpu_snapshot
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
@@ -346,12 +346,7 @@ def main() -> int:
         help="a third side: starts with the request alone (no search attributes, summary, "
         "details, priority or fairness key), to see what those cost Temporal",
     )
-    parser.add_argument(
-        "--state-dir",
-        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-        help="where the stack keeps Temporal's database (default: /dev/shm, so that the "
-        "disk of a shared machine does not set the pace)",
-    )
+    add_state_dir_option(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 

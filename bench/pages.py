@@ -45,7 +45,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
-from common import RssSampler, cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
+from common import (
+    RssSampler,
+    add_state_dir_option,
+    cpu_per_unit_ms,
+    cpu_snapshot,
+    start_worker_and_consumer,
+)
 from histories import CheckTimes, check_times, percentile, phase_medians
 from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
@@ -316,12 +322,7 @@ def main() -> None:
         default=None,
         help=f"the workers' chunk size (default: {PipelineSettings().chunk_pages})",
     )
-    parser.add_argument(
-        "--state-dir",
-        default="/dev/shm" if Path("/dev/shm").is_dir() else None,
-        help="where the stack keeps Temporal's database (default: /dev/shm, so that the "
-        "fsync latency of a shared machine's disk does not add to every step)",
-    )
+    add_state_dir_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
         figures = asyncio.run(
