@@ -25,8 +25,17 @@ from tests.support.settings import with_pipeline
 
 PAGE_TIMEOUT_S = 3.0
 
-# name -> (builder, verdict, reasons, problem, page error types)
-CASES: dict[str, tuple[Callable[[], bytes], str, list[str], str | None, list[str | None]]] = {
+# builder, verdict, reasons, problem, page error types
+_Case = tuple[Callable[[], bytes], str, list[str], str | None, list[str | None]]
+
+
+def _signed_then(change: Callable[[bytes], bytes], verdict: str, reason: str) -> _Case:
+    """A signed document changed after signing: every page still reads."""
+    return (lambda: change(signing.signed()), verdict, [reason], None, [None] * signing.PAGES)
+
+
+# name -> case
+CASES: dict[str, _Case] = {
     # Repaired by qpdf: the pages whose objects survived are checked (counted in the bytes);
     # the last of them lost its content stream to the cut, and is blank.
     "truncated": (
@@ -40,20 +49,8 @@ CASES: dict[str, tuple[Callable[[], bytes], str, list[str], str | None, list[str
         f"damaged-{name}": (build, "review", ["repaired"], None, [None] * damaged.PAGES)
         for name, build in damaged.DAMAGED.items()
     },
-    "signature-broken": (
-        lambda: signing.flipped_from(signing.signed()),
-        "reject",
-        ["signature_broken"],
-        None,
-        [None] * signing.PAGES,
-    ),
-    "edited-after-signing": (
-        lambda: signing.edit_after(signing.signed()),
-        "review",
-        ["modified_after_signing"],
-        None,
-        [None] * signing.PAGES,
-    ),
+    "signature-broken": _signed_then(signing.flipped_from, "reject", "signature_broken"),
+    "edited-after-signing": _signed_then(signing.edit_after, "review", "modified_after_signing"),
     # The page tree survives; the pages whose objects were garbled are page errors.
     "garbled-middle": (
         hostile.garbled_middle,
