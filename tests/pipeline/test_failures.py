@@ -22,24 +22,30 @@ def _client_error(status: int, code: str) -> ClientError:
     return ClientError(response, "HeadObject")
 
 
+# S3's answers (status, code) by what they mean. A HEAD's answer has no body: its code is
+# the status.
+S3_ANSWERS = {
+    S3Failure.MISSING: [(404, "404"), (404, "NoSuchKey"), (404, "NoSuchVersion")],
+    S3Failure.ACCESS_DENIED: [(403, "403"), (403, "AccessDenied")],
+    S3Failure.REJECTED: [
+        (400, "400"),
+        (400, "AuthorizationHeaderMalformed"),
+        (301, "PermanentRedirect"),
+        (409, "OperationAborted"),
+    ],
+    S3Failure.TRANSIENT: [
+        (500, "InternalError"),
+        (503, "SlowDown"),
+        (429, "TooManyRequests"),
+        (400, "RequestTimeout"),
+        (403, "RequestTimeTooSkewed"),
+    ],
+}
+
+
 @pytest.mark.parametrize(
     ("status", "code", "kind"),
-    [
-        (404, "404", S3Failure.MISSING),  # a HEAD's answer has no body: the code is the status
-        (404, "NoSuchKey", S3Failure.MISSING),
-        (404, "NoSuchVersion", S3Failure.MISSING),
-        (403, "403", S3Failure.ACCESS_DENIED),
-        (403, "AccessDenied", S3Failure.ACCESS_DENIED),
-        (400, "400", S3Failure.REJECTED),
-        (400, "AuthorizationHeaderMalformed", S3Failure.REJECTED),
-        (301, "PermanentRedirect", S3Failure.REJECTED),
-        (409, "OperationAborted", S3Failure.REJECTED),
-        (500, "InternalError", S3Failure.TRANSIENT),
-        (503, "SlowDown", S3Failure.TRANSIENT),
-        (429, "TooManyRequests", S3Failure.TRANSIENT),
-        (400, "RequestTimeout", S3Failure.TRANSIENT),
-        (403, "RequestTimeTooSkewed", S3Failure.TRANSIENT),
-    ],
+    [(status, code, kind) for kind, answers in S3_ANSWERS.items() for status, code in answers],
 )
 def test_s3_errors_by_status_and_code(status: int, code: str, kind: S3Failure) -> None:
     assert classify_s3(_client_error(status, code)) is kind
