@@ -230,25 +230,35 @@ class PagePool:
         A page that hangs becomes a ``timeout`` page error. A process that dies is
         replaced and the page it was on tried once more on its own; if it dies again
         there, that page becomes a ``crashed`` page error. Either way the other pages
-        are checked.
+        are checked. A process hands a range back after each page it read by OCR; the
+        rest goes to the next free process, or is halved between two when more are free.
         """
         results: list[dict[str, Any]] = []
         died_on: set[int] = set()
         start = first
         while start <= last:
             try:
-                results.extend(
-                    await self._run(
-                        parser_process.check_range,
-                        str(path),
-                        start,
-                        last,
-                        limit_s=self.limits.page_seconds,
-                        abandonable=True,
-                        log_extra=log_extra,
-                    )
+                checked = await self._run(
+                    parser_process.check_range,
+                    str(path),
+                    start,
+                    last,
+                    limit_s=self.limits.page_seconds,
+                    abandonable=True,
+                    log_extra=log_extra,
                 )
-                return results
+                results.extend(checked)
+                start += len(checked)
+                if start < last and self._spare_processes():
+                    # It stopped after a scanned page, and another process is idle: the
+                    # rest is shared between them.
+                    middle = (start + last) // 2
+                    halves = await asyncio.gather(
+                        self.check_range(path, start, middle, log_extra),
+                        self.check_range(path, middle + 1, last, log_extra),
+                    )
+                    return results + halves[0] + halves[1]
+                continue
             except PageHung as hung:
                 failed = hung.page
                 what = "OCR" if hung.reading else "parsing"
@@ -290,6 +300,10 @@ class PagePool:
             results.append(error.to_json())
             start = failed + 1
         return results
+
+    def _spare_processes(self) -> bool:
+        """More than one process free: the one a range just left, and another."""
+        return self._free is not None and self._free.qsize() > 1
 
     async def _unread(self, path: Path, page: int, cause: str, otherwise: PageResult) -> PageResult:
         """Page ``page`` checked again without OCR, as a page OCR could not read for
