@@ -15,6 +15,7 @@ to the same budget, since pdfium decodes each at full size.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -143,10 +144,22 @@ def _plain(image: StreamObject) -> bool:
     )
 
 
-def _decode(image: StreamObject) -> Any:
+def _decode(image: StreamObject, options: OcrOptions) -> Any:
+    """The image, decoded as pypdf and Pillow do, in gray.
+
+    A JPEG's own header is sized too before it is decoded: its dictionary may declare far
+    fewer pixels than the data holds.
+    """
     try:
+        if resolve(image.get("/Filter")) == "/DCTDecode":
+            from PIL import Image
+
+            with Image.open(io.BytesIO(image.get_data())) as header:
+                _check_budget(*header.size, options, "the image's JPEG data")
         picture = image.decode_as_image()
         return picture.convert("L")
+    except OcrError:
+        raise
     except Exception as exc:
         raise OcrError("image_unreadable", f"the page's image: {type(exc).__name__}") from None
 
@@ -176,7 +189,7 @@ def page_picture(
         and _plain(drawn[0].image)
     ):
         width, height = _pixels(drawn[0].image)
-        picture = _decode(drawn[0].image)
+        picture = _decode(drawn[0].image, options)
         if picture.size != (width, height):
             raise OcrError("image_unreadable", "the image's size is not what it declares")
         return PagePicture(picture, EMBEDDED)
