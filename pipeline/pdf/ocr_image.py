@@ -34,7 +34,7 @@ _COVERING_SHARE = 0.9
 # Filters whose images are decoded here; pdfium renders the others (JBIG2, JPX, ...).
 _PLAIN_FILTERS = ("/DCTDecode", "/FlateDecode", "/CCITTFaxDecode")
 _PLAIN_SPACES = ("/DeviceGray", "/DeviceRGB")
-_MATRIX = tuple[float, float, float, float, float, float]
+_Matrix = tuple[float, float, float, float, float, float]
 
 # Renders page ``index`` (0-based) at ``dpi`` as a grayscale PIL image.
 PageRenderer = Callable[[int, float], Any]
@@ -48,7 +48,7 @@ class PagePicture:
     source: str
 
 
-def _multiply(first: _MATRIX, second: _MATRIX) -> _MATRIX:
+def _multiply(first: _Matrix, second: _Matrix) -> _Matrix:
     a, b, c, d, e, f = first
     a2, b2, c2, d2, e2, f2 = second
     return (
@@ -66,7 +66,7 @@ class _Drawn:
     """An image XObject drawn on a page, and the matrix it was drawn with."""
 
     image: StreamObject
-    matrix: _MATRIX
+    matrix: _Matrix
 
 
 def _drawn_images(page: PageObject) -> tuple[list[_Drawn], bool]:
@@ -80,8 +80,8 @@ def _drawn_images(page: PageObject) -> tuple[list[_Drawn], bool]:
     contents = contents.get_object()
     if not isinstance(contents, (ArrayObject, StreamObject)):
         return [], True
-    matrix: _MATRIX = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-    saved: list[_MATRIX] = []
+    matrix: _Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    saved: list[_Matrix] = []
     drawn: list[_Drawn] = []
     other = False
     for operands, operator in ContentStream(contents, page.pdf).operations:
