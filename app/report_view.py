@@ -130,12 +130,21 @@ def _page_issues(report: dict[str, Any]) -> dict[int, list[str]]:
             mark([page], "cannot be read" + (f" ({messages[page]})" if page in messages else ""))
     simple = (
         (Reason.BLANK_PAGES, "blank_pages", "blank"),
-        (Reason.NEEDS_OCR, "image_only_pages", "needs OCR (images, no text)"),
         (Reason.ROTATED_PAGES, "rotated_pages", "rotated"),
     )
     for reason, check, text in simple:
         if reason in reasons:
             mark(checks[check]["pages"], text)
+    # Reports from before OCR list image-only pages only.
+    ocr = checks.get("ocr") or {"not_read": checks["image_only_pages"]}
+    scans = (
+        (Reason.NEEDS_OCR, "not_read", "needs OCR (images, no text)"),
+        (Reason.OCR_FAILED, "failed", "OCR could not read it"),
+        (Reason.OCR_LOW_CONFIDENCE, "low_confidence", "OCR read it with low confidence"),
+    )
+    for reason, part, text in scans:
+        if reason in reasons and part in ocr:
+            mark(ocr[part]["pages"], text)
     if Reason.SENSITIVE_DATA in reasons:
         for entry in checks["sensitive_data"]["by_page"]:
             counts = ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())
@@ -203,10 +212,26 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
             if entry["count"]
         )
         lines.append(f"  sensitive data {sensitive['total']}: {found}")
+    lines.extend(_ocr_lines(checks))
     meta = facts["metadata"]
     shown = [f"{name} {value}" for name, value in meta.items() if value]
     lines.append(f"  metadata: {'; '.join(shown) if shown else '-'}")
     return lines
+
+
+def _ocr_lines(checks: dict[str, Any]) -> list[str]:
+    """What OCR made of the image-only pages (reports before policy 6 say nothing)."""
+    ocr = checks.get("ocr") or {}
+    read, failed = ocr.get("pages_read", {}).get("count"), ocr.get("failed", {}).get("count")
+    if not read and not failed:
+        return []
+    causes = ", ".join(f"{cause} {n}" for cause, n in ocr["failed"]["by_cause"].items())
+    confidence = ocr["mean_confidence"]
+    return [
+        f"  OCR ({ocr['engine'] or '-'}, {ocr['data'] or '-'}): {read} page(s) read"
+        + (f", mean confidence {confidence:g}" if confidence is not None else "")
+        + (f"; {failed} not readable ({causes})" if failed else "")
+    ]
 
 
 def _integrity_lines(facts: dict[str, Any], checks: dict[str, Any]) -> list[str]:

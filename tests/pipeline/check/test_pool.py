@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tests.support.hostile import many_operators
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
+from tests.support.scans import scanned_document
 
 
 def _pdf(tmp_path: Path, name: str, pages: int = 3) -> Path:
@@ -234,3 +236,47 @@ async def test_a_failed_job_still_hands_back_what_was_said(
     assert [r.getMessage() for r in caplog.records if r.name == "parser.stderr"] == [
         "said before failing"
     ]
+
+
+async def test_a_range_of_scans_is_shared_with_an_idle_process(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(scanned_document(3))
+    # One range, as a small document's chunk sends it: after its first page, read by OCR,
+    # the rest is halved between the process that read it and the idle one.
+    pages = await pool.check_range(path, 1, 3)
+    assert [(page["page"], page["text_source"]) for page in pages] == [
+        (1, "ocr"),
+        (2, "ocr"),
+        (3, "ocr"),
+    ]
+    assert await open_documents(pool) == [[str(path)], [str(path)]]
+
+
+async def test_a_scan_whose_reading_kills_its_process_twice_is_checked_without_ocr(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(scanned_document(1))
+    pool = PagePool(1)
+    killed: list[int] = []
+
+    async def reading() -> int | None:
+        """A process, not killed yet, that OCR is reading the page in."""
+        slot = pool._slots[0]
+        pids = [pid for pid in slot.pids() if pid not in killed]
+        return pids[0] if slot.reading() and pids else None
+
+    try:
+        await pool.warm()
+        checking = asyncio.create_task(pool.check_range(path, 1, 1))
+        for _ in range(2):
+            killed.append(await async_wait_for(reading, 60, "OCR reading the page"))
+            os.kill(killed[-1], signal.SIGKILL)
+        (result,) = await checking
+    finally:
+        pool.shutdown()
+    assert result["error_type"] is None
+    assert (result["text_source"], result["ocr_error"]) == ("ocr", "crashed")
+    assert (result["image_only"], result["paper_size"]) == (True, "A4")
