@@ -32,6 +32,7 @@ from pipeline.review import (
 )
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
+from tests.support.commands import docpipe_cli
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for, wait_for
 from tests.support.settings import with_review
@@ -121,6 +122,11 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     assert (
         await waiting_reviews(client, settings, prefix=f"review-{run}/", reason="needs_ocr") == []
     )
+    waiting = docpipe_cli(settings, "status", handle.id)
+    assert "verdict   review  blank_pages" in waiting
+    assert "review    awaiting a decision since" in waiting
+    assert "verdict   REVIEW" in docpipe_cli(settings, "report", handle.id)
+    assert handle.id in docpipe_cli(settings, "review", "list", "--prefix", f"review-{run}/")
     item = await review_item(client, settings, handle.id)
     assert [(p.page, p.reasons) for p in item.pages] == [(2, ["blank_pages"])]
     assert item.document == document.__class__(
@@ -143,6 +149,12 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     described = (await handle.describe()).typed_search_attributes
     assert described.get(sa.STATUS) == sa.APPROVED
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+    assert "review    pass after review: approve by ana" in docpipe_cli(
+        settings, "status", handle.id
+    )
+    report = docpipe_cli(settings, "report", document.document_id)
+    assert "decision  PASS after review: approve by ana" in report
+    assert "note: the blank page is a separator" in report
 
 
 @pytest.mark.slow
