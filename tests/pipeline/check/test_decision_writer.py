@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -20,6 +22,7 @@ from pipeline.review_visibility import WaitingReview
 from tests.support.activities import RESULTS
 
 REPORT_KEY = "results/documents/a.pdf@v1/report.json"
+SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "decision.schema.json"
 
 
 def _outcome(**decision: Any) -> ReviewOutcome:
@@ -53,6 +56,9 @@ async def test_a_decision_is_written_once_and_counted_once(s3: Any) -> None:
     assert await run(writer.write_decision, WriteDecisionInput(outcome=outcome)) is False
     stored = json.loads(s3.get_object(Bucket=RESULTS, Key=outcome.decision_key)["Body"].read())
     assert stored["schema_version"] == 1
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(stored)
     assert stored["decision"]["reviewer"] == "ana" and stored["final_verdict"] == "pass"
     assert (
         metrics.registry.get_sample_value("docpipe_review_decisions_total", {"action": "approve"})
@@ -95,3 +101,12 @@ def test_the_queue_gauges_count_by_reason_and_drop_what_no_longer_waits() -> Non
     record_queue(metrics, [waiting(["blank_pages"], 30)], now)
     assert sample("docpipe_review_waiting", {"reason": "needs_ocr"}) == 0
     assert sample("docpipe_review_oldest_seconds") == 30
+
+
+def test_the_schema_refuses_a_rejection_without_a_reason() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    stored = json.loads(json.dumps(dataclasses.asdict(_outcome(action="reject"))))
+    stored["schema_version"] = 1
+    assert not jsonschema.Draft202012Validator(schema).is_valid(stored)
+    stored["decision"]["reject_reason"] = "illegible"
+    assert jsonschema.Draft202012Validator(schema).is_valid(stored)
