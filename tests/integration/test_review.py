@@ -35,6 +35,7 @@ from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for, wait_for
+from tests.support.reports import read_topic
 from tests.support.settings import with_review
 
 Handle = WorkflowHandle[Any, CheckSummary]
@@ -149,6 +150,12 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     described = (await handle.describe()).typed_search_attributes
     assert described.get(sa.STATUS) == sa.APPROVED
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+    # The result, then the decision, under the document's key; the note stays out.
+    records = await read_topic(settings, settings.kafka.results_topic, count=2)
+    events = [json.loads(r.value) for r in records if r.key == document.document_id.encode()]
+    assert [e.get("final_verdict") for e in events] == [None, "pass"]
+    announced = events[1]["review"]
+    assert announced["state"] == "decided" and "note" not in announced["outcome"]["decision"]
     assert "review    pass after review: approve by ana" in docpipe_cli(
         settings, "status", handle.id
     )
