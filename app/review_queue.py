@@ -188,7 +188,7 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
     report = await asyncio.to_thread(
         _read_report, settings, status.report_bucket, status.report_key
     )
-    pages, document_reasons = _pages_to_review(report, status.reasons)
+    pages, document_reasons = pages_to_review(report, status.reasons)
     sensitive = [p.page for p in pages if "sensitive_data" in p.reasons]
     if sensitive:
         samples = await asyncio.to_thread(
@@ -230,7 +230,7 @@ def _read_report(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
     return report
 
 
-def _pages_to_review(
+def pages_to_review(
     report: dict[str, Any], reasons: list[str]
 ) -> tuple[list[PageToReview], list[str]]:
     """The pages each reason lists in the report (with parse errors as samples), and the
