@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -124,9 +125,12 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     (row,) = await async_wait_for(listed, 30, "the queue to list the check")
     assert row.workflow_id == handle.id and row.reasons == ["blank_pages"]
     assert row.page_count == 2 and not row.overdue
-    assert (
-        await waiting_reviews(client, settings, prefix=f"review-{run}/", reason="needs_ocr") == []
-    )
+    prefix = f"review-{run}/"
+    assert await waiting_reviews(client, settings, prefix=prefix, reason="needs_ocr") == []
+    assert await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(days=1)) == []
+    (aged,) = await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(0))
+    assert aged.workflow_id == handle.id
+    assert await waiting_reviews(client, settings, prefix=prefix, tenant="nobody") == []
     waiting = docpipe_cli(settings, "status", handle.id)
     assert "verdict   review  blank_pages" in waiting
     assert "review    awaiting a decision since" in waiting
