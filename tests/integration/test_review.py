@@ -3,7 +3,11 @@ it; a decision is recorded once in the history and in decision.json."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import urllib.error
+import urllib.request
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -15,6 +19,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
 from infra.clients import s3_client
+from infra.ports import free_ports
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
@@ -31,6 +36,7 @@ from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
 from tests.support.crashes import kill_worker
+from tests.support.metrics import metric_samples
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.reports import read_topic
@@ -321,3 +327,43 @@ async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_si
     assert summary.decision == outcome and outcome.decision.reviewer == "ana"
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
     assert _decision_file(settings, outcome)["decision"]["decision_id"] == "d-after-kill"
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return metric_samples(response.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@pytest.mark.slow
+async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    (port,) = free_ports(1)
+    settings = with_review(settings, metrics_interval_s=0.5)
+    telemetry = dataclasses.replace(settings.telemetry, metrics_port=port)
+    start_component(["worker"], dataclasses.replace(settings, telemetry=telemetry))
+    handle = await start_check(
+        client, settings, _put(settings, f"met-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
+    )
+    await _awaiting(handle)
+    waiting_key = ("docpipe_review_waiting", (("reason", "blank_pages"),))
+
+    async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        samples = await asyncio.to_thread(_metrics, port)
+        return samples if samples and samples.get(waiting_key, 0) >= 1 else None
+
+    samples = await async_wait_for(counted, 60, "the worker to count the waiting check")
+    assert samples[("docpipe_review_oldest_seconds", ())] > 0
+    await decide(client, handle.id, _approval("d-metrics"))
+    await handle.result()
+    decided = ("docpipe_review_decisions_total", (("action", "approve"),))
+
+    async def recorded() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        samples = await asyncio.to_thread(_metrics, port)
+        return samples if samples and samples.get(decided) == 1 else None
+
+    samples = await async_wait_for(recorded, 30, "the worker to count the decision")
+    assert samples[("docpipe_review_decision_seconds_count", ())] == 1
