@@ -190,10 +190,11 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
 
     handle = await start_check(client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"]))
     await _awaiting(handle)
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as unknown:
         await handle.execute_update(
             REVIEW_UPDATE, {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}, id="d-x"
         )
+    assert "unknown action 'maybe'" in str(unknown.value.cause)
     reject = ReviewDecision(decision_id="d-1", action=ReviewAction.REJECT, reviewer="ana")
     assert "needs a reason" in await _refused(client, handle, reject)
     other = ReviewDecision(
