@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
 from common import (
+    BENCH_BASE,
     RssSampler,
     add_state_dir_option,
     cpu_per_unit_ms,
@@ -205,7 +206,7 @@ async def run(
 
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
     ):
         settings = stack.settings()
         if chunk_pages:

@@ -17,10 +17,12 @@ from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.logs import parser_logging
 from infra.settings import Settings
 from pipeline.check.activities import DocumentActivities
+from pipeline.check.decision_writer import DecisionWriter
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import PagePool
 from pipeline.check.progress import ProgressReporter
 from pipeline.check.publish import ResultPublisher
+from pipeline.check.review_gauges import watch_review_queue
 from pipeline.check.spool import Spooler, sweep_stale_spools
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckPlan
@@ -38,10 +40,12 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "pages", "workflows"]
 
 
-def result_publisher(settings: Settings) -> ResultPublisher:
+def result_publisher(settings: Settings, metrics: PipelineMetrics | None = None) -> ResultPublisher:
     """The results-event publisher of one worker process (its producer starts on first use)."""
     return ResultPublisher(
-        topic=settings.kafka.results_topic, producer_kwargs=kafka_kwargs(settings.kafka)
+        topic=settings.kafka.results_topic,
+        producer_kwargs=kafka_kwargs(settings.kafka),
+        metrics=metrics,
     )
 
 
@@ -89,6 +93,7 @@ def document_activities(
             chunk_pages=pipeline.chunk_pages,
             heartbeat_timeout_s=pipeline.heartbeat_timeout_s,
             policy=settings.policy.verdict_policy(),
+            review=settings.review.review_policy(),
         ),
         max_document_bytes=pipeline.max_document_bytes,
         progress=ProgressReporter(client, pipeline.progress_interval_s),
@@ -113,7 +118,7 @@ def build_workers(
     ``publisher`` sends the results events (default: a new one; its owner closes it).
     """
     temporal, pipeline = settings.temporal, settings.pipeline
-    publisher = publisher or result_publisher(settings)
+    publisher = publisher or result_publisher(settings, activities.metrics)
     shutdown = timedelta(seconds=pipeline.graceful_shutdown_s)
     # Heartbeat details reach the server this promptly, not only every 0.8 x the timeout.
     throttle = timedelta(seconds=pipeline.heartbeat_throttle_s)
@@ -122,12 +127,15 @@ def build_workers(
     if role != "pages":
         # Bulk re-checks run beside the checks they start (docpipe recheck).
         rechecks = RecheckActivities(client, activities.s3)
+        decisions = DecisionWriter(s3=activities.s3, metrics=activities.metrics)
         main_activities: list[Callable[..., Any]] = [
             activities.check_document,
             # Checks started before check_document existed still inspect first.
             activities.inspect,
             activities.finalize,
             publisher.publish_result,
+            publisher.publish_review,
+            decisions.write_decision,
             rechecks.list_matches,
             rechecks.compare_page,
             rechecks.write_diff,
@@ -256,15 +264,13 @@ async def run_worker(
     )
     if client is None:
         return
-    publisher = result_publisher(settings)
+    metrics = PipelineMetrics(telemetry.registry) if telemetry else None
+    publisher = result_publisher(settings, metrics)
     activities = document_activities(
-        settings,
-        client=client,
-        metrics=PipelineMetrics(telemetry.registry) if telemetry else None,
-        role=role,
-        publisher=publisher,
+        settings, client=client, metrics=metrics, role=role, publisher=publisher
     )
     workers = build_workers(settings, client, activities, role=role, publisher=publisher)
+    gauges: asyncio.Task[None] | None = None
     try:
         # Parser processes take a moment to start: start them before taking work.
         pids = await activities.pool.warm()
@@ -274,8 +280,14 @@ async def run_worker(
             len(pids),
             ", ".join(map(str, pids)),
         )
+        if metrics is not None and role != "pages":
+            gauges = asyncio.create_task(
+                watch_review_queue(client, metrics, settings.review.metrics_interval_s)
+            )
         await run_parts(workers, stop)
     finally:
+        if gauges is not None:
+            gauges.cancel()
         await publisher.close()
         await asyncio.to_thread(activities.close)
         log.info("worker stopped")

@@ -1,0 +1,370 @@
+"""Human review on the real stack: a check waits for a decision, durably; the queue lists
+it; a decision is recorded once in the history and in decision.json."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import urllib.error
+import urllib.request
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+
+from app.review import decide_matching
+from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
+from infra.clients import s3_client
+from infra.ports import free_ports
+from infra.settings import Settings
+from pipeline import search_attributes as sa
+from pipeline.models import CheckSummary, DocumentRef
+from pipeline.review import (
+    REVIEW_QUERY,
+    REVIEW_UPDATE,
+    ReviewAction,
+    ReviewDecision,
+    ReviewOutcome,
+    ReviewState,
+    ReviewStatus,
+)
+from tests.conftest import StartComponent
+from tests.support.checks import start_check
+from tests.support.commands import docpipe_cli
+from tests.support.crashes import kill_worker
+from tests.support.metrics import metric_samples
+from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
+from tests.support.reports import read_topic
+from tests.support.settings import with_review
+
+Handle = WorkflowHandle[Any, CheckSummary]
+
+
+def _put(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
+    body = make_pdf(pages)
+    bucket = settings.s3.documents_buckets[0]
+    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
+    return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
+
+
+@pytest.fixture
+def reviewing(settings: Settings, start_component: StartComponent) -> Settings:
+    """This test's settings with review verdicts waiting, and a worker running on them."""
+    reviewing = with_review(settings)
+    start_component(["worker"], reviewing)
+    return reviewing
+
+
+async def _status(handle: Handle) -> ReviewStatus:
+    status: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
+    return status
+
+
+async def _awaiting(handle: Handle, seconds: float = 60) -> ReviewStatus:
+    async def waiting() -> ReviewStatus | None:
+        status = await _status(handle)
+        return status if status.state is ReviewState.AWAITING else None
+
+    return await async_wait_for(waiting, seconds, f"{handle.id} to await review")
+
+
+def _approval(decision_id: str, reviewer: str = "ana") -> ReviewDecision:
+    return ReviewDecision(
+        decision_id=decision_id,
+        action=ReviewAction.APPROVE,
+        reviewer=reviewer,
+        note="the blank page is a separator",
+        pages_viewed=[2],
+    )
+
+
+def _decision_file(settings: Settings, outcome: ReviewOutcome) -> dict[str, Any]:
+    body = (
+        s3_client(settings.s3)
+        .get_object(Bucket=outcome.decision_bucket, Key=outcome.decision_key)["Body"]
+        .read()
+    )
+    stored: dict[str, Any] = json.loads(body)
+    return stored
+
+
+def _completed_activities(history: Any, name: str) -> int:
+    scheduled = {
+        event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and scheduled[event.activity_task_completed_event_attributes.scheduled_event_id] == name
+    )
+
+
+async def _refused(client: Client, handle: Handle, decision: ReviewDecision) -> str:
+    with pytest.raises(ReviewRefusedError) as refused:
+        await decide(client, handle.id, decision)
+    return str(refused.value)
+
+
+@pytest.mark.slow
+async def test_a_waiting_check_is_listed_shown_and_decided_once(
+    reviewing: Settings, client: Client
+) -> None:
+    settings = reviewing
+    run = uuid.uuid4().hex[:8]
+    document = _put(settings, f"review-{run}/letter.pdf", ["text", "blank"])
+    handle = await start_check(client, settings, document)
+    status = await _awaiting(handle)
+    assert status.reasons == ["blank_pages"] and status.verdict == "review"
+
+    async def listed() -> list[Any] | None:
+        rows = await waiting_reviews(client, settings, prefix=f"review-{run}/")
+        return rows or None
+
+    (row,) = await async_wait_for(listed, 30, "the queue to list the check")
+    assert row.workflow_id == handle.id and row.reasons == ["blank_pages"]
+    assert row.page_count == 2 and not row.overdue
+    prefix = f"review-{run}/"
+    assert await waiting_reviews(client, settings, prefix=prefix, reason="needs_ocr") == []
+    assert await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(days=1)) == []
+    (aged,) = await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(0))
+    assert aged.workflow_id == handle.id
+    assert await waiting_reviews(client, settings, prefix=prefix, tenant="nobody") == []
+    waiting = docpipe_cli(settings, "status", handle.id)
+    assert "verdict   review  blank_pages" in waiting
+    assert "review    awaiting a decision since" in waiting
+    assert "verdict   REVIEW" in docpipe_cli(settings, "report", handle.id)
+    assert handle.id in docpipe_cli(settings, "review", "list", "--prefix", f"review-{run}/")
+    item = await review_item(client, settings, handle.id)
+    assert [(p.page, p.reasons) for p in item.pages] == [(2, ["blank_pages"])]
+    assert item.document == document.__class__(
+        bucket=document.bucket, key=document.key, version_id=document.version_id, size=document.size
+    )
+
+    outcome = await decide(client, handle.id, _approval("d-first"))
+    # The same decision again, running and ended, is the first outcome.
+    assert await decide(client, handle.id, _approval("d-first")) == outcome
+    summary = await handle.result()
+    assert summary.decision == outcome and summary.final_verdict == "pass"
+    assert await decide(client, handle.id, _approval("d-first")) == outcome
+    second = await _refused(client, handle, _approval("d-second", reviewer="bo"))
+    assert "already decided: approve by ana" in second
+
+    stored = _decision_file(settings, outcome)
+    assert stored["schema_version"] == 1 and stored["decision"]["decision_id"] == "d-first"
+    assert stored["final_verdict"] == "pass" and stored["report_verdict"] == "review"
+    assert outcome.decision_key == summary.report_key.replace("report.json", "decision.json")
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(sa.STATUS) == sa.APPROVED
+    assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+    # The result, then the decision, under the document's key; the note stays out.
+    records = await read_topic(settings, settings.kafka.results_topic, count=2)
+    events = [json.loads(r.value) for r in records if r.key == document.document_id.encode()]
+    assert [e.get("final_verdict") for e in events] == [None, "pass"]
+    announced = events[1]["review"]
+    assert announced["state"] == "decided" and "note" not in announced["outcome"]["decision"]
+    assert "review    pass after review: approve by ana" in docpipe_cli(
+        settings, "status", handle.id
+    )
+    report = docpipe_cli(settings, "report", document.document_id)
+    assert "decision  PASS after review: approve by ana" in report
+    assert "note: the blank page is a separator" in report
+
+
+@pytest.mark.slow
+async def test_the_check_refuses_each_decision_it_cannot_take(
+    reviewing: Settings, client: Client
+) -> None:
+    settings = reviewing
+    run = uuid.uuid4().hex[:8]
+    passing = await start_check(client, settings, _put(settings, f"ok-{run}/a.pdf", ["text"]))
+    assert (await passing.result()).verdict == "pass"
+    assert "does not wait" in await _refused(client, passing, _approval("d-0"))
+
+    handle = await start_check(client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"]))
+    await _awaiting(handle)
+    with pytest.raises(WorkflowUpdateFailedError) as unknown:
+        await handle.execute_update(
+            REVIEW_UPDATE, {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}, id="d-x"
+        )
+    assert "unknown action 'maybe'" in str(unknown.value.cause)
+    reject = ReviewDecision(decision_id="d-1", action=ReviewAction.REJECT, reviewer="ana")
+    assert "needs a reason" in await _refused(client, handle, reject)
+    other = ReviewDecision(
+        decision_id="d-2", action=ReviewAction.REJECT, reviewer="ana", reject_reason="other"
+    )
+    assert "needs a note" in await _refused(client, handle, other)
+    assert (await _status(handle)).state is ReviewState.AWAITING
+    rejected = ReviewDecision(
+        decision_id="d-3",
+        action=ReviewAction.REJECT,
+        reviewer="ana",
+        reject_reason="illegible",
+    )
+    outcome = await decide(client, handle.id, rejected)
+    assert outcome.final_verdict == "reject"
+    assert "already decided: reject by ana" in await _refused(client, handle, _approval("d-4"))
+    assert (await handle.result()).final_verdict == "reject"
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(sa.STATUS) == sa.REJECTED
+
+
+@pytest.mark.slow
+async def test_a_reprocess_supersedes_the_waiting_check(
+    reviewing: Settings, client: Client
+) -> None:
+    settings = reviewing
+    document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    old = await start_check(client, settings, document)
+    await _awaiting(old)
+    # --wait returns once the new check is reported and waits for review in turn.
+    shown = docpipe_cli(settings, "reprocess", document.document_id, "--wait")
+    assert "verdict   review  blank_pages" in shown and "review    awaiting a decision" in shown
+    (new_id,) = [line.split()[1] for line in shown.splitlines() if line.startswith("  workflow")]
+    summary = await old.result()
+    assert summary.review_state == "superseded" and summary.superseded_by == new_id
+    status = await _status(old)
+    assert status.state is ReviewState.SUPERSEDED
+    assert (await old.describe()).typed_search_attributes.get(sa.STATUS) == sa.SUPERSEDED
+    new = client.get_workflow_handle(new_id, result_type=CheckSummary)
+    await _awaiting(new)
+    assert "superseded" in await _refused(client, old, _approval("d-late"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
+    reviewing: Settings, client: Client
+) -> None:
+    settings = reviewing
+    run = uuid.uuid4().hex[:8]
+    handles = [
+        await start_check(client, settings, _put(settings, f"bulk-{run}/{n}.pdf", ["blank"]))
+        for n in range(50)
+    ]
+    for handle in handles:
+        await _awaiting(handle, 240)
+    query = f"{sa.OBJECT_KEY.name} STARTS_WITH 'bulk-{run}/'"
+
+    async def all_listed() -> bool:
+        return len(await waiting_reviews(client, settings, prefix=f"bulk-{run}/", limit=100)) == 50
+
+    await async_wait_for(all_listed, 60, "visibility to list the 50 waiting checks")
+    template = ReviewDecision(
+        decision_id="", action=ReviewAction.APPROVE, reviewer="ana", note="bulk"
+    )
+    first = await decide_matching(client, query, template, rate_per_s=50)
+    assert len(first.decided) == 50 and first.refused == {}
+    outcomes = [await handle.result() for handle in handles]
+    ids = {summary.decision.decision.decision_id for summary in outcomes if summary.decision}
+    # One decision each, each its own auditable ID.
+    assert len(ids) == 50
+
+    async def none_listed() -> bool:
+        return await waiting_reviews(client, settings, prefix=f"bulk-{run}/") == []
+
+    await async_wait_for(none_listed, 60, "visibility to list none waiting")
+    rerun = await decide_matching(client, query, template, rate_per_s=50)
+    assert rerun.decided == [] and rerun.refused == {}
+
+
+@pytest.mark.slow
+async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_told(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    escalating = with_review(settings, deadline="2s")
+    start_component(["worker"], escalating)
+    run = uuid.uuid4().hex[:8]
+    handle = await start_check(client, escalating, _put(escalating, f"dl-{run}/a.pdf", ["blank"]))
+    await _awaiting(handle)
+
+    async def overdue() -> bool:
+        attributes = (await handle.describe()).typed_search_attributes
+        return bool(attributes.get(sa.REVIEW_OVERDUE))
+
+    await async_wait_for(overdue, 60, "the check to be marked overdue")
+    status = await _status(handle)
+    assert status.state is ReviewState.AWAITING and status.overdue
+    await decide(client, handle.id, _approval("d-late"))
+    assert (await handle.result()).final_verdict == "pass"
+
+
+@pytest.mark.slow
+async def test_an_overdue_check_is_decided_by_the_policy_when_it_says_so(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    rejecting = with_review(settings, deadline="2s", on_deadline="reject")
+    start_component(["worker"], rejecting)
+    handle = await start_check(
+        client, rejecting, _put(rejecting, f"dp-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
+    )
+    summary = await handle.result()
+    assert summary.decision is not None and summary.decision.by_policy
+    assert summary.decision.decision.reviewer == "policy" and summary.final_verdict == "reject"
+    assert _decision_file(rejecting, summary.decision)["by_policy"] is True
+
+
+@pytest.mark.slow
+async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_sigkill(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    settings = with_review(settings)
+    first = start_component(["worker"], settings)
+    handle = await start_check(
+        client, settings, _put(settings, f"kill-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    )
+    await _awaiting(handle)
+    kill_worker(first)
+    start_component(["worker"], settings)
+    outcome = await decide(client, handle.id, _approval("d-after-kill"))
+    summary = await handle.result()
+    assert summary.decision == outcome and outcome.decision.reviewer == "ana"
+    assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+    assert _decision_file(settings, outcome)["decision"]["decision_id"] == "d-after-kill"
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return metric_samples(response.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@pytest.mark.slow
+async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    (port,) = free_ports(1)
+    settings = with_review(settings, metrics_interval_s=0.5)
+    telemetry = dataclasses.replace(settings.telemetry, metrics_port=port)
+    start_component(["worker"], dataclasses.replace(settings, telemetry=telemetry))
+    handle = await start_check(
+        client, settings, _put(settings, f"met-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
+    )
+    await _awaiting(handle)
+    waiting_key = ("docpipe_review_waiting", (("reason", "blank_pages"),))
+
+    async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        samples = await asyncio.to_thread(_metrics, port)
+        return samples if samples and samples.get(waiting_key, 0) >= 1 else None
+
+    samples = await async_wait_for(counted, 60, "the worker to count the waiting check")
+    assert samples[("docpipe_review_oldest_seconds", ())] > 0
+    await decide(client, handle.id, _approval("d-metrics"))
+    await handle.result()
+    decided = ("docpipe_review_decisions_total", (("action", "approve"),))
+
+    async def recorded() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        samples = await asyncio.to_thread(_metrics, port)
+        return samples if samples and samples.get(decided) == 1 else None
+
+    samples = await async_wait_for(recorded, 30, "the worker to count the decision")
+    assert samples[("docpipe_review_decision_seconds_count", ())] == 1
