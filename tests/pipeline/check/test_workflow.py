@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType, IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
@@ -55,24 +51,6 @@ DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
 PAGES = 300
 # One server for the module: the tests share its event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    server = Path(sys.executable).parent / "temporal-test-server"
-    async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(server)
-    ) as started:
-        await started.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace="default",
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-                    for key in sa.ALL
-                },
-            )
-        )
-        yield started
 
 
 @dataclass
