@@ -21,10 +21,10 @@ from pipeline.check.checkpoint import Checkpoint
 from pipeline.check.chunk_run import ChunkLayout, ChunkRun, stored_chunks
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.metrics import PipelineMetrics
+from pipeline.check.page_summary import PageSummary
 from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from pipeline.check.progress import ProgressReporter, ProgressSignals
 from pipeline.check.publish import ResultPublisher
-from pipeline.check.report import PageSummary
 from pipeline.check.report_writer import write_report
 from pipeline.check.results import ResultStore, to_json_bytes
 from pipeline.check.spool import ObjectUnavailableError, SpooledFile, Spooler, head

@@ -25,8 +25,8 @@ from temporalio.exceptions import ApplicationError
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.metrics import PipelineMetrics
+from pipeline.check.page_summary import PageSummary
 from pipeline.check.pool import PagePool
-from pipeline.check.report import PageSummary
 from pipeline.check.results import ResultStore, StoredChunkError, chunk_key
 from pipeline.models import DocumentRef
 

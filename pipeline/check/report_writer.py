@@ -16,7 +16,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pipeline.check.metrics import PipelineMetrics
-from pipeline.check.report import PageSummary, build_report
+from pipeline.check.page_summary import PageSummary
+from pipeline.check.report import build_report
 from pipeline.check.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
 from pipeline.models import REPORT_NAME, CheckSummary, FinalizeInput
 

@@ -13,7 +13,8 @@ from aiokafka import ConsumerRecord
 
 from infra.clients import topic_from_start
 from infra.settings import Settings
-from pipeline.check.report import PageSummary, build_report
+from pipeline.check.page_summary import PageSummary
+from pipeline.check.report import build_report
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
 from pipeline.pdf.document_checks import DocumentFacts, inspect_document, open_pdf
 from pipeline.pdf.page_checks import PageResult, check_pages

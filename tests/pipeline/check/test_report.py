@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.check import report
-from pipeline.check.report import (
-    MAX_LISTED_PAGES,
-    REPORT_SCHEMA_VERSION,
-    PageSummary,
-    build_report,
-    decide_verdict,
-)
+from pipeline.check import page_summary
+from pipeline.check.page_summary import MAX_LISTED_PAGES, PageSummary
+from pipeline.check.report import REPORT_SCHEMA_VERSION, build_report, decide_verdict
 from pipeline.models import CheckPlan, DocumentRef, InspectResult
 from pipeline.pdf.page_checks import PageResult
 from pipeline.policy import POLICY_VERSION
@@ -116,7 +111,7 @@ def test_page_lists_cap_but_counts_stay_exact() -> None:
 
 
 def test_cap_applies_to_errors_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report, "MAX_LISTED_PAGES", 3)
+    monkeypatch.setattr(page_summary, "MAX_LISTED_PAGES", 3)
     summary = _summary(*(_error(n) for n in range(1, 11)))
     assert summary.errors.count == 10
     assert summary.errors.pages == [1, 2, 3]
@@ -305,14 +300,14 @@ def test_sensitive_findings_fold_by_type_and_page_with_few_samples() -> None:
 def test_link_hosts_and_sizes_are_bounded() -> None:
     pages = [
         _page(n, links=1, external_links=1, link_hosts=[f"h{n}.example"], width_pt=100 + n)
-        for n in range(1, report.MAX_LINK_HOSTS + 11)
+        for n in range(1, page_summary.MAX_LINK_HOSTS + 11)
     ]
     data = _summary(*pages).to_json()
-    assert len(data["links"]["hosts"]) == report.MAX_LINK_HOSTS
+    assert len(data["links"]["hosts"]) == page_summary.MAX_LINK_HOSTS
     assert data["links"]["hosts_truncated"] is True
     assert data["links"]["external"] == len(pages)
     sizes = data["page_sizes"]["by_size_pt"]
-    assert len(sizes) == report.MAX_DISTINCT_SIZES + 1
+    assert len(sizes) == page_summary.MAX_DISTINCT_SIZES + 1
     assert sum(sizes.values()) == len(pages)
     assert data["page_sizes"]["mixed"] is True
 
