@@ -277,14 +277,20 @@ class PagePool:
         await self.on_every_process(parser_process.forget, str(path))
 
     async def check_range(
-        self, path: Path, first: int, last: int, log_extra: Mapping[str, Any] | None = None
+        self,
+        path: Path,
+        first: int,
+        last: int,
+        log_extra: Mapping[str, Any] | None = None,
+        *,
+        ocr: bool = True,
     ) -> list[dict[str, Any]]:
         """Check pages ``first``..``last`` of a spooled file in parser processes.
 
         A page that hangs becomes a ``timeout`` page error. A process that dies is
         replaced and the page it was on tried once more on its own; if it dies again
         there, that page becomes a ``crashed`` page error. Either way the other pages
-        are checked.
+        are checked. ``ocr``: False reads no page by OCR (another worker will).
         """
         results: list[dict[str, Any]] = []
         died_on: set[int] = set()
@@ -297,6 +303,7 @@ class PagePool:
                         str(path),
                         start,
                         last,
+                        ocr,
                         limit_s=self.limits.page_seconds,
                         abandonable=True,
                         log_extra=log_extra,
@@ -325,14 +332,16 @@ class PagePool:
                     died_on.add(failed)
                     # Pages before it were checked but their results died with it.
                     if failed > start:
-                        results.extend(await self.check_range(path, start, failed - 1, log_extra))
+                        results.extend(
+                            await self.check_range(path, start, failed - 1, log_extra, ocr=ocr)
+                        )
                     start = failed
                     continue
                 error = PageResult(
                     page=failed, error_type="crashed", error="the parser process died twice"
                 )
             if failed > start:
-                results.extend(await self.check_range(path, start, failed - 1, log_extra))
+                results.extend(await self.check_range(path, start, failed - 1, log_extra, ocr=ocr))
             results.append(error.to_json())
             start = failed + 1
         return results

@@ -320,9 +320,12 @@ def preload(path: str) -> None:
         _mark(0)
 
 
-def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str, Any]]:
+def check_range(
+    path: str, first: int, last: int, ocr: bool = True, job: int = 0
+) -> list[dict[str, Any]]:
     """Runs in a parser process: check pages ``first``..``last`` of the spooled file.
 
+    ``ocr``: False reads no page by OCR (the check leaves such pages to an OCR worker).
     Stops before any page once the worker has asked to abandon ``job``.
     """
     try:
