@@ -36,7 +36,7 @@ from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.recheck.models import RecheckSelection
 from tests.support.checks import start_check
-from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -76,9 +76,12 @@ class Recorder:
     def upload(self, pages: int) -> DocumentRef:
         path = self.work / f"{self.name}-{pages}.pdf"
         make_large_pdf(pages, path=path)
+        return self.upload_bytes(path.name, path.read_bytes())
+
+    def upload_bytes(self, name: str, body: bytes) -> DocumentRef:
         bucket = self.settings.s3.documents_buckets[0]
-        key = f"{self.name}/{path.name}"
-        put = s3_client(self.settings.s3).put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        key = f"{self.name}/{name}"
+        put = s3_client(self.settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
         return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
     async def start(self, document: DocumentRef, **fields: Any) -> WorkflowHandle[Any, Any]:
@@ -216,6 +219,20 @@ async def bulk_recheck(rec: Recorder) -> WorkflowHandle[Any, Any]:
     return handle
 
 
+async def ocr_queue(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A check started with an OCR queue, of a document whose last chunk has a scanned
+    page: the page queue stores the first chunk and leaves the last to a ``--role ocr``
+    worker's page check (``workflow.patched("ocr-queue")``)."""
+    temporal = dataclasses.replace(rec.settings.temporal, ocr_task_queue=f"record-{rec.name}-ocr")
+    rec.settings = dataclasses.replace(rec.settings, temporal=temporal)
+    rec.worker()
+    rec.worker("--role", "ocr")
+    pages = ["text"] * PipelineSettings().chunk_pages + ["text", "image", "text"]
+    handle = await rec.start(rec.upload_bytes("partly-scanned.pdf", make_pdf(pages)))
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "small_document": small_document,
     "plain_pass": plain_pass,
@@ -228,6 +245,7 @@ SCENARIOS: dict[str, Scenario] = {
     # The first recorded with encryption on (the others were recorded in clear, before it
     # existed, and replay as they are).
     "encrypted_small_document": small_document,
+    "ocr_queue": ocr_queue,
 }
 
 
