@@ -16,8 +16,12 @@ still says what it had checked. From those lines and the report it prints:
 - ``orphans``: parser processes of a killed worker still alive 5 s after the kill;
 - ``pages_once``: the report's chunk files hold every page exactly once.
 
+With ``--scanned`` the document is a scan instead (300 pages by default: a picture of a
+page of known text per page, no text layer), so every page checked is a page read by OCR,
+and ``redo_ratio`` counts the pages OCRed more than once.
+
 The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]
-[--pages N]`` (fewer pages for a quicker run; the figures above are for 3,000).
+[--pages N] [--scanned]`` (fewer pages for a quicker run; the figures above are for 3,000).
 """
 
 from __future__ import annotations
@@ -51,8 +55,11 @@ from infra.stack import EmbeddedStack, StackConfig
 from pipeline.check import chunk_run
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
+from tests.support.scans import scanned_document
 
 PAGES = 3000
+# A scan costs about 0.4 s of CPU per page to read: a tenth of the pages is minutes.
+SCANNED_PAGES = 300
 KILLS = 3
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
 # The worker's debug lines: a page checked in a parser process; a chunk sent to the parser
@@ -93,6 +100,13 @@ def corpus_document(pages: int, path: Path) -> str:
     with path.open("wb") as out:
         writer.write(out)
     return f"{pages} pages cycling {len(originals)} real-world pages of {len(files)} files"
+
+
+def scanned_file(pages: int, path: Path) -> str:
+    """Write a scan of ``pages`` pages of known text (200 dpi, one picture per page, no
+    text layer); say what it is."""
+    path.write_bytes(scanned_document(pages))
+    return f"{pages} scanned pages (200 dpi pictures, no text layer)"
 
 
 def _chunks_sent(log: Path) -> list[tuple[int, int]]:
@@ -137,13 +151,15 @@ def pages_in_report(settings: Settings, document: DocumentRef) -> list[int]:
     return seen
 
 
-async def run(work: Path, state_dir: str | None, seed: int, pages: int) -> dict[str, Any]:
+async def run(
+    work: Path, state_dir: str | None, seed: int, pages: int, *, scanned: bool = False
+) -> dict[str, Any]:
     rng = random.Random(seed)
     path = work / "crash.pdf"
-    made = corpus_document(pages, path)
+    made = scanned_file(pages, path) if scanned else corpus_document(pages, path)
     print(f"document: {made}, {path.stat().st_size / 1e6:.1f} MB", flush=True)
     logs = work / "logs"
-    figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed}
+    figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed, "scanned": scanned}
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
@@ -241,7 +257,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument(
-        "--pages", type=int, default=PAGES, help=f"pages of the document (default: {PAGES})"
+        "--pages",
+        type=int,
+        help=f"pages of the document (default: {PAGES}, scanned {SCANNED_PAGES})",
+    )
+    parser.add_argument(
+        "--scanned", action="store_true", help="a scanned document: every page read by OCR"
     )
     parser.add_argument(
         "--state-dir",
@@ -250,7 +271,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(run(Path(work), args.state_dir, args.seed, args.pages))
+        pages = args.pages or (SCANNED_PAGES if args.scanned else PAGES)
+        figures = asyncio.run(
+            run(Path(work), args.state_dir, args.seed, pages, scanned=args.scanned)
+        )
     print()
     print(
         f"redo: {figures['pages_redone']} of {figures['pages']} pages checked again -> redo_ratio "
