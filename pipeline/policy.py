@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.reasons import PROBLEMS, VERDICT_REASONS, Reason
 
 # Bump when a reason's meaning or a default changes.
-POLICY_VERSION = "5"
+POLICY_VERSION = "6"
 
 PASS, REVIEW, REJECT, IGNORE = "pass", "review", "reject", "ignore"
 
@@ -33,6 +33,9 @@ DEFAULT_IGNORE = (
 )
 # All pages failing to parse makes a document unreadable.
 DEFAULT_UNREADABLE_PAGE_RATIO = 0.5
+# Tesseract's mean word confidence on a clean 200 dpi scan is about 90, on a noisy and
+# askew one about 80; below this, what OCR read (and so what it found) is doubtful.
+DEFAULT_OCR_MIN_CONFIDENCE = 60
 
 
 class PolicyError(ValueError):
@@ -60,11 +63,15 @@ class VerdictPolicy:
             Every other finding asks for review.
         unreadable_page_ratio: when at least this share of the pages cannot be parsed,
             the document is ``unreadable`` (rejected) rather than ``page_errors``.
+        ocr_min_confidence: a page OCR read with a mean word confidence (0-100) under
+            this, in whole points,
+            makes ``ocr_low_confidence``.
     """
 
     reject: tuple[str, ...] = DEFAULT_REJECT
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     unreadable_page_ratio: float = DEFAULT_UNREADABLE_PAGE_RATIO
+    ocr_min_confidence: int = DEFAULT_OCR_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON (workflow history) as lists: keep the value hashable.
@@ -83,6 +90,8 @@ class VerdictPolicy:
             raise PolicyError(f"{', '.join(both)} both rejected and ignored")
         if not 0 < self.unreadable_page_ratio <= 1:
             raise PolicyError("unreadable_page_ratio must be in (0, 1]")
+        if not 0 <= self.ocr_min_confidence <= 100:
+            raise PolicyError("ocr_min_confidence must be from 0 to 100")
 
     def action(self, reason: str) -> str:
         """``reject``, ``review`` or ``ignore`` for one reason."""
@@ -111,4 +120,5 @@ class VerdictPolicy:
             "version": POLICY_VERSION,
             **by_action,
             "unreadable_page_ratio": self.unreadable_page_ratio,
+            "ocr_min_confidence": self.ocr_min_confidence,
         }

@@ -31,7 +31,10 @@ class Reason(StrEnum):
     XFA_FORMS = "xfa_forms"
     PAGE_ERRORS = "page_errors"
     BLANK_PAGES = "blank_pages"
+    # Image-only pages: not read (OCR is off), read with low confidence, or not readable.
     NEEDS_OCR = "needs_ocr"
+    OCR_LOW_CONFIDENCE = "ocr_low_confidence"
+    OCR_FAILED = "ocr_failed"
     SENSITIVE_DATA = "sensitive_data"
     FORMS = "forms"
     ROTATED_PAGES = "rotated_pages"
@@ -82,6 +85,8 @@ FINDINGS = (
     Reason.PAGE_ERRORS,
     Reason.BLANK_PAGES,
     Reason.NEEDS_OCR,
+    Reason.OCR_FAILED,
+    Reason.OCR_LOW_CONFIDENCE,
     Reason.SENSITIVE_DATA,
     Reason.FORMS,
     Reason.ROTATED_PAGES,

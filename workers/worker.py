@@ -24,6 +24,7 @@ from pipeline.check.publish import ResultPublisher
 from pipeline.check.spool import Spooler, sweep_stale_spools
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckPlan
+from pipeline.pdf.ocr import OcrOptions
 from pipeline.pdf.parser_process import ParserLimits
 from pipeline.recheck.activities import RecheckActivities
 from pipeline.recheck.workflow import RecheckWorkflow
@@ -69,6 +70,13 @@ def document_activities(
             inspect_seconds=pipeline.inspect_timeout_s,
             memory_mb=pipeline.parser_memory_mb,
             max_stream_bytes=pipeline.max_stream_bytes,
+            ocr=OcrOptions(
+                enabled=settings.ocr.enabled,
+                languages=settings.ocr.languages,
+                dpi=settings.ocr.dpi,
+                max_pixels=settings.ocr.max_pixels,
+                timeout_s=pipeline.ocr_timeout_s,
+            ),
         ),
         logging_setup=functools.partial(parser_logging, settings.telemetry.log_format),
     )

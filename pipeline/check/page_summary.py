@@ -96,6 +96,18 @@ class PageSummary:
         default_factory=lambda: {kind: _SensitiveType() for kind in SENSITIVE_TYPES}
     )
     sensitive_by_page: list[dict[str, Any]] = field(default_factory=list)
+    # Image-only pages: not read by OCR (it was off), read, and not readable (by cause).
+    not_read: _PageList = field(default_factory=_PageList)
+    ocr_read: _PageList = field(default_factory=_PageList)
+    ocr_failed: _PageList = field(default_factory=_PageList)
+    ocr_failure_causes: dict[str, int] = field(default_factory=dict)
+    # Pages read, by mean confidence in whole points (exact counts below any threshold),
+    # and the first pages read with theirs (the pages listed below a threshold).
+    ocr_by_confidence: dict[str, int] = field(default_factory=dict)
+    ocr_confidences: list[list[float]] = field(default_factory=list)
+    ocr_confidence_total: float = 0.0
+    ocr_engine: str | None = None
+    ocr_data: str | None = None
     expected_page: int = 1
 
     def add(self, result: dict[str, Any]) -> None:
@@ -120,6 +132,7 @@ class PageSummary:
             self.blank.add(page)
         if result["image_only"]:
             self.image_only.add(page)
+            self._add_ocr(page, result)
         if result["rotation"]:
             self.rotated.add(page)
             _bump(self.rotation_angles, str(int(result["rotation"])))
@@ -184,6 +197,49 @@ class PageSummary:
             for sample in samples.get(kind, []):
                 if len(summary.samples) < MAX_SENSITIVE_SAMPLES and sample not in summary.samples:
                     summary.samples.append(str(sample))
+
+    def _add_ocr(self, page: int, result: dict[str, Any]) -> None:
+        if result.get("text_source") != "ocr":
+            self.not_read.add(page)
+            return
+        if result.get("ocr_engine"):
+            self.ocr_engine = self.ocr_engine or str(result["ocr_engine"])
+            self.ocr_data = self.ocr_data or str(result.get("ocr_data") or "")
+        cause = result.get("ocr_error")
+        if cause:
+            self.ocr_failed.add(page)
+            _bump(self.ocr_failure_causes, str(cause))
+            return
+        confidence = float(result.get("ocr_confidence") or 0.0)
+        self.ocr_read.add(page)
+        self.ocr_confidence_total += confidence
+        _bump(self.ocr_by_confidence, str(int(confidence)), limit=101)
+        if len(self.ocr_confidences) < MAX_LISTED_PAGES:
+            self.ocr_confidences.append([page, confidence])
+
+    def ocr_below(self, min_confidence: int) -> int:
+        """Pages OCR read with a mean confidence under ``min_confidence`` whole points."""
+        counts = self.ocr_by_confidence.items()
+        return sum(n for points, n in counts if int(points) < min_confidence)
+
+    def ocr_json(self, min_confidence: int) -> dict[str, Any]:
+        """The OCR summary, with the pages read under ``min_confidence`` (the policy's)."""
+        read = self.ocr_read.count
+        return {
+            "engine": self.ocr_engine,
+            "data": self.ocr_data,
+            "pages_read": self.ocr_read.to_json(),
+            "mean_confidence": round(self.ocr_confidence_total / read, 1) if read else None,
+            "low_confidence": {
+                "count": self.ocr_below(min_confidence),
+                "pages": [int(p) for p, c in self.ocr_confidences if int(c) < min_confidence],
+            },
+            "failed": {
+                **self.ocr_failed.to_json(),
+                "by_cause": dict(sorted(self.ocr_failure_causes.items())),
+            },
+            "not_read": self.not_read.to_json(),
+        }
 
     def to_state(self) -> dict[str, Any]:
         """Everything folded so far, as plain JSON values (:meth:`from_state` reads it).

@@ -42,6 +42,9 @@ from pipeline.pdf.page_checks import PageResult
 from pipeline.pdf.parser_process import (
     ABANDON,
     PAGE,
+    PHASE,
+    PROGRESS_SLOTS,
+    READING,
     REPAIRING,
     SINCE,
     Logged,
@@ -74,7 +77,7 @@ class _Slot:
     def __init__(self, parent_pid: int, limits: ParserLimits, logs: ParserLogging) -> None:
         context = multiprocessing.get_context("spawn")
         # Lock-free: a process killed mid-write must not leave a lock held.
-        self.progress: Any = context.RawArray("q", 3)
+        self.progress: Any = context.RawArray("q", PROGRESS_SLOTS)
         self.executor = ProcessPoolExecutor(
             max_workers=1,
             # fork is unsafe in a process that runs Temporal's threads.
@@ -94,6 +97,10 @@ class _Slot:
             return 0, 0.0
         return page, (time.monotonic_ns() - since) / 1e9
 
+    def reading(self) -> bool:
+        """Whether the page it is on is being read by OCR (rather than parsed)."""
+        return bool(self.progress[PAGE]) and self.progress[PHASE] == READING
+
     def pids(self) -> list[int]:
         return list(getattr(self.executor, "_processes", None) or {})
 
@@ -108,16 +115,20 @@ class _Slot:
 
 
 class _Hung(Exception):
-    def __init__(self, page: int, seconds: float) -> None:
+    def __init__(self, page: int, seconds: float, reading: bool = False) -> None:
         super().__init__(f"page {page}: {seconds:.0f} s")
         self.page = page
         self.seconds = seconds
+        # It was OCR that took too long.
+        self.reading = reading
 
 
 class _Died(Exception):
-    def __init__(self, page: int) -> None:
+    def __init__(self, page: int, reading: bool = False) -> None:
         super().__init__(f"page {page}")
         self.page = page
+        # It died while OCR read the page.
+        self.reading = reading
 
 
 class PagePool:
@@ -213,14 +224,16 @@ class PagePool:
                     result: T = outcome.result
                     return result
                 page, seconds = slot.busy_with()
-                if page and seconds > limit_s:
+                reading = slot.reading()
+                if page and seconds > (self.limits.ocr.timeout_s if reading else limit_s):
                     future.cancel()
                     self._replace(index, slot)
-                    raise _Hung(page, seconds)
+                    raise _Hung(page, seconds, reading)
         except BrokenProcessPool:
             page, _ = slot.busy_with()
+            reading = slot.reading()
             self._replace(index, slot)
-            raise _Died(page) from None
+            raise _Died(page, reading) from None
         except asyncio.CancelledError:
             # The process would go on parsing for nobody: stop it now.
             if future is not None and not future.done():
@@ -312,21 +325,27 @@ class PagePool:
                 return results
             except _Hung as hung:
                 failed = hung.page
+                what = "OCR" if hung.reading else "parsing"
+                limit = self.limits.ocr.timeout_s if hung.reading else self.limits.page_seconds
                 error = PageResult(
-                    page=failed,
-                    error_type="timeout",
-                    error=f"parsing took longer than {self.limits.page_seconds:g} s",
+                    page=failed, error_type="timeout", error=f"{what} took longer than {limit:g} s"
                 )
                 log.warning(
-                    "page %d took over %.0f s: parser replaced",
+                    "page %d: %s took over %.0f s: parser replaced",
                     failed,
+                    what,
                     hung.seconds,
                     extra=log_extra,
                 )
+                if hung.reading:
+                    error = await self._unread(path, failed, "timeout", error)
             except _Died as died:
                 failed = died.page if start <= died.page <= last else start
                 log.warning(
-                    "parser process died on page %d; starting a new one", failed, extra=log_extra
+                    "parser process died on page %d%s; starting a new one",
+                    failed,
+                    " (OCR)" if died.reading else "",
+                    extra=log_extra,
                 )
                 if failed not in died_on:
                     died_on.add(failed)
@@ -340,11 +359,28 @@ class PagePool:
                 error = PageResult(
                     page=failed, error_type="crashed", error="the parser process died twice"
                 )
+                if died.reading:
+                    error = await self._unread(path, failed, "crashed", error)
             if failed > start:
                 results.extend(await self.check_range(path, start, failed - 1, log_extra, ocr=ocr))
             results.append(error.to_json())
             start = failed + 1
         return results
+
+    async def _unread(self, path: Path, page: int, cause: str, otherwise: PageResult) -> PageResult:
+        """Page ``page`` checked again without OCR, as a page OCR could not read for
+        ``cause``; ``otherwise`` should that check fail too."""
+        try:
+            (result,) = await self._run(
+                parser_process.check_unread,
+                str(path),
+                page,
+                cause,
+                limit_s=self.limits.page_seconds,
+            )
+        except (_Hung, _Died):
+            return otherwise
+        return PageResult(**result)
 
     async def inspect(
         self, path: Path, log_extra: Mapping[str, Any] | None = None

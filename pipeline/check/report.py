@@ -37,7 +37,9 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         Reason.REPAIRED: features.repaired,
         Reason.EMBEDDED_FILES: features.embedded_files > 0 or summary.file_attachments > 0,
         Reason.XFA_FORMS: features.xfa,
-        Reason.NEEDS_OCR: summary.image_only.count > 0,
+        Reason.NEEDS_OCR: summary.not_read.count > 0,
+        Reason.OCR_FAILED: summary.ocr_failed.count > 0,
+        Reason.OCR_LOW_CONFIDENCE: summary.ocr_below(policy.ocr_min_confidence) > 0,
         Reason.BLANK_PAGES: summary.blank.count > 0,
         Reason.SENSITIVE_DATA: summary.sensitive_total > 0,
         Reason.FORMS: features.acroform or summary.form_widgets > 0,
@@ -167,7 +169,11 @@ def build_report(
                 "pdfua_part": features.pdfua_part,
             },
         },
-        "checks": {**summary.to_json(), **_document_checks(inspection, summary)},
+        "checks": {
+            **summary.to_json(),
+            "ocr": summary.ocr_json(policy.ocr_min_confidence),
+            **_document_checks(inspection, summary),
+        },
         "verdict": {
             "verdict": verdict.verdict,
             "reasons": verdict.reasons,

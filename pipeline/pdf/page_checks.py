@@ -76,6 +76,18 @@ class PageResult:
     sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
     error_type: str | None = None
     error: str | None = None
+    # Where the counts and sensitive data come from: "text" (the text layer) or "ocr"
+    # (an image-only page read by OCR; pipeline.pdf.ocr_page). Older results lack the
+    # OCR fields: they are text pages, or image-only pages that were not read.
+    text_source: str = "text"
+    # OCR only: mean word confidence (0-100), engine and version, language data, which
+    # picture was read (embedded image or rendered page), and why OCR could not read
+    # the page (its cause code), if it could not.
+    ocr_confidence: float | None = None
+    ocr_engine: str | None = None
+    ocr_data: str | None = None
+    ocr_image: str | None = None
+    ocr_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The result as the plain values a chunk file's line holds."""

@@ -192,6 +192,9 @@ class LeanReader:
         if not isinstance(reader.flattened_pages, LeanPages):
             raise ValueError("the reader's pages are not indexed")
         self._file: IO[bytes] = file
+        name = getattr(file, "name", None)
+        # The file read, for what reads it by path too (pdfium renders pages for OCR).
+        self.path: Path | None = Path(name) if isinstance(name, str) else None
         self.reader: PdfReader = reader
         self.pages: LeanPages = reader.flattened_pages
         self.release()

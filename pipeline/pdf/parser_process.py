@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.pdf.document_checks import DocumentFacts, inspect_path, inspect_repaired, needs_repair
-from pipeline.pdf.page_checks import check_pages
+from pipeline.pdf.ocr import OcrEngine, OcrOptions
+from pipeline.pdf.ocr_page import DocumentRenderer, read_page, unread
+from pipeline.pdf.page_checks import PageResult, check_pages
 from pipeline.pdf.pages import LeanReader
 from pipeline.pdf.repair import repair_copy, repaired_path
 
@@ -36,11 +38,19 @@ _open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
 _OPEN_READERS = 4
 # Per parser process, shared with its slot: [page being parsed (0: idle, -1: inspecting,
 # -2: repairing a damaged document), CLOCK_MONOTONIC ns when it started, the job the
-# worker wants abandoned (0: none)].
+# worker wants abandoned (0: none), what is being done to the page (PARSING or READING:
+# OCR, which has a time limit of its own)].
 _progress: Any = None
 INSPECTING = -1
 REPAIRING = -2
-PAGE, SINCE, ABANDON = 0, 1, 2
+PAGE, SINCE, ABANDON, PHASE = 0, 1, 2, 3
+PROGRESS_SLOTS = 4
+PARSING, READING = 0, 1
+# Per parser process: how image-only pages are read, the OCR engine (created on the first
+# such page, then reused), and a pdfium renderer per open document.
+_ocr = OcrOptions(enabled=False)
+_engine: OcrEngine | None = None
+_renderers: dict[str, DocumentRenderer] = {}
 # Per parser process: write a line for every page checked to the worker's log when the
 # worker logs at debug level. Written as each page is done (to _log_fd, the worker's
 # stderr), so that what a killed worker's processes had checked is known from its log.
@@ -73,12 +83,14 @@ class ParserLimits:
         inspect_seconds: wall time the document-level checks may take.
         memory_mb: address-space limit of a parser process (0: none).
         max_stream_bytes: pypdf's limit on decompressed and declared stream sizes.
+        ocr: how image-only pages are read (and the time the OCR of one may take).
     """
 
     page_seconds: float = 10.0
     inspect_seconds: float = 60.0
     memory_mb: int = 2048
     max_stream_bytes: int = 75_000_000
+    ocr: OcrOptions = field(default_factory=OcrOptions)
 
 
 class AbandonedError(Exception):
@@ -130,9 +142,12 @@ def init_process(
     parent_pid: int, progress: Any, limits: ParserLimits, logs: ParserLogging | None = None
 ) -> None:
     """Pool initializer: limits, and never outlive the worker process that started us."""
-    global _progress, _log_pages, _diff_budget_s
+    global _progress, _log_pages, _diff_budget_s, _ocr
     logs = logs or ParserLogging()
     _progress = progress
+    _ocr = limits.ocr
+    # Tesseract's own threads, pinned before it loads: the pool runs a page per process.
+    os.environ["OMP_THREAD_LIMIT"] = "1"
     _log_pages = logs.level <= logging.DEBUG
     _diff_budget_s = limits.inspect_seconds * DIFF_BUDGET_SHARE
     _capture_output(logs)
@@ -228,9 +243,10 @@ def run_logged(fn: Callable[..., Any], *args: Any) -> Logged:
     return outcome
 
 
-def _mark(page: int) -> None:
+def _mark(page: int, phase: int = PARSING) -> None:
     if _progress is not None:
         _progress[SINCE] = time.monotonic_ns()
+        _progress[PHASE] = phase
         _progress[PAGE] = page
 
 
@@ -246,18 +262,22 @@ def open_paths() -> list[str]:
 
 def forget(path: str) -> None:
     """Runs in a parser process: close the document (its spooled file is being removed)."""
-    lean = _open.pop(path, None)
+    _close(path, _open.pop(path, None))
+
+
+def _close(path: str, lean: LeanReader | None) -> None:
     if lean is not None:
         lean.close()
+    renderer = _renderers.pop(path, None)
+    if renderer is not None:
+        renderer.close()
 
 
 def _keep_open(path: str, lean: LeanReader) -> None:
-    previous = _open.pop(path, None)
-    if previous is not None:
-        previous.close()
+    _close(path, _open.pop(path, None))
     _open[path] = lean
     while len(_open) > _OPEN_READERS:
-        _open.popitem(last=False)[1].close()
+        _close(*_open.popitem(last=False))
 
 
 def _reader(path: str, *, repairing_page: int | None = None) -> LeanReader:
@@ -339,7 +359,11 @@ def check_range(
             if job and _progress is not None and _progress[ABANDON] == job:
                 raise AbandonedError(f"job {job} abandoned at page {number}")
             _mark(number)
-            results.extend(result.to_json() for result in check_pages(lean.reader, number, number))
+            (result,) = check_pages(lean.reader, number, number)
+            if _ocr.enabled and result.image_only and result.error_type is None:
+                _mark(number, READING)
+                result = _read(path, lean, result)
+            results.append(result.to_json())
             if _log_pages:
                 _pages_log.debug("parser process %d: page %d checked", os.getpid(), number)
     finally:
@@ -347,3 +371,33 @@ def check_range(
         # Parsed objects of this range are not needed again: memory stays flat.
         lean.release()
     return results
+
+
+def _read(path: str, lean: LeanReader, result: PageResult) -> PageResult:
+    """An image-only page's result with the checks of the text OCR reads from it."""
+    global _engine
+    if _engine is None:
+        _engine = OcrEngine(_ocr)
+    renderer = _renderers.get(path)
+    if renderer is None:
+        renderer = _renderers[path] = DocumentRenderer(lean.path or Path(path))
+    page = lean.reader.pages[result.page - 1]
+    return read_page(page, result, renderer=renderer, engine=_engine, options=_ocr)
+
+
+def check_unread(path: str, number: int, cause: str) -> list[dict[str, Any]]:
+    """Runs in a parser process: check page ``number`` without OCR, as unread for ``cause``.
+
+    For a page whose OCR took too long or killed its process: its other checks are kept,
+    and it is reported as a page OCR could not read.
+    """
+    lean = _reader(path, repairing_page=number)
+    try:
+        _mark(number)
+        (result,) = check_pages(lean.reader, number, number)
+        if result.image_only and result.error_type is None:
+            result = unread(result, cause)
+        return [result.to_json()]
+    finally:
+        _mark(0)
+        lean.release()

@@ -14,6 +14,7 @@ from infra.clients import kafka_kwargs, s3_client, s3_kwargs, temporal_kwargs
 from infra.settings import (
     CodecSettings,
     KafkaSettings,
+    OcrSettings,
     PipelineSettings,
     PolicySettings,
     S3Settings,
@@ -275,6 +276,7 @@ def test_to_env_covers_every_field() -> None:
             TemporalSettings,
             S3Settings,
             PipelineSettings,
+            OcrSettings,
             PolicySettings,
             TelemetrySettings,
             CodecSettings,

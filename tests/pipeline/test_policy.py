@@ -32,8 +32,11 @@ def test_defaults() -> None:
         "page_errors",
         "blank_pages",
         "needs_ocr",
+        "ocr_failed",
+        "ocr_low_confidence",
         "sensitive_data",
     ]
+    assert policy.ocr_min_confidence == 60
 
 
 @pytest.mark.parametrize(

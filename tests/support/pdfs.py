@@ -88,7 +88,8 @@ def _rotate(data: bytes, indexes: Sequence[int]) -> bytes:
 SAMPLES: dict[str, dict[str, object]] = {
     "contract.pdf": {"pages": ["text"] * 6},
     "with-blank-page.pdf": {"pages": ["text", "blank", "text"]},
-    "scanned.pdf": {"pages": ["text", "image", "mixed"]},
+    # A scanned letter with a fake IBAN and e-mail address, and a photo with no words.
+    "scanned.pdf": {"pages": ["scan", "photo"], "scanned": True},
     "protected.pdf": {"pages": ["text", "text"], "user_password": SAMPLE_PASSWORD},
     # Seeded e-mail addresses, phone numbers, IBANs, card numbers and an SSN (all fake).
     "invoice.pdf": {"pages": ["text", "sensitive"], "features": True},
@@ -108,6 +109,10 @@ def write_samples(directory: Path = SAMPLES_DIR) -> list[Path]:
             from tests.support.feature_pdfs import make_feature_pdf
 
             path.write_bytes(make_feature_pdf(pages))
+        elif spec.get("scanned"):
+            from tests.support.scans import scanned_letter
+
+            path.write_bytes(scanned_letter())
         else:
             path.write_bytes(make_pdf(pages, user_password=password))
         written.append(path)

@@ -259,11 +259,14 @@ def image_pdf(
     return build_pdf(objects)
 
 
-def scan_images(texts: Sequence[str], style: ScanStyle = CLEAN) -> list[Image.Image]:
+def scan_images(
+    texts: Sequence[str], style: ScanStyle = CLEAN, *, font_size: float = 12
+) -> list[Image.Image]:
     """The pictures a scanner of ``style`` takes of text pages (one per string)."""
+    pdf = text_pdf(texts, font_size=font_size)
     return [
         degrade(image, style, seed=index)
-        for index, image in enumerate(render_pages(text_pdf(texts), dpi=style.dpi))
+        for index, image in enumerate(render_pages(pdf, dpi=style.dpi))
     ]
 
 
@@ -275,3 +278,64 @@ def scan_pdf(texts: Sequence[str], style: ScanStyle = CLEAN) -> bytes:
 def scanned_document(count: int, style: ScanStyle = CLEAN, *, seed: int = 24) -> bytes:
     """A scan of ``count`` pages from :func:`known_pages` (``seed``)."""
     return scan_pdf([page.text for page in known_pages(count, seed=seed)], style)
+
+
+# The demo's scanned letter: a fake bank's letter to a fake customer.
+LETTER_EMAIL = "clara.lindqvist@example.com"
+LETTER_IBAN = iban("DE", "370400440532013000")
+LETTER = f"""Example Savings Bank - Customer Service
+12 Harbour Street, 20095 Hamburg
+
+Ms Clara Lindqvist
+4 Mill Lane, 22767 Hamburg
+
+Hamburg, 2 March 2026
+
+Your new account
+
+Dear Ms Lindqvist,
+
+thank you for opening an account with us. Your account number is
+{LETTER_IBAN}. Statements will be sent to {LETTER_EMAIL}
+once a month.
+
+Please keep this letter with your records and tell us at once if
+any of the details above is wrong.
+
+Kind regards,
+
+Customer Service"""
+
+
+def photo(width: int = 1200, height: int = 900, *, seed: int = 7) -> Image.Image:
+    """A photo-like picture with no words: a sky, hills, a sun, grain."""
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        draw.line([(0, y), (width, y)], fill=200 - int(90 * y / height))
+    draw.ellipse([width * 0.65, height * 0.1, width * 0.85, height * 0.35], fill=240)
+    for offset, shade in ((0.55, 120), (0.7, 80)):
+        points = [(0, height)]
+        for x in range(0, width + 60, 60):
+            points.append((x, int(height * offset + rng.uniform(-40, 40))))
+        points.append((width, height))
+        draw.polygon(points, fill=shade)
+    grain = Image.effect_noise((width, height), 18)
+    return Image.blend(image, grain, 0.15)
+
+
+def scanned_letter() -> bytes:
+    """The demo's scanned document: a letter carrying a fake IBAN and e-mail address (a
+    full-page JPEG), and a page with a photo and no words on it."""
+    (letter,) = scan_images([LETTER], font_size=13)
+    out = io.BytesIO()
+    photo().save(out, format="JPEG", quality=80)
+    picture = PageImage(
+        b"/Width 1200 /Height 900 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode",
+        out.getvalue(),
+        (60.0, 380.0, 475.0, 356.0),
+    )
+    return image_pdf([[encode(letter, CLEAN)], [picture]])

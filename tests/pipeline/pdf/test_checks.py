@@ -111,7 +111,14 @@ def test_page_results_serialise_without_text(mixed_results: list[PageResult]) ->
         "sensitive_samples",
         "error_type",
         "error",
+        "text_source",
+        "ocr_confidence",
+        "ocr_engine",
+        "ocr_data",
+        "ocr_image",
+        "ocr_error",
     }
+    assert data["text_source"] == "text"
     assert "docpipe sample" not in str(data)
 
 

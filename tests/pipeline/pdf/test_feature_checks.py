@@ -266,10 +266,18 @@ def test_report_of_everything(report: dict[str, Any]) -> None:
         assert sensitive["by_type"][kind]["samples"] == [masked for _, masked in values]
     assert report["verdict"]["verdict"] == "reject"
     # Unsigned and undamaged: the signature and repair findings are in test_signatures and
-    # test_repair.
+    # test_repair; checked without OCR, its image page needs it (OCR: test_ocr_checks).
     assert set(report["verdict"]["reasons"]) | set(report["verdict"]["informational"]) == set(
         FINDINGS
-    ) - {"page_errors", "signature_broken", "modified_after_signing", "repaired", "signed"}
+    ) - {
+        "page_errors",
+        "signature_broken",
+        "modified_after_signing",
+        "repaired",
+        "signed",
+        "ocr_failed",
+        "ocr_low_confidence",
+    }
 
 
 # --- every reason, alone ------------------------------------------------------------------
@@ -333,6 +341,8 @@ def test_every_reason_is_exercised() -> None:
     covered |= {"object_missing", "object_changed", "too_large", "object_forbidden"}
     # Signed documents in test_signatures, damaged ones in test_repair.
     covered |= {"signature_broken", "modified_after_signing", "signed", "repaired"}
+    # Scans read by OCR in test_ocr_checks.
+    covered |= {"ocr_failed", "ocr_low_confidence"}
     assert covered == set(VERDICT_REASONS)
     assert set(PROBLEMS) <= covered
 
