@@ -74,8 +74,9 @@ class ChunkLayout:
 
 
 def needs_ocr(page: dict[str, Any]) -> bool:
-    """A page result checked without OCR, of a page that OCR would read."""
-    return bool(page.get("image_only"))
+    """A page result checked without OCR, of a page that OCR would read (as the parser
+    process decides: image-only, and checked without error)."""
+    return bool(page.get("image_only")) and page.get("error_type") is None
 
 
 async def stored_chunks(

@@ -360,9 +360,11 @@ def check_range(
                 raise AbandonedError(f"job {job} abandoned at page {number}")
             _mark(number)
             (result,) = check_pages(lean.reader, number, number)
-            if _ocr.enabled and result.image_only and result.error_type is None:
+            if ocr and _ocr.enabled and result.image_only and result.error_type is None:
                 _mark(number, READING)
                 result = _read(path, lean, result)
+                if _log_pages:
+                    _pages_log.debug("parser process %d: page %d read by OCR", os.getpid(), number)
             results.append(result.to_json())
             if _log_pages:
                 _pages_log.debug("parser process %d: page %d checked", os.getpid(), number)
