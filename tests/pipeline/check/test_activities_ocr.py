@@ -1,10 +1,11 @@
-"""Page checks that leave OCR to the OCR queue (``ocr_elsewhere``): a chunk with a page to
-OCR is neither stored nor folded, and the OCR queue's page check then checks only it.
-ActivityEnvironment against moto's in-process S3."""
+"""Page checks of scans: heartbeats flow while a page is read by OCR; and with
+``ocr_elsewhere``, a chunk with a page to OCR is neither stored nor folded, and the OCR
+queue's page check then checks only it. ActivityEnvironment against moto's in-process S3."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,10 +21,13 @@ from tests.support.activities import (
     count_parsed,
     pages_input,
     retry_env,
+    stored_chunk_pages,
     tracked_activities,
     written_chunks,
 )
 from tests.support.pdfs import make_pdf
+from tests.support.pool import pages_in_progress
+from tests.support.scans import scanned_document
 
 # Page 25 is a scan (an image, no text): chunk 21-30 needs OCR.
 SCANNED_PAGE = 25
@@ -100,3 +104,22 @@ async def test_check_document_reports_a_small_text_document_as_ever(s3: Any) -> 
     )
     assert outcome.summary is not None and outcome.chunks_for_ocr == 0
     assert outcome.pages_checked == 3
+
+
+async def test_heartbeats_are_sent_while_a_parser_process_reads_a_page_by_ocr(s3: Any) -> None:
+    # A dense page at 200 dpi: OCR takes the better part of a second of CPU on it.
+    scan = s3.put_object(Bucket=DOCS, Key="dense.pdf", Body=scanned_document(1))
+    document = DocumentRef(bucket=DOCS, key="dense.pdf", version_id=scan["VersionId"])
+    activities = tracked_activities(s3)
+    beats: list[list[int]] = []
+    env = ActivityEnvironment()
+    # A beat every 50 ms: a page that takes a tenth of a second sees two.
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(seconds=0.2))
+    env.on_heartbeat = lambda *details: beats.append(pages_in_progress(activities.pool))
+    single = dataclasses.replace(pages_input(document), page_count=1)
+    result = await env.run(activities.check_pages, single)
+    assert result.pages_checked == 1
+    while_read = [beat for beat in beats if 1 in beat]
+    assert len(while_read) >= 2, f"{len(while_read)} heartbeats while page 1 was read"
+    (page,) = stored_chunk_pages(s3, 1)
+    assert page["text_source"] == "ocr"
