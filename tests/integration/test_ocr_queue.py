@@ -50,6 +50,7 @@ async def test_a_scanned_chunk_goes_to_the_ocr_worker_and_a_text_document_never_
     text = upload_pages(settings, size + 10, tmp_path)
     summary = await (await start_check(client, settings, text)).result()
     assert summary.page_count == size + 10
+    assert "sensitive_data" not in summary.reasons
     assert len(attempts(worker)) == 1
     assert attempts(ocr_worker) == [], "a text document reached the OCR worker"
 
@@ -70,3 +71,6 @@ async def test_a_scanned_chunk_goes_to_the_ocr_worker_and_a_text_document_never_
     )
     pages = [json.loads(line) for line in body.splitlines()]
     assert [page["page"] for page in pages] == [size + 1, size + 2, size + 3]
+    assert {page["text_source"] for page in pages} == {"ocr"}
+    # What OCR read was checked: the scans carry e-mail addresses and IBANs, the text none.
+    assert "sensitive_data" in summary.reasons
