@@ -160,6 +160,8 @@ async def run(
     print(f"document: {made}, {path.stat().st_size / 1e6:.1f} MB", flush=True)
     logs = work / "logs"
     figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed, "scanned": scanned}
+    # How long to wait for a step: a chunk of scans is a minute of CPU, one of text 0.1 s.
+    patience = 1800 if scanned else 300
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
@@ -190,15 +192,17 @@ async def run(
             killed_at = 0.0
             for attempt in range(1, KILLS + 1):
                 worker = workers[-1]
-                _wait(lambda w=worker, a=attempt: _attempt_started(w.log_path, a), 300, "attempt")
+                _wait(
+                    lambda w=worker, a=attempt: _attempt_started(w.log_path, a), patience, "attempt"
+                )
                 if attempt > 1:
-                    _wait(lambda w=worker: _stored_count(w.log_path) > 0, 300, "stored chunk")
+                    _wait(lambda w=worker: _stored_count(w.log_path) > 0, patience, "stored chunk")
                     resumes.append(time.monotonic() - killed_at)
                 # A random moment of this attempt: after a random share of the chunks it
                 # has left (up to half of them, so that each kill finds work to cut).
                 chunks_left = -(-(pages - _stored_pages(workers)) // settings.pipeline.chunk_pages)
                 target = rng.randint(0, max(chunks_left // 2, 1))
-                _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, 300, "chunks")
+                _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, patience, "chunks")
                 await asyncio.sleep(rng.uniform(0, 0.2))
                 parsers = parser_pids(worker.pid)
                 os.kill(worker.pid, signal.SIGKILL)
@@ -213,7 +217,7 @@ async def run(
                 started.append(workers[-1])
                 await asyncio.sleep(max(0.0, killed_at + 5 - time.monotonic()))
                 orphans += len([pid for pid in parsers if pid_alive(pid)])
-            _wait(lambda: _stored_count(workers[-1].log_path) > 0, 300, "stored chunk")
+            _wait(lambda: _stored_count(workers[-1].log_path) > 0, patience, "stored chunk")
             resumes.append(time.monotonic() - killed_at)
             summary = await asyncio.wait_for(handle.result(), 600)
         finally:
