@@ -26,27 +26,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import multiprocessing
 import os
-import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.check.parser_lines import ParserLines
+from pipeline.check.parser_slot import PageHung, ParserSlot, ProcessDied
 from pipeline.pdf import parser_process
 from pipeline.pdf.document_checks import DocumentFacts
 from pipeline.pdf.page_checks import PageResult
 from pipeline.pdf.parser_process import (
-    ABANDON,
-    PAGE,
-    PHASE,
-    PROGRESS_SLOTS,
-    READING,
     REPAIRING,
-    SINCE,
     Logged,
     LoggingSetup,
     ParserLimits,
@@ -69,66 +61,6 @@ class InspectTimeoutError(RuntimeError):
 def _ignore_outcome(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
-
-
-class _Slot:
-    """One parser process, as a single-worker executor (the process starts on first use)."""
-
-    def __init__(self, parent_pid: int, limits: ParserLimits, logs: ParserLogging) -> None:
-        context = multiprocessing.get_context("spawn")
-        # Lock-free: a process killed mid-write must not leave a lock held.
-        self.progress: Any = context.RawArray("q", PROGRESS_SLOTS)
-        self.executor = ProcessPoolExecutor(
-            max_workers=1,
-            # fork is unsafe in a process that runs Temporal's threads.
-            mp_context=context,
-            initializer=parser_process.init_process,
-            initargs=(parent_pid, self.progress, limits, logs),
-        )
-
-    def abandon(self, job: int) -> None:
-        """Ask the process to stop ``job`` before its next page."""
-        self.progress[ABANDON] = job
-
-    def busy_with(self) -> tuple[int, float]:
-        """(page being parsed or -1 when inspecting, seconds on it); (0, 0) when idle."""
-        page, since = self.progress[PAGE], self.progress[SINCE]
-        if not page:
-            return 0, 0.0
-        return page, (time.monotonic_ns() - since) / 1e9
-
-    def reading(self) -> bool:
-        """Whether the page it is on is being read by OCR (rather than parsed)."""
-        return bool(self.progress[PAGE]) and self.progress[PHASE] == READING
-
-    def pids(self) -> list[int]:
-        return list(getattr(self.executor, "_processes", None) or {})
-
-    def kill(self) -> None:
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=5)
-
-
-class _Hung(Exception):
-    def __init__(self, page: int, seconds: float, reading: bool = False) -> None:
-        super().__init__(f"page {page}: {seconds:.0f} s")
-        self.page = page
-        self.seconds = seconds
-        # It was OCR that took too long.
-        self.reading = reading
-
-
-class _Died(Exception):
-    def __init__(self, page: int, reading: bool = False) -> None:
-        super().__init__(f"page {page}")
-        self.page = page
-        # It died while OCR read the page.
-        self.reading = reading
 
 
 class PagePool:
@@ -162,7 +94,7 @@ class PagePool:
     ) -> None:
         self.size = size or os.cpu_count() or 1
         self.limits = limits or ParserLimits()
-        self._slots: list[_Slot] = []
+        self._slots: list[ParserSlot] = []
         self._free: asyncio.Queue[int] | None = None
         self._closed = False
         self._jobs = itertools.count(1)
@@ -173,16 +105,17 @@ class PagePool:
         if self._closed:
             raise RuntimeError("the parser pool is shut down")
         if self._free is None:
-            self._slots = [_Slot(os.getpid(), self.limits, self._log) for _ in range(self.size)]
+            pid = os.getpid()
+            self._slots = [ParserSlot(pid, self.limits, self._log) for _ in range(self.size)]
             self._free = asyncio.Queue()
             for index in range(self.size):
                 self._free.put_nowait(index)
         return self._free
 
-    def _replace(self, index: int, slot: _Slot) -> None:
+    def _replace(self, index: int, slot: ParserSlot) -> None:
         slot.kill()
         if not self._closed and self._slots[index] is slot:
-            self._slots[index] = _Slot(os.getpid(), self.limits, self._log)
+            self._slots[index] = ParserSlot(os.getpid(), self.limits, self._log)
 
     async def _run(
         self,
@@ -200,8 +133,8 @@ class PagePool:
         ``log_extra``: the IDs of the check, for what libraries said during the job.
 
         Raises:
-            _Hung: the process spent more than ``limit_s`` on one page (it was replaced).
-            _Died: the process died (it was replaced).
+            PageHung: the process spent more than ``limit_s`` on one page (it was replaced).
+            ProcessDied: the process died (it was replaced).
         """
         free = self._ensure()
         loop = asyncio.get_running_loop()
@@ -228,12 +161,12 @@ class PagePool:
                 if page and seconds > (self.limits.ocr.timeout_s if reading else limit_s):
                     future.cancel()
                     self._replace(index, slot)
-                    raise _Hung(page, seconds, reading)
+                    raise PageHung(page, seconds, reading)
         except BrokenProcessPool:
             page, _ = slot.busy_with()
             reading = slot.reading()
             self._replace(index, slot)
-            raise _Died(page, reading) from None
+            raise ProcessDied(page, reading) from None
         except asyncio.CancelledError:
             # The process would go on parsing for nobody: stop it now.
             if future is not None and not future.done():
@@ -246,7 +179,7 @@ class PagePool:
         finally:
             free.put_nowait(index)
 
-    async def _abandoned(self, slot: _Slot, job: int, future: asyncio.Future[Any]) -> bool:
+    async def _abandoned(self, slot: ParserSlot, job: int, future: asyncio.Future[Any]) -> bool:
         """Ask ``slot``'s process to abandon ``job``; True once it has, within the grace."""
         slot.abandon(job)
         try:
@@ -303,27 +236,38 @@ class PagePool:
         A page that hangs becomes a ``timeout`` page error. A process that dies is
         replaced and the page it was on tried once more on its own; if it dies again
         there, that page becomes a ``crashed`` page error. Either way the other pages
-        are checked. ``ocr``: False reads no page by OCR (another worker will).
+        are checked. A process hands a range back after each page it read by OCR; the
+        rest goes to the next free process, or is halved between two when more are free.
+        ``ocr``: False reads no page by OCR (another worker will).
         """
         results: list[dict[str, Any]] = []
         died_on: set[int] = set()
         start = first
         while start <= last:
             try:
-                results.extend(
-                    await self._run(
-                        parser_process.check_range,
-                        str(path),
-                        start,
-                        last,
-                        ocr,
-                        limit_s=self.limits.page_seconds,
-                        abandonable=True,
-                        log_extra=log_extra,
-                    )
+                checked = await self._run(
+                    parser_process.check_range,
+                    str(path),
+                    start,
+                    last,
+                    ocr,
+                    limit_s=self.limits.page_seconds,
+                    abandonable=True,
+                    log_extra=log_extra,
                 )
-                return results
-            except _Hung as hung:
+                results.extend(checked)
+                start += len(checked)
+                if start < last and self._spare_processes():
+                    # It stopped after a scanned page, and another process is idle: the
+                    # rest is shared between them.
+                    middle = (start + last) // 2
+                    halves = await asyncio.gather(
+                        self.check_range(path, start, middle, log_extra, ocr=ocr),
+                        self.check_range(path, middle + 1, last, log_extra, ocr=ocr),
+                    )
+                    return results + halves[0] + halves[1]
+                continue
+            except PageHung as hung:
                 failed = hung.page
                 what = "OCR" if hung.reading else "parsing"
                 limit = self.limits.ocr.timeout_s if hung.reading else self.limits.page_seconds
@@ -339,7 +283,7 @@ class PagePool:
                 )
                 if hung.reading:
                     error = await self._unread(path, failed, "timeout", error)
-            except _Died as died:
+            except ProcessDied as died:
                 failed = died.page if start <= died.page <= last else start
                 log.warning(
                     "parser process died on page %d%s; starting a new one",
@@ -367,6 +311,10 @@ class PagePool:
             start = failed + 1
         return results
 
+    def _spare_processes(self) -> bool:
+        """More than one process free: the one a range just left, and another."""
+        return self._free is not None and self._free.qsize() > 1
+
     async def _unread(self, path: Path, page: int, cause: str, otherwise: PageResult) -> PageResult:
         """Page ``page`` checked again without OCR, as a page OCR could not read for
         ``cause``; ``otherwise`` should that check fail too."""
@@ -378,7 +326,7 @@ class PagePool:
                 cause,
                 limit_s=self.limits.page_seconds,
             )
-        except (_Hung, _Died):
+        except (PageHung, ProcessDied):
             return otherwise
         return PageResult(**result)
 
@@ -425,7 +373,7 @@ class PagePool:
                     )
                     failed = False
                     return facts
-                except _Hung as hung:
+                except PageHung as hung:
                     what = (
                         "repairing the damaged document"
                         if hung.page == REPAIRING
@@ -434,7 +382,7 @@ class PagePool:
                     raise InspectTimeoutError(
                         f"{what} took longer than {self.limits.inspect_seconds:g} s"
                     ) from hung
-                except _Died:
+                except ProcessDied:
                     log.warning(
                         "parser process died inspecting a document; starting a new one",
                         extra=log_extra,

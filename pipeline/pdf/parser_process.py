@@ -26,7 +26,7 @@ from typing import Any
 
 from pipeline.pdf.document_checks import DocumentFacts, inspect_path, inspect_repaired, needs_repair
 from pipeline.pdf.ocr import OcrEngine, OcrOptions
-from pipeline.pdf.ocr_page import DocumentRenderer, read_page, unread
+from pipeline.pdf.ocr_page import OCR, DocumentRenderer, read_page, unread
 from pipeline.pdf.page_checks import PageResult, check_pages
 from pipeline.pdf.pages import LeanReader
 from pipeline.pdf.repair import repair_copy, repaired_path
@@ -346,7 +346,10 @@ def check_range(
     """Runs in a parser process: check pages ``first``..``last`` of the spooled file.
 
     ``ocr``: False reads no page by OCR (the check leaves such pages to an OCR worker).
-    Stops before any page once the worker has asked to abandon ``job``.
+    Stops before any page once the worker has asked to abandon ``job``. Returns early,
+    after a page read by OCR, with the pages checked so far: the pool hands the rest on,
+    shared with the processes that are free (a scanned page costs as much as a thousand
+    text pages, so a range of scans is no longer a fair share).
     """
     try:
         lean = _reader(path, repairing_page=first)
@@ -368,6 +371,8 @@ def check_range(
             results.append(result.to_json())
             if _log_pages:
                 _pages_log.debug("parser process %d: page %d checked", os.getpid(), number)
+            if result.text_source == OCR:
+                break
     finally:
         _mark(0)
         # Parsed objects of this range are not needed again: memory stays flat.

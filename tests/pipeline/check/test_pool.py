@@ -20,6 +20,7 @@ from tests.support.hostile import many_operators
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
+from tests.support.scans import scanned_document
 
 
 def _pdf(tmp_path: Path, name: str, pages: int = 3) -> Path:
@@ -234,3 +235,19 @@ async def test_a_failed_job_still_hands_back_what_was_said(
     assert [r.getMessage() for r in caplog.records if r.name == "parser.stderr"] == [
         "said before failing"
     ]
+
+
+async def test_a_range_of_scans_is_shared_with_an_idle_process(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(scanned_document(3))
+    # One range, as a small document's chunk sends it: after its first page, read by OCR,
+    # the rest is halved between the process that read it and the idle one.
+    pages = await pool.check_range(path, 1, 3)
+    assert [(page["page"], page["text_source"]) for page in pages] == [
+        (1, "ocr"),
+        (2, "ocr"),
+        (3, "ocr"),
+    ]
+    assert await open_documents(pool) == [[str(path)], [str(path)]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -330,9 +331,21 @@ def _varied_pages(first: int, last: int) -> list[dict[str, Any]]:
                 sensitive={"email": 1} if n % 4 == 0 else {},
                 sensitive_samples={"email": [f"{n}***@e***.com"]} if n % 4 == 0 else {},
                 width_pt=595.28 if n % 9 else 612.0,
+                **_scanned(n),
             )
         )
     return pages
+
+
+def _scanned(n: int) -> dict[str, Any]:
+    """Every 8th page read by OCR, every 11th not readable, every 13th not read."""
+    scan: dict[str, Any] = {"image_only": True, "image_count": 1}
+    if n % 8 == 0:
+        confidence = 40.0 + n % 50
+        return {**scan, "text_source": "ocr", "ocr_confidence": confidence, "ocr_engine": "t 5"}
+    if n % 11 == 0:
+        return {**scan, "text_source": "ocr", "ocr_error": "too_many_pixels"}
+    return scan if n % 13 == 0 else {}
 
 
 def test_a_summary_state_survives_json_and_folds_on() -> None:
@@ -341,10 +354,42 @@ def test_a_summary_state_survives_json_and_folds_on() -> None:
     restored = PageSummary.from_state(state)
     assert restored == summary
     assert restored.to_json() == summary.to_json()
+    assert restored.ocr_json(60) == summary.ocr_json(60)
     # Folding goes on from where it was, with the same result as in one go.
     for page in _varied_pages(61, 90):
         restored.add(page)
     assert restored.to_json() == _summary(*_varied_pages(1, 90)).to_json()
+    assert restored.ocr_json(60) == _summary(*_varied_pages(1, 90)).ocr_json(60)
+
+
+def test_ocr_pages_are_summed_up_by_outcome_and_confidence() -> None:
+    ocr = _summary(*_varied_pages(1, 90)).ocr_json(60)
+    # Every 7th page is a page error (_varied_pages).
+    pages = [n for n in range(1, 91) if n % 7]
+    read = [n for n in pages if n % 8 == 0]
+    assert ocr["pages_read"] == {"count": len(read), "pages": read}
+    low = [n for n in read if 40 + n % 50 < 60]
+    assert low and ocr["low_confidence"] == {"count": len(low), "pages": low}
+    failed = [n for n in pages if n % 11 == 0 and n % 8]
+    assert ocr["failed"]["pages"] == failed
+    assert ocr["failed"]["by_cause"] == {"too_many_pixels": len(failed)}
+    assert ocr["not_read"]["pages"] == [n for n in pages if n % 13 == 0 and n % 8 and n % 11]
+    assert ocr["mean_confidence"] == round(sum(40 + n % 50 for n in read) / len(read), 1)
+    assert ocr["engine"] == "t 5"
+
+
+def test_a_scan_read_below_the_policys_confidence_asks_for_review() -> None:
+    read = _page(1, text_chars=80, image_only=True, text_source="ocr", ocr_confidence=59.9)
+    summary = _summary(read)
+    assert _verdict(_inspection(1), summary) == ("review", ["ocr_low_confidence"])
+    lenient = CheckPlan(chunk_pages=50, heartbeat_timeout_s=30.0)
+    policy = dataclasses.replace(lenient.policy, ocr_min_confidence=59)
+    assert decide_verdict(_inspection(1), summary, policy).verdict == "pass"
+
+
+def test_a_scan_ocr_could_not_read_asks_for_review_instead_of_needing_ocr() -> None:
+    unread = _page(1, text_chars=0, image_only=True, text_source="ocr", ocr_error="timeout")
+    assert _verdict(_inspection(1), _summary(unread)) == ("review", ["ocr_failed"])
 
 
 @pytest.mark.parametrize("state", [{}, {"pages": 3}, {**PageSummary().to_state(), "surprise": 1}])

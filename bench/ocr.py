@@ -1,0 +1,263 @@
+"""OCR benchmark: docpipe's reading of scanned pages against plain tesserocr loops, in one run.
+
+Scans are made here from text pages whose words are known (``tests.support.scans``: A4
+rendered at 200 dpi, grayscale JPEG; clean, and askew by 1.5 degrees with speckle), and
+read three ways on the same machine, in the same run:
+
+- **quality**: word recall (the share of the page's words read exactly) and character
+  error rate (edit distance over the page's characters, whitespace collapsed), for clean
+  and noisy scans, read with docpipe's picture choice and engine (``page_picture``,
+  ``OcrEngine``); docpipe's own runs must count the same words on every page;
+- **throughput**: docpipe's parser pool checking the scans (page ranges as a check sends
+  them, every page read by OCR in its parser process) against the **perfect split**: as
+  many plain tesserocr loops as the pool has processes, side by side, each on an equal
+  share of the same pages (decode the page's image with pypdf, ``SetImage``,
+  ``GetUTF8Text``). ``ocr_parallel_efficiency`` is docpipe ÷ perfect split;
+- **per page**: one parser process against one plain loop, ``ocr_time_ratio`` being
+  docpipe's time per page ÷ the loop's;
+- the parser processes' peak RSS.
+
+Runs alternate (docpipe, loops, loops, docpipe...) and ratios are medians over rounds: a
+shared machine's speed drifts within minutes. Targets: word recall >= 0.97 clean and
+>= 0.95 noisy, ``ocr_parallel_efficiency`` >= 0.85, ``ocr_time_ratio`` <= 1.15. The last
+line is a JSON object of every figure. Usage: ``python bench/ocr.py [--pages N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# Run as a script from a checkout: tests.support (the scan generator) is found beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import RssSampler
+from pypdf import PdfReader
+
+from pipeline.check.chunk_run import ChunkRun, page_ranges
+from pipeline.check.pool import PagePool
+from pipeline.pdf.ocr import OcrEngine, OcrOptions, tessdata_dir
+from pipeline.pdf.ocr_image import page_picture
+from pipeline.pdf.ocr_page import DocumentRenderer
+from pipeline.pdf.page_checks import text_counts
+from tests.support.scans import CLEAN, NOISY, ScanStyle, known_pages, scan_pdf
+
+TARGETS = {"clean": 0.97, "noisy": 0.95, "efficiency": 0.85, "time_ratio": 1.15}
+
+
+def edit_distance(first: str, second: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(second) + 1))
+    for i, char in enumerate(first, start=1):
+        current = [i]
+        for j, other in enumerate(second, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            )
+        previous = current
+    return previous[-1]
+
+
+def word_recall(read: str, expected: str) -> float:
+    """The share of the expected words (with their counts) found among the words read."""
+    remaining: dict[str, int] = {}
+    for word in read.split():
+        remaining[word] = remaining.get(word, 0) + 1
+    found = 0
+    for word in expected.split():
+        if remaining.get(word, 0) > 0:
+            remaining[word] -= 1
+            found += 1
+    return found / max(1, len(expected.split()))
+
+
+def char_error_rate(read: str, expected: str) -> float:
+    """Edit distance over the expected characters, whitespace collapsed to one space."""
+    hypothesis, reference = " ".join(read.split()), " ".join(expected.split())
+    return edit_distance(hypothesis, reference) / max(1, len(reference))
+
+
+def quality(path: Path, texts: list[str]) -> dict[str, Any]:
+    """Recall and CER of docpipe's picture choice and engine, per page; and words read."""
+    engine = OcrEngine(OcrOptions())
+    renderer = DocumentRenderer(path)
+    reader = PdfReader(path)
+    recalls, rates, words = [], [], []
+    try:
+        for index, expected in enumerate(texts):
+            picture = page_picture(reader.pages[index], index, renderer.render, OcrOptions())
+            read = engine.read(picture.image).text
+            recalls.append(word_recall(read, expected))
+            rates.append(char_error_rate(read, expected))
+            words.append(text_counts(read)[1])
+    finally:
+        renderer.close()
+        engine.close()
+    return {
+        "word_recall": round(statistics.mean(recalls), 4),
+        "word_recall_min": round(min(recalls), 4),
+        "char_error_rate": round(statistics.mean(rates), 4),
+        "words": words,
+    }
+
+
+def _plain_loop(path: str, numbers: list[int], start: Any, out: Any) -> None:
+    """Runs in a process of its own: plain tesserocr on the pages' embedded images."""
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    import tesserocr
+
+    reader = PdfReader(path)
+    with tesserocr.PyTessBaseAPI(path=f"{tessdata_dir(('eng',))}{os.sep}", lang="eng") as api:
+        start.wait()
+        began = time.perf_counter()
+        for number in numbers:
+            api.SetImage(reader.pages[number - 1].images[0].image)
+            api.GetUTF8Text()
+        out.put(time.perf_counter() - began)
+
+
+def plain_loops(path: Path, pages: int, loops: int) -> float:
+    """Seconds of ``loops`` plain loops side by side, each on an equal share of the pages
+    (the slowest loop's time): the perfect split."""
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Barrier(loops), context.Queue()
+    shares = [list(range(1 + n, pages + 1, loops)) for n in range(loops)]
+    processes = [
+        context.Process(target=_plain_loop, args=(str(path), share, start, out)) for share in shares
+    ]
+    for process in processes:
+        process.start()
+    seconds = max(out.get() for _ in processes)
+    for process in processes:
+        process.join()
+    return seconds
+
+
+async def docpipe_run(pool: PagePool, path: Path, pages: int) -> tuple[float, list[int]]:
+    """Seconds for the pool to check every page as one check's chunk does (its page
+    ranges, each to the next free process), and the words read per page."""
+    ranges = page_ranges(
+        1,
+        pages,
+        page_count=pages,
+        processes=pool.size,
+        most=ChunkRun.RANGE_PAGES,
+        least=ChunkRun.MIN_RANGE_PAGES,
+    )
+    began = time.perf_counter()
+    parts = await asyncio.gather(*(pool.check_range(path, start, end) for start, end in ranges))
+    seconds = time.perf_counter() - began
+    results = [page for part in parts for page in part]
+    assert all(page["text_source"] == "ocr" and not page["ocr_error"] for page in results)
+    return seconds, [int(page["words"]) for page in results]
+
+
+async def compare(
+    path: Path, pages: int, processes: int, rounds: int
+) -> tuple[list[float], list[float], int, list[int]]:
+    """``rounds`` of docpipe (a warm pool of ``processes``) and the perfect split, in
+    alternating order; their seconds, the parser processes' peak RSS and words read."""
+    pool = PagePool(processes)
+    docpipe, plain = [], []
+    words: list[int] = []
+    peak_kb = 0
+    try:
+        pids = await pool.warm()
+        # Every process reads a page first: engines created, documents open.
+        await asyncio.gather(*(pool.check_range(path, n, n) for n in range(1, processes + 1)))
+        samplers = [RssSampler(pid) for pid in pids]
+        for sampler in samplers:
+            sampler.__enter__()
+        for round_ in range(rounds):
+            if round_ % 2:
+                plain.append(plain_loops(path, pages, processes))
+            seconds, words = await docpipe_run(pool, path, pages)
+            docpipe.append(seconds)
+            if not round_ % 2:
+                plain.append(plain_loops(path, pages, processes))
+        for sampler in samplers:
+            sampler.__exit__()
+        peak_kb = max(sampler.peak_kb for sampler in samplers)
+    finally:
+        pool.shutdown()
+    return docpipe, plain, peak_kb, words
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=6, help="pages per scan style")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="docpipe-ocr-bench-"))
+    figures: dict[str, Any] = {"pages_per_style": args.pages, "processes": args.processes}
+    styles: dict[str, ScanStyle] = {"clean": CLEAN, "noisy": NOISY}
+    paths = {}
+    for name, style in styles.items():
+        texts = [page.text for page in known_pages(args.pages, seed=len(name))]
+        paths[name] = work / f"{name}.pdf"
+        paths[name].write_bytes(scan_pdf(texts, style))
+        print(f"{name}: {args.pages} pages, reading for quality ...", flush=True)
+        measured = quality(paths[name], texts)
+        figures[f"{name}_word_recall"] = measured["word_recall"]
+        figures[f"{name}_word_recall_min"] = measured["word_recall_min"]
+        figures[f"{name}_char_error_rate"] = measured["char_error_rate"]
+        figures[f"{name}_words"] = measured["words"]
+        print(
+            f"  word recall {measured['word_recall']:.3f} (min {measured['word_recall_min']:.3f})"
+            f", CER {measured['char_error_rate']:.3f}",
+            flush=True,
+        )
+    mixed = work / "mixed.pdf"
+    mixed.write_bytes(
+        scan_pdf(
+            [page.text for page in known_pages(args.pages, seed=5)]
+            + [page.text for page in known_pages(args.pages, seed=6)],
+            NOISY,
+        )
+    )
+    total = 2 * args.pages
+    print(f"throughput: {total} pages, {args.processes} processes ...", flush=True)
+    docpipe, plain, peak_kb, _ = asyncio.run(compare(mixed, total, args.processes, args.rounds))
+    efficiency = statistics.median(p / d for d, p in zip(docpipe, plain, strict=True))
+    figures["ocr_pages_per_s"] = round(total / statistics.median(docpipe), 2)
+    figures["perfect_split_pages_per_s"] = round(total / statistics.median(plain), 2)
+    figures["ocr_parallel_efficiency"] = round(efficiency, 3)
+    figures["parser_peak_rss_mb"] = round(peak_kb / 1024, 1)
+    print(
+        f"  docpipe {figures['ocr_pages_per_s']} pages/s, perfect split "
+        f"{figures['perfect_split_pages_per_s']} pages/s: efficiency {efficiency:.3f}",
+        flush=True,
+    )
+    print("per page: one parser process against one plain loop ...", flush=True)
+    single, alone, _, words = asyncio.run(compare(paths["clean"], args.pages, 1, args.rounds))
+    ratio = statistics.median(d / p for d, p in zip(single, alone, strict=True))
+    figures["ocr_s_per_page"] = round(statistics.median(single) / args.pages, 3)
+    figures["plain_s_per_page"] = round(statistics.median(alone) / args.pages, 3)
+    figures["ocr_time_ratio"] = round(ratio, 3)
+    figures["docpipe_counts_the_same_words"] = words == figures["clean_words"]
+    print(
+        f"  docpipe {figures['ocr_s_per_page']} s/page, plain {figures['plain_s_per_page']} "
+        f"s/page: ratio {ratio:.3f}",
+        flush=True,
+    )
+    figures["targets_met"] = {
+        "clean_word_recall": figures["clean_word_recall"] >= TARGETS["clean"],
+        "noisy_word_recall": figures["noisy_word_recall"] >= TARGETS["noisy"],
+        "ocr_parallel_efficiency": efficiency >= TARGETS["efficiency"],
+        "ocr_time_ratio": ratio <= TARGETS["time_ratio"],
+    }
+    print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
