@@ -18,7 +18,9 @@ still says what it had checked. From those lines and the report it prints:
 
 With ``--scanned`` the document is a scan instead (300 pages by default: a picture of a
 page of known text per page, no text layer), so every page checked is a page read by OCR,
-and ``redo_ratio`` counts the pages OCRed more than once.
+and ``redo_ratio`` counts the pages OCRed more than once. A scanned page takes seconds, so
+each kill comes after a random number of pages more than its chunks (up to a chunk's),
+rather than within 0.2 s.
 
 The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]
 [--pages N] [--scanned]`` (fewer pages for a quicker run; the figures above are for 3,000).
@@ -113,6 +115,10 @@ def _chunks_sent(log: Path) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for m in _CHECKING.finditer(log.read_text(errors="replace"))]
 
 
+def _checked_count(log: Path) -> int:
+    return len(_PAGE.findall(log.read_text(errors="replace")))
+
+
 def _stored_count(log: Path) -> int:
     return len(_STORED.findall(log.read_text(errors="replace")))
 
@@ -168,7 +174,7 @@ async def run(
     ):
         settings = stack.settings()
         figures["heartbeat_timeout_s"] = settings.pipeline.heartbeat_timeout_s
-        figures["chunk_pages"] = settings.pipeline.chunk_pages
+        figures["chunk_pages"] = size = settings.pipeline.chunk_pages
         started: list[ManagedProcess] = []
         try:
             started.append(
@@ -200,10 +206,22 @@ async def run(
                     resumes.append(time.monotonic() - killed_at)
                 # A random moment of this attempt: after a random share of the chunks it
                 # has left (up to half of them, so that each kill finds work to cut).
-                chunks_left = -(-(pages - _stored_pages(workers)) // settings.pipeline.chunk_pages)
+                chunks_left = -(-(pages - _stored_pages(workers)) // size)
                 target = rng.randint(0, max(chunks_left // 2, 1))
                 _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, patience, "chunks")
-                await asyncio.sleep(rng.uniform(0, 0.2))
+                if scanned:
+                    # A scanned page takes seconds, not 0.2 s: the kill comes after a random
+                    # number of pages more (up to a chunk's), wherever they are in flight.
+                    more = _checked_count(worker.log_path) + rng.randint(0, size)
+                    _wait(
+                        lambda w=worker, m=more: (
+                            _checked_count(w.log_path) >= m or _stored_pages(workers) >= pages
+                        ),
+                        patience,
+                        "pages read",
+                    )
+                else:
+                    await asyncio.sleep(rng.uniform(0, 0.2))
                 parsers = parser_pids(worker.pid)
                 os.kill(worker.pid, signal.SIGKILL)
                 killed_at = time.monotonic()
