@@ -81,6 +81,7 @@ BENCH_SCRIPTS += bench/pages.py
 BENCH_SCRIPTS += bench/small.py
 BENCH_SCRIPTS += bench/crash.py
 BENCH_SCRIPTS += bench/repair.py
+BENCH_SCRIPTS += bench/ocr.py
 
 bench: $(STAMP)
 	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script; done

@@ -212,10 +212,26 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
             if entry["count"]
         )
         lines.append(f"  sensitive data {sensitive['total']}: {found}")
+    lines.extend(_ocr_lines(checks))
     meta = facts["metadata"]
     shown = [f"{name} {value}" for name, value in meta.items() if value]
     lines.append(f"  metadata: {'; '.join(shown) if shown else '-'}")
     return lines
+
+
+def _ocr_lines(checks: dict[str, Any]) -> list[str]:
+    """What OCR made of the image-only pages (reports before policy 6 say nothing)."""
+    ocr = checks.get("ocr") or {}
+    read, failed = ocr.get("pages_read", {}).get("count"), ocr.get("failed", {}).get("count")
+    if not read and not failed:
+        return []
+    causes = ", ".join(f"{cause} {n}" for cause, n in ocr["failed"]["by_cause"].items())
+    confidence = ocr["mean_confidence"]
+    return [
+        f"  OCR ({ocr['engine'] or '-'}, {ocr['data'] or '-'}): {read} page(s) read"
+        + (f", mean confidence {confidence:g}" if confidence is not None else "")
+        + (f"; {failed} not readable ({causes})" if failed else "")
+    ]
 
 
 def _integrity_lines(facts: dict[str, Any], checks: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ to the same budget, since pdfium decodes each at full size.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ _COVERING_SHARE = 0.9
 # Filters whose images are decoded here; pdfium renders the others (JBIG2, JPX, ...).
 _PLAIN_FILTERS = ("/DCTDecode", "/FlateDecode", "/CCITTFaxDecode")
 _PLAIN_SPACES = ("/DeviceGray", "/DeviceRGB")
-_MATRIX = tuple[float, float, float, float, float, float]
+_Matrix = tuple[float, float, float, float, float, float]
 
 # Renders page ``index`` (0-based) at ``dpi`` as a grayscale PIL image.
 PageRenderer = Callable[[int, float], Any]
@@ -47,7 +48,7 @@ class PagePicture:
     source: str
 
 
-def _multiply(first: _MATRIX, second: _MATRIX) -> _MATRIX:
+def _multiply(first: _Matrix, second: _Matrix) -> _Matrix:
     a, b, c, d, e, f = first
     a2, b2, c2, d2, e2, f2 = second
     return (
@@ -65,7 +66,7 @@ class _Drawn:
     """An image XObject drawn on a page, and the matrix it was drawn with."""
 
     image: StreamObject
-    matrix: _MATRIX
+    matrix: _Matrix
 
 
 def _drawn_images(page: PageObject) -> tuple[list[_Drawn], bool]:
@@ -79,8 +80,8 @@ def _drawn_images(page: PageObject) -> tuple[list[_Drawn], bool]:
     contents = contents.get_object()
     if not isinstance(contents, (ArrayObject, StreamObject)):
         return [], True
-    matrix: _MATRIX = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
-    saved: list[_MATRIX] = []
+    matrix: _Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    saved: list[_Matrix] = []
     drawn: list[_Drawn] = []
     other = False
     for operands, operator in ContentStream(contents, page.pdf).operations:
@@ -143,10 +144,22 @@ def _plain(image: StreamObject) -> bool:
     )
 
 
-def _decode(image: StreamObject) -> Any:
+def _decode(image: StreamObject, options: OcrOptions) -> Any:
+    """The image, decoded as pypdf and Pillow do, in gray.
+
+    A JPEG's own header is sized too before it is decoded: its dictionary may declare far
+    fewer pixels than the data holds.
+    """
     try:
+        if resolve(image.get("/Filter")) == "/DCTDecode":
+            from PIL import Image
+
+            with Image.open(io.BytesIO(image.get_data())) as header:
+                _check_budget(*header.size, options, "the image's JPEG data")
         picture = image.decode_as_image()
         return picture.convert("L")
+    except OcrError:
+        raise
     except Exception as exc:
         raise OcrError("image_unreadable", f"the page's image: {type(exc).__name__}") from None
 
@@ -176,7 +189,7 @@ def page_picture(
         and _plain(drawn[0].image)
     ):
         width, height = _pixels(drawn[0].image)
-        picture = _decode(drawn[0].image)
+        picture = _decode(drawn[0].image, options)
         if picture.size != (width, height):
             raise OcrError("image_unreadable", "the image's size is not what it declares")
         return PagePicture(picture, EMBEDDED)

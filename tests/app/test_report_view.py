@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from pipeline.models import (
     split_document_id,
     workflow_id_for,
 )
-from pipeline.pdf.document_checks import inspect_or_repair
+from pipeline.pdf.document_checks import inspect_document, inspect_or_repair, open_pdf
+from pipeline.pdf.page_checks import check_pages
 from tests.support import damaged, signing
 from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
 from tests.support.pdfs import make_pdf
@@ -165,3 +167,27 @@ def test_recheck_names_are_predictable_and_fit() -> None:
     for n, workflow_id in ids.items():
         assert len(workflow_id.encode()) <= MAX_WORKFLOW_ID_BYTES
         assert workflow_id.endswith(f"#recheck-{n}")
+
+
+def test_scans_show_what_ocr_read_and_the_pages_it_could_not(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(make_pdf(["text", "image", "image"]))
+    facts = inspect_document(path)
+    pages = check_pages(open_pdf(path), 1, 3)
+    read = dataclasses.replace(
+        pages[1],
+        text_source="ocr",
+        words=40,
+        text_chars=200,
+        ocr_confidence=88.0,
+        ocr_engine="tesseract 5.5.4",
+        ocr_data="eng",
+    )
+    unread = dataclasses.replace(pages[2], text_source="ocr", ocr_error="no_text")
+    text = render_report(report_of_results(path, facts, [pages[0], read, unread]))
+    assert text.splitlines()[0] == "verdict   REVIEW  ocr_failed"
+    assert "  page     3  OCR could not read it" in text
+    assert (
+        "  OCR (tesseract 5.5.4, eng): 1 page(s) read, mean confidence 88; "
+        "1 not readable (no_text 1)"
+    ) in text

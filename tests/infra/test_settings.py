@@ -178,6 +178,32 @@ def test_a_negative_number_of_concurrent_checks_is_refused() -> None:
         load_settings(env={"DOCPIPE_PIPELINE_MAX_CONCURRENT_CHECKS": "-1"})
 
 
+def test_ocr_is_on_in_english_by_default_and_takes_languages_as_a_list() -> None:
+    assert load_settings(env={}).ocr == OcrSettings(
+        enabled=True, languages=("eng",), dpi=200, max_pixels=40_000_000
+    )
+    ocr = load_settings(env={"DOCPIPE_OCR_LANGUAGES": "eng, deu", "DOCPIPE_OCR_ENABLED": "false"})
+    assert (ocr.ocr.languages, ocr.ocr.enabled) == (("eng", "deu"), False)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DOCPIPE_OCR_LANGUAGES": ""},
+        {"DOCPIPE_OCR_LANGUAGES": "eng,../etc"},
+        {"DOCPIPE_OCR_DPI": "10"},
+        {"DOCPIPE_OCR_MAX_PIXELS": "100"},
+        {"DOCPIPE_PIPELINE_OCR_TIMEOUT_S": "0"},
+        {"DOCPIPE_POLICY_OCR_MIN_CONFIDENCE": "101"},
+    ],
+)
+def test_each_unworkable_ocr_setting_is_refused_by_name(env: dict[str, str]) -> None:
+    # Policy settings are named as the policy's (DOCPIPE_POLICY_*: ocr_min_confidence).
+    (name,) = env
+    with pytest.raises(SettingsError, match="(?i)" + name.replace("POLICY_", "POLICY_.*")):
+        load_settings(env=env)
+
+
 @pytest.mark.parametrize(
     "env",
     [

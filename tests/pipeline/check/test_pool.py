@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -251,3 +252,31 @@ async def test_a_range_of_scans_is_shared_with_an_idle_process(
         (3, "ocr"),
     ]
     assert await open_documents(pool) == [[str(path)], [str(path)]]
+
+
+async def test_a_scan_whose_reading_kills_its_process_twice_is_checked_without_ocr(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(scanned_document(1))
+    pool = PagePool(1)
+    killed: list[int] = []
+
+    async def reading() -> int | None:
+        """A process, not killed yet, that OCR is reading the page in."""
+        slot = pool._slots[0]
+        pids = [pid for pid in slot.pids() if pid not in killed]
+        return pids[0] if slot.reading() and pids else None
+
+    try:
+        await pool.warm()
+        checking = asyncio.create_task(pool.check_range(path, 1, 1))
+        for _ in range(2):
+            killed.append(await async_wait_for(reading, 60, "OCR reading the page"))
+            os.kill(killed[-1], signal.SIGKILL)
+        (result,) = await checking
+    finally:
+        pool.shutdown()
+    assert result["error_type"] is None
+    assert (result["text_source"], result["ocr_error"]) == ("ocr", "crashed")
+    assert (result["image_only"], result["paper_size"]) == (True, "A4")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, tessdata_dir
-from tests.support.scans import CLEAN, NOISY, known_pages, scan_images
+from tests.support.scans import CLEAN, NOISY, ScanStyle, known_pages, scan_images
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def test_an_engine_without_its_data_cannot_read() -> None:
 
 @pytest.mark.parametrize(("style", "least"), [(CLEAN, 0.97), (NOISY, 0.9)], ids=["clean", "noisy"])
 def test_a_scanned_page_is_read_with_its_words_and_a_confidence(
-    engine: OcrEngine, page_text: str, style: object, least: float
+    engine: OcrEngine, page_text: str, style: ScanStyle, least: float
 ) -> None:
-    (image,) = scan_images([page_text], style)  # type: ignore[arg-type]
+    (image,) = scan_images([page_text], style)
     read = engine.read(image)
     assert _recall(read.text, page_text) >= least
     assert 60 < read.confidence <= 100

@@ -26,6 +26,7 @@ from tests.support.scans import (
     LETTER_EMAIL,
     LETTER_IBAN,
     PageImage,
+    ScanStyle,
     degrade,
     encode,
     image_pdf,
@@ -43,7 +44,7 @@ def engine() -> Iterator[OcrEngine]:
 
 def _dust() -> Image.Image:
     """A scan of a white sheet: paper and a little dust."""
-    return degrade(Image.new("L", (1654, 2339), 250), CLEAN.__class__(noise=0.002))
+    return degrade(Image.new("L", (1654, 2339), 250), ScanStyle(noise=0.002))
 
 
 def _photo_page() -> PageImage:

@@ -183,6 +183,16 @@ def test_an_image_out_of_the_budget_is_refused_before_decoding(
     assert renders.calls == []
 
 
+def test_a_jpeg_larger_than_its_dictionary_declares_is_refused_before_decoding(
+    tmp_path: Path,
+) -> None:
+    data = _jpeg(Image.new("L", (2000, 2000), 255))
+    image = PageImage(_gray(500, 500, b"/Filter /DCTDecode"), data, FULL_PAGE)
+    page, _ = _page(image_pdf([[image]]), tmp_path)
+    with pytest.raises(OcrError, match="too_many_pixels: the image's JPEG data"):
+        page_picture(page, 0, _Renders(), OcrOptions(max_pixels=1_000_000))
+
+
 def test_a_large_image_anywhere_on_a_rendered_page_is_refused(tmp_path: Path) -> None:
     small = PageImage(_gray(30_000, 30_000, b"/Filter /FlateDecode"), b"x", (0, 0, 10.0, 10.0))
     page, _ = _page(image_pdf([[_flate_gray(100, 100, (0, 0, 50, 50)), small]]), tmp_path)
