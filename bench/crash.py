@@ -23,7 +23,8 @@ each kill comes after a random number of pages more than its chunks (up to a chu
 rather than within 0.2 s.
 
 The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]
-[--pages N] [--scanned]`` (fewer pages for a quicker run; the figures above are for 3,000).
+[--pages N] [--scanned] [--chunk-pages N]`` (fewer pages for a quicker run; the figures
+above are for 3,000).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
 import os
 import random
@@ -158,7 +160,13 @@ def pages_in_report(settings: Settings, document: DocumentRef) -> list[int]:
 
 
 async def run(
-    work: Path, state_dir: str | None, seed: int, pages: int, *, scanned: bool = False
+    work: Path,
+    state_dir: str | None,
+    seed: int,
+    pages: int,
+    *,
+    scanned: bool = False,
+    chunk_pages: int = 0,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     path = work / "crash.pdf"
@@ -173,6 +181,9 @@ async def run(
         EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
     ):
         settings = stack.settings()
+        if chunk_pages:
+            pipeline = dataclasses.replace(settings.pipeline, chunk_pages=chunk_pages)
+            settings = dataclasses.replace(settings, pipeline=pipeline)
         figures["heartbeat_timeout_s"] = settings.pipeline.heartbeat_timeout_s
         figures["chunk_pages"] = size = settings.pipeline.chunk_pages
         started: list[ManagedProcess] = []
@@ -287,6 +298,9 @@ def main() -> None:
         "--scanned", action="store_true", help="a scanned document: every page read by OCR"
     )
     parser.add_argument(
+        "--chunk-pages", type=int, default=0, help="pages per chunk (default: the setting's)"
+    )
+    parser.add_argument(
         "--state-dir",
         default="/dev/shm" if Path("/dev/shm").is_dir() else None,
         help="where the stack keeps Temporal's database (default: /dev/shm)",
@@ -295,7 +309,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
         pages = args.pages or (SCANNED_PAGES if args.scanned else PAGES)
         figures = asyncio.run(
-            run(Path(work), args.state_dir, args.seed, pages, scanned=args.scanned)
+            run(
+                Path(work),
+                args.state_dir,
+                args.seed,
+                pages,
+                scanned=args.scanned,
+                chunk_pages=args.chunk_pages,
+            )
         )
     print()
     print(
