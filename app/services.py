@@ -26,9 +26,10 @@ def add_commands(commands: Commands) -> None:
     worker = commands.add("worker", "run a Temporal worker (workflow, activities)", _run_worker)
     worker.add_argument(
         "--role",
-        choices=["all", "pages", "workflows"],
+        choices=["all", "pages", "workflows", "ocr"],
         default="all",
-        help="poll every queue (default), only page checks, or all but page checks",
+        help="poll the workflow and page queues (default), only page checks, all but page "
+        "checks, or only the OCR queue (DOCPIPE_TEMPORAL_OCR_TASK_QUEUE)",
     )
     commands.add("consume", "consume upload events and start document checks", _run_intake)
 

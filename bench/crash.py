@@ -16,8 +16,15 @@ still says what it had checked. From those lines and the report it prints:
 - ``orphans``: parser processes of a killed worker still alive 5 s after the kill;
 - ``pages_once``: the report's chunk files hold every page exactly once.
 
+With ``--scanned`` the document is a scan instead (300 pages by default: a picture of a
+page of known text per page, no text layer), so every page checked is a page read by OCR,
+and ``redo_ratio`` counts the pages OCRed more than once. A scanned page takes seconds, so
+each kill comes after a random number of pages more than its chunks (up to a chunk's),
+rather than within 0.2 s.
+
 The last line is a JSON object of every figure. Usage: ``python bench/crash.py [--seed N]
-[--pages N]`` (fewer pages for a quicker run; the figures above are for 3,000).
+[--pages N] [--scanned] [--chunk-pages N]`` (fewer pages for a quicker run; the figures
+above are for 3,000).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
 import os
 import random
@@ -52,8 +60,11 @@ from infra.stack import EmbeddedStack, StackConfig
 from pipeline.check import chunk_run
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
+from tests.support.scans import scanned_document
 
 PAGES = 3000
+# A scan costs about 0.4 s of CPU per page to read: a tenth of the pages is minutes.
+SCANNED_PAGES = 300
 KILLS = 3
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
 # The worker's debug lines: a page checked in a parser process; a chunk sent to the parser
@@ -96,8 +107,19 @@ def corpus_document(pages: int, path: Path) -> str:
     return f"{pages} pages cycling {len(originals)} real-world pages of {len(files)} files"
 
 
+def scanned_file(pages: int, path: Path) -> str:
+    """Write a scan of ``pages`` pages of known text (200 dpi, one picture per page, no
+    text layer); say what it is."""
+    path.write_bytes(scanned_document(pages))
+    return f"{pages} scanned pages (200 dpi pictures, no text layer)"
+
+
 def _chunks_sent(log: Path) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for m in _CHECKING.finditer(log.read_text(errors="replace"))]
+
+
+def _checked_count(log: Path) -> int:
+    return len(_PAGE.findall(log.read_text(errors="replace")))
 
 
 def _stored_count(log: Path) -> int:
@@ -138,20 +160,33 @@ def pages_in_report(settings: Settings, document: DocumentRef) -> list[int]:
     return seen
 
 
-async def run(work: Path, state_dir: str | None, seed: int, pages: int) -> dict[str, Any]:
+async def run(
+    work: Path,
+    state_dir: str | None,
+    seed: int,
+    pages: int,
+    *,
+    scanned: bool = False,
+    chunk_pages: int = 0,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     path = work / "crash.pdf"
-    made = corpus_document(pages, path)
+    made = scanned_file(pages, path) if scanned else corpus_document(pages, path)
     print(f"document: {made}, {path.stat().st_size / 1e6:.1f} MB", flush=True)
     logs = work / "logs"
-    figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed}
+    figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed, "scanned": scanned}
+    # How long to wait for a step: a chunk of scans is a minute of CPU, one of text 0.1 s.
+    patience = 1800 if scanned else 300
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
         EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
     ):
         settings = stack.settings()
+        if chunk_pages:
+            pipeline = dataclasses.replace(settings.pipeline, chunk_pages=chunk_pages)
+            settings = dataclasses.replace(settings, pipeline=pipeline)
         figures["heartbeat_timeout_s"] = settings.pipeline.heartbeat_timeout_s
-        figures["chunk_pages"] = settings.pipeline.chunk_pages
+        figures["chunk_pages"] = size = settings.pipeline.chunk_pages
         started: list[ManagedProcess] = []
         try:
             started.append(
@@ -175,16 +210,30 @@ async def run(work: Path, state_dir: str | None, seed: int, pages: int) -> dict[
             killed_at = 0.0
             for attempt in range(1, KILLS + 1):
                 worker = workers[-1]
-                _wait(lambda w=worker, a=attempt: _attempt_started(w.log_path, a), 300, "attempt")
+                _wait(
+                    lambda w=worker, a=attempt: _attempt_started(w.log_path, a), patience, "attempt"
+                )
                 if attempt > 1:
-                    _wait(lambda w=worker: _stored_count(w.log_path) > 0, 300, "stored chunk")
+                    _wait(lambda w=worker: _stored_count(w.log_path) > 0, patience, "stored chunk")
                     resumes.append(time.monotonic() - killed_at)
                 # A random moment of this attempt: after a random share of the chunks it
                 # has left (up to half of them, so that each kill finds work to cut).
-                chunks_left = -(-(pages - _stored_pages(workers)) // settings.pipeline.chunk_pages)
+                chunks_left = -(-(pages - _stored_pages(workers)) // size)
                 target = rng.randint(0, max(chunks_left // 2, 1))
-                _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, 300, "chunks")
-                await asyncio.sleep(rng.uniform(0, 0.2))
+                _wait(lambda w=worker, t=target: _stored_count(w.log_path) >= t, patience, "chunks")
+                if scanned:
+                    # A scanned page takes seconds, not 0.2 s: the kill comes after a random
+                    # number of pages more (up to a chunk's), wherever they are in flight.
+                    more = _checked_count(worker.log_path) + rng.randint(0, size)
+                    _wait(
+                        lambda w=worker, m=more: (
+                            _checked_count(w.log_path) >= m or _stored_pages(workers) >= pages
+                        ),
+                        patience,
+                        "pages read",
+                    )
+                else:
+                    await asyncio.sleep(rng.uniform(0, 0.2))
                 parsers = parser_pids(worker.pid)
                 os.kill(worker.pid, signal.SIGKILL)
                 killed_at = time.monotonic()
@@ -198,7 +247,7 @@ async def run(work: Path, state_dir: str | None, seed: int, pages: int) -> dict[
                 started.append(workers[-1])
                 await asyncio.sleep(max(0.0, killed_at + 5 - time.monotonic()))
                 orphans += len([pid for pid in parsers if pid_alive(pid)])
-            _wait(lambda: _stored_count(workers[-1].log_path) > 0, 300, "stored chunk")
+            _wait(lambda: _stored_count(workers[-1].log_path) > 0, patience, "stored chunk")
             resumes.append(time.monotonic() - killed_at)
             summary = await asyncio.wait_for(handle.result(), 600)
         finally:
@@ -242,12 +291,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument(
-        "--pages", type=int, default=PAGES, help=f"pages of the document (default: {PAGES})"
+        "--pages",
+        type=int,
+        help=f"pages of the document (default: {PAGES}, scanned {SCANNED_PAGES})",
+    )
+    parser.add_argument(
+        "--scanned", action="store_true", help="a scanned document: every page read by OCR"
+    )
+    parser.add_argument(
+        "--chunk-pages", type=int, default=0, help="pages per chunk (default: the setting's)"
     )
     add_state_dir_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(run(Path(work), args.state_dir, args.seed, args.pages))
+        pages = args.pages or (SCANNED_PAGES if args.scanned else PAGES)
+        figures = asyncio.run(
+            run(
+                Path(work),
+                args.state_dir,
+                args.seed,
+                pages,
+                scanned=args.scanned,
+                chunk_pages=args.chunk_pages,
+            )
+        )
     print()
     print(
         f"redo: {figures['pages_redone']} of {figures['pages']} pages checked again -> redo_ratio "

@@ -113,6 +113,10 @@ class TemporalSettings:
     # light work, and so that production can run it on a separate pool of processes.
     # Empty means "<task_queue>-pages".
     page_task_queue: str = ""
+    # The page checks of chunks that need OCR go to this queue, so that operators can give
+    # OCR machines of its own (``docpipe worker --role ocr``). Empty: no OCR queue, and the
+    # page-checking workers read scans too. Set it alike where checks start.
+    ocr_task_queue: str = ""
     tls: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -426,6 +430,7 @@ def check_request(
         results_bucket=results_bucket or settings.s3.results_bucket,
         results_prefix=results_prefix or document.results_prefix(settings.s3.results_prefix),
         page_task_queue=settings.temporal.page_task_queue,
+        ocr_task_queue=settings.temporal.ocr_task_queue,
         hash_object_key=settings.object_keys_hashed,
         uploaded_at=uploaded_at,
     )

@@ -171,6 +171,9 @@ class CheckRequest:
     results_prefix: str
     # Task queue of the page-checking activity; empty means "<workflow's queue>-pages".
     page_task_queue: str = ""
+    # Task queue of the page checks of chunks that need OCR; empty: no OCR queue (the page
+    # queue checks every chunk, scanned or not).
+    ocr_task_queue: str = ""
     # Attempts per activity when infrastructure fails (S3 5xx, a lost worker).
     max_attempts: int = MAX_ATTEMPTS
     # Show a hash instead of the object key in the workflow ID, search attributes and the
@@ -190,15 +193,20 @@ class CheckRequest:
         ``hash_object_key``."""
         return self.document.check_workflow_id(self.hash_object_key)
 
-    def check_document_input(self) -> CheckDocumentInput:
+    def check_document_input(self, *, ocr_elsewhere: bool = False) -> CheckDocumentInput:
         """The document and where its results go: the input of ``check_document``, from
-        which the later steps' inputs are made."""
+        which the later steps' inputs are made.
+
+        Args:
+            ocr_elsewhere: chunks that need OCR are left for the OCR queue's page check.
+        """
         return CheckDocumentInput(
             document=self.document,
             results_bucket=self.results_bucket,
             results_prefix=self.results_prefix,
             uploaded_at=self.uploaded_at,
             await_review=self.await_review,
+            ocr_elsewhere=ocr_elsewhere,
         )
 
 
@@ -219,15 +227,20 @@ class CheckDocumentInput:
     # The request's upload time, for the upload-to-report latency (None: not measured).
     uploaded_at: float | None = None
     await_review: bool = True
+    # An OCR queue checks the chunks that need OCR: a chunk with a page to OCR is not
+    # checked here (nor stored), and the outcome says so (``chunks_for_ocr``).
+    ocr_elsewhere: bool = False
 
     def pages_input(self, inspection: InspectResult) -> CheckPagesInput:
-        """The input of ``check_pages``, in the chunk layout the inspection fixed."""
+        """The input of ``check_pages``, in the chunk layout the inspection fixed (chunks
+        that need OCR left for the OCR queue as this input's are)."""
         return CheckPagesInput(
             document=self.document,
             results_bucket=self.results_bucket,
             results_prefix=self.results_prefix,
             page_count=inspection.page_count,
             chunk_pages=inspection.plan.chunk_pages,
+            ocr_elsewhere=self.ocr_elsewhere,
         )
 
     def finalize_input(
@@ -285,6 +298,9 @@ class CheckPagesInput:
     results_prefix: str
     page_count: int
     chunk_pages: int
+    # Chunks with a page that needs OCR are left unstored, for a page check on the OCR
+    # queue (``CheckPagesResult.chunks_for_ocr``); every other chunk is stored as usual.
+    ocr_elsewhere: bool = False
 
 
 @dataclass(frozen=True)
@@ -302,6 +318,9 @@ class CheckPagesResult:
     summary: dict[str, Any] | None = None
     # Pages this attempt parsed; the others were in chunk files already stored.
     pages_parsed: int = 0
+    # Chunks left unstored because a page of theirs needs OCR (``ocr_elsewhere``): the
+    # OCR queue's page check stores them, and its result is the one finalize folds.
+    chunks_for_ocr: int = 0
 
 
 @dataclass(frozen=True)
@@ -368,6 +387,9 @@ class DocumentOutcome:
     pages_checked: int = 0
     # The results event is sent too (else the workflow's publish_result sends it).
     published: bool = False
+    # A small document's chunk left unchecked for the OCR queue (``ocr_elsewhere``): its
+    # pages go straight there.
+    chunks_for_ocr: int = 0
 
 
 @dataclass(frozen=True)

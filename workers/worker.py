@@ -15,7 +15,7 @@ from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
 
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.logs import parser_logging
-from infra.settings import Settings
+from infra.settings import Settings, SettingsError
 from pipeline.check.activities import DocumentActivities
 from pipeline.check.decision_writer import DecisionWriter
 from pipeline.check.metrics import PipelineMetrics
@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What a worker process polls: everything, only page checks, or all but page checks.
-Role = Literal["all", "pages", "workflows"]
+# What a worker process polls: the workflows and page checks, only page checks, all but
+# page checks, or only the page checks of the OCR queue.
+Role = Literal["all", "pages", "workflows", "ocr"]
 
 
 def result_publisher(settings: Settings, metrics: PipelineMetrics | None = None) -> ResultPublisher:
@@ -114,14 +115,30 @@ def build_workers(
 
     Page checks have their own task queue so that their concurrency is limited apart from
     the light work. Role ``all`` polls both queues; in production, ``pages`` workers (the
-    CPU-heavy pool) and ``workflows`` workers can be scaled apart.
+    CPU-heavy pool) and ``workflows`` workers can be scaled apart. Role ``ocr`` polls only
+    the OCR queue (``DOCPIPE_TEMPORAL_OCR_TASK_QUEUE``), where checks that have one send
+    their chunks that need OCR; no other role polls it.
     ``publisher`` sends the results events (default: a new one; its owner closes it).
+
+    Raises:
+        SettingsError: role ``ocr`` without an OCR queue.
     """
     temporal, pipeline = settings.temporal, settings.pipeline
-    publisher = publisher or result_publisher(settings, activities.metrics)
     shutdown = timedelta(seconds=pipeline.graceful_shutdown_s)
     # Heartbeat details reach the server this promptly, not only every 0.8 x the timeout.
     throttle = timedelta(seconds=pipeline.heartbeat_throttle_s)
+    if role == "ocr":
+        return [
+            Worker(
+                client,
+                task_queue=ocr_task_queue(settings),
+                activities=[activities.check_pages],
+                **page_check_slots(settings),
+                graceful_shutdown_timeout=shutdown,
+                max_heartbeat_throttle_interval=throttle,
+            )
+        ]
+    publisher = publisher or result_publisher(settings, activities.metrics)
     page_queue = temporal.effective_page_task_queue
     workers = []
     if role != "pages":
@@ -164,6 +181,21 @@ def build_workers(
             )
         )
     return workers
+
+
+def ocr_task_queue(settings: Settings) -> str:
+    """The OCR queue a ``--role ocr`` worker polls.
+
+    Raises:
+        SettingsError: none is set: no check would ever send work there.
+    """
+    queue = settings.temporal.ocr_task_queue
+    if not queue:
+        raise SettingsError(
+            "a worker with role ocr polls DOCPIPE_TEMPORAL_OCR_TASK_QUEUE, which is not set "
+            "(set it alike where checks start, so that they send their scanned chunks there)"
+        )
+    return queue
 
 
 # Page checks at once when the setting leaves it to the machine: at least two (one can
@@ -255,8 +287,11 @@ async def run_worker(
     ``telemetry``: where metrics go and what the Temporal client needs for tracing.
 
     Raises:
+        SettingsError: role ``ocr`` without an OCR queue.
         WorkerStoppedError: one of its task-queue workers stopped on its own.
     """
+    if role == "ocr":
+        ocr_task_queue(settings)
     for stale in sweep_stale_spools(settings.pipeline.spool_dir or None):
         log.info("removed %s, left by a worker that was killed", stale.name)
     client = await temporal_client_waiting(

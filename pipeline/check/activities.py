@@ -194,6 +194,9 @@ class DocumentActivities:
                         spool.keep = True
                         return DocumentOutcome(inspection=inspection)
                     pages = await self._check_one_chunk(input, inspection, spool.path, heartbeater)
+                    if pages.chunks_for_ocr:
+                        # Its pages are read on the OCR queue's workers, from S3.
+                        return DocumentOutcome(inspection=inspection, chunks_for_ocr=1)
                 summary = await asyncio.to_thread(
                     write_report,
                     self.s3,
@@ -250,7 +253,9 @@ class DocumentActivities:
         stored = (
             await stored_chunks(self._store(layout), layout, checkpoint) if attempt > 1 else set()
         )
-        run = self._chunk_run(layout, path, checkpoint, stored, heartbeater)
+        run = self._chunk_run(
+            layout, path, checkpoint, stored, heartbeater, ocr_elsewhere=input.ocr_elsewhere
+        )
         return _pages_result(run, await run.run(), attempt)
 
     def _store(self, layout: ChunkLayout) -> ResultStore:
@@ -263,8 +268,11 @@ class DocumentActivities:
         checkpoint: Checkpoint,
         stored: set[int],
         heartbeater: Heartbeater,
+        *,
+        ocr_elsewhere: bool,
     ) -> ChunkRun:
-        """A page-checking run of this worker's parser processes, in ``layout``."""
+        """A page-checking run of this worker's parser processes, in ``layout``
+        (``ocr_elsewhere``: leaving the chunks that need OCR to the OCR queue)."""
         return ChunkRun(
             self.pool,
             path,
@@ -275,6 +283,7 @@ class DocumentActivities:
             heartbeater=heartbeater,
             metrics=self.metrics,
             log_extra=_ids(layout.document.document_id),
+            ocr_elsewhere=ocr_elsewhere,
         )
 
     @activity.defn(name="check_pages")
@@ -307,7 +316,14 @@ class DocumentActivities:
             signals: ProgressSignals | None = None
             try:
                 async with self._spooler.spooled(input.document) as spool:
-                    run = self._chunk_run(layout, spool.path, checkpoint, stored, heartbeater)
+                    run = self._chunk_run(
+                        layout,
+                        spool.path,
+                        checkpoint,
+                        stored,
+                        heartbeater,
+                        ocr_elsewhere=input.ocr_elsewhere,
+                    )
                     log.info(
                         "checking %s pages %d-%d (attempt %d%s)",
                         input.document.document_id,
@@ -365,15 +381,19 @@ def _bounded_state(summary: PageSummary | None) -> dict[str, Any] | None:
 
 
 def _pages_result(run: ChunkRun, checkpoint: Checkpoint, attempt: int) -> CheckPagesResult:
-    """What a finished page-checking run hands on: counts and its bounded summary."""
+    """What a finished page-checking run hands on: counts and its bounded summary (none
+    when it left chunks for the OCR queue: that queue's run folds every page)."""
+    layout = run.layout
+    left = sum(last - first + 1 for first, last in map(layout.pages_of, run.chunks_for_ocr))
     return CheckPagesResult(
-        pages_checked=run.layout.page_count,
+        pages_checked=layout.page_count - left,
         chunks=checkpoint.chunks,
         chunk_pages=checkpoint.chunk_pages,
         first_page_this_attempt=run.first_page,
         attempt=attempt,
-        summary=_bounded_state(run.summary),
+        summary=None if run.chunks_for_ocr else _bounded_state(run.summary),
         pages_parsed=run.pages_parsed,
+        chunks_for_ocr=len(run.chunks_for_ocr),
     )
 
 

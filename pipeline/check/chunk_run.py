@@ -73,6 +73,12 @@ class ChunkLayout:
         )
 
 
+def needs_ocr(page: dict[str, Any]) -> bool:
+    """A page result checked without OCR, of a page that OCR would read (as the parser
+    process decides: image-only, and checked without error)."""
+    return bool(page.get("image_only")) and page.get("error_type") is None
+
+
 async def stored_chunks(
     store: ResultStore, layout: ChunkLayout, checkpoint: Checkpoint
 ) -> set[int]:
@@ -135,6 +141,9 @@ class ChunkRun:
         metrics: the worker's metrics.
         on_advance: called with the pages durable from page 1 whenever that grows.
         log_extra: log fields of the check (document and workflow IDs).
+        ocr_elsewhere: read no page by OCR here: a chunk with a page that needs it is
+            neither stored nor folded, but counted in :attr:`chunks_for_ocr`, for a page
+            check on the OCR queue.
 
     Raises:
         ValueError: the checkpoint is of another layout.
@@ -159,6 +168,7 @@ class ChunkRun:
         metrics: PipelineMetrics | None = None,
         on_advance: Callable[[int], None] = lambda pages_done: None,
         log_extra: dict[str, Any] | None = None,
+        ocr_elsewhere: bool = False,
     ) -> None:
         if checkpoint.chunk_pages != layout.chunk_pages:
             raise ValueError(
@@ -185,6 +195,9 @@ class ChunkRun:
         self._stopping = False
         self._parsers = asyncio.Semaphore(pool.size)
         self.summary = PageSummary()
+        self._ocr_elsewhere = ocr_elsewhere
+        # Chunks left for the OCR queue: the fold passes them, the checkpoint stops there.
+        self.chunks_for_ocr: set[int] = set()
         self.pages_parsed = 0
         self.pages_from_store = 0
         # The first page this attempt checks (one past the last page if none).
@@ -242,15 +255,22 @@ class ChunkRun:
 
     async def _check_chunk(self, index: int) -> None:
         """Chunk ``index``, read back if it is stored, else (or if it is gone) checked
-        and written once; then folded as far as the chunks before it allow."""
+        and written once (or left for the OCR queue); then folded as far as the chunks
+        before it allow."""
         pages = await self._read(index) if index in self._stored else None
         if pages is None:
             async with self._parsers:
                 if self._stopping:
                     return
                 parsed = await self._parse(index)
-            pages = await self._write(index, parsed)
-            self._durable.add(index)
+            if self._ocr_elsewhere and any(map(needs_ocr, parsed)):
+                first, last = self.layout.pages_of(index)
+                log.debug("pages %d-%d left for the OCR queue", first, last, extra=self._extra)
+                self.chunks_for_ocr.add(index)
+                pages = []
+            else:
+                pages = await self._write(index, parsed)
+                self._durable.add(index)
         self._ready[index] = pages
         self._advance()
 
@@ -268,7 +288,9 @@ class ChunkRun:
                 async with asyncio.TaskGroup() as ranges:
                     parts = [
                         ranges.create_task(
-                            self._pool.check_range(self._path, start, end, self._extra)
+                            self._pool.check_range(
+                                self._path, start, end, self._extra, ocr=not self._ocr_elsewhere
+                            )
                         )
                         for start, end in page_ranges(
                             first,
@@ -358,8 +380,11 @@ class ChunkRun:
             self.on_advance(self.checkpoint.next_page - 1)
         folded = self._folded
         while self._folded in self._ready:
-            for page in self._ready.pop(self._folded):
-                self.summary.add(page)
+            pages = self._ready.pop(self._folded)
+            # Past a chunk left for the OCR queue, the fold is that queue's run's.
+            if not self.chunks_for_ocr:
+                for page in pages:
+                    self.summary.add(page)
             self._folded += 1
         if self._folded != folded:
             self._moved.set()

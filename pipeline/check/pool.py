@@ -223,7 +223,13 @@ class PagePool:
         await self.on_every_process(parser_process.forget, str(path))
 
     async def check_range(
-        self, path: Path, first: int, last: int, log_extra: Mapping[str, Any] | None = None
+        self,
+        path: Path,
+        first: int,
+        last: int,
+        log_extra: Mapping[str, Any] | None = None,
+        *,
+        ocr: bool = True,
     ) -> list[dict[str, Any]]:
         """Check pages ``first``..``last`` of a spooled file in parser processes.
 
@@ -232,6 +238,7 @@ class PagePool:
         there, that page becomes a ``crashed`` page error. Either way the other pages
         are checked. A process hands a range back after each page it read by OCR; the
         rest goes to the next free process, or is halved between two when more are free.
+        ``ocr``: False reads no page by OCR (another worker will).
         """
         results: list[dict[str, Any]] = []
         died_on: set[int] = set()
@@ -243,6 +250,7 @@ class PagePool:
                     str(path),
                     start,
                     last,
+                    ocr,
                     limit_s=self.limits.page_seconds,
                     abandonable=True,
                     log_extra=log_extra,
@@ -254,8 +262,8 @@ class PagePool:
                     # rest is shared between them.
                     middle = (start + last) // 2
                     halves = await asyncio.gather(
-                        self.check_range(path, start, middle, log_extra),
-                        self.check_range(path, middle + 1, last, log_extra),
+                        self.check_range(path, start, middle, log_extra, ocr=ocr),
+                        self.check_range(path, middle + 1, last, log_extra, ocr=ocr),
                     )
                     return results + halves[0] + halves[1]
                 continue
@@ -287,7 +295,9 @@ class PagePool:
                     died_on.add(failed)
                     # Pages before it were checked but their results died with it.
                     if failed > start:
-                        results.extend(await self.check_range(path, start, failed - 1, log_extra))
+                        results.extend(
+                            await self.check_range(path, start, failed - 1, log_extra, ocr=ocr)
+                        )
                     start = failed
                     continue
                 error = PageResult(
@@ -296,7 +306,7 @@ class PagePool:
                 if died.reading:
                     error = await self._unread(path, failed, "crashed", error)
             if failed > start:
-                results.extend(await self.check_range(path, start, failed - 1, log_extra))
+                results.extend(await self.check_range(path, start, failed - 1, log_extra, ocr=ocr))
             results.append(error.to_json())
             start = failed + 1
         return results

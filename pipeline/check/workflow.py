@@ -26,6 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.models import (
         PROGRESS_QUERY,
         WORKFLOW_NAME,
+        CheckDocumentInput,
+        CheckPagesInput,
         CheckPagesResult,
         CheckProgress,
         CheckRequest,
@@ -45,6 +47,10 @@ from pipeline.check.review_wait import REVIEW_WAIT_PATCH, ReviewWaitMixin
 # through to its report alone; checks that began before it (histories without this marker)
 # replay the steps they began with: ``inspect`` first, and a search-attribute upsert at start.
 CHECK_DOCUMENT_PATCH = "check-document"
+# Checks started with an OCR queue (``CheckRequest.ocr_task_queue``) by this code leave
+# the chunks that need OCR to a page check on that queue; checks without one (and those
+# begun before this marker) issue the commands they always did.
+OCR_QUEUE_PATCH = "ocr-queue"
 
 # Reasons an activity reports when the object vanished, changed or went out of reach
 # mid-check: the check ends with a report saying so.
@@ -254,14 +260,22 @@ class DocumentCheckWorkflow(ReviewWaitMixin):
         if workflow.info().typed_search_attributes.get(sa.STATUS) is None:
             workflow.upsert_search_attributes(sa.starting(request))
         self._enter(CheckStep.CHECK_DOCUMENT)
+        # Asked only of checks that have an OCR queue: the others' histories stay as they
+        # were, marker-free.
+        ocr_elsewhere = bool(request.ocr_task_queue) and workflow.patched(OCR_QUEUE_PATCH)
+        document_input = request.check_document_input(ocr_elsewhere=ocr_elsewhere)
         outcome = await workflow.execute_activity_method(
-            DocumentActivities.check_document,
-            request.check_document_input(),
-            **(CHECK_DOCUMENT | retry),
+            DocumentActivities.check_document, document_input, **(CHECK_DOCUMENT | retry)
         )
         if outcome.summary is None:
             assert outcome.inspection is not None
-            return await self._check_pages_and_report(request, outcome.inspection, retry)
+            return await self._check_pages_and_report(
+                request,
+                outcome.inspection,
+                retry,
+                document_input=document_input,
+                ocr_first=outcome.chunks_for_ocr > 0,
+            )
         summary = outcome.summary
         self._progress = dataclasses.replace(
             self._progress, page_count=summary.page_count, pages_checked=outcome.pages_checked
@@ -285,26 +299,31 @@ class DocumentCheckWorkflow(ReviewWaitMixin):
         return await self._check_pages_and_report(request, inspection, retry)
 
     async def _check_pages_and_report(
-        self, request: CheckRequest, inspection: InspectResult, retry: ActivityConfig
+        self,
+        request: CheckRequest,
+        inspection: InspectResult,
+        retry: ActivityConfig,
+        *,
+        document_input: CheckDocumentInput | None = None,
+        ocr_first: bool = False,
     ) -> CheckSummary:
         """An inspected document's pages (unless a document-level problem leaves none to
-        check), then its report and results event."""
+        check), then its report and results event.
+
+        Args:
+            document_input: what ``check_document`` was given (default: the request's).
+            ocr_first: ``check_document`` found pages to OCR in its one chunk: they go
+                straight to the OCR queue.
+        """
         self._progress = dataclasses.replace(self._progress, page_count=inspection.page_count)
         workflow.upsert_search_attributes([sa.PAGE_COUNT.value_set(inspection.page_count)])
-        document_input = request.check_document_input()
+        document_input = document_input or request.check_document_input()
         pages: CheckPagesResult | None = None
         if inspection.problem is None:
             self._enter(CheckStep.CHECK_PAGES)
-            placement = ActivityConfig(
-                task_queue=request.page_task_queue or page_queue_for(workflow.info().task_queue),
-                # The worker that inspected the document fixed it (CheckPlan).
-                heartbeat_timeout=timedelta(seconds=inspection.plan.heartbeat_timeout_s),
-            )
             try:
-                pages = await workflow.execute_activity_method(
-                    DocumentActivities.check_pages,
-                    document_input.pages_input(inspection),
-                    **(CHECK_PAGES | retry | placement),
+                pages = await self._check_pages(
+                    request, document_input.pages_input(inspection), inspection, retry, ocr_first
                 )
             except ActivityError as err:
                 gone = _object_gone(err)
@@ -329,6 +348,35 @@ class DocumentCheckWorkflow(ReviewWaitMixin):
         )
         self._record_outcome(request, summary)
         return await self._publish_result(request, summary)
+
+    async def _check_pages(
+        self,
+        request: CheckRequest,
+        pages_input: CheckPagesInput,
+        inspection: InspectResult,
+        retry: ActivityConfig,
+        ocr_first: bool,
+    ) -> CheckPagesResult:
+        """Every page, on the page queue; the chunks it leaves for OCR (an input with
+        ``ocr_elsewhere``) then on the OCR queue, which reads the other chunks back."""
+        placement = ActivityConfig(
+            task_queue=request.page_task_queue or page_queue_for(workflow.info().task_queue),
+            # The worker that inspected the document fixed it (CheckPlan).
+            heartbeat_timeout=timedelta(seconds=inspection.plan.heartbeat_timeout_s),
+        )
+        if not ocr_first:
+            pages = await workflow.execute_activity_method(
+                DocumentActivities.check_pages, pages_input, **(CHECK_PAGES | retry | placement)
+            )
+            if not pages.chunks_for_ocr:
+                return pages
+        # Its attempts count from 1 again: its progress must not look stale.
+        self._progress = dataclasses.replace(self._progress, attempt=0)
+        return await workflow.execute_activity_method(
+            DocumentActivities.check_pages,
+            dataclasses.replace(pages_input, ocr_elsewhere=False),
+            **(CHECK_PAGES | retry | placement | ActivityConfig(task_queue=request.ocr_task_queue)),
+        )
 
     def _record_outcome(
         self, request: CheckRequest, summary: CheckSummary, *also: SearchAttributeUpdate[Any]

@@ -343,9 +343,12 @@ def preload(path: str) -> None:
         _mark(0)
 
 
-def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str, Any]]:
+def check_range(
+    path: str, first: int, last: int, ocr: bool = True, job: int = 0
+) -> list[dict[str, Any]]:
     """Runs in a parser process: check pages ``first``..``last`` of the spooled file.
 
+    ``ocr``: False reads no page by OCR (the check leaves such pages to an OCR worker).
     Stops before any page once the worker has asked to abandon ``job``. Returns early,
     after a page read by OCR, with the pages checked so far: the pool hands the rest on,
     shared with the processes that are free (a scanned page costs as much as a thousand
@@ -363,9 +366,11 @@ def check_range(path: str, first: int, last: int, job: int = 0) -> list[dict[str
                 raise AbandonedError(f"job {job} abandoned at page {number}")
             _mark(number)
             (result,) = check_pages(lean.reader, number, number)
-            if _ocr.enabled and result.image_only and result.error_type is None:
+            if ocr and _ocr.enabled and result.image_only and result.error_type is None:
                 _mark(number, READING)
                 result = _read(path, lean, result)
+                if _log_pages:
+                    _pages_log.debug("parser process %d: page %d read by OCR", os.getpid(), number)
             results.append(result.to_json())
             if _log_pages:
                 _pages_log.debug("parser process %d: page %d checked", os.getpid(), number)

@@ -19,6 +19,7 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,12 +39,15 @@ from tests.support.crashes import (
     stored_firsts,
     upload,
     upload_pages,
+    upload_scanned,
     wait_for_attempt,
 )
 from tests.support.hostile import with_slow_page
 from tests.support.polling import wait_for
 
 _PAGE_CHECKED = re.compile(r"DEBUG parser\.pages: parser process \d+: page (\d+) checked")
+# Written by a parser process for each page it read by OCR, as it goes.
+_PAGE_OCRED = re.compile(r"DEBUG parser\.pages: parser process \d+: page (\d+) read by OCR")
 DEBUG = ["--log-level", "debug"]
 
 
@@ -61,6 +65,28 @@ def _pages_checked(worker: ManagedProcess) -> list[int]:
     checked it (written by them as they went, so a killed worker's count is complete)."""
     text = worker.log_path.read_text(errors="replace")
     return [int(m[1]) for m in _PAGE_CHECKED.finditer(text)]
+
+
+def _pages_ocred(worker: ManagedProcess) -> list[int]:
+    """Every page this debug-logging worker's parser processes read by OCR, as often as
+    they did (written as they went, so a killed worker's count is complete)."""
+    text = worker.log_path.read_text(errors="replace")
+    return [int(m[1]) for m in _PAGE_OCRED.finditer(text)]
+
+
+def _stored_results(settings: Settings, document: DocumentRef) -> list[dict[str, Any]]:
+    """Every page result in the document's chunk files."""
+    s3 = s3_client(settings.s3)
+    prefix = document.results_prefix(settings.s3.results_prefix)
+    return [
+        json.loads(line)
+        for first in sorted(stored_firsts(settings, document))
+        for line in s3.get_object(Bucket=settings.s3.results_bucket, Key=chunk_key(prefix, first))[
+            "Body"
+        ]
+        .read()
+        .splitlines()
+    ]
 
 
 def _freeze_worker(worker: ManagedProcess) -> None:
@@ -137,6 +163,45 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     assert set(counts) == set(range(1, pages + 1))
     assert_every_page_once(settings, document, pages)
     assert os.listdir(settings.pipeline.spool_dir) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_a_sigkilled_worker_has_pages_read_by_ocr_again_only_in_chunks_not_stored(
+    default_settings: Settings, start_component: StartComponent
+) -> None:
+    """A scanned document, every page of it read by OCR, in six chunks. The worker is
+    frozen once a chunk is stored (and before the last is), then SIGKILLed, and the next
+    worker resumes in the default configuration. No page of a stored chunk is read again;
+    the pages read twice are only those of chunks the killed worker had in flight; and
+    each worker reads a page at most once."""
+    settings = default_settings
+    size, processes = settings.pipeline.chunk_pages, 2
+    pages = 6 * size
+    document = upload_scanned(settings, pages)
+    client = await temporal_client(settings.temporal, settings.codec)
+    handle = await start_check(client, settings, document)
+    killed = start_component(["worker", *DEBUG], settings)
+    wait_for(lambda: stored_firsts(settings, document), 300, "a chunk read by OCR stored")
+    _freeze_worker(killed)
+    stored = _stored_pages(settings, document, pages)
+    kill_worker(killed)
+    assert 0 < len(stored) < pages, "the kill did not land mid-way"
+
+    resumed = start_component(["worker", *DEBUG], settings)
+    summary = await handle.result()
+    assert summary.page_count == pages
+    assert [number for number, _ in attempts(resumed)] == [2], "the next worker did not resume"
+    first, second = _pages_ocred(killed), _pages_ocred(resumed)
+    for read in (first, second):
+        assert max(collections.Counter(read).values()) == 1, "a page read twice by one worker"
+    assert not set(second) & stored, "pages of stored chunks read by OCR again"
+    in_flight = set(first) - stored
+    assert set(first) & set(second) <= in_flight
+    assert len(in_flight) <= ChunkRun.AHEAD_PER_PROCESS * processes * size
+    assert set(first) | set(second) == set(range(1, pages + 1))
+    assert_every_page_once(settings, document, pages)
+    assert {page["text_source"] for page in _stored_results(settings, document)} == {"ocr"}
 
 
 @pytest.mark.slow

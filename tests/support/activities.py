@@ -141,10 +141,10 @@ def count_parsed(activities: DocumentActivities, monkeypatch: pytest.MonkeyPatch
     sent: list[int] = []
 
     async def check_range(
-        path: Any, first: int, last: int, log_extra: Any = None
+        path: Any, first: int, last: int, log_extra: Any = None, *, ocr: bool = True
     ) -> list[dict[str, Any]]:
         sent.extend(range(first, last + 1))
-        return await real_check(path, first, last, log_extra)
+        return await real_check(path, first, last, log_extra, ocr=ocr)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     return sent

@@ -24,6 +24,7 @@ from pipeline.check.results import chunk_key
 from pipeline.models import CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
 from tests.support.polling import async_wait_for, wait_for
+from tests.support.scans import ScanStyle, scan_pdf
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 
@@ -41,6 +42,16 @@ def upload_pages(settings: Settings, pages: int, tmp_path: Path) -> DocumentRef:
     path = tmp_path / f"doc-{pages}.pdf"
     make_large_pdf(pages, path=path)
     return upload(settings, path.read_bytes(), path.name)
+
+
+def upload_scanned(settings: Settings, pages: int) -> DocumentRef:
+    """Upload a scan of ``pages`` pages that OCR reads quickly: each a small picture (100
+    dpi) of two short lines, the first of them its page number."""
+    texts = [
+        f"Page {number}\nRead again only if its chunk was not stored"
+        for number in range(1, pages + 1)
+    ]
+    return upload(settings, scan_pdf(texts, ScanStyle(dpi=100)), f"scanned-{pages}.pdf")
 
 
 def stored_firsts(settings: Settings, document: DocumentRef) -> set[int]:

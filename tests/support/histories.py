@@ -78,9 +78,12 @@ class Recorder:
     def upload(self, pages: int) -> DocumentRef:
         path = self.work / f"{self.name}-{pages}.pdf"
         make_large_pdf(pages, path=path)
+        return self.upload_bytes(path.name, path.read_bytes())
+
+    def upload_bytes(self, name: str, body: bytes) -> DocumentRef:
         bucket = self.settings.s3.documents_buckets[0]
-        key = f"{self.name}/{path.name}"
-        put = s3_client(self.settings.s3).put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        key = f"{self.name}/{name}"
+        put = s3_client(self.settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
         return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
     async def start(self, document: DocumentRef, **fields: Any) -> WorkflowHandle[Any, Any]:
@@ -250,6 +253,20 @@ async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     return handle
 
 
+async def ocr_queue(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A check started with an OCR queue, of a document whose last chunk has a scanned
+    page: the page queue stores the first chunk and leaves the last to a ``--role ocr``
+    worker's page check (``workflow.patched("ocr-queue")``)."""
+    temporal = dataclasses.replace(rec.settings.temporal, ocr_task_queue=f"record-{rec.name}-ocr")
+    rec.settings = dataclasses.replace(rec.settings, temporal=temporal)
+    rec.worker()
+    rec.worker("--role", "ocr")
+    pages = ["text"] * PipelineSettings().chunk_pages + ["text", "image", "text"]
+    handle = await rec.start(rec.upload_bytes("partly-scanned.pdf", make_pdf(pages)))
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "small_document": small_document,
     "plain_pass": plain_pass,
@@ -263,6 +280,7 @@ SCENARIOS: dict[str, Scenario] = {
     # existed, and replay as they are).
     "encrypted_small_document": small_document,
     "review_approved": review_approved,
+    "ocr_queue": ocr_queue,
 }
 
 

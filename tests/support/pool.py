@@ -58,3 +58,8 @@ def failing_job(message: str) -> None:
 
     os.write(2, f"{message}\n".encode())
     raise RuntimeError("the job failed")
+
+
+def pages_in_progress(pool: PagePool) -> list[int]:
+    """The page each parser process is on now (0: idle, -1: inspecting)."""
+    return [slot.busy_with()[0] for slot in pool._slots]

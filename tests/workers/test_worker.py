@@ -1,4 +1,5 @@
-"""A worker process whose one part stops shuts the others down and stops whole."""
+"""A worker process whose one part stops shuts the others down and stops whole; what each
+role polls."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import ResourceBasedSlotSupplier, Worker
 
-from infra.settings import PipelineSettings, Settings
+from infra.settings import PipelineSettings, Settings, SettingsError, TemporalSettings
 from workers.worker import (
     PAGE_CHECKS_AT_LEAST,
     WorkerStoppedError,
+    build_workers,
+    document_activities,
+    ocr_task_queue,
     page_check_slots,
     run_parts,
 )
@@ -90,3 +94,31 @@ async def test_page_checks_at_once_follow_cpu_and_memory_unless_fixed() -> None:
     assert 0 < supplier.tuner_config.target_cpu_usage <= 1
     fixed = Settings(pipeline=PipelineSettings(max_concurrent_checks=3))
     assert page_check_slots(fixed) == {"max_concurrent_activities": 3}
+
+
+async def test_an_ocr_worker_polls_the_ocr_queue_that_no_other_role_polls(
+    env: WorkflowEnvironment,
+) -> None:
+    polled: dict[str, set[str]] = {}
+    for role in ("ocr", "all", "pages", "workflows"):
+        # A client takes a queue's workers once: a queue of its own per role.
+        queue = f"checks-{role}-{uuid.uuid4()}"
+        settings = Settings(temporal=TemporalSettings(task_queue=queue, ocr_task_queue="scans"))
+        activities = document_activities(settings)
+        try:
+            workers = build_workers(settings, env.client, activities, role=role)
+        finally:
+            activities.close()
+        polled[role] = {worker.task_queue.removeprefix(queue) or "main" for worker in workers}
+    assert polled == {
+        "ocr": {"scans"},
+        "all": {"main", "-pages"},
+        "pages": {"-pages"},
+        "workflows": {"main"},
+    }
+
+
+async def test_an_ocr_worker_without_an_ocr_queue_is_refused() -> None:
+    with pytest.raises(SettingsError, match="DOCPIPE_TEMPORAL_OCR_TASK_QUEUE"):
+        ocr_task_queue(Settings())
+    assert ocr_task_queue(Settings(temporal=TemporalSettings(ocr_task_queue="scans"))) == "scans"

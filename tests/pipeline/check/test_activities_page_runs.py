@@ -76,10 +76,10 @@ async def test_parsing_goes_on_while_a_chunk_is_written_up_to_a_window(
     real_check = activities.pool.check_range
 
     async def check_range(
-        path: Any, first: int, last: int, log_extra: Any = None
+        path: Any, first: int, last: int, log_extra: Any = None, *, ocr: bool = True
     ) -> list[dict[str, Any]]:
         parsed[0] += 1
-        return await real_check(path, first, last, log_extra)
+        return await real_check(path, first, last, log_extra, ocr=ocr)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     window = ChunkRun.AHEAD_PER_PROCESS * activities.pool.size
@@ -111,10 +111,10 @@ async def test_a_chunk_is_checked_in_ranges_that_any_process_may_take(
     ranges: list[tuple[int, int]] = []
 
     async def check_range(
-        path: Any, first: int, last: int, log_extra: Any = None
+        path: Any, first: int, last: int, log_extra: Any = None, *, ocr: bool = True
     ) -> list[dict[str, Any]]:
         ranges.append((first, last))
-        return await real_check(path, first, last, log_extra)
+        return await real_check(path, first, last, log_extra, ocr=ocr)
 
     monkeypatch.setattr(activities.pool, "check_range", check_range)
     result = await retry_env([], []).run(
@@ -133,7 +133,7 @@ async def test_a_failing_range_fails_the_attempt_with_its_own_error(
     activities = tracked_activities(s3, chunk_pages=50)
 
     async def check_range(
-        path: Any, first: int, last: int, log_extra: Any = None
+        path: Any, first: int, last: int, log_extra: Any = None, *, ocr: bool = True
     ) -> list[dict[str, Any]]:
         if first > 1:
             raise RuntimeError("the parser pool is shut down")

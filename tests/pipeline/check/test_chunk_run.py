@@ -54,7 +54,13 @@ class _GatedPool(PagePool):
             self._released[first].set()
 
     async def check_range(
-        self, path: Path, first: int, last: int, log_extra: Mapping[str, Any] | None = None
+        self,
+        path: Path,
+        first: int,
+        last: int,
+        log_extra: Mapping[str, Any] | None = None,
+        *,
+        ocr: bool = True,
     ) -> list[dict[str, Any]]:
         self.sent.append((first, last))
         self.checking += 1

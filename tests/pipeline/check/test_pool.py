@@ -280,3 +280,15 @@ async def test_a_scan_whose_reading_kills_its_process_twice_is_checked_without_o
     assert result["error_type"] is None
     assert (result["text_source"], result["ocr_error"]) == ("ocr", "crashed")
     assert (result["image_only"], result["paper_size"]) == (True, "A4")
+
+
+async def test_a_range_sent_without_ocr_reads_no_page_and_leaves_it_image_only(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(scanned_document(2))
+    unread = await pool.check_range(path, 1, 2, ocr=False)
+    assert [page["image_only"] for page in unread] == [True, True]
+    assert all(page["text_source"] != "ocr" for page in unread)
+    read = await pool.check_range(path, 1, 2)
+    assert [page["text_source"] for page in read] == ["ocr", "ocr"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
@@ -42,16 +41,9 @@ from pipeline.review import (
 )
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
-from tests.support.time_skipping import time_skipping_environment
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with time_skipping_environment() as started:
-        yield started
 
 
 @dataclass

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
@@ -47,18 +46,11 @@ from pipeline.models import (
 )
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
-from tests.support.time_skipping import time_skipping_environment
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
 PAGES = 300
 # One server for the module: the tests share its event loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with time_skipping_environment() as started:
-        yield started
 
 
 @dataclass
