@@ -132,6 +132,30 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
     return path
 
 
+def read_bytes(s3: S3Client, document: DocumentRef, max_bytes: int) -> bytes:
+    """The exact version's bytes, in memory only (the review page draws its pages).
+
+    Raises:
+        ObjectUnavailableError: the version is gone, was replaced, or may not be read.
+        ValueError: it is larger than ``max_bytes``.
+    """
+    try:
+        response = s3.get_object(**_get_kwargs(document))
+    except ClientError as exc:
+        gone = _classify(exc, document)
+        if gone is None:
+            raise
+        raise gone from exc
+    body = response["Body"]
+    try:
+        data = body.read(max_bytes + 1)
+    finally:
+        body.close()
+    if len(data) > max_bytes:
+        raise ValueError(f"the document is larger than {max_bytes} bytes")
+    return bytes(data)
+
+
 def sweep_stale_spools(directory: str | None = None) -> list[Path]:
     """Remove spooled files whose worker process is gone (killed before cleaning up).
 
