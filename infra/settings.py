@@ -31,6 +31,7 @@ from pipeline.policy import (
     PolicyError,
     VerdictPolicy,
 )
+from pipeline.review import ReviewPolicy, parse_duration
 
 ENV_PREFIX = "DOCPIPE_"
 _SECRET = {"secret": True}
@@ -240,6 +241,39 @@ class PolicySettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReviewSettings:
+    """Human review of ``review`` verdicts (docs/OPERATIONS.md, "The review loop")."""
+
+    # Review reasons whose checks do not wait for a decision (their verdict stays review);
+    # "all" for every reason. Every other review reason waits.
+    off: tuple[str, ...] = ()
+    # How long a check waits before it is overdue: 90s, 15m, 36h, 7d.
+    deadline: str = "7d"
+    # What an overdue check does: escalate (keeps waiting), reject or approve.
+    on_deadline: str = "escalate"
+    # Where reviewers open the review page; printed by `docpipe demo` when known.
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self.review_policy()
+
+    def review_policy(self) -> ReviewPolicy:
+        """The review policy these settings describe.
+
+        Raises:
+            SettingsError: an unknown reason, deadline or deadline action.
+        """
+        try:
+            return ReviewPolicy(
+                off=self.off,
+                deadline_s=parse_duration(self.deadline),
+                on_deadline=self.on_deadline,
+            )
+        except ValueError as exc:
+            raise SettingsError(f"DOCPIPE_REVIEW_*: {exc}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TelemetrySettings:
     """Metrics, traces and logs of one docpipe process (docs/OPERATIONS.md)."""
 
@@ -304,6 +338,7 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     codec: CodecSettings = field(default_factory=CodecSettings)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.facts import DocumentFeatures
 from pipeline.policy import VerdictPolicy
+from pipeline.review import ReviewOutcome, ReviewPolicy, ReviewStatus, ReviewWait
 
 WORKFLOW_NAME = "DocumentCheckWorkflow"
 WORKFLOW_ID_PREFIX = "docpipe/"
@@ -178,6 +179,10 @@ class CheckRequest:
     # When the upload event was published (its Kafka timestamp, epoch seconds): the check
     # measures its way from upload to report from it. None for re-checks.
     uploaded_at: float | None = None
+    # Whether a ``review`` verdict waits for a reviewer's decision (as the plan's review
+    # policy says). A bulk re-check's checks do not: it compares reports, and waits for
+    # its checks to end.
+    await_review: bool = True
 
     @property
     def workflow_id(self) -> str:
@@ -193,6 +198,7 @@ class CheckRequest:
             results_bucket=self.results_bucket,
             results_prefix=self.results_prefix,
             uploaded_at=self.uploaded_at,
+            await_review=self.await_review,
         )
 
 
@@ -212,6 +218,7 @@ class CheckDocumentInput:
     results_prefix: str
     # The request's upload time, for the upload-to-report latency (None: not measured).
     uploaded_at: float | None = None
+    await_review: bool = True
 
     def pages_input(self, inspection: InspectResult) -> CheckPagesInput:
         """The input of ``check_pages``, in the chunk layout the inspection fixed."""
@@ -234,6 +241,7 @@ class CheckDocumentInput:
             inspection=inspection,
             pages=pages,
             uploaded_at=self.uploaded_at,
+            await_review=self.await_review,
         )
 
 
@@ -248,6 +256,8 @@ class CheckPlan:
     chunk_pages: int
     heartbeat_timeout_s: float
     policy: VerdictPolicy = field(default_factory=VerdictPolicy)
+    # Which review verdicts wait for a decision, and how long.
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
 
 
 @dataclass(frozen=True)
@@ -318,6 +328,8 @@ class FinalizeInput:
     pages: CheckPagesResult | None = None
     # The request's upload time, for the upload-to-report latency (None: not measured).
     uploaded_at: float | None = None
+    # Whether a review verdict may wait for a decision (``CheckRequest.await_review``).
+    await_review: bool = True
 
 
 @dataclass(frozen=True)
@@ -330,6 +342,18 @@ class CheckSummary:
     page_count: int = 0
     report_bucket: str = ""
     report_key: str = ""
+    # Set by the report's writer when the verdict waits for a reviewer's decision.
+    review_wait: ReviewWait | None = None
+    # The decision, once made (the workflow's result); the check's review state when it
+    # ended without one (``superseded``), and the check that took over.
+    decision: ReviewOutcome | None = None
+    review_state: str = ""
+    superseded_by: str = ""
+
+    @property
+    def final_verdict(self) -> str:
+        """The verdict after review: the decision's, else the report's."""
+        return self.decision.final_verdict if self.decision else self.verdict
 
 
 @dataclass(frozen=True)
@@ -354,6 +378,23 @@ class PublishResultInput:
     summary: CheckSummary
 
 
+@dataclass(frozen=True)
+class PublishReviewInput:
+    """Input of ``publish_review``: a check's result and where it stands with review (a
+    decision, overdue, superseded), announced under the document's key like the result."""
+
+    document: DocumentRef
+    summary: CheckSummary
+    review: ReviewStatus
+
+
+@dataclass(frozen=True)
+class WriteDecisionInput:
+    """Input of ``write_decision``: the accepted decision (its bucket and key in it)."""
+
+    outcome: ReviewOutcome
+
+
 class CheckStep(StrEnum):
     """Where a check is: the step its ``progress`` query names, and the one a failure names.
 
@@ -367,6 +408,9 @@ class CheckStep(StrEnum):
     CHECK_PAGES = "check_pages"
     FINALIZE = "finalize"
     PUBLISH_RESULT = "publish_result"
+    # Waiting for a reviewer's decision; then writing and announcing it.
+    AWAIT_REVIEW = "await_review"
+    WRITE_DECISION = "write_decision"
     DONE = "done"
 
 

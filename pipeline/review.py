@@ -10,13 +10,18 @@ Imported by the workflow sandbox: no side effects, no heavy imports.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from pipeline.reasons import VERDICT_REASONS
 
 # The Update a reviewer's decision arrives as, and the query that says whether a check
 # waits for one. Names Temporal sees: never rename.
 REVIEW_UPDATE = "review_decision"
 REVIEW_QUERY = "review"
+# The signal that tells a waiting check a newer check of its document took over.
+SUPERSEDED_SIGNAL = "superseded"
 # Written next to report.json, once; report.json itself never changes.
 DECISION_NAME = "decision.json"
 DECISION_SCHEMA_VERSION = 1
@@ -93,6 +98,8 @@ class ReviewOutcome:
     waited_s: float = 0.0
     decision_bucket: str = ""
     decision_key: str = ""
+    # The deadline passed and the review policy decided (the reviewer is ``policy``).
+    by_policy: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,3 +116,148 @@ class ReviewStatus:
     outcome: ReviewOutcome | None = None
     # With SUPERSEDED: the workflow ID of the check that took over.
     superseded_by: str = ""
+    # The reported check: its document, report and verdict (set once it waits).
+    document_id: str = ""
+    report_bucket: str = ""
+    report_key: str = ""
+    verdict: str = ""
+    page_count: int = 0
+
+
+# Who a decision the review policy makes at the deadline is recorded as.
+POLICY_REVIEWER = "policy"
+# What a check does when its review deadline passes.
+ESCALATE, ON_DEADLINE_REJECT, ON_DEADLINE_APPROVE = "escalate", "reject", "approve"
+ON_DEADLINE = (ESCALATE, ON_DEADLINE_REJECT, ON_DEADLINE_APPROVE)
+# ``off`` naming every reason: no check waits (the verdict stays review, as before).
+ALL_REASONS = "all"
+DEFAULT_DEADLINE_S = 7 * 24 * 3600.0
+
+
+class ReviewPolicyError(ValueError):
+    """A review policy names an unknown reason or an unknown deadline action."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewWait:
+    """What a check whose verdict is ``review`` waits for: fixed when its report is
+    written (from the plan's ``ReviewPolicy``), carried in its ``CheckSummary``.
+
+    Args:
+        reasons: the review reasons the policy waits for (at least one).
+        deadline_s: how long it waits before it is overdue.
+        on_deadline: ``escalate`` (keeps waiting, marked overdue), ``reject`` or
+            ``approve`` (the policy decides).
+    """
+
+    reasons: list[str]
+    deadline_s: float = DEFAULT_DEADLINE_S
+    on_deadline: str = ESCALATE
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviewPolicy:
+    """Which review reasons make a check wait for a decision, and for how long.
+
+    Args:
+        off: review reasons that do not wait (the check ends with verdict ``review``, as
+            before human review existed); ``all`` for every reason.
+        deadline_s: how long a check waits before it is overdue.
+        on_deadline: what an overdue check does: ``escalate``, ``reject`` or ``approve``.
+    """
+
+    off: tuple[str, ...] = ()
+    deadline_s: float = DEFAULT_DEADLINE_S
+    on_deadline: str = ESCALATE
+
+    def __post_init__(self) -> None:
+        # Lists arrive from JSON (workflow history) as lists: keep the value hashable.
+        object.__setattr__(self, "off", tuple(self.off))
+        unknown = sorted(set(self.off) - {*VERDICT_REASONS, ALL_REASONS})
+        if unknown:
+            raise ReviewPolicyError(
+                f"unknown reasons {', '.join(unknown)}; known: {ALL_REASONS}, "
+                f"{', '.join(VERDICT_REASONS)}"
+            )
+        if self.on_deadline not in ON_DEADLINE:
+            raise ReviewPolicyError(f"{self.on_deadline!r} is not one of {', '.join(ON_DEADLINE)}")
+        if self.deadline_s <= 0:
+            raise ReviewPolicyError("the review deadline must be more than 0 seconds")
+
+    def wait_for(self, verdict: str, reasons: Iterable[str]) -> ReviewWait | None:
+        """What a check with this verdict and these reasons waits for; None: it does not
+        wait (not a review verdict, or every reason is off)."""
+        if verdict != "review" or ALL_REASONS in self.off:
+            return None
+        waited = [reason for reason in reasons if reason not in self.off]
+        if not waited:
+            return None
+        return ReviewWait(reasons=waited, deadline_s=self.deadline_s, on_deadline=self.on_deadline)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m``, ``36h`` or ``7d``.
+
+    Raises:
+        ValueError: not a positive duration in one of those forms.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    raw = text.strip().lower()
+    scale = units.get(raw[-1:], 0)
+    number = raw[:-1] if scale else raw
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (90s, 15m, 36h, 7d)") from None
+    if not seconds > 0:
+        raise ValueError(f"{text!r}: a duration must be more than 0")
+    return seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class Superseded:
+    """Signal ``superseded``: a newer check of the same document took over."""
+
+    workflow_id: str
+
+
+def refusal(
+    decision: ReviewDecision, *, waiting: bool, accepted: ReviewOutcome | None
+) -> str | None:
+    """Why the Update's validator refuses ``decision``, or None to accept it.
+
+    The same decision ID as the accepted one is accepted again (it returns the first
+    outcome); any other decision after one was accepted is refused.
+    """
+    if accepted is not None:
+        if accepted.decision.decision_id == decision.decision_id:
+            return None
+        first = accepted.decision
+        return (
+            f"already decided: {first.action} by {first.reviewer} at {accepted.decided_at} "
+            f"(decision {first.decision_id}); a check takes one decision"
+        )
+    if not waiting:
+        return "this check does not wait for a review decision"
+    if not decision.decision_id.strip():
+        return "a decision needs a decision ID"
+    if not decision.reviewer.strip():
+        return "a decision needs a reviewer"
+    if decision.action not in set(ReviewAction):
+        return f"unknown action {decision.action!r}; one of {', '.join(ReviewAction)}"
+    if decision.action == ReviewAction.REJECT:
+        if decision.reject_reason not in set(RejectReason):
+            return (
+                f"a rejection needs a reason, one of {', '.join(RejectReason)}; "
+                f"got {decision.reject_reason!r}"
+            )
+        if decision.reject_reason == RejectReason.OTHER and not decision.note.strip():
+            return "a rejection for reason other needs a note that says why"
+    elif decision.reject_reason:
+        return "an approval takes no reject reason"
+    return None
+
+
+def final_verdict(action: ReviewAction | str) -> str:
+    """The verdict a decision makes of the check."""
+    return "pass" if action == ReviewAction.APPROVE else "reject"

@@ -25,6 +25,10 @@ REASONS = SearchAttributeKey.for_keyword_list("DocpipeReasons")
 PAGE_COUNT = SearchAttributeKey.for_int("DocpipePageCount")
 # Moves while pages are checked (at most ~20 updates per attempt), final when done.
 PAGES_CHECKED = SearchAttributeKey.for_int("DocpipePagesChecked")
+# While a check waits for a reviewer: since when, until when, and whether that is past.
+REVIEW_SINCE = SearchAttributeKey.for_datetime("DocpipeReviewSince")
+REVIEW_DEADLINE = SearchAttributeKey.for_datetime("DocpipeReviewDeadline")
+REVIEW_OVERDUE = SearchAttributeKey.for_bool("DocpipeReviewOverdue")
 
 ALL: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
     STATUS,
@@ -33,6 +37,9 @@ ALL: tuple[SearchAttributeKey, ...] = (  # type: ignore[type-arg]
     REASONS,
     PAGE_COUNT,
     PAGES_CHECKED,
+    REVIEW_SINCE,
+    REVIEW_DEADLINE,
+    REVIEW_OVERDUE,
 )
 
 # Values of STATUS.
@@ -40,6 +47,10 @@ CHECKING, PASSED, REVIEW, REJECTED = "checking", "passed", "review", "rejected"
 # The check could not be completed (infrastructure kept failing); see the workflow failure.
 FAILED = "failed"
 STATUS_BY_VERDICT = {"pass": PASSED, "review": REVIEW, "reject": REJECTED}
+# A review verdict that waits for a reviewer's decision; then what was decided, or that a
+# newer check of the same document took over.
+AWAITING_REVIEW, APPROVED, SUPERSEDED = "awaiting_review", "approved", "superseded"
+STATUS_BY_DECISION = {"pass": APPROVED, "reject": REJECTED}
 
 
 def _starting_pairs(request: CheckRequest) -> list[SearchAttributePair[Any]]:

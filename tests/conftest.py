@@ -12,7 +12,13 @@ import pytest
 
 from infra.logs import THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import KafkaSettings, PipelineSettings, Settings, TemporalSettings
+from infra.settings import (
+    KafkaSettings,
+    PipelineSettings,
+    ReviewSettings,
+    Settings,
+    TemporalSettings,
+)
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 
@@ -33,10 +39,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # A consumer joining after another left waits for the session timeout: keep it short.
 # Readable workflow IDs (keys in clear) for the tests that are not about hashing them;
 # those about it restore the default (tests/support/settings.hashing_by_default).
+# Review verdicts end at their report, as they did before human review, but for the tests
+# of review (tests/support/settings.with_review).
 _TEST_BASE = Settings(
     kafka=KafkaSettings(session_timeout_ms=2000),
     temporal=TemporalSettings(hash_object_keys=False),
     pipeline=PipelineSettings(chunk_pages=10, heartbeat_timeout_s=5.0, pool_size=2),
+    review=ReviewSettings(off=("all",)),
 )
 
 

@@ -17,6 +17,7 @@ from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.logs import parser_logging
 from infra.settings import Settings
 from pipeline.check.activities import DocumentActivities
+from pipeline.check.decision_writer import DecisionWriter
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import PagePool
 from pipeline.check.progress import ProgressReporter
@@ -37,10 +38,12 @@ log = logging.getLogger(__name__)
 Role = Literal["all", "pages", "workflows"]
 
 
-def result_publisher(settings: Settings) -> ResultPublisher:
+def result_publisher(settings: Settings, metrics: PipelineMetrics | None = None) -> ResultPublisher:
     """The results-event publisher of one worker process (its producer starts on first use)."""
     return ResultPublisher(
-        topic=settings.kafka.results_topic, producer_kwargs=kafka_kwargs(settings.kafka)
+        topic=settings.kafka.results_topic,
+        producer_kwargs=kafka_kwargs(settings.kafka),
+        metrics=metrics,
     )
 
 
@@ -81,6 +84,7 @@ def document_activities(
             chunk_pages=pipeline.chunk_pages,
             heartbeat_timeout_s=pipeline.heartbeat_timeout_s,
             policy=settings.policy.verdict_policy(),
+            review=settings.review.review_policy(),
         ),
         max_document_bytes=pipeline.max_document_bytes,
         progress=ProgressReporter(client, pipeline.progress_interval_s),
@@ -105,7 +109,7 @@ def build_workers(
     ``publisher`` sends the results events (default: a new one; its owner closes it).
     """
     temporal, pipeline = settings.temporal, settings.pipeline
-    publisher = publisher or result_publisher(settings)
+    publisher = publisher or result_publisher(settings, activities.metrics)
     shutdown = timedelta(seconds=pipeline.graceful_shutdown_s)
     # Heartbeat details reach the server this promptly, not only every 0.8 x the timeout.
     throttle = timedelta(seconds=pipeline.heartbeat_throttle_s)
@@ -114,12 +118,15 @@ def build_workers(
     if role != "pages":
         # Bulk re-checks run beside the checks they start (docpipe recheck).
         rechecks = RecheckActivities(client, activities.s3)
+        decisions = DecisionWriter(s3=activities.s3, metrics=activities.metrics)
         main_activities: list[Callable[..., Any]] = [
             activities.check_document,
             # Checks started before check_document existed still inspect first.
             activities.inspect,
             activities.finalize,
             publisher.publish_result,
+            publisher.publish_review,
+            decisions.write_decision,
             rechecks.list_matches,
             rechecks.compare_page,
             rechecks.write_diff,
@@ -248,13 +255,10 @@ async def run_worker(
     )
     if client is None:
         return
-    publisher = result_publisher(settings)
+    metrics = PipelineMetrics(telemetry.registry) if telemetry else None
+    publisher = result_publisher(settings, metrics)
     activities = document_activities(
-        settings,
-        client=client,
-        metrics=PipelineMetrics(telemetry.registry) if telemetry else None,
-        role=role,
-        publisher=publisher,
+        settings, client=client, metrics=metrics, role=role, publisher=publisher
     )
     workers = build_workers(settings, client, activities, role=role, publisher=publisher)
     try:

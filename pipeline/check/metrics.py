@@ -14,6 +14,9 @@ _PAGE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 # Seconds for small documents on an idle stack up to hours for a backlog or an outage.
 _REPORT_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 
+# A decision comes minutes to days (the default deadline: 7 days) after its report.
+_DECISION_SECONDS_BUCKETS = (60, 300, 900, 3600, 4 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400)
+
 # Activities that work on one document each (publish_result only sends an event).
 STEPS = ("inspect", "check_pages", "finalize")
 
@@ -90,6 +93,36 @@ class PipelineMetrics:
         )
         for step in STEPS:
             self.in_flight.labels(step)
+        self.review_decisions = Counter(
+            "docpipe_review_decisions",
+            "Review decisions written to decision.json, by action (approve, reject); "
+            "counted once per decision, where it is written.",
+            ["action"],
+            registry=registry,
+        )
+        self.review_decision_seconds = Histogram(
+            "docpipe_review_decision_seconds",
+            "From a report written to the reviewer's decision on it.",
+            buckets=_DECISION_SECONDS_BUCKETS,
+            registry=registry,
+        )
+        self.review_overdue = Counter(
+            "docpipe_review_overdue",
+            "Checks whose review deadline passed (announced overdue on the results topic).",
+            registry=registry,
+        )
+        self.review_waiting = Gauge(
+            "docpipe_review_waiting",
+            "Checks waiting for a review decision, by review reason (a check may have "
+            "several); from Temporal visibility, refreshed periodically.",
+            ["reason"],
+            registry=registry,
+        )
+        self.review_oldest_seconds = Gauge(
+            "docpipe_review_oldest_seconds",
+            "How long the oldest check waiting for a review decision has waited (0: none).",
+            registry=registry,
+        )
 
     def record_range(self, pages: list[dict[str, object]], seconds: float) -> None:
         """One page range checked and written: its pages, their time and their errors."""

@@ -12,37 +12,59 @@ report location).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
 
+from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.results import to_json_bytes
-from pipeline.models import CheckSummary, DocumentRef, PublishResultInput
+from pipeline.models import CheckSummary, DocumentRef, PublishResultInput, PublishReviewInput
+from pipeline.review import ReviewState, ReviewStatus
 
 log = logging.getLogger(__name__)
 
 RESULT_EVENT_VERSION = 1
 
 
-def result_event(document: DocumentRef, summary: CheckSummary, workflow_id: str | None) -> bytes:
-    """The event's bytes: canonical JSON, the same for the same check result."""
-    return to_json_bytes(
-        {
-            "event_version": RESULT_EVENT_VERSION,
-            "document": document.identity_json(),
-            "workflow_id": workflow_id,
-            "verdict": summary.verdict,
-            "reasons": summary.reasons,
-            "page_count": summary.page_count,
-            "report": {
-                "bucket": summary.report_bucket,
-                "key": summary.report_key,
-                "url": f"s3://{summary.report_bucket}/{summary.report_key}",
-            },
-        }
-    )
+def result_event(
+    document: DocumentRef,
+    summary: CheckSummary,
+    workflow_id: str | None,
+    review: ReviewStatus | None = None,
+) -> bytes:
+    """The event's bytes: canonical JSON, the same for the same check result (and review
+    state: a decision, overdue, superseded; the review's times come from workflow time)."""
+    event = {
+        "event_version": RESULT_EVENT_VERSION,
+        "document": document.identity_json(),
+        "workflow_id": workflow_id,
+        "verdict": summary.verdict,
+        "reasons": summary.reasons,
+        "page_count": summary.page_count,
+        "report": {
+            "bucket": summary.report_bucket,
+            "key": summary.report_key,
+            "url": f"s3://{summary.report_bucket}/{summary.report_key}",
+        },
+    }
+    if review is not None:
+        event["review"] = review_json(review)
+        event["final_verdict"] = (
+            review.outcome.final_verdict if review.outcome is not None else summary.verdict
+        )
+    return to_json_bytes(event)
+
+
+def review_json(review: ReviewStatus) -> dict[str, Any]:
+    """A review state as the results event carries it (the note stays out: it is in
+    decision.json, which only those who may read results read)."""
+    shown = dataclasses.asdict(review)
+    if review.outcome is not None:
+        shown["outcome"]["decision"].pop("note", None)
+    return shown
 
 
 class ResultPublisher:
@@ -53,9 +75,16 @@ class ResultPublisher:
         producer_kwargs: aiokafka connection arguments (``infra.clients.kafka_kwargs``).
     """
 
-    def __init__(self, *, topic: str, producer_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        *,
+        topic: str,
+        producer_kwargs: dict[str, Any],
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
         self.topic = topic
         self._kwargs = producer_kwargs
+        self._metrics = metrics or PipelineMetrics()
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -75,14 +104,28 @@ class ResultPublisher:
         """Send the results event of a finished check (at least once)."""
         await self.send(input.document, input.summary, activity.info().workflow_id)
 
+    @activity.defn(name="publish_review")
+    async def publish_review(self, input: PublishReviewInput) -> None:
+        """Announce where a reported check stands with review (decided, overdue,
+        superseded), under the document's key like its results event (at least once)."""
+        review = input.review
+        if review.overdue and review.state is ReviewState.AWAITING:
+            # Once per check but for a retried send: the deadline passes once.
+            self._metrics.review_overdue.inc()
+        await self.send(input.document, input.summary, activity.info().workflow_id, review)
+
     async def send(
-        self, document: DocumentRef, summary: CheckSummary, workflow_id: str | None
+        self,
+        document: DocumentRef,
+        summary: CheckSummary,
+        workflow_id: str | None,
+        review: ReviewStatus | None = None,
     ) -> None:
         """Send the results event of a finished check and wait for the broker's ack."""
         producer = await self._started()
         await producer.send_and_wait(
             self.topic,
-            value=result_event(document, summary, workflow_id),
+            value=result_event(document, summary, workflow_id, review),
             key=document.document_id.encode(),
         )
         log.info(

@@ -110,13 +110,16 @@ def write_report(
         verdict["reasons"],
         extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
     )
+    reasons = list(verdict["reasons"])
+    review = input.inspection.plan.review
     return CheckSummary(
         document_id=input.document.document_id,
         verdict=verdict["verdict"],
-        reasons=list(verdict["reasons"]),
+        reasons=reasons,
         page_count=int(report["facts"]["page_count"]),
         report_bucket=input.results_bucket,
         report_key=report_key,
+        review_wait=review.wait_for(verdict["verdict"], reasons) if input.await_review else None,
     )
 
 

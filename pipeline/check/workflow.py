@@ -39,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from pipeline.reasons import Reason
 
+from pipeline.check.review_wait import REVIEW_WAIT_PATCH, ReviewWaitMixin
+
 # Checks started by this code begin with ``check_document``, which sees a small document
 # through to its report alone; checks that began before it (histories without this marker)
 # replay the steps they began with: ``inspect`` first, and a search-attribute upsert at start.
@@ -155,12 +157,14 @@ def _object_gone(error: ActivityError) -> ApplicationError | None:
 
 
 @workflow.defn(name=WORKFLOW_NAME)
-class DocumentCheckWorkflow:
+class DocumentCheckWorkflow(ReviewWaitMixin):
     """One document check, from upload to results event: check the document (a small one
-    to its report), check pages, finalize, publish. Deterministic and small: pages live in
-    S3, never in its history."""
+    to its report), check pages, finalize, publish, and for a review verdict the policy
+    waits for, a reviewer's decision. Deterministic and small: pages live in S3, never in
+    its history."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._progress = CheckProgress(step=CheckStep.STARTING)
         # The verdict line shown once the report is written.
         self._outcome = ""
@@ -274,8 +278,7 @@ class DocumentCheckWorkflow:
         # The page count is not in the search attributes yet: it goes with the verdict.
         self._record_outcome(request, summary, sa.PAGE_COUNT.value_set(summary.page_count))
         if outcome.published:
-            self._enter(CheckStep.DONE)
-            return summary
+            return await self._after_results_event(request, summary)
         return await self._publish_result(request, summary)
 
     async def _inspect_first(self, request: CheckRequest, retry: ActivityConfig) -> CheckSummary:
@@ -369,5 +372,16 @@ class DocumentCheckWorkflow:
             PublishResultInput(document=request.document, summary=summary),
             **PUBLISH_RESULT,
         )
+        return await self._after_results_event(request, summary)
+
+    async def _after_results_event(
+        self, request: CheckRequest, summary: CheckSummary
+    ) -> CheckSummary:
+        """The check is reported and announced: done, unless its verdict waits for a
+        reviewer (only summaries written by code that knows review ask for that)."""
+        if summary.review_wait is not None and workflow.patched(REVIEW_WAIT_PATCH):
+            self._enter(CheckStep.AWAIT_REVIEW)
+            summary = await self._await_review(request, summary)
+            self._outcome += f"; {self._review_line()}"
         self._enter(CheckStep.DONE)
         return summary

@@ -194,6 +194,8 @@ class RecheckWorkflow:
             results_prefix=match.recheck_prefix(request.recheck_id),
             page_task_queue=request.page_task_queue,
             hash_object_key=request.hash_object_key,
+            # The bulk re-check waits for its checks' ends to compare their reports.
+            await_review=False,
         )
         priority = lane(
             request.priority_key,

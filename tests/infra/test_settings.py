@@ -16,6 +16,7 @@ from infra.settings import (
     KafkaSettings,
     PipelineSettings,
     PolicySettings,
+    ReviewSettings,
     S3Settings,
     Settings,
     SettingsError,
@@ -276,6 +277,7 @@ def test_to_env_covers_every_field() -> None:
             S3Settings,
             PipelineSettings,
             PolicySettings,
+            ReviewSettings,
             TelemetrySettings,
             CodecSettings,
         )
@@ -437,3 +439,21 @@ def test_s3_client_for_aws_uses_the_regional_endpoint() -> None:
     assert "127.0.0.1" not in client.meta.endpoint_url
     assert client.meta.endpoint_url.startswith("https://")
     assert "amazonaws.com" in client.meta.endpoint_url
+
+
+def test_review_settings_read_from_their_variables() -> None:
+    settings = load_settings(
+        env={
+            "DOCPIPE_REVIEW_OFF": "blank_pages,forms",
+            "DOCPIPE_REVIEW_DEADLINE": "36h",
+            "DOCPIPE_REVIEW_ON_DEADLINE": "reject",
+        }
+    )
+    policy = settings.review.review_policy()
+    assert policy.off == ("blank_pages", "forms")
+    assert policy.deadline_s == 36 * 3600 and policy.on_deadline == "reject"
+
+
+def test_a_review_deadline_that_is_not_a_duration_is_refused() -> None:
+    with pytest.raises(SettingsError, match="DOCPIPE_REVIEW_"):
+        load_settings(env={"DOCPIPE_REVIEW_DEADLINE": "next week"})

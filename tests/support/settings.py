@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from infra.settings import Settings
+from infra.settings import ReviewSettings, Settings
 
 
 def hashing_by_default(settings: Settings) -> Settings:
@@ -23,3 +23,9 @@ def with_pipeline(settings: Settings, tmp_path: Path, **fields: Any) -> Settings
     spool.mkdir(exist_ok=True)
     pipeline = dataclasses.replace(settings.pipeline, spool_dir=str(spool), **fields)
     return dataclasses.replace(settings, pipeline=pipeline)
+
+
+def with_review(settings: Settings, **fields: Any) -> Settings:
+    """``settings`` whose review verdicts wait for a decision (the test stack's do not),
+    with these review fields (``deadline``, ``on_deadline``, ``off``)."""
+    return dataclasses.replace(settings, review=ReviewSettings(**fields))

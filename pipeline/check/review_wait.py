@@ -1,0 +1,250 @@
+"""The review wait of ``DocumentCheckWorkflow``: a reported check whose verdict is
+``review`` waits, durably and for as long as it takes, for a reviewer's decision.
+
+The decision arrives as the Update ``review_decision``; its validator refuses what cannot
+be decided, and the workflow history is the audit trail of who decided what, when. The
+accepted decision is written to ``decision.json`` and announced on the results topic.
+A newer check of the same document ends the wait (signal ``superseded``), and so may the
+review deadline, as the review policy says.
+
+Imported by the workflow sandbox through ``pipeline.check.workflow``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityConfig
+
+with workflow.unsafe.imports_passed_through():
+    from pipeline import search_attributes as sa
+    from pipeline.check.decision_writer import DecisionWriter, decision_key
+    from pipeline.check.publish import ResultPublisher
+    from pipeline.models import (
+        CheckRequest,
+        CheckSummary,
+        PublishReviewInput,
+        WriteDecisionInput,
+    )
+    from pipeline.review import (
+        ESCALATE,
+        POLICY_REVIEWER,
+        REVIEW_QUERY,
+        REVIEW_UPDATE,
+        SUPERSEDED_SIGNAL,
+        RejectReason,
+        ReviewAction,
+        ReviewDecision,
+        ReviewOutcome,
+        ReviewState,
+        ReviewStatus,
+        ReviewWait,
+        Superseded,
+        final_verdict,
+        refusal,
+    )
+
+# Checks that wait for a review decision; checks begun before it (histories without this
+# marker) end at their results event.
+REVIEW_WAIT_PATCH = "review-wait"
+
+# decision.json is small; S3 may be out for a while: retry for as long as a broker outage
+# may last, as the results event does.
+WRITE_DECISION = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=2),
+    schedule_to_close_timeout=timedelta(days=7),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+    ),
+)
+PUBLISH_REVIEW = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=2),
+    schedule_to_close_timeout=timedelta(days=7),
+    retry_policy=WRITE_DECISION["retry_policy"],
+)
+
+
+class ReviewWaitMixin:
+    """The review handlers and wait of the check workflow (mixed into it)."""
+
+    def __init__(self) -> None:
+        self._review = ReviewStatus(state=ReviewState.NOT_WAITING)
+        self._review_summary: CheckSummary | None = None
+        self._accepted: ReviewOutcome | None = None
+        self._report_time = 0.0
+        self._decision_written = False
+
+    @workflow.query(name=REVIEW_QUERY)
+    def review_status(self) -> ReviewStatus:
+        """Whether the check waits for a decision, since when, and what was decided."""
+        return self._review
+
+    @workflow.update(name=REVIEW_UPDATE)
+    async def review_decision(self, decision: ReviewDecision) -> ReviewOutcome:
+        """Take a reviewer's decision; the same decision ID again returns the first
+        outcome. Returns once ``decision.json`` is written."""
+        if self._accepted is None:
+            self._accept(decision)
+        await workflow.wait_condition(lambda: self._decision_written)
+        assert self._accepted is not None
+        return self._accepted
+
+    @review_decision.validator
+    def _validate_decision(self, decision: ReviewDecision) -> None:
+        problem = refusal(
+            decision,
+            waiting=self._review.state is ReviewState.AWAITING,
+            accepted=self._accepted,
+        )
+        if problem is not None:
+            raise ValueError(problem)
+
+    @workflow.signal(name=SUPERSEDED_SIGNAL)
+    def superseded(self, by: Superseded) -> None:
+        """A newer check of the same document took over: a waiting check ends. Ignored
+        by a check that does not wait (any more)."""
+        if self._review.state is ReviewState.AWAITING and self._accepted is None:
+            self._review = dataclasses.replace(
+                self._review, state=ReviewState.SUPERSEDED, superseded_by=by.workflow_id
+            )
+
+    def _accept(self, decision: ReviewDecision, *, by_policy: bool = False) -> None:
+        summary = self._review_summary
+        assert summary is not None
+        now = workflow.now()
+        self._accepted = ReviewOutcome(
+            document_id=summary.document_id,
+            decision=decision,
+            final_verdict=final_verdict(decision.action),
+            report_verdict=summary.verdict,
+            report_reasons=list(summary.reasons),
+            decided_at=now.isoformat(),
+            waited_s=round(max(0.0, now.timestamp() - self._report_time), 3),
+            decision_bucket=summary.report_bucket,
+            decision_key=decision_key(summary.report_key),
+            by_policy=by_policy,
+        )
+        self._review = dataclasses.replace(
+            self._review, state=ReviewState.DECIDED, outcome=self._accepted
+        )
+
+    async def _await_review(self, request: CheckRequest, summary: CheckSummary) -> CheckSummary:
+        """Wait for the decision (or a newer check, or the deadline's policy), then record
+        and announce it; the check's result carries it."""
+        wait = summary.review_wait
+        assert wait is not None
+        now = workflow.now()
+        self._report_time = now.timestamp()
+        deadline = now + timedelta(seconds=wait.deadline_s)
+        self._review_summary = summary
+        self._review = ReviewStatus(
+            state=ReviewState.AWAITING,
+            reasons=list(wait.reasons),
+            waiting_since=now.isoformat(),
+            deadline=deadline.isoformat(),
+            document_id=summary.document_id,
+            report_bucket=summary.report_bucket,
+            report_key=summary.report_key,
+            verdict=summary.verdict,
+            page_count=summary.page_count,
+        )
+        workflow.upsert_search_attributes(
+            [
+                sa.STATUS.value_set(sa.AWAITING_REVIEW),
+                sa.REVIEW_SINCE.value_set(now),
+                sa.REVIEW_DEADLINE.value_set(deadline),
+                sa.REVIEW_OVERDUE.value_set(False),
+            ]
+        )
+        workflow.set_current_details(
+            f"**Awaiting review** ({', '.join(wait.reasons)}) since {now:%Y-%m-%d %H:%M} UTC"
+        )
+        if not await self._decided_within(wait.deadline_s):
+            await self._overdue(request, summary, wait)
+        if self._review.state is ReviewState.SUPERSEDED:
+            workflow.upsert_search_attributes([sa.STATUS.value_set(sa.SUPERSEDED)])
+            await self._announce(request, summary)
+            return dataclasses.replace(
+                summary,
+                review_state=ReviewState.SUPERSEDED.value,
+                superseded_by=self._review.superseded_by,
+            )
+        outcome = self._accepted
+        assert outcome is not None
+        await workflow.execute_activity_method(
+            DecisionWriter.write_decision, WriteDecisionInput(outcome=outcome), **WRITE_DECISION
+        )
+        self._decision_written = True
+        workflow.upsert_search_attributes(
+            [sa.STATUS.value_set(sa.STATUS_BY_DECISION[outcome.final_verdict])]
+        )
+        await self._announce(request, summary)
+        # A retried Update of the same decision is answered before the workflow ends.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return dataclasses.replace(
+            summary, decision=outcome, review_state=ReviewState.DECIDED.value
+        )
+
+    def _review_line(self) -> str:
+        """How the review ended, for the check's details in the UI."""
+        outcome = self._review.outcome
+        if outcome is not None:
+            decision = outcome.decision
+            by = f"{decision.action} by {decision.reviewer}"
+            return f"**{outcome.final_verdict}** after review: {by}"
+        return f"**superseded** by `{self._review.superseded_by}`"
+
+    def _settled(self) -> bool:
+        return self._accepted is not None or self._review.state is ReviewState.SUPERSEDED
+
+    async def _decided_within(self, seconds: float | None) -> bool:
+        """Whether a decision came (or a newer check took over) within ``seconds``."""
+        try:
+            await workflow.wait_condition(
+                self._settled, timeout=None if seconds is None else timedelta(seconds=seconds)
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _overdue(
+        self, request: CheckRequest, summary: CheckSummary, wait: ReviewWait
+    ) -> None:
+        """The deadline passed: mark the check overdue and announce it, then keep waiting
+        (``escalate``) or let the policy decide."""
+        self._review = dataclasses.replace(self._review, overdue=True)
+        workflow.upsert_search_attributes([sa.REVIEW_OVERDUE.value_set(True)])
+        workflow.set_current_details(
+            f"**Awaiting review, overdue** ({', '.join(wait.reasons)}) since "
+            f"{self._review.waiting_since}"
+        )
+        await self._announce(request, summary)
+        if self._settled():
+            return
+        if wait.on_deadline == ESCALATE:
+            await self._decided_within(None)
+            return
+        action = ReviewAction(wait.on_deadline)
+        self._accept(
+            ReviewDecision(
+                decision_id=f"deadline:{workflow.info().workflow_id}",
+                action=action,
+                reviewer=POLICY_REVIEWER,
+                note=f"the review deadline passed; the policy decides {action}",
+                reject_reason=RejectReason.OTHER.value if action is ReviewAction.REJECT else "",
+            ),
+            by_policy=True,
+        )
+
+    async def _announce(self, request: CheckRequest, summary: CheckSummary) -> None:
+        """The results event of the check's review state, keyed as its result."""
+        await workflow.execute_activity_method(
+            ResultPublisher.publish_review,
+            PublishReviewInput(document=request.document, summary=summary, review=self._review),
+            **PUBLISH_REVIEW,
+        )
