@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+)
+from temporalio.service import RPCError
 
 from app.command import Commands
 from app.dev import stack_config, stack_options
@@ -25,6 +31,7 @@ from infra.settings import Settings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary
+from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 _DONE = {
@@ -74,12 +81,18 @@ async def wait_for_checks(
     ids = [s.document.check_workflow_id(hashed) for s in submissions]
     started = time.monotonic()
     statuses: dict[str, WorkflowExecutionStatus | None] = {}
+    # Checks that wait for a reviewer's decision: reported, as far as the demo goes.
+    awaiting: dict[str, CheckSummary] = {}
     while True:
         check_alive()
         for workflow_id in ids:
-            if statuses.get(workflow_id) not in _DONE:
+            if statuses.get(workflow_id) not in _DONE and workflow_id not in awaiting:
                 statuses[workflow_id] = await workflow_status(client, workflow_id)
-        done = sum(1 for s in statuses.values() if s in _DONE)
+                if statuses[workflow_id] == WorkflowExecutionStatus.RUNNING:
+                    summary = await awaiting_review(client, workflow_id)
+                    if summary is not None:
+                        awaiting[workflow_id] = summary
+        done = sum(1 for w, s in statuses.items() if s in _DONE or w in awaiting)
         waited = time.monotonic() - started
         on_progress(done, len(ids), waited)
         if done == len(ids) or waited > timeout_s:
@@ -87,11 +100,11 @@ async def wait_for_checks(
         await asyncio.sleep(0.5)
     outcomes = []
     for submission, workflow_id in zip(submissions, ids, strict=True):
-        summary, error = None, None
-        if statuses[workflow_id] == WorkflowExecutionStatus.COMPLETED:
+        summary, error = awaiting.get(workflow_id), None
+        if summary is None and statuses[workflow_id] == WorkflowExecutionStatus.COMPLETED:
             handle = client.get_workflow_handle(workflow_id, result_type=CheckSummary)
             summary = await handle.result()
-        elif (status := statuses[workflow_id]) in _DONE:
+        elif summary is None and (status := statuses[workflow_id]) in _DONE:
             assert status is not None
             try:
                 await client.get_workflow_handle(workflow_id).result()
@@ -99,10 +112,32 @@ async def wait_for_checks(
                 error = f"{status.name.lower()}: {exc.cause or exc}"
             else:
                 error = "ended without a result"
-        else:
+        elif summary is None:
             error = f"not finished after {timeout_s:.0f} s"
         outcomes.append(Outcome(submission, workflow_id, summary, error))
     return outcomes
+
+
+async def awaiting_review(client: Client, workflow_id: str) -> CheckSummary | None:
+    """The reported summary of a check that waits for a reviewer's decision, else None."""
+    try:
+        status = await client.get_workflow_handle(workflow_id).query(
+            REVIEW_QUERY, result_type=ReviewStatus
+        )
+    except (RPCError, WorkflowQueryFailedError):
+        # No worker has answered yet, or the check is still being checked.
+        return None
+    if status.state is not ReviewState.AWAITING:
+        return None
+    return CheckSummary(
+        document_id=status.document_id,
+        verdict=status.verdict,
+        reasons=status.reasons,
+        page_count=status.page_count,
+        report_bucket=status.report_bucket,
+        report_key=status.report_key,
+        review_state=status.state.value,
+    )
 
 
 def render_outcomes(settings: Settings, outcomes: Sequence[Outcome]) -> str:
@@ -129,8 +164,20 @@ def render_outcomes(settings: Settings, outcomes: Sequence[Outcome]) -> str:
         lines.append(f"  workflow  {o.workflow_id}")
         if o.summary:
             lines.append(f"  report    s3://{o.summary.report_bucket}/{o.summary.report_key}")
+            if o.summary.review_state == ReviewState.AWAITING:
+                lines.append(
+                    f"  review    awaiting a decision: docpipe review show {o.workflow_id}"
+                )
         lines.append(f"  UI        {workflow_url(settings, o.workflow_id)}")
     return "\n".join(lines)
+
+
+def review_hint(settings: Settings) -> str:
+    """Where the checks that await review are decided: the review page when its URL is
+    known (DOCPIPE_REVIEW_URL), else the command line."""
+    if settings.review.url:
+        return f"review page: {settings.review.url}  (or `docpipe review list`)"
+    return "checks await review: `docpipe review list`, then `docpipe review approve ID`"
 
 
 def _say(message: str) -> None:
@@ -209,6 +256,8 @@ def run_demo(
             )
             outcomes = asyncio.run(_submit_and_wait(live, sample_files(), timeout_s, children))
             print(render_outcomes(live, outcomes), flush=True)
+            if any(o.summary and o.summary.review_state == "awaiting_review" for o in outcomes):
+                _say(review_hint(live))
             failed = [o for o in outcomes if o.summary is None]
             if once:
                 return 1 if failed else 0

@@ -42,6 +42,7 @@ from pipeline.models import (
     recheck_workflow_id,
     split_document_id,
 )
+from pipeline.review_visibility import supersede_waiting
 from pipeline.starts import start_check, started_request
 
 if TYPE_CHECKING:
@@ -173,6 +174,8 @@ async def start_recheck(
             # A re-check waits behind live uploads.
             priority=recheck_lane(settings, original.document),
         ):
+            # The new check takes over from those of the document that wait for review.
+            await supersede_waiting(client, base_id, workflow_id)
             return Recheck(number=number, workflow_id=workflow_id, request=request)
         number += 1
     raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")

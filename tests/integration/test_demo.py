@@ -52,6 +52,9 @@ def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
         assert table.count("report    s3://docpipe-results/") == len(sample_files())
         assert "UI        http://127.0.0.1:" in table
         assert "ERROR" not in table
+        # The review verdicts wait for a decision, and count as reported.
+        assert table.count("review    awaiting a decision: docpipe review show") == 3
+        assert "docpipe review list" in result.stderr
         # Nothing of the demo keeps running after it exits.
         assert all(_port_free(port) for port in ports), f"run {run}: a server still listens"
     assert (tmp_path / "temporal.db").exists()

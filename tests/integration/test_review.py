@@ -1,0 +1,306 @@
+"""Human review on the real stack: a check waits for a decision, durably; the queue lists
+it; a decision is recorded once in the history and in decision.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+
+from app.reprocess import resolve, start_recheck
+from app.review import decide_matching
+from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
+from infra.clients import s3_client
+from infra.processes import ManagedProcess, parser_pids, pid_alive
+from infra.settings import Settings
+from pipeline import search_attributes as sa
+from pipeline.models import CheckSummary, DocumentRef
+from pipeline.review import (
+    REVIEW_QUERY,
+    REVIEW_UPDATE,
+    ReviewAction,
+    ReviewDecision,
+    ReviewOutcome,
+    ReviewState,
+    ReviewStatus,
+)
+from tests.conftest import StartComponent
+from tests.support.checks import start_check
+from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for, wait_for
+from tests.support.settings import with_review
+
+Handle = WorkflowHandle[Any, CheckSummary]
+
+
+def _put(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
+    body = make_pdf(pages)
+    bucket = settings.s3.documents_buckets[0]
+    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
+    return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
+
+
+async def _status(handle: Handle) -> ReviewStatus:
+    status: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
+    return status
+
+
+async def _awaiting(handle: Handle, seconds: float = 60) -> ReviewStatus:
+    async def waiting() -> ReviewStatus | None:
+        status = await _status(handle)
+        return status if status.state is ReviewState.AWAITING else None
+
+    return await async_wait_for(waiting, seconds, f"{handle.id} to await review")
+
+
+def _approval(decision_id: str, reviewer: str = "ana") -> ReviewDecision:
+    return ReviewDecision(
+        decision_id=decision_id,
+        action=ReviewAction.APPROVE,
+        reviewer=reviewer,
+        note="the blank page is a separator",
+        pages_viewed=[2],
+    )
+
+
+def _decision_file(settings: Settings, outcome: ReviewOutcome) -> dict[str, Any]:
+    body = (
+        s3_client(settings.s3)
+        .get_object(Bucket=outcome.decision_bucket, Key=outcome.decision_key)["Body"]
+        .read()
+    )
+    stored: dict[str, Any] = json.loads(body)
+    return stored
+
+
+def _completed_activities(history: Any, name: str) -> int:
+    scheduled = {
+        event.event_id: event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and scheduled[event.activity_task_completed_event_attributes.scheduled_event_id] == name
+    )
+
+
+async def _refused(client: Client, handle: Handle, decision: ReviewDecision) -> str:
+    with pytest.raises(ReviewRefusedError) as refused:
+        await decide(client, handle.id, decision)
+    return str(refused.value)
+
+
+@pytest.mark.slow
+async def test_a_waiting_check_is_listed_shown_and_decided_once(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    settings = with_review(settings)
+    start_component(["worker"], settings)
+    run = uuid.uuid4().hex[:8]
+    document = _put(settings, f"review-{run}/letter.pdf", ["text", "blank"])
+    handle = await start_check(client, settings, document)
+    status = await _awaiting(handle)
+    assert status.reasons == ["blank_pages"] and status.verdict == "review"
+
+    async def listed() -> list[Any] | None:
+        rows = await waiting_reviews(client, settings, prefix=f"review-{run}/")
+        return rows or None
+
+    (row,) = await async_wait_for(listed, 30, "the queue to list the check")
+    assert row.workflow_id == handle.id and row.reasons == ["blank_pages"]
+    assert row.page_count == 2 and not row.overdue
+    assert (
+        await waiting_reviews(client, settings, prefix=f"review-{run}/", reason="needs_ocr") == []
+    )
+    item = await review_item(client, settings, handle.id)
+    assert [(p.page, p.reasons) for p in item.pages] == [(2, ["blank_pages"])]
+    assert item.document == document.__class__(
+        bucket=document.bucket, key=document.key, version_id=document.version_id, size=document.size
+    )
+
+    outcome = await decide(client, handle.id, _approval("d-first"))
+    # The same decision again, running and ended, is the first outcome.
+    assert await decide(client, handle.id, _approval("d-first")) == outcome
+    summary = await handle.result()
+    assert summary.decision == outcome and summary.final_verdict == "pass"
+    assert await decide(client, handle.id, _approval("d-first")) == outcome
+    second = await _refused(client, handle, _approval("d-second", reviewer="bo"))
+    assert "already decided: approve by ana" in second
+
+    stored = _decision_file(settings, outcome)
+    assert stored["schema_version"] == 1 and stored["decision"]["decision_id"] == "d-first"
+    assert stored["final_verdict"] == "pass" and stored["report_verdict"] == "review"
+    assert outcome.decision_key == summary.report_key.replace("report.json", "decision.json")
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(sa.STATUS) == sa.APPROVED
+    assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+
+
+@pytest.mark.slow
+async def test_the_check_refuses_each_decision_it_cannot_take(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    settings = with_review(settings)
+    start_component(["worker"], settings)
+    run = uuid.uuid4().hex[:8]
+    passing = await start_check(client, settings, _put(settings, f"ok-{run}/a.pdf", ["text"]))
+    assert (await passing.result()).verdict == "pass"
+    assert "does not wait" in await _refused(client, passing, _approval("d-0"))
+
+    handle = await start_check(client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"]))
+    await _awaiting(handle)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(
+            REVIEW_UPDATE, {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}, id="d-x"
+        )
+    reject = ReviewDecision(decision_id="d-1", action=ReviewAction.REJECT, reviewer="ana")
+    assert "needs a reason" in await _refused(client, handle, reject)
+    other = ReviewDecision(
+        decision_id="d-2", action=ReviewAction.REJECT, reviewer="ana", reject_reason="other"
+    )
+    assert "needs a note" in await _refused(client, handle, other)
+    assert (await _status(handle)).state is ReviewState.AWAITING
+    rejected = ReviewDecision(
+        decision_id="d-3",
+        action=ReviewAction.REJECT,
+        reviewer="ana",
+        reject_reason="illegible",
+    )
+    outcome = await decide(client, handle.id, rejected)
+    assert outcome.final_verdict == "reject"
+    assert "already decided: reject by ana" in await _refused(client, handle, _approval("d-4"))
+    assert (await handle.result()).final_verdict == "reject"
+    described = (await handle.describe()).typed_search_attributes
+    assert described.get(sa.STATUS) == sa.REJECTED
+
+
+@pytest.mark.slow
+async def test_a_reprocess_supersedes_the_waiting_check(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    settings = with_review(settings)
+    start_component(["worker"], settings)
+    document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    old = await start_check(client, settings, document)
+    await _awaiting(old)
+    s3 = s3_client(settings.s3)
+    recheck = await start_recheck(
+        settings, client, s3, await resolve(settings, client, s3, document.document_id)
+    )
+    summary = await old.result()
+    assert summary.review_state == "superseded" and summary.superseded_by == recheck.workflow_id
+    status = await _status(old)
+    assert status.state is ReviewState.SUPERSEDED
+    assert (await old.describe()).typed_search_attributes.get(sa.STATUS) == sa.SUPERSEDED
+    new = client.get_workflow_handle(recheck.workflow_id, result_type=CheckSummary)
+    await _awaiting(new)
+    assert "superseded" in await _refused(client, old, _approval("d-late"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    settings = with_review(settings)
+    start_component(["worker"], settings)
+    run = uuid.uuid4().hex[:8]
+    handles = [
+        await start_check(client, settings, _put(settings, f"bulk-{run}/{n}.pdf", ["blank"]))
+        for n in range(50)
+    ]
+    for handle in handles:
+        await _awaiting(handle, 240)
+    query = f"{sa.OBJECT_KEY.name} STARTS_WITH 'bulk-{run}/'"
+
+    async def all_listed() -> bool:
+        return len(await waiting_reviews(client, settings, prefix=f"bulk-{run}/", limit=100)) == 50
+
+    await async_wait_for(all_listed, 60, "visibility to list the 50 waiting checks")
+    template = ReviewDecision(
+        decision_id="", action=ReviewAction.APPROVE, reviewer="ana", note="bulk"
+    )
+    first = await decide_matching(client, query, template, rate_per_s=50)
+    assert len(first.decided) == 50 and first.refused == {}
+    outcomes = [await handle.result() for handle in handles]
+    ids = {summary.decision.decision.decision_id for summary in outcomes if summary.decision}
+    # One decision each, each its own auditable ID.
+    assert len(ids) == 50
+
+    async def none_listed() -> bool:
+        return await waiting_reviews(client, settings, prefix=f"bulk-{run}/") == []
+
+    await async_wait_for(none_listed, 60, "visibility to list none waiting")
+    rerun = await decide_matching(client, query, template, rate_per_s=50)
+    assert rerun.decided == [] and rerun.refused == {}
+
+
+@pytest.mark.slow
+async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_told(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    escalating = with_review(settings, deadline="2s")
+    start_component(["worker"], escalating)
+    run = uuid.uuid4().hex[:8]
+    handle = await start_check(client, escalating, _put(escalating, f"dl-{run}/a.pdf", ["blank"]))
+    await _awaiting(handle)
+
+    async def overdue() -> bool:
+        attributes = (await handle.describe()).typed_search_attributes
+        return bool(attributes.get(sa.REVIEW_OVERDUE))
+
+    await async_wait_for(overdue, 60, "the check to be marked overdue")
+    status = await _status(handle)
+    assert status.state is ReviewState.AWAITING and status.overdue
+    await decide(client, handle.id, _approval("d-late"))
+    assert (await handle.result()).final_verdict == "pass"
+
+
+@pytest.mark.slow
+async def test_an_overdue_check_is_decided_by_the_policy_when_it_says_so(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    rejecting = with_review(settings, deadline="2s", on_deadline="reject")
+    start_component(["worker"], rejecting)
+    handle = await start_check(
+        client, rejecting, _put(rejecting, f"dp-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
+    )
+    summary = await handle.result()
+    assert summary.decision is not None and summary.decision.by_policy
+    assert summary.decision.decision.reviewer == "policy" and summary.final_verdict == "reject"
+    assert _decision_file(rejecting, summary.decision)["by_policy"] is True
+
+
+def _sigkill(worker: ManagedProcess) -> None:
+    parsers = parser_pids(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.process.wait(timeout=60)
+    wait_for(lambda: not [p for p in parsers if pid_alive(p)], 10, "the parser processes to exit")
+
+
+@pytest.mark.slow
+async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_sigkill(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    settings = with_review(settings)
+    first = start_component(["worker"], settings)
+    handle = await start_check(
+        client, settings, _put(settings, f"kill-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    )
+    await _awaiting(handle)
+    _sigkill(first)
+    start_component(["worker"], settings)
+    outcome = await decide(client, handle.id, _approval("d-after-kill"))
+    summary = await handle.result()
+    assert summary.decision == outcome and outcome.decision.reviewer == "ana"
+    assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+    assert _decision_file(settings, outcome)["decision"]["decision_id"] == "d-after-kill"
