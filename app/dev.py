@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from app.command import Commands
+from app.review_web import start_dev_review_page
 from infra.processes import exit_on_sigterm
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, StackConfig
@@ -31,6 +32,9 @@ def stack_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--codec-port", type=int, default=8235, help="codec server for the UI (8235)"
     )
+    group.add_argument(
+        "--review-port", type=int, default=8236, help="the review page's port (8236)"
+    )
     group.add_argument("--partitions", type=int, default=3, help="partitions per topic")
     return stack
 
@@ -44,6 +48,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         kafka_port=args.kafka_port,
         s3_port=args.s3_port,
         codec_port=args.codec_port,
+        review_port=args.review_port,
         partitions=args.partitions,
     )
 
@@ -56,15 +61,21 @@ def add_commands(commands: Commands) -> None:
 def _run_stack(args: argparse.Namespace, settings: Settings) -> int:
     """The embedded stack alone, for running the parts by hand, until Ctrl-C."""
     stack = EmbeddedStack(stack_config(args), settings)
+    review_page = None
     with exit_on_sigterm():
         try:
             stack.start()
             live = stack.settings()
+            review_page = start_dev_review_page(stack, live)
             print(f"Temporal      {live.temporal.address}  (namespace {live.temporal.namespace})")
             print(f"Temporal UI   {live.temporal.ui_url}")
             print(f"Kafka         {live.kafka.bootstrap_servers}")
             print(f"S3            {live.s3.endpoint_url}")
             print(f"Codec server  {stack.codec_url or 'none: payloads in clear'}")
+            print(
+                f"Review page   {review_page.url}  (log in as {review_page.reviewer}: "
+                f"{review_page.login_url})"
+            )
             print(f"State         {stack.config.state_dir}")
             print("Running; Ctrl-C stops every server.", flush=True)
             while True:
@@ -72,4 +83,6 @@ def _run_stack(args: argparse.Namespace, settings: Settings) -> int:
         except KeyboardInterrupt:
             return 0
         finally:
+            if review_page is not None:
+                review_page.process.stop()
             stack.stop()

@@ -26,7 +26,8 @@ from aiohttp import web
 
 from app.page_images import PageRenderer, RenderFailedError
 from app.review_auth import ReviewerTokens, Session, SessionSigner
-from app.review_backend import CheckToReview, ReviewBackend, ReviewRefusedError
+from app.review_backend import CheckView, ReviewBackend
+from app.review_queue import ReviewRefusedError
 from pipeline.models import DocumentRef
 from pipeline.pdf.render import RenderRefusedError
 from pipeline.review import RejectReason, ReviewAction, ReviewDecision
@@ -92,9 +93,9 @@ class _Items:
 
     def __init__(self, backend: ReviewBackend) -> None:
         self._backend = backend
-        self._kept: dict[str, tuple[float, CheckToReview]] = {}
+        self._kept: dict[str, tuple[float, CheckView]] = {}
 
-    async def get(self, workflow_id: str, *, fresh: bool = False) -> CheckToReview:
+    async def get(self, workflow_id: str, *, fresh: bool = False) -> CheckView:
         now = time.monotonic()
         self._kept = {k: v for k, v in self._kept.items() if now - v[0] < ITEM_SECONDS}
         if not fresh and workflow_id in self._kept:
@@ -104,11 +105,8 @@ class _Items:
         return item
 
 
-def _age(since: str, now: datetime) -> str:
-    try:
-        seconds = (now - datetime.fromisoformat(since)).total_seconds()
-    except ValueError:
-        return "?"
+def _age(since: datetime, now: datetime) -> str:
+    seconds = (now - since).total_seconds()
     minutes = int(seconds // 60)
     if minutes < 60:
         return f"{max(minutes, 0)} min"
@@ -312,7 +310,7 @@ class ReviewPages:
             request, "queue.html", checks=checks, ages=[_age(c.waiting_since, now) for c in checks]
         )
 
-    async def _item(self, workflow_id: str, *, fresh: bool = False) -> CheckToReview:
+    async def _item(self, workflow_id: str, *, fresh: bool = False) -> CheckView:
         try:
             return await self._items.get(workflow_id, fresh=fresh)
         except LookupError as exc:

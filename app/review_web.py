@@ -4,156 +4,64 @@ It serves the queue of checks that wait for a decision and, per check, the pages
 at drawn as images with their reasons and masked samples, with Approve and Reject. Each
 reviewer logs in with their own token (``app.review_auth``); it listens on 127.0.0.1
 unless told otherwise, and is exposed beyond the machine through a TLS reverse proxy
-(docs/OPERATIONS.md, "The review page").
+(docs/OPERATIONS.md, "The review page"). ``docpipe dev`` and ``docpipe demo`` start it
+beside the embedded stack, with a reviewer token of their own.
+
+The server itself (aiohttp, jinja2) is imported only when the command runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import signal
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
+import time
+from dataclasses import dataclass
 
 from app.command import EXIT_USAGE, CommandError, Commands
-from app.page_images import PageRenderer
-from app.review_auth import ReviewerTokens, ReviewerTokensError, load_tokens
-from app.review_backend import ReviewBackend
-from app.review_pages import ReviewPageConfig, ReviewPages, route_of
+from app.review_auth import ReviewerTokensError, ensure_dev_tokens, load_tokens
+from infra.clients import temporal_client
+from infra.ports import port_open
+from infra.processes import ManagedProcess, docpipe_process
 from infra.settings import Settings
+from infra.settings_env import to_env
+from infra.stack import EmbeddedStack
 from pipeline.pdf.render import RenderLimits
 
-log = logging.getLogger(__name__)
-
 DEFAULT_PORT = 8236
+DEV_TOKENS_FILE = "review-tokens"
+# How long the review page of `docpipe dev` may take to listen.
+STARTUP_TIMEOUT_S = 60.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class ServeConfig:
-    """Where the review page listens and how browsers reach it.
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the review page until SIGTERM or Ctrl-C."""
+    from app.review_backend import TemporalReviewBackend
+    from app.review_server import ServeConfig, serve_until_stopped
 
-    Attributes:
-        public_url: the URL reviewers open (a reverse proxy's); default the listening one.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    public_url: str = ""
-    render: RenderLimits = field(default_factory=RenderLimits)
-    render_processes: int = 2
-
-    @property
-    def url(self) -> str:
-        """The URL reviewers open."""
-        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
-
-    def page_config(self) -> ReviewPageConfig:
-        """The origins POSTs may come from (the loopback one by either name), and whether
-        cookies are for HTTPS only."""
-        parts = urlsplit(self.url)
-        origins = [f"{parts.scheme}://{parts.netloc}"]
-        if parts.hostname == "127.0.0.1":
-            origins.append(f"{parts.scheme}://localhost:{parts.port}")
-        return ReviewPageConfig(origins=tuple(origins), secure_cookies=parts.scheme == "https")
-
-
-class _AccessLog(AbstractAccessLogger):
-    """One line per request: the route, never its query string (which names documents)
-    nor anything the request carried."""
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        route = route_of(request) if isinstance(request, web.Request) else "-"
-        self.logger.info("%s %s %d %.3f s", request.method, route, response.status, time)
-
-
-class ReviewServer:
-    """The review page on an aiohttp runner, in the running event loop.
-
-    Args:
-        backend: the review loop it shows and decides through.
-        tokens: the reviewers who may log in.
-        config: where it listens.
-    """
-
-    def __init__(self, backend: ReviewBackend, tokens: ReviewerTokens, config: ServeConfig) -> None:
-        self.config = config
-        self.renderer = PageRenderer(config.render, config.render_processes)
-        self.pages = ReviewPages(backend, tokens, self.renderer, config.page_config())
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        """Listen.
-
-        Raises:
-            OSError: the address cannot be bound.
-        """
-        self._runner = web.AppRunner(
-            self.pages.application(), access_log_class=_AccessLog, handle_signals=False
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
-
-    async def stop(self) -> None:
-        """Stop listening and kill the render processes."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self.renderer.shutdown()
-
-
-def serve_config(args: argparse.Namespace) -> ServeConfig:
-    """The server the command line describes."""
-    return ServeConfig(
+    try:
+        tokens = load_tokens(os.environ, args.tokens_file)
+    except ReviewerTokensError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_USAGE) from None
+    config = ServeConfig(
         host=args.host,
         port=args.port,
         public_url=args.public_url or "",
         render=RenderLimits(seconds=args.render_timeout, memory_mb=args.render_memory_mb),
     )
 
+    async def serve() -> None:
+        client = await temporal_client(settings.temporal, settings.codec)
+        await serve_until_stopped(TemporalReviewBackend(client, settings), tokens, config)
 
-def _tokens(args: argparse.Namespace) -> ReviewerTokens:
-    try:
-        return load_tokens(os.environ, args.tokens_file)
-    except ReviewerTokensError as exc:
-        raise CommandError(str(exc), exit_code=EXIT_USAGE) from None
-
-
-async def serve_until_stopped(
-    backend: ReviewBackend, tokens: ReviewerTokens, config: ServeConfig
-) -> None:
-    """Serve until SIGTERM or Ctrl-C."""
-    server = ReviewServer(backend, tokens, config)
-    try:
-        await server.start()
-    except OSError as exc:
-        await server.stop()
-        raise CommandError(
-            f"cannot listen on {config.host}:{config.port}: {exc.strerror}", exit_code=EXIT_USAGE
-        ) from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"review page   {config.url}  ({len(tokens.by_name)} reviewers)", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    asyncio.run(serve())
+    return 0
 
 
-def add_review_commands(
-    review: Commands, serve: Callable[[argparse.Namespace, Settings], int]
-) -> None:
+def add_serve_command(review: Commands) -> None:
     """``docpipe review serve``, added to the ``review`` commands."""
     parser = review.add(
-        "serve", "serve the review page: the queue, the pages, the decisions", serve
+        "serve", "serve the review page: the queue, the pages, the decisions", _serve
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
@@ -167,12 +75,53 @@ def add_review_commands(
         help="file of name:token lines (default DOCPIPE_REVIEW_TOKENS_FILE, else "
         "DOCPIPE_REVIEW_TOKENS=name:token,...)",
     )
+    limits = RenderLimits()
     parser.add_argument(
-        "--render-timeout", type=float, default=RenderLimits().seconds, help="seconds per page"
+        "--render-timeout", type=float, default=limits.seconds, help="seconds a page may take"
     )
     parser.add_argument(
         "--render-memory-mb",
         type=int,
-        default=RenderLimits().memory_mb,
+        default=limits.memory_mb,
         help="memory limit of a render process",
     )
+
+
+@dataclass(frozen=True)
+class DevReviewPage:
+    """The review page ``docpipe dev`` or ``demo`` started, and how to log in to it."""
+
+    process: ManagedProcess
+    url: str
+    reviewer: str
+    # The token travels in the fragment: the browser never sends it to the server.
+    login_url: str
+
+
+def start_dev_review_page(stack: EmbeddedStack, live: Settings) -> DevReviewPage:
+    """Start the review page beside the embedded stack, with the stack's reviewer token
+    (made in its state directory at first use), and wait until it listens.
+
+    Raises:
+        CommandError: it exited or did not listen in time (its log says why).
+    """
+    state = stack.config.state_dir
+    tokens_file = state / DEV_TOKENS_FILE
+    reviewer, token = ensure_dev_tokens(tokens_file)
+    port = stack.config.review_port
+    process = docpipe_process(
+        ["review", "serve", "--port", str(port), "--tokens-file", str(tokens_file)],
+        settings_env=to_env(live),
+        log_path=state / "logs" / "review.log",
+        base_env=os.environ,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not port_open(port):
+        if not process.alive or time.monotonic() > deadline:
+            process.stop()
+            raise CommandError(
+                f"the review page did not start (see {process.log_path}): {process.tail()}"
+            )
+        time.sleep(0.1)
+    url = stack.review_url
+    return DevReviewPage(process, url, reviewer, f"{url}/login#token={token}")

@@ -25,6 +25,7 @@ COMMANDS = (
     "report",
     "reprocess",
     "recheck",
+    "review",
     "demo",
     "status",
     "list",
@@ -32,7 +33,12 @@ COMMANDS = (
     "config",
     "codec-server",
 )
-SUB_COMMANDS = {"dlq": ("list", "replay"), "recheck": ("show", "cancel"), "temporal": ("setup",)}
+SUB_COMMANDS = {
+    "dlq": ("list", "replay"),
+    "recheck": ("show", "cancel"),
+    "review": ("list", "show", "approve", "reject", "serve"),
+    "temporal": ("setup",),
+}
 
 
 @pytest.fixture(autouse=True)

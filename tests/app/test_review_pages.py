@@ -11,13 +11,13 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from app.review_backend import PageView
 from pipeline.pdf.render import RenderLimits
 from pipeline.review import ReviewAction
 from tests.support.hostile import page_of_size, slow_to_draw
 from tests.support.pdfs import make_pdf
 from tests.support.review_pages import (
     MemoryReviewLoop,
-    Page,
     browser_like_session,
     log_in,
     review_page,
@@ -33,7 +33,7 @@ def review_loop() -> MemoryReviewLoop:
     loop.add(
         "statement.pdf",
         make_pdf(["Cover page", SECRET_TEXT, "Last page"]),
-        [Page(page=2, reasons=["sensitive data: card number"], samples=[MASKED])],
+        [PageView(page=2, reasons=["sensitive data: card number"], samples=[MASKED])],
     )
     return loop
 
@@ -282,8 +282,8 @@ async def test_a_page_to_review_is_served_as_a_png(
 
 async def test_a_page_that_draws_too_long_is_a_503_and_the_page_goes_on_serving() -> None:
     review_loop = MemoryReviewLoop()
-    slow = review_loop.add("slow.pdf", slow_to_draw(), [Page(page=1, reasons=["blank"])])
-    fine = review_loop.add("fine.pdf", make_pdf(["fine"]), [Page(page=1, reasons=["blank"])])
+    slow = review_loop.add("slow.pdf", slow_to_draw(), [PageView(page=1, reasons=["blank"])])
+    fine = review_loop.add("fine.pdf", make_pdf(["fine"]), [PageView(page=1, reasons=["blank"])])
     async with (
         review_page(review_loop, RenderLimits(seconds=2.0)) as url,
         browser_like_session() as client,
@@ -304,7 +304,9 @@ async def test_a_page_that_draws_too_long_is_a_503_and_the_page_goes_on_serving(
 async def test_a_page_beyond_the_pixel_budget_is_refused_with_a_reason() -> None:
     review_loop = MemoryReviewLoop()
     sliver = review_loop.add(
-        "sliver.pdf", page_of_size(10, 14_400, user_unit=1000), [Page(page=1, reasons=["blank"])]
+        "sliver.pdf",
+        page_of_size(10, 14_400, user_unit=1000),
+        [PageView(page=1, reasons=["blank"])],
     )
     async with review_page(review_loop) as url, browser_like_session() as client:
         await log_in(client, url)

@@ -35,7 +35,7 @@ def _run_demo(state_dir: Path, ports: list[int]) -> subprocess.CompletedProcess[
 @pytest.mark.slow
 def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
     for run in (1, 2):
-        ports = free_ports(5)
+        ports = free_ports(6)
         result = _run_demo(tmp_path, ports)
         assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
         table = result.stdout

@@ -45,7 +45,7 @@ def _default_sigint() -> None:
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signals) -> None:
     dev = subprocess.Popen(
-        _dev_command(tmp_path, free_ports(5)),
+        _dev_command(tmp_path, free_ports(6)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -98,7 +98,7 @@ def test_taken_port_from_the_cli(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        ports = free_ports(5)
+        ports = free_ports(6)
         ports[3] = holder.getsockname()[1]
         result = subprocess.run(
             _dev_command(tmp_path, ports), capture_output=True, text=True, timeout=60

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 
 from app.review_auth import ReviewerTokens
-from app.review_backend import ReviewRefusedError
-from app.review_web import ReviewServer, ServeConfig
+from app.review_backend import CheckView, PageView
+from app.review_queue import ReviewRefusedError
+from app.review_server import ReviewServer, ServeConfig
 from infra.ports import free_ports
 from pipeline.models import DocumentRef
 from pipeline.pdf.render import RenderLimits
@@ -25,38 +27,23 @@ class Waiting:
     workflow_id: str
     document_id: str
     reasons: list[str]
-    waiting_since: str
-    deadline: str
+    waiting_since: datetime
+    deadline: datetime | None
     overdue: bool
     page_count: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Page:
-    page: int
-    reasons: list[str]
-    samples: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Item:
-    workflow_id: str
-    document: DocumentRef
-    reasons: list[str]
-    pages: list[Page]
 
 
 @dataclass
 class MemoryReviewLoop:
     """Checks that wait, their documents' bytes, and the decisions sent."""
 
-    items: dict[str, Item] = field(default_factory=dict)
+    items: dict[str, CheckView] = field(default_factory=dict)
     documents: dict[str, bytes] = field(default_factory=dict)
     decisions: list[tuple[str, ReviewDecision]] = field(default_factory=list)
 
-    def add(self, name: str, pdf: bytes, pages: Sequence[Page]) -> Item:
+    def add(self, name: str, pdf: bytes, pages: Sequence[PageView]) -> CheckView:
         document = DocumentRef("documents", f"inbox/{name}", etag="e1")
-        item = Item(
+        item = CheckView(
             workflow_id=document.workflow_id,
             document=document,
             reasons=sorted({r for p in pages for r in p.reasons}),
@@ -72,15 +59,15 @@ class MemoryReviewLoop:
                 workflow_id=item.workflow_id,
                 document_id=item.document.document_id,
                 reasons=item.reasons,
-                waiting_since="2026-01-01T00:00:00+00:00",
-                deadline="2026-01-08T00:00:00+00:00",
+                waiting_since=datetime(2026, 1, 1, tzinfo=UTC),
+                deadline=datetime(2026, 1, 8, tzinfo=UTC),
                 overdue=False,
                 page_count=3,
             )
             for item in self.items.values()
         ][:limit]
 
-    async def item(self, workflow_id: str) -> Item:
+    async def item(self, workflow_id: str) -> CheckView:
         if workflow_id not in self.items:
             raise LookupError("not waiting")
         return self.items[workflow_id]
