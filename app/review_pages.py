@@ -223,7 +223,8 @@ class ReviewPages:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # Not no-referrer: under it browsers send "Origin: null" with form posts.
+        response.headers["Referrer-Policy"] = "same-origin"
         if not request.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         if isinstance(response, web.HTTPException) and response.status >= 300:

@@ -262,6 +262,8 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
     assert "Cover page" not in html
     assert headers["Cache-Control"] == "no-store"
     assert headers["X-Frame-Options"] == "DENY"
+    # Under no-referrer, browsers post forms with "Origin: null", which the page refuses.
+    assert headers["Referrer-Policy"] == "same-origin"
     csp = headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp
     assert "script-src 'self'" in csp
