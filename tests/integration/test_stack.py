@@ -64,6 +64,10 @@ def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signal
         # Secure by default: a development key, and a codec server for the UI.
         assert any(line.startswith("Codec server  http://127.0.0.1:") for line in output)
         assert (tmp_path / "codec-keyring.json").stat().st_mode & 0o077 == 0
+        # The review page, behind a reviewer token of the stack's own.
+        [review] = [line for line in output if line.startswith("Review page")]
+        assert "(log in as dev: http://127.0.0.1:" in review and "/login#token=" in review
+        assert (tmp_path / "review-tokens").stat().st_mode & 0o077 == 0
         servers = descendants(dev.pid)
         assert len(servers) >= 3
         dev.send_signal(how)
