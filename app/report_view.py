@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
+from temporalio.service import RPCError
 
 from app.command import Commands, with_temporal
 from app.lookups import (
@@ -29,6 +30,7 @@ from app.lookups import (
 )
 from infra.clients import s3_client
 from infra.settings import Settings
+from pipeline.check.decision_writer import decision_key
 from pipeline.models import (
     REPORT_NAME,
     CheckProgress,
@@ -37,6 +39,7 @@ from pipeline.models import (
     workflow_id_for,
 )
 from pipeline.reasons import Reason
+from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -78,6 +81,9 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
             handle = client.get_workflow_handle(name, result_type=CheckSummary)
             summary = await handle.result()
             return ReportLocation(summary.report_bucket, summary.report_key, name)
+        reported = await _awaiting_review(client, name)
+        if reported is not None:
+            return ReportLocation(reported.report_bucket, reported.report_key, name)
         if status is not None:
             raise ReportNotFoundError(await _not_done(client, name, status))
     if not is_document_id(name):
@@ -86,6 +92,47 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
     key = f"{results_prefix_for(name, settings.s3.results_prefix)}/{REPORT_NAME}"
     workflow_id = workflow_id_for(name, hashed=settings.object_keys_hashed)
     return ReportLocation(settings.s3.results_bucket, key, workflow_id)
+
+
+async def _awaiting_review(client: Client, workflow_id: str) -> ReviewStatus | None:
+    """The review state of a running check that is reported and waits for a decision."""
+    try:
+        status: ReviewStatus = await client.get_workflow_handle(workflow_id).query(
+            REVIEW_QUERY, result_type=ReviewStatus
+        )
+    except (RPCError, WorkflowQueryFailedError):
+        return None
+    return status if status.state is ReviewState.AWAITING and status.report_key else None
+
+
+def read_decision(s3: S3Client, location: ReportLocation) -> dict[str, Any] | None:
+    """``decision.json`` beside the report at ``location``; None when none was taken."""
+    key = decision_key(location.key)
+    try:
+        body = s3.get_object(Bucket=location.bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+            return None
+        raise
+    decision: dict[str, Any] = json.loads(body)
+    return decision
+
+
+def decision_lines(decision: dict[str, Any]) -> list[str]:
+    """A review decision (``decision.json``) for people: who decided what, when."""
+    taken = decision["decision"]
+    by = "the review policy (deadline passed)" if decision.get("by_policy") else taken["reviewer"]
+    line = (
+        f"decision  {decision['final_verdict'].upper()} after review: {taken['action']} by "
+        f"{by} at {decision['decided_at']}"
+    )
+    lines = [line]
+    if taken.get("reject_reason"):
+        lines.append(f"          reason: {taken['reject_reason']}")
+    if taken.get("note"):
+        lines.append(f"          note: {taken['note']}")
+    lines.append(f"          decision {taken['decision_id']}")
+    return lines
 
 
 async def _not_done(client: Client, workflow_id: str, status: WorkflowExecutionStatus) -> str:
@@ -243,13 +290,20 @@ def _integrity_lines(facts: dict[str, Any], checks: dict[str, Any]) -> list[str]
     return lines
 
 
-def render_report(report: dict[str, Any], location: ReportLocation | None = None) -> str:
-    """A report for people: verdict first, then the pages that need attention."""
+def render_report(
+    report: dict[str, Any],
+    location: ReportLocation | None = None,
+    decision: dict[str, Any] | None = None,
+) -> str:
+    """A report for people: verdict (and the review decision on it) first, then the
+    pages that need attention."""
     verdict = report["verdict"]
     reasons = ", ".join(verdict["reasons"]) or "-"
     lines = [f"verdict   {verdict['verdict'].upper()}  {reasons}"]
     if verdict["informational"]:
         lines.append(f"          (also found, not counted: {', '.join(verdict['informational'])})")
+    if decision is not None:
+        lines.extend(decision_lines(decision))
     lines.append(f"document  {report['document']['id']}")
     if location is not None:
         lines.append(f"report    {location.url}")
@@ -291,9 +345,11 @@ def _print_report(args: argparse.Namespace, settings: Settings) -> int:
     else:
         # A document ID's report is found without Temporal.
         location = asyncio.run(locate_report(settings, None, args.check))
-    report = read_report(s3_client(settings.s3), location)
+    s3 = s3_client(settings.s3)
+    report = read_report(s3, location)
+    decision = read_decision(s3, location)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
     else:
-        print(render_report(report, location))
+        print(render_report(report, location, decision))
     return 0

@@ -25,6 +25,7 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
+    WorkflowQueryFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -41,9 +42,19 @@ from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
 from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
+from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
 from pipeline.starts import started_request
 
-STATUSES = (sa.CHECKING, sa.PASSED, sa.REVIEW, sa.REJECTED, sa.FAILED)
+STATUSES = (
+    sa.CHECKING,
+    sa.PASSED,
+    sa.REVIEW,
+    sa.REJECTED,
+    sa.FAILED,
+    sa.AWAITING_REVIEW,
+    sa.APPROVED,
+    sa.SUPERSEDED,
+)
 _SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -79,6 +90,8 @@ class CheckStatus:
     # Its lane: priority key (1 goes first) and fair-share key, as it was started.
     priority: int | None = None
     fairness_key: str | None = None
+    # Where it stands with human review: awaiting, decided (by whom), superseded.
+    review: str | None = None
 
 
 async def _pending_pages(client: Client, description: Any, page_count: int) -> tuple[int, int]:
@@ -175,7 +188,8 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
             status = dataclasses.replace(status, pages_checked=pages, attempt=attempt)
         elif attempt and attempt == status.attempt and pages > status.pages_checked:
             status = dataclasses.replace(status, pages_checked=pages)
-        return dataclasses.replace(status, failure=_last_failure(description))
+        status = dataclasses.replace(status, failure=_last_failure(description))
+        return await _with_waiting_review(handle, status)
     if description.status == WorkflowExecutionStatus.COMPLETED:
         summary = await client.get_workflow_handle(workflow_id, result_type=CheckSummary).result()
         return dataclasses.replace(
@@ -183,12 +197,48 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
             verdict=summary.verdict,
             reasons=list(summary.reasons),
             report_url=f"s3://{summary.report_bucket}/{summary.report_key}",
+            review=review_line(summary),
         )
     try:
         await handle.result()
     except WorkflowFailureError as exc:
         return dataclasses.replace(status, failure=str(exc.cause or exc))
     return status
+
+
+async def _with_waiting_review(handle: Any, status: CheckStatus) -> CheckStatus:
+    """A running check that is reported and waits for a reviewer: its verdict, report
+    and how long it has waited."""
+    try:
+        review: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
+    except (RPCError, WorkflowQueryFailedError):
+        return status
+    if review.state is not ReviewState.AWAITING:
+        return status
+    overdue = " (OVERDUE)" if review.overdue else ""
+    return dataclasses.replace(
+        status,
+        verdict=review.verdict,
+        reasons=list(review.reasons),
+        report_url=f"s3://{review.report_bucket}/{review.report_key}",
+        review=f"awaiting a decision since {review.waiting_since}, deadline "
+        f"{review.deadline}{overdue}",
+    )
+
+
+def review_line(summary: CheckSummary) -> str | None:
+    """How a finished check's review ended, if it had one."""
+    outcome = summary.decision
+    if outcome is not None:
+        decision = outcome.decision
+        by = "the review policy" if outcome.by_policy else decision.reviewer
+        return (
+            f"{outcome.final_verdict} after review: {decision.action} by {by} at "
+            f"{outcome.decided_at} (decision {decision.decision_id})"
+        )
+    if summary.superseded_by:
+        return f"superseded by {summary.superseded_by}"
+    return None
 
 
 def render_status(status: CheckStatus) -> str:
@@ -217,6 +267,8 @@ def render_status(status: CheckStatus) -> str:
         lines.append(f"  attempt   {status.attempt} (resumed from page {status.resumed_from_page})")
     if status.verdict:
         lines.append(f"  verdict   {status.verdict}  {', '.join(status.reasons) or '-'}")
+    if status.review:
+        lines.append(f"  review    {status.review}")
     if status.report_url:
         lines.append(f"  report    {status.report_url}")
     if status.failure:

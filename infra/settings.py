@@ -253,6 +253,8 @@ class ReviewSettings:
     on_deadline: str = "escalate"
     # Where reviewers open the review page; printed by `docpipe demo` when known.
     url: str = ""
+    # How often a worker counts the waiting checks for the review gauges (from visibility).
+    metrics_interval_s: float = 60.0
 
     def __post_init__(self) -> None:
         self.review_policy()

@@ -22,6 +22,7 @@ from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.pool import PagePool
 from pipeline.check.progress import ProgressReporter
 from pipeline.check.publish import ResultPublisher
+from pipeline.check.review_gauges import watch_review_queue
 from pipeline.check.spool import Spooler, sweep_stale_spools
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckPlan
@@ -261,6 +262,7 @@ async def run_worker(
         settings, client=client, metrics=metrics, role=role, publisher=publisher
     )
     workers = build_workers(settings, client, activities, role=role, publisher=publisher)
+    gauges: asyncio.Task[None] | None = None
     try:
         # Parser processes take a moment to start: start them before taking work.
         pids = await activities.pool.warm()
@@ -270,8 +272,14 @@ async def run_worker(
             len(pids),
             ", ".join(map(str, pids)),
         )
+        if metrics is not None and role != "pages":
+            gauges = asyncio.create_task(
+                watch_review_queue(client, metrics, settings.review.metrics_interval_s)
+            )
         await run_parts(workers, stop)
     finally:
+        if gauges is not None:
+            gauges.cancel()
         await publisher.close()
         await asyncio.to_thread(activities.close)
         log.info("worker stopped")

@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from temporalio import activity
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityConfig
 
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.results import to_json_bytes
@@ -27,6 +30,19 @@ from pipeline.review import ReviewState, ReviewStatus
 log = logging.getLogger(__name__)
 
 RESULT_EVENT_VERSION = 1
+
+# What happens once the report is written (the results event, a review decision and its
+# event) waits out an outage of the broker or S3, up to a week, past the check's own
+# attempt limit: the check's work is done, only its record waits.
+OUTLAST_OUTAGES = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=2),
+    schedule_to_close_timeout=timedelta(days=7),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=1),
+    ),
+)
 
 
 def result_event(

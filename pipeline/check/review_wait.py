@@ -16,13 +16,11 @@ import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.workflow import ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
     from pipeline import search_attributes as sa
     from pipeline.check.decision_writer import DecisionWriter, decision_key
-    from pipeline.check.publish import ResultPublisher
+    from pipeline.check.publish import OUTLAST_OUTAGES, ResultPublisher
     from pipeline.models import (
         CheckRequest,
         CheckSummary,
@@ -50,23 +48,6 @@ with workflow.unsafe.imports_passed_through():
 # Checks that wait for a review decision; checks begun before it (histories without this
 # marker) end at their results event.
 REVIEW_WAIT_PATCH = "review-wait"
-
-# decision.json is small; S3 may be out for a while: retry for as long as a broker outage
-# may last, as the results event does.
-WRITE_DECISION = ActivityConfig(
-    start_to_close_timeout=timedelta(minutes=2),
-    schedule_to_close_timeout=timedelta(days=7),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-    ),
-)
-PUBLISH_REVIEW = ActivityConfig(
-    start_to_close_timeout=timedelta(minutes=2),
-    schedule_to_close_timeout=timedelta(days=7),
-    retry_policy=WRITE_DECISION["retry_policy"],
-)
 
 
 class ReviewWaitMixin:
@@ -177,7 +158,7 @@ class ReviewWaitMixin:
         outcome = self._accepted
         assert outcome is not None
         await workflow.execute_activity_method(
-            DecisionWriter.write_decision, WriteDecisionInput(outcome=outcome), **WRITE_DECISION
+            DecisionWriter.write_decision, WriteDecisionInput(outcome=outcome), **OUTLAST_OUTAGES
         )
         self._decision_written = True
         workflow.upsert_search_attributes(
@@ -246,5 +227,5 @@ class ReviewWaitMixin:
         await workflow.execute_activity_method(
             ResultPublisher.publish_review,
             PublishReviewInput(document=request.document, summary=summary, review=self._review),
-            **PUBLISH_REVIEW,
+            **OUTLAST_OUTAGES,
         )

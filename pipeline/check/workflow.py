@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     import pipeline.facts  # noqa: F401
     from pipeline import search_attributes as sa
     from pipeline.check.activities import DocumentActivities
-    from pipeline.check.publish import ResultPublisher
+    from pipeline.check.publish import OUTLAST_OUTAGES, ResultPublisher
     from pipeline.models import (
         PROGRESS_QUERY,
         WORKFLOW_NAME,
@@ -96,17 +96,8 @@ FINALIZE = ActivityConfig(
     schedule_to_close_timeout=timedelta(hours=2),
     heartbeat_timeout=timedelta(minutes=1),
 )
-# The report is written; only the announcement waits for the broker, as long as a broker
-# outage lasts (up to a week), past the check's own attempt limit.
-PUBLISH_RESULT = ActivityConfig(
-    start_to_close_timeout=timedelta(minutes=2),
-    schedule_to_close_timeout=timedelta(days=7),
-    retry_policy=RetryPolicy(
-        initial_interval=timedelta(seconds=1),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(minutes=1),
-    ),
-)
+# The report is written; only the announcement waits for the broker (publish.py).
+PUBLISH_RESULT = OUTLAST_OUTAGES
 
 
 def _root_cause(error: BaseException) -> str:

@@ -33,6 +33,7 @@ from tests.support.checks import start_check
 from tests.support.crashes import (
     assert_every_page_once,
     attempts,
+    kill_worker,
     more_chunks_than,
     stored_firsts,
     upload,
@@ -68,18 +69,6 @@ def _freeze_worker(worker: ManagedProcess) -> None:
     os.kill(worker.pid, signal.SIGSTOP)
     for pid in parser_pids(worker.pid):
         os.kill(pid, signal.SIGSTOP)
-
-
-def _kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -> set[int]:
-    parsers = parser_pids(worker.pid)
-    os.kill(worker.pid, how)
-    worker.process.wait(timeout=60)
-    wait_for(
-        lambda: not [p for p in parsers if pid_alive(p)],
-        5,
-        f"parser processes of the {how.name}ed worker to exit",
-    )
-    return parsers
 
 
 @pytest.mark.slow
@@ -124,7 +113,7 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
             )
         _freeze_worker(workers[-1])
         stored_at_kill.append(_stored_pages(settings, document, pages))
-        parsers = _kill_worker(workers[-1])
+        parsers = kill_worker(workers[-1])
         assert len(parsers) == processes
         assert len(stored_at_kill[-1]) < pages, f"the document was done before the {moment} kill"
 
@@ -176,7 +165,7 @@ async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
     worker_a = start_component(["worker", *DEBUG], busy)
     handle = await start_check(client, settings, document)
     wait_for(lambda: 1 in stored_firsts(settings, document), 120, "the first chunk")
-    _kill_worker(worker_a)
+    kill_worker(worker_a)
     s3 = s3_client(settings.s3)
     key = chunk_key(document.results_prefix(settings.s3.results_prefix), 1)
     first_chunk = s3.get_object(Bucket=settings.s3.results_bucket, Key=key)["Body"].read()

@@ -4,8 +4,6 @@ it; a decision is recorded once in the history and in decision.json."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import uuid
 from typing import Any
 
@@ -17,7 +15,6 @@ from app.reprocess import resolve, start_recheck
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
 from infra.clients import s3_client
-from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
@@ -32,8 +29,11 @@ from pipeline.review import (
 )
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
+from tests.support.commands import docpipe_cli
+from tests.support.crashes import kill_worker
 from tests.support.pdfs import make_pdf
-from tests.support.polling import async_wait_for, wait_for
+from tests.support.polling import async_wait_for
+from tests.support.reports import read_topic
 from tests.support.settings import with_review
 
 Handle = WorkflowHandle[Any, CheckSummary]
@@ -44,6 +44,14 @@ def _put(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
     bucket = settings.s3.documents_buckets[0]
     put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
+
+
+@pytest.fixture
+def reviewing(settings: Settings, start_component: StartComponent) -> Settings:
+    """This test's settings with review verdicts waiting, and a worker running on them."""
+    reviewing = with_review(settings)
+    start_component(["worker"], reviewing)
+    return reviewing
 
 
 async def _status(handle: Handle) -> ReviewStatus:
@@ -101,10 +109,9 @@ async def _refused(client: Client, handle: Handle, decision: ReviewDecision) -> 
 
 @pytest.mark.slow
 async def test_a_waiting_check_is_listed_shown_and_decided_once(
-    settings: Settings, client: Client, start_component: StartComponent
+    reviewing: Settings, client: Client
 ) -> None:
-    settings = with_review(settings)
-    start_component(["worker"], settings)
+    settings = reviewing
     run = uuid.uuid4().hex[:8]
     document = _put(settings, f"review-{run}/letter.pdf", ["text", "blank"])
     handle = await start_check(client, settings, document)
@@ -121,6 +128,11 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     assert (
         await waiting_reviews(client, settings, prefix=f"review-{run}/", reason="needs_ocr") == []
     )
+    waiting = docpipe_cli(settings, "status", handle.id)
+    assert "verdict   review  blank_pages" in waiting
+    assert "review    awaiting a decision since" in waiting
+    assert "verdict   REVIEW" in docpipe_cli(settings, "report", handle.id)
+    assert handle.id in docpipe_cli(settings, "review", "list", "--prefix", f"review-{run}/")
     item = await review_item(client, settings, handle.id)
     assert [(p.page, p.reasons) for p in item.pages] == [(2, ["blank_pages"])]
     assert item.document == document.__class__(
@@ -143,14 +155,25 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     described = (await handle.describe()).typed_search_attributes
     assert described.get(sa.STATUS) == sa.APPROVED
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
+    # The result, then the decision, under the document's key; the note stays out.
+    records = await read_topic(settings, settings.kafka.results_topic, count=2)
+    events = [json.loads(r.value) for r in records if r.key == document.document_id.encode()]
+    assert [e.get("final_verdict") for e in events] == [None, "pass"]
+    announced = events[1]["review"]
+    assert announced["state"] == "decided" and "note" not in announced["outcome"]["decision"]
+    assert "review    pass after review: approve by ana" in docpipe_cli(
+        settings, "status", handle.id
+    )
+    report = docpipe_cli(settings, "report", document.document_id)
+    assert "decision  PASS after review: approve by ana" in report
+    assert "note: the blank page is a separator" in report
 
 
 @pytest.mark.slow
 async def test_the_check_refuses_each_decision_it_cannot_take(
-    settings: Settings, client: Client, start_component: StartComponent
+    reviewing: Settings, client: Client
 ) -> None:
-    settings = with_review(settings)
-    start_component(["worker"], settings)
+    settings = reviewing
     run = uuid.uuid4().hex[:8]
     passing = await start_check(client, settings, _put(settings, f"ok-{run}/a.pdf", ["text"]))
     assert (await passing.result()).verdict == "pass"
@@ -185,10 +208,9 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
 
 @pytest.mark.slow
 async def test_a_reprocess_supersedes_the_waiting_check(
-    settings: Settings, client: Client, start_component: StartComponent
+    reviewing: Settings, client: Client
 ) -> None:
-    settings = with_review(settings)
-    start_component(["worker"], settings)
+    settings = reviewing
     document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     old = await start_check(client, settings, document)
     await _awaiting(old)
@@ -209,10 +231,9 @@ async def test_a_reprocess_supersedes_the_waiting_check(
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
-    settings: Settings, client: Client, start_component: StartComponent
+    reviewing: Settings, client: Client
 ) -> None:
-    settings = with_review(settings)
-    start_component(["worker"], settings)
+    settings = reviewing
     run = uuid.uuid4().hex[:8]
     handles = [
         await start_check(client, settings, _put(settings, f"bulk-{run}/{n}.pdf", ["blank"]))
@@ -280,13 +301,6 @@ async def test_an_overdue_check_is_decided_by_the_policy_when_it_says_so(
     assert _decision_file(rejecting, summary.decision)["by_policy"] is True
 
 
-def _sigkill(worker: ManagedProcess) -> None:
-    parsers = parser_pids(worker.pid)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.process.wait(timeout=60)
-    wait_for(lambda: not [p for p in parsers if pid_alive(p)], 10, "the parser processes to exit")
-
-
 @pytest.mark.slow
 async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_sigkill(
     settings: Settings, client: Client, start_component: StartComponent
@@ -297,7 +311,7 @@ async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_si
         client, settings, _put(settings, f"kill-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     )
     await _awaiting(handle)
-    _sigkill(first)
+    kill_worker(first)
     start_component(["worker"], settings)
     outcome = await decide(client, handle.id, _approval("d-after-kill"))
     summary = await handle.result()

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
 from pathlib import Path
 
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
 
 from infra.clients import s3_client
-from infra.processes import ManagedProcess
+from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import Settings
 from pipeline.check.results import chunk_key
 from pipeline.models import CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
-from tests.support.polling import async_wait_for
+from tests.support.polling import async_wait_for, wait_for
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 
@@ -102,3 +104,17 @@ async def wait_for_attempt(
         return await page_attempt(handle) == (attempt, True)
 
     await async_wait_for(started, timeout_s, f"page-checking attempt {attempt} to heartbeat")
+
+
+def kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -> set[int]:
+    """Kill a worker process (SIGKILL by default) and wait until it and its parser
+    processes are gone; their PIDs."""
+    parsers = parser_pids(worker.pid)
+    os.kill(worker.pid, how)
+    worker.process.wait(timeout=60)
+    wait_for(
+        lambda: not [p for p in parsers if pid_alive(p)],
+        5,
+        f"parser processes of the {how.name}ed worker to exit",
+    )
+    return parsers

@@ -28,6 +28,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
 from app.reprocess import resolve, start_recheck
+from app.review_queue import decide
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import CodecSettings, PipelineSettings, Settings
@@ -35,8 +36,9 @@ from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.recheck.models import RecheckSelection
+from pipeline.review import REVIEW_QUERY, ReviewAction, ReviewDecision, ReviewState, ReviewStatus
 from tests.support.checks import start_check
-from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -216,6 +218,35 @@ async def bulk_recheck(rec: Recorder) -> WorkflowHandle[Any, Any]:
     return handle
 
 
+async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A small document with a blank page: reported ``review``, it waits for a reviewer's
+    decision, which approves it (decision.json, the review event)."""
+    assert rec.client is not None
+    rec.worker()
+    bucket = rec.settings.s3.documents_buckets[0]
+    key = f"{rec.name}/separator.pdf"
+    put = s3_client(rec.settings.s3).put_object(
+        Bucket=bucket, Key=key, Body=make_pdf(["text", "blank"])
+    )
+    handle = await rec.start(DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"]))
+
+    async def awaiting() -> bool:
+        status = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
+        return status.state is ReviewState.AWAITING
+
+    await async_wait_for(awaiting, 120, "the check to await review")
+    decision = ReviewDecision(
+        decision_id="history-approval",
+        action=ReviewAction.APPROVE,
+        reviewer="recorder",
+        note="the blank page separates two letters",
+        pages_viewed=[2],
+    )
+    await decide(rec.client, handle.id, decision)
+    await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "small_document": small_document,
     "plain_pass": plain_pass,
@@ -228,6 +259,7 @@ SCENARIOS: dict[str, Scenario] = {
     # The first recorded with encryption on (the others were recorded in clear, before it
     # existed, and replay as they are).
     "encrypted_small_document": small_document,
+    "review_approved": review_approved,
 }
 
 

@@ -4,18 +4,14 @@ time-skipping server: the decision Update and its validator, the deadline, super
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -46,6 +42,7 @@ from pipeline.review import (
 )
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
+from tests.support.time_skipping import time_skipping_environment
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -53,19 +50,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    server = Path(sys.executable).parent / "temporal-test-server"
-    async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(server)
-    ) as started:
-        await started.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace="default",
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-                    for key in sa.ALL
-                },
-            )
-        )
+    async with time_skipping_environment() as started:
         yield started
 
 

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType, IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
@@ -50,6 +47,7 @@ from pipeline.models import (
 )
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
+from tests.support.time_skipping import time_skipping_environment
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
 PAGES = 300
@@ -59,19 +57,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    server = Path(sys.executable).parent / "temporal-test-server"
-    async with await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(server)
-    ) as started:
-        await started.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace="default",
-                search_attributes={
-                    key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-                    for key in sa.ALL
-                },
-            )
-        )
+    async with time_skipping_environment() as started:
         yield started
 
 
