@@ -17,6 +17,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from pipeline.check.pool import kill_executor
 from pipeline.pdf import render
 from pipeline.pdf.render import RenderLimits, RenderRefusedError
 
@@ -40,13 +41,7 @@ class _RenderProcess:
         )
 
     def kill(self) -> None:
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=5)
+        kill_executor(self.executor)
 
 
 class PageRenderer:

@@ -63,6 +63,17 @@ class InspectTimeoutError(RuntimeError):
     """The document-level checks took longer than their limit."""
 
 
+def kill_executor(executor: ProcessPoolExecutor) -> None:
+    """Kill the processes of ``executor`` now (work in flight is abandoned) and reap them."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=5)
+
+
 def _ignore_outcome(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -98,13 +109,7 @@ class _Slot:
         return list(getattr(self.executor, "_processes", None) or {})
 
     def kill(self) -> None:
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=5)
+        kill_executor(self.executor)
 
 
 class _Hung(Exception):

@@ -100,6 +100,21 @@ def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
         raise gone from exc
 
 
+def _get_object(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
+    """GET the exact version (its body still to read).
+
+    Raises:
+        ObjectUnavailableError: the version is gone, was replaced, or may not be read.
+    """
+    try:
+        return dict(s3.get_object(**_get_kwargs(document)))
+    except ClientError as exc:
+        gone = _classify(exc, document)
+        if gone is None:
+            raise
+        raise gone from exc
+
+
 def download(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Path:
     """Download the exact version to a new temporary file; the caller removes it.
 
@@ -113,13 +128,7 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            try:
-                response = s3.get_object(**_get_kwargs(document))
-            except ClientError as exc:
-                gone = _classify(exc, document)
-                if gone is None:
-                    raise
-                raise gone from exc
+            response = _get_object(s3, document)
             etag = str(response.get("ETag", "")).strip('"')
             if document.etag and not document.version_id and etag != document.etag.strip('"'):
                 raise ObjectChangedError(f"{document.document_id}: ETag is now {etag}")
@@ -139,14 +148,7 @@ def read_bytes(s3: S3Client, document: DocumentRef, max_bytes: int) -> bytes:
         ObjectUnavailableError: the version is gone, was replaced, or may not be read.
         ValueError: it is larger than ``max_bytes``.
     """
-    try:
-        response = s3.get_object(**_get_kwargs(document))
-    except ClientError as exc:
-        gone = _classify(exc, document)
-        if gone is None:
-            raise
-        raise gone from exc
-    body = response["Body"]
+    body = _get_object(s3, document)["Body"]
     try:
         data = body.read(max_bytes + 1)
     finally:

@@ -17,20 +17,10 @@ from infra.ports import free_ports
 from pipeline.models import DocumentRef
 from pipeline.pdf.render import RenderLimits
 from pipeline.review import ReviewDecision, ReviewOutcome
+from pipeline.review_visibility import WaitingReview
 
 ALICE_TOKEN = "alice-token-0123456789abcdefghij"
 TOKENS = ReviewerTokens({"alice": ALICE_TOKEN, "bob": "bob-token-0123456789abcdefghijklm"})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Waiting:
-    workflow_id: str
-    document_id: str
-    reasons: list[str]
-    waiting_since: datetime
-    deadline: datetime | None
-    overdue: bool
-    page_count: int
 
 
 @dataclass
@@ -53,9 +43,9 @@ class MemoryReviewLoop:
         self.documents[document.document_id] = pdf
         return item
 
-    async def waiting(self, *, limit: int) -> Sequence[Waiting]:
+    async def waiting(self, *, limit: int) -> Sequence[WaitingReview]:
         return [
-            Waiting(
+            WaitingReview(
                 workflow_id=item.workflow_id,
                 document_id=item.document.document_id,
                 reasons=item.reasons,
