@@ -76,10 +76,12 @@ class PageRenderer:
         process = self._processes[index]
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(
-                process.executor, render.render_page, pdf, page_number, self.limits
-            )
             try:
+                # A new process starts before the clock does: the limit is the page's alone.
+                await loop.run_in_executor(process.executor, render.pid)
+                future = loop.run_in_executor(
+                    process.executor, render.render_page, pdf, page_number, self.limits
+                )
                 return await asyncio.wait_for(future, timeout=self.limits.seconds)
             except TimeoutError:
                 self._replace(index)
