@@ -16,13 +16,12 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowQueryFailedError,
 )
-from temporalio.service import RPCError
 
 from app.command import Commands
 from app.dev import stack_config, stack_options
 from app.lookups import workflow_status, workflow_url
+from app.review_queue import reported_awaiting_review
 from app.review_web import start_dev_review_page
 from app.submit import Submission, submit_files
 from infra.clients import temporal_client
@@ -32,7 +31,7 @@ from infra.settings import Settings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary
-from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
+from pipeline.review import ReviewState
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 _DONE = {
@@ -90,7 +89,7 @@ async def wait_for_checks(
             if statuses.get(workflow_id) not in _DONE and workflow_id not in awaiting:
                 statuses[workflow_id] = await workflow_status(client, workflow_id)
                 if statuses[workflow_id] == WorkflowExecutionStatus.RUNNING:
-                    summary = await awaiting_review(client, workflow_id)
+                    summary = await reported_awaiting_review(client, workflow_id)
                     if summary is not None:
                         awaiting[workflow_id] = summary
         done = sum(1 for w, s in statuses.items() if s in _DONE or w in awaiting)
@@ -117,28 +116,6 @@ async def wait_for_checks(
             error = f"not finished after {timeout_s:.0f} s"
         outcomes.append(Outcome(submission, workflow_id, summary, error))
     return outcomes
-
-
-async def awaiting_review(client: Client, workflow_id: str) -> CheckSummary | None:
-    """The reported summary of a check that waits for a reviewer's decision, else None."""
-    try:
-        status = await client.get_workflow_handle(workflow_id).query(
-            REVIEW_QUERY, result_type=ReviewStatus
-        )
-    except (RPCError, WorkflowQueryFailedError):
-        # No worker has answered yet, or the check is still being checked.
-        return None
-    if status.state is not ReviewState.AWAITING:
-        return None
-    return CheckSummary(
-        document_id=status.document_id,
-        verdict=status.verdict,
-        reasons=status.reasons,
-        page_count=status.page_count,
-        report_bucket=status.report_bucket,
-        report_key=status.report_key,
-        review_state=status.state.value,
-    )
 
 
 def render_outcomes(settings: Settings, outcomes: Sequence[Outcome]) -> str:

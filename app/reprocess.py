@@ -28,6 +28,7 @@ from app.lookups import (
     workflow_ids_of,
     workflow_url,
 )
+from app.review_queue import reported_awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings, check_request, recheck_lane
 from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
@@ -42,6 +43,7 @@ from pipeline.models import (
     recheck_workflow_id,
     split_document_id,
 )
+from pipeline.review import ReviewState
 from pipeline.review_visibility import supersede_waiting
 from pipeline.starts import start_check, started_request
 
@@ -181,6 +183,24 @@ async def start_recheck(
     raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")
 
 
+async def reported(client: Client, workflow_id: str, poll_s: float = 1.0) -> CheckSummary:
+    """The check's summary once it has ended, or once it is reported and waits for a
+    reviewer's decision (which may take days)."""
+    handle = client.get_workflow_handle(workflow_id, result_type=CheckSummary)
+    ended = asyncio.ensure_future(handle.result())
+    try:
+        while True:
+            done, _ = await asyncio.wait([ended], timeout=poll_s)
+            if done:
+                summary: CheckSummary = ended.result()
+                return summary
+            waiting = await reported_awaiting_review(client, workflow_id)
+            if waiting is not None:
+                return waiting
+    finally:
+        ended.cancel()
+
+
 def add_commands(commands: Commands) -> None:
     """``docpipe reprocess``."""
     reprocess = commands.add(
@@ -204,9 +224,10 @@ def _reprocess(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  report    s3://{request.results_bucket}/{request.results_prefix}/{REPORT_NAME}")
         print(f"  UI        {workflow_url(settings, started.workflow_id)}", flush=True)
         if args.wait:
-            handle = client.get_workflow_handle(started.workflow_id, result_type=CheckSummary)
-            summary = await handle.result()
+            summary = await reported(client, started.workflow_id)
             print(f"verdict   {summary.verdict}  {', '.join(summary.reasons) or '-'}")
+            if summary.review_state == ReviewState.AWAITING:
+                print(f"review    awaiting a decision: docpipe review show {started.workflow_id}")
 
     with_temporal(settings, start)
     return 0

@@ -125,7 +125,9 @@ async def _resolve(client: Client, settings: Settings, name: str) -> str:
     raise CommandError(f"no check {name!r} in Temporal")
 
 
-def _decision(args: argparse.Namespace, action: ReviewAction, decision_id: str) -> ReviewDecision:
+def decision_from_args(
+    args: argparse.Namespace, action: ReviewAction, decision_id: str
+) -> ReviewDecision:
     pages = [int(p) for p in (args.pages or "").split(",") if p.strip()]
     return ReviewDecision(
         decision_id=decision_id,
@@ -170,7 +172,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 def _decide_one(args: argparse.Namespace, settings: Settings, action: ReviewAction) -> int:
     async def decided(client: Client) -> str:
         workflow_id = await _resolve(client, settings, args.check)
-        decision = _decision(args, action, args.decision_id or str(uuid.uuid4()))
+        decision = decision_from_args(args, action, args.decision_id or str(uuid.uuid4()))
         outcome = await decide(client, workflow_id, decision)
         return (
             f"{workflow_id}: {outcome.decision.action} by {outcome.decision.reviewer}, "
@@ -236,7 +238,7 @@ def _decide(args: argparse.Namespace, settings: Settings, *, action: ReviewActio
         raise CommandError("give a check ID or --query, not both", exit_code=EXIT_USAGE)
     if args.check:
         return _decide_one(args, settings, action)
-    template = _decision(args, action, decision_id="bulk")
+    template = decision_from_args(args, action, decision_id="bulk")
 
     async def bulk(client: Client) -> BulkResult:
         return await decide_matching(client, args.query, template, rate_per_s=args.rate)

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import CommandError
@@ -183,7 +188,7 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
     report = await asyncio.to_thread(
         _read_report, settings, status.report_bucket, status.report_key
     )
-    pages, document_reasons = _pages_to_review(report, status.reasons)
+    pages, document_reasons = pages_to_review(report, status.reasons)
     sensitive = [p.page for p in pages if "sensitive_data" in p.reasons]
     if sensitive:
         samples = await asyncio.to_thread(
@@ -225,7 +230,7 @@ def _read_report(settings: Settings, bucket: str, key: str) -> dict[str, Any]:
     return report
 
 
-def _pages_to_review(
+def pages_to_review(
     report: dict[str, Any], reasons: list[str]
 ) -> tuple[list[PageToReview], list[str]]:
     """The pages each reason lists in the report (with parse errors as samples), and the
@@ -339,6 +344,28 @@ async def _decided_before(
     if summary.review_state == ReviewState.SUPERSEDED:
         raise ReviewRefusedError(f"{workflow_id} was superseded by {summary.superseded_by}")
     raise ReviewRefusedError(f"{workflow_id} has ended; it does not wait for a decision")
+
+
+async def reported_awaiting_review(client: Client, workflow_id: str) -> CheckSummary | None:
+    """The reported summary of a check that waits for a reviewer's decision, else None."""
+    try:
+        status = await client.get_workflow_handle(workflow_id).query(
+            REVIEW_QUERY, result_type=ReviewStatus
+        )
+    except (RPCError, WorkflowQueryFailedError):
+        # No worker has answered yet, or the check is still being checked.
+        return None
+    if status.state is not ReviewState.AWAITING:
+        return None
+    return CheckSummary(
+        document_id=status.document_id,
+        verdict=status.verdict,
+        reasons=status.reasons,
+        page_count=status.page_count,
+        report_bucket=status.report_bucket,
+        report_key=status.report_key,
+        review_state=status.state.value,
+    )
 
 
 def bulk_decision_id(workflow_id: str, bulk_request: str) -> str:

@@ -40,6 +40,7 @@ from typing import Any
 # Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import BENCH_BASE
 from pypdf import PageObject, PdfReader, PdfWriter
 
 from app.submit import submit_files
@@ -146,7 +147,7 @@ async def run(work: Path, state_dir: str | None, seed: int, pages: int) -> dict[
     figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed}
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
     ):
         settings = stack.settings()
         figures["heartbeat_timeout_s"] = settings.pipeline.heartbeat_timeout_s

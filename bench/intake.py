@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
-from common import cpu_snapshot
+from common import BENCH_BASE, cpu_snapshot
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
@@ -357,7 +357,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="docpipe-bench-", dir=args.state_dir) as state:
         config = StackConfig.on_free_ports(Path(state), partitions=PARTITIONS)
-        with EmbeddedStack(config) as stack:
+        with EmbeddedStack(config, BENCH_BASE) as stack:
             figures = asyncio.run(
                 measure(stack, args.events, args.concurrency, args.rounds, args.bare)
             )

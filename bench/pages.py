@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
-from common import RssSampler, cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
+from common import BENCH_BASE, RssSampler, cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
 from histories import CheckTimes, check_times, percentile, phase_medians
 from temporalio.client import WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
@@ -199,7 +199,7 @@ async def run(
 
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
     ):
         settings = stack.settings()
         if chunk_pages:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from common import cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
+from common import BENCH_BASE, cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
 from floor import FLOOR_QUEUE, floor_worker
 from histories import activity_count, latency_figures, report_time
 from temporalio.client import Client, WorkflowHandle
@@ -240,7 +240,7 @@ async def run(
     figures: dict[str, Any] = {"documents": documents, "cpus": os.cpu_count(), "rounds": []}
     with (
         tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state))) as stack,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
     ):
         settings = stack.settings()
         client = await temporal_client(settings.temporal, settings.codec)

@@ -408,9 +408,8 @@ class CheckStep(StrEnum):
     CHECK_PAGES = "check_pages"
     FINALIZE = "finalize"
     PUBLISH_RESULT = "publish_result"
-    # Waiting for a reviewer's decision; then writing and announcing it.
+    # Waiting for a reviewer's decision, then recording and announcing it.
     AWAIT_REVIEW = "await_review"
-    WRITE_DECISION = "write_decision"
     DONE = "done"
 
 

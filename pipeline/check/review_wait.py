@@ -16,6 +16,7 @@ import dataclasses
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pipeline import search_attributes as sa
@@ -70,6 +71,12 @@ class ReviewWaitMixin:
         """Take a reviewer's decision; the same decision ID again returns the first
         outcome. Returns once ``decision.json`` is written."""
         if self._accepted is None:
+            if self._review.state is not ReviewState.AWAITING:
+                # A newer check took over between the validator and this handler.
+                raise ApplicationError(
+                    f"this check was superseded by {self._review.superseded_by}",
+                    type="review_superseded",
+                )
             self._accept(decision)
         await workflow.wait_condition(lambda: self._decision_written)
         assert self._accepted is not None

@@ -11,7 +11,6 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
-from app.reprocess import resolve, start_recheck
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
 from infra.clients import s3_client
@@ -214,16 +213,16 @@ async def test_a_reprocess_supersedes_the_waiting_check(
     document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     old = await start_check(client, settings, document)
     await _awaiting(old)
-    s3 = s3_client(settings.s3)
-    recheck = await start_recheck(
-        settings, client, s3, await resolve(settings, client, s3, document.document_id)
-    )
+    # --wait returns once the new check is reported and waits for review in turn.
+    shown = docpipe_cli(settings, "reprocess", document.document_id, "--wait")
+    assert "verdict   review  blank_pages" in shown and "review    awaiting a decision" in shown
+    (new_id,) = [line.split()[1] for line in shown.splitlines() if line.startswith("  workflow")]
     summary = await old.result()
-    assert summary.review_state == "superseded" and summary.superseded_by == recheck.workflow_id
+    assert summary.review_state == "superseded" and summary.superseded_by == new_id
     status = await _status(old)
     assert status.state is ReviewState.SUPERSEDED
     assert (await old.describe()).typed_search_attributes.get(sa.STATUS) == sa.SUPERSEDED
-    new = client.get_workflow_handle(recheck.workflow_id, result_type=CheckSummary)
+    new = client.get_workflow_handle(new_id, result_type=CheckSummary)
     await _awaiting(new)
     assert "superseded" in await _refused(client, old, _approval("d-late"))
 

@@ -1,0 +1,93 @@
+"""docpipe review's pieces that need no server: the queue's table and JSON, the IDs of
+bulk decisions, the decision a command line makes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app import cli
+from app.review import decision_from_args, render_waiting, waiting_json
+from app.review_queue import bulk_decision_id, pages_to_review
+from pipeline.review import ReviewAction
+from pipeline.review_visibility import WaitingReview, document_id_of
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _waiting(workflow_id: str, hours: float, overdue: bool = False) -> WaitingReview:
+    since = NOW - timedelta(hours=hours)
+    return WaitingReview(
+        workflow_id=workflow_id,
+        document_id=document_id_of(workflow_id),
+        reasons=["blank_pages", "needs_ocr"],
+        waiting_since=since,
+        deadline=since + timedelta(days=7),
+        overdue=overdue,
+        page_count=12,
+    )
+
+
+def test_the_queue_table_shows_age_pages_reasons_and_overdue() -> None:
+    rows = [_waiting("docpipe/docs/a.pdf@v1", 0.5), _waiting("docpipe/docs/b.pdf@v2", 200, True)]
+    table = render_waiting(rows, NOW).splitlines()
+    assert table[0].split() == ["waiting", "pages", "reasons", "workflow"]
+    assert table[1].split() == ["30m", "12", "blank_pages,needs_ocr", "docpipe/docs/a.pdf@v1"]
+    assert table[2].split()[:2] == ["8.3d", "OVERDUE"]
+    assert render_waiting([], NOW) == "no check waits for review"
+
+
+def test_the_queue_json_names_times_in_iso_8601() -> None:
+    shown = waiting_json(_waiting("docpipe/docs/a.pdf@v1#recheck-2", 1))
+    assert json.loads(json.dumps(shown))["waiting_since"] == "2026-03-01T11:00:00+00:00"
+    assert shown["document_id"] == "docs/a.pdf@v1"
+
+
+def test_a_bulk_decision_id_is_the_same_for_the_same_check_and_request_only() -> None:
+    first = bulk_decision_id("docpipe/docs/a.pdf@v1", '["q", "approve"]')
+    assert first == bulk_decision_id("docpipe/docs/a.pdf@v1", '["q", "approve"]')
+    assert first != bulk_decision_id("docpipe/docs/b.pdf@v1", '["q", "approve"]')
+    assert first != bulk_decision_id("docpipe/docs/a.pdf@v1", '["q", "reject"]')
+
+
+def test_a_decision_from_the_command_line_names_the_os_user_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("getpass.getuser", lambda: "operator")
+    args = argparse.Namespace(reviewer=None, note="torn", pages="2, 3", reason="illegible")
+    decision = decision_from_args(args, ReviewAction.REJECT, "d-1")
+    assert decision.reviewer == "operator" and decision.pages_viewed == [2, 3]
+    assert decision.reject_reason == "illegible" and decision.note == "torn"
+
+
+def test_reject_asks_for_a_reason_from_the_short_list() -> None:
+    parser = cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["review", "reject", "docpipe/x@v", "--reason", "bored"])
+    args = parser.parse_args(["review", "reject", "docpipe/x@v", "--reason", "tampered"])
+    assert args.reason == "tampered"
+
+
+def test_the_pages_to_look_at_come_from_the_report_per_reason() -> None:
+    report = {
+        "checks": {
+            "blank_pages": {"count": 1, "pages": [4]},
+            "page_errors": {
+                "count": 1,
+                "pages": [2],
+                "samples": [{"page": 2, "type": "PdfReadError", "message": "bad xref"}],
+            },
+            "sensitive_data": {"total": 2, "pages": {"count": 2, "pages": [2, 7]}},
+        }
+    }
+    reasons = ["page_errors", "blank_pages", "sensitive_data", "repaired"]
+    pages, document_wide = pages_to_review(report, reasons)
+    assert [(p.page, p.reasons, p.samples) for p in pages] == [
+        (2, ["page_errors", "sensitive_data"], ["PdfReadError: bad xref"]),
+        (4, ["blank_pages"], []),
+        (7, ["sensitive_data"], []),
+    ]
+    assert document_wide == ["repaired"]
