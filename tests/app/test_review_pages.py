@@ -3,6 +3,7 @@ POSTs it takes, what it says to malformed requests, and what its HTML holds."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -316,3 +317,51 @@ async def test_a_page_beyond_the_pixel_budget_is_refused_with_a_reason() -> None
         async with client.get(f"{url}/page.png", params=params) as response:
             assert response.status == 422
             assert "pixel budget" in await response.text()
+
+
+async def test_a_second_different_decision_is_a_409_with_the_check_s_reason(
+    url: str, client: aiohttp.ClientSession, review_loop: MemoryReviewLoop
+) -> None:
+    await log_in(client, url)
+    workflow_id = _workflow_id(review_loop)
+    first = await _decision_form(client, url, workflow_id) | {"action": "approve"}
+    second = await _decision_form(client, url, workflow_id) | {"action": "approve"}
+    assert first["decision_id"] != second["decision_id"]
+    for form, status in ((first, 200), (first, 200), (second, 409)):
+        async with client.post(f"{url}/decide", data=form, headers={"Origin": url}) as response:
+            assert response.status == status
+            if status == 409:
+                assert "decided already" in await response.text()
+    assert [d.decision_id for _, d in review_loop.decisions] == [first["decision_id"]] * 2
+
+
+async def test_a_check_that_no_longer_waits_shows_its_outcome_and_no_decision_form(
+    url: str, client: aiohttp.ClientSession, review_loop: MemoryReviewLoop
+) -> None:
+    workflow_id = _workflow_id(review_loop)
+    review_loop.items[workflow_id] = dataclasses.replace(
+        review_loop.items[workflow_id], awaiting=False
+    )
+    await log_in(client, url)
+    async with client.get(f"{url}/check", params={"id": workflow_id}) as response:
+        html = await response.text()
+    assert "does not wait for a decision" in html
+    assert 'action="/decide"' not in html
+
+
+async def test_logging_out_needs_the_csrf_token_and_ends_the_session(
+    url: str, client: aiohttp.ClientSession, review_loop: MemoryReviewLoop
+) -> None:
+    await log_in(client, url)
+    form = await _decision_form(client, url, _workflow_id(review_loop))
+    async with client.post(
+        f"{url}/logout", data={}, headers={"Origin": url}, allow_redirects=False
+    ) as response:
+        assert response.status == 403
+    async with client.post(
+        f"{url}/logout", data={"csrf": form["csrf"]}, headers={"Origin": url}, allow_redirects=False
+    ) as response:
+        assert response.status == 303
+    async with client.get(f"{url}/", allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"] == "/login"
