@@ -365,3 +365,19 @@ async def test_logging_out_needs_the_csrf_token_and_ends_the_session(
     async with client.get(f"{url}/", allow_redirects=False) as response:
         assert response.status == 303
         assert response.headers["Location"] == "/login"
+
+
+async def test_a_rejection_records_its_reason_and_note(
+    url: str, client: aiohttp.ClientSession, review_loop: MemoryReviewLoop
+) -> None:
+    await log_in(client, url)
+    form = await _decision_form(client, url, _workflow_id(review_loop))
+    form |= {"action": "reject", "reject_reason": "sensitive_data", "note": "card number"}
+    async with client.post(f"{url}/decide", data=form, headers={"Origin": url}) as response:
+        assert response.status == 200
+        html = await response.text()
+    assert '<h1 class="decided">Rejected</h1>' in html
+    [(_, decision)] = review_loop.decisions
+    assert decision.action == ReviewAction.REJECT
+    assert decision.reject_reason == "sensitive_data"
+    assert decision.note == "card number"
