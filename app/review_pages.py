@@ -373,11 +373,14 @@ class ReviewPages:
             uuid.UUID(decision_id)
         except ValueError:
             raise _bad("decision_id is a UUID") from None
+        note = _one(form, "note", required=False, max_chars=MAX_NOTE_CHARS)
+        if reject_reason == RejectReason.OTHER and not note.strip():
+            raise _bad("a rejection as other needs a note saying why")
         decision = ReviewDecision(
             decision_id=decision_id,
             action=action,
             reviewer=session.reviewer,
-            note=_one(form, "note", required=False, max_chars=MAX_NOTE_CHARS),
+            note=note,
             pages_viewed=_pages(_one(form, "pages_viewed", required=False)),
             reject_reason=reject_reason,
         )

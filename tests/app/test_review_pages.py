@@ -192,6 +192,7 @@ async def test_the_reviewer_is_the_one_logged_in_whatever_the_form_says(
         ({"action": "maybe"}, 400, "action is approve or reject"),
         ({"action": "reject"}, 400, "reject_reason is required"),
         ({"action": "reject", "reject_reason": "bored"}, 400, "reject_reason is one of"),
+        ({"action": "reject", "reject_reason": "other"}, 400, "as other needs a note"),
         ({"action": "approve", "decision_id": "1; drop"}, 400, "decision_id is a UUID"),
         ({"action": "approve", "pages_viewed": "1,x"}, 400, "pages_viewed is a comma-separated"),
         ({"action": "approve", "note": "n" * 2001}, 400, "note is longer than 2000"),
