@@ -25,6 +25,7 @@ from tests.support.checks import start_check
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for, wait_for
+from tests.support.review_pages import ALICE_TOKEN, MemoryReviewLoop, review_page
 from tests.support.settings import with_review
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,3 +102,20 @@ async def test_a_reviewer_approves_a_waiting_check_in_the_browser_and_it_complet
     assert summary.decision.decision.action == "approve"
     assert summary.decision.decision.pages_viewed == shown
     assert summary.decision.final_verdict == "pass"
+
+
+async def test_a_login_url_opened_on_the_login_page_logs_in() -> None:
+    # Only the fragment changes: no page loads, and the page must still log in.
+    review_loop = MemoryReviewLoop()
+    async with review_page(review_loop) as url, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(PLAYWRIGHT_ARGS)
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{url}/login")
+            await page.goto(f"{url}/login#token={ALICE_TOKEN}")
+            await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
+            assert "token" not in page.url
+        finally:
+            await browser.close()
