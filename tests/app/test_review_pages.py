@@ -4,6 +4,7 @@ POSTs it takes, what it says to malformed requests, and what its HTML holds."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from pipeline.review import ReviewAction
 from tests.support.hostile import page_of_size, slow_to_draw
 from tests.support.pdfs import make_pdf
 from tests.support.review_pages import (
+    ALICE_TOKEN,
     MemoryReviewLoop,
     browser_like_session,
     log_in,
@@ -382,3 +384,22 @@ async def test_a_rejection_records_its_reason_and_note(
     assert decision.action == ReviewAction.REJECT
     assert decision.reject_reason == "sensitive_data"
     assert decision.note == "card number"
+
+
+async def test_the_log_names_routes_never_tokens_queries_or_notes(
+    url: str,
+    client: aiohttp.ClientSession,
+    review_loop: MemoryReviewLoop,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    await log_in(client, url)
+    workflow_id = _workflow_id(review_loop)
+    form = await _decision_form(client, url, workflow_id) | {"action": "approve", "note": "N0TE"}
+    async with client.post(f"{url}/decide", data=form, headers={"Origin": url}) as response:
+        assert response.status == 200
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "GET /check 200" in logged
+    assert "POST /decide 200" in logged
+    for secret in (ALICE_TOKEN, "statement.pdf", "N0TE", form["csrf"]):
+        assert secret not in logged
