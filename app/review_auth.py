@@ -169,7 +169,9 @@ class SessionSigner:
     def verify(self, cookie: str, now: float | None = None) -> Session | None:
         """The session of a cookie value, or None when it is forged, malformed or old."""
         payload, dot, signature = cookie.rpartition(".")
-        if not dot or not hmac.compare_digest(signature, self._sign("session", payload)):
+        expected = self._sign("session", payload).encode()
+        # Bytes: compare_digest refuses str that is not ASCII, and a cookie may be anything.
+        if not dot or not hmac.compare_digest(signature.encode(), expected):
             return None
         parts = payload.rsplit(".", 2)
         if len(parts) != 3:

@@ -66,6 +66,7 @@ def test_a_session_is_verified_until_it_expires_and_not_by_another_key() -> None
     assert signer.verify(cookie, now=1061) is None
     assert SessionSigner(key=b"o" * 32).verify(cookie, now=1030) is None
     assert signer.verify("alice." + cookie.split(".", 2)[2], now=1030) is None
+    assert signer.verify("alice.é.1.ü", now=1030) is None
 
 
 def test_the_csrf_token_belongs_to_its_session() -> None:
