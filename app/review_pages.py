@@ -280,9 +280,11 @@ class ReviewPages:
         return self._render(request, "error.html", status, status=status, message=message)
 
     async def login_form(self, request: web.Request) -> web.Response:
+        """GET /login: the token form (``static/login.js`` submits a fragment's token)."""
         return self._render(request, "login.html", error="")
 
     async def login(self, request: web.Request) -> web.Response:
+        """POST /login: a known token starts a session (303 to the queue); else 401."""
         form = await request.post()
         reviewer = self.tokens.reviewer_for(_one(form, "token", max_chars=200))
         if reviewer is None:
@@ -300,11 +302,13 @@ class ReviewPages:
         raise response
 
     async def logout(self, request: web.Request) -> web.Response:
+        """POST /logout: the session cookie is cleared."""
         response = web.HTTPSeeOther("/login")
         response.del_cookie(self.cookie, path="/")
         raise response
 
     async def queue(self, request: web.Request) -> web.Response:
+        """GET /: the checks that wait for a decision, oldest first."""
         checks = await self.backend.waiting(limit=QUEUE_LIMIT)
         now = datetime.now(UTC)
         return self._render(
@@ -320,6 +324,10 @@ class ReviewPages:
             ) from None
 
     async def check(self, request: web.Request) -> web.Response:
+        """GET /check?id=WORKFLOW_ID: the pages to look at and the decision form.
+
+        Each view gets a new decision ID: a form sent twice decides once.
+        """
         item = await self._item(_one(request.query, "id"), fresh=True)
         return self._render(
             request,
@@ -332,6 +340,7 @@ class ReviewPages:
         )
 
     async def page_image(self, request: web.Request) -> web.Response:
+        """GET /page.png?id=WORKFLOW_ID&page=N: one of the check's pages to look at, drawn."""
         workflow_id = _one(request.query, "id")
         number_text = _one(request.query, "page", max_chars=9)
         if not number_text.isdigit() or int(number_text) < 1:
@@ -355,6 +364,7 @@ class ReviewPages:
         return web.Response(body=png, content_type="image/png")
 
     async def decide(self, request: web.Request) -> web.Response:
+        """POST /decide: the decision, as the session's reviewer, sent as the Update."""
         form = await request.post()
         session = request[_SESSION]
         workflow_id = _one(form, "id")
