@@ -10,9 +10,10 @@ Imported by the workflow sandbox: no side effects, no heavy imports.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pipeline.reasons import VERDICT_REASONS
 
@@ -219,6 +220,30 @@ class Superseded:
     """Signal ``superseded``: a newer check of the same document took over."""
 
     workflow_id: str
+
+
+def decision_from_json(raw: Mapping[str, Any]) -> ReviewDecision:
+    """A decision as the Update's payload carries it (JSON of ``ReviewDecision``), read
+    here rather than by the payload converter, so that an unknown action is the
+    validator's refusal with a message, not a decoding error.
+
+    Raises:
+        ValueError: not a decision: an unknown action, a missing or mistyped field.
+    """
+    if not isinstance(raw, Mapping):
+        raise ValueError("a decision is an object with decision_id, action and reviewer")
+    action = raw.get("action")
+    if action not in set(ReviewAction):
+        raise ValueError(f"unknown action {action!r}; one of {', '.join(ReviewAction)}")
+    texts = {
+        name: raw.get(name, "") for name in ("decision_id", "reviewer", "note", "reject_reason")
+    }
+    pages = raw.get("pages_viewed") or []
+    if not all(isinstance(value, str) for value in texts.values()) or not (
+        isinstance(pages, list) and all(isinstance(page, int) and page > 0 for page in pages)
+    ):
+        raise ValueError("a decision's IDs, names and note are text, its pages numbers from 1")
+    return ReviewDecision(action=ReviewAction(action), pages_viewed=list(pages), **texts)
 
 
 def refusal(

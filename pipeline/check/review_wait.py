@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewStatus,
         ReviewWait,
         Superseded,
+        decision_from_json,
         final_verdict,
         refusal,
     )
@@ -67,9 +69,11 @@ class ReviewWaitMixin:
         return self._review
 
     @workflow.update(name=REVIEW_UPDATE)
-    async def review_decision(self, decision: ReviewDecision) -> ReviewOutcome:
-        """Take a reviewer's decision; the same decision ID again returns the first
-        outcome. Returns once ``decision.json`` is written."""
+    async def review_decision(self, payload: dict[str, Any]) -> ReviewOutcome:
+        """Take a reviewer's decision (a ``ReviewDecision``, read by the validator's rules:
+        ``decision_from_json``); the same decision ID again returns the first outcome.
+        Returns once ``decision.json`` is written."""
+        decision = decision_from_json(payload)
         if self._accepted is None:
             if self._review.state is not ReviewState.AWAITING:
                 # A newer check took over between the validator and this handler.
@@ -83,7 +87,8 @@ class ReviewWaitMixin:
         return self._accepted
 
     @review_decision.validator
-    def _validate_decision(self, decision: ReviewDecision) -> None:
+    def _validate_decision(self, payload: dict[str, Any]) -> None:
+        decision = decision_from_json(payload)
         problem = refusal(
             decision,
             waiting=self._review.state is ReviewState.AWAITING,

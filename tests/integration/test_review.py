@@ -3,8 +3,13 @@ it; a decision is recorded once in the history and in decision.json."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import urllib.error
+import urllib.request
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +19,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
 from infra.clients import s3_client
+from infra.ports import free_ports
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
@@ -30,6 +36,7 @@ from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
 from tests.support.crashes import kill_worker
+from tests.support.metrics import metric_samples
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.reports import read_topic
@@ -124,9 +131,12 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     (row,) = await async_wait_for(listed, 30, "the queue to list the check")
     assert row.workflow_id == handle.id and row.reasons == ["blank_pages"]
     assert row.page_count == 2 and not row.overdue
-    assert (
-        await waiting_reviews(client, settings, prefix=f"review-{run}/", reason="needs_ocr") == []
-    )
+    prefix = f"review-{run}/"
+    assert await waiting_reviews(client, settings, prefix=prefix, reason="needs_ocr") == []
+    assert await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(days=1)) == []
+    (aged,) = await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(0))
+    assert aged.workflow_id == handle.id
+    assert await waiting_reviews(client, settings, prefix=prefix, tenant="nobody") == []
     waiting = docpipe_cli(settings, "status", handle.id)
     assert "verdict   review  blank_pages" in waiting
     assert "review    awaiting a decision since" in waiting
@@ -180,10 +190,11 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
 
     handle = await start_check(client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"]))
     await _awaiting(handle)
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as unknown:
         await handle.execute_update(
             REVIEW_UPDATE, {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}, id="d-x"
         )
+    assert "unknown action 'maybe'" in str(unknown.value.cause)
     reject = ReviewDecision(decision_id="d-1", action=ReviewAction.REJECT, reviewer="ana")
     assert "needs a reason" in await _refused(client, handle, reject)
     other = ReviewDecision(
@@ -317,3 +328,43 @@ async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_si
     assert summary.decision == outcome and outcome.decision.reviewer == "ana"
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
     assert _decision_file(settings, outcome)["decision"]["decision_id"] == "d-after-kill"
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return metric_samples(response.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@pytest.mark.slow
+async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    (port,) = free_ports(1)
+    settings = with_review(settings, metrics_interval_s=0.5)
+    telemetry = dataclasses.replace(settings.telemetry, metrics_port=port)
+    start_component(["worker"], dataclasses.replace(settings, telemetry=telemetry))
+    handle = await start_check(
+        client, settings, _put(settings, f"met-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
+    )
+    await _awaiting(handle)
+    waiting_key = ("docpipe_review_waiting", (("reason", "blank_pages"),))
+
+    async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        samples = await asyncio.to_thread(_metrics, port)
+        return samples if samples and samples.get(waiting_key, 0) >= 1 else None
+
+    samples = await async_wait_for(counted, 60, "the worker to count the waiting check")
+    assert samples[("docpipe_review_oldest_seconds", ())] > 0
+    await decide(client, handle.id, _approval("d-metrics"))
+    await handle.result()
+    decided = ("docpipe_review_decisions_total", (("action", "approve"),))
+
+    async def recorded() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        samples = await asyncio.to_thread(_metrics, port)
+        return samples if samples and samples.get(decided) == 1 else None
+
+    samples = await async_wait_for(recorded, 30, "the worker to count the decision")
+    assert samples[("docpipe_review_decision_seconds_count", ())] == 1

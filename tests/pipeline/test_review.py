@@ -11,6 +11,7 @@ from pipeline.review import (
     ReviewPolicy,
     ReviewPolicyError,
     ReviewWait,
+    decision_from_json,
     parse_duration,
     refusal,
 )
@@ -87,3 +88,23 @@ def test_the_validator_accepts_the_first_decision_again_and_no_other() -> None:
     assert "does not wait" in (refusal(first, waiting=False, accepted=None) or "")
     ok = _decision(action=ReviewAction.REJECT, reject_reason="other", note="torn scan")
     assert refusal(ok, waiting=True, accepted=None) is None
+
+
+def test_a_decision_payload_is_read_with_the_validators_messages() -> None:
+    decision = decision_from_json(
+        {
+            "decision_id": "d-1",
+            "action": "reject",
+            "reviewer": "ana",
+            "reject_reason": "other",
+            "note": "torn",
+            "pages_viewed": [2],
+        }
+    )
+    assert decision.action is ReviewAction.REJECT and decision.pages_viewed == [2]
+    with pytest.raises(ValueError, match="unknown action 'maybe'"):
+        decision_from_json({"decision_id": "d-1", "action": "maybe", "reviewer": "ana"})
+    with pytest.raises(ValueError, match="pages numbers from 1"):
+        decision_from_json(
+            {"decision_id": "d-1", "action": "approve", "reviewer": "ana", "pages_viewed": [0]}
+        )

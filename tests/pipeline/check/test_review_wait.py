@@ -193,8 +193,7 @@ async def test_the_validator_refuses_what_cannot_be_decided(env: WorkflowEnviron
         stand_ins.hold_check.set()  # type: ignore[union-attr]
         await _awaiting(check.handle)
         unknown = {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}
-        # Refused before the validator: it is not a ReviewDecision.
-        assert await _refused(check.handle, unknown)
+        assert "unknown action 'maybe'" in await _refused(check.handle, unknown)
         assert (await _status(check.handle)).state is ReviewState.AWAITING
         no_reason = ReviewDecision(decision_id="d-2", action=ReviewAction.REJECT, reviewer="ana")
         assert "needs a reason" in await _refused(check.handle, no_reason)
