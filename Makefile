@@ -91,7 +91,7 @@ bench: $(STAMP)
 histories: $(STAMP)
 	$(BIN)/python -m tests.support.histories
 
-# Pictures of the Temporal UI for the docs (needs Debian's chromium).
+# Pictures of the Temporal UI and the review page for the docs (needs Debian's chromium).
 screenshots: $(STAMP)
 	$(BIN)/python -m app.screenshots --out docs
 

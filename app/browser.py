@@ -24,6 +24,18 @@ _FLAGS = (
     "--hide-scrollbars",
 )
 
+# Chromium's flags when Playwright drives it (the review page's browser test and
+# screenshot): no sandbox in containers, no network of its own, nothing in the background.
+PLAYWRIGHT_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
 
 class BrowserError(RuntimeError):
     """Chromium is missing or failed; the message says what to do."""

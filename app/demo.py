@@ -22,6 +22,7 @@ from app.command import Commands
 from app.dev import stack_config, stack_options
 from app.lookups import workflow_status, workflow_url
 from app.review_queue import reported_awaiting_review
+from app.review_web import start_dev_review_page
 from app.submit import Submission, submit_files
 from infra.clients import temporal_client
 from infra.ports import LOOPBACK, free_ports
@@ -215,6 +216,11 @@ def run_demo(
                     f"payloads encrypted in Temporal with {live.codec.keyring_file}; the UI "
                     f"decodes them through the codec server {stack.codec_url}"
                 )
+            review_page = start_dev_review_page(stack, live)
+            children.append(review_page.process)
+            live = dataclasses.replace(
+                live, review=dataclasses.replace(live.review, url=review_page.url)
+            )
             logs = config.state_dir / "logs"
             metrics_ports = free_ports(2)
             for command, port in zip((["worker"], ["consume"]), metrics_ports, strict=True):
@@ -235,6 +241,7 @@ def run_demo(
             print(render_outcomes(live, outcomes), flush=True)
             if any(o.summary and o.summary.review_state == "awaiting_review" for o in outcomes):
                 _say(review_hint(live))
+            _say(f"log in to the review page as {review_page.reviewer}: {review_page.login_url}")
             failed = [o for o in outcomes if o.summary is None]
             if once:
                 return 1 if failed else 0

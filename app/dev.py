@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from app.command import Commands
+from app.review_web import start_dev_review_page
 from infra.processes import exit_on_sigterm
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, StackConfig
@@ -24,6 +25,7 @@ _NUMBER_OPTIONS = (
     ("--kafka-port", "kafka_port", "the broker's port"),
     ("--s3-port", "s3_port", "S3's port"),
     ("--codec-port", "codec_port", "codec server for the UI"),
+    ("--review-port", "review_port", "the review page"),
     ("--partitions", "partitions", "partitions per topic"),
 )
 
@@ -60,15 +62,21 @@ def add_commands(commands: Commands) -> None:
 def _run_stack(args: argparse.Namespace, settings: Settings) -> int:
     """The embedded stack alone, for running the parts by hand, until Ctrl-C."""
     stack = EmbeddedStack(stack_config(args), settings)
+    review_page = None
     with exit_on_sigterm():
         try:
             stack.start()
             live = stack.settings()
+            review_page = start_dev_review_page(stack, live)
             print(f"Temporal      {live.temporal.address}  (namespace {live.temporal.namespace})")
             print(f"Temporal UI   {live.temporal.ui_url}")
             print(f"Kafka         {live.kafka.bootstrap_servers}")
             print(f"S3            {live.s3.endpoint_url}")
             print(f"Codec server  {stack.codec_url or 'none: payloads in clear'}")
+            print(
+                f"Review page   {review_page.url}  (log in as {review_page.reviewer}: "
+                f"{review_page.login_url})"
+            )
             print(f"State         {stack.config.state_dir}")
             print("Running; Ctrl-C stops every server.", flush=True)
             while True:
@@ -76,4 +84,6 @@ def _run_stack(args: argparse.Namespace, settings: Settings) -> int:
         except KeyboardInterrupt:
             return 0
         finally:
+            if review_page is not None:
+                review_page.process.stop()
             stack.stop()

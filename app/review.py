@@ -20,6 +20,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from app import review_web
 from app.command import EXIT_FAILURE, EXIT_USAGE, CommandError, Commands, with_temporal
 from app.lookups import workflow_ids_of
 from app.review_queue import (
@@ -252,7 +253,7 @@ def _decide(args: argparse.Namespace, settings: Settings, *, action: ReviewActio
 
 
 def add_commands(commands: Commands) -> None:
-    """``docpipe review list|show|approve|reject``."""
+    """``docpipe review list|show|approve|reject``, and ``serve`` (``app.review_web``)."""
     review = commands.add("review", "the checks that wait for a reviewer's decision", None)
     below = commands.below(review, "review_command", required=True)
     listing = below.add("list", "checks waiting for a decision, oldest first", _list)
@@ -303,3 +304,4 @@ def add_commands(commands: Commands) -> None:
                 choices=[r.value for r in RejectReason],
                 help="why it is rejected (other needs --note)",
             )
+    review_web.add_serve_command(below)

@@ -1,9 +1,11 @@
-"""``make screenshots``: the Temporal UI as operators see docpipe, saved into ``docs/``.
+"""``make screenshots``: the Temporal UI as operators see docpipe, and the review page as
+reviewers see it, saved into ``docs/``.
 
-Starts the embedded stack on free ports (state in a temporary directory), a worker and a
-consumer, checks the sample documents, then has headless Chromium take pictures of the
-workflow list filtered by a docpipe search attribute (``docs/ui-workflows.png``).
-Everything it started is stopped again.
+Starts the embedded stack on free ports (state in a temporary directory), a worker, a
+consumer and the review page, checks the sample documents, then has headless Chromium
+take pictures of the workflow list filtered by a docpipe search attribute
+(``docs/ui-workflows.png``) and of the review page of the sample invoice, which waits for
+a decision (``docs/review-page.png``). Everything it started is stopped again.
 
 Run: ``python -m app.screenshots [--out docs]``.
 """
@@ -18,8 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.browser import BrowserError, chromium_binary, screenshot, workflows_url
+from app.browser import (
+    PLAYWRIGHT_ARGS,
+    BrowserError,
+    chromium_binary,
+    screenshot,
+    workflows_url,
+)
 from app.demo import sample_files, wait_for_checks, with_metrics_port
+from app.review_web import start_dev_review_page
 from app.submit import submit_files
 from infra.clients import temporal_client
 from infra.ports import free_ports
@@ -29,6 +38,10 @@ from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 
 LIST_QUERY = "DocpipeBucket = 'documents'"
+# The review page pictured is the sample invoice's, the one sample whose review reason is
+# this: it has masked samples to show. (The queue names documents as their workflow IDs
+# do: with keys hashed where payloads are encrypted, so the reason finds it.)
+REVIEWED_REASON = "sensitive_data"
 
 
 async def _check_samples(settings: Settings) -> None:
@@ -50,6 +63,45 @@ async def _check_samples(settings: Settings) -> None:
         await asyncio.sleep(0.5)
 
 
+async def review_page_screenshot(login_url: str, path: Path, *, timeout_s: float = 120) -> Path:
+    """Log in to the review page, open the sample invoice's check, and save a PNG of it
+    once its page images have loaded."""
+    from playwright.async_api import async_playwright
+
+    binary = chromium_binary()
+    if binary is None:
+        raise BrowserError("chromium is not installed: sudo apt-get install -y chromium")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(binary), args=list(PLAYWRIGHT_ARGS)
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(login_url)
+            await page.wait_for_selector(".who")
+            row = page.locator("table.queue tr").filter(
+                has=page.locator(".reason", has_text=REVIEWED_REASON)
+            )
+            link = row.locator("a")
+            deadline = time.monotonic() + timeout_s
+            # Visibility lists a waiting check a moment after it begins to wait.
+            while not await link.count():
+                if time.monotonic() > deadline:
+                    raise BrowserError(f"the review queue listed no {REVIEWED_REASON} check")
+                await asyncio.sleep(0.5)
+                await page.reload()
+            await link.first.click()
+            await page.wait_for_function(
+                "() => Array.from(document.images).every(i => i.complete && i.naturalWidth)",
+                timeout=timeout_s * 1000,
+            )
+            await page.screenshot(path=str(path))
+        finally:
+            await browser.close()
+    return path
+
+
 def take_screenshots(out_dir: Path) -> list[Path]:
     """Run everything, take the pictures, stop everything. Returns the files written."""
     if chromium_binary() is None:
@@ -69,6 +121,8 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                         base_env=os.environ,
                     )
                 )
+            review_page = start_dev_review_page(stack, live)
+            children.append(review_page.process)
             asyncio.run(_check_samples(live))
             namespace = live.temporal.namespace
             return [
@@ -76,7 +130,10 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                     workflows_url(live.temporal.ui_url, namespace, LIST_QUERY),
                     out_dir / "ui-workflows.png",
                     size=(1400, 700),
-                )
+                ),
+                asyncio.run(
+                    review_page_screenshot(review_page.login_url, out_dir / "review-page.png")
+                ),
             ]
         finally:
             stop_all(children, timeout=15)

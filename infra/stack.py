@@ -47,19 +47,22 @@ class StackConfig:
     s3_port: int = 4566
     # The codec server the UI decodes payloads with (when encryption is on).
     codec_port: int = 8235
+    # The review page (``docpipe review serve``, started by ``docpipe dev`` and ``demo``).
+    review_port: int = 8236
     partitions: int = 3
     startup_timeout_s: float = 60.0
 
     @classmethod
     def on_free_ports(cls, state_dir: Path, **overrides: Any) -> StackConfig:
-        """A config whose five ports are free right now (for tests, benchmarks, screenshots)."""
-        ports = free_ports(5)
+        """A config whose six ports are free right now (for tests, benchmarks, screenshots)."""
+        ports = free_ports(6)
         values: dict[str, Any] = {
             "temporal_port": ports[0],
             "temporal_ui_port": ports[1],
             "kafka_port": ports[2],
             "s3_port": ports[3],
             "codec_port": ports[4],
+            "review_port": ports[5],
         }
         values.update(overrides)
         return cls(state_dir=state_dir, **values)
@@ -118,6 +121,11 @@ class EmbeddedStack:
         if self._base.codec.mode == CODEC_NONE:
             return None
         return f"http://{LOOPBACK}:{self.config.codec_port}"
+
+    @property
+    def review_url(self) -> str:
+        """The review page that ``docpipe dev`` and ``docpipe demo`` start beside the stack."""
+        return f"http://{LOOPBACK}:{self.config.review_port}"
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -198,6 +206,7 @@ class EmbeddedStack:
             "Temporal UI": (config.temporal_ui_port, "--ui-port"),
             "Kafka broker": (config.kafka_port, "--kafka-port"),
             "S3": (config.s3_port, "--s3-port"),
+            "review page": (config.review_port, "--review-port"),
         }
         if self.codec_url:
             ports["codec server"] = (config.codec_port, "--codec-port")

@@ -25,6 +25,17 @@ from pipeline.pdf.parser_process import (
 )
 
 
+def kill_executor(executor: ProcessPoolExecutor) -> None:
+    """Kill the processes of ``executor`` now (work in flight is abandoned) and reap them."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=5)
+
+
 class ParserSlot:
     """One parser process, as a single-worker executor (the process starts on first use)."""
 
@@ -59,13 +70,7 @@ class ParserSlot:
         return list(getattr(self.executor, "_processes", None) or {})
 
     def kill(self) -> None:
-        processes = list((getattr(self.executor, "_processes", None) or {}).values())
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-        for process in processes:
-            process.join(timeout=5)
+        kill_executor(self.executor)
 
 
 class PageHung(Exception):

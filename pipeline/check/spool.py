@@ -85,19 +85,28 @@ def _classify(exc: ClientError, document: DocumentRef) -> ObjectUnavailableError
     return None
 
 
+def _of_version(document: DocumentRef, request: Callable[..., Any]) -> dict[str, Any]:
+    """``request`` (HEAD or GET) of the exact version.
+
+    Raises:
+        ObjectUnavailableError: the version is gone, was replaced, or may not be read.
+    """
+    try:
+        return dict(request(**_get_kwargs(document)))
+    except ClientError as exc:
+        gone = _classify(exc, document)
+        if gone is None:
+            raise
+        raise gone from exc
+
+
 def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
     """HEAD the exact version.
 
     Raises:
         ObjectUnavailableError: the version is gone, was replaced, or may not be read.
     """
-    try:
-        return dict(s3.head_object(**_get_kwargs(document)))
-    except ClientError as exc:
-        gone = _classify(exc, document)
-        if gone is None:
-            raise
-        raise gone from exc
+    return _of_version(document, s3.head_object)
 
 
 def download(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Path:
@@ -113,13 +122,7 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
     path = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            try:
-                response = s3.get_object(**_get_kwargs(document))
-            except ClientError as exc:
-                gone = _classify(exc, document)
-                if gone is None:
-                    raise
-                raise gone from exc
+            response = _of_version(document, s3.get_object)
             etag = str(response.get("ETag", "")).strip('"')
             if document.etag and not document.version_id and etag != document.etag.strip('"'):
                 raise ObjectChangedError(f"{document.document_id}: ETag is now {etag}")
@@ -130,6 +133,23 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+def read_bytes(s3: S3Client, document: DocumentRef, max_bytes: int) -> bytes:
+    """The exact version's bytes, in memory only (the review page draws its pages).
+
+    Raises:
+        ObjectUnavailableError: the version is gone, was replaced, or may not be read.
+        ValueError: it is larger than ``max_bytes``.
+    """
+    body = _of_version(document, s3.get_object)["Body"]
+    try:
+        data = body.read(max_bytes + 1)
+    finally:
+        body.close()
+    if len(data) > max_bytes:
+        raise ValueError(f"the document is larger than {max_bytes} bytes")
+    return bytes(data)
 
 
 def sweep_stale_spools(directory: str | None = None) -> list[Path]:

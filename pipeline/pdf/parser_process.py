@@ -10,20 +10,17 @@ parsed, since when, and the job the worker wants abandoned.
 from __future__ import annotations
 
 import collections
-import ctypes
 import logging
 import os
-import resource
-import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.pdf.bounds import bind_to_parent, limit_memory
 from pipeline.pdf.document_checks import DocumentFacts, inspect_path, inspect_repaired, needs_repair
 from pipeline.pdf.ocr import OcrEngine, OcrOptions
 from pipeline.pdf.ocr_page import OCR, DocumentRenderer, read_page, unread
@@ -31,7 +28,6 @@ from pipeline.pdf.page_checks import PageResult, check_pages
 from pipeline.pdf.pages import LeanReader
 from pipeline.pdf.repair import repair_copy, repaired_path
 
-_PR_SET_PDEATHSIG = 1
 # Per parser process: the documents being checked, kept open (and their pages indexed)
 # between page ranges; the least recently used beyond _OPEN_READERS is closed.
 _open: collections.OrderedDict[str, LeanReader] = collections.OrderedDict()
@@ -163,30 +159,14 @@ def init_process(
     _log_pages = logs.level <= logging.DEBUG
     _diff_budget_s = limits.inspect_seconds * DIFF_BUDGET_SHARE
     _capture_output(logs)
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    # Ctrl-C reaches the whole process group; the parent decides when children stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if limits.memory_mb:
-        # A bomb that gets past pypdf's limits raises MemoryError here, as a page error,
-        # instead of taking the machine's memory.
-        limit = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    bind_to_parent(parent_pid)
+    # A bomb that gets past pypdf's limits raises MemoryError here, as a page error,
+    # instead of taking the machine's memory.
+    limit_memory(limits.memory_mb)
     from pypdf._configuration import overwrite_configuration
 
     stream_limits: dict[str, Any] = dict.fromkeys(_STREAM_SIZE_LIMITS, limits.max_stream_bytes)
     overwrite_configuration(**stream_limits)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _capture_output(logs: ParserLogging) -> None:

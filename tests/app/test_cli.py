@@ -36,7 +36,7 @@ COMMANDS = (
 SUB_COMMANDS = {
     "dlq": ("list", "replay"),
     "recheck": ("show", "cancel"),
-    "review": ("list", "show", "approve", "reject"),
+    "review": ("list", "show", "approve", "reject", "serve"),
     "temporal": ("setup",),
 }
 

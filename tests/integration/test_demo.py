@@ -35,7 +35,7 @@ def _run_demo(state_dir: Path, ports: list[int]) -> subprocess.CompletedProcess[
 @pytest.mark.slow
 def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
     for run in (1, 2):
-        ports = free_ports(5)
+        ports = free_ports(6)
         result = _run_demo(tmp_path, ports)
         assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
         table = result.stdout
@@ -54,6 +54,8 @@ def test_demo_once_twice_on_the_same_state(tmp_path: Path) -> None:
         assert table.count("report    s3://docpipe-results/") == len(sample_files())
         assert "UI        http://127.0.0.1:" in table
         assert "ERROR" not in table
+        login = f"log in to the review page as dev: http://127.0.0.1:{ports[5]}/login#token="
+        assert login in result.stderr
         # The review verdicts wait for a decision, and count as reported.
         assert table.count("review    awaiting a decision: docpipe review show") == 3
         assert "docpipe review list" in result.stderr

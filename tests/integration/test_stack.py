@@ -45,7 +45,7 @@ def _default_sigint() -> None:
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signals) -> None:
     dev = subprocess.Popen(
-        _dev_command(tmp_path, free_ports(5)),
+        _dev_command(tmp_path, free_ports(6)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -64,6 +64,10 @@ def test_killed_dev_command_leaves_no_orphans(tmp_path: Path, how: signal.Signal
         # Secure by default: a development key, and a codec server for the UI.
         assert any(line.startswith("Codec server  http://127.0.0.1:") for line in output)
         assert (tmp_path / "codec-keyring.json").stat().st_mode & 0o077 == 0
+        # The review page, behind a reviewer token of the stack's own.
+        [review] = [line for line in output if line.startswith("Review page")]
+        assert "(log in as dev: http://127.0.0.1:" in review and "/login#token=" in review
+        assert (tmp_path / "review-tokens").stat().st_mode & 0o077 == 0
         servers = descendants(dev.pid)
         assert len(servers) >= 3
         dev.send_signal(how)
@@ -98,7 +102,7 @@ def test_taken_port_from_the_cli(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        ports = free_ports(5)
+        ports = free_ports(6)
         ports[3] = holder.getsockname()[1]
         result = subprocess.run(
             _dev_command(tmp_path, ports), capture_output=True, text=True, timeout=60

@@ -13,8 +13,8 @@ from infra.settings_env import to_env
 
 
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
-    """``docpipe dev`` or ``docpipe demo`` as a child process, on the given five ports
-    (Temporal, UI, Kafka, S3, codec server)."""
+    """``docpipe dev`` or ``docpipe demo`` as a child process, on the given six ports
+    (Temporal, UI, Kafka, S3, codec server, review page)."""
     return [
         sys.executable,
         "-m",
@@ -32,6 +32,8 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
         str(ports[3]),
         "--codec-port",
         str(ports[4]),
+        "--review-port",
+        str(ports[5]),
     ]
 
 

@@ -144,3 +144,22 @@ def with_slow_page(pages: int, slow_page: int, operators: int = 400_000) -> byte
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def slow_to_draw(lines: int = 300_000) -> bytes:
+    """A page of hundreds of thousands of crossing lines: quick to parse, long to draw."""
+    body = b"0.1 w " + b"0 0 m 595 842 l 595 0 l 0 842 l S " * lines
+    return one_page(stream(body, compress=True))
+
+
+def page_of_size(width_pt: float, height_pt: float, *, user_unit: float = 1.0) -> bytes:
+    """A one-page PDF whose page is ``width_pt`` x ``height_pt`` (times ``user_unit``)."""
+    return build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] /UserUnit %g "
+            b"/Resources << >> /Contents 4 0 R >>" % (width_pt, height_pt, user_unit),
+            4: stream(b"0 0 m 10 10 l S"),
+        }
+    )
