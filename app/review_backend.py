@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from app import review_queue
 from app.command import CommandError
+from app.review_queue import PageToReview
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.check.spool import ObjectUnavailableError, read_bytes
@@ -45,15 +46,6 @@ class WaitingCheck(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PageView:
-    """One page a reviewer should look at: why, and the masked samples found there."""
-
-    page: int
-    reasons: list[str]
-    samples: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
 class CheckView:
     """One check as a reviewer sees it.
 
@@ -66,7 +58,7 @@ class CheckView:
     workflow_id: str
     document: DocumentRef
     reasons: list[str]
-    pages: list[PageView]
+    pages: list[PageToReview]
     document_reasons: list[str] = field(default_factory=list)
     awaiting: bool = True
     outcome: ReviewOutcome | None = None
@@ -126,10 +118,10 @@ class TemporalReviewBackend:
             item = await review_queue.review_item(self._client, self._settings, workflow_id)
         except CommandError as exc:
             raise LookupError(str(exc)) from None
-        pages = [PageView(page=p.page, reasons=p.reasons, samples=p.samples) for p in item.pages]
+        pages = list(item.pages)
         if not pages and item.page_count:
             # Only reasons about the whole document: its first page shows which it is.
-            pages = [PageView(page=1, reasons=item.document_reasons)]
+            pages = [PageToReview(page=1, reasons=item.document_reasons)]
         return CheckView(
             workflow_id=item.workflow_id,
             document=item.document,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from app.review_backend import PageView
+from app.review_queue import PageToReview
 from pipeline.pdf.render import RenderLimits
 from pipeline.review import ReviewAction
 from tests.support.hostile import page_of_size, slow_to_draw
@@ -36,7 +36,7 @@ def review_loop() -> MemoryReviewLoop:
     loop.add(
         "statement.pdf",
         make_pdf(["Cover page", SECRET_TEXT, "Last page"]),
-        [PageView(page=2, reasons=["sensitive data: card number"], samples=[MASKED])],
+        [PageToReview(page=2, reasons=["sensitive data: card number"], samples=[MASKED])],
     )
     return loop
 
@@ -288,8 +288,9 @@ async def test_a_page_to_review_is_served_as_a_png(
 
 async def test_a_page_that_draws_too_long_is_a_503_and_the_page_goes_on_serving() -> None:
     review_loop = MemoryReviewLoop()
-    slow = review_loop.add("slow.pdf", slow_to_draw(), [PageView(page=1, reasons=["blank"])])
-    fine = review_loop.add("fine.pdf", make_pdf(["fine"]), [PageView(page=1, reasons=["blank"])])
+    first_page = [PageToReview(page=1, reasons=["blank"])]
+    slow = review_loop.add("slow.pdf", slow_to_draw(), first_page)
+    fine = review_loop.add("fine.pdf", make_pdf(["fine"]), first_page)
     async with (
         review_page(review_loop, RenderLimits(seconds=2.0)) as url,
         browser_like_session() as client,
@@ -312,7 +313,7 @@ async def test_a_page_beyond_the_pixel_budget_is_refused_with_a_reason() -> None
     sliver = review_loop.add(
         "sliver.pdf",
         page_of_size(10, 14_400, user_unit=1000),
-        [PageView(page=1, reasons=["blank"])],
+        [PageToReview(page=1, reasons=["blank"])],
     )
     async with review_page(review_loop) as url, browser_like_session() as client:
         await log_in(client, url)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import aiohttp
 
 from app.review_auth import ReviewerTokens
-from app.review_backend import CheckView, PageView
-from app.review_queue import ReviewRefusedError
+from app.review_backend import CheckView
+from app.review_queue import PageToReview, ReviewRefusedError
 from app.review_server import ReviewServer, ServeConfig
 from infra.ports import free_ports
 from pipeline.models import DocumentRef
@@ -31,7 +31,7 @@ class MemoryReviewLoop:
     documents: dict[str, bytes] = field(default_factory=dict)
     decisions: list[tuple[str, ReviewDecision]] = field(default_factory=list)
 
-    def add(self, name: str, pdf: bytes, pages: Sequence[PageView]) -> CheckView:
+    def add(self, name: str, pdf: bytes, pages: Sequence[PageToReview]) -> CheckView:
         document = DocumentRef("documents", f"inbox/{name}", etag="e1")
         item = CheckView(
             workflow_id=document.workflow_id,
