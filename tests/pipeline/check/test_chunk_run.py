@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,9 @@ class _GatedPool(PagePool):
         for first in firsts:
             self._released[first].set()
 
+    # Where the log lines go and whether OCR is allowed change nothing here.
     async def check_range(
-        self,
-        path: Path,
-        first: int,
-        last: int,
-        log_extra: Mapping[str, Any] | None = None,
-        *,
-        ocr: bool = True,
+        self, path: Path, first: int, last: int, *_: Any, **__: Any
     ) -> list[dict[str, Any]]:
         self.sent.append((first, last))
         self.checking += 1
