@@ -11,10 +11,21 @@ from pathlib import Path
 from infra.settings import Settings
 from infra.settings_env import to_env
 
+# In the order the ports are given.
+_PORT_OPTIONS = (
+    "--temporal-port",
+    "--ui-port",
+    "--kafka-port",
+    "--s3-port",
+    "--codec-port",
+    "--review-port",
+)
+
 
 def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> list[str]:
     """``docpipe dev`` or ``docpipe demo`` as a child process, on the given six ports
     (Temporal, UI, Kafka, S3, codec server, review page)."""
+    port_flags = zip(_PORT_OPTIONS, ports, strict=True)
     return [
         sys.executable,
         "-m",
@@ -22,18 +33,7 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
         command,
         "--state-dir",
         str(state_dir),
-        "--temporal-port",
-        str(ports[0]),
-        "--ui-port",
-        str(ports[1]),
-        "--kafka-port",
-        str(ports[2]),
-        "--s3-port",
-        str(ports[3]),
-        "--codec-port",
-        str(ports[4]),
-        "--review-port",
-        str(ports[5]),
+        *(arg for option, port in port_flags for arg in (option, str(port))),
     ]
 
 
