@@ -32,7 +32,6 @@ from pipeline.models import (
     CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
-    CheckPlan,
     CheckProgress,
     CheckStep,
     CheckSummary,
@@ -45,6 +44,7 @@ from pipeline.models import (
     PublishResultInput,
 )
 from tests.support.checks import start_check
+from tests.support.inspections import readable_inspection
 from tests.support.polling import async_wait_for
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
@@ -77,13 +77,7 @@ class StandIns:
             raise errors.pop(0)
 
     def _inspection(self) -> InspectResult:
-        return InspectResult(
-            size=100,
-            pdf_version="1.7",
-            page_count=self.page_count,
-            encrypted=False,
-            plan=CheckPlan(chunk_pages=25, heartbeat_timeout_s=30),
-        )
+        return readable_inspection(self.page_count, chunk_pages=25)
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="inspect")

@@ -30,7 +30,6 @@ from pipeline.models import (
     CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
-    CheckPlan,
     CheckSummary,
     DocumentOutcome,
     DocumentRef,
@@ -39,6 +38,7 @@ from pipeline.models import (
     PublishResultInput,
 )
 from tests.support.checks import start_check
+from tests.support.inspections import readable_inspection
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/scan.pdf", version_id="v1")
 CHUNK_PAGES = 25
@@ -57,13 +57,7 @@ class Scan:
     finalized: list[FinalizeInput] = field(default_factory=list)
 
     def _inspection(self) -> InspectResult:
-        return InspectResult(
-            size=100,
-            pdf_version="1.7",
-            page_count=self.page_count,
-            encrypted=False,
-            plan=CheckPlan(chunk_pages=CHUNK_PAGES, heartbeat_timeout_s=30),
-        )
+        return readable_inspection(self.page_count, chunk_pages=CHUNK_PAGES)
 
     def _summary(self) -> CheckSummary:
         return CheckSummary(
