@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
-from temporalio.service import RPCError
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from app.command import Commands, with_temporal
 from app.lookups import (
@@ -28,6 +27,7 @@ from app.lookups import (
     query_progress,
     workflow_status,
 )
+from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.check.decision_writer import decision_key
@@ -39,7 +39,6 @@ from pipeline.models import (
     workflow_id_for,
 )
 from pipeline.reasons import Reason
-from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,8 +80,8 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
             handle = client.get_workflow_handle(name, result_type=CheckSummary)
             summary = await handle.result()
             return ReportLocation(summary.report_bucket, summary.report_key, name)
-        reported = await _awaiting_review(client, name)
-        if reported is not None:
+        reported = await awaiting_review(client.get_workflow_handle(name))
+        if reported is not None and reported.report_key:
             return ReportLocation(reported.report_bucket, reported.report_key, name)
         if status is not None:
             raise ReportNotFoundError(await _not_done(client, name, status))
@@ -92,17 +91,6 @@ async def locate_report(settings: Settings, client: Client | None, name: str) ->
     key = f"{results_prefix_for(name, settings.s3.results_prefix)}/{REPORT_NAME}"
     workflow_id = workflow_id_for(name, hashed=settings.object_keys_hashed)
     return ReportLocation(settings.s3.results_bucket, key, workflow_id)
-
-
-async def _awaiting_review(client: Client, workflow_id: str) -> ReviewStatus | None:
-    """The review state of a running check that is reported and waits for a decision."""
-    try:
-        status: ReviewStatus = await client.get_workflow_handle(workflow_id).query(
-            REVIEW_QUERY, result_type=ReviewStatus
-        )
-    except (RPCError, WorkflowQueryFailedError):
-        return None
-    return status if status.state is ReviewState.AWAITING and status.report_key else None
 
 
 def read_decision(s3: S3Client, location: ReportLocation) -> dict[str, Any] | None:

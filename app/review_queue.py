@@ -346,16 +346,21 @@ async def _decided_before(
     raise ReviewRefusedError(f"{workflow_id} has ended; it does not wait for a decision")
 
 
-async def reported_awaiting_review(client: Client, workflow_id: str) -> CheckSummary | None:
-    """The reported summary of a check that waits for a reviewer's decision, else None."""
+async def awaiting_review(handle: WorkflowHandle[Any, Any]) -> ReviewStatus | None:
+    """A check's ``review`` query answer while it waits for a reviewer's decision; None
+    when it does not wait, or cannot answer yet."""
     try:
-        status = await client.get_workflow_handle(workflow_id).query(
-            REVIEW_QUERY, result_type=ReviewStatus
-        )
+        status: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
     except (RPCError, WorkflowQueryFailedError):
         # No worker has answered yet, or the check is still being checked.
         return None
-    if status.state is not ReviewState.AWAITING:
+    return status if status.state is ReviewState.AWAITING else None
+
+
+async def reported_awaiting_review(client: Client, workflow_id: str) -> CheckSummary | None:
+    """The reported summary of a check that waits for a reviewer's decision, else None."""
+    status = await awaiting_review(client.get_workflow_handle(workflow_id))
+    if status is None:
         return None
     return CheckSummary(
         document_id=status.document_id,

@@ -25,7 +25,6 @@ from temporalio.client import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowQueryFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -37,12 +36,12 @@ from app.lookups import (
     workflow_ids_of,
     workflow_url,
 )
+from app.review_queue import awaiting_review
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
 from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
-from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
 from pipeline.starts import started_request
 
 STATUSES = (
@@ -209,11 +208,8 @@ async def check_status(settings: Settings, client: Client, name: str) -> CheckSt
 async def _with_waiting_review(handle: Any, status: CheckStatus) -> CheckStatus:
     """A running check that is reported and waits for a reviewer: its verdict, report
     and how long it has waited."""
-    try:
-        review: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
-    except (RPCError, WorkflowQueryFailedError):
-        return status
-    if review.state is not ReviewState.AWAITING:
+    review = await awaiting_review(handle)
+    if review is None:
         return status
     overdue = " (OVERDUE)" if review.overdue else ""
     return dataclasses.replace(
