@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from app.lookups import (
     query_progress,
     workflow_status,
 )
+from app.report_pages import page_error_messages, reason_pages
 from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
@@ -147,54 +147,45 @@ def read_report(s3: S3Client, location: ReportLocation) -> dict[str, Any]:
     return report
 
 
+# What ``docpipe report`` says of a page each reason points at (sensitive data and parse
+# errors say more: their counts and messages).
+_PAGE_TEXT: dict[str, str] = {
+    Reason.BLANK_PAGES: "blank",
+    Reason.ROTATED_PAGES: "rotated",
+    Reason.NEEDS_OCR: "needs OCR (images, no text)",
+    Reason.OCR_FAILED: "OCR could not read it",
+    Reason.OCR_LOW_CONFIDENCE: "OCR read it with low confidence",
+    Reason.JAVASCRIPT: "JavaScript action",
+    Reason.LAUNCH_ACTIONS: "Launch action",
+    Reason.EMBEDDED_FILES: "file attachment",
+    Reason.FORMS: "form fields",
+    Reason.EXTERNAL_LINKS: "external links",
+}
+
+
 def _page_issues(report: dict[str, Any]) -> dict[int, list[str]]:
     """Page number -> what is wrong there, for the reasons that decided the verdict."""
-    checks = report["checks"]
     reasons = set(report["verdict"]["reasons"])
+    if Reason.UNREADABLE in reasons:
+        reasons.add(Reason.PAGE_ERRORS)
     issues: dict[int, list[str]] = {}
-
-    def mark(pages: Iterable[int], text: str) -> None:
+    messages = page_error_messages(report)
+    sensitive = {
+        entry["page"]: ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())
+        for entry in report["checks"]["sensitive_data"]["by_page"]
+    }
+    for reason, pages in reason_pages(report).items():
+        if reason not in reasons:
+            continue
         for page in pages:
-            issues.setdefault(int(page), []).append(text)
-
-    if reasons & {Reason.PAGE_ERRORS, Reason.UNREADABLE}:
-        messages = {
-            s["page"]: f"{s['type']}: {s['message']}" for s in checks["page_errors"]["samples"]
-        }
-        for page in checks["page_errors"]["pages"]:
-            mark([page], "cannot be read" + (f" ({messages[page]})" if page in messages else ""))
-    simple = (
-        (Reason.BLANK_PAGES, "blank_pages", "blank"),
-        (Reason.ROTATED_PAGES, "rotated_pages", "rotated"),
-    )
-    for reason, check, text in simple:
-        if reason in reasons:
-            mark(checks[check]["pages"], text)
-    # Reports from before OCR list image-only pages only.
-    ocr = checks.get("ocr") or {"not_read": checks["image_only_pages"]}
-    scans = (
-        (Reason.NEEDS_OCR, "not_read", "needs OCR (images, no text)"),
-        (Reason.OCR_FAILED, "failed", "OCR could not read it"),
-        (Reason.OCR_LOW_CONFIDENCE, "low_confidence", "OCR read it with low confidence"),
-    )
-    for reason, part, text in scans:
-        if reason in reasons and part in ocr:
-            mark(ocr[part]["pages"], text)
-    if Reason.SENSITIVE_DATA in reasons:
-        for entry in checks["sensitive_data"]["by_page"]:
-            counts = ", ".join(f"{kind} {n}" for kind, n in entry["counts"].items())
-            mark([entry["page"]], f"sensitive data: {counts}")
-    nested = (
-        (Reason.JAVASCRIPT, "javascript", "JavaScript action"),
-        (Reason.LAUNCH_ACTIONS, "launch_actions", "Launch action"),
-        (Reason.EMBEDDED_FILES, "embedded_files", "file attachment"),
-        (Reason.FORMS, "forms", "form fields"),
-        (Reason.EXTERNAL_LINKS, "links", "external links"),
-    )
-    for reason, check, text in nested:
-        if reason in reasons:
-            key = "pages_with_external" if check == "links" else "pages"
-            mark(checks[check][key]["pages"], text)
+            if reason == Reason.PAGE_ERRORS:
+                message = messages[page][-1] if page in messages else None
+                text = "cannot be read" + (f" ({message})" if message else "")
+            elif reason == Reason.SENSITIVE_DATA:
+                text = f"sensitive data: {sensitive[page]}"
+            else:
+                text = _PAGE_TEXT[reason]
+            issues.setdefault(page, []).append(text)
     return dict(sorted(issues.items()))
 
 

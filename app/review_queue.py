@@ -25,6 +25,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import CommandError
+from app.report_pages import page_error_messages, reason_pages
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
@@ -55,19 +56,9 @@ __all__ = [
 # Pages a review item lists at most (the report lists at most 1,000 per finding).
 MAX_PAGES_SHOWN = 200
 
+
 # Where the report lists the pages of each review reason; reasons not here concern the
 # document as a whole (repaired, xfa_forms, modified_after_signing).
-_PAGES_OF_REASON = {
-    "blank_pages": ("blank_pages",),
-    "needs_ocr": ("image_only_pages",),
-    "page_errors": ("page_errors",),
-    "sensitive_data": ("sensitive_data",),
-    "embedded_files": ("embedded_files",),
-    "javascript": ("javascript",),
-    "launch_actions": ("launch_actions",),
-}
-
-
 class ReviewRefusedError(CommandError):
     """The check refused the decision, or does not wait for one: the message says why."""
 
@@ -235,23 +226,16 @@ def pages_to_review(
 ) -> tuple[list[PageToReview], list[str]]:
     """The pages each reason lists in the report (with parse errors as samples), and the
     reasons that list none."""
-    checks = report.get("checks") or {}
+    pointed = reason_pages(report)
     by_page: dict[int, list[str]] = {}
     document_reasons = []
     for reason in reasons:
-        listed: list[int] = []
-        for name in _PAGES_OF_REASON.get(reason, ()):
-            found = (checks.get(name) or {}).get("pages") or []
-            # A page list, or a finding's {count, pages} (sensitive data, actions).
-            numbers = found.get("pages", []) if isinstance(found, dict) else found
-            listed += [int(p) for p in numbers]
+        listed = pointed.get(reason, [])
         if not listed:
             document_reasons.append(reason)
         for page in listed:
             by_page.setdefault(page, []).append(reason)
-    errors: dict[int, list[str]] = {}
-    for sample in (checks.get("page_errors") or {}).get("samples", []):
-        errors.setdefault(int(sample["page"]), []).append(f"{sample['type']}: {sample['message']}")
+    errors = page_error_messages(report)
     pages = [
         PageToReview(page=page, reasons=found, samples=errors.get(page, []))
         for page, found in sorted(by_page.items())[:MAX_PAGES_SHOWN]

@@ -91,3 +91,23 @@ def test_the_pages_to_look_at_come_from_the_report_per_reason() -> None:
         (7, ["sensitive_data"], []),
     ]
     assert document_wide == ["repaired"]
+
+
+def test_scanned_pages_ocr_could_not_read_well_are_pages_to_look_at() -> None:
+    report = {
+        "checks": {
+            "ocr": {
+                "failed": {"count": 1, "pages": [3]},
+                "low_confidence": {"count": 1, "pages": [5]},
+                "not_read": {"count": 0, "pages": []},
+            },
+            "rotated_pages": {"count": 1, "pages": [5]},
+        }
+    }
+    reasons = ["ocr_failed", "ocr_low_confidence", "rotated_pages"]
+    pages, document_wide = pages_to_review(report, reasons)
+    assert [(p.page, p.reasons) for p in pages] == [
+        (3, ["ocr_failed"]),
+        (5, ["ocr_low_confidence", "rotated_pages"]),
+    ]
+    assert document_wide == []
