@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,8 @@ class _Body:
         yield self._data
 
 
+# eq=False: a fault is one handler registered with botocore, equal only to itself.
+@dataclass(eq=False)
 class S3Faults:
     """Fails calls of one operation: the first ``count`` (``count=None``: every call),
     only those whose URL names ``key`` when given, and only for ``seconds`` from the first
@@ -32,24 +35,21 @@ class S3Faults:
         code: the S3 error code in the answer, e.g. ``"SlowDown"``.
     """
 
-    def __init__(
-        self,
-        operation: str,
-        *,
-        status: int,
-        code: str = "",
-        count: int | None = None,
-        key: str | None = None,
-        seconds: float | None = None,
-    ) -> None:
-        self.operation = operation
-        self.status = status
-        self.code = code
-        self.remaining = count
-        self.key = key
-        self.seconds = seconds
-        self.until: float | None = None
-        self.injected = 0
+    operation: str
+    _: KW_ONLY
+    status: int
+    code: str = ""
+    count: int | None = None
+    key: str | None = None
+    seconds: float | None = None
+    # What the handler has done so far: calls still to fail (of ``count``), when the
+    # storm ends (``seconds`` after the first failed call), and how many it failed.
+    remaining: int | None = field(init=False)
+    until: float | None = field(init=False, default=None)
+    injected: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.remaining = self.count
 
     def install(self, client: Any) -> S3Faults:
         client.meta.events.register(f"before-send.s3.{self.operation}", self._before_send)
