@@ -113,18 +113,20 @@ def paper_size(width_pt: float, height_pt: float) -> str:
 
 @dataclass
 class _Annotations:
-    by_subtype: dict[str, int] = field(default_factory=dict)
+    """A page's annotation counts, named as the ``PageResult`` fields they become."""
+
+    annotations: dict[str, int] = field(default_factory=dict)
     links: int = 0
     external_links: int = 0
-    hosts: list[str] = field(default_factory=list)
+    link_hosts: list[str] = field(default_factory=list)
     form_widgets: int = 0
     file_attachments: int = 0
-    javascript: int = 0
-    launch: int = 0
+    javascript_actions: int = 0
+    launch_actions: int = 0
 
     def actions(self, kinds: list[str]) -> None:
-        self.javascript += kinds.count("JavaScript")
-        self.launch += kinds.count("Launch")
+        self.javascript_actions += kinds.count("JavaScript")
+        self.launch_actions += kinds.count("Launch")
 
 
 def _uri_host(action: Any) -> str | None:
@@ -151,8 +153,8 @@ def _check_annotations(page: PageObject) -> _Annotations:
         subtype = str(annotation.get("/Subtype", "")).lstrip("/")
         if not _SUBTYPE.match(subtype):
             subtype = "Unknown"
-        if subtype in found.by_subtype or len(found.by_subtype) < _MAX_SUBTYPES_PER_PAGE:
-            found.by_subtype[subtype] = found.by_subtype.get(subtype, 0) + 1
+        if subtype in found.annotations or len(found.annotations) < _MAX_SUBTYPES_PER_PAGE:
+            found.annotations[subtype] = found.annotations.get(subtype, 0) + 1
         action = annotation.get("/A")
         found.actions(action_types(action) + additional_action_types(annotation))
         if subtype == "Link":
@@ -160,13 +162,17 @@ def _check_annotations(page: PageObject) -> _Annotations:
             host = _uri_host(action)
             if host is not None:
                 found.external_links += 1
-                if host not in found.hosts and len(found.hosts) < _MAX_LINK_HOSTS_PER_PAGE:
-                    found.hosts.append(host)
+                if (
+                    host not in found.link_hosts
+                    and len(found.link_hosts) < _MAX_LINK_HOSTS_PER_PAGE
+                ):
+                    found.link_hosts.append(host)
         elif subtype == "Widget":
             found.form_widgets += 1
         elif subtype == "FileAttachment":
             found.file_attachments += 1
-    found.hosts.sort()
+    found.annotations = dict(sorted(found.annotations.items()))
+    found.link_hosts.sort()
     return found
 
 
@@ -176,7 +182,6 @@ def check_page(page: PageObject, number: int) -> PageResult:
     text, image_count = _text_and_images(page)
     text_chars, words = text_counts(text)
     blank = text_chars == 0 and image_count == 0 and _paints_nothing(page)
-    annotations = _check_annotations(page)
     sensitive = find_sensitive(text)
     width, height = round(float(box.width), 2), round(float(box.height), 2)
     return PageResult(
@@ -190,14 +195,7 @@ def check_page(page: PageObject, number: int) -> PageResult:
         rotation=int(page.rotation) % 360,
         blank=blank,
         image_only=text_chars == 0 and image_count > 0,
-        annotations=dict(sorted(annotations.by_subtype.items())),
-        links=annotations.links,
-        external_links=annotations.external_links,
-        link_hosts=annotations.hosts,
-        form_widgets=annotations.form_widgets,
-        file_attachments=annotations.file_attachments,
-        javascript_actions=annotations.javascript,
-        launch_actions=annotations.launch,
+        **vars(_check_annotations(page)),
         sensitive=dict(sorted(sensitive.counts.items())),
         sensitive_samples=dict(sorted(sensitive.samples.items())),
     )
