@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from app import review_web
 from app.command import EXIT_FAILURE, EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import workflow_ids_of
+from app.lookups import add_check_argument, workflow_ids_of
 from app.review_queue import (
     Pacer,
     ReviewItem,
@@ -264,7 +264,7 @@ def add_commands(commands: Commands) -> None:
     listing.add_argument("--limit", type=int, default=100, help="at most this many")
     listing.add_argument("--json", action="store_true", help="print JSON")
     show = below.add("show", "the pages to look at, with reasons and masked samples", _show)
-    show.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
+    add_check_argument(show)
     for action in ReviewAction:
         decide_parser = below.add(
             action.value,
