@@ -6,6 +6,8 @@ metrics (``DOCPIPE_TELEMETRY_METRICS_PORT``). docs/OPERATIONS.md says which to a
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Pages take ~5 ms typically, seconds when hostile, the page timeout at most.
@@ -30,98 +32,87 @@ class PipelineMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         registry = registry if registry is not None else CollectorRegistry()
         self.registry = registry
-        self.pages_checked = Counter(
+        # Every metric of this worker goes to the same registry.
+        counter = functools.partial(Counter, registry=registry)
+        gauge = functools.partial(Gauge, registry=registry)
+        histogram = functools.partial(Histogram, registry=registry)
+        self.pages_checked = counter(
             "docpipe_pages_checked",
             "Pages checked in parser processes (pages checked again after a crash count again).",
-            registry=registry,
         )
-        self.page_check_seconds = Histogram(
+        self.page_check_seconds = histogram(
             "docpipe_page_check_seconds",
             "Wall time per page: a page range's time in the parser pool (waiting for a parser "
             "process included) divided by its pages.",
             buckets=_PAGE_SECONDS_BUCKETS,
-            registry=registry,
         )
-        self.page_errors = Counter(
+        self.page_errors = counter(
             "docpipe_page_errors",
             "Pages that could not be checked, by error type (timeout, crashed, memory, limit, "
             "parse errors).",
             ["error_type"],
-            registry=registry,
         )
-        self.chunk_writes = Counter(
+        self.chunk_writes = counter(
             "docpipe_chunk_writes",
             "Chunk files written to S3; outcome=already_there: a redone chunk found identical; "
             "outcome=kept_first: found stored with other results, which stand.",
             ["outcome"],
-            registry=registry,
         )
-        self.pages_from_store = Counter(
+        self.pages_from_store = counter(
             "docpipe_pages_from_store",
             "Pages of a resumed check taken from chunk files already stored, not parsed again.",
-            registry=registry,
         )
-        self.resumes = Counter(
+        self.resumes = counter(
             "docpipe_check_resumes",
             "Page-checking attempts that resumed from a heartbeat checkpoint.",
-            registry=registry,
         )
-        self.verdicts = Counter(
+        self.verdicts = counter(
             "docpipe_verdicts",
             "Reports written, by verdict (a finalize retried after writing counts again).",
             ["verdict"],
-            registry=registry,
         )
-        self.verdict_reasons = Counter(
+        self.verdict_reasons = counter(
             "docpipe_verdict_reasons",
             "Reasons of the verdicts of written reports (a document may have several).",
             ["verdict", "reason"],
-            registry=registry,
         )
-        self.upload_to_report = Histogram(
+        self.upload_to_report = histogram(
             "docpipe_upload_to_report_seconds",
             "From an upload event's timestamp to its report written (first checks only; "
             "re-checks have no upload).",
             buckets=_REPORT_SECONDS_BUCKETS,
-            registry=registry,
         )
-        self.in_flight = Gauge(
+        self.in_flight = gauge(
             "docpipe_documents_in_flight",
             "Documents this worker is working on right now, by step.",
             ["step"],
-            registry=registry,
         )
         for step in STEPS:
             self.in_flight.labels(step)
-        self.review_decisions = Counter(
+        self.review_decisions = counter(
             "docpipe_review_decisions",
             "Review decisions written to decision.json, by action (approve, reject); "
             "counted once per decision, where it is written.",
             ["action"],
-            registry=registry,
         )
-        self.review_decision_seconds = Histogram(
+        self.review_decision_seconds = histogram(
             "docpipe_review_decision_seconds",
             "From a report written to the reviewer's decision on it.",
             buckets=_DECISION_SECONDS_BUCKETS,
-            registry=registry,
         )
-        self.review_overdue = Counter(
+        self.review_overdue = counter(
             "docpipe_review_overdue",
             "Checks whose review deadline passed (announced overdue on the results topic).",
-            registry=registry,
         )
-        self.review_waiting = Gauge(
+        self.review_waiting = gauge(
             "docpipe_review_waiting",
             "Checks waiting for a review decision, by review reason (a check may have "
             "several); from Temporal visibility, refreshed periodically.",
             ["reason"],
-            registry=registry,
         )
-        self.review_oldest_seconds = Gauge(
+        self.review_oldest_seconds = gauge(
             "docpipe_review_oldest_seconds",
             "How long the oldest check waiting for a review decision has waited (0: none).",
-            registry=registry,
         )
 
     def record_range(self, pages: list[dict[str, object]], seconds: float) -> None:
