@@ -45,20 +45,27 @@ class ReviewStandIns:
 
     Attributes:
         hold_check: when set, ``check_document`` waits for it (a check still checking).
+        held: the documents (IDs) ``hold_check`` holds (None: every document).
         cancelled: the documents (IDs) whose ``check_document`` was cancelled.
     """
 
     wait: ReviewWait | None = field(default_factory=lambda: ReviewWait(reasons=["blank_pages"]))
     hold_check: asyncio.Event | None = None
+    held: set[str] | None = None
     calls: dict[str, list[Any]] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
+
+    def _holds(self, document_id: str) -> bool:
+        if self.hold_check is None or self.hold_check.is_set():
+            return False
+        return self.held is None or document_id in self.held
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="check_document")
         async def check_document(input: CheckDocumentInput) -> DocumentOutcome:
             self.calls.setdefault("check_document", []).append(input)
             try:
-                while self.hold_check is not None and not self.hold_check.is_set():
+                while self._holds(input.document.document_id):
                     activity.heartbeat()
                     await asyncio.sleep(0.05)
             except asyncio.CancelledError:
