@@ -22,7 +22,7 @@ from pipeline.policy import DEFAULT_IGNORE
 from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.commands import docpipe_cli
+from tests.support.commands import docpipe_cli, json_after_header
 from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for, wait_for
@@ -30,13 +30,6 @@ from tests.support.polling import async_wait_for, wait_for
 
 def _docpipe(settings: Settings, *args: str) -> str:
     return docpipe_cli(settings, *args, timeout_s=300)
-
-
-def _json_after_header(output: str) -> dict[str, Any]:
-    """The JSON document ``--wait --json`` prints after its header lines."""
-    start = output.index("\n{") + 1
-    parsed: dict[str, Any] = json.loads(output[start:])
-    return parsed
 
 
 async def _children(client: Client, recheck_id: str) -> Counter[str]:
@@ -100,7 +93,7 @@ async def test_recheck_of_50_documents_under_a_changed_policy(
     selection = f"s3://{plain[0].bucket}/{prefix}/"
     args = ["recheck", "--prefix", selection, "--id", recheck_id, "--rate", "50/s"]
     output = _docpipe(changed, *args, "--page-size", "20", "--wait", "--json")
-    diff = _json_after_header(output)
+    diff = json_after_header(output)
     print(_docpipe(changed, "recheck", "show", recheck_id))
 
     assert diff["documents"] == 50
@@ -133,7 +126,7 @@ async def test_recheck_of_50_documents_under_a_changed_policy(
     assert len(_recheck_reports(settings, prefix, recheck_id)) == 50
 
     # The same re-check again re-checks nothing, and says the same.
-    again = _json_after_header(_docpipe(changed, *args, "--wait", "--json"))
+    again = json_after_header(_docpipe(changed, *args, "--wait", "--json"))
     assert again["outcomes"] == {"already": 50}
     assert again["transitions"] == diff["transitions"]
     assert await _children(client, recheck_id) == children
@@ -212,7 +205,7 @@ async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
 
     await async_wait_for(visible, 30, "visibility to show the four checks")
     by_reason = f"rc-reason-{run}"
-    diff = _json_after_header(
+    diff = json_after_header(
         _docpipe(
             settings,
             *("recheck", "--query", this_test, "--reason", "blank_pages", "--since", "1h"),
@@ -227,7 +220,7 @@ async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
 
     await async_wait_for(rechecks_visible, 30, "visibility to show the re-checks")
     everything = f"rc-all-{run}"
-    diff = _json_after_header(
+    diff = json_after_header(
         _docpipe(settings, "recheck", "--query", this_test, "--id", everything, "--wait", "--json")
     )
     assert diff["documents"] == 4 and diff["outcomes"] == {"rechecked": 4}
