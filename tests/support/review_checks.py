@@ -104,14 +104,14 @@ async def review_status(handle: CheckHandle) -> ReviewStatus:
     return status
 
 
-async def awaiting(handle: CheckHandle) -> ReviewStatus:
-    """The check's ``review`` answer once it waits for a decision."""
+async def awaiting(handle: CheckHandle, seconds: float = 30) -> ReviewStatus:
+    """The check's ``review`` answer once it waits for a decision (within ``seconds``)."""
 
     async def waiting() -> ReviewStatus | None:
         status = await review_status(handle)
         return status if status.state is ReviewState.AWAITING else None
 
-    return await async_wait_for(waiting, 30, what="the check to await review")
+    return await async_wait_for(waiting, seconds, what=f"{handle.id} to await review")
 
 
 def approval(decision_id: str = "d-1", reviewer: str = "ana") -> ReviewDecision:
