@@ -20,7 +20,7 @@ from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
 from infra.clients import s3_client
 from infra.ports import free_ports
-from infra.settings import Settings
+from infra.settings import Settings, intake_lane
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.review import (
@@ -120,7 +120,9 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     settings = reviewing
     run = uuid.uuid4().hex[:8]
     document = _put(settings, f"review-{run}/letter.pdf", ["text", "blank"])
-    handle = await start_check(client, settings, document)
+    # Started as the intake starts it: in its tenant's fair share.
+    lane = intake_lane(settings, document)
+    handle = await start_check(client, settings, document, priority=lane)
     status = await _awaiting(handle)
     assert status.reasons == ["blank_pages"] and status.verdict == "review"
 
@@ -137,6 +139,9 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     (aged,) = await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(0))
     assert aged.workflow_id == handle.id
     assert await waiting_reviews(client, settings, prefix=prefix, tenant="nobody") == []
+    assert lane.fairness_key == f"{document.bucket}/review-{run}"
+    (tenants,) = await waiting_reviews(client, settings, prefix=prefix, tenant=lane.fairness_key)
+    assert tenants.workflow_id == handle.id
     waiting = docpipe_cli(settings, "status", handle.id)
     assert "verdict   review  blank_pages" in waiting
     assert "review    awaiting a decision since" in waiting
