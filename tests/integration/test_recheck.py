@@ -39,7 +39,6 @@ from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for, wait_for
 from tests.support.review_checks import approval, awaiting, review_status
-from tests.support.settings import with_review
 
 
 def _docpipe(settings: Settings, *args: str) -> str:
@@ -267,11 +266,9 @@ async def _closed(client: Client, workflow_id: str) -> Any:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in_turn(
-    settings: Settings, start_component: StartComponent
+    reviewing: Settings, client: Client
 ) -> None:
-    settings = with_review(settings)
-    start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal, settings.codec)
+    settings = reviewing
     prefix = unique_prefix("waits")
     document = upload(settings, f"{prefix}/letter.pdf", make_pdf(["text", "blank"]))
     old = await start_check(client, settings, document)
@@ -313,11 +310,9 @@ async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_those_that_wait(
-    settings: Settings, start_component: StartComponent
+    reviewing: Settings, client: Client
 ) -> None:
-    settings = with_review(settings)
-    start_component(["worker"], settings)
-    client = await temporal_client(settings.temporal, settings.codec)
+    settings = reviewing
     prefix = unique_prefix("cancel-waits")
     run = prefix.rsplit("/", 1)[-1]
     waits = upload(settings, f"{prefix}/a-letter.pdf", make_pdf(["text", "blank"]))

@@ -104,7 +104,7 @@ async def review_status(handle: CheckHandle) -> ReviewStatus:
     return status
 
 
-async def awaiting(handle: CheckHandle, seconds: float = 30) -> ReviewStatus:
+async def awaiting(handle: CheckHandle, seconds: float = 60) -> ReviewStatus:
     """The check's ``review`` answer once it waits for a decision (within ``seconds``)."""
 
     async def waiting() -> ReviewStatus | None:
