@@ -325,7 +325,11 @@ def add_commands(commands: Commands) -> None:
     show = below.add("show", "print a bulk re-check's diff, or its progress while it runs", _show)
     show.add_argument("recheck_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print it as JSON")
-    cancel = below.add("cancel", "cancel a bulk re-check and the re-checks it is running", _cancel)
+    cancel = below.add(
+        "cancel",
+        "cancel a bulk re-check and its re-checks still checking (those that wait for review stay)",
+        _cancel,
+    )
     cancel.add_argument("recheck_id", metavar="ID")
 
 
@@ -421,7 +425,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cancel(args: argparse.Namespace, settings: Settings) -> int:
-    """Stop a bulk re-check and the re-checks it runs."""
+    """Stop a bulk re-check and its re-checks still checking."""
     workflow_id = recheck_run_id(args.recheck_id)
     with_temporal(settings, lambda client: client.get_workflow_handle(workflow_id).cancel())
     print(f"cancel requested: re-check {args.recheck_id}")

@@ -23,6 +23,9 @@ REVIEW_UPDATE = "review_decision"
 REVIEW_QUERY = "review"
 # The signal that tells a waiting check a newer check of its document took over.
 SUPERSEDED_SIGNAL = "superseded"
+# The signal a check started by a bulk re-check sends its parent once it is reported and
+# waits for review: the bulk re-check counts it done without waiting for the decision.
+AWAITS_REVIEW_SIGNAL = "check_awaits_review"
 # Written next to report.json, once; report.json itself never changes.
 DECISION_NAME = "decision.json"
 DECISION_SCHEMA_VERSION = 1
@@ -218,6 +221,14 @@ def parse_duration(text: str) -> float:
 @dataclass(frozen=True, kw_only=True)
 class Superseded:
     """Signal ``superseded``: a newer check of the same document took over."""
+
+    workflow_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwaitsReview:
+    """Signal ``check_awaits_review``: the check ``workflow_id`` (a child of the bulk
+    re-check it is sent to) is reported and waits for a reviewer's decision."""
 
     workflow_id: str
 

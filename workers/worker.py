@@ -154,6 +154,7 @@ def build_workers(
             publisher.publish_review,
             decisions.write_decision,
             rechecks.list_matches,
+            rechecks.supersede_waiting,
             rechecks.compare_page,
             rechecks.write_diff,
         ]

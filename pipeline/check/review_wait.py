@@ -5,7 +5,8 @@ The decision arrives as the Update ``review_decision``; its validator refuses wh
 be decided, and the workflow history is the audit trail of who decided what, when. The
 accepted decision is written to ``decision.json`` and announced on the results topic.
 A newer check of the same document ends the wait (signal ``superseded``), and so may the
-review deadline, as the review policy says.
+review deadline, as the review policy says. A check started by a bulk re-check tells it
+that it waits (signal ``check_awaits_review``): the bulk re-check goes on without it.
 
 Imported by the workflow sandbox through ``pipeline.check.workflow``.
 """
@@ -30,11 +31,13 @@ with workflow.unsafe.imports_passed_through():
         WriteDecisionInput,
     )
     from pipeline.review import (
+        AWAITS_REVIEW_SIGNAL,
         ESCALATE,
         POLICY_REVIEWER,
         REVIEW_QUERY,
         REVIEW_UPDATE,
         SUPERSEDED_SIGNAL,
+        AwaitsReview,
         RejectReason,
         ReviewAction,
         ReviewDecision,
@@ -51,6 +54,9 @@ with workflow.unsafe.imports_passed_through():
 # Checks that wait for a review decision; checks begun before it (histories without this
 # marker) end at their results event.
 REVIEW_WAIT_PATCH = "review-wait"
+# Checks with a parent (a bulk re-check's) tell it when they begin to wait; checks without
+# one, and those begun before this marker, issue the commands they always did.
+TELL_PARENT_PATCH = "review-wait-tells-parent"
 
 
 class ReviewWaitMixin:
@@ -157,6 +163,7 @@ class ReviewWaitMixin:
         workflow.set_current_details(
             f"**Awaiting review** ({', '.join(wait.reasons)}) since {now:%Y-%m-%d %H:%M} UTC"
         )
+        await self._tell_parent_it_waits()
         if not await self._decided_within(wait.deadline_s):
             await self._overdue(request, summary, wait)
         if self._review.state is ReviewState.SUPERSEDED:
@@ -182,6 +189,22 @@ class ReviewWaitMixin:
         return dataclasses.replace(
             summary, decision=outcome, review_state=ReviewState.DECIDED.value
         )
+
+    async def _tell_parent_it_waits(self) -> None:
+        """Tell the bulk re-check that started this check (if one did) that it is reported
+        and waits: the bulk re-check compares its report and goes on without it."""
+        parent = workflow.info().parent
+        if parent is None or not workflow.patched(TELL_PARENT_PATCH):
+            return
+        handle = workflow.get_external_workflow_handle(parent.workflow_id, run_id=parent.run_id)
+        try:
+            await handle.signal(
+                AWAITS_REVIEW_SIGNAL, AwaitsReview(workflow_id=workflow.info().workflow_id)
+            )
+        except ApplicationError:
+            # The bulk re-check ended meanwhile (cancelled, terminated): nobody waits for
+            # the word, and the check waits for its reviewer all the same.
+            workflow.logger.info("the bulk re-check that started this check has ended")
 
     def _review_line(self) -> str:
         """How the review ended, for the check's details in the UI."""

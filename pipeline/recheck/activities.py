@@ -1,4 +1,5 @@
-"""The activities of a bulk re-check: find a page of matching documents, compare the
+"""The activities of a bulk re-check: find a page of matching documents, supersede the
+checks of a document that wait for review once its re-check has started, compare the
 reports of a page's re-checks with their originals, and fold every page into the diff.
 
 S3 calls run in threads (boto3 blocks); each activity heartbeats while it works, so that a
@@ -27,11 +28,14 @@ from pipeline.recheck.models import (
     Match,
     MatchPage,
     PageComparison,
+    SupersededChecks,
+    SupersedeInput,
     WriteDiffInput,
     diff_key,
     outcomes_key,
     recheck_home,
 )
+from pipeline.review_visibility import supersede_waiting
 from pipeline.starts import started_request
 
 if TYPE_CHECKING:
@@ -134,6 +138,16 @@ class RecheckActivities:
             etag=str(head.get("ETag", "")).strip('"') or None,
             size=int(head.get("ContentLength", 0)),
         )
+
+    @activity.defn(name="supersede_waiting")
+    async def supersede_waiting(self, request: SupersedeInput) -> SupersededChecks:
+        """The document's checks that wait for review (its check, its earlier re-checks;
+        never the new re-check) end as superseded by the re-check."""
+        async with Heartbeater():
+            told = await supersede_waiting(
+                self._client, request.check_workflow_id, request.recheck_workflow_id
+            )
+        return SupersededChecks(workflow_ids=told)
 
     @activity.defn(name="compare_page")
     async def compare_page(self, request: ComparePageInput) -> PageComparison:

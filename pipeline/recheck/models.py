@@ -84,7 +84,7 @@ class RecheckSelection:
 class RecheckOutcome(StrEnum):
     """What became of one document in a bulk re-check."""
 
-    # Re-checked by this run, to its report.
+    # Re-checked by this run, to its report (the re-check may wait for review since).
     RECHECKED = "rechecked"
     # Re-checked under this recheck ID before (its re-check's ID ran already).
     ALREADY = "already"
@@ -267,6 +267,22 @@ class ComparePageInput:
     results_bucket: str
     page: int
     outcomes: list[Outcome]
+
+
+@dataclass(frozen=True)
+class SupersedeInput:
+    """Input of ``supersede_waiting``: a document's check, and its re-check that takes
+    over from the checks of the document that wait for review."""
+
+    check_workflow_id: str
+    recheck_workflow_id: str
+
+
+@dataclass(frozen=True)
+class SupersededChecks:
+    """What ``supersede_waiting`` told: the checks that end as superseded."""
+
+    workflow_ids: list[str]
 
 
 @dataclass(frozen=True)

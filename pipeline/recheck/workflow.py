@@ -2,32 +2,42 @@
 
 One page of matches per run: list the page, start each document's re-check (a
 ``DocumentCheckWorkflow`` child, as ``docpipe reprocess`` would start it, at a low
-priority) at most ``rate_per_s`` a second and ``max_concurrent`` at once, wait for them,
-compare their reports with the originals, and continue as new with the next page, so
-that history stays small whatever the number of documents. After the last page the diff
-report is written to S3.
+priority) at most ``rate_per_s`` a second and ``max_concurrent`` at once, wait until they
+are reported, compare their reports with the originals, and continue as new with the next
+page, so that history stays small whatever the number of documents. After the last page
+the diff report is written to S3.
+
+Like a reprocess, a re-check takes over from the checks of its document that wait for
+review (they end as superseded), and waits for a reviewer in turn if its verdict asks
+for one. The bulk re-check does not wait for that: a re-check is reported once it ends or
+tells its parent that it waits (signal ``check_awaits_review``), and outlives the bulk
+re-check (``ParentClosePolicy.ABANDON``). Runs begun before this (histories without the
+``recheck-review`` marker) wait for their re-checks' ends, which never wait for review.
 
 Re-check IDs are deterministic (``<check ID>#recheck-<recheck ID>``) and never reused, so
 a crash, a retry or a second run of the same recheck ID re-checks no document twice.
-Cancelling the workflow cancels the re-checks it is waiting for.
+Cancelling the workflow cancels the re-checks that are still checking; those that wait
+for review stay waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
-from temporalio.workflow import ActivityConfig, ParentClosePolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.workflow import ActivityConfig, ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pipeline.check.workflow import DocumentCheckWorkflow, retry_policy
     from pipeline.labels import static_details
     from pipeline.lanes import fairness_key, lane
-    from pipeline.models import MAX_ATTEMPTS, PROGRESS_QUERY, CheckRequest
+    from pipeline.models import MAX_ATTEMPTS, PROGRESS_QUERY, CheckRequest, CheckSummary
     from pipeline.recheck.activities import RecheckActivities
     from pipeline.recheck.models import (
         RECHECK_WORKFLOW_NAME,
@@ -39,8 +49,15 @@ with workflow.unsafe.imports_passed_through():
         RecheckRequest,
         RecheckResult,
         RecheckTotals,
+        SupersedeInput,
     )
+    from pipeline.review import AWAITS_REVIEW_SIGNAL, AwaitsReview
     from pipeline.starts import check_summary
+
+# Runs begun by this code start re-checks that may wait for review and outlive the bulk
+# re-check, supersede the document's waiting checks, and stop only at a re-check's report;
+# runs begun before (histories without this marker) start and wait as they always did.
+RECHECK_REVIEW_PATCH = "recheck-review"
 
 # The activities heartbeat while they work: a killed worker's is retried within a minute.
 # S3 or Temporal failing: retried as the document check's activities are.
@@ -50,10 +67,16 @@ _RECHECK_ACTIVITY = ActivityConfig(
 )
 # Listing a page reads one history event per match: minutes at most.
 LIST_MATCHES = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(minutes=10))
+# One visibility query and a signal per waiting check of the document: seconds.
+SUPERSEDE_WAITING = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(minutes=2))
 # Reads the reports of one page of matches.
 COMPARE_PAGE = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(minutes=10))
 # Reads every page's rows once.
 WRITE_DIFF = _RECHECK_ACTIVITY | ActivityConfig(start_to_close_timeout=timedelta(hours=1))
+
+
+# How a run starts one document's re-check and waits for it: its outcome.
+_RunChild = Callable[[RecheckRequest, Match], Awaitable[RecheckOutcome]]
 
 
 @workflow.defn(name=RECHECK_WORKFLOW_NAME)
@@ -69,11 +92,13 @@ class RecheckWorkflow:
         # The rate's token bucket: starts allowed now, and when it was last filled.
         self._tokens = 0.0
         self._last_refill: float | None = None
+        # Re-checks that told this run they are reported and wait for review.
+        self._awaiting_review: set[str] = set()
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> RecheckProgress:
         """How far it is: pages listed, documents matched, re-checked (started by this run
-        and finished), already re-checked under this ID before, failed, running now."""
+        and reported), already re-checked under this ID before, failed, running now."""
         return RecheckProgress.of(
             self._totals,
             phase=self._phase,
@@ -81,6 +106,11 @@ class RecheckWorkflow:
             page_done=self._page_done,
             page_size=self._page_size,
         )
+
+    @workflow.signal(name=AWAITS_REVIEW_SIGNAL)
+    def check_awaits_review(self, word: AwaitsReview) -> None:
+        """A re-check this run started is reported and waits for a reviewer."""
+        self._awaiting_review.add(word.workflow_id)
 
     def _enter(self, phase: RecheckPhase) -> None:
         self._phase = phase
@@ -112,7 +142,10 @@ class RecheckWorkflow:
             matched=self._totals.matched + len(page.matches),
         )
         self._enter(RecheckPhase.RECHECKING)
-        outcomes = await self._recheck_all(request, page.matches)
+        if workflow.patched(RECHECK_REVIEW_PATCH):
+            outcomes = await self._recheck_all_to_report(request, page.matches)
+        else:
+            outcomes = await self._recheck_all(request, page.matches, self._run_child, [])
 
         self._enter(RecheckPhase.COMPARING)
         compared = await workflow.execute_activity_method(
@@ -142,13 +175,35 @@ class RecheckWorkflow:
             diff_key=key,
         )
 
-    async def _recheck_all(self, request: RecheckRequest, matches: list[Match]) -> list[Outcome]:
-        """Every match re-checked, in their order, paced and bounded."""
-        rechecks = []
+    async def _recheck_all_to_report(
+        self, request: RecheckRequest, matches: list[Match]
+    ) -> list[Outcome]:
+        """Every match re-checked to its report. Cancelled, the bulk re-check cancels
+        the re-checks still checking (the server leaves them to run: ABANDON) and ends
+        once they have stopped."""
+        rechecks: list[asyncio.Task[Outcome]] = []
+        try:
+            return await self._recheck_all(request, matches, self._run_child_to_report, rechecks)
+        except (asyncio.CancelledError, ActivityError):
+            # Cancelled, or failing for good: no re-check goes on checking unwatched.
+            for recheck in rechecks:
+                recheck.cancel()
+            await asyncio.gather(*rechecks, return_exceptions=True)
+            raise
+
+    async def _recheck_all(
+        self,
+        request: RecheckRequest,
+        matches: list[Match],
+        run_child: _RunChild,
+        rechecks: list[asyncio.Task[Outcome]],
+    ) -> list[Outcome]:
+        """Every match re-checked by ``run_child``, in their order, paced and bounded;
+        ``rechecks`` holds the re-checks started so far."""
         for match in matches:
             await self._pace(request.rate_per_s)
             await workflow.wait_condition(lambda: self._running < request.max_concurrent)
-            rechecks.append(asyncio.create_task(self._recheck(request, match)))
+            rechecks.append(asyncio.create_task(self._recheck(request, match, run_child)))
             # Let the task start its child before the next one is counted.
             await asyncio.sleep(0)
         return list(await asyncio.gather(*rechecks))
@@ -174,11 +229,13 @@ class RecheckWorkflow:
             self._tokens = min(capacity, self._tokens + (now - self._last_refill) * rate_per_s)
         self._last_refill = now
 
-    async def _recheck(self, request: RecheckRequest, match: Match) -> Outcome:
-        """One document's re-check, as a child workflow, to its end."""
+    async def _recheck(
+        self, request: RecheckRequest, match: Match, run_child: _RunChild
+    ) -> Outcome:
+        """One document's re-check, as a child workflow, to its end or its report."""
         self._running += 1
         try:
-            outcome = await self._run_child(request, match)
+            outcome = await run_child(request, match)
         finally:
             self._running -= 1
             self._page_done += 1
@@ -187,22 +244,85 @@ class RecheckWorkflow:
         return Outcome(match=match, outcome=outcome)
 
     async def _run_child(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
-        """Start the document's re-check under its never-reused ID and wait for its end."""
+        """Start the document's re-check under its never-reused ID and wait for its end
+        (runs begun before ``recheck-review``)."""
+        child = await self._start_child(
+            request,
+            match,
+            # The bulk re-check waits for its checks' ends to compare their reports.
+            await_review=False,
+            # Cancelling the bulk re-check cancels the re-checks it started.
+            parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+        )
+        if child is None:
+            return RecheckOutcome.ALREADY
+        try:
+            await child
+        except ChildWorkflowError:
+            return RecheckOutcome.FAILED
+        return RecheckOutcome.RECHECKED
+
+    async def _run_child_to_report(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
+        """Start the document's re-check, let it take over from the document's checks
+        that wait for review, and wait until it is reported: ended, or waiting for a
+        reviewer (which may take days, and outlives the bulk re-check)."""
+        child = await self._start_child(
+            request, match, await_review=True, parent_close_policy=ParentClosePolicy.ABANDON
+        )
+        if child is None:
+            return RecheckOutcome.ALREADY
+
+        def reported() -> bool:
+            return child.done() or child.id in self._awaiting_review
+
+        try:
+            await workflow.execute_activity_method(
+                RecheckActivities.supersede_waiting,
+                SupersedeInput(
+                    check_workflow_id=match.document.check_workflow_id(request.hash_object_key),
+                    recheck_workflow_id=child.id,
+                ),
+                **SUPERSEDE_WAITING,
+            )
+            await workflow.wait_condition(reported)
+        except (asyncio.CancelledError, ActivityError):
+            # Cancelled (or the supersede failed for good): a re-check still checking
+            # stops, and the bulk re-check ends once it has; one that waits stays.
+            if not reported():
+                child.cancel()
+                await asyncio.gather(child, return_exceptions=True)
+            raise
+        if not child.done():
+            return RecheckOutcome.RECHECKED
+        try:
+            await child
+        except ChildWorkflowError:
+            return RecheckOutcome.FAILED
+        return RecheckOutcome.RECHECKED
+
+    async def _start_child(
+        self,
+        request: RecheckRequest,
+        match: Match,
+        *,
+        await_review: bool,
+        parent_close_policy: ParentClosePolicy,
+    ) -> ChildWorkflowHandle[Any, CheckSummary] | None:
+        """Start the document's re-check under its never-reused ID; None: that ID ran."""
         check = CheckRequest(
             document=match.document,
             results_bucket=match.results_bucket,
             results_prefix=match.recheck_prefix(request.recheck_id),
             page_task_queue=request.page_task_queue,
             hash_object_key=request.hash_object_key,
-            # The bulk re-check waits for its checks' ends to compare their reports.
-            await_review=False,
+            await_review=await_review,
         )
         priority = lane(
             request.priority_key,
             fairness_key(match.document, request.fairness_mode, hashed=request.hash_object_key),
         )
         try:
-            child = await workflow.start_child_workflow(
+            return await workflow.start_child_workflow(
                 DocumentCheckWorkflow.run,
                 check,
                 id=match.recheck_workflow_id(request.recheck_id, request.hash_object_key),
@@ -213,13 +333,7 @@ class RecheckWorkflow:
                 static_summary=check_summary(check, f" (re-check {request.recheck_id})", priority),
                 static_details=static_details(check),
                 priority=priority,
-                # Cancelling the bulk re-check cancels the re-checks it started.
-                parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                parent_close_policy=parent_close_policy,
             )
         except WorkflowAlreadyStartedError:
-            return RecheckOutcome.ALREADY
-        try:
-            await child
-        except ChildWorkflowError:
-            return RecheckOutcome.FAILED
-        return RecheckOutcome.RECHECKED
+            return None

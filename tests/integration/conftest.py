@@ -10,7 +10,8 @@ from temporalio.client import Client
 
 from infra.clients import temporal_client
 from infra.settings import PipelineSettings, Settings
-from tests.support.settings import with_pipeline
+from tests.conftest import StartComponent
+from tests.support.settings import with_pipeline, with_review
 
 
 @pytest.fixture
@@ -25,3 +26,11 @@ def default_settings(settings: Settings, tmp_path: Path) -> Settings:
     defaults = dataclasses.asdict(PipelineSettings())
     del defaults["spool_dir"]
     return with_pipeline(settings, tmp_path, **defaults)
+
+
+@pytest.fixture
+def reviewing(settings: Settings, start_component: StartComponent) -> Settings:
+    """This test's settings with review verdicts waiting, and a worker running on them."""
+    reviewing = with_review(settings)
+    start_component(["worker"], reviewing)
+    return reviewing

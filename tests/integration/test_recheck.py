@@ -1,6 +1,8 @@
 """``docpipe recheck`` on the real stack: 50 documents re-checked under a changed policy
 give the right verdict transitions; a SIGKILLed worker loses and doubles nothing; running
-the same recheck ID again re-checks nothing."""
+the same recheck ID again re-checks nothing; a re-check supersedes the document's check
+that waits for review and waits in turn, beyond the bulk re-check's end; a cancel stops
+the re-checks still checking and leaves those that wait."""
 
 from __future__ import annotations
 
@@ -12,31 +14,35 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
+from app.review_queue import decide
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import PolicySettings, Settings
-from pipeline.models import PROGRESS_QUERY, DocumentRef
+from pipeline.models import (
+    PROGRESS_QUERY,
+    CheckProgress,
+    CheckStep,
+    CheckSummary,
+    DocumentRef,
+    recheck_workflow_id,
+)
 from pipeline.policy import DEFAULT_IGNORE
 from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
+from pipeline.review import ReviewState
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.commands import docpipe_cli
+from tests.support.commands import docpipe_cli, json_after_header
 from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for, wait_for
+from tests.support.review_checks import approval, awaiting, review_status
 
 
 def _docpipe(settings: Settings, *args: str) -> str:
     return docpipe_cli(settings, *args, timeout_s=300)
-
-
-def _json_after_header(output: str) -> dict[str, Any]:
-    """The JSON document ``--wait --json`` prints after its header lines."""
-    start = output.index("\n{") + 1
-    parsed: dict[str, Any] = json.loads(output[start:])
-    return parsed
 
 
 async def _children(client: Client, recheck_id: str) -> Counter[str]:
@@ -100,7 +106,7 @@ async def test_recheck_of_50_documents_under_a_changed_policy(
     selection = f"s3://{plain[0].bucket}/{prefix}/"
     args = ["recheck", "--prefix", selection, "--id", recheck_id, "--rate", "50/s"]
     output = _docpipe(changed, *args, "--page-size", "20", "--wait", "--json")
-    diff = _json_after_header(output)
+    diff = json_after_header(output)
     print(_docpipe(changed, "recheck", "show", recheck_id))
 
     assert diff["documents"] == 50
@@ -133,7 +139,7 @@ async def test_recheck_of_50_documents_under_a_changed_policy(
     assert len(_recheck_reports(settings, prefix, recheck_id)) == 50
 
     # The same re-check again re-checks nothing, and says the same.
-    again = _json_after_header(_docpipe(changed, *args, "--wait", "--json"))
+    again = json_after_header(_docpipe(changed, *args, "--wait", "--json"))
     assert again["outcomes"] == {"already": 50}
     assert again["transitions"] == diff["transitions"]
     assert await _children(client, recheck_id) == children
@@ -212,7 +218,7 @@ async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
 
     await async_wait_for(visible, 30, "visibility to show the four checks")
     by_reason = f"rc-reason-{run}"
-    diff = _json_after_header(
+    diff = json_after_header(
         _docpipe(
             settings,
             *("recheck", "--query", this_test, "--reason", "blank_pages", "--since", "1h"),
@@ -227,7 +233,7 @@ async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
 
     await async_wait_for(rechecks_visible, 30, "visibility to show the re-checks")
     everything = f"rc-all-{run}"
-    diff = _json_after_header(
+    diff = json_after_header(
         _docpipe(settings, "recheck", "--query", this_test, "--id", everything, "--wait", "--json")
     )
     assert diff["documents"] == 4 and diff["outcomes"] == {"rechecked": 4}
@@ -255,3 +261,96 @@ async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
 async def _closed(client: Client, workflow_id: str) -> Any:
     description = await client.get_workflow_handle(workflow_id).describe()
     return description if description.close_time else None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in_turn(
+    reviewing: Settings, client: Client
+) -> None:
+    settings = reviewing
+    prefix = unique_prefix("waits")
+    document = upload(settings, f"{prefix}/letter.pdf", make_pdf(["text", "blank"]))
+    old = await start_check(client, settings, document)
+    await awaiting(old, 120)
+
+    # The policy is the same: the re-check's verdict is review too, and it waits.
+    recheck_id = "rc-waits-" + prefix.rsplit("/", 1)[-1]
+    args = ["recheck", "--prefix", f"s3://{document.bucket}/{prefix}/", "--id", recheck_id]
+    diff = json_after_header(_docpipe(settings, *args, "--wait", "--json"))
+    assert diff["documents"] == 1 and diff["outcomes"] == {"rechecked": 1}
+    assert diff["transitions"] == {"review->review": 1}
+    bulk = await client.get_workflow_handle(recheck_run_id(recheck_id)).describe()
+    assert bulk.status == WorkflowExecutionStatus.COMPLETED
+    new_id = recheck_workflow_id(old.id, recheck_id)
+    new = client.get_workflow_handle(new_id, result_type=CheckSummary)
+    assert (await review_status(new)).state is ReviewState.AWAITING
+    superseded = await old.result()
+    assert superseded.review_state == "superseded" and superseded.superseded_by == new_id
+    shown = _docpipe(settings, "recheck", "show", recheck_id)
+    assert "review -> review" in shown and "rechecked 1" in shown
+
+    def listed() -> list[str] | None:
+        rows = json.loads(_docpipe(settings, "review", "list", "--prefix", f"{prefix}/", "--json"))
+        ids = [row["workflow_id"] for row in rows]
+        return ids if ids == [new_id] else None
+
+    # Visibility lags: the old check leaves the queue a moment after it ends.
+    wait_for(listed, 60, "the review queue to list the re-check alone")
+    # The same recheck ID again, while its re-check waits: nothing is re-checked.
+    again = json_after_header(_docpipe(settings, *args, "--wait", "--json"))
+    assert again["outcomes"] == {"already": 1}
+
+    outcome = await decide(client, new_id, approval("d-recheck"))
+    summary = await new.result()
+    assert outcome.final_verdict == "pass"
+    assert summary.review_state == ReviewState.DECIDED and summary.final_verdict == "pass"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_those_that_wait(
+    reviewing: Settings, client: Client
+) -> None:
+    settings = reviewing
+    prefix = unique_prefix("cancel-waits")
+    run = prefix.rsplit("/", 1)[-1]
+    waits = upload(settings, f"{prefix}/a-letter.pdf", make_pdf(["text", "blank"]))
+    # More pages than one chunk: its pages are checked on the page queue.
+    checking = upload(settings, f"{prefix}/b-long.pdf", make_pdf(["text"] * 25))
+    # The bulk re-check sends its page checks to a queue no worker polls: the long
+    # document's re-check is still checking when the cancel comes.
+    temporal = dataclasses.replace(settings.temporal, page_task_queue=f"nobody-{run}")
+    stuck = dataclasses.replace(settings, temporal=temporal)
+    recheck_id = f"rc-cancel-waits-{run}"
+    _docpipe(stuck, "recheck", "--prefix", f"s3://{waits.bucket}/{prefix}/", "--id", recheck_id)
+    waiting = client.get_workflow_handle(
+        recheck_workflow_id(waits.check_workflow_id(False), recheck_id), result_type=CheckSummary
+    )
+    still_checking = client.get_workflow_handle(
+        recheck_workflow_id(checking.check_workflow_id(False), recheck_id)
+    )
+
+    async def checking_pages() -> bool:
+        try:
+            progress = await still_checking.query(PROGRESS_QUERY, result_type=CheckProgress)
+        except RPCError:
+            return False  # not started yet
+        return progress.step is CheckStep.CHECK_PAGES
+
+    await async_wait_for(checking_pages, 120, "the long document's re-check to check pages")
+    await awaiting(waiting, 120)
+    _docpipe(settings, "recheck", "cancel", recheck_id)
+
+    bulk = await async_wait_for(
+        lambda: _closed(client, recheck_run_id(recheck_id)), 120, "the bulk re-check to end"
+    )
+    assert bulk.status == WorkflowExecutionStatus.CANCELED
+    stopped = await still_checking.describe()
+    # Stopped by the bulk re-check before it ended.
+    assert stopped.status == WorkflowExecutionStatus.CANCELED
+    assert stopped.close_time is not None and stopped.close_time <= bulk.close_time
+    assert (await waiting.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert (await review_status(waiting)).state is ReviewState.AWAITING
+    await decide(client, waiting.id, approval("d-after-cancel"))
+    assert (await waiting.result()).final_verdict == "pass"

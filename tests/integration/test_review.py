@@ -20,17 +20,15 @@ from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
 from infra.clients import s3_client
 from infra.ports import free_ports
-from infra.settings import Settings
+from infra.settings import Settings, intake_lane
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.review import (
-    REVIEW_QUERY,
     REVIEW_UPDATE,
     ReviewAction,
     ReviewDecision,
     ReviewOutcome,
     ReviewState,
-    ReviewStatus,
 )
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
@@ -40,6 +38,7 @@ from tests.support.metrics import metric_samples
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.reports import read_topic
+from tests.support.review_checks import awaiting, review_status
 from tests.support.settings import with_review
 
 Handle = WorkflowHandle[Any, CheckSummary]
@@ -50,27 +49,6 @@ def _put(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
     bucket = settings.s3.documents_buckets[0]
     put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
-
-
-@pytest.fixture
-def reviewing(settings: Settings, start_component: StartComponent) -> Settings:
-    """This test's settings with review verdicts waiting, and a worker running on them."""
-    reviewing = with_review(settings)
-    start_component(["worker"], reviewing)
-    return reviewing
-
-
-async def _status(handle: Handle) -> ReviewStatus:
-    status: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
-    return status
-
-
-async def _awaiting(handle: Handle, seconds: float = 60) -> ReviewStatus:
-    async def waiting() -> ReviewStatus | None:
-        status = await _status(handle)
-        return status if status.state is ReviewState.AWAITING else None
-
-    return await async_wait_for(waiting, seconds, f"{handle.id} to await review")
 
 
 def _approval(decision_id: str, reviewer: str = "ana") -> ReviewDecision:
@@ -120,8 +98,10 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     settings = reviewing
     run = uuid.uuid4().hex[:8]
     document = _put(settings, f"review-{run}/letter.pdf", ["text", "blank"])
-    handle = await start_check(client, settings, document)
-    status = await _awaiting(handle)
+    # Started as the intake starts it: in its tenant's fair share.
+    lane = intake_lane(settings, document)
+    handle = await start_check(client, settings, document, priority=lane)
+    status = await awaiting(handle)
     assert status.reasons == ["blank_pages"] and status.verdict == "review"
 
     async def listed() -> list[Any] | None:
@@ -137,6 +117,9 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     (aged,) = await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(0))
     assert aged.workflow_id == handle.id
     assert await waiting_reviews(client, settings, prefix=prefix, tenant="nobody") == []
+    assert lane.fairness_key == f"{document.bucket}/review-{run}"
+    (tenants,) = await waiting_reviews(client, settings, prefix=prefix, tenant=lane.fairness_key)
+    assert tenants.workflow_id == handle.id
     waiting = docpipe_cli(settings, "status", handle.id)
     assert "verdict   review  blank_pages" in waiting
     assert "review    awaiting a decision since" in waiting
@@ -189,7 +172,7 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
     assert "does not wait" in await _refused(client, passing, _approval("d-0"))
 
     handle = await start_check(client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"]))
-    await _awaiting(handle)
+    await awaiting(handle)
     with pytest.raises(WorkflowUpdateFailedError) as unknown:
         await handle.execute_update(
             REVIEW_UPDATE, {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}, id="d-x"
@@ -201,7 +184,7 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
         decision_id="d-2", action=ReviewAction.REJECT, reviewer="ana", reject_reason="other"
     )
     assert "needs a note" in await _refused(client, handle, other)
-    assert (await _status(handle)).state is ReviewState.AWAITING
+    assert (await review_status(handle)).state is ReviewState.AWAITING
     rejected = ReviewDecision(
         decision_id="d-3",
         action=ReviewAction.REJECT,
@@ -223,18 +206,18 @@ async def test_a_reprocess_supersedes_the_waiting_check(
     settings = reviewing
     document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     old = await start_check(client, settings, document)
-    await _awaiting(old)
+    await awaiting(old)
     # --wait returns once the new check is reported and waits for review in turn.
     shown = docpipe_cli(settings, "reprocess", document.document_id, "--wait")
     assert "verdict   review  blank_pages" in shown and "review    awaiting a decision" in shown
     (new_id,) = [line.split()[1] for line in shown.splitlines() if line.startswith("  workflow")]
     summary = await old.result()
     assert summary.review_state == "superseded" and summary.superseded_by == new_id
-    status = await _status(old)
+    status = await review_status(old)
     assert status.state is ReviewState.SUPERSEDED
     assert (await old.describe()).typed_search_attributes.get(sa.STATUS) == sa.SUPERSEDED
     new = client.get_workflow_handle(new_id, result_type=CheckSummary)
-    await _awaiting(new)
+    await awaiting(new)
     assert "superseded" in await _refused(client, old, _approval("d-late"))
 
 
@@ -250,7 +233,7 @@ async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
         for n in range(50)
     ]
     for handle in handles:
-        await _awaiting(handle, 240)
+        await awaiting(handle, 240)
     query = f"{sa.OBJECT_KEY.name} STARTS_WITH 'bulk-{run}/'"
 
     async def all_listed() -> bool:
@@ -283,14 +266,14 @@ async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_to
     start_component(["worker"], escalating)
     run = uuid.uuid4().hex[:8]
     handle = await start_check(client, escalating, _put(escalating, f"dl-{run}/a.pdf", ["blank"]))
-    await _awaiting(handle)
+    await awaiting(handle)
 
     async def overdue() -> bool:
         attributes = (await handle.describe()).typed_search_attributes
         return bool(attributes.get(sa.REVIEW_OVERDUE))
 
     await async_wait_for(overdue, 60, "the check to be marked overdue")
-    status = await _status(handle)
+    status = await review_status(handle)
     assert status.state is ReviewState.AWAITING and status.overdue
     await decide(client, handle.id, _approval("d-late"))
     assert (await handle.result()).final_verdict == "pass"
@@ -320,7 +303,7 @@ async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_si
     handle = await start_check(
         client, settings, _put(settings, f"kill-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     )
-    await _awaiting(handle)
+    await awaiting(handle)
     kill_worker(first)
     start_component(["worker"], settings)
     outcome = await decide(client, handle.id, _approval("d-after-kill"))
@@ -349,7 +332,7 @@ async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
     handle = await start_check(
         client, settings, _put(settings, f"met-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
     )
-    await _awaiting(handle)
+    await awaiting(handle)
     waiting_key = ("docpipe_review_waiting", (("reason", "blank_pages"),))
 
     async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:

@@ -19,9 +19,10 @@ from temporalio.worker import Replayer
 
 from infra.codec import data_converter
 from infra.settings import CodecSettings
+from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import WORKFLOW_NAME, CheckRequest
-from pipeline.recheck.workflow import RecheckWorkflow
+from pipeline.recheck.workflow import RECHECK_REVIEW_PATCH, RecheckWorkflow
 from tests.support.histories import HISTORIES, SCENARIOS, TEST_KEYRING
 
 CURRENT = sorted(HISTORIES.glob("*.json"))
@@ -39,6 +40,29 @@ def _history(path: Path) -> WorkflowHistory:
 
 def test_every_scenario_has_a_recorded_history() -> None:
     assert {path.stem for path in CURRENT} == set(SCENARIOS)
+
+
+def _patches(path: Path) -> set[str]:
+    """The patch IDs a history's markers record."""
+    found = set()
+    for event in _history(path).events:
+        if event.HasField("marker_recorded_event_attributes"):
+            details = event.marker_recorded_event_attributes.details
+            if "patch-data" in details:
+                found.add(json.loads(details["patch-data"].payloads[0].data)["id"])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "patch"),
+    [("bulk_recheck_review", RECHECK_REVIEW_PATCH), ("recheck_review_child", TELL_PARENT_PATCH)],
+)
+def test_the_histories_of_rechecks_that_wait_for_review_took_their_new_branch(
+    name: str, patch: str
+) -> None:
+    assert patch in _patches(HISTORIES / f"{name}.json")
+    # The bulk re-check recorded before them took the old one.
+    assert RECHECK_REVIEW_PATCH not in _patches(HISTORIES / "bulk_recheck.json")
 
 
 def test_the_histories_before_check_document_are_kept() -> None:

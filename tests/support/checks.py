@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.common import Priority
 
 from infra.settings import Settings, check_request
 from pipeline import starts
@@ -24,6 +25,7 @@ async def start_check(
     *,
     workflow_id: str | None = None,
     task_queue: str | None = None,
+    priority: Priority | None = None,
     **request_fields: Any,
 ) -> WorkflowHandle[Any, CheckSummary]:
     """Start a check of ``document`` the way the intake does; its handle.
@@ -33,6 +35,7 @@ async def start_check(
             settings hash keys).
         task_queue: default: the settings' (e.g. a queue no worker polls, to keep the
             check from running).
+        priority: the lane (default: none, as a test's checks need no fair share).
         request_fields: further ``CheckRequest`` fields (``max_attempts``,
             ``results_bucket``, ...).
 
@@ -46,6 +49,7 @@ async def start_check(
         request,
         workflow_id=workflow_id,
         task_queue=task_queue or settings.temporal.task_queue,
+        priority=priority,
     )
     assert started, f"{workflow_id} ran before"
     return client.get_workflow_handle(workflow_id, result_type=CheckSummary)

@@ -3,10 +3,12 @@ command line on ports of the test's choosing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from infra.settings import Settings
 from infra.settings_env import to_env
@@ -50,3 +52,11 @@ def docpipe_cli(settings: Settings, *args: str, timeout_s: float = 60) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def json_after_header(output: str) -> dict[str, Any]:
+    """The JSON document a command prints after its header lines (``recheck --wait
+    --json``)."""
+    start = output.index("\n{") + 1
+    parsed: dict[str, Any] = json.loads(output[start:])
+    return parsed

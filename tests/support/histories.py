@@ -34,8 +34,8 @@ from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import CodecSettings, PipelineSettings, Settings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
-from pipeline.models import CheckSummary, DocumentRef
-from pipeline.recheck.models import RecheckSelection
+from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
+from pipeline.recheck.models import RecheckResult, RecheckSelection
 from pipeline.review import REVIEW_QUERY, ReviewAction, ReviewDecision, ReviewState, ReviewStatus
 from tests.support.checks import start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
@@ -224,23 +224,17 @@ async def bulk_recheck(rec: Recorder) -> WorkflowHandle[Any, Any]:
     return handle
 
 
-async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
-    """A small document with a blank page: reported ``review``, it waits for a reviewer's
-    decision, which approves it (decision.json, the review event)."""
-    assert rec.client is not None
-    rec.worker()
-    bucket = rec.settings.s3.documents_buckets[0]
-    key = f"{rec.name}/separator.pdf"
-    put = s3_client(rec.settings.s3).put_object(
-        Bucket=bucket, Key=key, Body=make_pdf(["text", "blank"])
-    )
-    handle = await rec.start(DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"]))
-
+async def _awaiting_review(handle: WorkflowHandle[Any, CheckSummary]) -> None:
     async def awaiting() -> bool:
         status = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
         return status.state is ReviewState.AWAITING
 
-    await async_wait_for(awaiting, 120, "the check to await review")
+    await async_wait_for(awaiting, 120, f"{handle.id} to await review")
+
+
+async def _approve(rec: Recorder, handle: WorkflowHandle[Any, CheckSummary]) -> None:
+    """A reviewer's approval of the waiting check, once it is taken and the check ends."""
+    assert rec.client is not None
     decision = ReviewDecision(
         decision_id="history-approval",
         action=ReviewAction.APPROVE,
@@ -250,7 +244,65 @@ async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     )
     await decide(rec.client, handle.id, decision)
     await handle.result()
+
+
+async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A small document with a blank page: reported ``review``, it waits for a reviewer's
+    decision, which approves it (decision.json, the review event)."""
+    rec.worker()
+    handle = await rec.start(rec.upload_bytes("separator.pdf", make_pdf(["text", "blank"])))
+    await _awaiting_review(handle)
+    await _approve(rec, handle)
     return handle
+
+
+async def _recheck_of_a_waiting_check(
+    rec: Recorder,
+) -> tuple[WorkflowHandle[Any, RecheckResult], WorkflowHandle[Any, CheckSummary]]:
+    """A check that waits for review, then a bulk re-check of its document under the same
+    policy: the bulk re-check's handle once it has ended, and its re-check's (waiting)."""
+    assert rec.client is not None
+    rec.worker()
+    original = await rec.start(rec.upload_bytes("separator.pdf", make_pdf(["text", "blank"])))
+    await _awaiting_review(original)
+    options = RecheckOptions(
+        recheck_id="rc-history-review",
+        selection=RecheckSelection(
+            bucket=rec.settings.s3.documents_buckets[0], prefix=f"{rec.name}/"
+        ),
+        priority_key=rec.settings.temporal.recheck_priority,
+        rate_per_s=2.0,
+        max_concurrent=2,
+    )
+    bulk, _ = await start_bulk_recheck(
+        rec.settings, rec.client, recheck_request(rec.settings, options)
+    )
+    await bulk.result()
+    # Superseded by the re-check, it ends.
+    await original.result()
+    recheck = rec.client.get_workflow_handle(
+        recheck_workflow_id(original.id, options.recheck_id), result_type=CheckSummary
+    )
+    await _awaiting_review(recheck)
+    return bulk, recheck
+
+
+async def bulk_recheck_review(rec: Recorder) -> WorkflowHandle[Any, Any]:
+    """A bulk re-check of a document whose check waits for review: its re-check
+    supersedes that check, waits for review in turn and says so, and the bulk re-check
+    ends without waiting for the decision (``workflow.patched("recheck-review")``)."""
+    bulk, recheck = await _recheck_of_a_waiting_check(rec)
+    await _approve(rec, recheck)
+    return bulk
+
+
+async def recheck_review_child(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """The re-check of ``bulk_recheck_review``: reported ``review``, it tells its parent
+    that it waits (``workflow.patched("review-wait-tells-parent")``), and a reviewer
+    approves it after the parent has ended."""
+    _, recheck = await _recheck_of_a_waiting_check(rec)
+    await _approve(rec, recheck)
+    return recheck
 
 
 async def ocr_queue(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
@@ -281,6 +333,8 @@ SCENARIOS: dict[str, Scenario] = {
     "encrypted_small_document": small_document,
     "review_approved": review_approved,
     "ocr_queue": ocr_queue,
+    "bulk_recheck_review": bulk_recheck_review,
+    "recheck_review_child": recheck_review_child,
 }
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -18,22 +16,11 @@ from temporalio.worker import Worker
 from infra.settings import S3Settings, Settings, TemporalSettings
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import (
-    CheckDocumentInput,
-    CheckSummary,
-    DocumentOutcome,
-    DocumentRef,
-    PublishResultInput,
-    PublishReviewInput,
-    WriteDecisionInput,
-)
+from pipeline.models import CheckSummary, DocumentRef
 from pipeline.review import (
-    REVIEW_QUERY,
-    REVIEW_UPDATE,
     SUPERSEDED_SIGNAL,
     ReviewAction,
     ReviewDecision,
-    ReviewOutcome,
     ReviewState,
     ReviewStatus,
     ReviewWait,
@@ -41,51 +28,16 @@ from pipeline.review import (
 )
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
+from tests.support.review_checks import (
+    ReviewStandIns,
+    approval,
+    awaiting,
+    decide,
+    review_status,
+)
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@dataclass
-class StandIns:
-    """A small document whose report says ``review`` (blank pages) and waits as
-    ``wait`` says; every call recorded."""
-
-    wait: ReviewWait | None = field(default_factory=lambda: ReviewWait(reasons=["blank_pages"]))
-    hold_check: asyncio.Event | None = None
-    calls: dict[str, list[Any]] = field(default_factory=dict)
-
-    def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="check_document")
-        async def check_document(input: CheckDocumentInput) -> DocumentOutcome:
-            self.calls.setdefault("check_document", []).append(input)
-            if self.hold_check is not None:
-                await self.hold_check.wait()
-            summary = CheckSummary(
-                document_id=input.document.document_id,
-                verdict="review",
-                reasons=["blank_pages"],
-                page_count=2,
-                report_bucket="results",
-                report_key="r/documents/in/review.pdf@v1/report.json",
-                review_wait=self.wait,
-            )
-            return DocumentOutcome(summary=summary, pages_checked=2, published=True)
-
-        @activity.defn(name="publish_result")
-        async def publish_result(input: PublishResultInput) -> None:
-            self.calls.setdefault("publish_result", []).append(input)
-
-        @activity.defn(name="publish_review")
-        async def publish_review(input: PublishReviewInput) -> None:
-            self.calls.setdefault("publish_review", []).append(input)
-
-        @activity.defn(name="write_decision")
-        async def write_decision(input: WriteDecisionInput) -> bool:
-            self.calls.setdefault("write_decision", []).append(input)
-            return True
-
-        return [check_document, publish_result, publish_review, write_decision]
 
 
 @dataclass
@@ -94,7 +46,7 @@ class Check:
     worker: Worker
 
 
-async def _start(env: WorkflowEnvironment, stand_ins: StandIns) -> Check:
+async def _start(env: WorkflowEnvironment, stand_ins: ReviewStandIns) -> Check:
     queue = f"review-{uuid.uuid4()}"
     temporal = TemporalSettings(task_queue=queue, page_task_queue=queue, hash_object_keys=False)
     settings = Settings(temporal=temporal, s3=S3Settings(results_bucket="results"))
@@ -108,59 +60,26 @@ async def _start(env: WorkflowEnvironment, stand_ins: StandIns) -> Check:
     return Check(handle, worker)
 
 
-async def _status(handle: WorkflowHandle[Any, CheckSummary]) -> ReviewStatus:
-    status: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
-    return status
-
-
-async def _awaiting(handle: WorkflowHandle[Any, CheckSummary]) -> ReviewStatus:
-    async def waiting() -> ReviewStatus | None:
-        status = await _status(handle)
-        return status if status.state is ReviewState.AWAITING else None
-
-    return await async_wait_for(waiting, 30, what="the check to await review")
-
-
-def _approve(decision_id: str = "d-1", reviewer: str = "ana") -> ReviewDecision:
-    return ReviewDecision(
-        decision_id=decision_id,
-        action=ReviewAction.APPROVE,
-        reviewer=reviewer,
-        note="looked fine",
-        pages_viewed=[1, 2],
-    )
-
-
-async def _decide(handle: WorkflowHandle[Any, CheckSummary], decision: Any) -> ReviewOutcome:
-    outcome: ReviewOutcome = await handle.execute_update(
-        REVIEW_UPDATE,
-        decision,
-        id=getattr(decision, "decision_id", None),
-        result_type=ReviewOutcome,
-    )
-    return outcome
-
-
 async def _refused(handle: WorkflowHandle[Any, CheckSummary], decision: Any) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await _decide(handle, decision)
+        await decide(handle, decision)
     return str(refused.value.cause)
 
 
 async def test_an_approved_check_ends_pass_with_its_decision_recorded_once(
     env: WorkflowEnvironment,
 ) -> None:
-    stand_ins = StandIns()
+    stand_ins = ReviewStandIns()
     check = await _start(env, stand_ins)
     async with check.worker:
-        status = await _awaiting(check.handle)
+        status = await awaiting(check.handle)
         assert status.reasons == ["blank_pages"] and status.deadline > status.waiting_since
         assert status.report_key.endswith("/report.json")
         described = (await check.handle.describe()).typed_search_attributes
         assert described.get(sa.STATUS) == sa.AWAITING_REVIEW
-        outcome = await _decide(check.handle, _approve())
+        outcome = await decide(check.handle, approval())
         # The same decision again is the same outcome, not a second decision.
-        assert await _decide(check.handle, _approve()) == outcome
+        assert await decide(check.handle, approval()) == outcome
         summary = await check.handle.result()
     assert outcome.final_verdict == "pass" and outcome.decision.reviewer == "ana"
     assert outcome.decision_key == "r/documents/in/review.pdf@v1/decision.json"
@@ -173,7 +92,7 @@ async def test_an_approved_check_ends_pass_with_its_decision_recorded_once(
 
 
 async def test_the_validator_refuses_what_cannot_be_decided(env: WorkflowEnvironment) -> None:
-    stand_ins = StandIns(hold_check=asyncio.Event())
+    stand_ins = ReviewStandIns(hold_check=asyncio.Event())
     check = await _start(env, stand_ins)
     async with check.worker:
 
@@ -181,34 +100,34 @@ async def test_the_validator_refuses_what_cannot_be_decided(env: WorkflowEnviron
             return True if stand_ins.calls.get("check_document") else None
 
         await async_wait_for(checking, 30, what="check_document")
-        assert "does not wait" in await _refused(check.handle, _approve())
+        assert "does not wait" in await _refused(check.handle, approval())
         stand_ins.hold_check.set()  # type: ignore[union-attr]
-        await _awaiting(check.handle)
+        await awaiting(check.handle)
         unknown = {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}
         assert "unknown action 'maybe'" in await _refused(check.handle, unknown)
-        assert (await _status(check.handle)).state is ReviewState.AWAITING
+        assert (await review_status(check.handle)).state is ReviewState.AWAITING
         no_reason = ReviewDecision(decision_id="d-2", action=ReviewAction.REJECT, reviewer="ana")
         assert "needs a reason" in await _refused(check.handle, no_reason)
         other = ReviewDecision(
             decision_id="d-3", action=ReviewAction.REJECT, reviewer="ana", reject_reason="other"
         )
         assert "needs a note" in await _refused(check.handle, other)
-        await _decide(check.handle, _approve("d-4"))
-        second = await _refused(check.handle, _approve("d-5", reviewer="bo"))
+        await decide(check.handle, approval("d-4"))
+        second = await _refused(check.handle, approval("d-5", reviewer="bo"))
         assert "already decided: approve by ana" in second
         summary = await check.handle.result()
     assert summary.decision is not None and summary.decision.decision.decision_id == "d-4"
 
 
 async def test_an_overdue_check_escalates_and_keeps_waiting(env: WorkflowEnvironment) -> None:
-    stand_ins = StandIns(wait=ReviewWait(reasons=["blank_pages"], deadline_s=3600))
+    stand_ins = ReviewStandIns(wait=ReviewWait(reasons=["blank_pages"], deadline_s=3600))
     check = await _start(env, stand_ins)
     async with check.worker:
-        await _awaiting(check.handle)
+        await awaiting(check.handle)
         await env.sleep(3700)
 
         async def overdue() -> ReviewStatus | None:
-            status = await _status(check.handle)
+            status = await review_status(check.handle)
             return status if status.overdue else None
 
         status = await async_wait_for(overdue, 30, what="the check to be overdue")
@@ -217,7 +136,7 @@ async def test_an_overdue_check_escalates_and_keeps_waiting(env: WorkflowEnviron
         assert described.get(sa.REVIEW_OVERDUE) is True
         announced = [call.review for call in stand_ins.calls["publish_review"]]
         assert [(r.state, r.overdue) for r in announced] == [(ReviewState.AWAITING, True)]
-        await _decide(check.handle, _approve())
+        await decide(check.handle, approval())
         summary = await check.handle.result()
     assert summary.final_verdict == "pass"
 
@@ -226,10 +145,10 @@ async def test_an_overdue_check_is_rejected_by_policy_when_it_says_so(
     env: WorkflowEnvironment,
 ) -> None:
     wait = ReviewWait(reasons=["blank_pages"], deadline_s=60, on_deadline="reject")
-    stand_ins = StandIns(wait=wait)
+    stand_ins = ReviewStandIns(wait=wait)
     check = await _start(env, stand_ins)
     async with check.worker:
-        await _awaiting(check.handle)
+        await awaiting(check.handle)
         await env.sleep(120)
         summary = await check.handle.result()
     assert summary.decision is not None and summary.decision.by_policy
@@ -239,13 +158,13 @@ async def test_an_overdue_check_is_rejected_by_policy_when_it_says_so(
 
 
 async def test_a_superseded_check_ends_pointing_to_the_new_one(env: WorkflowEnvironment) -> None:
-    stand_ins = StandIns()
+    stand_ins = ReviewStandIns()
     check = await _start(env, stand_ins)
     async with check.worker:
-        await _awaiting(check.handle)
+        await awaiting(check.handle)
         await check.handle.signal(SUPERSEDED_SIGNAL, Superseded(workflow_id="wf-new"))
         summary = await check.handle.result()
-        status = await _status(check.handle)
+        status = await review_status(check.handle)
     assert summary.review_state == "superseded" and summary.superseded_by == "wf-new"
     assert status.state is ReviewState.SUPERSEDED and status.superseded_by == "wf-new"
     assert "write_decision" not in stand_ins.calls
@@ -254,7 +173,7 @@ async def test_a_superseded_check_ends_pointing_to_the_new_one(env: WorkflowEnvi
 
 
 async def test_a_check_whose_reasons_are_off_ends_at_its_report(env: WorkflowEnvironment) -> None:
-    stand_ins = StandIns(wait=None)
+    stand_ins = ReviewStandIns(wait=None)
     check = await _start(env, stand_ins)
     async with check.worker:
         summary = await check.handle.result()

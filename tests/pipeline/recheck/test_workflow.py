@@ -1,0 +1,224 @@
+"""RecheckWorkflow with re-checks that wait for review, against stand-in activities on the
+time-skipping server: the bulk re-check supersedes the document's waiting checks, counts
+a re-check done at its report, leaves it waiting when it ends, and when cancelled stops
+the re-checks that are still checking, and only those."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import CancelledError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from pipeline.check.workflow import DocumentCheckWorkflow
+from pipeline.models import CheckSummary, DocumentRef
+from pipeline.recheck.models import (
+    ComparePageInput,
+    ListMatchesInput,
+    Match,
+    MatchPage,
+    PageComparison,
+    RecheckOutcome,
+    RecheckRequest,
+    RecheckResult,
+    RecheckSelection,
+    SupersededChecks,
+    SupersedeInput,
+    WriteDiffInput,
+)
+from pipeline.recheck.workflow import RecheckWorkflow
+from pipeline.review import ReviewState
+from tests.support.polling import async_wait_for
+from tests.support.review_checks import (
+    CheckHandle,
+    ReviewStandIns,
+    approval,
+    awaiting,
+    decide,
+    review_status,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def _match(key: str) -> Match:
+    document = DocumentRef(bucket="documents", key=key, version_id="v1")
+    return Match(
+        document=document, results_bucket="results", results_prefix=f"r/{document.document_id}"
+    )
+
+
+@dataclass
+class RecheckStandIns:
+    """The bulk re-check's activities: ``matches`` is the one page; every call recorded."""
+
+    matches: list[Match]
+    calls: dict[str, list[Any]] = field(default_factory=dict)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="list_matches")
+        async def list_matches(input: ListMatchesInput) -> MatchPage:
+            return MatchPage(matches=self.matches, next_cursor=None)
+
+        @activity.defn(name="supersede_waiting")
+        async def supersede_waiting(input: SupersedeInput) -> SupersededChecks:
+            self.calls.setdefault("supersede_waiting", []).append(input)
+            return SupersededChecks(workflow_ids=[input.check_workflow_id])
+
+        @activity.defn(name="compare_page")
+        async def compare_page(input: ComparePageInput) -> PageComparison:
+            self.calls.setdefault("compare_page", []).append(input)
+            return PageComparison(documents=len(input.outcomes), changed=0)
+
+        @activity.defn(name="write_diff")
+        async def write_diff(input: WriteDiffInput) -> str:
+            return "r/_rechecks/diff.json"
+
+        return [list_matches, supersede_waiting, compare_page, write_diff]
+
+
+@dataclass
+class BulkRecheck:
+    recheck_id: str
+    queue: str
+    checks: ReviewStandIns
+    rechecks: RecheckStandIns
+    rate_per_s: float = 5.0
+
+    def worker(self, env: WorkflowEnvironment) -> Worker:
+        return Worker(
+            env.client,
+            task_queue=self.queue,
+            workflows=[RecheckWorkflow, DocumentCheckWorkflow],
+            activities=[*self.checks.activities(), *self.rechecks.activities()],
+            # A cancel reaches an activity with its next heartbeat sent: soon.
+            max_heartbeat_throttle_interval=timedelta(seconds=0.2),
+        )
+
+    async def start(self, env: WorkflowEnvironment) -> WorkflowHandle[Any, RecheckResult]:
+        request = RecheckRequest(
+            recheck_id=self.recheck_id,
+            selection=RecheckSelection(bucket="documents", prefix="in/"),
+            results_bucket="results",
+            results_root="r",
+            page_task_queue=self.queue,
+            rate_per_s=self.rate_per_s,
+        )
+        return await env.client.start_workflow(
+            RecheckWorkflow.run,
+            request,
+            id=f"docpipe-recheck/{self.recheck_id}-{uuid.uuid4().hex[:6]}",
+            task_queue=self.queue,
+        )
+
+    def recheck_of(self, env: WorkflowEnvironment, match: Match) -> CheckHandle:
+        workflow_id = match.recheck_workflow_id(self.recheck_id, hashed=False)
+        return env.client.get_workflow_handle(workflow_id, result_type=CheckSummary)
+
+
+def _bulk(
+    matches: list[Match], checks: ReviewStandIns | None = None, rate_per_s: float = 5.0
+) -> BulkRecheck:
+    run = uuid.uuid4().hex[:8]
+    return BulkRecheck(
+        recheck_id=f"rc-{run}",
+        queue=f"recheck-{run}",
+        checks=checks or ReviewStandIns(),
+        rechecks=RecheckStandIns(matches),
+        rate_per_s=rate_per_s,
+    )
+
+
+async def test_a_bulk_recheck_ends_while_its_recheck_waits_for_review(
+    env: WorkflowEnvironment,
+) -> None:
+    match = _match("in/letter.pdf")
+    bulk = _bulk([match])
+    async with bulk.worker(env):
+        result = await (await bulk.start(env)).result()
+        recheck = bulk.recheck_of(env, match)
+        # The bulk re-check is done; its re-check still waits for a reviewer.
+        assert result.totals.rechecked == 1 and result.totals.failed == 0
+        assert (await review_status(recheck)).state is ReviewState.AWAITING
+        (superseding,) = bulk.rechecks.calls["supersede_waiting"]
+        assert superseding == SupersedeInput(
+            check_workflow_id=match.document.check_workflow_id(False),
+            recheck_workflow_id=recheck.id,
+        )
+        (compared,) = bulk.rechecks.calls["compare_page"]
+        assert [o.outcome for o in compared.outcomes] == [RecheckOutcome.RECHECKED]
+
+        await decide(recheck, approval())
+        summary = await recheck.result()
+        # The same recheck ID again re-checks nothing and supersedes nothing.
+        again = await (await bulk.start(env)).result()
+        assert again.totals.already == 1 and again.totals.rechecked == 0
+        assert len(bulk.rechecks.calls["supersede_waiting"]) == 1
+    assert summary.final_verdict == "pass" and summary.review_state == ReviewState.DECIDED
+
+
+async def test_cancelling_a_bulk_recheck_stops_the_rechecks_still_checking_only(
+    env: WorkflowEnvironment,
+) -> None:
+    waiting, checking = _match("in/waits.pdf"), _match("in/checks.pdf")
+    checks = ReviewStandIns(hold_check=asyncio.Event(), held={checking.document.document_id})
+    bulk = _bulk([waiting, checking], checks)
+    async with bulk.worker(env):
+        handle = await bulk.start(env)
+        waits, still_checking = bulk.recheck_of(env, waiting), bulk.recheck_of(env, checking)
+
+        async def both_checking() -> bool | None:
+            started = {c.document for c in checks.calls.get("check_document", [])}
+            return True if started == {waiting.document, checking.document} else None
+
+        await async_wait_for(both_checking, 30, "both re-checks to check their documents")
+        await awaiting(waits)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as ended:
+            await handle.result()
+        assert isinstance(ended.value.cause, CancelledError)
+
+        stopped = await still_checking.describe()
+        assert stopped.status == WorkflowExecutionStatus.CANCELED
+        assert checks.cancelled == [checking.document.document_id]
+        # The bulk re-check ended once the re-check it cancelled had stopped.
+        parent = await handle.describe()
+        assert stopped.close_time and parent.close_time
+        assert stopped.close_time <= parent.close_time
+        # The one that waits for a reviewer stays waiting.
+        assert (await waits.describe()).status == WorkflowExecutionStatus.RUNNING
+        assert (await review_status(waits)).state is ReviewState.AWAITING
+        await decide(waits, approval())
+        assert (await waits.result()).final_verdict == "pass"
+
+
+async def test_a_bulk_recheck_cancelled_between_two_starts_stops_the_recheck_it_started(
+    env: WorkflowEnvironment,
+) -> None:
+    checking, later = _match("in/first.pdf"), _match("in/later.pdf")
+    checks = ReviewStandIns(hold_check=asyncio.Event())
+    # One start an hour: the second waits for its turn when the cancel comes.
+    bulk = _bulk([checking, later], checks, rate_per_s=1 / 3600)
+    async with bulk.worker(env):
+        handle = await bulk.start(env)
+
+        async def first_checking() -> bool | None:
+            return True if checks.calls.get("check_document") else None
+
+        await async_wait_for(first_checking, 30, "the first re-check to check its document")
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        stopped = await bulk.recheck_of(env, checking).describe()
+    assert stopped.status == WorkflowExecutionStatus.CANCELED
+    assert checks.cancelled == [checking.document.document_id]
+    assert [c.document for c in checks.calls["check_document"]] == [checking.document]

@@ -1,0 +1,136 @@
+"""Checks that wait for review, on the time-skipping server: stand-in activities whose
+report says ``review``, and the queries and decisions the workflow tests send them.
+
+Shared by the tests of the review wait (``tests/pipeline/check/test_review_wait*.py``) and
+of the bulk re-check whose checks wait (``tests/pipeline/recheck``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+
+from pipeline.models import (
+    CheckDocumentInput,
+    CheckSummary,
+    DocumentOutcome,
+    PublishResultInput,
+    PublishReviewInput,
+    WriteDecisionInput,
+)
+from pipeline.review import (
+    REVIEW_QUERY,
+    REVIEW_UPDATE,
+    ReviewAction,
+    ReviewDecision,
+    ReviewOutcome,
+    ReviewState,
+    ReviewStatus,
+    ReviewWait,
+)
+from tests.support.polling import async_wait_for
+
+CheckHandle = WorkflowHandle[Any, CheckSummary]
+
+
+@dataclass
+class ReviewStandIns:
+    """A small document whose report says ``review`` (blank pages) and waits as
+    ``wait`` says; every call recorded.
+
+    Attributes:
+        hold_check: when set, ``check_document`` waits for it (a check still checking).
+        held: the documents (IDs) ``hold_check`` holds (None: every document).
+        cancelled: the documents (IDs) whose ``check_document`` was cancelled.
+    """
+
+    wait: ReviewWait | None = field(default_factory=lambda: ReviewWait(reasons=["blank_pages"]))
+    hold_check: asyncio.Event | None = None
+    held: set[str] | None = None
+    calls: dict[str, list[Any]] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+
+    def _holds(self, document_id: str) -> bool:
+        if self.hold_check is None or self.hold_check.is_set():
+            return False
+        return self.held is None or document_id in self.held
+
+    def activities(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="check_document")
+        async def check_document(input: CheckDocumentInput) -> DocumentOutcome:
+            self.calls.setdefault("check_document", []).append(input)
+            try:
+                while self._holds(input.document.document_id):
+                    activity.heartbeat()
+                    await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                self.cancelled.append(input.document.document_id)
+                raise
+            summary = CheckSummary(
+                document_id=input.document.document_id,
+                verdict="review",
+                reasons=["blank_pages"],
+                page_count=2,
+                report_bucket="results",
+                report_key=f"r/{input.document.document_id}/report.json",
+                review_wait=self.wait,
+            )
+            return DocumentOutcome(summary=summary, pages_checked=2, published=True)
+
+        @activity.defn(name="publish_result")
+        async def publish_result(input: PublishResultInput) -> None:
+            self.calls.setdefault("publish_result", []).append(input)
+
+        @activity.defn(name="publish_review")
+        async def publish_review(input: PublishReviewInput) -> None:
+            self.calls.setdefault("publish_review", []).append(input)
+
+        @activity.defn(name="write_decision")
+        async def write_decision(input: WriteDecisionInput) -> bool:
+            self.calls.setdefault("write_decision", []).append(input)
+            return True
+
+        return [check_document, publish_result, publish_review, write_decision]
+
+
+async def review_status(handle: CheckHandle) -> ReviewStatus:
+    """The check's ``review`` query answer."""
+    status: ReviewStatus = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
+    return status
+
+
+async def awaiting(handle: CheckHandle, seconds: float = 60) -> ReviewStatus:
+    """The check's ``review`` answer once it waits for a decision (within ``seconds``)."""
+
+    async def waiting() -> ReviewStatus | None:
+        status = await review_status(handle)
+        return status if status.state is ReviewState.AWAITING else None
+
+    return await async_wait_for(waiting, seconds, what=f"{handle.id} to await review")
+
+
+def approval(decision_id: str = "d-1", reviewer: str = "ana") -> ReviewDecision:
+    """A reviewer's approval of pages 1 and 2."""
+    return ReviewDecision(
+        decision_id=decision_id,
+        action=ReviewAction.APPROVE,
+        reviewer=reviewer,
+        note="looked fine",
+        pages_viewed=[1, 2],
+    )
+
+
+async def decide(handle: CheckHandle, decision: Any) -> ReviewOutcome:
+    """Send ``decision`` as the check's Update (its decision ID as the Update ID)."""
+    outcome: ReviewOutcome = await handle.execute_update(
+        REVIEW_UPDATE,
+        decision,
+        id=getattr(decision, "decision_id", None),
+        result_type=ReviewOutcome,
+    )
+    return outcome
