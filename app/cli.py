@@ -119,7 +119,3 @@ def _say(failure: CommandError) -> int:
     """Print ``failure`` for the person who ran the command; return its exit code."""
     print(f"docpipe: {failure}", file=sys.stderr)
     return failure.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -125,7 +125,7 @@ def docpipe_process(
     env["PYTHONUNBUFFERED"] = "1"
     return ManagedProcess(
         command[0],
-        [sys.executable, "-m", "app.cli", *command],
+        [sys.executable, "-m", "app", *command],
         log_path=log_path,
         env=env,
     )

@@ -56,7 +56,7 @@ def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     env.update(to_env(settings))
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -70,7 +70,7 @@ async def _check_with_worker(
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app", *args],
         env={**os.environ, **to_env(settings)},
         capture_output=True,
         text=True,

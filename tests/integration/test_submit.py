@@ -129,7 +129,7 @@ def test_submit_facing_an_unreachable_s3_says_so_on_one_line(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     (path,) = _files(tmp_path, 1)
     done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "submit", str(path)],
+        [sys.executable, "-m", "app", "submit", str(path)],
         env={**env, **to_env(unreachable)},
         capture_output=True,
         text=True,

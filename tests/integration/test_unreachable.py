@@ -65,7 +65,7 @@ def test_a_command_says_what_it_cannot_reach_on_one_line(
         sample.write_bytes(b"%PDF-1.4\n")
         command = ["submit", str(sample)]
     done = subprocess.run(
-        [sys.executable, "-m", "app.cli", *command],
+        [sys.executable, "-m", "app", *command],
         env=_env(),
         capture_output=True,
         text=True,
@@ -80,7 +80,7 @@ def test_a_command_says_what_it_cannot_reach_on_one_line(
 def test_a_worker_started_before_temporal_waits_and_says_so(tmp_path: Path) -> None:
     worker = ManagedProcess(
         "worker",
-        [sys.executable, "-m", "app.cli", "worker"],
+        [sys.executable, "-m", "app", "worker"],
         log_path=tmp_path / "worker.log",
         env=_env(),
     )

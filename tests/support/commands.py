@@ -31,7 +31,7 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
     return [
         sys.executable,
         "-m",
-        "app.cli",
+        "app",
         command,
         "--state-dir",
         str(state_dir),
@@ -44,7 +44,7 @@ def docpipe_cli(settings: Settings, *args: str, timeout_s: float = 60) -> str:
     variables); assert it succeeded and return what it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app", *args],
         env={**env, **to_env(settings)},
         capture_output=True,
         text=True,
