@@ -47,6 +47,8 @@ class ReviewStandIns:
         hold_check: when set, ``check_document`` waits for it (a check still checking).
         held: the documents (IDs) ``hold_check`` holds (None: every document).
         cancelled: the documents (IDs) whose ``check_document`` was cancelled.
+        hold_announcement: when set, ``publish_review`` waits for it (a decided check
+            that has not ended yet).
     """
 
     wait: ReviewWait | None = field(default_factory=lambda: ReviewWait(reasons=["blank_pages"]))
@@ -54,6 +56,7 @@ class ReviewStandIns:
     held: set[str] | None = None
     calls: dict[str, list[Any]] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
+    hold_announcement: asyncio.Event | None = None
 
     def _holds(self, document_id: str) -> bool:
         if self.hold_check is None or self.hold_check.is_set():
@@ -89,6 +92,9 @@ class ReviewStandIns:
         @activity.defn(name="publish_review")
         async def publish_review(input: PublishReviewInput) -> None:
             self.calls.setdefault("publish_review", []).append(input)
+            while self.hold_announcement is not None and not self.hold_announcement.is_set():
+                activity.heartbeat()
+                await asyncio.sleep(0.05)
 
         @activity.defn(name="write_decision")
         async def write_decision(input: WriteDecisionInput) -> bool:

@@ -92,7 +92,9 @@ async def test_an_approved_check_ends_pass_with_its_decision_recorded_once(
 
 
 async def test_the_validator_refuses_what_cannot_be_decided(env: WorkflowEnvironment) -> None:
-    stand_ins = ReviewStandIns(hold_check=asyncio.Event())
+    # The decided check is held before it ends, so that a second decision reaches a
+    # running check: sent to one that has ended, it would find no check to refuse it.
+    stand_ins = ReviewStandIns(hold_check=asyncio.Event(), hold_announcement=asyncio.Event())
     check = await _start(env, stand_ins)
     async with check.worker:
 
@@ -115,6 +117,7 @@ async def test_the_validator_refuses_what_cannot_be_decided(env: WorkflowEnviron
         await decide(check.handle, approval("d-4"))
         second = await _refused(check.handle, approval("d-5", reviewer="bo"))
         assert "already decided: approve by ana" in second
+        stand_ins.hold_announcement.set()  # type: ignore[union-attr]
         summary = await check.handle.result()
     assert summary.decision is not None and summary.decision.decision.decision_id == "d-4"
 
