@@ -29,8 +29,9 @@ from app.lookups import (
     workflow_url,
 )
 from app.review_queue import reported_awaiting_review
+from infra.check_requests import check_request, recheck_lane
 from infra.clients import s3_client
-from infra.settings import Settings, check_request, recheck_lane
+from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import (
     RECHECKS_DIR,

@@ -52,9 +52,10 @@ from common import BENCH_BASE, add_state_dir_option
 from pypdf import PageObject, PdfReader, PdfWriter
 
 from app.submit import submit_files
+from infra.check_requests import check_request
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
-from infra.settings import Settings, check_request
+from infra.settings import Settings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.check import chunk_run

@@ -59,9 +59,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from app.submit import upload, upload_event
+from infra.check_requests import check_request
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.processes import stop_all
-from infra.settings import PipelineSettings, Settings, check_request
+from infra.settings import PipelineSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
 from pipeline.pdf.page_checks import check_page

@@ -57,9 +57,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.submit import submit_files, upload, upload_event
+from infra.check_requests import check_request
 from infra.clients import kafka_kwargs, temporal_client
 from infra.processes import ManagedProcess, stop_all
-from infra.settings import CodecSettings, Settings, check_request
+from infra.settings import CodecSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import DocumentRef
 

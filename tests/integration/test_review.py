@@ -18,9 +18,10 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
+from infra.check_requests import intake_lane
 from infra.clients import s3_client
 from infra.ports import free_ports
-from infra.settings import Settings, intake_lane
+from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.review import (

@@ -20,7 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from infra.settings import S3Settings, Settings, TemporalSettings, check_request
+from infra.check_requests import check_request
+from infra.settings import S3Settings, Settings, TemporalSettings
 from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckRequest, CheckSummary, DocumentRef

@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from infra.settings import PipelineSettings, S3Settings, Settings, TemporalSettings, check_request
+from infra.check_requests import check_request
+from infra.settings import PipelineSettings, S3Settings, Settings, TemporalSettings
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import (
