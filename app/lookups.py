@@ -20,12 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import CommandError
 from infra.settings import Settings
-from pipeline.models import (
-    PROGRESS_QUERY,
-    WORKFLOW_ID_PREFIX,
-    split_document_id,
-    workflow_id_for,
-)
+from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
+from pipeline.progress import PROGRESS_QUERY
 
 Progress = TypeVar("Progress")
 

@@ -31,13 +31,8 @@ from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.check.decision_writer import decision_key
-from pipeline.models import (
-    REPORT_NAME,
-    CheckProgress,
-    CheckSummary,
-    results_prefix_for,
-    workflow_id_for,
-)
+from pipeline.models import REPORT_NAME, CheckSummary, results_prefix_for, workflow_id_for
+from pipeline.progress import CheckProgress
 from pipeline.reasons import Reason
 
 if TYPE_CHECKING:

@@ -41,7 +41,8 @@ from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
+from pipeline.models import WORKFLOW_NAME, CheckSummary
+from pipeline.progress import CheckProgress, CheckStep
 from pipeline.starts import started_request
 
 STATUSES = (

@@ -21,15 +21,9 @@ from app.review_queue import decide
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import PolicySettings, Settings
-from pipeline.models import (
-    PROGRESS_QUERY,
-    CheckProgress,
-    CheckStep,
-    CheckSummary,
-    DocumentRef,
-    recheck_workflow_id,
-)
+from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
 from pipeline.policy import DEFAULT_IGNORE
+from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
 from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
 from pipeline.review import ReviewState
 from tests.conftest import StartComponent

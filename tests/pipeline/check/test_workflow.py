@@ -29,12 +29,9 @@ from infra.settings import PipelineSettings, S3Settings, Settings, TemporalSetti
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import (
-    PROGRESS_QUERY,
     CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
-    CheckProgress,
-    CheckStep,
     CheckSummary,
     DocumentOutcome,
     DocumentRef,
@@ -44,6 +41,7 @@ from pipeline.models import (
     PagesProgress,
     PublishResultInput,
 )
+from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
 from tests.support.checks import start_check
 from tests.support.inspections import readable_inspection
 from tests.support.polling import async_wait_for
