@@ -19,6 +19,7 @@ from pipeline.models import (
     CheckDocumentInput,
     CheckSummary,
     DocumentOutcome,
+    DocumentRef,
     PublishResultInput,
     PublishReviewInput,
     WriteDecisionInput,
@@ -36,6 +37,8 @@ from pipeline.review import (
 from tests.support.polling import async_wait_for
 
 CheckHandle = WorkflowHandle[Any, CheckSummary]
+# The document whose check waits for review, in the tests that start one check alone.
+REVIEWED_DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 
 
 @dataclass

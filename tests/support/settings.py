@@ -71,3 +71,16 @@ def production_like() -> Settings:
             chunk_pages=40, heartbeat_timeout_s=12.5, pool_size=4, graceful_shutdown_s=0.5
         ),
     )
+
+
+def one_queue(queue: str, *, ocr_task_queue: str = "") -> Settings:
+    """Settings that run a workflow and its page checks on ``queue`` (scanned pages on
+    ``ocr_task_queue`` when named), keys in clear and results in the bucket ``results``: what
+    the workflow tests on the time-skipping server start their checks with."""
+    temporal = TemporalSettings(
+        task_queue=queue,
+        page_task_queue=queue,
+        ocr_task_queue=ocr_task_queue,
+        hash_object_keys=False,
+    )
+    return Settings(temporal=temporal, s3=S3Settings(results_bucket="results"))
