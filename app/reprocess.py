@@ -21,7 +21,7 @@ from temporalio.client import Client
 from app.command import Commands, with_temporal
 from app.lookups import (
     CheckNotFoundError,
-    add_check_argument,
+    add_check_command,
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
@@ -204,10 +204,9 @@ async def reported(client: Client, workflow_id: str, poll_s: float = 1.0) -> Che
 
 def add_commands(commands: Commands) -> None:
     """``docpipe reprocess``."""
-    reprocess = commands.add(
-        "reprocess", "check a document version again, as a new workflow", _reprocess
+    reprocess = add_check_command(
+        commands, "reprocess", "check a document version again, as a new workflow", _reprocess
     )
-    add_check_argument(reprocess)
     reprocess.add_argument("--wait", action="store_true", help="wait for the verdict")
 
 
