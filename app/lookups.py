@@ -18,14 +18,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from app.command import CommandError
+from app.command import CommandError, Commands, Handler
 from infra.settings import Settings
-from pipeline.models import (
-    PROGRESS_QUERY,
-    WORKFLOW_ID_PREFIX,
-    split_document_id,
-    workflow_id_for,
-)
+from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
+from pipeline.progress import PROGRESS_QUERY
 
 Progress = TypeVar("Progress")
 
@@ -49,9 +45,14 @@ class CheckNotFoundError(CommandError, LookupError):
     """
 
 
-def add_check_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``ID`` of a command about one check: its workflow ID or its document ID."""
+def add_check_command(
+    commands: Commands, name: str, help: str, handler: Handler
+) -> argparse.ArgumentParser:
+    """Add the command ``name`` about one check: it takes the check's ``ID`` (its workflow
+    ID or its document ID) as ``args.check``."""
+    parser = commands.add(name, help, handler)
     parser.add_argument("check", metavar="ID", help="workflow ID or document ID (bucket/key@v)")
+    return parser
 
 
 def looks_like_workflow_id(name: str) -> bool:

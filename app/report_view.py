@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from app.command import Commands, with_temporal
 from app.lookups import (
     CheckNotFoundError,
-    add_check_argument,
+    add_check_command,
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
@@ -31,13 +31,8 @@ from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.check.decision_writer import decision_key
-from pipeline.models import (
-    REPORT_NAME,
-    CheckProgress,
-    CheckSummary,
-    results_prefix_for,
-    workflow_id_for,
-)
+from pipeline.models import REPORT_NAME, CheckSummary, results_prefix_for, workflow_id_for
+from pipeline.progress import CheckProgress
 from pipeline.reasons import Reason
 
 if TYPE_CHECKING:
@@ -333,10 +328,9 @@ def render_report(
 
 def add_commands(commands: Commands) -> None:
     """``docpipe report``."""
-    report = commands.add(
-        "report", "print a check's report: verdict, then pages to look at", _print_report
+    report = add_check_command(
+        commands, "report", "print a check's report: verdict, then pages to look at", _print_report
     )
-    add_check_argument(report)
     report.add_argument("--json", action="store_true", help="print report.json as it is")
 
 

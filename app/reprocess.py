@@ -21,7 +21,7 @@ from temporalio.client import Client
 from app.command import Commands, with_temporal
 from app.lookups import (
     CheckNotFoundError,
-    add_check_argument,
+    add_check_command,
     is_document_id,
     looks_like_workflow_id,
     not_a_check,
@@ -29,8 +29,9 @@ from app.lookups import (
     workflow_url,
 )
 from app.review_queue import reported_awaiting_review
+from infra.check_requests import check_request, recheck_lane
 from infra.clients import s3_client
-from infra.settings import Settings, check_request, recheck_lane
+from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
 from pipeline.models import (
     RECHECKS_DIR,
@@ -203,10 +204,9 @@ async def reported(client: Client, workflow_id: str, poll_s: float = 1.0) -> Che
 
 def add_commands(commands: Commands) -> None:
     """``docpipe reprocess``."""
-    reprocess = commands.add(
-        "reprocess", "check a document version again, as a new workflow", _reprocess
+    reprocess = add_check_command(
+        commands, "reprocess", "check a document version again, as a new workflow", _reprocess
     )
-    add_check_argument(reprocess)
     reprocess.add_argument("--wait", action="store_true", help="wait for the verdict")
 
 

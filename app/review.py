@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 from app import review_web
 from app.command import EXIT_FAILURE, EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import add_check_argument, workflow_ids_of
+from app.lookups import add_check_command, workflow_ids_of
 from app.review_queue import (
     Pacer,
     ReviewItem,
@@ -263,8 +263,7 @@ def add_commands(commands: Commands) -> None:
     listing.add_argument("--age", metavar="T", help="only those waiting at least T (15m, 2h, 7d)")
     listing.add_argument("--limit", type=int, default=100, help="at most this many")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    show = below.add("show", "the pages to look at, with reasons and masked samples", _show)
-    add_check_argument(show)
+    add_check_command(below, "show", "the pages to look at, with reasons and masked samples", _show)
     for action in ReviewAction:
         decide_parser = below.add(
             action.value,

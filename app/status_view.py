@@ -31,7 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
 from app.lookups import (
     CheckNotFoundError,
-    add_check_argument,
+    add_check_command,
     query_progress,
     workflow_ids_of,
     workflow_url,
@@ -41,7 +41,8 @@ from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckProgress, CheckStep, CheckSummary
+from pipeline.models import WORKFLOW_NAME, CheckSummary
+from pipeline.progress import CheckProgress, CheckStep
 from pipeline.starts import started_request
 
 STATUSES = (
@@ -389,10 +390,9 @@ def render_list(rows: Sequence[CheckRow]) -> str:
 
 def add_commands(commands: Commands) -> None:
     """``docpipe status`` and ``docpipe list``."""
-    status = commands.add(
-        "status", "where a check is: live progress, or verdict and report", _print_status
+    status = add_check_command(
+        commands, "status", "where a check is: live progress, or verdict and report", _print_status
     )
-    add_check_argument(status)
     status.add_argument("--json", action="store_true", help="print it as JSON")
     listing = commands.add("list", "list checks by status, bucket, key and start time", _print_list)
     listing.add_argument("--status", choices=STATUSES, help="only checks in this status")

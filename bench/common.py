@@ -1,18 +1,26 @@
-"""What the benchmarks share: the docpipe processes they run, and the CPU seconds and
-memory of processes, read from /proc (Linux)."""
+"""What the benchmarks share: the stack and the docpipe processes they run, the CPU
+seconds and memory of processes, read from /proc (Linux), and how they print their figures."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from infra.processes import ManagedProcess, docpipe_process
 from infra.settings import ReviewSettings, Settings
 from infra.settings_env import to_env
+from infra.stack import EmbeddedStack, StackConfig
+
+T = TypeVar("T")
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The benchmarks time checks to their report: a review verdict ends there, as it did before
@@ -131,3 +139,30 @@ class RssSampler:
         if self.enabled:
             self._stop.set()
             self._thread.join()
+
+
+def print_figures(figures: Mapping[str, Any], *summary: str) -> None:
+    """Print what a run measured: ``summary``, a line each for people, after a blank line,
+    then every figure as one JSON line, the last, for scripts that compare runs."""
+    print()
+    for line in summary:
+        print(line)
+    print(json.dumps(figures))
+
+
+def run_in_work_dir(measure: Callable[[Path], Coroutine[Any, Any, T]]) -> T:
+    """Run ``measure(work)`` to its end in an event loop of its own, ``work`` a temporary
+    directory (its documents, logs) that is removed after."""
+    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
+        return asyncio.run(measure(Path(work)))
+
+
+@contextmanager
+def bench_stack(state_dir: str | None) -> Iterator[EmbeddedStack]:
+    """An embedded stack on free ports with the benchmarks' settings, its state in a
+    temporary directory below ``state_dir`` (``add_state_dir_option``)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
+        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
+    ):
+        yield stack

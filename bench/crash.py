@@ -40,7 +40,6 @@ import re
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,15 +47,15 @@ from typing import Any
 # Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import BENCH_BASE, add_state_dir_option
+from common import add_state_dir_option, bench_stack, print_figures, run_in_work_dir
 from pypdf import PageObject, PdfReader, PdfWriter
 
 from app.submit import submit_files
+from infra.check_requests import check_request
 from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
-from infra.settings import Settings, check_request
+from infra.settings import Settings
 from infra.settings_env import to_env
-from infra.stack import EmbeddedStack, StackConfig
 from pipeline.check import chunk_run
 from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
@@ -177,10 +176,7 @@ async def run(
     figures: dict[str, Any] = {"pages": pages, "kills": KILLS, "seed": seed, "scanned": scanned}
     # How long to wait for a step: a chunk of scans is a minute of CPU, one of text 0.1 s.
     patience = 1800 if scanned else 300
-    with (
-        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
-    ):
+    with bench_stack(state_dir) as stack:
         settings = stack.settings()
         if chunk_pages:
             pipeline = dataclasses.replace(settings.pipeline, chunk_pages=chunk_pages)
@@ -303,31 +299,27 @@ def main() -> None:
     )
     add_state_dir_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        pages = args.pages or (SCANNED_PAGES if args.scanned else PAGES)
-        figures = asyncio.run(
-            run(
-                Path(work),
-                args.state_dir,
-                args.seed,
-                pages,
-                scanned=args.scanned,
-                chunk_pages=args.chunk_pages,
-            )
+    pages = args.pages or (SCANNED_PAGES if args.scanned else PAGES)
+    figures = run_in_work_dir(
+        lambda work: run(
+            work,
+            args.state_dir,
+            args.seed,
+            pages,
+            scanned=args.scanned,
+            chunk_pages=args.chunk_pages,
         )
-    print()
-    print(
+    )
+    print_figures(
+        figures,
         f"redo: {figures['pages_redone']} of {figures['pages']} pages checked again -> redo_ratio "
         f"{figures['redo_ratio']} (target <= 0.05); pages of chunks sent again: "
-        f"resent_ratio {figures['resent_ratio']}"
-    )
-    print(
+        f"resent_ratio {figures['resent_ratio']}",
         f"resume: {figures['resume_s']} s median from a kill to the next attempt's first "
         f"stored chunk {figures['resume_runs_s']} (heartbeat timeout "
-        f"{figures['heartbeat_timeout_s']:g} s)"
+        f"{figures['heartbeat_timeout_s']:g} s)",
+        f"orphans: {figures['orphans']}; every page exactly once: {figures['pages_once']}",
     )
-    print(f"orphans: {figures['orphans']}; every page exactly once: {figures['pages_once']}")
-    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from app.submit import upload_event
 from consumers.handling import start_upload_check
 from consumers.intake import UploadIntake
+from infra.check_requests import check_request
 from infra.clients import s3_client, temporal_client
-from infra.settings import KafkaSettings, Settings, check_request
+from infra.settings import KafkaSettings, Settings
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import WORKFLOW_NAME, DocumentRef
 

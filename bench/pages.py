@@ -31,12 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,11 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
 from common import (
-    BENCH_BASE,
     RssSampler,
     add_state_dir_option,
+    bench_stack,
     cpu_per_unit_ms,
     cpu_snapshot,
+    print_figures,
+    run_in_work_dir,
     start_worker_and_consumer,
 )
 from histories import CheckTimes, check_times, percentile, phase_medians
@@ -59,10 +59,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from app.submit import upload, upload_event
+from infra.check_requests import check_request
 from infra.clients import kafka_kwargs, s3_client, temporal_client
 from infra.processes import stop_all
-from infra.settings import PipelineSettings, Settings, check_request
-from infra.stack import EmbeddedStack, StackConfig
+from infra.settings import PipelineSettings, Settings
 from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
 from pipeline.pdf.page_checks import check_page
 from tests.support.pdfs import make_large_pdf
@@ -204,10 +204,7 @@ async def run(
     splits: list[float] = []
     cpu_runs: list[dict[str, float]] = []
 
-    with (
-        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
-    ):
+    with bench_stack(state_dir) as stack:
         settings = stack.settings()
         if chunk_pages:
             settings = dataclasses.replace(
@@ -325,45 +322,35 @@ def main() -> None:
     )
     add_state_dir_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(
-            run(
-                args.pages,
-                args.small,
-                args.large,
-                args.runs,
-                Path(work),
-                args.state_dir,
-                args.chunk_pages,
-            )
+    figures = run_in_work_dir(
+        lambda work: run(
+            args.pages,
+            args.small,
+            args.large,
+            args.runs,
+            work,
+            args.state_dir,
+            args.chunk_pages,
         )
-    print()
-    print(
+    )
+    print_figures(
+        figures,
         f"pages/s: docpipe {figures['docpipe_pages_per_s']} vs baseline "
         f"{figures['baseline_pages_per_s']} (medians) -> ratio {figures['pages_ratio']} "
-        f"(median of pairs {figures['pages_ratio_runs']})"
-    )
-    print(
+        f"(median of pairs {figures['pages_ratio_runs']})",
         f"parallel efficiency: docpipe vs the perfect split ({figures['parser_processes']} "
         f"plain loops side by side, {figures['split_pages_per_s']} pages/s, "
         f"{figures['split_ratio']}x one loop) -> {figures['parallel_efficiency']} "
-        f"(median of {figures['parallel_efficiency_runs']}; target >= 0.9)"
-    )
-    print(
+        f"(median of {figures['parallel_efficiency_runs']}; target >= 0.9)",
         f"CPU ms per 1,000 pages: {figures['cpu_ms_per_1000_pages']}; fixed cost of a check "
-        f"{figures['fixed_cost_s']} s = {100 * figures['fixed_cost_share']:.1f}% of the run"
-    )
-    print(
+        f"{figures['fixed_cost_s']} s = {100 * figures['fixed_cost_share']:.1f}% of the run",
         f"heartbeat latency p50 {figures['heartbeat_p50_ms']} ms, "
-        f"p99 {figures['heartbeat_p99_ms']} ms"
-    )
-    print(
+        f"p99 {figures['heartbeat_p99_ms']} ms",
         f"peak RSS {figures['small_peak_rss_mb']} MB ({args.small} pages) vs "
         f"{figures['large_peak_rss_mb']} MB ({args.large} pages) -> ratio "
         f"{figures['rss_ratio']} (target <= 1.25); history events "
-        f"{figures['small_history_events']} vs {figures['large_history_events']}"
+        f"{figures['small_history_events']} vs {figures['large_history_events']}",
     )
-    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -38,11 +38,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,17 +48,24 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from common import BENCH_BASE, cpu_per_unit_ms, cpu_snapshot, start_worker_and_consumer
+from common import (
+    bench_stack,
+    cpu_per_unit_ms,
+    cpu_snapshot,
+    print_figures,
+    run_in_work_dir,
+    start_worker_and_consumer,
+)
 from floor import FLOOR_QUEUE, floor_worker
 from histories import activity_count, latency_figures, report_time
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.submit import submit_files, upload, upload_event
+from infra.check_requests import check_request
 from infra.clients import kafka_kwargs, temporal_client
 from infra.processes import ManagedProcess, stop_all
-from infra.settings import CodecSettings, Settings, check_request
-from infra.stack import EmbeddedStack, StackConfig
+from infra.settings import CodecSettings, Settings
 from pipeline.models import DocumentRef
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"
@@ -238,10 +243,7 @@ async def run(
     files = small_corpus_files()
     print(f"{len(files)} small corpus files, cycled to {documents} documents", flush=True)
     figures: dict[str, Any] = {"documents": documents, "cpus": os.cpu_count(), "rounds": []}
-    with (
-        tempfile.TemporaryDirectory(prefix="docpipe-bench-stack-", dir=state_dir) as state,
-        EmbeddedStack(StackConfig.on_free_ports(Path(state)), BENCH_BASE) as stack,
-    ):
+    with bench_stack(state_dir) as stack:
         settings = stack.settings()
         client = await temporal_client(settings.temporal, settings.codec)
         clear = _in_clear(settings)
@@ -399,37 +401,31 @@ def main() -> None:
     if args.floor_worker:
         asyncio.run(floor_worker(args.floor_worker))
         return
-    with tempfile.TemporaryDirectory(prefix="docpipe-bench-") as work:
-        figures = asyncio.run(
-            run(
-                args.documents,
-                args.rounds,
-                args.submit,
-                args.floor_activities,
-                Path(work),
-                args.state_dir,
-            )
+    figures = run_in_work_dir(
+        lambda work: run(
+            args.documents,
+            args.rounds,
+            args.submit,
+            args.floor_activities,
+            work,
+            args.state_dir,
         )
-    print()
-    print(
+    )
+    print_figures(
+        figures,
         f"documents/s: docpipe {figures['docpipe_documents_per_s']} vs floor "
         f"{figures['floor_documents_per_s']} ({figures['floor_activities']} no-op activities) "
         f"-> small_ratio {figures['small_ratio']} (target >= 0.8); against "
         f"{figures['same_shape_floor_activities']} no-op activities (docpipe's own shape): "
-        f"{figures['same_shape_floor_documents_per_s']} -> {figures['same_shape_ratio']}"
-    )
-    print(
+        f"{figures['same_shape_floor_documents_per_s']} -> {figures['same_shape_ratio']}",
         f"event to report: p50 {figures['docpipe_p50_s']} s, p95 {figures['docpipe_p95_s']} s; "
-        f"CPU ms per document: {figures['docpipe_cpu_ms_per_document']}"
-    )
-    print(
+        f"CPU ms per document: {figures['docpipe_cpu_ms_per_document']}",
         f"encryption: {figures['docpipe_documents_per_s']} documents/s encrypted vs "
         f"{figures['docpipe_clear_documents_per_s']} in clear -> codec_cost_ratio "
         f"{figures['codec_cost_ratio']} (target >= 0.95); worker CPU ms per document "
         f"{figures['docpipe_cpu_ms_per_document']['worker']} vs "
-        f"{figures['docpipe_clear_cpu_ms_per_document']['worker']}"
+        f"{figures['docpipe_clear_cpu_ms_per_document']['worker']}",
     )
-    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ from consumers.events import Rejected, Upload, parse_upload_event
 from consumers.metrics import IntakeCounters, IntakeMetrics
 from consumers.retry import Retries, classify_dead_letter, classify_head, classify_start
 from consumers.tracing import upload_event_span
-from infra.settings import Settings, check_request, intake_lane
+from infra.check_requests import check_request, intake_lane
+from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3
 from pipeline.lanes import event_field
 from pipeline.models import DocumentRef

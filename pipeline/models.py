@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from pipeline.facts import DocumentFeatures
@@ -31,9 +30,6 @@ RECHECKS_DIR = "rechecks"
 # Attempts per activity when infrastructure fails (S3 5xx, a lost worker), unless a check
 # asks for others.
 MAX_ATTEMPTS = 20
-# The query every docpipe workflow answers with how far it is (``CheckProgress``,
-# ``RecheckProgress``).
-PROGRESS_QUERY = "progress"
 
 
 def page_queue_for(task_queue: str) -> str:
@@ -415,37 +411,3 @@ class WriteDecisionInput:
     """Input of ``write_decision``: the accepted decision (its bucket and key in it)."""
 
     outcome: ReviewOutcome
-
-
-class CheckStep(StrEnum):
-    """Where a check is: the step its ``progress`` query names, and the one a failure names.
-
-    The values are the activities' names (``starting`` and ``done`` aside).
-    """
-
-    STARTING = "starting"
-    CHECK_DOCUMENT = "check_document"
-    # Checks begun before check_document inspect first.
-    INSPECT = "inspect"
-    CHECK_PAGES = "check_pages"
-    FINALIZE = "finalize"
-    PUBLISH_RESULT = "publish_result"
-    # Waiting for a reviewer's decision, then recording and announcing it.
-    AWAIT_REVIEW = "await_review"
-    DONE = "done"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckProgress:
-    """What ``DocumentCheckWorkflow`` answers to the ``progress`` query.
-
-    The field names are the query's JSON: clients of every version read them, so they stay.
-    """
-
-    step: CheckStep
-    page_count: int = 0
-    # While pages are checked, this moves with the attempt's ``pages_progress`` signals.
-    pages_checked: int = 0
-    # The page-checking attempt, and the page it started at (past 1 when it resumed).
-    attempt: int = 0
-    resumed_from_page: int = 0

@@ -24,14 +24,11 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.check.activities import DocumentActivities
     from pipeline.check.publish import OUTLAST_OUTAGES, ResultPublisher
     from pipeline.models import (
-        PROGRESS_QUERY,
         WORKFLOW_NAME,
         CheckDocumentInput,
         CheckPagesInput,
         CheckPagesResult,
-        CheckProgress,
         CheckRequest,
-        CheckStep,
         CheckSummary,
         InspectInput,
         InspectResult,
@@ -39,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PublishResultInput,
         page_queue_for,
     )
+    from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
     from pipeline.reasons import Reason
 
 from pipeline.check.review_wait import REVIEW_WAIT_PATCH, ReviewWaitMixin

@@ -37,7 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.check.workflow import DocumentCheckWorkflow, retry_policy
     from pipeline.labels import static_details
     from pipeline.lanes import fairness_key, lane
-    from pipeline.models import MAX_ATTEMPTS, PROGRESS_QUERY, CheckRequest, CheckSummary
+    from pipeline.models import MAX_ATTEMPTS, CheckRequest, CheckSummary
+    from pipeline.progress import PROGRESS_QUERY
     from pipeline.recheck.activities import RecheckActivities
     from pipeline.recheck.models import (
         RECHECK_WORKFLOW_NAME,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.settings import Settings, SettingsError, check_request
+from infra.check_requests import check_request
+from infra.settings import Settings, SettingsError
 from infra.settings_env import load_settings, to_env
 from pipeline.models import DocumentRef
 

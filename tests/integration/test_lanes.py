@@ -17,8 +17,9 @@ from temporalio.client import Client
 
 from app.reprocess import start_recheck
 from app.status_view import check_status, render_status
+from infra.check_requests import check_request
 from infra.clients import s3_client, temporal_client
-from infra.settings import Settings, check_request
+from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs

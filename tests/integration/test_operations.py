@@ -16,12 +16,8 @@ from infra.stack import EmbeddedStack
 from infra.temporal_setup import register_search_attributes
 from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
-from pipeline.models import (
-    PROGRESS_QUERY,
-    CheckProgress,
-    CheckStep,
-    DocumentRef,
-)
+from pipeline.models import DocumentRef
+from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli

@@ -18,18 +18,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from app.review_queue import decide
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import PolicySettings, Settings
-from pipeline.models import (
-    PROGRESS_QUERY,
-    CheckProgress,
-    CheckStep,
-    CheckSummary,
-    DocumentRef,
-    recheck_workflow_id,
-)
+from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
 from pipeline.policy import DEFAULT_IGNORE
+from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
 from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
 from pipeline.review import ReviewState
 from tests.conftest import StartComponent
@@ -38,7 +32,7 @@ from tests.support.commands import docpipe_cli, json_after_header
 from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for, wait_for
-from tests.support.review_checks import approval, awaiting, review_status
+from tests.support.review_checks import approval, awaiting, review_status, start_waiting_check
 
 
 def _docpipe(settings: Settings, *args: str) -> str:
@@ -76,9 +70,8 @@ def _with_policy(settings: Settings, **policy: Any) -> Settings:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_recheck_of_50_documents_under_a_changed_policy(
-    settings: Settings, start_component: StartComponent
+    settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("policy")
     plain = [upload(settings, f"{prefix}/plain-{n}.pdf", make_pdf(["text"] * 2)) for n in range(20)]
     blank = [
@@ -155,9 +148,8 @@ def _kill(worker: ManagedProcess) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
-    settings: Settings, start_component: StartComponent
+    settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("crash")
     count = 40
     documents: list[DocumentRef] = [
@@ -199,9 +191,8 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
-    settings: Settings, start_component: StartComponent
+    settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
-    client = await temporal_client(settings.temporal, settings.codec)
     prefix = unique_prefix("query")
     run = prefix.rsplit("/", 1)[-1]
     blank = [upload(settings, f"{prefix}/b{n}.pdf", make_pdf(["text", "blank"])) for n in range(2)]
@@ -271,8 +262,7 @@ async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in
     settings = reviewing
     prefix = unique_prefix("waits")
     document = upload(settings, f"{prefix}/letter.pdf", make_pdf(["text", "blank"]))
-    old = await start_check(client, settings, document)
-    await awaiting(old, 120)
+    old = await start_waiting_check(client, settings, document, seconds=120)
 
     # The policy is the same: the re-check's verdict is review too, and it waits.
     recheck_id = "rc-waits-" + prefix.rsplit("/", 1)[-1]

@@ -18,9 +18,10 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
+from infra.check_requests import intake_lane
 from infra.clients import s3_client
 from infra.ports import free_ports
-from infra.settings import Settings, intake_lane
+from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.models import CheckSummary, DocumentRef
 from pipeline.review import (
@@ -34,31 +35,19 @@ from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
 from tests.support.crashes import kill_worker
+from tests.support.intake import upload
 from tests.support.metrics import metric_samples
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.reports import read_topic
-from tests.support.review_checks import awaiting, review_status
+from tests.support.review_checks import approval, awaiting, review_status, start_waiting_check
 from tests.support.settings import with_review
 
 Handle = WorkflowHandle[Any, CheckSummary]
 
 
 def _put(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
-    body = make_pdf(pages)
-    bucket = settings.s3.documents_buckets[0]
-    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
-    return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"], size=len(body))
-
-
-def _approval(decision_id: str, reviewer: str = "ana") -> ReviewDecision:
-    return ReviewDecision(
-        decision_id=decision_id,
-        action=ReviewAction.APPROVE,
-        reviewer=reviewer,
-        note="the blank page is a separator",
-        pages_viewed=[2],
-    )
+    return upload(settings, key, make_pdf(pages))
 
 
 def _decision_file(settings: Settings, outcome: ReviewOutcome) -> dict[str, Any]:
@@ -127,17 +116,15 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     assert handle.id in docpipe_cli(settings, "review", "list", "--prefix", f"review-{run}/")
     item = await review_item(client, settings, handle.id)
     assert [(p.page, p.reasons) for p in item.pages] == [(2, ["blank_pages"])]
-    assert item.document == document.__class__(
-        bucket=document.bucket, key=document.key, version_id=document.version_id, size=document.size
-    )
+    assert item.document == document
 
-    outcome = await decide(client, handle.id, _approval("d-first"))
+    outcome = await decide(client, handle.id, approval("d-first"))
     # The same decision again, running and ended, is the first outcome.
-    assert await decide(client, handle.id, _approval("d-first")) == outcome
+    assert await decide(client, handle.id, approval("d-first")) == outcome
     summary = await handle.result()
     assert summary.decision == outcome and summary.final_verdict == "pass"
-    assert await decide(client, handle.id, _approval("d-first")) == outcome
-    second = await _refused(client, handle, _approval("d-second", reviewer="bo"))
+    assert await decide(client, handle.id, approval("d-first")) == outcome
+    second = await _refused(client, handle, approval("d-second", reviewer="bo"))
     assert "already decided: approve by ana" in second
 
     stored = _decision_file(settings, outcome)
@@ -158,7 +145,7 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     )
     report = docpipe_cli(settings, "report", document.document_id)
     assert "decision  PASS after review: approve by ana" in report
-    assert "note: the blank page is a separator" in report
+    assert "note: looked fine" in report
 
 
 @pytest.mark.slow
@@ -169,10 +156,11 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
     run = uuid.uuid4().hex[:8]
     passing = await start_check(client, settings, _put(settings, f"ok-{run}/a.pdf", ["text"]))
     assert (await passing.result()).verdict == "pass"
-    assert "does not wait" in await _refused(client, passing, _approval("d-0"))
+    assert "does not wait" in await _refused(client, passing, approval("d-0"))
 
-    handle = await start_check(client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"]))
-    await awaiting(handle)
+    handle = await start_waiting_check(
+        client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"])
+    )
     with pytest.raises(WorkflowUpdateFailedError) as unknown:
         await handle.execute_update(
             REVIEW_UPDATE, {"decision_id": "d-x", "action": "maybe", "reviewer": "ana"}, id="d-x"
@@ -193,7 +181,7 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
     )
     outcome = await decide(client, handle.id, rejected)
     assert outcome.final_verdict == "reject"
-    assert "already decided: reject by ana" in await _refused(client, handle, _approval("d-4"))
+    assert "already decided: reject by ana" in await _refused(client, handle, approval("d-4"))
     assert (await handle.result()).final_verdict == "reject"
     described = (await handle.describe()).typed_search_attributes
     assert described.get(sa.STATUS) == sa.REJECTED
@@ -205,8 +193,7 @@ async def test_a_reprocess_supersedes_the_waiting_check(
 ) -> None:
     settings = reviewing
     document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
-    old = await start_check(client, settings, document)
-    await awaiting(old)
+    old = await start_waiting_check(client, settings, document)
     # --wait returns once the new check is reported and waits for review in turn.
     shown = docpipe_cli(settings, "reprocess", document.document_id, "--wait")
     assert "verdict   review  blank_pages" in shown and "review    awaiting a decision" in shown
@@ -218,7 +205,7 @@ async def test_a_reprocess_supersedes_the_waiting_check(
     assert (await old.describe()).typed_search_attributes.get(sa.STATUS) == sa.SUPERSEDED
     new = client.get_workflow_handle(new_id, result_type=CheckSummary)
     await awaiting(new)
-    assert "superseded" in await _refused(client, old, _approval("d-late"))
+    assert "superseded" in await _refused(client, old, approval("d-late"))
 
 
 @pytest.mark.slow
@@ -265,8 +252,9 @@ async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_to
     escalating = with_review(settings, deadline="2s")
     start_component(["worker"], escalating)
     run = uuid.uuid4().hex[:8]
-    handle = await start_check(client, escalating, _put(escalating, f"dl-{run}/a.pdf", ["blank"]))
-    await awaiting(handle)
+    handle = await start_waiting_check(
+        client, escalating, _put(escalating, f"dl-{run}/a.pdf", ["blank"])
+    )
 
     async def overdue() -> bool:
         attributes = (await handle.describe()).typed_search_attributes
@@ -275,7 +263,7 @@ async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_to
     await async_wait_for(overdue, 60, "the check to be marked overdue")
     status = await review_status(handle)
     assert status.state is ReviewState.AWAITING and status.overdue
-    await decide(client, handle.id, _approval("d-late"))
+    await decide(client, handle.id, approval("d-late"))
     assert (await handle.result()).final_verdict == "pass"
 
 
@@ -300,13 +288,12 @@ async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_si
 ) -> None:
     settings = with_review(settings)
     first = start_component(["worker"], settings)
-    handle = await start_check(
+    handle = await start_waiting_check(
         client, settings, _put(settings, f"kill-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     )
-    await awaiting(handle)
     kill_worker(first)
     start_component(["worker"], settings)
-    outcome = await decide(client, handle.id, _approval("d-after-kill"))
+    outcome = await decide(client, handle.id, approval("d-after-kill"))
     summary = await handle.result()
     assert summary.decision == outcome and outcome.decision.reviewer == "ana"
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
@@ -329,10 +316,9 @@ async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
     settings = with_review(settings, metrics_interval_s=0.5)
     telemetry = dataclasses.replace(settings.telemetry, metrics_port=port)
     start_component(["worker"], dataclasses.replace(settings, telemetry=telemetry))
-    handle = await start_check(
+    handle = await start_waiting_check(
         client, settings, _put(settings, f"met-{uuid.uuid4().hex[:8]}/a.pdf", ["blank"])
     )
-    await awaiting(handle)
     waiting_key = ("docpipe_review_waiting", (("reason", "blank_pages"),))
 
     async def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
@@ -341,7 +327,7 @@ async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
 
     samples = await async_wait_for(counted, 60, "the worker to count the waiting check")
     assert samples[("docpipe_review_oldest_seconds", ())] > 0
-    await decide(client, handle.id, _approval("d-metrics"))
+    await decide(client, handle.id, approval("d-metrics"))
     await handle.result()
     decided = ("docpipe_review_decisions_total", (("action", "approve"),))
 

@@ -6,7 +6,8 @@ import pytest
 from temporalio.common import Priority
 
 from consumers.events import Parsed, parse_upload_event
-from infra.settings import Settings, SettingsError, TemporalSettings, intake_lane, recheck_lane
+from infra.check_requests import intake_lane, recheck_lane
+from infra.settings import Settings, SettingsError, TemporalSettings
 from infra.settings_env import load_settings
 from pipeline.lanes import (
     MAX_FAIRNESS_KEY_BYTES,

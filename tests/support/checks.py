@@ -13,7 +13,8 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import Priority
 
-from infra.settings import Settings, check_request
+from infra.check_requests import check_request
+from infra.settings import Settings
 from pipeline import starts
 from pipeline.models import CheckSummary, DocumentRef
 

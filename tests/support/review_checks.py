@@ -1,8 +1,10 @@
-"""Checks that wait for review, on the time-skipping server: stand-in activities whose
-report says ``review``, and the queries and decisions the workflow tests send them.
+"""Checks that wait for review: stand-in activities whose report says ``review`` (on the
+time-skipping server), the queries and decisions tests send a waiting check, and the start
+of a real check that waits.
 
-Shared by the tests of the review wait (``tests/pipeline/check/test_review_wait*.py``) and
-of the bulk re-check whose checks wait (``tests/pipeline/recheck``).
+Shared by the tests of the review wait (``tests/pipeline/check/test_review_wait*.py``), of
+the bulk re-check whose checks wait (``tests/pipeline/recheck``), and the full-stack tests
+of review and re-checks (``tests/integration``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 
+from infra.settings import Settings
 from pipeline.models import (
     CheckDocumentInput,
     CheckSummary,
     DocumentOutcome,
+    DocumentRef,
     PublishResultInput,
     PublishReviewInput,
     WriteDecisionInput,
@@ -33,9 +37,12 @@ from pipeline.review import (
     ReviewStatus,
     ReviewWait,
 )
+from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
 
 CheckHandle = WorkflowHandle[Any, CheckSummary]
+# The document whose check waits for review, in the tests that start one check alone.
+REVIEWED_DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 
 
 @dataclass
@@ -118,6 +125,16 @@ async def awaiting(handle: CheckHandle, seconds: float = 60) -> ReviewStatus:
         return status if status.state is ReviewState.AWAITING else None
 
     return await async_wait_for(waiting, seconds, what=f"{handle.id} to await review")
+
+
+async def start_waiting_check(
+    client: Client, settings: Settings, document: DocumentRef, seconds: float = 60, **start: Any
+) -> CheckHandle:
+    """Start the check of ``document`` (``tests.support.checks.start_check``, with ``start``)
+    and return its handle once it waits for review (within ``seconds``)."""
+    handle = await start_check(client, settings, document, **start)
+    await awaiting(handle, seconds)
+    return handle
 
 
 def approval(decision_id: str = "d-1", reviewer: str = "ana") -> ReviewDecision:

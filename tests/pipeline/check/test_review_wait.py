@@ -13,10 +13,9 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from infra.settings import S3Settings, Settings, TemporalSettings
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
 from pipeline.review import (
     SUPERSEDED_SIGNAL,
     ReviewAction,
@@ -29,14 +28,15 @@ from pipeline.review import (
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
 from tests.support.review_checks import (
+    REVIEWED_DOCUMENT,
     ReviewStandIns,
     approval,
     awaiting,
     decide,
     review_status,
 )
+from tests.support.settings import one_queue
 
-DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
@@ -48,9 +48,9 @@ class Check:
 
 async def _start(env: WorkflowEnvironment, stand_ins: ReviewStandIns) -> Check:
     queue = f"review-{uuid.uuid4()}"
-    temporal = TemporalSettings(task_queue=queue, page_task_queue=queue, hash_object_keys=False)
-    settings = Settings(temporal=temporal, s3=S3Settings(results_bucket="results"))
-    handle = await start_check(env.client, settings, DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}")
+    handle = await start_check(
+        env.client, one_queue(queue), REVIEWED_DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}"
+    )
     worker = Worker(
         env.client,
         task_queue=queue,

@@ -20,14 +20,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.workflow import ParentClosePolicy
 
-from infra.settings import S3Settings, Settings, TemporalSettings, check_request
+from infra.check_requests import check_request
+from infra.settings import Settings
 from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import CheckRequest, CheckSummary, DocumentRef
+from pipeline.models import CheckRequest, CheckSummary
 from pipeline.review import AWAITS_REVIEW_SIGNAL, AwaitsReview, ReviewState
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
 from tests.support.review_checks import (
+    REVIEWED_DOCUMENT,
     CheckHandle,
     ReviewStandIns,
     approval,
@@ -35,8 +37,8 @@ from tests.support.review_checks import (
     decide,
     review_status,
 )
+from tests.support.settings import one_queue
 
-DOCUMENT = DocumentRef(bucket="documents", key="in/review.pdf", version_id="v1")
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
@@ -73,12 +75,6 @@ class _StandInBulkRecheck:
         return self._told
 
 
-def _settings() -> Settings:
-    queue = f"review-{uuid.uuid4()}"
-    temporal = TemporalSettings(task_queue=queue, page_task_queue=queue, hash_object_keys=False)
-    return Settings(temporal=temporal, s3=S3Settings(results_bucket="results"))
-
-
 def _worker(env: WorkflowEnvironment, settings: Settings, stand_ins: ReviewStandIns) -> Worker:
     return Worker(
         env.client,
@@ -98,11 +94,11 @@ async def _start_child(
 ) -> tuple[WorkflowHandle[Any, list[str]], CheckHandle, Worker]:
     """A check started by the stand-in parent: the parent's handle, the check's, and the
     worker that runs both."""
-    settings = _settings()
+    settings = one_queue(f"review-{uuid.uuid4()}")
     check_id = f"wf-{uuid.uuid4()}"
     parent = await env.client.start_workflow(
         _StandInBulkRecheck.run,
-        _ParentInput(check_request(settings, DOCUMENT), check_id, wait_for_word),
+        _ParentInput(check_request(settings, REVIEWED_DOCUMENT), check_id, wait_for_word),
         id=f"parent-{uuid.uuid4()}",
         task_queue=settings.temporal.task_queue,
     )
@@ -147,8 +143,10 @@ async def test_a_check_whose_parent_has_ended_still_waits_for_its_reviewer(
 
 
 async def test_a_check_without_a_parent_tells_nobody(env: WorkflowEnvironment) -> None:
-    settings = _settings()
-    check = await start_check(env.client, settings, DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}")
+    settings = one_queue(f"review-{uuid.uuid4()}")
+    check = await start_check(
+        env.client, settings, REVIEWED_DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}"
+    )
     async with _worker(env, settings, ReviewStandIns()):
         await awaiting(check)
         await decide(check, approval())

@@ -24,16 +24,14 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from infra.settings import PipelineSettings, S3Settings, Settings, TemporalSettings, check_request
+from infra.check_requests import check_request
+from infra.settings import PipelineSettings
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import (
-    PROGRESS_QUERY,
     CheckDocumentInput,
     CheckPagesInput,
     CheckPagesResult,
-    CheckProgress,
-    CheckStep,
     CheckSummary,
     DocumentOutcome,
     DocumentRef,
@@ -43,9 +41,11 @@ from pipeline.models import (
     PagesProgress,
     PublishResultInput,
 )
+from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
 from tests.support.checks import start_check
 from tests.support.inspections import readable_inspection
 from tests.support.polling import async_wait_for
+from tests.support.settings import one_queue
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
 PAGES = 300
@@ -140,12 +140,6 @@ class Check:
     worker: Worker
 
 
-def _settings(queue: str) -> Settings:
-    """Settings that run the workflow and its page checks on ``queue``, keys in clear."""
-    temporal = TemporalSettings(task_queue=queue, page_task_queue=queue, hash_object_keys=False)
-    return Settings(temporal=temporal, s3=S3Settings(results_bucket="results"))
-
-
 def _worker(env: WorkflowEnvironment, stand_ins: StandIns, queue: str) -> Worker:
     return Worker(
         env.client,
@@ -162,7 +156,7 @@ async def _start(env: WorkflowEnvironment, stand_ins: StandIns) -> Check:
     of its own, allowed two attempts per activity; its worker not yet running."""
     queue = f"workflow-{uuid.uuid4()}"
     handle = await start_check(
-        env.client, _settings(queue), DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}", max_attempts=2
+        env.client, one_queue(queue), DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}", max_attempts=2
     )
     return Check(handle, _worker(env, stand_ins, queue))
 
@@ -394,7 +388,7 @@ async def test_a_check_started_without_search_attributes_sets_them(
     queue = f"workflow-{uuid.uuid4()}"
     # Started bare, as checks were before their start carried search attributes: no
     # check is started this way now, so not through the one way tests start checks.
-    request = dataclasses.replace(check_request(_settings(queue), DOCUMENT), max_attempts=2)
+    request = dataclasses.replace(check_request(one_queue(queue), DOCUMENT), max_attempts=2)
     handle = await env.client.start_workflow(
         DocumentCheckWorkflow.run, request, id=f"wf-{uuid.uuid4()}", task_queue=queue
     )

@@ -20,7 +20,6 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from infra.settings import S3Settings, Settings, TemporalSettings
 from pipeline.check.workflow import (
     CHECK_DOCUMENT_PATCH,
     OCR_QUEUE_PATCH,
@@ -39,6 +38,7 @@ from pipeline.models import (
 )
 from tests.support.checks import start_check
 from tests.support.inspections import readable_inspection
+from tests.support.settings import one_queue
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/scan.pdf", version_id="v1")
 CHUNK_PAGES = 25
@@ -110,12 +110,7 @@ async def _run(env: WorkflowEnvironment, scan: Scan, *, ocr_queue: bool) -> Work
     when ``ocr_queue``, one on an OCR queue; the check's history."""
     queue = f"workflow-{uuid.uuid4()}"
     ocr = f"ocr-{uuid.uuid4()}" if ocr_queue else ""
-    settings = Settings(
-        temporal=TemporalSettings(
-            task_queue=queue, page_task_queue=queue, ocr_task_queue=ocr, hash_object_keys=False
-        ),
-        s3=S3Settings(results_bucket="results"),
-    )
+    settings = one_queue(queue, ocr_task_queue=ocr)
     handle = await start_check(env.client, settings, DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}")
     async with (
         Worker(
