@@ -21,7 +21,6 @@ from infra.settings import (
 )
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
-from tests.support.ordering import slow_first_in_each_block
 
 _names = itertools.count(1)
 
@@ -32,13 +31,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", known.filter_spec())
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each test process starts with its share of the slow tests, so that their waiting
-    overlaps with the rest (``tests/support/ordering.py``)."""
-    processes = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    items[:] = slow_first_in_each_block(
-        items, processes, lambda item: item.get_closest_marker("slow") is not None
-    )
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: in parallel runs, their waiting overlaps with the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 # A consumer joining after another left waits for the session timeout: keep it short.
