@@ -109,9 +109,10 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
 
     Each moment is seen in S3 or in the server's state, and the worker is frozen (SIGSTOP)
     as soon as it is seen, so that it cannot get ahead of the test while the test looks:
-    on a machine of any speed, two thirds of the document are left for the last attempts.
+    on a machine of any speed, two thirds of the document are left for the last attempts
+    (each kill leaves at most a window of 400 pages in flight: 3,000 pages are plenty).
     """
-    settings, pages = default_settings, 6000
+    settings, pages = default_settings, 3000
     size, processes = settings.pipeline.chunk_pages, 2
     # The heartbeat timeout passes before the server retries a killed worker's attempt.
     resume_s = settings.pipeline.heartbeat_timeout_s + 90
@@ -217,7 +218,7 @@ async def test_a_timeout_stored_before_a_crash_stands_and_the_check_completes(
     stored: the kill lands mid-check even on a machine three times as fast as this one,
     and worker B really resumes. Resume itself in the default configuration is the
     three-kill test's; here the server gives worker A's attempt up after 10 s, not 30."""
-    settings, pages = default_settings, 6000
+    settings, pages = default_settings, 3000
     settings = dataclasses.replace(
         settings, pipeline=dataclasses.replace(settings.pipeline, heartbeat_timeout_s=10)
     )
