@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from infra.processes import ManagedProcess, docpipe_process
+from infra.processes import ManagedProcess, descendants, docpipe_process
 from infra.settings import ReviewSettings, Settings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
@@ -52,27 +52,13 @@ def _cpu_s(pid: int, *, reaped: bool = False) -> float:
     return ticks / CLOCK_TICKS
 
 
-def _descendants(pid: int) -> list[int]:
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                children = [int(p) for p in (task / "children").read_text().split()]
-                found.extend(children)
-                frontier.extend(children)
-        except OSError:
-            continue
-    return found
-
-
 def cpu_snapshot(pids: Mapping[str, int], parsers_of: int | None = None) -> dict[str, float]:
     """CPU seconds so far of each named process, and of ``parsers_of``'s descendants
     (the worker's parser processes, plus those it already reaped) as ``parsers``."""
     snapshot = {name: _cpu_s(pid) for name, pid in pids.items()}
     if parsers_of is not None:
         reaped = _cpu_s(parsers_of, reaped=True) - _cpu_s(parsers_of)
-        snapshot["parsers"] = reaped + sum(_cpu_s(pid) for pid in _descendants(parsers_of))
+        snapshot["parsers"] = reaped + sum(_cpu_s(pid) for pid in descendants(parsers_of))
     return snapshot
 
 
