@@ -1,9 +1,14 @@
 """Priority lanes and fair shares on the real stack: a live upload does not wait behind a
 backlog of re-checks, and one tenant's flood does not starve another tenant's upload.
 
-Both tests queue everything while no worker polls, then start one worker: what is
-measured is the order in which that worker finishes the checks, which depends on the
-server's dispatch order, not on how fast the machine is.
+Both tests queue everything where the work waits: a ``--role workflows`` worker takes
+every check up to its page check, the CPU-heavy step a worker runs only a few of at once;
+only once every page check waits in the page queue does a ``--role pages`` worker start.
+What is measured is the order in which that worker takes and finishes them, which depends
+on the server's dispatch order, not on how fast the machine is. (With one worker for
+both, how many page checks reached the queue before the one measured depended on how fast
+the inspections ran beside each other: under load, 7 of 20 of the flood once finished
+first.)
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from tests.support.intake import Message, native_event, publish, unique_prefix, 
 from tests.support.pdfs import make_large_pdf
 from tests.support.polling import async_wait_for
 
-# Enough pages that page checking, where one worker runs only a few at once, is the queue.
+# More pages than a chunk (tests' settings), so that each check has a page check.
 PAGES = 30
 BACKLOG = 30
 # The worker checks this many documents at once. The bounds below follow from it, so it is
@@ -34,14 +39,13 @@ BACKLOG = 30
 # on how loaded the machine is (under load, 19 of 30 re-checks once ran beside the live
 # upload and finished first).
 CHECKS_AT_ONCE = 2
-# A live upload's check may finish after the re-checks the worker was already checking
-# pages of when its own page check was queued (CHECKS_AT_ONCE) and after a few whose page
-# checks were dispatched while its inspection ran: at most this many of the 30 finish
-# before it. First come, first served would put it last (30).
+# Every page check is queued before the page worker polls, so the one measured is among
+# the first CHECKS_AT_ONCE it takes; the others it takes at the same time, and a few more
+# in the slots they free while it runs, may finish first: at most this many. First come,
+# first served would put a live upload after all 30 re-checks and the other tenant's
+# upload after all 20 of the flood.
 PRIORITY_BOUND = 6
 FLOOD = 20
-# With fair shares the lone tenant's check is dispatched between the flood's at every
-# step: at most this many of the 20 finish before it. Without fairness it finishes last.
 FAIRNESS_BOUND = 6
 
 
@@ -63,6 +67,27 @@ async def _close_times(client: Client, workflow_ids: list[str]) -> dict[str, dat
         return times
 
     return await async_wait_for(closed, 240, f"{len(workflow_ids)} checks to finish")
+
+
+async def _check_pages_from_a_full_queue(
+    client: Client, settings: Settings, start_component: StartComponent, workflow_ids: list[str]
+) -> None:
+    """Start a worker that takes the checks up to their page checks; once every one waits
+    in the page queue, a worker that checks pages."""
+    start_component(["worker", "--role", "workflows"], settings)
+
+    async def waiting(workflow_id: str) -> bool:
+        description = await client.get_workflow_handle(workflow_id).describe()
+        return any(
+            pending.activity_type.name == "check_pages"
+            for pending in description.raw_description.pending_activities
+        )
+
+    async def all_waiting() -> bool:
+        return all([await waiting(workflow_id) for workflow_id in workflow_ids])
+
+    await async_wait_for(all_waiting, 120, f"{len(workflow_ids)} page checks to be queued")
+    start_component(["worker", "--role", "pages"], settings)
 
 
 def _finished_before(times: dict[str, datetime], target: str, others: list[str]) -> int:
@@ -95,7 +120,9 @@ async def test_live_upload_finishes_before_a_queued_backlog_of_rechecks(
     assert recheck_description.raw_description.workflow_execution_info.priority.priority_key == 5
     assert "[priority 1" in (await live_description.static_summary() or "")
 
-    start_component(["worker"], settings)
+    await _check_pages_from_a_full_queue(
+        client, settings, start_component, [live.workflow_id, *rechecks]
+    )
     times = await _close_times(client, [live.workflow_id, *rechecks])
     before = _finished_before(times, live.workflow_id, rechecks)
     print(f"re-checks finished before the live upload: {before} of {BACKLOG}")
@@ -131,8 +158,10 @@ async def test_one_tenants_flood_does_not_starve_another_tenants_upload(
     lane = description.raw_description.workflow_execution_info.priority
     assert lane.fairness_key == f"{lone.bucket}/globex-{run}"
 
-    start_component(["worker"], settings)
     flood_ids = [doc.workflow_id for doc in flood]
+    await _check_pages_from_a_full_queue(
+        client, settings, start_component, [lone.workflow_id, *flood_ids]
+    )
     times = await _close_times(client, [lone.workflow_id, *flood_ids])
     before = _finished_before(times, lone.workflow_id, flood_ids)
     print(f"flood checks finished before the other tenant's upload: {before} of {FLOOD}")
