@@ -41,6 +41,7 @@ from tests.support.crashes import (
     upload_pages,
     upload_scanned,
     wait_for_attempt,
+    wait_for_retry,
 )
 from tests.support.hostile import with_slow_page
 from tests.support.polling import wait_for
@@ -97,6 +98,13 @@ def _freeze_worker(worker: ManagedProcess) -> None:
         os.kill(pid, signal.SIGSTOP)
 
 
+def _thaw_worker(worker: ManagedProcess) -> None:
+    """Let a frozen worker and its parser processes go on (SIGCONT)."""
+    for pid in parser_pids(worker.pid):
+        os.kill(pid, signal.SIGCONT)
+    os.kill(worker.pid, signal.SIGCONT)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
@@ -111,6 +119,9 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     as soon as it is seen, so that it cannot get ahead of the test while the test looks:
     on a machine of any speed, two thirds of the document are left for the last attempts
     (each kill leaves at most a window of 400 pages in flight: 3,000 pages are plenty).
+    A worker that takes over is frozen from its start until the server hands its attempt
+    out, so that the test counts the stored chunks the attempt starts from before it
+    checks a page (counted late, under load, a whole attempt once ran in between).
     """
     settings, pages = default_settings, 3000
     size, processes = settings.pipeline.chunk_pages, 2
@@ -124,6 +135,11 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     stored_at_kill: list[set[int]] = []
     for attempt, moment in enumerate(("early", "a third of the way", "after a chunk write"), 1):
         workers.append(start_component(["worker", *DEBUG], settings))
+        if attempt > 1:
+            _freeze_worker(workers[-1])
+            await wait_for_retry(handle, attempt, resume_s)
+            written = len(stored_firsts(settings, document))
+            _thaw_worker(workers[-1])
         await wait_for_attempt(handle, attempt, resume_s)
         if moment == "a third of the way":
             wait_for(
@@ -132,7 +148,6 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
                 "a third of the document to be stored",
             )
         elif moment == "after a chunk write":
-            written = len(stored_firsts(settings, document))
             wait_for(
                 functools.partial(more_chunks_than, settings, document, written),
                 120,

@@ -17,13 +17,13 @@ from pathlib import Path
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle
 
-from infra.clients import s3_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import Settings
 from pipeline.check.results import chunk_key
 from pipeline.models import CheckSummary, DocumentRef
 from tests.support.pdfs import make_large_pdf
 from tests.support.polling import async_wait_for, wait_for
+from tests.support.s3 import shared_s3
 from tests.support.scans import ScanStyle, scan_pdf
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
@@ -33,7 +33,7 @@ def upload(settings: Settings, body: bytes, name: str) -> DocumentRef:
     """Put ``body`` in the stack's documents bucket, as ``name`` under the results prefix."""
     bucket = settings.s3.documents_buckets[0]
     key = f"{settings.s3.results_prefix}/{name}"
-    put = s3_client(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
+    put = shared_s3(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
     return DocumentRef(bucket=bucket, key=key, version_id=put["VersionId"])
 
 
@@ -58,7 +58,7 @@ def stored_firsts(settings: Settings, document: DocumentRef) -> set[int]:
     """First pages of the chunk files stored for the document."""
     prefix = document.results_prefix(settings.s3.results_prefix)
     pages = (
-        s3_client(settings.s3)
+        shared_s3(settings.s3)
         .get_paginator("list_objects_v2")
         .paginate(Bucket=settings.s3.results_bucket, Prefix=f"{prefix}/pages/")
     )
@@ -78,7 +78,7 @@ def attempts(worker: ManagedProcess) -> list[tuple[int, int]]:
 
 def assert_every_page_once(settings: Settings, document: DocumentRef, pages: int) -> None:
     """The report lists every chunk file stored, and they hold each page once, in order."""
-    s3 = s3_client(settings.s3)
+    s3 = shared_s3(settings.s3)
     bucket = settings.s3.results_bucket
     prefix = document.results_prefix(settings.s3.results_prefix)
     report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/report.json")["Body"].read())
@@ -104,6 +104,21 @@ async def page_attempt(handle: WorkflowHandle[object, CheckSummary]) -> tuple[in
         ):
             return pending.attempt, pending.HasField("heartbeat_details")
     return None
+
+
+async def wait_for_retry(
+    handle: WorkflowHandle[object, CheckSummary], attempt: int, timeout_s: float
+) -> None:
+    """Until the server has given the page check's earlier attempt up and attempt
+    ``attempt`` is due (queued, or handed to a worker)."""
+
+    async def due() -> bool:
+        for pending in (await handle.describe()).raw_description.pending_activities:
+            if pending.activity_type.name == "check_pages":
+                return pending.attempt >= attempt
+        return False
+
+    await async_wait_for(due, timeout_s, f"page-checking attempt {attempt} to be due")
 
 
 async def wait_for_attempt(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import json
 import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -22,14 +21,11 @@ from temporalio.client import Client
 from app.dead_letters import read_dead_letters
 from consumers.dead_letters import DeadLetter
 from consumers.intake import UploadIntake
-from infra.clients import s3_client
 from infra.processes import ManagedProcess
-from infra.settings import S3Settings, Settings
+from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.support.polling import async_wait_for
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from tests.support.s3 import shared_s3
 
 
 @dataclass(frozen=True)
@@ -54,16 +50,10 @@ def unique_prefix(name: str) -> str:
     return f"{name}/{uuid.uuid4().hex[:8]}"
 
 
-@functools.cache
-def _s3(settings: S3Settings) -> S3Client:
-    # Building a boto3 client takes ~0.2 s: one per stack, not one per object.
-    return s3_client(settings)
-
-
 def upload(settings: Settings, key: str, body: bytes = b"%PDF-1.4 not really\n") -> DocumentRef:
     """Put one object into the first documents bucket; its exact new version."""
     bucket = settings.s3.documents_buckets[0]
-    put = _s3(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
+    put = shared_s3(settings.s3).put_object(Bucket=bucket, Key=key, Body=body)
     return DocumentRef(
         bucket=bucket,
         key=key,
