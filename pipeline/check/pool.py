@@ -63,6 +63,11 @@ def _ignore_outcome(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
+def pool_size(size: int = 0) -> int:
+    """How many parser processes a pool set to ``size`` runs: one per CPU core for 0."""
+    return size or os.cpu_count() or 1
+
+
 class PagePool:
     """Parser processes for document and page checks, shared by a worker's activities.
 
@@ -92,7 +97,7 @@ class PagePool:
         limits: ParserLimits | None = None,
         logging_setup: LoggingSetup | None = None,
     ) -> None:
-        self.size = size or os.cpu_count() or 1
+        self.size = pool_size(size)
         self.limits = limits or ParserLimits()
         self._slots: list[ParserSlot] = []
         self._free: asyncio.Queue[int] | None = None

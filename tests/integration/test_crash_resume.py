@@ -27,6 +27,7 @@ from infra.clients import s3_client, temporal_client
 from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import Settings
 from pipeline.check.chunk_run import ChunkRun
+from pipeline.check.pool import pool_size
 from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
@@ -124,7 +125,7 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     checks a page (counted late, under load, a whole attempt once ran in between).
     """
     settings, pages = default_settings, 3000
-    size, processes = settings.pipeline.chunk_pages, 2
+    size, processes = settings.pipeline.chunk_pages, pool_size(settings.pipeline.pool_size)
     # The heartbeat timeout passes before the server retries a killed worker's attempt.
     resume_s = settings.pipeline.heartbeat_timeout_s + 90
     document = upload_pages(settings, pages, tmp_path)
@@ -192,7 +193,7 @@ async def test_a_sigkilled_worker_has_pages_read_by_ocr_again_only_in_chunks_not
     the pages read twice are only those of chunks the killed worker had in flight; and
     each worker reads a page at most once."""
     settings = default_settings
-    size, processes = settings.pipeline.chunk_pages, 2
+    size, processes = settings.pipeline.chunk_pages, pool_size(settings.pipeline.pool_size)
     pages = 6 * size
     document = upload_scanned(settings, pages)
     client = await temporal_client(settings.temporal, settings.codec)

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from infra.clients import temporal_client
 from infra.processes import parser_pids
 from infra.settings import Settings
+from pipeline.check.pool import pool_size
 from pipeline.models import CheckSummary
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
@@ -103,7 +104,7 @@ async def test_cancelling_one_check_stops_only_that_checks_work(
     for document in (cancelled_doc, other_doc):
         wait_for(functools.partial(more_chunks_than, settings, document, 0), 90, "both under way")
     parsers = parser_pids(worker.pid)
-    assert len(parsers) == 2
+    assert len(parsers) == pool_size(settings.pipeline.pool_size)
     spooled = set(os.listdir(spool))
     assert len(spooled) == 2
     await cancelled.cancel()
