@@ -84,7 +84,10 @@ async def _check_pages_from_a_full_queue(
         )
 
     async def all_waiting() -> bool:
-        return all([await waiting(workflow_id) for workflow_id in workflow_ids])
+        for workflow_id in workflow_ids:
+            if not await waiting(workflow_id):
+                return False
+        return True
 
     await async_wait_for(all_waiting, 120, f"{len(workflow_ids)} page checks to be queued")
     start_component(["worker", "--role", "pages"], settings)
