@@ -35,9 +35,11 @@ from tests.support.checks import start_check
 from tests.support.crashes import (
     assert_every_page_once,
     attempts,
+    freeze_worker,
     kill_worker,
     more_chunks_than,
     stored_firsts,
+    thaw_worker,
     upload,
     upload_pages,
     upload_scanned,
@@ -91,21 +93,6 @@ def _stored_results(settings: Settings, document: DocumentRef) -> list[dict[str,
     ]
 
 
-def _freeze_worker(worker: ManagedProcess) -> None:
-    """Stop the worker and its parser processes where they are (SIGSTOP): what they have
-    stored can then be looked at before they are killed, without a race against them."""
-    os.kill(worker.pid, signal.SIGSTOP)
-    for pid in parser_pids(worker.pid):
-        os.kill(pid, signal.SIGSTOP)
-
-
-def _thaw_worker(worker: ManagedProcess) -> None:
-    """Let a frozen worker and its parser processes go on (SIGCONT)."""
-    for pid in parser_pids(worker.pid):
-        os.kill(pid, signal.SIGCONT)
-    os.kill(worker.pid, signal.SIGCONT)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
@@ -137,10 +124,10 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
     for attempt, moment in enumerate(("early", "a third of the way", "after a chunk write"), 1):
         workers.append(start_component(["worker", *DEBUG], settings))
         if attempt > 1:
-            _freeze_worker(workers[-1])
+            freeze_worker(workers[-1])
             await wait_for_retry(handle, attempt, resume_s)
             written = len(stored_firsts(settings, document))
-            _thaw_worker(workers[-1])
+            thaw_worker(workers[-1])
         await wait_for_attempt(handle, attempt, resume_s)
         if moment == "a third of the way":
             wait_for(
@@ -154,7 +141,7 @@ async def test_sigkilled_worker_checks_again_only_what_it_had_in_flight(
                 120,
                 "a new chunk",
             )
-        _freeze_worker(workers[-1])
+        freeze_worker(workers[-1])
         stored_at_kill.append(_stored_pages(settings, document, pages))
         parsers = kill_worker(workers[-1])
         assert len(parsers) == processes
@@ -200,7 +187,7 @@ async def test_a_sigkilled_worker_has_pages_read_by_ocr_again_only_in_chunks_not
     handle = await start_check(client, settings, document)
     killed = start_component(["worker", *DEBUG], settings)
     wait_for(lambda: stored_firsts(settings, document), 300, "a chunk read by OCR stored")
-    _freeze_worker(killed)
+    freeze_worker(killed)
     stored = _stored_pages(settings, document, pages)
     kill_worker(killed)
     assert 0 < len(stored) < pages, "the kill did not land mid-way"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 from collections import Counter
 from typing import Any
 
@@ -19,7 +17,6 @@ from temporalio.service import RPCError
 
 from app.review_queue import decide
 from infra.clients import s3_client
-from infra.processes import ManagedProcess, parser_pids, pid_alive
 from infra.settings import PolicySettings, Settings
 from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
 from pipeline.policy import DEFAULT_IGNORE
@@ -29,6 +26,7 @@ from pipeline.review import ReviewState
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli, json_after_header
+from tests.support.crashes import freeze_worker, kill_worker
 from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for, wait_for
@@ -138,13 +136,6 @@ async def test_recheck_of_50_documents_under_a_changed_policy(
     assert await _children(client, recheck_id) == children
 
 
-def _kill(worker: ManagedProcess) -> None:
-    parsers = parser_pids(worker.pid)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.process.wait(timeout=60)
-    wait_for(lambda: not [p for p in parsers if pid_alive(p)], 10, "parser processes to exit")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
@@ -170,9 +161,12 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
         return progress if progress.rechecked >= 3 else None
 
     at_kill = await async_wait_for(some_rechecked, 120, "a few re-checks to finish")
-    _kill(worker)
-    print(f"killed the worker at {at_kill}")
-    assert at_kill.rechecked < count, "the re-check was done before the kill"
+    # Frozen first, so that what it had finished can be counted before it is killed.
+    freeze_worker(worker)
+    reported = len(_recheck_reports(settings, prefix, recheck_id))
+    kill_worker(worker)
+    print(f"killed the worker at {at_kill}, {reported} re-checks reported")
+    assert reported < count, "the re-check was done before the kill"
 
     start_component(["worker"], settings)
     result = await handle.result()

@@ -132,6 +132,21 @@ async def wait_for_attempt(
     await async_wait_for(started, timeout_s, f"page-checking attempt {attempt} to heartbeat")
 
 
+def freeze_worker(worker: ManagedProcess) -> None:
+    """Stop the worker and its parser processes where they are (SIGSTOP): what they have
+    stored can then be looked at before they are killed, without a race against them."""
+    os.kill(worker.pid, signal.SIGSTOP)
+    for pid in parser_pids(worker.pid):
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw_worker(worker: ManagedProcess) -> None:
+    """Let a frozen worker and its parser processes go on (SIGCONT)."""
+    for pid in parser_pids(worker.pid):
+        os.kill(pid, signal.SIGCONT)
+    os.kill(worker.pid, signal.SIGCONT)
+
+
 def kill_worker(worker: ManagedProcess, how: signal.Signals = signal.SIGKILL) -> set[int]:
     """Kill a worker process (SIGKILL by default) and wait until it and its parser
     processes are gone; their PIDs."""
