@@ -57,13 +57,16 @@ def settings(settings: Settings) -> Settings:
 
 
 async def _close_times(client: Client, workflow_ids: list[str]) -> dict[str, datetime]:
+    times: dict[str, datetime] = {}
+
     async def closed() -> dict[str, datetime] | None:
-        times = {}
+        # A check seen closed is not described again.
         for workflow_id in workflow_ids:
-            description = await client.get_workflow_handle(workflow_id).describe()
-            if description.close_time is None:
-                return None
-            times[workflow_id] = description.close_time
+            if workflow_id not in times:
+                description = await client.get_workflow_handle(workflow_id).describe()
+                if description.close_time is None:
+                    return None
+                times[workflow_id] = description.close_time
         return times
 
     return await async_wait_for(closed, 240, f"{len(workflow_ids)} checks to finish")
