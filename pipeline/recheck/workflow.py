@@ -257,11 +257,7 @@ class RecheckWorkflow:
         )
         if child is None:
             return RecheckOutcome.ALREADY
-        try:
-            await child
-        except ChildWorkflowError:
-            return RecheckOutcome.FAILED
-        return RecheckOutcome.RECHECKED
+        return await _outcome_at_end(child)
 
     async def _run_child_to_report(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
         """Start the document's re-check, let it take over from the document's checks
@@ -295,11 +291,7 @@ class RecheckWorkflow:
             raise
         if not child.done():
             return RecheckOutcome.RECHECKED
-        try:
-            await child
-        except ChildWorkflowError:
-            return RecheckOutcome.FAILED
-        return RecheckOutcome.RECHECKED
+        return await _outcome_at_end(child)
 
     async def _start_child(
         self,
@@ -338,3 +330,12 @@ class RecheckWorkflow:
             )
         except WorkflowAlreadyStartedError:
             return None
+
+
+async def _outcome_at_end(child: ChildWorkflowHandle[Any, CheckSummary]) -> RecheckOutcome:
+    """A re-check's outcome once it ends: failed, or re-checked to its report."""
+    try:
+        await child
+    except ChildWorkflowError:
+        return RecheckOutcome.FAILED
+    return RecheckOutcome.RECHECKED
