@@ -27,6 +27,7 @@ from infra.clients import s3_client, temporal_client
 from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
+from tests.support.crashes import pending_page_check
 from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs
 from tests.support.pdfs import make_large_pdf
 from tests.support.polling import async_wait_for
@@ -79,16 +80,9 @@ async def _check_pages_from_a_full_queue(
     in the page queue, a worker that checks pages."""
     start_component(["worker", "--role", "workflows"], settings)
 
-    async def waiting(workflow_id: str) -> bool:
-        description = await client.get_workflow_handle(workflow_id).describe()
-        return any(
-            pending.activity_type.name == "check_pages"
-            for pending in description.raw_description.pending_activities
-        )
-
     async def all_waiting() -> bool:
         for workflow_id in workflow_ids:
-            if not await waiting(workflow_id):
+            if await pending_page_check(client.get_workflow_handle(workflow_id)) is None:
                 return False
         return True
 

@@ -30,6 +30,7 @@ from tests.support.crashes import (
     attempts,
     more_chunks_than,
     page_attempt,
+    pending_page_check,
     stored_firsts,
     upload_pages,
     wait_for_attempt,
@@ -39,10 +40,10 @@ from tests.support.polling import async_wait_for, wait_for
 
 async def _last_heartbeat(handle: WorkflowHandle[object, CheckSummary]) -> float | None:
     """When the server last heard a heartbeat of the running page check, if one runs."""
-    for pending in (await handle.describe()).raw_description.pending_activities:
-        if pending.activity_type.name == "check_pages" and pending.HasField("last_heartbeat_time"):
-            return pending.last_heartbeat_time.ToDatetime().timestamp()
-    return None
+    pending = await pending_page_check(handle)
+    if pending is None or not pending.HasField("last_heartbeat_time"):
+        return None
+    return pending.last_heartbeat_time.ToDatetime().timestamp()
 
 
 async def _cancelled(handle: WorkflowHandle[object, CheckSummary]) -> bool:

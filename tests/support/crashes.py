@@ -13,8 +13,10 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowHandle
 
 from infra.processes import ManagedProcess, parser_pids, pid_alive
@@ -95,15 +97,20 @@ def assert_every_page_once(settings: Settings, document: DocumentRef, pages: int
     assert report["checks"]["pages_checked"] == pages
 
 
+async def pending_page_check(handle: WorkflowHandle[Any, Any]) -> PendingActivityInfo | None:
+    """The check's page check as the server holds it (queued or running), if it has one."""
+    for pending in (await handle.describe()).raw_description.pending_activities:
+        if pending.activity_type.name == "check_pages":
+            return pending
+    return None
+
+
 async def page_attempt(handle: WorkflowHandle[object, CheckSummary]) -> tuple[int, bool] | None:
     """(attempt, whether it has heartbeated) of the running page check, if one runs."""
-    for pending in (await handle.describe()).raw_description.pending_activities:
-        if (
-            pending.activity_type.name == "check_pages"
-            and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        ):
-            return pending.attempt, pending.HasField("heartbeat_details")
-    return None
+    pending = await pending_page_check(handle)
+    if pending is None or pending.state != PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+        return None
+    return pending.attempt, pending.HasField("heartbeat_details")
 
 
 async def wait_for_retry(
@@ -113,10 +120,8 @@ async def wait_for_retry(
     ``attempt`` is due (queued, or handed to a worker)."""
 
     async def due() -> bool:
-        for pending in (await handle.describe()).raw_description.pending_activities:
-            if pending.activity_type.name == "check_pages":
-                return pending.attempt >= attempt
-        return False
+        pending = await pending_page_check(handle)
+        return pending is not None and pending.attempt >= attempt
 
     await async_wait_for(due, timeout_s, f"page-checking attempt {attempt} to be due")
 
