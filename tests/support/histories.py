@@ -36,10 +36,11 @@ from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
 from pipeline.recheck.models import RecheckResult, RecheckSelection
-from pipeline.review import REVIEW_QUERY, ReviewAction, ReviewDecision, ReviewState, ReviewStatus
+from pipeline.review import ReviewAction, ReviewDecision
 from tests.support.checks import start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
+from tests.support.review_checks import awaiting
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 # A key for recordings only, committed on purpose: histories are recorded encrypted, as
@@ -224,14 +225,6 @@ async def bulk_recheck(rec: Recorder) -> WorkflowHandle[Any, Any]:
     return handle
 
 
-async def _awaiting_review(handle: WorkflowHandle[Any, CheckSummary]) -> None:
-    async def awaiting() -> bool:
-        status = await handle.query(REVIEW_QUERY, result_type=ReviewStatus)
-        return status.state is ReviewState.AWAITING
-
-    await async_wait_for(awaiting, 120, f"{handle.id} to await review")
-
-
 async def _approve(rec: Recorder, handle: WorkflowHandle[Any, CheckSummary]) -> None:
     """A reviewer's approval of the waiting check, once it is taken and the check ends."""
     assert rec.client is not None
@@ -251,7 +244,7 @@ async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     decision, which approves it (decision.json, the review event)."""
     rec.worker()
     handle = await rec.start(rec.upload_bytes("separator.pdf", make_pdf(["text", "blank"])))
-    await _awaiting_review(handle)
+    await awaiting(handle, 120)
     await _approve(rec, handle)
     return handle
 
@@ -264,7 +257,7 @@ async def _recheck_of_a_waiting_check(
     assert rec.client is not None
     rec.worker()
     original = await rec.start(rec.upload_bytes("separator.pdf", make_pdf(["text", "blank"])))
-    await _awaiting_review(original)
+    await awaiting(original, 120)
     options = RecheckOptions(
         recheck_id="rc-history-review",
         selection=RecheckSelection(
@@ -283,7 +276,7 @@ async def _recheck_of_a_waiting_check(
     recheck = rec.client.get_workflow_handle(
         recheck_workflow_id(original.id, options.recheck_id), result_type=CheckSummary
     )
-    await _awaiting_review(recheck)
+    await awaiting(recheck, 120)
     return bulk, recheck
 
 
