@@ -119,7 +119,7 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
 def _may_have_signature_fields(reader: Any) -> bool:
     """False when the document has no form fields at all, so no signature fields either.
 
-    pyHanko's signing modules (about 0.25 s of CPU and 15 MB to load, with an HTTP client
+    pyHanko's signing modules (about 0.2 s of CPU and 15 MB to load, with an HTTP client
     and certificate validation) are then never loaded: most documents are unsigned, and
     each parser process would otherwise pay for them on its first document. Whatever else
     the catalog holds goes to pyHanko's own enumeration, as before.
