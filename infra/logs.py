@@ -11,7 +11,10 @@ logs through :func:`configure_logging`:
 - Python warnings go through ``logging`` too (logger ``py.warnings``, one line naming the
   module that raised them), never raw to stderr. The third-party warnings listed in
   :data:`THIRD_PARTY_WARNINGS` are logged at DEBUG only; the test suite ignores them, and
-  turns every other warning into an error.
+  turns every other warning into an error;
+- so do the exceptions Python cannot raise to anyone (in a ``__del__``, a weak reference's
+  callback, a garbage-collected generator): one line (logger ``py.unraisable``) naming
+  where it was ignored, instead of a raw traceback that would break JSON lines.
 
 Only the standard library is imported here (and OpenTelemetry's API, for trace IDs in JSON
 lines), so that a parser process can use it without the worker's clients.
@@ -33,6 +36,7 @@ LOG_FIELDS = ("document_id", "workflow_id")
 # docpipe's own packages: their exceptions keep the traceback.
 OWN_PACKAGES = ("app", "bench", "consumers", "docpipe", "infra", "pipeline", "tests", "workers")
 WARNINGS_LOGGER = "py.warnings"
+UNRAISABLE_LOGGER = "py.unraisable"
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,31 @@ def _log_warning(
 def capture_warnings() -> None:
     """Send Python warnings through ``logging`` as one line each, from now on."""
     warnings.showwarning = _log_warning
+
+
+def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """``sys.unraisablehook`` for docpipe's processes: one log record, naming where.
+
+    Where is the qualified name of the function or the type of the object it was ignored
+    in, never the object's ``repr``, which may hold anything (document text included).
+    """
+    target = unraisable.object
+    where = getattr(target, "__qualname__", None) or type(target).__qualname__
+    error = unraisable.exc_value
+    try:
+        logging.getLogger(UNRAISABLE_LOGGER).warning(
+            "%s %s",
+            unraisable.err_msg or "Exception ignored in",
+            where,
+            exc_info=(unraisable.exc_type, error, unraisable.exc_traceback) if error else None,
+        )
+    except Exception:  # logging itself is gone (the interpreter is shutting down)
+        sys.__unraisablehook__(unraisable)
+
+
+def capture_unraisable() -> None:
+    """Log the exceptions Python cannot raise as one line each, from now on."""
+    sys.unraisablehook = _log_unraisable
 
 
 def is_own(logger_name: str) -> bool:
@@ -220,6 +249,7 @@ def configure_logging(level: str, log_format: str = "text", stream: TextIO | Non
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     quiet_clients()
     capture_warnings()
+    capture_unraisable()
 
 
 def quiet_clients() -> None:
@@ -252,3 +282,4 @@ def parser_logging(
     page_lines.setFormatter(formatter(log_format))
     quiet_clients()
     capture_warnings()
+    capture_unraisable()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def pytest_configure(config: pytest.Config) -> None:
     """Ignore the third-party warnings listed in ``infra.logs`` (and only those)."""
     for known in THIRD_PARTY_WARNINGS:
         config.addinivalue_line("filterwarnings", known.filter_spec())
+
+
+@pytest.fixture(autouse=True)
+def _unraisable_hook_back_to_pytest() -> Iterator[None]:
+    """A test that sets up logging as a process does takes over ``sys.unraisablehook``
+    (``infra.logs.capture_unraisable``): the next tests get pytest's back, which fails
+    them on such exceptions."""
+    hook = sys.unraisablehook
+    yield
+    sys.unraisablehook = hook
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

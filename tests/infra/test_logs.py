@@ -1,10 +1,12 @@
-"""Log lines: formats, libraries' records on one line, warnings through logging."""
+"""Log lines: formats, libraries' records on one line, warnings and exceptions nobody could
+catch through logging."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -114,3 +116,39 @@ def test_the_third_party_list_matches_only_what_it_names() -> None:
     assert not is_third_party_warning(DeprecationWarning, "pyhanko.sign.x", dsa)
     assert not is_third_party_warning(CryptographyDeprecationWarning, "pyhanko.x", "RC4 is")
     assert all(known.why for known in THIRD_PARTY_WARNINGS)
+
+
+# A process that logs as docpipe's do, then drops an object whose __del__ fails.
+_UNRAISABLE = """
+import sys
+from infra.logs import configure_logging
+
+configure_logging("info", sys.argv[1])
+
+class Spool:
+    def __del__(self):
+        raise OSError("cannot remove the spooled copy\\nof a document")
+
+Spool()
+"""
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_exception_nobody_can_catch_is_logged_as_one_line(log_format: str) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", _UNRAISABLE, log_format],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (line,) = ran.stderr.splitlines()
+    if log_format == "json":
+        entry = json.loads(line)
+        assert (entry["level"], entry["logger"]) == ("warning", "py.unraisable")
+        assert entry["message"] == "Exception ignored in Spool.__del__"
+        assert entry["exception"] == "OSError: cannot remove the spooled copy of a document"
+    else:
+        assert line.endswith(
+            " WARNING py.unraisable: Exception ignored in Spool.__del__ "
+            "(OSError: cannot remove the spooled copy of a document)"
+        )
