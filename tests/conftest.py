@@ -22,14 +22,17 @@ from infra.settings import (
 )
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
+from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
 
 _names = itertools.count(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Ignore the third-party warnings listed in ``infra.logs`` (and only those)."""
+    """Ignore the third-party warnings listed in ``infra.logs`` (and only those), and the
+    Temporal SDK's deadlock interrupt landing where it cannot be raised."""
     for known in THIRD_PARTY_WARNINGS:
         config.addinivalue_line("filterwarnings", known.filter_spec())
+    config.addinivalue_line("filterwarnings", SDK_DEADLOCK_INTERRUPT)
 
 
 @pytest.fixture(autouse=True)
