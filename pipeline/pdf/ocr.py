@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ENGINE = "tesseract"
+# Tesseract's orientation and script detection data (``osd.traineddata``).
+ORIENTATION_DATA = "osd"
 # Where the data wheels put the language files, under an installation prefix.
 _TESSDATA = Path("share", "tessdata")
 
@@ -93,7 +95,8 @@ def tessdata_dir(languages: tuple[str, ...]) -> Path:
 
 
 class OcrEngine:
-    """One Tesseract instance, created on first use and kept for the process's life.
+    """One Tesseract instance, created on first use and kept for the process's life, and
+    one for orientation detection, created only when a page first needs it.
 
     Args:
         options: the languages to load.
@@ -102,6 +105,7 @@ class OcrEngine:
     def __init__(self, options: OcrOptions) -> None:
         self.options = options
         self._api: Any = None
+        self._orientation: Any = None
         self.version = ""
 
     def _ready(self) -> Any:
@@ -119,6 +123,36 @@ class OcrEngine:
             except (ImportError, RuntimeError) as exc:
                 raise OcrError("engine_unavailable", type(exc).__name__) from None
         return self._api
+
+    def upright_turn(self, image: Any) -> int:
+        """Degrees to turn a picture clockwise for its text to stand upright: 0, 90, 180
+        or 270, by Tesseract's orientation detection (``osd`` data, installed with the
+        language data); 0 when it cannot tell (too few letters, a photo, no ``osd`` data).
+
+        Raises:
+            OcrError: the engine cannot be started.
+        """
+        if self._orientation is None:
+            self._ready()
+            import tesserocr
+
+            try:
+                directory = tessdata_dir((ORIENTATION_DATA,))
+                self._orientation = tesserocr.PyTessBaseAPI(
+                    path=f"{directory}{os.sep}",
+                    lang=ORIENTATION_DATA,
+                    psm=tesserocr.PSM.OSD_ONLY,
+                )
+            except (OcrError, RuntimeError):
+                return 0
+        try:
+            self._orientation.SetImage(image)
+            found = self._orientation.DetectOrientationScript()
+        finally:
+            self._orientation.Clear()
+        # Tesseract gives how far the text is turned clockwise from upright; turning it on
+        # by the rest of the circle stands it up.
+        return (360 - int(found["orient_deg"])) % 360 if found else 0
 
     def read(self, image: Any) -> OcrText:
         """Read a picture (a PIL image).
@@ -142,7 +176,8 @@ class OcrEngine:
         )
 
     def close(self) -> None:
-        """Free the engine (it is created again on next use)."""
-        if self._api is not None:
-            self._api.End()
-            self._api = None
+        """Free the engines (they are created again on next use)."""
+        for api in (self._api, self._orientation):
+            if api is not None:
+                api.End()
+        self._api = self._orientation = None

@@ -5,6 +5,11 @@ that were reported ``needs_ocr``). The text read is counted and searched for sen
 data exactly as a text layer is (``pipeline.pdf.sensitive``: counts and masked samples),
 and then dropped: only the page result leaves the process.
 
+A page read with a low confidence may lie sideways or upside down: Tesseract's orientation
+detection says how far to turn it, and the page is read again turned; the better of the two
+reads stands (``ocr_rotation`` says when it was the turned one). Upright pages, read well,
+pay nothing for this.
+
 A page OCR reads no word from is one of two things: an empty sheet (almost no dark
 pixels: a blank page, as a blank page of a text document is) or a picture (a photo, a
 drawing, handwriting Tesseract cannot read), which is ``ocr_failed`` with the cause
@@ -19,7 +24,7 @@ from typing import Any
 
 from pypdf import PageObject
 
-from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions
+from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, OcrText
 from pipeline.pdf.ocr_image import page_picture
 from pipeline.pdf.page_checks import PageResult, text_counts
 from pipeline.pdf.sensitive import find_sensitive
@@ -29,6 +34,9 @@ NO_TEXT = "no_text"
 # A picture with no word and fewer dark pixels than this share is an empty sheet (a scan
 # of white paper, with some dust).
 BLANK_INK_SHARE = 0.005
+# Under this mean word confidence a page is checked for orientation: an upright scan reads
+# at about 80-90, one lying sideways or upside down at about 30.
+TURN_BELOW_CONFIDENCE = 70
 _DARK = 128
 
 
@@ -94,7 +102,7 @@ def read_page(
     """
     try:
         picture = page_picture(page, result.page - 1, renderer.render, options)
-        read = engine.read(picture.image)
+        read, rotation = read_upright(engine, picture.image)
     except OcrError as exc:
         return unread(result, exc.cause)
     except MemoryError:
@@ -114,5 +122,24 @@ def read_page(
         ocr_engine=read.engine,
         ocr_data=read.data,
         ocr_image=picture.source,
+        ocr_rotation=rotation,
         ocr_error=NO_TEXT if words == 0 and not empty_sheet else None,
     )
+
+
+def read_upright(engine: OcrEngine, image: Any) -> tuple[OcrText, int | None]:
+    """What OCR reads from ``image``, and the clockwise turn it was read at (None: as it is).
+
+    A read under :data:`TURN_BELOW_CONFIDENCE` is tried again turned upright, if Tesseract
+    can tell which way is up; the turned read stands only if it reads better.
+    """
+    read = engine.read(image)
+    if read.confidence >= TURN_BELOW_CONFIDENCE:
+        return read, None
+    turn = engine.upright_turn(image)
+    if not turn:
+        return read, None
+    turned = engine.read(image.rotate(-turn, expand=True))
+    if turned.confidence <= read.confidence:
+        return read, None
+    return turned, turn

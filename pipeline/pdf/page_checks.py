@@ -81,12 +81,14 @@ class PageResult:
     # OCR fields: they are text pages, or image-only pages that were not read.
     text_source: str = "text"
     # OCR only: mean word confidence (0-100), engine and version, language data, which
-    # picture was read (embedded image or rendered page), and why OCR could not read
-    # the page (its cause code), if it could not.
+    # picture was read (embedded image or rendered page), how far it was turned clockwise
+    # to be read (a page lying sideways or upside down), and why OCR could not read the
+    # page (its cause code), if it could not.
     ocr_confidence: float | None = None
     ocr_engine: str | None = None
     ocr_data: str | None = None
     ocr_image: str | None = None
+    ocr_rotation: int | None = None
     ocr_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:

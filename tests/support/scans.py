@@ -30,6 +30,8 @@ class ScanStyle:
 
     Attributes:
         dpi: resolution of the picture.
+        lying_deg: the page lies on the glass turned this much counter-clockwise: 90 or
+            270 sideways, 180 upside down.
         rotate_deg: the page lies this much askew on the glass (counter-clockwise).
         noise: share of pixels flipped to black or white (dust, speckle).
         encoding: ``jpeg`` (grayscale DCT) or ``ccitt`` (1-bit, CCITT Group 4, as faxes).
@@ -37,6 +39,7 @@ class ScanStyle:
     """
 
     dpi: int = 200
+    lying_deg: int = 0
     rotate_deg: float = 0.0
     noise: float = 0.0
     encoding: str = JPEG
@@ -155,6 +158,8 @@ def render_pages(pdf: bytes, *, dpi: int = 200) -> list[Image.Image]:
 
 def degrade(image: Image.Image, style: ScanStyle, *, seed: int = 0) -> Image.Image:
     """``image`` as the scanner of ``style`` sees it: turned, speckled, thresholded."""
+    if style.lying_deg:
+        image = image.rotate(style.lying_deg, expand=True)
     if style.rotate_deg:
         image = image.rotate(
             style.rotate_deg, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=255

@@ -111,6 +111,7 @@ def test_page_results_serialise_without_text(mixed_results: list[PageResult]) ->
         "ocr_engine",
         "ocr_data",
         "ocr_image",
+        "ocr_rotation",
         "ocr_error",
     }
     assert data["text_source"] == "text"

@@ -1,5 +1,6 @@
 """The page checks on what OCR reads: sensitive data as masked samples, blank sheets,
-pictures with no words, and the reasons the report gives them."""
+pictures with no words, scans lying sideways or upside down, and the reasons the report
+gives them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pipeline.policy import VerdictPolicy
 from tests.support.reports import report_of_results
 from tests.support.scans import (
     CLEAN,
+    LETTER,
     LETTER_EMAIL,
     LETTER_IBAN,
     PageImage,
@@ -31,6 +33,7 @@ from tests.support.scans import (
     encode,
     image_pdf,
     photo,
+    scan_images,
     scanned_letter,
 )
 
@@ -107,6 +110,52 @@ def test_a_scanned_white_sheet_is_a_blank_page(scans: Path, engine: OcrEngine) -
 def test_a_photo_with_no_words_is_a_page_ocr_could_not_read(scans: Path, engine: OcrEngine) -> None:
     result = _read(scans / "sheets.pdf", engine, 2)
     assert (result.blank, result.words, result.ocr_error) == (False, 0, "no_text")
+
+
+class _CountingEngine(OcrEngine):
+    """Tesseract, counting how often it was asked which way is up."""
+
+    def __init__(self) -> None:
+        super().__init__(OcrOptions())
+        self.orientation_asked = 0
+
+    def upright_turn(self, image: Any) -> int:
+        self.orientation_asked += 1
+        return super().upright_turn(image)
+
+
+@pytest.mark.parametrize(
+    ("lying", "turned"),
+    # Counter-clockwise on the scanner. Tesseract reads text lying 270 degrees that way
+    # as it is; the other two it reads only turned back.
+    [(90, 90), (180, 180), (270, None)],
+    ids=["sideways", "upside-down", "sideways-the-other-way"],
+)
+def test_a_scan_lying_sideways_or_upside_down_is_read_upright(
+    tmp_path: Path, engine: OcrEngine, lying: int, turned: int | None
+) -> None:
+    style = ScanStyle(lying_deg=lying)
+    (letter,) = scan_images([LETTER], style, font_size=13)
+    path = tmp_path / "lying.pdf"
+    path.write_bytes(image_pdf([[encode(letter, style)]]))
+    result = _read(path, engine)
+    assert result.ocr_rotation == turned
+    assert result.sensitive == {"email": 1, "iban": 1}
+    # As well as the letter read upright (about 90); lying, it read at about 30.
+    assert result.ocr_confidence is not None and result.ocr_confidence > 80
+
+
+def test_only_a_page_read_with_low_confidence_is_checked_for_orientation(scans: Path) -> None:
+    counting = _CountingEngine()
+    try:
+        letter = _read(scans / "letter.pdf", counting, 1)
+        assert (letter.ocr_rotation, counting.orientation_asked) == (None, 0)
+        # A photo reads no word: asked, Tesseract cannot tell, and it stays unread.
+        unread = _read(scans / "letter.pdf", counting, 2)
+        assert (unread.ocr_rotation, unread.ocr_error) == (None, "no_text")
+        assert counting.orientation_asked == 1
+    finally:
+        counting.close()
 
 
 def _report(path: Path, results: list[PageResult], **policy: Any) -> dict[str, Any]:
