@@ -26,8 +26,7 @@ from pypdf import PageObject
 
 from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, OcrText
 from pipeline.pdf.ocr_image import page_picture
-from pipeline.pdf.page_checks import PageResult, text_counts
-from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.page_checks import PageResult, sensitive_on, text_counts
 
 OCR = "ocr"
 NO_TEXT = "no_text"
@@ -108,7 +107,7 @@ def read_page(
     except MemoryError:
         return unread(result, "out_of_memory")
     text_chars, words = text_counts(read.text)
-    sensitive = find_sensitive(read.text)
+    sensitive = sensitive_on(page, read.text)
     empty_sheet = words == 0 and ink_share(picture.image) < BLANK_INK_SHARE
     return dataclasses.replace(
         result,

@@ -2,6 +2,8 @@
 
 Run in a parser process (``pipeline.pdf.parser_process``). Results never carry document text:
 only counts, facts and masked samples of sensitive data (see ``pipeline.pdf.sensitive``).
+Sensitive data is searched in the page's text and in what its annotations hold that the
+text does not show: the values filled into its form fields, and comments.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pypdf import PageObject, PdfReader
-from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
+from pypdf.generic import (
+    ArrayObject,
+    ContentStream,
+    DictionaryObject,
+    NameObject,
+    StreamObject,
+    TextStringObject,
+)
 
 from pipeline.pdf.objects import (
     action_types,
@@ -23,7 +32,7 @@ from pipeline.pdf.objects import (
     error_type,
     resolve,
 )
-from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.sensitive import SensitiveFindings, find_sensitive
 
 # A content stream shorter than this (without whitespace) paints nothing worth seeing.
 _BLANK_CONTENT_BYTES = 16
@@ -44,6 +53,11 @@ _MAX_LINK_HOSTS_PER_PAGE = 20
 _MAX_SUBTYPES_PER_PAGE = 20
 _SUBTYPE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _EXTERNAL_SCHEMES = ("http", "https", "ftp", "ftps")
+# Text read from a page's annotations for the sensitive-data search: a page of text's worth.
+_MAX_ANNOTATION_TEXT_CHARS = 100_000
+# Fields nest (a widget's value may sit on its field, or that field's parent): how far up.
+_MAX_FIELD_DEPTH = 10
+_MAX_CHOICES = 100
 
 
 @dataclass(frozen=True)
@@ -178,13 +192,74 @@ def _check_annotations(page: PageObject) -> _Annotations:
     return found
 
 
+def _text_string(value: Any) -> str:
+    """A PDF text string's text ('' for anything else: names, numbers, binary strings)."""
+    value = resolve(value)
+    return str(value) if isinstance(value, TextStringObject) else ""
+
+
+def _field_of(widget: DictionaryObject) -> DictionaryObject | None:
+    """The form field a widget shows the value of: the widget, or the nearest of its
+    parent fields that holds a value (None: no value filled in)."""
+    node: DictionaryObject | None = widget
+    for _ in range(_MAX_FIELD_DEPTH):
+        if node is None or "/V" in node:
+            return node
+        node = as_dict(node.get("/Parent"))
+    return None
+
+
+def _field_value(field: DictionaryObject) -> str:
+    """A form field's value, as text (the choices picked in a list, one a line)."""
+    value = resolve(field["/V"])
+    if isinstance(value, ArrayObject):
+        return "\n".join(_text_string(choice) for choice in value[:_MAX_CHOICES])
+    return _text_string(value)
+
+
+def annotation_text(page: PageObject) -> str:
+    """What the page's annotations hold that its content does not show: the values of its
+    form fields, and annotations' text (comments, free text). Bounded: the first
+    ``_MAX_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
+    parts: list[str] = []
+    left = _MAX_ANNOTATION_TEXT_CHARS
+    # A field shown by several widgets (its kids) holds one value: read once.
+    fields_read: set[int] = set()
+    for item in as_array(page.get("/Annots"))[:_MAX_ANNOTATIONS]:
+        annotation = as_dict(item)
+        if left <= 0:
+            break
+        if annotation is None:
+            continue
+        subtype = resolve(annotation.get("/Subtype"))
+        if subtype == "/Popup":  # shows its markup annotation's text, read there
+            continue
+        texts = [_text_string(annotation.get("/Contents"))]
+        field = _field_of(annotation) if subtype == "/Widget" else None
+        if field is not None and id(field) not in fields_read:
+            fields_read.add(id(field))
+            texts.append(_field_value(field))
+        for text in texts:
+            if text:
+                parts.append(text[:left])
+                left -= len(parts[-1])
+    return "\n".join(parts)
+
+
+def sensitive_on(page: PageObject, text: str) -> SensitiveFindings:
+    """The sensitive data in ``text`` (the page's, from its text layer or OCR) and in what
+    its annotations hold (:func:`annotation_text`)."""
+    held = annotation_text(page)
+    return find_sensitive(f"{text}\n{held}" if held else text)
+
+
 def check_page(page: PageObject, number: int) -> PageResult:
     """Check one page. Errors are raised to the caller, which records them per page."""
     box = page.mediabox
     text, image_count = _text_and_images(page)
     text_chars, words = text_counts(text)
     blank = text_chars == 0 and image_count == 0 and _paints_nothing(page)
-    sensitive = find_sensitive(text)
+    sensitive = sensitive_on(page, text)
     width, height = round(float(box.width), 2), round(float(box.height), 2)
     return PageResult(
         page=number,

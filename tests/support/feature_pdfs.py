@@ -368,3 +368,44 @@ def make_feature_pdf(
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+# A ``form`` page filled in: each field's value (the address field shows its one value in
+# two widgets), and a comment with its popup, all holding sensitive values the page's
+# text does not.
+FILLED = {
+    "name": "Jane Doe",
+    "email": SEEDED["email"][0][0],
+    "address": SEEDED["iban"][0][0],
+}
+COMMENT = f"Call back on {SEEDED['phone'][0][0]}"
+
+
+def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
+    """``pdf`` with ``values`` filled into its fields (by name, on the widget or the field
+    it belongs to), its ``agree`` boxes ticked, and ``comment`` as a note with a popup
+    on its first page."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    for page in writer.pages:
+        for reference in page.get("/Annots", []):
+            widget = reference.get_object()
+            field = widget["/Parent"].get_object() if "/Parent" in widget else widget
+            name = str(field.get("/T", ""))
+            if name in values:
+                field[NameObject("/V")] = _text(values[name])
+            elif name == "agree":
+                field[NameObject("/V")] = _name("/Yes")
+    if comment:
+        page = writer.pages[0]
+        note = _annotation(writer, page, "/Text", _rect(20, 20, 40, 40), Contents=_text(comment))
+        # A popup shows its note's text: the same words, found once.
+        popup = _annotation(
+            writer, page, "/Popup", _rect(40, 20, 200, 80), Parent=note, Contents=_text(comment)
+        )
+        note.get_object()[NameObject("/Popup")] = popup
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
