@@ -64,8 +64,9 @@ class PageRenderer:
                 self._free.put_nowait(index)
         return self._free
 
-    async def render(self, pdf: bytes, page_number: int) -> bytes:
-        """Page ``page_number`` (1-based) of ``pdf`` as PNG bytes.
+    async def render(self, pdf: bytes, page_number: int, turn: int = 0) -> bytes:
+        """Page ``page_number`` (1-based) of ``pdf`` as PNG bytes, turned ``turn`` degrees
+        clockwise.
 
         Raises:
             RenderRefusedError: the page cannot be drawn within the limits, or is not there.
@@ -80,7 +81,7 @@ class PageRenderer:
                 # A new process starts before the clock does: the limit is the page's alone.
                 await loop.run_in_executor(process.executor, render.pid)
                 future = loop.run_in_executor(
-                    process.executor, render.render_page, pdf, page_number, self.limits
+                    process.executor, render.render_page, pdf, page_number, self.limits, turn
                 )
                 return await asyncio.wait_for(future, timeout=self.limits.seconds)
             except TimeoutError:

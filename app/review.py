@@ -108,7 +108,8 @@ def render_item(item: ReviewItem) -> str:
         lines.append(f"document-wide  {', '.join(item.document_reasons)}")
     lines.append(f"pages to look at ({len(item.pages)} of {item.page_count}):")
     for page in item.pages:
-        lines.append(f"  page {page.page}: {', '.join(page.reasons)}")
+        lying = f" (scanned lying: turn {page.turn} degrees clockwise)" if page.turn else ""
+        lines.append(f"  page {page.page}: {', '.join(page.reasons)}{lying}")
         lines.extend(f"    {sample}" for sample in page.samples)
     return "\n".join(lines)
 

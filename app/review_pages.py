@@ -347,7 +347,8 @@ class ReviewPages:
             raise _bad("page is a page number (1, 2, ...)")
         number = int(number_text)
         item = await self._item(workflow_id)
-        if number not in {p.page for p in item.pages}:
+        shown = {p.page: p for p in item.pages}
+        if number not in shown:
             raise web.HTTPNotFound(text=f"page {number} is not among the pages to review")
         try:
             pdf = await self._documents.get(item.document)
@@ -356,7 +357,7 @@ class ReviewPages:
         except ValueError as exc:
             raise web.HTTPUnprocessableEntity(text=str(exc)) from None
         try:
-            png = await self.renderer.render(pdf, number)
+            png = await self.renderer.render(pdf, number, shown[number].turn)
         except RenderRefusedError as exc:
             raise web.HTTPUnprocessableEntity(text=str(exc)) from None
         except RenderFailedError as exc:

@@ -9,6 +9,7 @@ request never decides twice).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -72,11 +73,14 @@ class PageToReview:
         reasons: the review reasons found on it.
         samples: masked samples of what was found (``email: j***@e***.com``), or the
             page's parse error; never document text.
+        turn: degrees to turn the page clockwise to show it upright (OCR found the scan
+            lying sideways or upside down, and read it turned).
     """
 
     page: int
     reasons: list[str]
     samples: list[str] = field(default_factory=list)
+    turn: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,17 +184,9 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
         _read_report, settings, status.report_bucket, status.report_key
     )
     pages, document_reasons = pages_to_review(report, status.reasons)
-    sensitive = [p.page for p in pages if "sensitive_data" in p.reasons]
-    if sensitive:
-        samples = await asyncio.to_thread(
-            _sensitive_samples, settings, status.report_bucket, report, sensitive
-        )
-        pages = [
-            PageToReview(
-                page=p.page, reasons=p.reasons, samples=p.samples + samples.get(p.page, [])
-            )
-            for p in pages
-        ]
+    if pages:
+        store = ResultStore(s3_client(settings.s3), status.report_bucket)
+        pages = await asyncio.to_thread(with_page_results, store, report, pages)
     identity = report["document"]
     return ReviewItem(
         workflow_id=workflow_id,
@@ -243,32 +239,39 @@ def pages_to_review(
     return pages, document_reasons
 
 
-def _sensitive_samples(
-    settings: Settings, bucket: str, report: dict[str, Any], pages: list[int]
-) -> dict[int, list[str]]:
-    """The masked samples of these pages, from their chunk files (``type: sample``)."""
+def with_page_results(
+    store: ResultStore, report: dict[str, Any], pages: list[PageToReview]
+) -> list[PageToReview]:
+    """``pages`` with what their results in the report's chunk files add: the masked
+    samples of the sensitive data found (``type: sample``), and how far to turn a scan
+    that lay sideways or upside down."""
     layout = report.get("pages") or {}
     chunk_pages = int(layout.get("chunk_pages") or 0)
     chunks: list[str] = list(layout.get("chunks") or [])
     if not chunk_pages or not chunks:
-        return {}
-    store = ResultStore(s3_client(settings.s3), bucket)
-    wanted = set(pages)
-    found: dict[int, list[str]] = {}
-    for index in sorted({(page - 1) // chunk_pages for page in pages}):
+        return pages
+    wanted = {page.page for page in pages}
+    results: dict[int, dict[str, Any]] = {}
+    for index in sorted({(page - 1) // chunk_pages for page in wanted}):
         if index >= len(chunks):
             continue
         body = store.read(chunks[index]) or b""
         for line in body.splitlines():
             result = json.loads(line) if line else {}
             if result.get("page") in wanted:
-                samples = result.get("sensitive_samples") or {}
-                found[int(result["page"])] = [
-                    f"{kind}: {sample}"
-                    for kind, values in sorted(samples.items())
-                    for sample in values
-                ]
-    return found
+                results[int(result["page"])] = result
+    return [_with_result(page, results.get(page.page, {})) for page in pages]
+
+
+def _with_result(page: PageToReview, result: dict[str, Any]) -> PageToReview:
+    found = result.get("sensitive_samples") or {}
+    samples = [f"{kind}: {sample}" for kind, values in sorted(found.items()) for sample in values]
+    turn = result.get("ocr_rotation")
+    return dataclasses.replace(
+        page,
+        samples=page.samples + samples,
+        turn=turn if turn in (90, 180, 270) else 0,
+    )
 
 
 async def decide(client: Client, workflow_id: str, decision: ReviewDecision) -> ReviewOutcome:

@@ -57,6 +57,10 @@ def pid() -> int:
     return os.getpid()
 
 
+# The turns pdfium draws a page at, clockwise.
+_TURNS = (0, 90, 180, 270)
+
+
 def render_scale(width_pt: float, height_pt: float, limits: RenderLimits) -> float:
     """The scale (pixels per point) a page of this size is drawn at.
 
@@ -76,8 +80,10 @@ def render_scale(width_pt: float, height_pt: float, limits: RenderLimits) -> flo
     return scale
 
 
-def render_page(pdf: bytes, page_number: int, limits: RenderLimits) -> bytes:
-    """Runs in the render process: page ``page_number`` (1-based) of ``pdf`` as PNG bytes.
+def render_page(pdf: bytes, page_number: int, limits: RenderLimits, turn: int = 0) -> bytes:
+    """Runs in the render process: page ``page_number`` (1-based) of ``pdf`` as PNG bytes,
+    turned ``turn`` degrees clockwise (0, 90, 180 or 270: a scan that lies sideways or
+    upside down, shown upright).
 
     Raises:
         RenderRefusedError: not a PDF pdfium can open, no such page, or a page that does
@@ -99,7 +105,10 @@ def render_page(pdf: bytes, page_number: int, limits: RenderLimits) -> bytes:
         page = document[page_number - 1]
         try:
             width_pt, height_pt = page.get_size()
-            bitmap = page.render(scale=render_scale(width_pt, height_pt, limits))
+            bitmap = page.render(
+                scale=render_scale(width_pt, height_pt, limits),
+                rotation=turn if turn in _TURNS else 0,
+            )
             try:
                 image = bitmap.to_pil()
                 out = io.BytesIO()

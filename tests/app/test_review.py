@@ -1,19 +1,30 @@
 """docpipe review's pieces that need no server: the queue's table and JSON, the IDs of
-bulk decisions, the decision a command line makes."""
+bulk decisions, the decision a command line makes, what a page to look at takes from its
+result in the chunk files."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from app import cli
-from app.review import decision_from_args, render_waiting, waiting_json
-from app.review_queue import bulk_decision_id, pages_to_review
-from pipeline.review import ReviewAction
+from app.review import decision_from_args, render_item, render_waiting, waiting_json
+from app.review_queue import (
+    PageToReview,
+    ReviewItem,
+    bulk_decision_id,
+    pages_to_review,
+    with_page_results,
+)
+from pipeline.check.results import ResultStore, chunk_key
+from pipeline.models import DocumentRef
+from pipeline.review import ReviewAction, ReviewState, ReviewStatus
 from pipeline.review_visibility import WaitingReview, document_id_of
+from tests.support.activities import RESULTS, in_process_s3
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -111,3 +122,50 @@ def test_scanned_pages_ocr_could_not_read_well_are_pages_to_look_at() -> None:
         (5, ["ocr_low_confidence", "rotated_pages"]),
     ]
     assert document_wide == []
+
+
+def test_a_page_to_look_at_gets_its_masked_samples_and_the_turn_of_a_lying_scan() -> None:
+    lines: list[dict[str, Any]] = [
+        {"page": 1, "sensitive_samples": {"iban": ["DE** **** **** **** **30 00"]}},
+        {"page": 2, "text_source": "ocr", "ocr_rotation": 90, "sensitive_samples": {}},
+        {"page": 3, "text_source": "ocr", "ocr_rotation": None},
+        # Written before the field existed, or by a hand that cannot be trusted.
+        {"page": 4, "text_source": "ocr"},
+        {"page": 5, "ocr_rotation": 45},
+    ]
+    with in_process_s3() as s3:
+        store = ResultStore(s3, RESULTS)
+        store.write_chunk("results/doc", lines)
+        report = {"pages": {"chunk_pages": 10, "chunks": [chunk_key("results/doc", 1)]}}
+        shown = [PageToReview(page=n, reasons=["r"]) for n in range(1, 6)]
+        pages = with_page_results(store, report, shown)
+    assert [(p.page, p.samples, p.turn) for p in pages] == [
+        (1, ["iban: DE** **** **** **** **30 00"], 0),
+        (2, [], 90),
+        (3, [], 0),
+        (4, [], 0),
+        (5, [], 0),
+    ]
+
+
+def test_docpipe_review_show_says_which_pages_lay_and_how_to_turn_them() -> None:
+    item = ReviewItem(
+        workflow_id="docpipe/documents/scan.pdf@v1",
+        document_id="documents/scan.pdf@v1",
+        document=DocumentRef("documents", "scan.pdf", version_id="v1"),
+        status=ReviewStatus(state=ReviewState.AWAITING),
+        verdict="review",
+        reasons=["sensitive_data"],
+        page_count=2,
+        pages=[
+            PageToReview(page=1, reasons=["sensitive_data"], samples=["email: j***@e***.com"]),
+            PageToReview(page=2, reasons=["sensitive_data"], turn=180),
+        ],
+        document_reasons=[],
+        report_bucket="results",
+        report_key="r/report.json",
+    )
+    lines = render_item(item).splitlines()
+    assert "  page 1: sensitive_data" in lines
+    assert "    email: j***@e***.com" in lines
+    assert "  page 2: sensitive_data (scanned lying: turn 180 degrees clockwise)" in lines

@@ -4,6 +4,7 @@ POSTs it takes, what it says to malformed requests, and what its HTML holds."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import re
 import uuid
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from PIL import Image
 from yarl import URL
 
 from app.review_queue import PageToReview
@@ -284,6 +286,28 @@ async def test_a_page_to_review_is_served_as_a_png(
         assert response.status == 200
         assert response.headers["Content-Type"] == "image/png"
         assert (await response.read()).startswith(b"\x89PNG")
+
+
+async def test_a_scan_that_lay_sideways_is_served_and_said_turned_upright() -> None:
+    review_loop = MemoryReviewLoop()
+    review_loop.add("scan.pdf", make_pdf(["Page one"]), [PageToReview(page=1, reasons=["r"])])
+    review_loop.add(
+        "lying.pdf", make_pdf(["Page one"]), [PageToReview(page=1, reasons=["r"], turn=90)]
+    )
+    upright, lying = review_loop.items
+    async with review_page(review_loop) as url, browser_like_session() as client:
+        await log_in(client, url)
+        sizes = []
+        for workflow_id in (upright, lying):
+            params = {"id": workflow_id, "page": "1"}
+            async with client.get(f"{url}/page.png", params=params) as response:
+                assert response.status == 200
+                with Image.open(io.BytesIO(await response.read())) as image:
+                    sizes.append(image.size)
+            async with client.get(f"{url}/check", params={"id": workflow_id}) as response:
+                said = "shown turned 90&deg; clockwise" in await response.text()
+                assert said == (workflow_id == lying)
+    assert sizes[1] == sizes[0][::-1] and sizes[0][1] > sizes[0][0]
 
 
 async def test_a_page_that_draws_too_long_is_a_503_and_the_page_goes_on_serving() -> None:

@@ -25,6 +25,15 @@ def test_a_page_is_drawn_at_the_configured_width() -> None:
     assert height > width
 
 
+def test_a_page_is_drawn_turned_clockwise_as_asked() -> None:
+    pdf = make_pdf(["one"])
+    upright = _size(render_page(pdf, 1, RenderLimits(width_px=600)))
+    for turn, size in ((90, upright[::-1]), (180, upright), (270, upright[::-1])):
+        assert _size(render_page(pdf, 1, RenderLimits(width_px=600), turn)) == size
+    # Only quarter turns: anything else is drawn as it is.
+    assert _size(render_page(pdf, 1, RenderLimits(width_px=600), 45)) == upright
+
+
 def test_a_huge_page_is_drawn_smaller_to_fit_the_pixel_budget() -> None:
     limits = RenderLimits(max_pixels=250_000, width_px=1000)
     png = render_page(page_of_size(14_400, 14_400, user_unit=50), 1, limits)
