@@ -223,20 +223,7 @@ class EmbeddedStack:
         try:
             self._start_codec_server()
             self._spawn_temporal(binaries["temporal"])
-            listener = f"tcp://{self.kafka_bootstrap}"
-            self._spawn(
-                "kafka",
-                [
-                    str(binaries["kafka"]),
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    listener,
-                    "--storage-engine",
-                    "memory://tansu/",
-                ],
-            )
+            self._spawn_broker(binaries["kafka"])
             self._spawn("s3", [str(binaries["s3"]), "-H", LOOPBACK, "-p", str(config.s3_port)])
             self._wait_for_port("kafka", config.kafka_port, deadline)
             self._wait_for_port("temporal", config.temporal_port, deadline)
@@ -262,10 +249,24 @@ class EmbeddedStack:
 
     def stop_temporal(self) -> None:
         """Stop only the Temporal server (to rehearse an outage); the rest keeps running."""
-        with self._lock:
-            temporal = [c for c in self._children if c.name == "temporal"]
-            self._children = [c for c in self._children if c.name != "temporal"]
-        stop_all(temporal)
+        self._stop_child("temporal")
+
+    def stop_broker(self) -> None:
+        """Stop only the broker (to rehearse an outage). It keeps topics and offsets in
+        memory: they go with it."""
+        self._stop_child("kafka")
+
+    def start_broker(self) -> None:
+        """Start the broker again on the same port, empty, and wait for it.
+
+        Raises:
+            StackError: the broker is already running, or did not come back.
+        """
+        if any(c.name == "kafka" for c in self._children):
+            raise StackError("the broker of this stack is already running")
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        self._spawn_broker(tansu_binary())
+        self._wait_for_port("kafka", self.config.kafka_port, deadline)
 
     def start_temporal(self) -> None:
         """Start the Temporal server again on the same ports and database, and wait for it.
@@ -297,6 +298,28 @@ class EmbeddedStack:
                 allowed_origins=(self.ui_url, f"http://localhost:{ui_port}"),
             ),
             EncryptionCodec(keyring),
+        )
+
+    def _stop_child(self, name: str) -> None:
+        with self._lock:
+            stopping = [c for c in self._children if c.name == name]
+            self._children = [c for c in self._children if c.name != name]
+        stop_all(stopping)
+
+    def _spawn_broker(self, binary: Path) -> None:
+        listener = f"tcp://{self.kafka_bootstrap}"
+        self._spawn(
+            "kafka",
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
         )
 
     def _spawn_temporal(self, binary: Path) -> None:

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from infra.clients import temporal_client
-from infra.settings import PipelineSettings, Settings
+from infra.settings import KafkaSettings, PipelineSettings, Settings, TemporalSettings
+from infra.stack import EmbeddedStack, StackConfig
 from tests.conftest import StartComponent
 from tests.support.settings import with_pipeline, with_review
+
+
+@pytest.fixture(scope="module")
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    """A stack of the test module's own, for tests that stop one of its servers: the
+    session's stack serves every other test."""
+    # Readable workflow IDs, as on the session's stack (tests/conftest.py).
+    base = Settings(
+        kafka=KafkaSettings(session_timeout_ms=2000),
+        temporal=TemporalSettings(hash_object_keys=False),
+    )
+    config = StackConfig.on_free_ports(tmp_path_factory.mktemp("outage-stack"))
+    with EmbeddedStack(config, base) as running:
+        yield running
 
 
 @pytest.fixture

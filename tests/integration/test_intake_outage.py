@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from infra.clients import temporal_client
-from infra.settings import KafkaSettings, Settings, TemporalSettings
-from infra.stack import EmbeddedStack, StackConfig
+from infra.settings import Settings
+from infra.stack import EmbeddedStack
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.intake import (
@@ -40,18 +39,6 @@ from tests.support.polling import async_wait_for, wait_for
 
 # Long enough for the intake to notice, back off several times and pause.
 OUTAGE_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    # Readable workflow IDs, as on the session's stack (tests/conftest.py).
-    base = Settings(
-        kafka=KafkaSettings(session_timeout_ms=2000),
-        temporal=TemporalSettings(hash_object_keys=False),
-    )
-    config = StackConfig.on_free_ports(tmp_path_factory.mktemp("outage-stack"))
-    with EmbeddedStack(config, base) as running:
-        yield running
 
 
 def _quick_retries(stack: EmbeddedStack, task_queue: str, **kafka: Any) -> Settings:

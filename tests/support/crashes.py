@@ -97,12 +97,20 @@ def assert_every_page_once(settings: Settings, document: DocumentRef, pages: int
     assert report["checks"]["pages_checked"] == pages
 
 
-async def pending_page_check(handle: WorkflowHandle[Any, Any]) -> PendingActivityInfo | None:
-    """The check's page check as the server holds it (queued or running), if it has one."""
+async def pending_activity(
+    handle: WorkflowHandle[Any, Any], name: str
+) -> PendingActivityInfo | None:
+    """The check's activity ``name`` as the server holds it (queued, running or waiting to
+    be retried), if it has one."""
     for pending in (await handle.describe()).raw_description.pending_activities:
-        if pending.activity_type.name == "check_pages":
+        if pending.activity_type.name == name:
             return pending
     return None
+
+
+async def pending_page_check(handle: WorkflowHandle[Any, Any]) -> PendingActivityInfo | None:
+    """The check's page check as the server holds it (queued or running), if it has one."""
+    return await pending_activity(handle, "check_pages")
 
 
 async def page_attempt(handle: WorkflowHandle[object, CheckSummary]) -> tuple[int, bool] | None:
