@@ -134,7 +134,9 @@ def _log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
             "%s %s",
             unraisable.err_msg or "Exception ignored in",
             where,
-            exc_info=(unraisable.exc_type, error, unraisable.exc_traceback) if error else None,
+            exc_info=None
+            if error is None
+            else (unraisable.exc_type, error, unraisable.exc_traceback),
         )
     except Exception:  # logging itself is gone (the interpreter is shutting down)
         sys.__unraisablehook__(unraisable)
