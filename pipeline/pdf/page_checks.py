@@ -223,8 +223,9 @@ def annotation_text(page: PageObject) -> str:
     ``_MAX_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
     parts: list[str] = []
     left = _MAX_ANNOTATION_TEXT_CHARS
-    # A field shown by several widgets (its kids) holds one value: read once.
-    fields_read: set[int] = set()
+    # A field shown by several widgets (its kids) holds one value: read once. The fields
+    # are kept, so that no other object takes the identity of one read.
+    fields_read: dict[int, DictionaryObject] = {}
     for item in as_array(page.get("/Annots"))[:_MAX_ANNOTATIONS]:
         annotation = as_dict(item)
         if left <= 0:
@@ -237,7 +238,7 @@ def annotation_text(page: PageObject) -> str:
         texts = [_text_string(annotation.get("/Contents"))]
         field = _field_of(annotation) if subtype == "/Widget" else None
         if field is not None and id(field) not in fields_read:
-            fields_read.add(id(field))
+            fields_read[id(field)] = field
             texts.append(_field_value(field))
         for text in texts:
             if text:
