@@ -1,5 +1,6 @@
 """A reviewer approves a waiting check in a real browser, and the check ends with that
-decision, recorded under the reviewer the page authenticated.
+decision, recorded under the reviewer the page authenticated; a scan that lay sideways is
+seen upright.
 
 Playwright drives Debian's ``chromium``; skipped with the install command when it is
 missing.
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.async_api import async_playwright, expect
 
 from app.browser import INSTALL_HINT, PLAYWRIGHT_ARGS
 from app.review_auth import new_token
+from app.review_queue import PageToReview
 from infra.clients import temporal_client
 from infra.ports import free_ports, port_open
 from infra.settings import Settings
@@ -119,3 +122,38 @@ async def test_a_login_url_opened_on_the_login_page_logs_in() -> None:
             assert "token" not in page.url
         finally:
             await browser.close()
+
+
+async def test_a_scan_that_lay_sideways_is_seen_upright_in_the_browser() -> None:
+    review_loop = MemoryReviewLoop()
+    item = review_loop.add(
+        "lying.pdf",
+        make_pdf(["A portrait page", "Another"]),
+        [
+            PageToReview(page=1, reasons=["sensitive_data"], turn=90),
+            PageToReview(page=2, reasons=["blank_pages"]),
+        ],
+    )
+    async with review_page(review_loop) as url, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(PLAYWRIGHT_ARGS)
+        )
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{url}/login#token={ALICE_TOKEN}")
+            await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
+            await page.goto(f"{url}/check?id={quote(item.workflow_id, safe='')}")
+            turned, upright = page.locator("#page-1 img"), page.locator("#page-2 img")
+            for image in (turned, upright):
+                await expect(image).to_be_visible()
+                await expect(image).to_have_js_property("complete", True)
+            sizes = [
+                await image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+                for image in (turned, upright)
+            ]
+            await expect(page.locator("#page-1 .turned")).to_contain_text("turned 90")
+            assert await page.locator("#page-2 .turned").count() == 0
+        finally:
+            await browser.close()
+    # The portrait page drawn turned a quarter: landscape, the other as it is.
+    assert sizes[0] == sizes[1][::-1] and sizes[1][1] > sizes[1][0]
