@@ -8,7 +8,6 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 
@@ -85,11 +84,6 @@ def test_a_page_of_huge_field_values_is_read_up_to_its_bound(tmp_path: Path) -> 
     assert result.sensitive_samples == {"email": [MASKED[SEEDED["email"][0][0]]]}
 
 
-@pytest.fixture(scope="module")
-def engine() -> OcrEngine:
-    return OcrEngine(OcrOptions())
-
-
 def test_a_scan_with_a_filled_field_has_the_fields_value_searched_too(
     tmp_path: Path, engine: OcrEngine
 ) -> None:
@@ -112,6 +106,5 @@ def test_a_scan_with_a_filled_field_has_the_fields_value_searched_too(
         )
     finally:
         renderer.close()
-        engine.close()
     assert read.text_source == "ocr"
     assert read.sensitive == {"email": 1, "iban": 1}

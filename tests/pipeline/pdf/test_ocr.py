@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,6 @@ from PIL import Image
 
 from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, tessdata_dir
 from tests.support.scans import CLEAN, NOISY, ScanStyle, known_pages, scan_images
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[OcrEngine]:
-    made = OcrEngine(OcrOptions())
-    yield made
-    made.close()
 
 
 @pytest.fixture(scope="module")

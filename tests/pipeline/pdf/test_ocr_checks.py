@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,6 @@ from tests.support.scans import (
     scan_images,
     scanned_letter,
 )
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[OcrEngine]:
-    made = OcrEngine(OcrOptions())
-    yield made
-    made.close()
 
 
 def _dust() -> Image.Image:
