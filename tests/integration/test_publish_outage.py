@@ -15,10 +15,9 @@ from infra.clients import temporal_client
 from infra.stack import EmbeddedStack
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.crashes import pending_activity
+from tests.support.crashes import pending_activity, wait_for_retry
 from tests.support.intake import unique_prefix, upload
 from tests.support.pdfs import make_pdf
-from tests.support.polling import async_wait_for
 from tests.support.reports import read_topic
 from tests.support.s3 import shared_s3
 
@@ -40,14 +39,9 @@ async def test_a_broker_outage_holds_the_results_event_until_the_broker_is_back(
     private_stack.stop_broker()
     try:
         handle = await start_check(client, settings, document)
-
-        async def publish_failed_twice() -> bool:
-            pending = await pending_activity(handle, "publish_result")
-            return pending is not None and pending.attempt >= 3
-
         # check_document could not send the event, and publish_result has failed twice
         # since: the check waits, with its report written.
-        await async_wait_for(publish_failed_twice, 120, "publish_result failing")
+        await wait_for_retry(handle, 3, 120, "publish_result")
         pending = await pending_activity(handle, "publish_result")
         assert pending is not None and pending.last_failure.message
     finally:

@@ -122,16 +122,20 @@ async def page_attempt(handle: WorkflowHandle[object, CheckSummary]) -> tuple[in
 
 
 async def wait_for_retry(
-    handle: WorkflowHandle[object, CheckSummary], attempt: int, timeout_s: float
+    handle: WorkflowHandle[object, CheckSummary],
+    attempt: int,
+    timeout_s: float,
+    activity: str = "check_pages",
 ) -> None:
-    """Until the server has given the page check's earlier attempt up and attempt
-    ``attempt`` is due (queued, or handed to a worker)."""
+    """Until the server has given the earlier attempts of the check's ``activity`` (its
+    page check by default) up and attempt ``attempt`` is due (queued, waiting to be
+    retried, or handed to a worker)."""
 
     async def due() -> bool:
-        pending = await pending_page_check(handle)
+        pending = await pending_activity(handle, activity)
         return pending is not None and pending.attempt >= attempt
 
-    await async_wait_for(due, timeout_s, f"page-checking attempt {attempt} to be due")
+    await async_wait_for(due, timeout_s, f"{activity} attempt {attempt} to be due")
 
 
 async def wait_for_attempt(
