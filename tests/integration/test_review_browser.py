@@ -8,12 +8,14 @@ missing.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Page, async_playwright, expect
 
 from app.browser import INSTALL_HINT, PLAYWRIGHT_ARGS
 from app.review_auth import new_token
@@ -44,6 +46,19 @@ pytestmark = [
 ]
 
 
+@contextlib.asynccontextmanager
+async def chromium_page() -> AsyncIterator[Page]:
+    """A page of Debian's Chromium, driven by Playwright; the browser closes after."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(PLAYWRIGHT_ARGS)
+        )
+        try:
+            yield await browser.new_page()
+        finally:
+            await browser.close()
+
+
 async def test_a_reviewer_approves_a_waiting_check_in_the_browser_and_it_completes_so(
     settings: Settings, start_component: StartComponent, tmp_path: Path
 ) -> None:
@@ -71,33 +86,26 @@ async def test_a_reviewer_approves_a_waiting_check_in_the_browser_and_it_complet
     wait_for(lambda: port_open(port), 60, "the review page to listen")
     url = f"http://127.0.0.1:{port}"
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=list(PLAYWRIGHT_ARGS)
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{url}/login#token={token}")
-            await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
-            link = page.get_by_role("link", name=document.document_id)
+    async with chromium_page() as page:
+        await page.goto(f"{url}/login#token={token}")
+        await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
+        link = page.get_by_role("link", name=document.document_id)
 
-            async def listed() -> bool:
-                # Visibility lists a waiting check a moment after it begins to wait.
-                await page.reload()
-                return await link.count() > 0
+        async def listed() -> bool:
+            # Visibility lists a waiting check a moment after it begins to wait.
+            await page.reload()
+            return await link.count() > 0
 
-            await async_wait_for(listed, 60, "the queue to list the check")
-            await link.click()
-            await expect(page.locator("section.page img").first).to_be_visible()
-            assert "zebra" not in (await page.content()).lower()
-            sections = await page.locator("section.page").evaluate_all("all => all.map(s => s.id)")
-            shown = [int(section.removeprefix("page-")) for section in sections]
-            assert 2 in shown
-            await page.get_by_role("button", name="Approve").click()
-            await expect(page.locator("h1.decided")).to_have_text("Approved", timeout=60_000)
-            await expect(page.locator(".reviewer")).to_have_text("alice")
-        finally:
-            await browser.close()
+        await async_wait_for(listed, 60, "the queue to list the check")
+        await link.click()
+        await expect(page.locator("section.page img").first).to_be_visible()
+        assert "zebra" not in (await page.content()).lower()
+        sections = await page.locator("section.page").evaluate_all("all => all.map(s => s.id)")
+        shown = [int(section.removeprefix("page-")) for section in sections]
+        assert 2 in shown
+        await page.get_by_role("button", name="Approve").click()
+        await expect(page.locator("h1.decided")).to_have_text("Approved", timeout=60_000)
+        await expect(page.locator(".reviewer")).to_have_text("alice")
 
     summary = await client.get_workflow_handle(handle.id, result_type=CheckSummary).result()
     assert summary.decision is not None
@@ -110,18 +118,11 @@ async def test_a_reviewer_approves_a_waiting_check_in_the_browser_and_it_complet
 async def test_a_login_url_opened_on_the_login_page_logs_in() -> None:
     # Only the fragment changes: no page loads, and the page must still log in.
     review_loop = MemoryReviewLoop()
-    async with review_page(review_loop) as url, async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=list(PLAYWRIGHT_ARGS)
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{url}/login")
-            await page.goto(f"{url}/login#token={ALICE_TOKEN}")
-            await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
-            assert "token" not in page.url
-        finally:
-            await browser.close()
+    async with review_page(review_loop) as url, chromium_page() as page:
+        await page.goto(f"{url}/login")
+        await page.goto(f"{url}/login#token={ALICE_TOKEN}")
+        await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
+        assert "token" not in page.url
 
 
 async def test_a_scan_that_lay_sideways_is_seen_upright_in_the_browser() -> None:
@@ -134,26 +135,19 @@ async def test_a_scan_that_lay_sideways_is_seen_upright_in_the_browser() -> None
             PageToReview(page=2, reasons=["blank_pages"]),
         ],
     )
-    async with review_page(review_loop) as url, async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=list(PLAYWRIGHT_ARGS)
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{url}/login#token={ALICE_TOKEN}")
-            await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
-            await page.goto(f"{url}/check?id={quote(item.workflow_id, safe='')}")
-            turned, upright = page.locator("#page-1 img"), page.locator("#page-2 img")
-            for image in (turned, upright):
-                await expect(image).to_be_visible()
-                await expect(image).to_have_js_property("complete", True)
-            sizes = [
-                await image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
-                for image in (turned, upright)
-            ]
-            await expect(page.locator("#page-1 .turned")).to_contain_text("turned 90")
-            assert await page.locator("#page-2 .turned").count() == 0
-        finally:
-            await browser.close()
+    async with review_page(review_loop) as url, chromium_page() as page:
+        await page.goto(f"{url}/login#token={ALICE_TOKEN}")
+        await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
+        await page.goto(f"{url}/check?id={quote(item.workflow_id, safe='')}")
+        turned, upright = page.locator("#page-1 img"), page.locator("#page-2 img")
+        for image in (turned, upright):
+            await expect(image).to_be_visible()
+            await expect(image).to_have_js_property("complete", True)
+        sizes = [
+            await image.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+            for image in (turned, upright)
+        ]
+        await expect(page.locator("#page-1 .turned")).to_contain_text("turned 90")
+        assert await page.locator("#page-2 .turned").count() == 0
     # The portrait page drawn turned a quarter: landscape, the other as it is.
     assert sizes[0] == sizes[1][::-1] and sizes[1][1] > sizes[1][0]
