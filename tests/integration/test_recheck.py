@@ -32,6 +32,8 @@ from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for, wait_for
 from tests.support.review_checks import approval, awaiting, review_status, start_waiting_check
 
+pytestmark = pytest.mark.slow
+
 
 def _docpipe(settings: Settings, *args: str) -> str:
     return docpipe_cli(settings, *args, timeout_s=300)
@@ -65,7 +67,6 @@ def _with_policy(settings: Settings, **policy: Any) -> Settings:
     return dataclasses.replace(settings, policy=PolicySettings(**policy))
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_recheck_of_50_documents_under_a_changed_policy(
     settings: Settings, client: Client, start_component: StartComponent
@@ -136,7 +137,6 @@ async def test_recheck_of_50_documents_under_a_changed_policy(
     assert await _children(client, recheck_id) == children
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     settings: Settings, client: Client, start_component: StartComponent
@@ -182,7 +182,6 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     assert diff["transitions"] == {"none->pass": count}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_recheck_by_query_and_reason_skips_rechecks_and_can_be_cancelled(
     settings: Settings, client: Client, start_component: StartComponent
@@ -248,20 +247,18 @@ async def _closed(client: Client, workflow_id: str) -> Any:
     return description if description.close_time else None
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in_turn(
     reviewing: Settings, client: Client
 ) -> None:
-    settings = reviewing
     prefix = unique_prefix("waits")
-    document = upload(settings, f"{prefix}/letter.pdf", make_pdf(["text", "blank"]))
-    old = await start_waiting_check(client, settings, document, seconds=120)
+    document = upload(reviewing, f"{prefix}/letter.pdf", make_pdf(["text", "blank"]))
+    old = await start_waiting_check(client, reviewing, document, seconds=120)
 
     # The policy is the same: the re-check's verdict is review too, and it waits.
     recheck_id = "rc-waits-" + prefix.rsplit("/", 1)[-1]
     args = ["recheck", "--prefix", f"s3://{document.bucket}/{prefix}/", "--id", recheck_id]
-    diff = json_after_header(_docpipe(settings, *args, "--wait", "--json"))
+    diff = json_after_header(_docpipe(reviewing, *args, "--wait", "--json"))
     assert diff["documents"] == 1 and diff["outcomes"] == {"rechecked": 1}
     assert diff["transitions"] == {"review->review": 1}
     bulk = await client.get_workflow_handle(recheck_run_id(recheck_id)).describe()
@@ -271,18 +268,18 @@ async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in
     assert (await review_status(new)).state is ReviewState.AWAITING
     superseded = await old.result()
     assert superseded.review_state == "superseded" and superseded.superseded_by == new_id
-    shown = _docpipe(settings, "recheck", "show", recheck_id)
+    shown = _docpipe(reviewing, "recheck", "show", recheck_id)
     assert "review -> review" in shown and "rechecked 1" in shown
 
     def listed() -> list[str] | None:
-        rows = json.loads(_docpipe(settings, "review", "list", "--prefix", f"{prefix}/", "--json"))
+        rows = json.loads(_docpipe(reviewing, "review", "list", "--prefix", f"{prefix}/", "--json"))
         ids = [row["workflow_id"] for row in rows]
         return ids if ids == [new_id] else None
 
     # Visibility lags: the old check leaves the queue a moment after it ends.
     wait_for(listed, 60, "the review queue to list the re-check alone")
     # The same recheck ID again, while its re-check waits: nothing is re-checked.
-    again = json_after_header(_docpipe(settings, *args, "--wait", "--json"))
+    again = json_after_header(_docpipe(reviewing, *args, "--wait", "--json"))
     assert again["outcomes"] == {"already": 1}
 
     outcome = await decide(client, new_id, approval("d-recheck"))
@@ -291,21 +288,19 @@ async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in
     assert summary.review_state == ReviewState.DECIDED and summary.final_verdict == "pass"
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(400)
 async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_those_that_wait(
     reviewing: Settings, client: Client
 ) -> None:
-    settings = reviewing
     prefix = unique_prefix("cancel-waits")
     run = prefix.rsplit("/", 1)[-1]
-    waits = upload(settings, f"{prefix}/a-letter.pdf", make_pdf(["text", "blank"]))
+    waits = upload(reviewing, f"{prefix}/a-letter.pdf", make_pdf(["text", "blank"]))
     # More pages than one chunk: its pages are checked on the page queue.
-    checking = upload(settings, f"{prefix}/b-long.pdf", make_pdf(["text"] * 25))
+    checking = upload(reviewing, f"{prefix}/b-long.pdf", make_pdf(["text"] * 25))
     # The bulk re-check sends its page checks to a queue no worker polls: the long
     # document's re-check is still checking when the cancel comes.
-    temporal = dataclasses.replace(settings.temporal, page_task_queue=f"nobody-{run}")
-    stuck = dataclasses.replace(settings, temporal=temporal)
+    temporal = dataclasses.replace(reviewing.temporal, page_task_queue=f"nobody-{run}")
+    stuck = dataclasses.replace(reviewing, temporal=temporal)
     recheck_id = f"rc-cancel-waits-{run}"
     _docpipe(stuck, "recheck", "--prefix", f"s3://{waits.bucket}/{prefix}/", "--id", recheck_id)
     waiting = client.get_workflow_handle(
@@ -324,7 +319,7 @@ async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_those_that_
 
     await async_wait_for(checking_pages, 120, "the long document's re-check to check pages")
     await awaiting(waiting, 120)
-    _docpipe(settings, "recheck", "cancel", recheck_id)
+    _docpipe(reviewing, "recheck", "cancel", recheck_id)
 
     bulk = await async_wait_for(
         lambda: _closed(client, recheck_run_id(recheck_id)), 120, "the bulk re-check to end"

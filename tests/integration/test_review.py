@@ -44,6 +44,7 @@ from tests.support.review_checks import approval, awaiting, review_status, start
 from tests.support.settings import with_review
 
 Handle = WorkflowHandle[Any, CheckSummary]
+pytestmark = pytest.mark.slow
 
 
 def _put(settings: Settings, key: str, pages: list[str]) -> DocumentRef:
@@ -80,41 +81,39 @@ async def _refused(client: Client, handle: Handle, decision: ReviewDecision) -> 
     return str(refused.value)
 
 
-@pytest.mark.slow
 async def test_a_waiting_check_is_listed_shown_and_decided_once(
     reviewing: Settings, client: Client
 ) -> None:
-    settings = reviewing
     run = uuid.uuid4().hex[:8]
-    document = _put(settings, f"review-{run}/letter.pdf", ["text", "blank"])
+    document = _put(reviewing, f"review-{run}/letter.pdf", ["text", "blank"])
     # Started as the intake starts it: in its tenant's fair share.
-    lane = intake_lane(settings, document)
-    handle = await start_check(client, settings, document, priority=lane)
+    lane = intake_lane(reviewing, document)
+    handle = await start_check(client, reviewing, document, priority=lane)
     status = await awaiting(handle)
     assert status.reasons == ["blank_pages"] and status.verdict == "review"
 
     async def listed() -> list[Any] | None:
-        rows = await waiting_reviews(client, settings, prefix=f"review-{run}/")
+        rows = await waiting_reviews(client, reviewing, prefix=f"review-{run}/")
         return rows or None
 
     (row,) = await async_wait_for(listed, 30, "the queue to list the check")
     assert row.workflow_id == handle.id and row.reasons == ["blank_pages"]
     assert row.page_count == 2 and not row.overdue
     prefix = f"review-{run}/"
-    assert await waiting_reviews(client, settings, prefix=prefix, reason="needs_ocr") == []
-    assert await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(days=1)) == []
-    (aged,) = await waiting_reviews(client, settings, prefix=prefix, min_age=timedelta(0))
+    assert await waiting_reviews(client, reviewing, prefix=prefix, reason="needs_ocr") == []
+    assert await waiting_reviews(client, reviewing, prefix=prefix, min_age=timedelta(days=1)) == []
+    (aged,) = await waiting_reviews(client, reviewing, prefix=prefix, min_age=timedelta(0))
     assert aged.workflow_id == handle.id
-    assert await waiting_reviews(client, settings, prefix=prefix, tenant="nobody") == []
+    assert await waiting_reviews(client, reviewing, prefix=prefix, tenant="nobody") == []
     assert lane.fairness_key == f"{document.bucket}/review-{run}"
-    (tenants,) = await waiting_reviews(client, settings, prefix=prefix, tenant=lane.fairness_key)
+    (tenants,) = await waiting_reviews(client, reviewing, prefix=prefix, tenant=lane.fairness_key)
     assert tenants.workflow_id == handle.id
-    waiting = docpipe_cli(settings, "status", handle.id)
+    waiting = docpipe_cli(reviewing, "status", handle.id)
     assert "verdict   review  blank_pages" in waiting
     assert "review    awaiting a decision since" in waiting
-    assert "verdict   REVIEW" in docpipe_cli(settings, "report", handle.id)
-    assert handle.id in docpipe_cli(settings, "review", "list", "--prefix", f"review-{run}/")
-    item = await review_item(client, settings, handle.id)
+    assert "verdict   REVIEW" in docpipe_cli(reviewing, "report", handle.id)
+    assert handle.id in docpipe_cli(reviewing, "review", "list", "--prefix", f"review-{run}/")
+    item = await review_item(client, reviewing, handle.id)
     assert [(p.page, p.reasons) for p in item.pages] == [(2, ["blank_pages"])]
     assert item.document == document
 
@@ -127,7 +126,7 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     second = await _refused(client, handle, approval("d-second", reviewer="bo"))
     assert "already decided: approve by ana" in second
 
-    stored = _decision_file(settings, outcome)
+    stored = _decision_file(reviewing, outcome)
     assert stored["schema_version"] == 1 and stored["decision"]["decision_id"] == "d-first"
     assert stored["final_verdict"] == "pass" and stored["report_verdict"] == "review"
     assert outcome.decision_key == summary.report_key.replace("report.json", "decision.json")
@@ -135,31 +134,29 @@ async def test_a_waiting_check_is_listed_shown_and_decided_once(
     assert described.get(sa.STATUS) == sa.APPROVED
     assert _completed_activities(await handle.fetch_history(), "write_decision") == 1
     # The result, then the decision, under the document's key; the note stays out.
-    records = await read_topic(settings, settings.kafka.results_topic, count=2)
+    records = await read_topic(reviewing, reviewing.kafka.results_topic, count=2)
     events = [json.loads(r.value) for r in records if r.key == document.document_id.encode()]
     assert [e.get("final_verdict") for e in events] == [None, "pass"]
     announced = events[1]["review"]
     assert announced["state"] == "decided" and "note" not in announced["outcome"]["decision"]
     assert "review    pass after review: approve by ana" in docpipe_cli(
-        settings, "status", handle.id
+        reviewing, "status", handle.id
     )
-    report = docpipe_cli(settings, "report", document.document_id)
+    report = docpipe_cli(reviewing, "report", document.document_id)
     assert "decision  PASS after review: approve by ana" in report
     assert "note: looked fine" in report
 
 
-@pytest.mark.slow
 async def test_the_check_refuses_each_decision_it_cannot_take(
     reviewing: Settings, client: Client
 ) -> None:
-    settings = reviewing
     run = uuid.uuid4().hex[:8]
-    passing = await start_check(client, settings, _put(settings, f"ok-{run}/a.pdf", ["text"]))
+    passing = await start_check(client, reviewing, _put(reviewing, f"ok-{run}/a.pdf", ["text"]))
     assert (await passing.result()).verdict == "pass"
     assert "does not wait" in await _refused(client, passing, approval("d-0"))
 
     handle = await start_waiting_check(
-        client, settings, _put(settings, f"rv-{run}/a.pdf", ["blank"])
+        client, reviewing, _put(reviewing, f"rv-{run}/a.pdf", ["blank"])
     )
     with pytest.raises(WorkflowUpdateFailedError) as unknown:
         await handle.execute_update(
@@ -187,15 +184,13 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
     assert described.get(sa.STATUS) == sa.REJECTED
 
 
-@pytest.mark.slow
 async def test_a_reprocess_supersedes_the_waiting_check(
     reviewing: Settings, client: Client
 ) -> None:
-    settings = reviewing
-    document = _put(settings, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
-    old = await start_waiting_check(client, settings, document)
+    document = _put(reviewing, f"sup-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    old = await start_waiting_check(client, reviewing, document)
     # --wait returns once the new check is reported and waits for review in turn.
-    shown = docpipe_cli(settings, "reprocess", document.document_id, "--wait")
+    shown = docpipe_cli(reviewing, "reprocess", document.document_id, "--wait")
     assert "verdict   review  blank_pages" in shown and "review    awaiting a decision" in shown
     (new_id,) = [line.split()[1] for line in shown.splitlines() if line.startswith("  workflow")]
     summary = await old.result()
@@ -208,15 +203,13 @@ async def test_a_reprocess_supersedes_the_waiting_check(
     assert "superseded" in await _refused(client, old, approval("d-late"))
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
     reviewing: Settings, client: Client
 ) -> None:
-    settings = reviewing
     run = uuid.uuid4().hex[:8]
     handles = [
-        await start_check(client, settings, _put(settings, f"bulk-{run}/{n}.pdf", ["blank"]))
+        await start_check(client, reviewing, _put(reviewing, f"bulk-{run}/{n}.pdf", ["blank"]))
         for n in range(50)
     ]
     for handle in handles:
@@ -224,7 +217,7 @@ async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
     query = f"{sa.OBJECT_KEY.name} STARTS_WITH 'bulk-{run}/'"
 
     async def all_listed() -> bool:
-        return len(await waiting_reviews(client, settings, prefix=f"bulk-{run}/", limit=100)) == 50
+        return len(await waiting_reviews(client, reviewing, prefix=f"bulk-{run}/", limit=100)) == 50
 
     await async_wait_for(all_listed, 60, "visibility to list the 50 waiting checks")
     template = ReviewDecision(
@@ -238,14 +231,13 @@ async def test_bulk_approval_of_fifty_checks_and_its_rerun_deciding_nothing(
     assert len(ids) == 50
 
     async def none_listed() -> bool:
-        return await waiting_reviews(client, settings, prefix=f"bulk-{run}/") == []
+        return await waiting_reviews(client, reviewing, prefix=f"bulk-{run}/") == []
 
     await async_wait_for(none_listed, 60, "visibility to list none waiting")
     rerun = await decide_matching(client, query, template, rate_per_s=50)
     assert rerun.decided == [] and rerun.refused == {}
 
 
-@pytest.mark.slow
 async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_told(
     settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
@@ -267,7 +259,6 @@ async def test_the_deadline_marks_a_check_overdue_and_the_policy_decides_when_to
     assert (await handle.result()).final_verdict == "pass"
 
 
-@pytest.mark.slow
 async def test_an_overdue_check_is_decided_by_the_policy_when_it_says_so(
     settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
@@ -282,7 +273,6 @@ async def test_an_overdue_check_is_decided_by_the_policy_when_it_says_so(
     assert _decision_file(rejecting, summary.decision)["by_policy"] is True
 
 
-@pytest.mark.slow
 async def test_a_waiting_check_takes_its_decision_from_another_worker_after_a_sigkill(
     settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
@@ -308,7 +298,6 @@ def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] 
         return None
 
 
-@pytest.mark.slow
 async def test_the_worker_counts_the_waiting_checks_and_the_decisions_it_writes(
     settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
