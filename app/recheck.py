@@ -255,7 +255,8 @@ def add_commands(commands: Commands) -> None:
     recheck.epilog = (
         "Give --prefix, or --query and/or --reason. Each document is re-checked as "
         "`docpipe reprocess` would, with its report under <its results prefix>/rechecks/<ID>/; "
-        "running the same --id again re-checks nothing twice. When done, the diff report "
+        "running the same --id again re-checks nothing twice, and re-checks what a cancelled or "
+        "failed run left. When done, the diff report "
         "(verdict transitions, reasons added and removed, changed documents, policies) is "
         "written to <results bucket>/<results prefix>/_rechecks/<ID>/diff.json; "
         "`docpipe recheck show ID` prints it."

@@ -14,10 +14,13 @@ tells its parent that it waits (signal ``check_awaits_review``), and outlives th
 re-check (``ParentClosePolicy.ABANDON``). Runs begun before this (histories without the
 ``recheck-review`` marker) wait for their re-checks' ends, which never wait for review.
 
-Re-check IDs are deterministic (``<check ID>#recheck-<recheck ID>``) and never reused, so
-a crash, a retry or a second run of the same recheck ID re-checks no document twice.
-Cancelling the workflow cancels the re-checks that are still checking; those that wait
-for review stay waiting.
+Re-check IDs are deterministic (``<check ID>#recheck-<recheck ID>``), and an ID whose
+re-check completed or still runs is not started again, so a crash, a retry or a second
+run of the same recheck ID re-checks no document twice. Cancelling the workflow cancels
+the re-checks that are still checking; those that wait for review stay waiting. A
+re-check that ended without a report (cancelled with its bulk re-check, failed, timed
+out) is started again by the next run of the same recheck ID, which so finishes what a
+cancelled or failed run left.
 """
 
 from __future__ import annotations
@@ -245,7 +248,7 @@ class RecheckWorkflow:
         return Outcome(match=match, outcome=outcome)
 
     async def _run_child(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
-        """Start the document's re-check under its never-reused ID and wait for its end
+        """Start the document's re-check under its ID and wait for its end
         (runs begun before ``recheck-review``)."""
         child = await self._start_child(
             request,
@@ -301,7 +304,8 @@ class RecheckWorkflow:
         await_review: bool,
         parent_close_policy: ParentClosePolicy,
     ) -> ChildWorkflowHandle[Any, CheckSummary] | None:
-        """Start the document's re-check under its never-reused ID; None: that ID ran."""
+        """Start the document's re-check under its ID; None: a re-check under that ID
+        completed or still runs."""
         check = CheckRequest(
             document=match.document,
             results_bucket=match.results_bucket,
@@ -320,9 +324,11 @@ class RecheckWorkflow:
                 check,
                 id=match.recheck_workflow_id(request.recheck_id, request.hash_object_key),
                 task_queue=workflow.info().task_queue,
-                # An ID that ran is never run again: this is what makes a second run of
-                # the same recheck ID, or a replayed start, re-check nothing twice.
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                # An ID that completed or still runs is not run again: this is what makes
+                # a second run of the same recheck ID, or a replayed start, re-check
+                # nothing twice. One that ended without its report (cancelled with the
+                # bulk re-check that started it, failed, timed out) runs again.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 static_summary=check_summary(check, f" (re-check {request.recheck_id})", priority),
                 static_details=static_details(check),
                 priority=priority,

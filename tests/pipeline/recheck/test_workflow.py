@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import CancelledError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -63,6 +63,8 @@ class RecheckStandIns:
 
     matches: list[Match]
     calls: dict[str, list[Any]] = field(default_factory=dict)
+    # Raised by the first ``supersede_waiting`` calls in turn.
+    supersede_errors: list[Exception] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="list_matches")
@@ -72,6 +74,8 @@ class RecheckStandIns:
         @activity.defn(name="supersede_waiting")
         async def supersede_waiting(input: SupersedeInput) -> SupersededChecks:
             self.calls.setdefault("supersede_waiting", []).append(input)
+            if self.supersede_errors:
+                raise self.supersede_errors.pop(0)
             return SupersededChecks(workflow_ids=[input.check_workflow_id])
 
         @activity.defn(name="compare_page")
@@ -170,7 +174,8 @@ async def test_cancelling_a_bulk_recheck_stops_the_rechecks_still_checking_only(
     env: WorkflowEnvironment,
 ) -> None:
     waiting, checking = _match("in/waits.pdf"), _match("in/checks.pdf")
-    checks = ReviewStandIns(hold_check=asyncio.Event(), held={checking.document.document_id})
+    hold = asyncio.Event()
+    checks = ReviewStandIns(hold_check=hold, held={checking.document.document_id})
     bulk = _bulk([waiting, checking], checks)
     async with bulk.worker(env):
         handle = await bulk.start(env)
@@ -199,6 +204,45 @@ async def test_cancelling_a_bulk_recheck_stops_the_rechecks_still_checking_only(
         assert (await review_status(waits)).state is ReviewState.AWAITING
         await decide(waits, approval())
         assert (await waits.result()).final_verdict == "pass"
+
+        # The same recheck ID again finishes what the cancel left: the re-check it
+        # cancelled runs again, the one that completed does not.
+        hold.set()
+        again = await (await bulk.start(env)).result()
+        assert (again.totals.rechecked, again.totals.already) == (1, 1)
+        rerun = await still_checking.describe()
+        assert rerun.run_id != stopped.run_id
+        assert [c.document for c in checks.calls["check_document"]].count(checking.document) == 2
+        await decide(still_checking, approval())
+        assert (await still_checking.result()).final_verdict == "pass"
+
+
+async def test_a_supersede_that_fails_for_good_fails_the_bulk_recheck_and_a_rerun_finishes_it(
+    env: WorkflowEnvironment,
+) -> None:
+    match = _match("in/refused.pdf")
+    hold = asyncio.Event()
+    checks = ReviewStandIns(hold_check=hold)
+    bulk = _bulk([match], checks)
+    bulk.rechecks.supersede_errors.append(
+        ApplicationError("visibility refused", type="RPCError", non_retryable=True)
+    )
+    async with bulk.worker(env):
+        with pytest.raises(WorkflowFailureError) as failed:
+            await (await bulk.start(env)).result()
+        assert "visibility refused" in str(failed.value.cause.__cause__)
+        recheck = bulk.recheck_of(env, match)
+        # The re-check still checking was stopped with the bulk re-check that failed.
+        cancelled = await recheck.describe()
+        assert cancelled.status == WorkflowExecutionStatus.CANCELED
+
+        hold.set()
+        again = await (await bulk.start(env)).result()
+        assert (again.totals.rechecked, again.totals.already, again.totals.failed) == (1, 0, 0)
+        assert len(bulk.rechecks.calls["supersede_waiting"]) == 2
+        assert (await review_status(recheck)).state is ReviewState.AWAITING
+        await decide(recheck, approval())
+        assert (await recheck.result()).final_verdict == "pass"
 
 
 async def test_a_bulk_recheck_cancelled_between_two_starts_stops_the_recheck_it_started(
