@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pypdf.errors import LimitReachedError
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    PdfObject,
+    TextStringObject,
+)
 
 # pypdf logs every recoverable oddity of a broken file at WARNING; they are recorded as
 # page errors where they matter.
@@ -111,6 +117,12 @@ def terminal_field(node: DictionaryObject) -> bool:
     if "/T" not in node:
         return False
     return not any("/T" in (as_dict(kid) or {}) for kid in as_array(node.get("/Kids")))
+
+
+def text_string(value: Any) -> str:
+    """A PDF text string's text ('' for anything else: names, numbers, binary strings)."""
+    value = resolve(value)
+    return str(value) if isinstance(value, TextStringObject) else ""
 
 
 def metadata_value(value: Any) -> str | None:

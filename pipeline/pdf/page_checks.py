@@ -20,7 +20,6 @@ from pypdf.generic import (
     DictionaryObject,
     NameObject,
     StreamObject,
-    TextStringObject,
 )
 
 from pipeline.pdf.objects import (
@@ -31,6 +30,7 @@ from pipeline.pdf.objects import (
     describe_error,
     error_type,
     resolve,
+    text_string,
 )
 from pipeline.pdf.sensitive import SensitiveFindings, find_sensitive
 
@@ -192,12 +192,6 @@ def _check_annotations(page: PageObject) -> _Annotations:
     return found
 
 
-def _text_string(value: Any) -> str:
-    """A PDF text string's text ('' for anything else: names, numbers, binary strings)."""
-    value = resolve(value)
-    return str(value) if isinstance(value, TextStringObject) else ""
-
-
 def _field_of(widget: DictionaryObject) -> DictionaryObject | None:
     """The form field a widget shows the value of: the widget, or the nearest of its
     parent fields that holds a value (None: no value filled in)."""
@@ -213,8 +207,8 @@ def _field_value(field: DictionaryObject) -> str:
     """A form field's value, as text (the choices picked in a list, one a line)."""
     value = resolve(field["/V"])
     if isinstance(value, ArrayObject):
-        return "\n".join(_text_string(choice) for choice in value[:_MAX_CHOICES])
-    return _text_string(value)
+        return "\n".join(text_string(choice) for choice in value[:_MAX_CHOICES])
+    return text_string(value)
 
 
 def annotation_text(page: PageObject) -> str:
@@ -235,7 +229,7 @@ def annotation_text(page: PageObject) -> str:
         subtype = resolve(annotation.get("/Subtype"))
         if subtype == "/Popup":  # shows its markup annotation's text, read there
             continue
-        texts = [_text_string(annotation.get("/Contents"))]
+        texts = [text_string(annotation.get("/Contents"))]
         field = _field_of(annotation) if subtype == "/Widget" else None
         if field is not None and id(field) not in fields_read:
             fields_read[id(field)] = field
