@@ -45,6 +45,17 @@ def reason_pages(report: dict[str, Any]) -> dict[str, list[int]]:
     return {reason: found for reason, found in pages.items() if found}
 
 
+def metadata_findings(sensitive: dict[str, Any]) -> list[str]:
+    """``type count (samples)`` for each type of sensitive data found in the document
+    information entries, from a report's ``checks.sensitive_data`` (none in reports from
+    before they were searched)."""
+    by_type = (sensitive.get("metadata") or {}).get("by_type") or {}
+    return [
+        f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
+        for kind, entry in by_type.items()
+    ]
+
+
 def page_error_messages(report: dict[str, Any]) -> dict[int, list[str]]:
     """The parse errors the report samples, by page (``Type: message``)."""
     errors: dict[int, list[str]] = {}

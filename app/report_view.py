@@ -26,7 +26,7 @@ from app.lookups import (
     query_progress,
     workflow_status,
 )
-from app.report_pages import page_error_messages, reason_pages
+from app.report_pages import metadata_findings, page_error_messages, reason_pages
 from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
@@ -233,11 +233,21 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
             if entry["count"]
         )
         lines.append(f"  sensitive data {sensitive['total']}: {found}")
+    lines.extend(_metadata_sensitive_lines(sensitive))
     lines.extend(_ocr_lines(checks))
     meta = facts["metadata"]
     shown = [f"{name} {value}" for name, value in meta.items() if value]
     lines.append(f"  metadata: {'; '.join(shown) if shown else '-'}")
     return lines
+
+
+def _metadata_sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
+    """The sensitive data in the document information entries (reports before it say
+    nothing)."""
+    found = metadata_findings(sensitive)
+    if not found:
+        return []
+    return [f"  sensitive data in the document information: {', '.join(found)}"]
 
 
 def _ocr_lines(checks: dict[str, Any]) -> list[str]:

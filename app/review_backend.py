@@ -52,6 +52,8 @@ class CheckView:
     Attributes:
         pages: the pages to look at, drawn as images.
         document_reasons: review reasons about the whole document (no page of their own).
+        document_findings: sensitive data in the document information entries, by type
+            with masked samples.
         awaiting: it waits for a decision now (else ``outcome`` may say how it ended).
     """
 
@@ -60,6 +62,7 @@ class CheckView:
     reasons: list[str]
     pages: list[PageToReview]
     document_reasons: list[str] = field(default_factory=list)
+    document_findings: list[str] = field(default_factory=list)
     awaiting: bool = True
     outcome: ReviewOutcome | None = None
 
@@ -128,6 +131,7 @@ class TemporalReviewBackend:
             reasons=item.reasons,
             pages=pages,
             document_reasons=item.document_reasons,
+            document_findings=item.document_findings,
             awaiting=item.status.state is ReviewState.AWAITING,
             outcome=item.status.outcome,
         )

@@ -26,7 +26,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import CommandError
-from app.report_pages import page_error_messages, reason_pages
+from app.report_pages import metadata_findings, page_error_messages, reason_pages
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
@@ -92,6 +92,8 @@ class ReviewItem:
         status: the check's ``review`` query answer.
         pages: the pages to look at, in page order (at most ``MAX_PAGES_SHOWN``).
         document_reasons: review reasons about the document as a whole, not pages.
+        document_findings: the sensitive data its information entries hold (author,
+            title, keywords...), by type with masked samples.
     """
 
     workflow_id: str
@@ -105,6 +107,7 @@ class ReviewItem:
     document_reasons: list[str]
     report_bucket: str
     report_key: str
+    document_findings: list[str] = field(default_factory=list)
 
 
 async def waiting_reviews(
@@ -206,6 +209,7 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
         document_reasons=document_reasons,
         report_bucket=status.report_bucket,
         report_key=status.report_key,
+        document_findings=metadata_findings(report["checks"]["sensitive_data"]),
     )
 
 

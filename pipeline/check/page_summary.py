@@ -325,10 +325,14 @@ class PageSummary:
                 "hosts_truncated": self.link_hosts_truncated,
                 "pages_with_external": self.linked.to_json(),
             },
-            "sensitive_data": {
-                "total": self.sensitive_total,
-                "pages": self.sensitive_pages.to_json(),
-                "by_type": {kind: s.to_json() for kind, s in self.sensitive_types.items()},
-                "by_page": self.sensitive_by_page,
-            },
+            "sensitive_data": self.sensitive_json(),
+        }
+
+    def sensitive_json(self) -> dict[str, Any]:
+        """The pages' sensitive data, as the report's ``checks.sensitive_data`` has it."""
+        return {
+            "total": self.sensitive_total,
+            "pages": self.sensitive_pages.to_json(),
+            "by_type": {kind: s.to_json() for kind, s in self.sensitive_types.items()},
+            "by_page": self.sensitive_by_page,
         }

@@ -41,7 +41,7 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         Reason.OCR_FAILED: summary.ocr_failed.count > 0,
         Reason.OCR_LOW_CONFIDENCE: summary.ocr_below(policy.ocr_min_confidence) > 0,
         Reason.BLANK_PAGES: summary.blank.count > 0,
-        Reason.SENSITIVE_DATA: summary.sensitive_total > 0,
+        Reason.SENSITIVE_DATA: summary.sensitive_total > 0 or bool(features.metadata_sensitive),
         Reason.FORMS: features.acroform or summary.form_widgets > 0,
         Reason.ROTATED_PAGES: summary.rotated.count > 0,
         Reason.MIXED_PAGE_SIZES: summary.mixed_sizes,
@@ -68,6 +68,20 @@ def decide_verdict(
 def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[str, Any]:
     features = inspection.features
     return {
+        "sensitive_data": {
+            **summary.sensitive_json(),
+            # Found in the document information entries, not on any page.
+            "metadata": {
+                "total": sum(features.metadata_sensitive.values()),
+                "by_type": {
+                    kind: {
+                        "count": count,
+                        "samples": features.metadata_sensitive_samples.get(kind, []),
+                    }
+                    for kind, count in features.metadata_sensitive.items()
+                },
+            },
+        },
         "javascript": {
             "found": bool(features.javascript) or summary.javascript_actions > 0,
             "document": features.javascript,
@@ -172,6 +186,7 @@ def build_report(
         "checks": {
             **summary.to_json(),
             "ocr": summary.ocr_json(policy.ocr_min_confidence),
+            # Its sensitive_data is the pages' with the document information's added.
             **_document_checks(inspection, summary),
         },
         "verdict": {

@@ -7,6 +7,7 @@ never document text.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,14 +30,21 @@ from pipeline.pdf.objects import (
     name_tree_count,
     pdf_date,
     terminal_field,
+    text_string,
     walk_fields,
 )
 from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
+from pipeline.pdf.sensitive import find_sensitive
 from pipeline.reasons import Reason
 
 _PDF_MAGIC = b"%PDF-"
 _VERSION = re.compile(r"^\d\.\d$")
+# The document information entries searched for sensitive data: the first ones, and at
+# most a page of text's worth of them.
+_MAX_METADATA_ENTRIES = 100
+_MAX_METADATA_CHARS = 100_000
+_METADATA_DATES = frozenset({"/CreationDate", "/ModDate"})
 
 
 @dataclass(frozen=True)
@@ -304,6 +312,7 @@ def _document_features(
             javascript.append("form_actions")
 
     info: Mapping[str, Any] = reader.metadata or {}
+    sensitive = find_sensitive(metadata_text(info))
     return DocumentFeatures(
         encryption_revision=revision,
         # Pages are only checked when an encrypted document opens without a password.
@@ -318,7 +327,24 @@ def _document_features(
         creator=metadata_value(info.get("/Creator")),
         created=pdf_date(info.get("/CreationDate")),
         modified=pdf_date(info.get("/ModDate")),
+        metadata_sensitive=dict(sorted(sensitive.counts.items())),
+        metadata_sensitive_samples=dict(sorted(sensitive.samples.items())),
     )
+
+
+def metadata_text(info: Mapping[str, Any]) -> str:
+    """The text of the document information entries, dates aside (their digits are no
+    one's data): what the sensitive-data search reads, bounded like a page's annotations."""
+    parts: list[str] = []
+    left = _MAX_METADATA_CHARS
+    for key in itertools.islice(info, _MAX_METADATA_ENTRIES):
+        if key in _METADATA_DATES or left <= 0:
+            continue
+        text = text_string(info[key])[:left]
+        if text:
+            parts.append(text)
+            left -= len(text)
+    return "\n".join(parts)
 
 
 def _with_claims(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:

@@ -191,3 +191,17 @@ def test_scans_show_what_ocr_read_and_the_pages_it_could_not(tmp_path: Path) -> 
         "  OCR (tesseract 5.5.4, eng): 1 page(s) read, mean confidence 88; "
         "1 not readable (no_text 1)"
     ) in text
+
+
+def test_sensitive_data_in_the_document_information_is_said_masked(tmp_path: Path) -> None:
+    (email, masked), _ = SEEDED["email"]
+    path = tmp_path / "authored.pdf"
+    path.write_bytes(make_feature_pdf(["text"], metadata={"/Author": email}))
+    report = report_of_file(path)
+    text = render_report(report)
+    assert f"  sensitive data in the document information: email 1 ({masked})" in text
+    assert text.splitlines()[0] == "verdict   REVIEW  sensitive_data"
+    assert email not in text
+    # Reports from before the information entries were searched say nothing of them.
+    del report["checks"]["sensitive_data"]["metadata"]
+    assert "document information" not in render_report(report)

@@ -277,6 +277,27 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
     assert "<script>" not in html
 
 
+async def test_the_check_page_shows_what_the_document_information_holds_masked() -> None:
+    review_loop = MemoryReviewLoop()
+    review_loop.add(
+        "authored.pdf",
+        make_pdf(["Page one"]),
+        [PageToReview(page=1, reasons=["sensitive_data"])],
+        document_findings=["email 1 (j***@e***.com)"],
+    )
+    plain = review_loop.add(
+        "plain.pdf", make_pdf(["Page one"]), [PageToReview(page=1, reasons=["r"])]
+    )
+    authored = next(iter(review_loop.items))
+    async with review_page(review_loop) as url, browser_like_session() as client:
+        await log_in(client, url)
+        for workflow_id in (authored, plain.workflow_id):
+            async with client.get(f"{url}/check", params={"id": workflow_id}) as response:
+                html = await response.text()
+            shown = "In the document information" in html and "j***@e***.com" in html
+            assert shown == (workflow_id == authored)
+
+
 async def test_a_page_to_review_is_served_as_a_png(
     url: str, client: aiohttp.ClientSession, review_loop: MemoryReviewLoop
 ) -> None:

@@ -31,13 +31,20 @@ class MemoryReviewLoop:
     documents: dict[str, bytes] = field(default_factory=dict)
     decisions: list[tuple[str, ReviewDecision]] = field(default_factory=list)
 
-    def add(self, name: str, pdf: bytes, pages: Sequence[PageToReview]) -> CheckView:
+    def add(
+        self,
+        name: str,
+        pdf: bytes,
+        pages: Sequence[PageToReview],
+        document_findings: Sequence[str] = (),
+    ) -> CheckView:
         document = DocumentRef("documents", f"inbox/{name}", etag="e1")
         item = CheckView(
             workflow_id=document.workflow_id,
             document=document,
             reasons=sorted({r for p in pages for r in p.reasons}),
             pages=list(pages),
+            document_findings=list(document_findings),
         )
         self.items[item.workflow_id] = item
         self.documents[document.document_id] = pdf
