@@ -279,19 +279,12 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
 
 async def test_the_check_page_shows_what_the_document_information_holds_masked() -> None:
     review_loop = MemoryReviewLoop()
-    review_loop.add(
-        "authored.pdf",
-        make_pdf(["Page one"]),
-        [PageToReview(page=1, reasons=["sensitive_data"])],
-        document_findings=["email 1 (j***@e***.com)"],
-    )
-    plain = review_loop.add(
-        "plain.pdf", make_pdf(["Page one"]), [PageToReview(page=1, reasons=["r"])]
-    )
-    authored = next(iter(review_loop.items))
+    pages, found = [PageToReview(page=1, reasons=["sensitive_data"])], ["email 1 (j***@e***.com)"]
+    authored = review_loop.add("authored.pdf", make_pdf(["Page one"]), pages, found).workflow_id
+    plain = review_loop.add("plain.pdf", make_pdf(["Page one"]), pages).workflow_id
     async with review_page(review_loop) as url, browser_like_session() as client:
         await log_in(client, url)
-        for workflow_id in (authored, plain.workflow_id):
+        for workflow_id in (authored, plain):
             async with client.get(f"{url}/check", params={"id": workflow_id}) as response:
                 html = await response.text()
             shown = "In the document information" in html and "j***@e***.com" in html
