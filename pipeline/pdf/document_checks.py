@@ -35,7 +35,7 @@ from pipeline.pdf.objects import (
 )
 from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
-from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.sensitive import find_sensitive, joined_up_to
 from pipeline.reasons import Reason
 
 _PDF_MAGIC = b"%PDF-"
@@ -335,16 +335,9 @@ def _document_features(
 def metadata_text(info: Mapping[str, Any]) -> str:
     """The text of the document information entries, dates aside (their digits are no
     one's data): what the sensitive-data search reads, bounded like a page's annotations."""
-    parts: list[str] = []
-    left = _MAX_METADATA_CHARS
-    for key in itertools.islice(info, _MAX_METADATA_ENTRIES):
-        if key in _METADATA_DATES or left <= 0:
-            continue
-        text = text_string(info[key])[:left]
-        if text:
-            parts.append(text)
-            left -= len(text)
-    return "\n".join(parts)
+    keys = itertools.islice(info, _MAX_METADATA_ENTRIES)
+    texts = (text_string(info[key]) for key in keys if key not in _METADATA_DATES)
+    return joined_up_to(texts, _MAX_METADATA_CHARS)
 
 
 def _with_claims(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:

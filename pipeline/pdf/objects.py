@@ -14,13 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pypdf.errors import LimitReachedError
-from pypdf.generic import (
-    ArrayObject,
-    DictionaryObject,
-    IndirectObject,
-    PdfObject,
-    TextStringObject,
-)
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject, TextStringObject
 
 # pypdf logs every recoverable oddity of a broken file at WARNING; they are recorded as
 # page errors where they matter.

@@ -9,18 +9,13 @@ text does not show: the values filled into its form fields, and comments.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from pypdf import PageObject, PdfReader
-from pypdf.generic import (
-    ArrayObject,
-    ContentStream,
-    DictionaryObject,
-    NameObject,
-    StreamObject,
-)
+from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
 
 from pipeline.pdf.objects import (
     action_types,
@@ -32,7 +27,7 @@ from pipeline.pdf.objects import (
     resolve,
     text_string,
 )
-from pipeline.pdf.sensitive import SensitiveFindings, find_sensitive
+from pipeline.pdf.sensitive import SensitiveFindings, find_sensitive, joined_up_to
 
 # A content stream shorter than this (without whitespace) paints nothing worth seeing.
 _BLANK_CONTENT_BYTES = 16
@@ -215,30 +210,25 @@ def annotation_text(page: PageObject) -> str:
     """What the page's annotations hold that its content does not show: the values of its
     form fields, and annotations' text (comments, free text). Bounded: the first
     ``_MAX_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
-    parts: list[str] = []
-    left = _MAX_ANNOTATION_TEXT_CHARS
+    return joined_up_to(_annotation_texts(page), _MAX_ANNOTATION_TEXT_CHARS)
+
+
+def _annotation_texts(page: PageObject) -> Iterator[str]:
     # A field shown by several widgets (its kids) holds one value: read once. The fields
     # are kept, so that no other object takes the identity of one read.
     fields_read: dict[int, DictionaryObject] = {}
     for item in as_array(page.get("/Annots"))[:_MAX_ANNOTATIONS]:
         annotation = as_dict(item)
-        if left <= 0:
-            break
         if annotation is None:
             continue
         subtype = resolve(annotation.get("/Subtype"))
         if subtype == "/Popup":  # shows its markup annotation's text, read there
             continue
-        texts = [text_string(annotation.get("/Contents"))]
+        yield text_string(annotation.get("/Contents"))
         field = _field_of(annotation) if subtype == "/Widget" else None
         if field is not None and id(field) not in fields_read:
             fields_read[id(field)] = field
-            texts.append(_field_value(field))
-        for text in texts:
-            if text:
-                parts.append(text[:left])
-                left -= len(parts[-1])
-    return "\n".join(parts)
+            yield _field_value(field)
 
 
 def sensitive_on(page: PageObject, text: str) -> SensitiveFindings:

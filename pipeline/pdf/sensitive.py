@@ -22,7 +22,7 @@ so an IBAN's digits are never also counted as a card number or a phone number):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 SENSITIVE_TYPES = ("email", "phone", "iban", "payment_card", "us_ssn")
@@ -214,3 +214,18 @@ def find_sensitive(text: str) -> SensitiveFindings:
                 claimed.append((match.start(), match.end()))
         text = _claim(text, claimed)
     return found
+
+
+def joined_up_to(texts: Iterable[str], max_chars: int) -> str:
+    """The non-empty ``texts``, one a line, cut once ``max_chars`` characters are taken:
+    what the search reads of a hostile document's many or huge values. ``texts`` is not
+    drawn from again once the bound is reached."""
+    parts: list[str] = []
+    left = max_chars
+    for text in texts:
+        if text:
+            parts.append(text[:left])
+            left -= len(parts[-1])
+        if left <= 0:
+            break
+    return "\n".join(parts)
