@@ -5,18 +5,15 @@ a hostile dictionary is read up to its bound."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-from pypdf import PdfWriter
 from pypdf.generic import ByteStringObject, NameObject, NumberObject, TextStringObject
 
 from pipeline.pdf.document_checks import inspect_document, metadata_text
 from pipeline.pdf.sensitive import find_sensitive
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED
-from tests.support.pdfs import make_pdf
+from tests.support.feature_pdfs import SEEDED, make_feature_pdf
 from tests.support.reports import report_of_file
 
 (EMAIL, MASKED_EMAIL), _ = SEEDED["email"]
@@ -26,10 +23,7 @@ CARD_LIKE_DATE = "D:20240115093000-05'00'"
 
 
 def _with_info(path: Path, info: dict[str, str]) -> Path:
-    writer = PdfWriter(clone_from=io.BytesIO(make_pdf(["text"])))
-    writer.add_metadata(info)
-    with path.open("wb") as out:
-        writer.write(out)
+    path.write_bytes(make_feature_pdf(["text"], metadata=info))
     return path
 
 
