@@ -180,7 +180,7 @@ async def _submit_and_wait(
             if not child.alive:
                 raise RuntimeError(
                     f"the {child.name} process exited ({child.process.returncode}); "
-                    f"see {child.log_path}: {child.tail()}"
+                    f"see {child.log_path}: {child.exit_reason()}"
                 )
 
     return await wait_for_checks(

@@ -120,7 +120,7 @@ def start_dev_review_page(stack: EmbeddedStack, live: Settings) -> DevReviewPage
         if not process.alive or time.monotonic() > deadline:
             process.stop()
             raise CommandError(
-                f"the review page did not start (see {process.log_path}): {process.tail()}"
+                f"the review page did not start (see {process.log_path}): {process.exit_reason()}"
             )
         time.sleep(0.1)
     url = stack.review_url

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import IO
 
 _PR_SET_PDEATHSIG = 1
+# A line in which a server reports why it stops: Go's and Rust's panics, Temporal's
+# `Error: ...` and `level=ERROR`, and the like.
+_FAILURE_LINE = re.compile(r"^(panic|fatal|error)\b|panicked at|level=(error|fatal)\b", re.I)
 
 
 def _die_with_parent() -> None:
@@ -75,6 +79,19 @@ class ManagedProcess:
         with contextlib.suppress(OSError):
             text = self.log_path.read_text(errors="replace").strip().splitlines()
             return " | ".join(text[-lines:])
+        return ""
+
+    def exit_reason(self, lines: int = 5) -> str:
+        """What the log says of why the child stopped: its first line that reports a
+        failure (a panic's message comes long before the end of its stack trace), then
+        its last lines."""
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            last = text[-lines:]
+            first = next((line for line in text if _FAILURE_LINE.search(line)), None)
+            if first is not None and first not in last:
+                last = [first[:500], "...", *last]
+            return " | ".join(last)
         return ""
 
     def terminate(self) -> None:

@@ -368,7 +368,7 @@ class EmbeddedStack:
             if child.name == name and not child.alive:
                 raise StackError(
                     f"{name} server exited with code {child.process.returncode} "
-                    f"(see {child.log_path}): {child.tail()}"
+                    f"(see {child.log_path}): {child.exit_reason()}"
                 )
 
     def _wait(self, name: str, ready: Callable[[], bool], deadline: float, what: str) -> None:
