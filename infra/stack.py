@@ -82,6 +82,14 @@ TEMPORAL_DYNAMIC_CONFIG = (
     ("system.enableActivityEagerExecution", "true"),
 )
 
+# The embedded Temporal server's SQLite database keeps a write-ahead log and syncs it at
+# checkpoints, not at every commit (SQLite's default journal syncs twice a commit). A
+# killed server loses nothing; a power cut or a crash of the machine may take the last
+# commits back, and the database stays whole: right for a laptop's stack, and a
+# production cluster has its own database. 300 workflows of three activities each: the
+# server's CPU 17-20 s -> 11 s, their time 18-22 s -> 8.7 s.
+TEMPORAL_SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=normal")
+
 
 def _dynamic_config(values: Sequence[tuple[str, str]]) -> list[str]:
     return [arg for name, value in values for arg in ("--dynamic-config-value", f"{name}={value}")]
@@ -342,6 +350,7 @@ class EmbeddedStack:
                 "--namespace",
                 self._base.temporal.namespace,
                 *_dynamic_config(TEMPORAL_DYNAMIC_CONFIG),
+                *(arg for pragma in TEMPORAL_SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)),
                 *codec,
                 "--ui-disable-news-fetch",
                 "--log-level",

@@ -29,6 +29,8 @@ def test_stop_leaves_no_child_process(tmp_path: Path) -> None:
     pids = stack.pids()
     assert len(pids) == 3
     assert descendants(os.getpid()) >= set(pids)
+    # Temporal's database keeps a write-ahead log (infra/stack.py: TEMPORAL_SQLITE_PRAGMAS).
+    assert (tmp_path / "temporal.db-wal").exists()
     # The stack is usable: buckets exist.
     names = {b["Name"] for b in s3_client(stack.settings().s3).list_buckets()["Buckets"]}
     assert {"documents", "docpipe-results"} <= names
