@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -23,6 +24,8 @@ from infra.settings import (
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
+
+T = TypeVar("T")
 
 _names = itertools.count(1)
 
@@ -46,8 +49,33 @@ def _unraisable_hook_back_to_pytest() -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first: in parallel runs, their waiting overlaps with the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests first, each test process starting with its share of them: their
+    waiting then overlaps with the rest, and none is left to start near the end."""
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    items[:] = dealt(slow, rest, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def dealt(slow: list[T], rest: list[T], processes: int) -> list[T]:
+    """``slow`` then ``rest``, in an order whose even split into ``processes`` runs of
+    consecutive items gives each run a share of ``slow`` at its head.
+
+    pytest-xdist's work stealing hands process k the k-th of such runs, each as long as
+    what is left divided by the processes left, and a process that runs out takes the
+    second half of another's queue. The slow tests at the head of each queue so start at
+    once; dealt to one queue, the later of them would wait behind the first, or be taken
+    over only when the run nears its end.
+    """
+    ordered: list[T] = []
+    left = len(slow) + len(rest)
+    rest_left = iter(rest)
+    for k in range(processes):
+        size = left // (processes - k)
+        share = slow[k::processes]
+        ordered += share + list(itertools.islice(rest_left, max(size - len(share), 0)))
+        left -= size
+    ordered += rest_left
+    return ordered
 
 
 # A consumer joining after another left waits for the session timeout: keep it short.
