@@ -19,7 +19,7 @@ from pypdf.errors import FileNotDecryptedError
 from pypdf.generic import DictionaryObject
 
 from pipeline.facts import DocumentFeatures
-from pipeline.pdf.integrity import examine_integrity, xmp_claims
+from pipeline.pdf.integrity import examine_integrity
 from pipeline.pdf.objects import (
     action_types,
     additional_action_types,
@@ -36,6 +36,7 @@ from pipeline.pdf.objects import (
 from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
 from pipeline.pdf.sensitive import find_sensitive, joined_up_to
+from pipeline.pdf.xmp import xmp_claims
 from pipeline.reasons import Reason
 
 _PDF_MAGIC = b"%PDF-"
