@@ -46,9 +46,9 @@ def reason_pages(report: dict[str, Any]) -> dict[str, list[int]]:
 
 
 def metadata_findings(sensitive: dict[str, Any]) -> list[str]:
-    """``type count (samples)`` for each type of sensitive data found in the document
-    information entries, from a report's ``checks.sensitive_data`` (none in reports from
-    before they were searched)."""
+    """``type count (samples)`` for each type of sensitive data found in the document's
+    metadata (information entries and XMP), from a report's ``checks.sensitive_data``
+    (none in reports from before it was searched)."""
     by_type = (sensitive.get("metadata") or {}).get("by_type") or {}
     return [
         f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"

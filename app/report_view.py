@@ -242,12 +242,12 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _metadata_sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
-    """The sensitive data in the document information entries (reports before it say
-    nothing)."""
+    """The sensitive data in the document's metadata (reports from before it was searched
+    say nothing)."""
     found = metadata_findings(sensitive)
     if not found:
         return []
-    return [f"  sensitive data in the document information: {', '.join(found)}"]
+    return [f"  sensitive data in the document metadata: {', '.join(found)}"]
 
 
 def _ocr_lines(checks: dict[str, Any]) -> list[str]:

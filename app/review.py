@@ -106,8 +106,8 @@ def render_item(item: ReviewItem) -> str:
         lines.append(f"superseded by {status.superseded_by}")
     if item.document_reasons:
         lines.append(f"document-wide  {', '.join(item.document_reasons)}")
-    # What the document information entries hold: a line a type of finding.
-    lines.extend(f"information    {found}" for found in item.document_findings)
+    # What the document's metadata holds: a line a type of finding.
+    lines.extend(f"metadata       {found}" for found in item.document_findings)
     lines.append(f"pages to look at ({len(item.pages)} of {item.page_count}):")
     for page in item.pages:
         lying = f" (scanned lying: turn {page.turn} degrees clockwise)" if page.turn else ""

@@ -52,7 +52,7 @@ class CheckView:
     Attributes:
         pages: the pages to look at, drawn as images.
         document_reasons: review reasons about the whole document (no page of their own).
-        document_findings: sensitive data in the document information entries, by type
+        document_findings: sensitive data in the document's metadata, by type
             with masked samples.
         awaiting: it waits for a decision now (else ``outcome`` may say how it ended).
     """

@@ -92,8 +92,8 @@ class ReviewItem:
         status: the check's ``review`` query answer.
         pages: the pages to look at, in page order (at most ``MAX_PAGES_SHOWN``).
         document_reasons: review reasons about the document as a whole, not pages.
-        document_findings: the sensitive data its information entries hold (author,
-            title, keywords...), by type with masked samples.
+        document_findings: the sensitive data its metadata holds (author, title,
+            keywords, XMP...), by type with masked samples.
     """
 
     workflow_id: str

@@ -67,8 +67,9 @@ class DocumentFeatures:
     creator: str | None = None
     created: str | None = None
     modified: str | None = None
-    # Sensitive data in the document information entries (author, title, subject,
-    # keywords, custom ones): counts by type and masked samples, as a page's.
+    # Sensitive data in the document's metadata, its information entries (author, title,
+    # subject, keywords, custom ones) and its XMP packet (any schema; machine-made IDs
+    # aside): counts by type and masked samples, as a page's.
     metadata_sensitive: dict[str, int] = field(default_factory=dict)
     metadata_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
     # Set when the catalog could not be read completely (the pages may still be fine).

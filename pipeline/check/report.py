@@ -70,7 +70,7 @@ def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[st
     return {
         "sensitive_data": {
             **summary.sensitive_json(),
-            # Found in the document information entries, not on any page.
+            # Found in the document's metadata (information entries, XMP), not on a page.
             "metadata": {
                 "total": sum(features.metadata_sensitive.values()),
                 "by_type": {
@@ -186,7 +186,7 @@ def build_report(
         "checks": {
             **summary.to_json(),
             "ocr": summary.ocr_json(policy.ocr_min_confidence),
-            # Its sensitive_data is the pages' with the document information's added.
+            # Its sensitive_data is the pages' with the document metadata's added.
             **_document_checks(inspection, summary),
         },
         "verdict": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
@@ -36,13 +36,13 @@ from pipeline.pdf.objects import (
 from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
 from pipeline.pdf.sensitive import find_sensitive, joined_up_to
-from pipeline.pdf.xmp import xmp_claims
+from pipeline.pdf.xmp import Xmp, read_xmp
 from pipeline.reasons import Reason
 
 _PDF_MAGIC = b"%PDF-"
 _VERSION = re.compile(r"^\d\.\d$")
-# The document information entries searched for sensitive data: the first ones, and at
-# most a page of text's worth of them.
+# The document information entries and XMP values searched for sensitive data: the first
+# ones of each, and at most a page of text's worth of them all.
 _MAX_METADATA_ENTRIES = 100
 _MAX_METADATA_CHARS = 100_000
 _METADATA_DATES = frozenset({"/CreationDate", "/ModDate"})
@@ -267,7 +267,7 @@ def inspect_stream(
             raise ValueError("the document catalog is not a dictionary")
         version = _effective_version(version, root)
         features = _document_features(reader, root, encrypted, revision)
-        features = _with_claims(reader, features)
+        features = _with_metadata(reader, features)
         if integrity:
             features = _with_integrity(stream, features, diff_budget_s)
     except Exception as exc:
@@ -313,7 +313,6 @@ def _document_features(
             javascript.append("form_actions")
 
     info: Mapping[str, Any] = reader.metadata or {}
-    sensitive = find_sensitive(metadata_text(info))
     return DocumentFeatures(
         encryption_revision=revision,
         # Pages are only checked when an encrypted document opens without a password.
@@ -328,30 +327,49 @@ def _document_features(
         creator=metadata_value(info.get("/Creator")),
         created=pdf_date(info.get("/CreationDate")),
         modified=pdf_date(info.get("/ModDate")),
-        metadata_sensitive=dict(sorted(sensitive.counts.items())),
-        metadata_sensitive_samples=dict(sorted(sensitive.samples.items())),
     )
 
 
-def metadata_text(info: Mapping[str, Any]) -> str:
+def metadata_text(info: Mapping[str, Any], xmp_values: Iterable[str] = ()) -> str:
     """The text of the document information entries, dates aside (their digits are no
-    one's data): what the sensitive-data search reads, bounded like a page's annotations."""
-    keys = itertools.islice(info, _MAX_METADATA_ENTRIES)
-    texts = (text_string(info[key]) for key in keys if key not in _METADATA_DATES)
-    return joined_up_to(texts, _MAX_METADATA_CHARS)
+    one's data), then the XMP metadata's values that do not repeat one already read (an
+    author is often in both): what the sensitive-data search reads, bounded like a page's
+    annotations."""
+    seen: set[str] = set()
+
+    def entries() -> Iterator[str]:
+        for key in itertools.islice(info, _MAX_METADATA_ENTRIES):
+            if key not in _METADATA_DATES:
+                text = text_string(info[key])
+                seen.add(text.strip())
+                yield text
+
+    def new_values() -> Iterator[str]:
+        for value in xmp_values:
+            if value not in seen:
+                seen.add(value)
+                yield value
+
+    return joined_up_to(itertools.chain(entries(), new_values()), _MAX_METADATA_CHARS)
 
 
-def _with_claims(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:
+def _with_metadata(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:
+    """What the XMP metadata claims, and the sensitive data of the information entries and
+    the XMP metadata."""
     try:
-        claims = xmp_claims(reader)
+        xmp = read_xmp(reader, _MAX_METADATA_ENTRIES)
     except Exception:
-        # Unparsable XMP claims nothing; the rest of the document is not the worse for it.
-        return features
+        # Unparsable XMP claims nothing and holds nothing read; the rest of the document
+        # is not the worse for it.
+        xmp = Xmp()
+    sensitive = find_sensitive(metadata_text(reader.metadata or {}, xmp.values))
     return replace(
         features,
-        pdfa_part=claims.pdfa_part,
-        pdfa_conformance=claims.pdfa_conformance,
-        pdfua_part=claims.pdfua_part,
+        pdfa_part=xmp.claims.pdfa_part,
+        pdfa_conformance=xmp.claims.pdfa_conformance,
+        pdfua_part=xmp.claims.pdfua_part,
+        metadata_sensitive=dict(sorted(sensitive.counts.items())),
+        metadata_sensitive_samples=dict(sorted(sensitive.samples.items())),
     )
 
 

@@ -1,17 +1,35 @@
 """A document's XMP metadata, as a parser process reads it (``pipeline.pdf.document_checks``):
-what it claims the document conforms to.
+what it claims the document conforms to, and the values people wrote into it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pypdf import PdfReader
 
 _PDFAID = "http://www.aiim.org/pdfa/ns/id/"
 _PDFUAID = "http://www.aiim.org/pdfua/ns/id/"
 _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+# The XML of the packet itself: attributes in these say how to read it, not what it says.
+_XML = frozenset(
+    {_RDF, "http://www.w3.org/XML/1998/namespace", "http://www.w3.org/2000/xmlns/", None}
+)
+# Values that software makes, not people: document and instance IDs with their history and
+# derivation (their hex digits can pass for a card number), and the conformance claims.
+_MACHINE_MADE = frozenset(
+    {
+        "http://ns.adobe.com/xap/1.0/mm/",
+        "http://ns.adobe.com/xap/1.0/sType/ResourceEvent#",
+        "http://ns.adobe.com/xap/1.0/sType/ResourceRef#",
+        _PDFAID,
+        _PDFUAID,
+    }
+)
+# XML nodes visited at the most: a packet of a million empty elements is read in bounded time.
+MAX_XMP_NODES = 10_000
 
 
 @dataclass(frozen=True)
@@ -23,17 +41,56 @@ class Claims:
     pdfua_part: int | None = None
 
 
-def xmp_claims(reader: PdfReader) -> Claims:
-    """PDF/A part and conformance, PDF/UA part, as the document's XMP metadata claims them.
+@dataclass(frozen=True)
+class Xmp:
+    """What a document's XMP metadata says: its claims, and its values in document order
+    (the first ``max_values`` of them)."""
+
+    claims: Claims = Claims()
+    values: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_xmp(reader: PdfReader, max_values: int) -> Xmp:
+    """The document's XMP metadata, read once.
+
+    Values are the text of every property (of any schema, custom ones too), in elements or
+    attributes, but for those software makes (``_MACHINE_MADE``).
 
     Raises:
         Exception: the metadata stream cannot be read or parsed.
     """
     xmp = reader.xmp_metadata
     if xmp is None:
-        return Claims()
+        return Xmp()
+    return Xmp(_claims(xmp.rdf_root), _values(xmp.rdf_root, max_values))
+
+
+def _values(rdf_root: Any, max_values: int) -> tuple[str, ...]:
+    found: list[str] = []
+
+    def add(text: str) -> None:
+        if text.strip() and len(found) < max_values:
+            found.append(text.strip())
+
+    pending = list(reversed(rdf_root.childNodes))
+    visited = 0
+    while pending and len(found) < max_values and visited < MAX_XMP_NODES:
+        node = pending.pop()
+        visited += 1
+        if node.nodeType in (node.TEXT_NODE, node.CDATA_SECTION_NODE):
+            add(node.data)
+        elif node.nodeType == node.ELEMENT_NODE and node.namespaceURI not in _MACHINE_MADE:
+            for attribute in node.attributes.values():
+                if attribute.namespaceURI not in _XML | _MACHINE_MADE:
+                    add(attribute.value)
+            pending.extend(reversed(node.childNodes))
+    return tuple(found)
+
+
+def _claims(rdf_root: Any) -> Claims:
+    """PDF/A part and conformance, PDF/UA part, as the XMP metadata claims them."""
     values: dict[str, str] = {}
-    for description in xmp.rdf_root.getElementsByTagNameNS(_RDF, "Description"):
+    for description in rdf_root.getElementsByTagNameNS(_RDF, "Description"):
         for namespace, name, key in (
             (_PDFAID, "part", "pdfa_part"),
             (_PDFAID, "conformance", "pdfa_conformance"),

@@ -199,9 +199,9 @@ def test_sensitive_data_in_the_document_information_is_said_masked(tmp_path: Pat
     path.write_bytes(make_feature_pdf(["text"], metadata={"/Author": email}))
     report = report_of_file(path)
     text = render_report(report)
-    assert f"  sensitive data in the document information: email 1 ({masked})" in text
+    assert f"  sensitive data in the document metadata: email 1 ({masked})" in text
     assert text.splitlines()[0] == "verdict   REVIEW  sensitive_data"
     assert email not in text
-    # Reports from before the information entries were searched say nothing of them.
+    # Reports from before the metadata was searched say nothing of it.
     del report["checks"]["sensitive_data"]["metadata"]
-    assert "document information" not in render_report(report)
+    assert "document metadata" not in render_report(report)

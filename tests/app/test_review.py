@@ -167,7 +167,7 @@ def test_docpipe_review_show_says_which_pages_lay_and_how_to_turn_them() -> None
         document_findings=["phone 1 (+** ** **** **78)"],
     )
     lines = render_item(item).splitlines()
-    assert "information    phone 1 (+** ** **** **78)" in lines
+    assert "metadata       phone 1 (+** ** **** **78)" in lines
     assert "  page 1: sensitive_data" in lines
     assert "    email: j***@e***.com" in lines
     assert "  page 2: sensitive_data (scanned lying: turn 180 degrees clockwise)" in lines

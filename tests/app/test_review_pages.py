@@ -287,7 +287,7 @@ async def test_the_check_page_shows_what_the_document_information_holds_masked()
         for workflow_id in (authored, plain):
             async with client.get(f"{url}/check", params={"id": workflow_id}) as response:
                 html = await response.text()
-            shown = "In the document information" in html and "j***@e***.com" in html
+            shown = "In the document's metadata" in html and "j***@e***.com" in html
             assert shown == (workflow_id == authored)
 
 

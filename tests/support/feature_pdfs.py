@@ -409,3 +409,19 @@ def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def with_xmp(pdf: bytes, packet: str) -> bytes:
+    """``pdf`` with ``packet`` as its XMP metadata stream (the catalog's ``/Metadata``)."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, StreamObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    metadata = StreamObject()
+    metadata.set_data(packet.encode())
+    metadata[NameObject("/Type")] = NameObject("/Metadata")
+    metadata[NameObject("/Subtype")] = NameObject("/XML")
+    writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -21,7 +21,7 @@ from pipeline.check.pool import PagePool
 from pipeline.pdf.page_checks import PageResult
 from pipeline.pdf.parser_process import ParserLimits
 from tests.support import signing
-from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.feature_pdfs import make_feature_pdf, with_xmp
 from tests.support.reports import report_of_results
 
 
@@ -254,29 +254,12 @@ _XMP = """<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <?xpacket end="w"?>"""
 
 
-def _with_xmp(data: bytes, packet: str) -> bytes:
-    import io
-
-    from pypdf import PdfWriter
-    from pypdf.generic import NameObject, StreamObject
-
-    writer = PdfWriter(clone_from=io.BytesIO(data))
-    metadata = StreamObject()
-    metadata.set_data(packet.encode())
-    metadata[NameObject("/Type")] = NameObject("/Metadata")
-    metadata[NameObject("/Subtype")] = NameObject("/XML")
-    writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 async def test_claims_are_read_from_xmp_as_facts_not_validated(
     pool: PagePool, tmp_path: Path, made: dict[str, bytes]
 ) -> None:
     # A plain generated document claims PDF/A-2b and PDF/UA-1: docpipe reports the
     # claims as written (it validates neither).
-    report = await _check(pool, tmp_path, "claims", _with_xmp(made["unsigned"], _XMP))
+    report = await _check(pool, tmp_path, "claims", with_xmp(made["unsigned"], _XMP))
     assert report["facts"]["claims"] == {
         "validated": False,
         "pdfa_part": 2,
@@ -292,7 +275,7 @@ async def test_no_or_broken_xmp_claims_nothing(
     nothing = {"validated": False, "pdfa_part": None, "pdfa_conformance": None, "pdfua_part": None}
     report = await _check(pool, tmp_path, "plain", made["unsigned"])
     assert report["facts"]["claims"] == nothing
-    broken = _with_xmp(made["unsigned"], "<x:xmpmeta><rdf:RDF><unclosed")
+    broken = with_xmp(made["unsigned"], "<x:xmpmeta><rdf:RDF><unclosed")
     report = await _check(pool, tmp_path, "broken-xmp", broken)
     assert report["facts"]["claims"] == nothing
     assert report["facts"]["problem"] is None
