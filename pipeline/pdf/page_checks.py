@@ -206,11 +206,27 @@ def _field_value(field: DictionaryObject) -> str:
     return text_string(value)
 
 
-def annotation_text(page: PageObject) -> str:
+def annotation_text(page: PageObject, shown: str = "") -> str:
     """What the page's annotations hold that its content does not show: the values of its
-    form fields, and annotations' text (comments, free text). Bounded: the first
-    ``_MAX_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
-    return joined_up_to(_annotation_texts(page), _MAX_ANNOTATION_TEXT_CHARS)
+    form fields, and annotations' text (comments, free text). A value that ``shown`` (the
+    page's text) already holds is not read again: a flattened form draws its values into
+    the page and may keep them in its widgets too. Bounded: the first ``_MAX_ANNOTATIONS``
+    annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
+    return joined_up_to(_not_shown(_annotation_texts(page), shown), _MAX_ANNOTATION_TEXT_CHARS)
+
+
+def _not_shown(texts: Iterator[str], shown: str) -> Iterator[str]:
+    # Compared with white space folded (extraction lays a value's spaces out its own
+    # way), and folded only for a page whose annotations hold text: most hold none.
+    folded: str | None = None
+    for text in texts:
+        value = " ".join(text.split())
+        if not value:
+            continue
+        if folded is None:
+            folded = " ".join(shown.split())
+        if value not in folded:
+            yield text
 
 
 def _annotation_texts(page: PageObject) -> Iterator[str]:
@@ -233,8 +249,8 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
 
 def sensitive_on(page: PageObject, text: str) -> SensitiveFindings:
     """The sensitive data in ``text`` (the page's, from its text layer or OCR) and in what
-    its annotations hold (:func:`annotation_text`)."""
-    held = annotation_text(page)
+    its annotations hold besides (:func:`annotation_text`)."""
+    held = annotation_text(page, shown=text)
     return find_sensitive(f"{text}\n{held}" if held else text)
 
 

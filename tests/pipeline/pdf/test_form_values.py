@@ -45,6 +45,40 @@ def test_values_filled_into_a_form_and_a_comment_are_searched(tmp_path: Path) ->
     assert (result.text_chars, result.words) == (empty.text_chars, empty.words)
 
 
+def _with_widgets(pdf: bytes, values: list[str]) -> bytes:
+    """``pdf`` with a text widget on its first page for each of ``values``."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    annots = ArrayObject()
+    for value in values:
+        widget = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/Widget"),
+                NameObject("/FT"): NameObject("/Tx"),
+                NameObject("/Rect"): ArrayObject(),
+                NameObject("/V"): TextStringObject(value),
+            }
+        )
+        annots.append(writer._add_object(widget))
+    writer.pages[0][NameObject("/Annots")] = annots
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_flattened_form_counts_a_value_its_page_shows_once(tmp_path: Path) -> None:
+    # The page draws every seeded value; a flattened form kept two of them in widgets (one
+    # broken over two lines), and a widget holds a value the page does not show.
+    email, phone = SEEDED["email"][0][0], SEEDED["phone"][0][0]
+    hidden = "flat.form@example.net"
+    page = make_feature_pdf(["sensitive"])
+    plain = _check(tmp_path / "plain.pdf", page)
+    broken = "\n".join(phone.rsplit(" ", 1))
+    flattened = _check(tmp_path / "flattened.pdf", _with_widgets(page, [email, broken, hidden]))
+    assert plain.sensitive["email"] == 2 and plain.sensitive["phone"] == 2
+    assert flattened.sensitive == {**plain.sensitive, "email": 3}
+
+
 def _hostile_form(values: list[str]) -> bytes:
     """A page of text widgets holding ``values``, the first one's field its own parent."""
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_feature_pdf(["text"]))))
