@@ -45,11 +45,12 @@ def reason_pages(report: dict[str, Any]) -> dict[str, list[int]]:
     return {reason: found for reason, found in pages.items() if found}
 
 
-def metadata_findings(sensitive: dict[str, Any]) -> list[str]:
-    """``type count (samples)`` for each type of sensitive data found in the document's
-    metadata (information entries and XMP), from a report's ``checks.sensitive_data``
-    (none in reports from before it was searched)."""
-    by_type = (sensitive.get("metadata") or {}).get("by_type") or {}
+def findings_outside_pages(sensitive: dict[str, Any], part: str) -> list[str]:
+    """``type count (samples)`` for each type of sensitive data found in ``part`` of the
+    document: ``metadata`` (information entries and XMP) or ``attachments`` (its attached
+    text files), from a report's ``checks.sensitive_data`` (none in reports from before
+    that part was searched)."""
+    by_type = (sensitive.get(part) or {}).get("by_type") or {}
     return [
         f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
         for kind, entry in by_type.items()

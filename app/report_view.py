@@ -26,7 +26,7 @@ from app.lookups import (
     query_progress,
     workflow_status,
 )
-from app.report_pages import metadata_findings, page_error_messages, reason_pages
+from app.report_pages import findings_outside_pages, page_error_messages, reason_pages
 from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
@@ -242,12 +242,14 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _metadata_sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
-    """The sensitive data in the document's metadata (reports from before it was searched
-    say nothing)."""
-    found = metadata_findings(sensitive)
-    if not found:
-        return []
-    return [f"  sensitive data in the document metadata: {', '.join(found)}"]
+    """The sensitive data in the document's metadata and its attached files (reports from
+    before they were searched say nothing of them)."""
+    lines = []
+    for part, where in (("metadata", "the document metadata"), ("attachments", "attached files")):
+        found = findings_outside_pages(sensitive, part)
+        if found:
+            lines.append(f"  sensitive data in {where}: {', '.join(found)}")
+    return lines
 
 
 def _ocr_lines(checks: dict[str, Any]) -> list[str]:

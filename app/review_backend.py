@@ -54,6 +54,7 @@ class CheckView:
         document_reasons: review reasons about the whole document (no page of their own).
         document_findings: sensitive data in the document's metadata, by type
             with masked samples.
+        attachment_findings: the same, in the text files attached to the document.
         awaiting: it waits for a decision now (else ``outcome`` may say how it ended).
     """
 
@@ -63,6 +64,7 @@ class CheckView:
     pages: list[PageToReview]
     document_reasons: list[str] = field(default_factory=list)
     document_findings: list[str] = field(default_factory=list)
+    attachment_findings: list[str] = field(default_factory=list)
     awaiting: bool = True
     outcome: ReviewOutcome | None = None
 
@@ -132,6 +134,7 @@ class TemporalReviewBackend:
             pages=pages,
             document_reasons=item.document_reasons,
             document_findings=item.document_findings,
+            attachment_findings=item.attachment_findings,
             awaiting=item.status.state is ReviewState.AWAITING,
             outcome=item.status.outcome,
         )

@@ -26,7 +26,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from app.command import CommandError
-from app.report_pages import metadata_findings, page_error_messages, reason_pages
+from app.report_pages import findings_outside_pages, page_error_messages, reason_pages
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
@@ -94,6 +94,7 @@ class ReviewItem:
         document_reasons: review reasons about the document as a whole, not pages.
         document_findings: the sensitive data its metadata holds (author, title,
             keywords, XMP...), by type with masked samples.
+        attachment_findings: the same, in the text files attached to it.
     """
 
     workflow_id: str
@@ -108,6 +109,7 @@ class ReviewItem:
     report_bucket: str
     report_key: str
     document_findings: list[str] = field(default_factory=list)
+    attachment_findings: list[str] = field(default_factory=list)
 
 
 async def waiting_reviews(
@@ -209,7 +211,10 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
         document_reasons=document_reasons,
         report_bucket=status.report_bucket,
         report_key=status.report_key,
-        document_findings=metadata_findings(report["checks"]["sensitive_data"]),
+        document_findings=findings_outside_pages(report["checks"]["sensitive_data"], "metadata"),
+        attachment_findings=findings_outside_pages(
+            report["checks"]["sensitive_data"], "attachments"
+        ),
     )
 
 

@@ -72,6 +72,13 @@ class DocumentFeatures:
     # aside): counts by type and masked samples, as a page's.
     metadata_sensitive: dict[str, int] = field(default_factory=dict)
     metadata_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
+    # Sensitive data in the text files of the EmbeddedFiles name tree (the first 20 files;
+    # pipeline.pdf.attachments): counts by type and masked samples, and how many files
+    # were read, and not read (not text, past the first 20, or not decodable).
+    attachment_sensitive: dict[str, int] = field(default_factory=dict)
+    attachment_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
+    attachments_read: int = 0
+    attachments_not_read: int = 0
     # Set when the catalog could not be read completely (the pages may still be fine).
     read_error: str | None = None
     # pypdf could not read the file as it is, and the pages checked are those of a copy

@@ -41,7 +41,9 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         Reason.OCR_FAILED: summary.ocr_failed.count > 0,
         Reason.OCR_LOW_CONFIDENCE: summary.ocr_below(policy.ocr_min_confidence) > 0,
         Reason.BLANK_PAGES: summary.blank.count > 0,
-        Reason.SENSITIVE_DATA: summary.sensitive_total > 0 or bool(features.metadata_sensitive),
+        Reason.SENSITIVE_DATA: summary.sensitive_total > 0
+        or bool(features.metadata_sensitive)
+        or bool(features.attachment_sensitive),
         Reason.FORMS: features.acroform or summary.form_widgets > 0,
         Reason.ROTATED_PAGES: summary.rotated.count > 0,
         Reason.MIXED_PAGE_SIZES: summary.mixed_sizes,
@@ -65,21 +67,30 @@ def decide_verdict(
     return policy.decide(findings(inspection, summary, policy))
 
 
+def _found(counts: dict[str, int], samples: dict[str, list[str]]) -> dict[str, Any]:
+    """Findings outside the pages: a total, and by type a count and masked samples."""
+    return {
+        "total": sum(counts.values()),
+        "by_type": {
+            kind: {"count": count, "samples": samples.get(kind, [])}
+            for kind, count in counts.items()
+        },
+    }
+
+
 def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[str, Any]:
     features = inspection.features
     return {
         "sensitive_data": {
             **summary.sensitive_json(),
             # Found in the document's metadata (information entries, XMP), not on a page.
-            "metadata": {
-                "total": sum(features.metadata_sensitive.values()),
-                "by_type": {
-                    kind: {
-                        "count": count,
-                        "samples": features.metadata_sensitive_samples.get(kind, []),
-                    }
-                    for kind, count in features.metadata_sensitive.items()
-                },
+            "metadata": _found(features.metadata_sensitive, features.metadata_sensitive_samples),
+            # Found in the text files of the EmbeddedFiles name tree (a page's attachments
+            # count on that page).
+            "attachments": {
+                **_found(features.attachment_sensitive, features.attachment_sensitive_samples),
+                "read": features.attachments_read,
+                "not_read": features.attachments_not_read,
             },
         },
         "javascript": {

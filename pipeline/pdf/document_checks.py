@@ -19,6 +19,7 @@ from pypdf.errors import FileNotDecryptedError
 from pypdf.generic import DictionaryObject
 
 from pipeline.facts import DocumentFeatures
+from pipeline.pdf.attachments import embedded_files, read_attached
 from pipeline.pdf.integrity import examine_integrity
 from pipeline.pdf.objects import (
     action_types,
@@ -313,6 +314,8 @@ def _document_features(
             javascript.append("form_actions")
 
     info: Mapping[str, Any] = reader.metadata or {}
+    attached = read_attached(embedded_files(names.get("/EmbeddedFiles")))
+    in_attached = find_sensitive("\n".join(attached.texts))
     return DocumentFeatures(
         encryption_revision=revision,
         # Pages are only checked when an encrypted document opens without a password.
@@ -327,6 +330,10 @@ def _document_features(
         creator=metadata_value(info.get("/Creator")),
         created=pdf_date(info.get("/CreationDate")),
         modified=pdf_date(info.get("/ModDate")),
+        attachment_sensitive=dict(sorted(in_attached.counts.items())),
+        attachment_sensitive_samples=dict(sorted(in_attached.samples.items())),
+        attachments_read=len(attached.texts),
+        attachments_not_read=attached.not_read,
     )
 
 

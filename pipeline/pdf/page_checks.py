@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pypdf import PageObject, PdfReader
 from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
 
+from pipeline.pdf.attachments import MAX_ATTACHMENTS, attached_text
 from pipeline.pdf.objects import (
     action_types,
     additional_action_types,
@@ -208,10 +209,12 @@ def _field_value(field: DictionaryObject) -> str:
 
 def annotation_text(page: PageObject, shown: str = "") -> str:
     """What the page's annotations hold that its content does not show: the values of its
-    form fields, and annotations' text (comments, free text). A value that ``shown`` (the
-    page's text) already holds is not read again: a flattened form draws its values into
-    the page and may keep them in its widgets too. Bounded: the first ``_MAX_ANNOTATIONS``
-    annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
+    form fields, annotations' text (comments, free text), and the text of files attached
+    to it (``pipeline.pdf.attachments``: text files, the first ``MAX_ATTACHMENTS``). A
+    value that ``shown`` (the page's text) already holds is not read again: a flattened
+    form draws its values into the page and may keep them in its widgets too. Bounded: the
+    first ``_MAX_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in
+    all."""
     return joined_up_to(_not_shown(_annotation_texts(page), shown), _MAX_ANNOTATION_TEXT_CHARS)
 
 
@@ -233,6 +236,7 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
     # A field shown by several widgets (its kids) holds one value: read once. The fields
     # are kept, so that no other object takes the identity of one read.
     fields_read: dict[int, DictionaryObject] = {}
+    files = 0
     for item in as_array(page.get("/Annots"))[:_MAX_ANNOTATIONS]:
         annotation = as_dict(item)
         if annotation is None:
@@ -241,6 +245,9 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
         if subtype == "/Popup":  # shows its markup annotation's text, read there
             continue
         yield text_string(annotation.get("/Contents"))
+        if subtype == "/FileAttachment" and files < MAX_ATTACHMENTS:
+            files += 1
+            yield attached_text(annotation.get("/FS")) or ""
         field = _field_of(annotation) if subtype == "/Widget" else None
         if field is not None and id(field) not in fields_read:
             fields_read[id(field)] = field

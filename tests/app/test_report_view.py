@@ -23,7 +23,7 @@ from pipeline.models import (
 from pipeline.pdf.document_checks import inspect_document, inspect_or_repair, open_pdf
 from pipeline.pdf.page_checks import check_pages
 from tests.support import damaged, signing
-from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
+from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf, with_attached
 from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file, report_of_results
 
@@ -193,15 +193,21 @@ def test_scans_show_what_ocr_read_and_the_pages_it_could_not(tmp_path: Path) -> 
     ) in text
 
 
-def test_sensitive_data_in_the_document_information_is_said_masked(tmp_path: Path) -> None:
+def test_sensitive_data_in_the_metadata_and_attached_files_is_said_masked(
+    tmp_path: Path,
+) -> None:
     (email, masked), _ = SEEDED["email"]
+    (iban, masked_iban), _ = SEEDED["iban"]
     path = tmp_path / "authored.pdf"
-    path.write_bytes(make_feature_pdf(["text"], metadata={"/Author": email}))
+    pdf = make_feature_pdf(["text"], metadata={"/Author": email})
+    path.write_bytes(with_attached(pdf, [("refunds.csv", iban.encode())]))
     report = report_of_file(path)
     text = render_report(report)
     assert f"  sensitive data in the document metadata: email 1 ({masked})" in text
-    assert text.splitlines()[0] == "verdict   REVIEW  sensitive_data"
-    assert email not in text
-    # Reports from before the metadata was searched say nothing of it.
+    assert f"  sensitive data in attached files: iban 1 ({masked_iban})" in text
+    assert text.splitlines()[0] == "verdict   REVIEW  embedded_files, sensitive_data"
+    assert email not in text and iban not in text
+    # Reports from before the metadata and attachments were searched say nothing of them.
     del report["checks"]["sensitive_data"]["metadata"]
-    assert "document metadata" not in render_report(report)
+    del report["checks"]["sensitive_data"]["attachments"]
+    assert "sensitive data in" not in render_report(report)

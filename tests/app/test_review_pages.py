@@ -277,10 +277,13 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
     assert "<script>" not in html
 
 
-async def test_the_check_page_shows_what_the_document_information_holds_masked() -> None:
+async def test_the_check_page_shows_what_the_metadata_and_attachments_hold_masked() -> None:
     review_loop = MemoryReviewLoop()
     pages, found = [PageToReview(page=1, reasons=["sensitive_data"])], ["email 1 (j***@e***.com)"]
-    authored = review_loop.add("authored.pdf", make_pdf(["Page one"]), pages, found).workflow_id
+    attached = ["iban 1 (GB** **** **** **** **54 32)"]
+    authored = review_loop.add(
+        "authored.pdf", make_pdf(["Page"]), pages, found, attached
+    ).workflow_id
     plain = review_loop.add("plain.pdf", make_pdf(["Page one"]), pages).workflow_id
     async with review_page(review_loop) as url, browser_like_session() as client:
         await log_in(client, url)
@@ -288,6 +291,7 @@ async def test_the_check_page_shows_what_the_document_information_holds_masked()
             async with client.get(f"{url}/check", params={"id": workflow_id}) as response:
                 html = await response.text()
             shown = "In the document's metadata" in html and "j***@e***.com" in html
+            shown &= "In the files attached to it" in html and "GB** ****" in html
             assert shown == (workflow_id == authored)
 
 

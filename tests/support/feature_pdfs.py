@@ -250,25 +250,37 @@ def _add_page_launch(writer: Any, page: Any) -> None:
     _link(writer, page, _rect(50, 700, 250, 715), _action("/Launch", F=_text("calc.exe")))
 
 
-def _add_page_attachment(writer: Any, page: Any) -> None:
+def _filespec(writer: Any, name: str, data: bytes, compressed: bool = False) -> Any:
+    """A file specification embedding ``data`` as the file ``name`` (a reference), its
+    stream Flate-compressed if ``compressed``."""
+    import zlib
+
     from pypdf.generic import DictionaryObject, NameObject, StreamObject
 
     stream = StreamObject()
-    stream.set_data(b"attached to an annotation\n")
+    stream.set_data(zlib.compress(data) if compressed else data)
+    if compressed:
+        stream[NameObject("/Filter")] = _name("/FlateDecode")
     stream[NameObject("/Type")] = _name("/EmbeddedFile")
     spec = DictionaryObject(
         {
             NameObject("/Type"): _name("/Filespec"),
-            NameObject("/F"): _text("annotated.txt"),
+            NameObject("/F"): _text(name),
             NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(stream)}),
         }
     )
+    return writer._add_object(spec)
+
+
+def _add_page_attachment(
+    writer: Any, page: Any, data: bytes = b"attached to an annotation\n"
+) -> None:
     _annotation(
         writer,
         page,
         "/FileAttachment",
         _rect(300, 700, 320, 720),
-        FS=writer._add_object(spec),
+        FS=_filespec(writer, "annotated.txt", data),
         Contents=_text("attached"),
     )
 
@@ -341,19 +353,7 @@ def make_feature_pdf(
             first[NameObject("/Next")] = open_actions[1]
         root[NameObject("/OpenAction")] = writer._add_object(first)
     if attachment:
-        stream = StreamObject()
-        stream.set_data(ATTACHMENT[1])
-        stream[NameObject("/Type")] = _name("/EmbeddedFile")
-        spec = DictionaryObject(
-            {
-                NameObject("/Type"): _name("/Filespec"),
-                NameObject("/F"): _text(ATTACHMENT[0]),
-                NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(stream)}),
-            }
-        )
-        names[NameObject("/EmbeddedFiles")] = DictionaryObject(
-            {NameObject("/Names"): ArrayObject([_text(ATTACHMENT[0]), writer._add_object(spec)])}
-        )
+        names[NameObject("/EmbeddedFiles")] = _embedded_files(writer, [ATTACHMENT])
     if names:
         root[NameObject("/Names")] = writer._add_object(names)
     if fields or xfa:
@@ -422,6 +422,42 @@ def with_xmp(pdf: bytes, packet: str) -> bytes:
     metadata[NameObject("/Type")] = NameObject("/Metadata")
     metadata[NameObject("/Subtype")] = NameObject("/XML")
     writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _embedded_files(
+    writer: Any, files: Sequence[tuple[str, bytes]], compressed: bool = False
+) -> Any:
+    """An EmbeddedFiles name tree of ``files`` (name, contents)."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    entries = ArrayObject()
+    for name, data in files:
+        entries += [_text(name), _filespec(writer, name, data, compressed)]
+    return DictionaryObject({NameObject("/Names"): entries})
+
+
+def with_attached(
+    pdf: bytes,
+    files: Sequence[tuple[str, bytes]],
+    on_first_page: bytes | None = None,
+    compressed: bool = False,
+) -> bytes:
+    """``pdf`` with ``files`` (name, contents) in its EmbeddedFiles name tree, and with
+    ``on_first_page`` attached to its first page by a file attachment annotation; the
+    files' streams Flate-compressed if ``compressed``."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    if files:
+        tree = _embedded_files(writer, files, compressed)
+        names = DictionaryObject({NameObject("/EmbeddedFiles"): tree})
+        writer.root_object[NameObject("/Names")] = writer._add_object(names)
+    if on_first_page is not None:
+        _add_page_attachment(writer, writer.pages[0], on_first_page)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -37,6 +37,7 @@ class MemoryReviewLoop:
         pdf: bytes,
         pages: Sequence[PageToReview],
         document_findings: Sequence[str] = (),
+        attachment_findings: Sequence[str] = (),
     ) -> CheckView:
         document = DocumentRef("documents", f"inbox/{name}", etag="e1")
         item = CheckView(
@@ -45,6 +46,7 @@ class MemoryReviewLoop:
             reasons=sorted({r for p in pages for r in p.reasons}),
             pages=list(pages),
             document_findings=list(document_findings),
+            attachment_findings=list(attachment_findings),
         )
         self.items[item.workflow_id] = item
         self.documents[document.document_id] = pdf

@@ -1,0 +1,108 @@
+"""Sensitive data in files attached to a document: the text files of its EmbeddedFiles
+name tree (reported apart from the pages) and those attached to a page (counted on that
+page). Files that are not text are counted as not read; a hostile number or size of files
+is read up to its bound."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from pypdf.errors import LimitReachedError
+
+from pipeline.pdf.attachments import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENTS,
+    decoded,
+    embedded_files,
+)
+from pipeline.pdf.document_checks import inspect_document, open_pdf
+from pipeline.pdf.page_checks import check_pages
+from pipeline.reasons import Reason
+from tests.support.feature_pdfs import SEEDED, make_feature_pdf, with_attached
+from tests.support.pdfs import _png
+from tests.support.reports import report_of_file
+
+(EMAIL, MASKED_EMAIL), _ = SEEDED["email"]
+(IBAN, MASKED_IBAN), _ = SEEDED["iban"]
+(PHONE, MASKED_PHONE), _ = SEEDED["phone"]
+
+
+def _attached(path: Path, files: list[tuple[str, bytes]], on_page: bytes | None = None) -> Path:
+    path.write_bytes(with_attached(make_feature_pdf(["text"]), files, on_page))
+    return path
+
+
+def test_text_files_attached_to_the_document_are_searched_and_others_counted_unread(
+    tmp_path: Path,
+) -> None:
+    note = codecs.BOM_UTF16_LE + f"Write to {EMAIL}".encode("utf-16-le")
+    path = _attached(
+        tmp_path / "attached.pdf",
+        [
+            ("refunds.csv", f"name;iban\nJane;{IBAN}\n".encode()),
+            ("note.txt", note),
+            ("scan.png", _png()),
+            ("latin1.txt", f"Müller {PHONE}".encode("latin-1")),
+        ],
+    )
+    features = inspect_document(path).features
+    assert features.attachment_sensitive == {"email": 1, "iban": 1}
+    assert (features.attachments_read, features.attachments_not_read) == (2, 2)
+
+    report = report_of_file(path)
+    assert report["checks"]["sensitive_data"]["attachments"] == {
+        "total": 2,
+        "by_type": {
+            "email": {"count": 1, "samples": [MASKED_EMAIL]},
+            "iban": {"count": 1, "samples": [MASKED_IBAN]},
+        },
+        "read": 2,
+        "not_read": 2,
+    }
+    # Nothing on the page: the attached files alone make the document sensitive.
+    assert report["checks"]["sensitive_data"]["total"] == 0
+    assert Reason.SENSITIVE_DATA in report["verdict"]["reasons"]
+    assert Reason.EMBEDDED_FILES in report["verdict"]["reasons"]
+    written = json.dumps(report)
+    assert EMAIL not in written and IBAN not in written
+
+
+def test_a_text_file_attached_to_a_page_counts_on_that_page(tmp_path: Path) -> None:
+    path = _attached(tmp_path / "page.pdf", [], on_page=f"call {PHONE}\n".encode())
+    (page,) = check_pages(open_pdf(path), 1, 1)
+    assert page.sensitive == {"phone": 1}
+    assert page.sensitive_samples == {"phone": [MASKED_PHONE]}
+    assert inspect_document(path).features.attachments_read == 0
+
+
+def test_many_or_large_attachments_are_read_up_to_their_bound(tmp_path: Path) -> None:
+    late = [(f"late{n}.txt", EMAIL.encode()) for n in range(5)]
+    many = [(f"plain{n}.txt", b"nothing") for n in range(MAX_ATTACHMENTS)]
+    features = inspect_document(_attached(tmp_path / "many.pdf", many + late)).features
+    assert features.attachment_sensitive == {}
+    assert (features.attachments_read, features.attachments_not_read) == (MAX_ATTACHMENTS, 5)
+
+    # The largest read holds an IBAN at its end. One byte more, and a file is not read:
+    # a compressed one (a bomb of 50 MB among them) stops decoding at the limit.
+    tail = f"\n{IBAN}".encode()
+    largest = b"x" * (MAX_ATTACHMENT_BYTES - len(tail)) + tail
+    files = [
+        ("largest.txt", largest),
+        ("larger.txt", b"y" + largest),
+        ("bomb.txt", b"z" * 50_000_000),
+    ]
+    path = tmp_path / "large.pdf"
+    path.write_bytes(with_attached(make_feature_pdf(["text"]), files, compressed=True))
+    features = inspect_document(path).features
+    assert features.attachment_sensitive == {"iban": 1}
+    assert (features.attachments_read, features.attachments_not_read) == (1, 2)
+    # pypdf itself stops the bomb: it never decodes past the limit.
+    names: Any = PdfReader(path).root_object["/Names"]
+    bomb: Any = list(embedded_files(names["/EmbeddedFiles"]))[-1]
+    with pytest.raises(LimitReachedError, match="while decompressing"):
+        decoded(bomb["/EF"]["/F"])
