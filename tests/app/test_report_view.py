@@ -23,7 +23,8 @@ from pipeline.models import (
 from pipeline.pdf.document_checks import inspect_document, inspect_or_repair, open_pdf
 from pipeline.pdf.page_checks import check_pages
 from tests.support import damaged, signing
-from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf, with_attached
+from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
+from tests.support.pdf_edits import with_attached
 from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file, report_of_results
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from fpdf import FPDF
 
+from tests.support import pdf_parts as parts
 from tests.support.pdfs import TEXT, _png
 
 # Sensitive values seeded on a "sensitive" page, one per line, with their masked forms.
@@ -102,58 +103,9 @@ def _fpdf_pages(pages: Sequence[str]) -> bytes:
     return bytes(pdf.output())
 
 
-def _name(value: str) -> Any:
-    from pypdf.generic import NameObject
-
-    return NameObject(value)
-
-
-def _action(kind: str, **entries: Any) -> Any:
-    from pypdf.generic import DictionaryObject, NameObject
-
-    action = DictionaryObject(
-        {NameObject("/Type"): _name("/Action"), NameObject("/S"): _name(kind)}
-    )
-    for key, value in entries.items():
-        action[NameObject(f"/{key}")] = value
-    return action
-
-
-def _text(value: str) -> Any:
-    from pypdf.generic import TextStringObject
-
-    return TextStringObject(value)
-
-
-def _rect(*values: float) -> Any:
-    from pypdf.generic import ArrayObject, FloatObject
-
-    return ArrayObject(FloatObject(v) for v in values)
-
-
-def _annotation(writer: Any, page: Any, subtype: str, rect: Any, **entries: Any) -> Any:
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject
-
-    annotation = DictionaryObject(
-        {
-            NameObject("/Type"): _name("/Annot"),
-            NameObject("/Subtype"): _name(subtype),
-            NameObject("/Rect"): rect,
-            NameObject("/F"): NumberObject(4),
-        }
-    )
-    for key, value in entries.items():
-        annotation[NameObject(f"/{key}")] = value
-    reference = writer._add_object(annotation)
-    if "/Annots" not in page:
-        page[NameObject("/Annots")] = ArrayObject()
-    page["/Annots"].append(reference)
-    return reference
-
-
 def _link(writer: Any, page: Any, rect: Any, action: Any) -> None:
     """A link annotation that runs an action when clicked."""
-    _annotation(writer, page, "/Link", rect, A=action)
+    parts.annotation(writer, page, "/Link", rect, A=action)
 
 
 def _add_links(writer: Any, page: Any, first_page: Any) -> None:
@@ -163,38 +115,42 @@ def _add_links(writer: Any, page: Any, first_page: Any) -> None:
         _link(
             writer,
             page,
-            _rect(50, 700 - 20 * i, 250, 715 - 20 * i),
-            _action("/URI", URI=_text(url)),
+            parts.rect(50, 700 - 20 * i, 250, 715 - 20 * i),
+            parts.action("/URI", URI=parts.text_object(url)),
         )
     # A link inside the document, and a mail link: links, but no external host.
-    _annotation(
+    parts.annotation(
         writer,
         page,
         "/Link",
-        _rect(50, 640, 250, 655),
+        parts.rect(50, 640, 250, 655),
         Dest=ArrayObject([first_page, NameObject("/Fit")]),
     )
-    mail = _action("/URI", URI=_text("mailto:someone@example.com"))
-    _link(writer, page, _rect(50, 620, 250, 635), mail)
+    mail = parts.action("/URI", URI=parts.text_object("mailto:someone@example.com"))
+    _link(writer, page, parts.rect(50, 620, 250, 635), mail)
 
 
 def _add_annotations(writer: Any, page: Any) -> None:
-    _annotation(writer, page, "/Text", _rect(300, 700, 320, 720), Contents=_text("A note"))
-    _annotation(writer, page, "/Text", _rect(300, 650, 320, 670), Contents=_text("Another"))
-    _annotation(
+    parts.annotation(
+        writer, page, "/Text", parts.rect(300, 700, 320, 720), Contents=parts.text_object("A note")
+    )
+    parts.annotation(
+        writer, page, "/Text", parts.rect(300, 650, 320, 670), Contents=parts.text_object("Another")
+    )
+    parts.annotation(
         writer,
         page,
         "/FreeText",
-        _rect(300, 600, 400, 620),
-        Contents=_text("Free text"),
-        DA=_text("/Helv 10 Tf 0 g"),
+        parts.rect(300, 600, 400, 620),
+        Contents=parts.text_object("Free text"),
+        DA=parts.text_object("/Helv 10 Tf 0 g"),
     )
-    _annotation(
+    parts.annotation(
         writer,
         page,
         "/Highlight",
-        _rect(50, 750, 250, 765),
-        QuadPoints=_rect(50, 765, 250, 765, 50, 750, 250, 750),
+        parts.rect(50, 750, 250, 765),
+        QuadPoints=parts.rect(50, 765, 250, 765, 50, 750, 250, 750),
     )
 
 
@@ -203,13 +159,13 @@ def _add_form(writer: Any, page: Any, page_ref: Any, fields: list[Any]) -> None:
 
     for i, (name, kind) in enumerate((("name", "/Tx"), ("email", "/Tx"), ("agree", "/Btn"))):
         fields.append(
-            _annotation(
+            parts.annotation(
                 writer,
                 page,
                 "/Widget",
-                _rect(300, 700 - 30 * i, 500, 720 - 30 * i),
-                FT=_name(kind),
-                T=_text(name),
+                parts.rect(300, 700 - 30 * i, 500, 720 - 30 * i),
+                FT=parts.name_object(kind),
+                T=parts.text_object(name),
                 P=page_ref,
             )
         )
@@ -217,18 +173,18 @@ def _add_form(writer: Any, page: Any, page_ref: Any, fields: list[Any]) -> None:
     kids = ArrayObject()
     parent = DictionaryObject(
         {
-            NameObject("/FT"): _name("/Tx"),
-            NameObject("/T"): _text("address"),
+            NameObject("/FT"): parts.name_object("/Tx"),
+            NameObject("/T"): parts.text_object("address"),
             NameObject("/Kids"): kids,
         }
     )
     parent_ref = writer._add_object(parent)
     for i in range(2):
-        kid = _annotation(
+        kid = parts.annotation(
             writer,
             page,
             "/Widget",
-            _rect(300, 580 - 30 * i, 500, 600 - 30 * i),
+            parts.rect(300, 580 - 30 * i, 500, 600 - 30 * i),
             Parent=parent_ref,
             P=page_ref,
         )
@@ -240,48 +196,22 @@ def _add_page_script(writer: Any, page: Any) -> None:
     from pypdf.generic import DictionaryObject, NameObject
 
     page[NameObject("/AA")] = DictionaryObject(
-        {NameObject("/O"): _action("/JavaScript", JS=_text("console.println('page open');"))}
+        {
+            NameObject("/O"): parts.action(
+                "/JavaScript", JS=parts.text_object("console.println('page open');")
+            )
+        }
     )
-    alert = _action("/JavaScript", JS=_text("app.alert('clicked');"))
-    _link(writer, page, _rect(50, 700, 250, 715), alert)
+    alert = parts.action("/JavaScript", JS=parts.text_object("app.alert('clicked');"))
+    _link(writer, page, parts.rect(50, 700, 250, 715), alert)
 
 
 def _add_page_launch(writer: Any, page: Any) -> None:
-    _link(writer, page, _rect(50, 700, 250, 715), _action("/Launch", F=_text("calc.exe")))
-
-
-def _filespec(writer: Any, name: str, data: bytes, compressed: bool = False) -> Any:
-    """A file specification embedding ``data`` as the file ``name`` (a reference), its
-    stream Flate-compressed if ``compressed``."""
-    import zlib
-
-    from pypdf.generic import DictionaryObject, NameObject, StreamObject
-
-    stream = StreamObject()
-    stream.set_data(zlib.compress(data) if compressed else data)
-    if compressed:
-        stream[NameObject("/Filter")] = _name("/FlateDecode")
-    stream[NameObject("/Type")] = _name("/EmbeddedFile")
-    spec = DictionaryObject(
-        {
-            NameObject("/Type"): _name("/Filespec"),
-            NameObject("/F"): _text(name),
-            NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(stream)}),
-        }
-    )
-    return writer._add_object(spec)
-
-
-def _add_page_attachment(
-    writer: Any, page: Any, data: bytes = b"attached to an annotation\n"
-) -> None:
-    _annotation(
+    _link(
         writer,
         page,
-        "/FileAttachment",
-        _rect(300, 700, 320, 720),
-        FS=_filespec(writer, "annotated.txt", data),
-        Contents=_text("attached"),
+        parts.rect(50, 700, 250, 715),
+        parts.action("/Launch", F=parts.text_object("calc.exe")),
     )
 
 
@@ -333,19 +263,23 @@ def make_feature_pdf(
         elif kind == "launch":
             _add_page_launch(writer, page)
         elif kind == "attachment":
-            _add_page_attachment(writer, page)
+            parts.attach_to_page(writer, page)
 
     names = DictionaryObject()
     if javascript:
-        script = writer._add_object(_action("/JavaScript", JS=_text("app.alert('opened');")))
+        script = writer._add_object(
+            parts.action("/JavaScript", JS=parts.text_object("app.alert('opened');"))
+        )
         names[NameObject("/JavaScript")] = DictionaryObject(
-            {NameObject("/Names"): ArrayObject([_text("docpipe-test"), script])}
+            {NameObject("/Names"): ArrayObject([parts.text_object("docpipe-test"), script])}
         )
     open_actions = []
     if javascript:
-        open_actions.append(_action("/JavaScript", JS=_text("console.println('open');")))
+        open_actions.append(
+            parts.action("/JavaScript", JS=parts.text_object("console.println('open');"))
+        )
     if launch:
-        open_actions.append(_action("/Launch", F=_text("cmd.exe")))
+        open_actions.append(parts.action("/Launch", F=parts.text_object("cmd.exe")))
     if open_actions:
         # Chained: the checks must follow /Next to find the second action.
         first = open_actions[0]
@@ -353,7 +287,7 @@ def make_feature_pdf(
             first[NameObject("/Next")] = open_actions[1]
         root[NameObject("/OpenAction")] = writer._add_object(first)
     if attachment:
-        names[NameObject("/EmbeddedFiles")] = _embedded_files(writer, [ATTACHMENT])
+        names[NameObject("/EmbeddedFiles")] = parts.embedded_files(writer, [ATTACHMENT])
     if names:
         root[NameObject("/Names")] = writer._add_object(names)
     if fields or xfa:
@@ -365,99 +299,6 @@ def make_feature_pdf(
         root[NameObject("/AcroForm")] = writer._add_object(acroform)
     if metadata is not None:
         writer.add_metadata(dict(metadata))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-# A ``form`` page filled in: each field's value (the address field shows its one value in
-# two widgets), and a comment with its popup, all holding sensitive values the page's
-# text does not.
-FILLED = {
-    "name": "Jane Doe",
-    "email": SEEDED["email"][0][0],
-    "address": SEEDED["iban"][0][0],
-}
-COMMENT = f"Call back on {SEEDED['phone'][0][0]}"
-
-
-def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
-    """``pdf`` with ``values`` filled into its fields (by name, on the widget or the field
-    it belongs to), its ``agree`` boxes ticked, and ``comment`` as a note with a popup
-    on its first page."""
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import NameObject
-
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
-    for page in writer.pages:
-        for reference in page.get("/Annots", []):
-            widget = reference.get_object()
-            field = widget["/Parent"].get_object() if "/Parent" in widget else widget
-            name = str(field.get("/T", ""))
-            if name in values:
-                field[NameObject("/V")] = _text(values[name])
-            elif name == "agree":
-                field[NameObject("/V")] = _name("/Yes")
-    if comment:
-        page = writer.pages[0]
-        note = _annotation(writer, page, "/Text", _rect(20, 20, 40, 40), Contents=_text(comment))
-        # A popup shows its note's text: the same words, found once.
-        popup = _annotation(
-            writer, page, "/Popup", _rect(40, 20, 200, 80), Parent=note, Contents=_text(comment)
-        )
-        note.get_object()[NameObject("/Popup")] = popup
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def with_xmp(pdf: bytes, packet: str) -> bytes:
-    """``pdf`` with ``packet`` as its XMP metadata stream (the catalog's ``/Metadata``)."""
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import NameObject, StreamObject
-
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
-    metadata = StreamObject()
-    metadata.set_data(packet.encode())
-    metadata[NameObject("/Type")] = NameObject("/Metadata")
-    metadata[NameObject("/Subtype")] = NameObject("/XML")
-    writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _embedded_files(
-    writer: Any, files: Sequence[tuple[str, bytes]], compressed: bool = False
-) -> Any:
-    """An EmbeddedFiles name tree of ``files`` (name, contents)."""
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
-
-    entries = ArrayObject()
-    for name, data in files:
-        entries += [_text(name), _filespec(writer, name, data, compressed)]
-    return DictionaryObject({NameObject("/Names"): entries})
-
-
-def with_attached(
-    pdf: bytes,
-    files: Sequence[tuple[str, bytes]],
-    on_first_page: bytes | None = None,
-    compressed: bool = False,
-) -> bytes:
-    """``pdf`` with ``files`` (name, contents) in its EmbeddedFiles name tree, and with
-    ``on_first_page`` attached to its first page by a file attachment annotation; the
-    files' streams Flate-compressed if ``compressed``."""
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import DictionaryObject, NameObject
-
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
-    if files:
-        tree = _embedded_files(writer, files, compressed)
-        names = DictionaryObject({NameObject("/EmbeddedFiles"): tree})
-        writer.root_object[NameObject("/Names")] = writer._add_object(names)
-    if on_first_page is not None:
-        _add_page_attachment(writer, writer.pages[0], on_first_page)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -23,7 +23,8 @@ from pipeline.pdf.attachments import (
 from pipeline.pdf.document_checks import inspect_document, open_pdf
 from pipeline.pdf.page_checks import check_pages
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf, with_attached
+from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.pdf_edits import with_attached
 from tests.support.pdfs import _png
 from tests.support.reports import report_of_file
 

@@ -15,7 +15,8 @@ from pipeline.pdf.document_checks import open_pdf
 from pipeline.pdf.ocr import OcrEngine, OcrOptions
 from pipeline.pdf.ocr_page import DocumentRenderer, read_page
 from pipeline.pdf.page_checks import PageResult, annotation_text, check_pages
-from tests.support.feature_pdfs import COMMENT, FILLED, SEEDED, fill_in, make_feature_pdf
+from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.pdf_edits import COMMENT, FILLED, fill_in
 
 MASKED = {value: masked for found in SEEDED.values() for value, masked in found}
 

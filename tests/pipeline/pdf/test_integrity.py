@@ -21,7 +21,8 @@ from pipeline.check.pool import PagePool
 from pipeline.pdf.page_checks import PageResult
 from pipeline.pdf.parser_process import ParserLimits
 from tests.support import signing
-from tests.support.feature_pdfs import make_feature_pdf, with_xmp
+from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.pdf_edits import with_xmp
 from tests.support.reports import report_of_results
 
 

@@ -17,7 +17,8 @@ from pipeline.pdf.document_checks import inspect_document, metadata_text
 from pipeline.pdf.sensitive import find_sensitive
 from pipeline.pdf.xmp import MAX_XMP_NODES, read_xmp
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf, with_xmp
+from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.pdf_edits import with_xmp
 from tests.support.reports import report_of_file
 
 (EMAIL, MASKED_EMAIL), _ = SEEDED["email"]

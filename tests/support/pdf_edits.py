@@ -1,0 +1,97 @@
+"""Changes to a generated PDF that tests make: a form filled in, XMP metadata, attached
+files."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+from tests.support import pdf_parts as parts
+from tests.support.feature_pdfs import SEEDED
+
+# A ``form`` page filled in: each field's value (the address field shows its one value in
+# two widgets), and a comment with its popup, all holding sensitive values the page's
+# text does not.
+FILLED = {
+    "name": "Jane Doe",
+    "email": SEEDED["email"][0][0],
+    "address": SEEDED["iban"][0][0],
+}
+COMMENT = f"Call back on {SEEDED['phone'][0][0]}"
+
+
+def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
+    """``pdf`` with ``values`` filled into its fields (by name, on the widget or the field
+    it belongs to), its ``agree`` boxes ticked, and ``comment`` as a note with a popup
+    on its first page."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    for page in writer.pages:
+        for reference in page.get("/Annots", []):
+            widget = reference.get_object()
+            field = widget["/Parent"].get_object() if "/Parent" in widget else widget
+            name = str(field.get("/T", ""))
+            if name in values:
+                field[NameObject("/V")] = parts.text_object(values[name])
+            elif name == "agree":
+                field[NameObject("/V")] = parts.name_object("/Yes")
+    if comment:
+        page = writer.pages[0]
+        note = parts.annotation(
+            writer, page, "/Text", parts.rect(20, 20, 40, 40), Contents=parts.text_object(comment)
+        )
+        # A popup shows its note's text: the same words, found once.
+        popup = parts.annotation(
+            writer,
+            page,
+            "/Popup",
+            parts.rect(40, 20, 200, 80),
+            Parent=note,
+            Contents=parts.text_object(comment),
+        )
+        note.get_object()[NameObject("/Popup")] = popup
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def with_xmp(pdf: bytes, packet: str) -> bytes:
+    """``pdf`` with ``packet`` as its XMP metadata stream (the catalog's ``/Metadata``)."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import NameObject, StreamObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    metadata = StreamObject()
+    metadata.set_data(packet.encode())
+    metadata[NameObject("/Type")] = NameObject("/Metadata")
+    metadata[NameObject("/Subtype")] = NameObject("/XML")
+    writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def with_attached(
+    pdf: bytes,
+    files: Sequence[tuple[str, bytes]],
+    on_first_page: bytes | None = None,
+    compressed: bool = False,
+) -> bytes:
+    """``pdf`` with ``files`` (name, contents) in its EmbeddedFiles name tree, and with
+    ``on_first_page`` attached to its first page by a file attachment annotation; the
+    files' streams Flate-compressed if ``compressed``."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    if files:
+        tree = parts.embedded_files(writer, files, compressed)
+        names = DictionaryObject({NameObject("/EmbeddedFiles"): tree})
+        writer.root_object[NameObject("/Names")] = writer._add_object(names)
+    if on_first_page is not None:
+        parts.attach_to_page(writer, writer.pages[0], on_first_page)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
