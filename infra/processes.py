@@ -53,6 +53,8 @@ class ManagedProcess:
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = log_path.open("ab")
+        # Where this child's output starts: a server started again appends to its log.
+        self._log_start = self._log.tell()
         self.process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
@@ -82,11 +84,12 @@ class ManagedProcess:
         return ""
 
     def exit_reason(self, lines: int = 5) -> str:
-        """What the log says of why the child stopped: its first line that reports a
-        failure (a panic's message comes long before the end of its stack trace), then
-        its last lines."""
-        with contextlib.suppress(OSError):
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        """What this child wrote to its log of why it stopped: its first line that reports
+        a failure (a panic's message comes long before the end of its stack trace), then
+        its last lines. What earlier runs wrote to the same log is not read."""
+        with contextlib.suppress(OSError), self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            text = log.read().decode(errors="replace").strip().splitlines()
             last = text[-lines:]
             first = next((line for line in text if _FAILURE_LINE.search(line)), None)
             if first is not None and first not in last:

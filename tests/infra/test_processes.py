@@ -37,3 +37,13 @@ def test_the_exit_reason_of_a_quiet_log_is_its_last_lines(tmp_path: Path) -> Non
     )
     assert child.wait_or_kill(timeout=30) == 0
     assert child.exit_reason() == "one | two"
+
+
+def test_the_exit_reason_is_read_from_this_run_of_a_log_that_earlier_runs_wrote_to(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("panic: an earlier run's\n")
+    child = ManagedProcess("server", [sys.executable, "-c", "print('fine')"], log_path=log, env={})
+    assert child.wait_or_kill(timeout=30) == 0
+    assert child.exit_reason() == "fine"
