@@ -197,7 +197,7 @@ def build_report(
         "checks": {
             **summary.to_json(),
             "ocr": summary.ocr_json(policy.ocr_min_confidence),
-            # Its sensitive_data is the pages' with the document metadata's added.
+            # Its sensitive_data is the pages' with the metadata's and attachments' added.
             **_document_checks(inspection, summary),
         },
         "verdict": {

@@ -28,6 +28,7 @@ _MACHINE_MADE = frozenset(
         _PDFUAID,
     }
 )
+_NOT_VALUES = _XML | _MACHINE_MADE
 # XML nodes visited at the most: a packet of a million empty elements is read in bounded time.
 MAX_XMP_NODES = 10_000
 
@@ -69,8 +70,9 @@ def _values(rdf_root: Any, max_values: int) -> tuple[str, ...]:
     found: list[str] = []
 
     def add(text: str) -> None:
-        if text.strip() and len(found) < max_values:
-            found.append(text.strip())
+        value = text.strip()
+        if value and len(found) < max_values:
+            found.append(value)
 
     pending = list(reversed(rdf_root.childNodes))
     visited = 0
@@ -81,7 +83,7 @@ def _values(rdf_root: Any, max_values: int) -> tuple[str, ...]:
             add(node.data)
         elif node.nodeType == node.ELEMENT_NODE and node.namespaceURI not in _MACHINE_MADE:
             for attribute in node.attributes.values():
-                if attribute.namespaceURI not in _XML | _MACHINE_MADE:
+                if attribute.namespaceURI not in _NOT_VALUES:
                     add(attribute.value)
             pending.extend(reversed(node.childNodes))
     return tuple(found)

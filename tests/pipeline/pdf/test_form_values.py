@@ -46,8 +46,9 @@ def test_values_filled_into_a_form_and_a_comment_are_searched(tmp_path: Path) ->
     assert (result.text_chars, result.words) == (empty.text_chars, empty.words)
 
 
-def _with_widgets(pdf: bytes, values: list[str]) -> bytes:
-    """``pdf`` with a text widget on its first page for each of ``values``."""
+def _with_widgets(pdf: bytes, values: list[str], *, first_loops: bool = False) -> bytes:
+    """``pdf`` with a text widget on its first page for each of ``values``; with
+    ``first_loops``, the first one holds no value and is its own parent field."""
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
     annots = ArrayObject()
     for value in values:
@@ -61,6 +62,10 @@ def _with_widgets(pdf: bytes, values: list[str]) -> bytes:
             }
         )
         annots.append(writer._add_object(widget))
+    if first_loops:
+        looped = annots[0].get_object()
+        del looped["/V"]
+        looped[NameObject("/Parent")] = annots[0]
     writer.pages[0][NameObject("/Annots")] = annots
     out = io.BytesIO()
     writer.write(out)
@@ -80,30 +85,6 @@ def test_a_flattened_form_counts_a_value_its_page_shows_once(tmp_path: Path) -> 
     assert flattened.sensitive == {**plain.sensitive, "email": 3}
 
 
-def _hostile_form(values: list[str]) -> bytes:
-    """A page of text widgets holding ``values``, the first one's field its own parent."""
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_feature_pdf(["text"]))))
-    page = writer.pages[0]
-    annots = ArrayObject()
-    for value in values:
-        widget = DictionaryObject(
-            {
-                NameObject("/Type"): NameObject("/Annot"),
-                NameObject("/Subtype"): NameObject("/Widget"),
-                NameObject("/Rect"): ArrayObject(),
-                NameObject("/V"): TextStringObject(value),
-            }
-        )
-        annots.append(writer._add_object(widget))
-    looped = annots[0].get_object()
-    del looped["/V"]
-    looped[NameObject("/Parent")] = annots[0]
-    page[NameObject("/Annots")] = annots
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 def test_a_page_of_huge_field_values_is_read_up_to_its_bound(tmp_path: Path) -> None:
     # 300 values of 1,000 characters: the first 100,000 are searched, not what follows.
     filler = "x" * 990
@@ -111,7 +92,7 @@ def test_a_page_of_huge_field_values_is_read_up_to_its_bound(tmp_path: Path) -> 
     values += [filler + f" {n:08d}" for n in range(296)]
     values += [f"{SEEDED['email'][1][0]} {filler}", SEEDED["iban"][1][0]]
     path = tmp_path / "huge.pdf"
-    path.write_bytes(_hostile_form(values))
+    path.write_bytes(_with_widgets(make_feature_pdf(["text"]), values, first_loops=True))
     read = annotation_text(open_pdf(path).pages[0])
     assert 100_000 <= len(read) <= 100_400  # the bound, and the parts' separators
     result = _check(path, path.read_bytes())
