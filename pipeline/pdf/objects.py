@@ -22,6 +22,8 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # Bounds that keep a hostile file from inflating results.
 _MAX_TREE_NODES = 10_000
+# Annotations read on one page.
+MAX_PAGE_ANNOTATIONS = 10_000
 _MAX_ACTION_CHAIN = 100
 _MAX_META_CHARS = 120
 

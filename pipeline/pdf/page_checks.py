@@ -18,7 +18,9 @@ from pypdf import PageObject, PdfReader
 from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
 
 from pipeline.pdf.attachments import MAX_ATTACHMENTS, attached_text
+from pipeline.pdf.form_values import field_of, field_value
 from pipeline.pdf.objects import (
+    MAX_PAGE_ANNOTATIONS,
     action_types,
     additional_action_types,
     as_array,
@@ -44,16 +46,12 @@ OTHER_PAPER = "other"
 _PAPER_TOLERANCE_PT = 3.0
 
 # Bounds that keep a hostile page from inflating results.
-_MAX_ANNOTATIONS = 10_000
 _MAX_LINK_HOSTS_PER_PAGE = 20
 _MAX_SUBTYPES_PER_PAGE = 20
 _SUBTYPE = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _EXTERNAL_SCHEMES = ("http", "https", "ftp", "ftps")
 # Text read from a page's annotations for the sensitive-data search: a page of text's worth.
 _MAX_ANNOTATION_TEXT_CHARS = 100_000
-# Fields nest (a widget's value may sit on its field, or that field's parent): how far up.
-_MAX_FIELD_DEPTH = 10
-_MAX_CHOICES = 100
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def _uri_host(action: Any) -> str | None:
 def _check_annotations(page: PageObject) -> _Annotations:
     found = _Annotations()
     found.actions(additional_action_types(page))
-    for item in as_array(page.get("/Annots"))[:_MAX_ANNOTATIONS]:
+    for item in as_array(page.get("/Annots"))[:MAX_PAGE_ANNOTATIONS]:
         annotation = as_dict(item)
         if annotation is None:
             continue
@@ -188,32 +186,13 @@ def _check_annotations(page: PageObject) -> _Annotations:
     return found
 
 
-def _field_of(widget: DictionaryObject) -> DictionaryObject | None:
-    """The form field a widget shows the value of: the widget, or the nearest of its
-    parent fields that holds a value (None: no value filled in)."""
-    node: DictionaryObject | None = widget
-    for _ in range(_MAX_FIELD_DEPTH):
-        if node is None or "/V" in node:
-            return node
-        node = as_dict(node.get("/Parent"))
-    return None
-
-
-def _field_value(field: DictionaryObject) -> str:
-    """A form field's value, as text (the choices picked in a list, one a line)."""
-    value = resolve(field["/V"])
-    if isinstance(value, ArrayObject):
-        return "\n".join(text_string(choice) for choice in value[:_MAX_CHOICES])
-    return text_string(value)
-
-
 def annotation_text(page: PageObject, shown: str = "") -> str:
     """What the page's annotations hold that its content does not show: the values of its
     form fields, annotations' text (comments, free text), and the text of files attached
     to it (``pipeline.pdf.attachments``: text files, the first ``MAX_ATTACHMENTS``). A
     value that ``shown`` (the page's text) already holds is not read again: a flattened
     form draws its values into the page and may keep them in its widgets too. Bounded: the
-    first ``_MAX_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in
+    first ``MAX_PAGE_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in
     all."""
     return joined_up_to(_not_shown(_annotation_texts(page), shown), _MAX_ANNOTATION_TEXT_CHARS)
 
@@ -237,7 +216,7 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
     # are kept, so that no other object takes the identity of one read.
     fields_read: dict[int, DictionaryObject] = {}
     files = 0
-    for item in as_array(page.get("/Annots"))[:_MAX_ANNOTATIONS]:
+    for item in as_array(page.get("/Annots"))[:MAX_PAGE_ANNOTATIONS]:
         annotation = as_dict(item)
         if annotation is None:
             continue
@@ -248,10 +227,10 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
         if subtype == "/FileAttachment" and files < MAX_ATTACHMENTS:
             files += 1
             yield attached_text(annotation.get("/FS")) or ""
-        field = _field_of(annotation) if subtype == "/Widget" else None
+        field = field_of(annotation) if subtype == "/Widget" else None
         if field is not None and id(field) not in fields_read:
             fields_read[id(field)] = field
-            yield _field_value(field)
+            yield field_value(field)
 
 
 def sensitive_on(page: PageObject, text: str) -> SensitiveFindings:
