@@ -47,9 +47,9 @@ def reason_pages(report: dict[str, Any]) -> dict[str, list[int]]:
 
 def findings_outside_pages(sensitive: dict[str, Any], part: str) -> list[str]:
     """``type count (samples)`` for each type of sensitive data found in ``part`` of the
-    document: ``metadata`` (information entries and XMP) or ``attachments`` (its attached
-    text files), from a report's ``checks.sensitive_data`` (none in reports from before
-    that part was searched)."""
+    document, from a report's ``checks.sensitive_data`` (none in reports from before that
+    part was searched): ``metadata`` (information entries and XMP), ``attachments`` (its
+    attached text files) or ``form_fields`` (the values of form fields no page shows)."""
     by_type = (sensitive.get(part) or {}).get("by_type") or {}
     return [
         f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"

@@ -242,10 +242,14 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _metadata_sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
-    """The sensitive data in the document's metadata and its attached files (reports from
-    before they were searched say nothing of them)."""
+    """The sensitive data in the document's metadata, its attached files and its form fields
+    that no page shows (reports from before they were searched say nothing of them)."""
     lines = []
-    for part, where in (("metadata", "the document metadata"), ("attachments", "attached files")):
+    for part, where in (
+        ("metadata", "the document metadata"),
+        ("attachments", "attached files"),
+        ("form_fields", "form fields no page shows"),
+    ):
         found = findings_outside_pages(sensitive, part)
         if found:
             lines.append(f"  sensitive data in {where}: {', '.join(found)}")

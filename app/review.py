@@ -106,9 +106,11 @@ def render_item(item: ReviewItem) -> str:
         lines.append(f"superseded by {status.superseded_by}")
     if item.document_reasons:
         lines.append(f"document-wide  {', '.join(item.document_reasons)}")
-    # What the document's metadata and attached files hold: a line a type of finding.
+    # What the document's metadata, attached files and form fields no page shows hold: a
+    # line a type of finding.
     lines.extend(f"metadata       {found}" for found in item.document_findings)
     lines.extend(f"attachments    {found}" for found in item.attachment_findings)
+    lines.extend(f"form fields    {found}" for found in item.field_findings)
     lines.append(f"pages to look at ({len(item.pages)} of {item.page_count}):")
     for page in item.pages:
         lying = f" (scanned lying: turn {page.turn} degrees clockwise)" if page.turn else ""

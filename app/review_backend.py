@@ -55,6 +55,7 @@ class CheckView:
         document_findings: sensitive data in the document's metadata, by type
             with masked samples.
         attachment_findings: the same, in the text files attached to the document.
+        field_findings: the same, in the values of form fields that no page shows.
         awaiting: it waits for a decision now (else ``outcome`` may say how it ended).
     """
 
@@ -65,6 +66,7 @@ class CheckView:
     document_reasons: list[str] = field(default_factory=list)
     document_findings: list[str] = field(default_factory=list)
     attachment_findings: list[str] = field(default_factory=list)
+    field_findings: list[str] = field(default_factory=list)
     awaiting: bool = True
     outcome: ReviewOutcome | None = None
 
@@ -135,6 +137,7 @@ class TemporalReviewBackend:
             document_reasons=item.document_reasons,
             document_findings=item.document_findings,
             attachment_findings=item.attachment_findings,
+            field_findings=item.field_findings,
             awaiting=item.status.state is ReviewState.AWAITING,
             outcome=item.status.outcome,
         )

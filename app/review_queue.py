@@ -95,6 +95,7 @@ class ReviewItem:
         document_findings: the sensitive data its metadata holds (author, title,
             keywords, XMP...), by type with masked samples.
         attachment_findings: the same, in the text files attached to it.
+        field_findings: the same, in the values of form fields that no page shows.
     """
 
     workflow_id: str
@@ -110,6 +111,7 @@ class ReviewItem:
     report_key: str
     document_findings: list[str] = field(default_factory=list)
     attachment_findings: list[str] = field(default_factory=list)
+    field_findings: list[str] = field(default_factory=list)
 
 
 async def waiting_reviews(
@@ -215,6 +217,7 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
         attachment_findings=findings_outside_pages(
             report["checks"]["sensitive_data"], "attachments"
         ),
+        field_findings=findings_outside_pages(report["checks"]["sensitive_data"], "form_fields"),
     )
 
 

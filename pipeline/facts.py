@@ -79,6 +79,12 @@ class DocumentFeatures:
     attachment_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
     attachments_read: int = 0
     attachments_not_read: int = 0
+    # Sensitive data in the values of form fields that no page shows (no widget of theirs
+    # is on a page: pipeline.pdf.form_values; a page's fields count on that page): counts
+    # by type and masked samples, and how many such values were read.
+    field_sensitive: dict[str, int] = field(default_factory=dict)
+    field_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
+    fields_off_pages: int = 0
     # Set when the catalog could not be read completely (the pages may still be fine).
     read_error: str | None = None
     # pypdf could not read the file as it is, and the pages checked are those of a copy

@@ -43,7 +43,8 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         Reason.BLANK_PAGES: summary.blank.count > 0,
         Reason.SENSITIVE_DATA: summary.sensitive_total > 0
         or bool(features.metadata_sensitive)
-        or bool(features.attachment_sensitive),
+        or bool(features.attachment_sensitive)
+        or bool(features.field_sensitive),
         Reason.FORMS: features.acroform or summary.form_widgets > 0,
         Reason.ROTATED_PAGES: summary.rotated.count > 0,
         Reason.MIXED_PAGE_SIZES: summary.mixed_sizes,
@@ -91,6 +92,12 @@ def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[st
                 **_found(features.attachment_sensitive, features.attachment_sensitive_samples),
                 "read": features.attachments_read,
                 "not_read": features.attachments_not_read,
+            },
+            # Found in the values of form fields that no page shows (a page's fields count
+            # on that page).
+            "form_fields": {
+                **_found(features.field_sensitive, features.field_sensitive_samples),
+                "read": features.fields_off_pages,
             },
         },
         "javascript": {
@@ -197,7 +204,8 @@ def build_report(
         "checks": {
             **summary.to_json(),
             "ocr": summary.ocr_json(policy.ocr_min_confidence),
-            # Its sensitive_data is the pages' with the metadata's and attachments' added.
+            # Its sensitive_data is the pages', with what the metadata, the attached files and
+            # the form fields no page shows hold.
             **_document_checks(inspection, summary),
         },
         "verdict": {

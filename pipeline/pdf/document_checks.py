@@ -20,6 +20,7 @@ from pypdf.generic import DictionaryObject
 
 from pipeline.facts import DocumentFeatures
 from pipeline.pdf.attachments import embedded_files, read_attached
+from pipeline.pdf.form_values import values_no_page_shows
 from pipeline.pdf.integrity import examine_integrity
 from pipeline.pdf.objects import (
     action_types,
@@ -47,6 +48,8 @@ _VERSION = re.compile(r"^\d\.\d$")
 _MAX_METADATA_ENTRIES = 100
 _MAX_METADATA_CHARS = 100_000
 _METADATA_DATES = frozenset({"/CreationDate", "/ModDate"})
+# The values of form fields that no page shows, searched at the most: a page of text's worth.
+_MAX_FIELD_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -302,10 +305,11 @@ def _document_features(
     acroform = as_dict(root.get("/AcroForm"))
     fields = 0
     xfa = False
+    form_fields = as_array(None if acroform is None else acroform.get("/Fields"))
     if acroform is not None:
         xfa = acroform.get("/XFA") is not None
         field_scripts = False
-        for node in walk_fields(as_array(acroform.get("/Fields"))):
+        for node in walk_fields(form_fields):
             fields += terminal_field(node)
             kinds = additional_action_types(node) + action_types(node.get("/A"))
             field_scripts = field_scripts or "JavaScript" in kinds
@@ -316,6 +320,8 @@ def _document_features(
     info: Mapping[str, Any] = reader.metadata or {}
     attached = read_attached(embedded_files(names.get("/EmbeddedFiles")))
     in_attached = find_sensitive("\n".join(attached.texts))
+    off_pages = values_no_page_shows(reader, form_fields)
+    in_fields = find_sensitive(joined_up_to(off_pages, _MAX_FIELD_CHARS))
     return DocumentFeatures(
         encryption_revision=revision,
         # Pages are only checked when an encrypted document opens without a password.
@@ -323,7 +329,7 @@ def _document_features(
         javascript=javascript,
         launch_actions=launch,
         embedded_files=name_tree_count(names.get("/EmbeddedFiles")),
-        acroform=acroform is not None and bool(as_array(acroform.get("/Fields"))),
+        acroform=bool(form_fields),
         form_fields=fields,
         xfa=xfa,
         producer=metadata_value(info.get("/Producer")),
@@ -334,6 +340,9 @@ def _document_features(
         attachment_sensitive_samples=dict(sorted(in_attached.samples.items())),
         attachments_read=len(attached.texts),
         attachments_not_read=attached.not_read,
+        field_sensitive=dict(sorted(in_fields.counts.items())),
+        field_sensitive_samples=dict(sorted(in_fields.samples.items())),
+        fields_off_pages=len(off_pages),
     )
 
 

@@ -2,18 +2,34 @@
 sensitive-data search.
 
 A field's widgets are the annotations that show its value on pages, and a page's check
-reads the values its widgets show (``pipeline.pdf.page_checks``).
+reads the values its widgets show (``pipeline.pdf.page_checks``). A field can also hold a
+value that no page shows: its widgets were taken off the pages, or it never had one (a
+hidden field a form's script fills). The inspection reads those, once for the document
+(:func:`values_no_page_shows`).
 """
 
 from __future__ import annotations
 
-from pypdf.generic import ArrayObject, DictionaryObject
+from collections.abc import Iterable
 
-from pipeline.pdf.objects import as_dict, resolve, text_string
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+from pipeline.pdf.objects import (
+    MAX_PAGE_ANNOTATIONS,
+    as_array,
+    as_dict,
+    resolve,
+    text_string,
+    walk_fields,
+)
 
 # Fields nest (a widget's value may sit on its field, or that field's parent): how far up.
 _MAX_FIELD_DEPTH = 10
 _MAX_CHOICES = 100
+# Annotations looked up on all the pages at the most. Past it, which fields the pages
+# show is not known, and no value is read as one that no page shows.
+_MAX_PLACED = 100_000
 
 
 def field_of(widget: DictionaryObject) -> DictionaryObject | None:
@@ -33,3 +49,66 @@ def field_value(field: DictionaryObject) -> str:
     if isinstance(value, ArrayObject):
         return "\n".join(text_string(choice) for choice in value[:_MAX_CHOICES])
     return text_string(value)
+
+
+def values_no_page_shows(reader: PdfReader, fields: ArrayObject) -> list[str]:
+    """The text values of the fields of ``fields`` (an AcroForm's) that no widget on a page
+    shows, in the field tree's order. A field is shown when one of its widgets is among
+    the annotations a page check reads, hidden ones too; a value a field passes down to
+    its kids is shown when one of their widgets is. Empty when which fields the pages
+    show is not known: they hold more than ``_MAX_PLACED`` annotations, or a page cannot
+    be read (its check says so).
+    """
+    nodes = list(walk_fields(fields))
+    valued = [node for node in nodes if "/V" in node and field_value(node)]
+    if not valued:
+        return []
+    try:
+        placed = _placed(reader)
+    except Exception:
+        placed = None
+    if placed is None:
+        return []
+    shown = _shown(nodes, placed)
+    return [field_value(node) for node in valued if _number(node) not in shown]
+
+
+def _number(node: DictionaryObject) -> int | None:
+    """The object number a field node is stored under; None for a direct one (no page can
+    hold a reference to it)."""
+    reference = node.indirect_reference
+    return None if reference is None else reference.idnum
+
+
+def _placed(reader: PdfReader) -> set[int] | None:
+    """The object numbers of the annotations the page checks read, or None past
+    ``_MAX_PLACED``."""
+    placed: set[int] = set()
+    for page in reader.pages:
+        annotations = as_array(page.get("/Annots"))[:MAX_PAGE_ANNOTATIONS]
+        placed.update(item.idnum for item in annotations if isinstance(item, IndirectObject))
+        if len(placed) > _MAX_PLACED:
+            return None
+    return placed
+
+
+def _shown(nodes: Iterable[DictionaryObject], placed: set[int]) -> set[int]:
+    """The field nodes (object numbers) a page shows: a placed widget, and every field it
+    belongs to, up the tree."""
+    parents: dict[int, int | None] = {}
+    for node in nodes:
+        number = _number(node)
+        if number is None:
+            continue
+        parents.setdefault(number, None)
+        for kid in as_array(node.get("/Kids")):
+            if isinstance(kid, IndirectObject):
+                parents[kid.idnum] = number
+    shown: set[int] = set()
+    for number in placed & parents.keys():
+        current: int | None = number
+        # Each node is marked once, so a loop of /Kids ends.
+        while current is not None and current not in shown:
+            shown.add(current)
+            current = parents.get(current)
+    return shown

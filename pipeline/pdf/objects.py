@@ -22,7 +22,8 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # Bounds that keep a hostile file from inflating results.
 _MAX_TREE_NODES = 10_000
-# Annotations read on one page.
+# Annotations read on one page: by its check, and by the inspection's look for the form
+# fields that no page shows.
 MAX_PAGE_ANNOTATIONS = 10_000
 _MAX_ACTION_CHAIN = 100
 _MAX_META_CHARS = 120

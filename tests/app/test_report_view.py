@@ -24,7 +24,7 @@ from pipeline.pdf.document_checks import inspect_document, inspect_or_repair, op
 from pipeline.pdf.page_checks import check_pages
 from tests.support import damaged, signing
 from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
-from tests.support.pdf_edits import with_attached
+from tests.support.pdf_edits import with_attached, with_hidden_field
 from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file, report_of_results
 
@@ -194,21 +194,24 @@ def test_scans_show_what_ocr_read_and_the_pages_it_could_not(tmp_path: Path) -> 
     ) in text
 
 
-def test_sensitive_data_in_the_metadata_and_attached_files_is_said_masked(
+def test_sensitive_data_in_the_metadata_attached_files_and_hidden_fields_is_said_masked(
     tmp_path: Path,
 ) -> None:
     (email, masked), _ = SEEDED["email"]
     (iban, masked_iban), _ = SEEDED["iban"]
+    ((ssn, masked_ssn),) = SEEDED["us_ssn"]
     path = tmp_path / "authored.pdf"
     pdf = make_feature_pdf(["text"], metadata={"/Author": email})
+    pdf = with_hidden_field(pdf, "ssn", ssn)
     path.write_bytes(with_attached(pdf, [("refunds.csv", iban.encode())]))
     report = report_of_file(path)
     text = render_report(report)
     assert f"  sensitive data in the document metadata: email 1 ({masked})" in text
     assert f"  sensitive data in attached files: iban 1 ({masked_iban})" in text
+    assert f"  sensitive data in form fields no page shows: us_ssn 1 ({masked_ssn})" in text
     assert text.splitlines()[0] == "verdict   REVIEW  embedded_files, sensitive_data"
-    assert email not in text and iban not in text
-    # Reports from before the metadata and attachments were searched say nothing of them.
-    del report["checks"]["sensitive_data"]["metadata"]
-    del report["checks"]["sensitive_data"]["attachments"]
+    assert email not in text and iban not in text and ssn not in text
+    # Reports from before these parts were searched say nothing of them.
+    for part in ("metadata", "attachments", "form_fields"):
+        del report["checks"]["sensitive_data"][part]
     assert "sensitive data in" not in render_report(report)

@@ -166,10 +166,12 @@ def test_docpipe_review_show_says_which_pages_lay_and_how_to_turn_them() -> None
         report_key="r/report.json",
         document_findings=["phone 1 (+** ** **** **78)"],
         attachment_findings=["iban 1 (DE** **** **** **** **30 00)"],
+        field_findings=["email 1 (j***@e***.com)"],
     )
     lines = render_item(item).splitlines()
     assert "metadata       phone 1 (+** ** **** **78)" in lines
     assert "attachments    iban 1 (DE** **** **** **** **30 00)" in lines
+    assert "form fields    email 1 (j***@e***.com)" in lines
     assert "  page 1: sensitive_data" in lines
     assert "    email: j***@e***.com" in lines
     assert "  page 2: sensitive_data (scanned lying: turn 180 degrees clockwise)" in lines

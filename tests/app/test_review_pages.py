@@ -277,13 +277,11 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
     assert "<script>" not in html
 
 
-async def test_the_check_page_shows_what_the_metadata_and_attachments_hold_masked() -> None:
+async def test_the_check_page_shows_what_metadata_attachments_and_hidden_fields_hold() -> None:
     review_loop = MemoryReviewLoop()
-    pages, found = [PageToReview(page=1, reasons=["sensitive_data"])], ["email 1 (j***@e***.com)"]
-    attached = ["iban 1 (GB** **** **** **** **54 32)"]
-    authored = review_loop.add(
-        "authored.pdf", make_pdf(["Page"]), pages, found, attached
-    ).workflow_id
+    pages = [PageToReview(page=1, reasons=["sensitive_data"])]
+    found = ["email 1 (j***@e***.com)"], ["iban 1 (GB** **** **** **** **54 32)"], ["us_ssn 1"]
+    authored = review_loop.add("authored.pdf", make_pdf(["Page"]), pages, *found).workflow_id
     plain = review_loop.add("plain.pdf", make_pdf(["Page one"]), pages).workflow_id
     async with review_page(review_loop) as url, browser_like_session() as client:
         await log_in(client, url)
@@ -292,6 +290,7 @@ async def test_the_check_page_shows_what_the_metadata_and_attachments_hold_maske
                 html = await response.text()
             shown = "In the document's metadata" in html and "j***@e***.com" in html
             shown &= "In the files attached to it" in html and "GB** ****" in html
+            shown &= "In form fields that no page shows: <code>us_ssn 1</code>" in html
             assert shown == (workflow_id == authored)
 
 

@@ -1,10 +1,11 @@
-"""Changes to a generated PDF that tests make: a form filled in, XMP metadata, attached
-files."""
+"""Changes to a generated PDF that tests make: a form filled in, widgets taken off the
+pages, a hidden field, XMP metadata, attached files."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tests.support import pdf_parts as parts
 from tests.support.feature_pdfs import SEEDED
@@ -24,14 +25,12 @@ def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
     """``pdf`` with ``values`` filled into its fields (by name, on the widget or the field
     it belongs to), its ``agree`` boxes ticked, and ``comment`` as a note with a popup
     on its first page."""
-    from pypdf import PdfReader, PdfWriter
     from pypdf.generic import NameObject
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer = _writer(pdf)
     for page in writer.pages:
         for reference in page.get("/Annots", []):
-            widget = reference.get_object()
-            field = widget["/Parent"].get_object() if "/Parent" in widget else widget
+            field = _field(reference.get_object())
             name = str(field.get("/T", ""))
             if name in values:
                 field[NameObject("/V")] = parts.text_object(values[name])
@@ -52,25 +51,20 @@ def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
             Contents=parts.text_object(comment),
         )
         note.get_object()[NameObject("/Popup")] = popup
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return _written(writer)
 
 
 def with_xmp(pdf: bytes, packet: str) -> bytes:
     """``pdf`` with ``packet`` as its XMP metadata stream (the catalog's ``/Metadata``)."""
-    from pypdf import PdfReader, PdfWriter
     from pypdf.generic import NameObject, StreamObject
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer = _writer(pdf)
     metadata = StreamObject()
     metadata.set_data(packet.encode())
     metadata[NameObject("/Type")] = NameObject("/Metadata")
     metadata[NameObject("/Subtype")] = NameObject("/XML")
     writer.root_object[NameObject("/Metadata")] = writer._add_object(metadata)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return _written(writer)
 
 
 def with_attached(
@@ -82,16 +76,70 @@ def with_attached(
     """``pdf`` with ``files`` (name, contents) in its EmbeddedFiles name tree, and with
     ``on_first_page`` attached to its first page by a file attachment annotation; the
     files' streams Flate-compressed if ``compressed``."""
-    from pypdf import PdfReader, PdfWriter
     from pypdf.generic import DictionaryObject, NameObject
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer = _writer(pdf)
     if files:
         tree = parts.embedded_files(writer, files, compressed)
         names = DictionaryObject({NameObject("/EmbeddedFiles"): tree})
         writer.root_object[NameObject("/Names")] = writer._add_object(names)
     if on_first_page is not None:
         parts.attach_to_page(writer, writer.pages[0], on_first_page)
+    return _written(writer)
+
+
+def off_pages(pdf: bytes, widgets: Mapping[str, int]) -> bytes:
+    """``pdf`` with the first ``widgets[name]`` widgets of each field ``name`` taken off its
+    pages; the fields keep them, and their values."""
+    from pypdf.generic import ArrayObject, NameObject
+
+    writer = _writer(pdf)
+    left = dict(widgets)
+    for page in writer.pages:
+        kept = ArrayObject()
+        for reference in page.get("/Annots", []):
+            name = str(_field(reference.get_object()).get("/T", ""))
+            if left.get(name):
+                left[name] -= 1
+            else:
+                kept.append(reference)
+        page[NameObject("/Annots")] = kept
+    return _written(writer)
+
+
+def with_hidden_field(pdf: bytes, name: str, value: str) -> bytes:
+    """``pdf`` with a text field ``name`` holding ``value`` and no widget: in the form, on
+    no page, as a hidden field that a form's script fills."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    writer = _writer(pdf)
+    root = writer.root_object
+    if "/AcroForm" not in root:
+        form = DictionaryObject({NameObject("/Fields"): ArrayObject()})
+        root[NameObject("/AcroForm")] = writer._add_object(form)
+    hidden = DictionaryObject(
+        {
+            NameObject("/FT"): parts.name_object("/Tx"),
+            NameObject("/T"): parts.text_object(name),
+            NameObject("/V"): parts.text_object(value),
+        }
+    )
+    root["/AcroForm"].get_object()["/Fields"].append(writer._add_object(hidden))
+    return _written(writer)
+
+
+def _writer(pdf: bytes) -> Any:
+    from pypdf import PdfReader, PdfWriter
+
+    return PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+
+
+def _written(writer: Any) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def _field(widget: Any) -> Any:
+    """The field a widget belongs to: its parent, or itself."""
+    return widget["/Parent"].get_object() if "/Parent" in widget else widget

@@ -38,6 +38,7 @@ class MemoryReviewLoop:
         pages: Sequence[PageToReview],
         document_findings: Sequence[str] = (),
         attachment_findings: Sequence[str] = (),
+        field_findings: Sequence[str] = (),
     ) -> CheckView:
         document = DocumentRef("documents", f"inbox/{name}", etag="e1")
         item = CheckView(
@@ -47,6 +48,7 @@ class MemoryReviewLoop:
             pages=list(pages),
             document_findings=list(document_findings),
             attachment_findings=list(attachment_findings),
+            field_findings=list(field_findings),
         )
         self.items[item.workflow_id] = item
         self.documents[document.document_id] = pdf

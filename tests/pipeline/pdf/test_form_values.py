@@ -1,22 +1,29 @@
 """Sensitive data a page holds outside its text: values filled into its form fields, and
 comments. Found like the text's (counts and masked samples), bounded against hostile
-pages, on text pages and on scans read by OCR alike."""
+pages, on text pages and on scans read by OCR alike. The values of fields that no page
+shows are found for the document, once."""
 
 from __future__ import annotations
 
 import io
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
 
-from pipeline.pdf.document_checks import open_pdf
+from pipeline.facts import DocumentFeatures
+from pipeline.pdf import form_values
+from pipeline.pdf.document_checks import inspect_document, open_pdf
 from pipeline.pdf.ocr import OcrEngine, OcrOptions
 from pipeline.pdf.ocr_page import DocumentRenderer, read_page
 from pipeline.pdf.page_checks import PageResult, annotation_text, check_pages
+from pipeline.reasons import Reason
 from tests.support.feature_pdfs import SEEDED, make_feature_pdf
-from tests.support.pdf_edits import COMMENT, FILLED, fill_in
+from tests.support.pdf_edits import COMMENT, FILLED, fill_in, off_pages, with_hidden_field
+from tests.support.reports import report_of_file
 
 MASKED = {value: masked for found in SEEDED.values() for value, masked in found}
 
@@ -124,3 +131,79 @@ def test_a_scan_with_a_filled_field_has_the_fields_value_searched_too(
         renderer.close()
     assert read.text_source == "ocr"
     assert read.sensitive == {"email": 1, "iban": 1}
+
+
+def _off_pages(path: Path, data: bytes) -> tuple[DocumentFeatures, PageResult]:
+    """What the inspection finds in the fields no page shows, and the page's check."""
+    path.write_bytes(data)
+    return inspect_document(path).features, _check(path, data)
+
+
+def test_a_value_no_page_shows_is_searched_once_for_the_document(tmp_path: Path) -> None:
+    filled = fill_in(make_feature_pdf(["form"]), FILLED)
+    # The e-mail field's one widget is off the page; the address keeps one of its two.
+    features, page = _off_pages(tmp_path / "a.pdf", off_pages(filled, {"email": 1, "address": 1}))
+    assert features.field_sensitive == {"email": 1}
+    assert features.field_sensitive_samples == {"email": [MASKED[FILLED["email"]]]}
+    assert features.fields_off_pages == 1
+    assert page.sensitive == {"iban": 1}
+    # The address's value sits on its field, shown by neither widget once both are off.
+    features, page = _off_pages(tmp_path / "b.pdf", off_pages(filled, {"address": 2}))
+    assert (features.field_sensitive, page.sensitive) == ({"iban": 1}, {"email": 1})
+    # A field that never had a widget, as a form's script fills one.
+    ssn, masked_ssn = SEEDED["us_ssn"][0]
+    hidden = with_hidden_field(filled, "ssn", f"SSN {ssn}")
+    features, page = _off_pages(tmp_path / "c.pdf", hidden)
+    assert features.field_sensitive_samples == {"us_ssn": [masked_ssn]}
+    assert page.sensitive == {"email": 1, "iban": 1}
+
+    report = report_of_file(tmp_path / "c.pdf")
+    assert report["checks"]["sensitive_data"]["form_fields"] == {
+        "total": 1,
+        "by_type": {"us_ssn": {"count": 1, "samples": [masked_ssn]}},
+        "read": 1,
+    }
+    assert ssn not in json.dumps(report)
+    # Only a field no page shows holds it: still sensitive_data.
+    plain = with_hidden_field(make_feature_pdf(["text"]), "ssn", ssn)
+    (tmp_path / "d.pdf").write_bytes(plain)
+    assert Reason.SENSITIVE_DATA in report_of_file(tmp_path / "d.pdf")["verdict"]["reasons"]
+
+
+def test_fields_looped_or_past_the_annotation_bound_are_read_within_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filled = fill_in(make_feature_pdf(["form"]), FILLED)
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(filled)))
+    # Two fields, each the other's kid: read once each, and the walk ends.
+    looped = DictionaryObject({NameObject("/T"): TextStringObject("a")})
+    first = writer._add_object(looped)
+    second = writer._add_object(
+        DictionaryObject(
+            {
+                NameObject("/T"): TextStringObject("b"),
+                NameObject("/V"): TextStringObject(SEEDED["email"][1][0]),
+                NameObject("/Kids"): ArrayObject([first]),
+            }
+        )
+    )
+    looped[NameObject("/Kids")] = ArrayObject([second])
+    form: Any = writer.root_object["/AcroForm"]
+    form["/Fields"].append(first)
+    # A page whose annotations are not an array shows no field.
+    writer.pages[0][NameObject("/Annots")] = TextStringObject("not an array")
+    out = io.BytesIO()
+    writer.write(out)
+    path = tmp_path / "looped.pdf"
+    path.write_bytes(out.getvalue())
+    features = inspect_document(path).features
+    assert features.read_error is None
+    assert features.field_sensitive == {"email": 2, "iban": 1}
+    assert features.fields_off_pages == 4  # name, email, address and b; agree is a name
+
+    # Past the bound of annotations looked up (the form page has 5), no value is read as
+    # one that no page shows.
+    path.write_bytes(with_hidden_field(filled, "note", "hidden"))
+    assert inspect_document(path).features.fields_off_pages == 1
+    monkeypatch.setattr(form_values, "_MAX_PLACED", 4)
+    assert inspect_document(path).features.fields_off_pages == 0
