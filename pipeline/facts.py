@@ -80,8 +80,8 @@ class DocumentFeatures:
     attachments_read: int = 0
     attachments_not_read: int = 0
     # Sensitive data in the values of form fields that no page shows (no widget of theirs
-    # is on a page: pipeline.pdf.form_values; a page's fields count on that page): counts
-    # by type and masked samples, and how many such values were read.
+    # is on a page: pipeline.pdf.form_values; a page's fields count on that page) and in
+    # an XFA form's data: counts by type and masked samples, and how many values were read.
     field_sensitive: dict[str, int] = field(default_factory=dict)
     field_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
     fields_off_pages: int = 0

@@ -94,7 +94,7 @@ def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[st
                 "not_read": features.attachments_not_read,
             },
             # Found in the values of form fields that no page shows (a page's fields count
-            # on that page).
+            # on that page) and in an XFA form's data.
             "form_fields": {
                 **_found(features.field_sensitive, features.field_sensitive_samples),
                 "read": features.fields_off_pages,

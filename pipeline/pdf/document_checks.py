@@ -320,7 +320,7 @@ def _document_features(
     info: Mapping[str, Any] = reader.metadata or {}
     attached = read_attached(embedded_files(names.get("/EmbeddedFiles")))
     in_attached = find_sensitive("\n".join(attached.texts))
-    off_pages = values_no_page_shows(reader, form_fields)
+    off_pages = values_no_page_shows(reader, acroform)
     in_fields = find_sensitive(joined_up_to(off_pages, _MAX_FIELD_CHARS))
     return DocumentFeatures(
         encryption_revision=revision,

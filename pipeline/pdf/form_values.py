@@ -4,8 +4,8 @@ sensitive-data search.
 A field's widgets are the annotations that show its value on pages, and a page's check
 reads the values its widgets show (``pipeline.pdf.page_checks``). A field can also hold a
 value that no page shows: its widgets were taken off the pages, or it never had one (a
-hidden field a form's script fills). The inspection reads those, once for the document
-(:func:`values_no_page_shows`).
+hidden field a form's script fills), and an XFA form keeps its data apart from the
+fields. The inspection reads those, once for the document (:func:`values_no_page_shows`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pipeline.pdf.objects import (
     text_string,
     walk_fields,
 )
+from pipeline.pdf.xfa import xfa_values
 
 # Fields nest (a widget's value may sit on its field, or that field's parent): how far up.
 _MAX_FIELD_DEPTH = 10
@@ -51,18 +52,29 @@ def field_value(field: DictionaryObject) -> str:
     return text_string(value)
 
 
-def values_no_page_shows(reader: PdfReader, fields: ArrayObject) -> list[str]:
-    """The text values of the fields of ``fields`` (an AcroForm's) that no widget on a page
-    shows, in the field tree's order. A field is shown when one of its widgets is among
-    the annotations a page check reads, hidden ones too; a value a field passes down to
-    its kids is shown when one of their widgets is. Empty when which fields the pages
-    show is not known: they hold more than ``_MAX_PLACED`` annotations, or a page cannot
-    be read (its check says so).
+def values_no_page_shows(reader: PdfReader, acroform: DictionaryObject | None) -> list[str]:
+    """The text values of a form that no page shows, in the field tree's order: those of
+    the AcroForm fields that no widget on a page shows, then the XFA form's data that no
+    AcroForm field holds too (``pipeline.pdf.xfa``).
+
+    A field is shown when one of its widgets is among the annotations a page check reads,
+    hidden ones too; a value a field passes down to its kids is shown when one of their
+    widgets is. No field's value is read here when which fields the pages show is not
+    known: they hold more than ``_MAX_PLACED`` annotations, or a page cannot be read (its
+    check says so).
     """
-    nodes = list(walk_fields(fields))
-    valued = [node for node in nodes if "/V" in node and field_value(node)]
-    if not valued:
+    if acroform is None:
         return []
+    nodes = list(walk_fields(as_array(acroform.get("/Fields"))))
+    values = {id(node): field_value(node) for node in nodes if "/V" in node}
+    off_pages = _off_pages(reader, nodes, values) if any(values.values()) else []
+    held = {value.strip() for value in values.values()}
+    return off_pages + [value for value in xfa_values(acroform.get("/XFA")) if value not in held]
+
+
+def _off_pages(
+    reader: PdfReader, nodes: list[DictionaryObject], values: dict[int, str]
+) -> list[str]:
     try:
         placed = _placed(reader)
     except Exception:
@@ -70,7 +82,9 @@ def values_no_page_shows(reader: PdfReader, fields: ArrayObject) -> list[str]:
     if placed is None:
         return []
     shown = _shown(nodes, placed)
-    return [field_value(node) for node in valued if _number(node) not in shown]
+    return [
+        values[id(node)] for node in nodes if values.get(id(node)) and _number(node) not in shown
+    ]
 
 
 def _number(node: DictionaryObject) -> int | None:

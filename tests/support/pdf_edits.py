@@ -1,5 +1,5 @@
 """Changes to a generated PDF that tests make: a form filled in, widgets taken off the
-pages, a hidden field, XMP metadata, attached files."""
+pages, a hidden field, an XFA form's data, XMP metadata, attached files."""
 
 from __future__ import annotations
 
@@ -110,13 +110,9 @@ def off_pages(pdf: bytes, widgets: Mapping[str, int]) -> bytes:
 def with_hidden_field(pdf: bytes, name: str, value: str) -> bytes:
     """``pdf`` with a text field ``name`` holding ``value`` and no widget: in the form, on
     no page, as a hidden field that a form's script fills."""
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf.generic import DictionaryObject, NameObject
 
     writer = _writer(pdf)
-    root = writer.root_object
-    if "/AcroForm" not in root:
-        form = DictionaryObject({NameObject("/Fields"): ArrayObject()})
-        root[NameObject("/AcroForm")] = writer._add_object(form)
     hidden = DictionaryObject(
         {
             NameObject("/FT"): parts.name_object("/Tx"),
@@ -124,8 +120,44 @@ def with_hidden_field(pdf: bytes, name: str, value: str) -> bytes:
             NameObject("/V"): parts.text_object(value),
         }
     )
-    root["/AcroForm"].get_object()["/Fields"].append(writer._add_object(hidden))
+    _form(writer)["/Fields"].append(writer._add_object(hidden))
     return _written(writer)
+
+
+def with_xfa(pdf: bytes, datasets: bytes, *, packets: bool = True) -> bytes:
+    """``pdf`` with an XFA form whose ``datasets`` packet is ``datasets``: a packet of its
+    own among a template's (``packets``), or inside one stream for the whole form."""
+    from pypdf.generic import ArrayObject, NameObject, StreamObject
+
+    template = b'<template xmlns="http://www.xfa.org/schema/xfa-template/3.3/"/>'
+    writer = _writer(pdf)
+
+    def stream(data: bytes) -> Any:
+        packet = StreamObject()
+        packet.set_data(data)
+        return writer._add_object(packet)
+
+    if packets:
+        xfa = ArrayObject()
+        for name, data in (("template", template), ("datasets", datasets)):
+            xfa.extend([parts.text_object(name), stream(data)])
+    else:
+        xfa = stream(
+            b'<xdp:xdp xmlns:xdp="http://ns.adobe.com/xdp/">%s%s</xdp:xdp>' % (template, datasets)
+        )
+    _form(writer)[NameObject("/XFA")] = xfa
+    return _written(writer)
+
+
+def _form(writer: Any) -> Any:
+    """The document's AcroForm, made empty where it has none."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    root = writer.root_object
+    if "/AcroForm" not in root:
+        form = DictionaryObject({NameObject("/Fields"): ArrayObject()})
+        root[NameObject("/AcroForm")] = writer._add_object(form)
+    return root["/AcroForm"].get_object()
 
 
 def _writer(pdf: bytes) -> Any:
