@@ -45,16 +45,25 @@ def reason_pages(report: dict[str, Any]) -> dict[str, list[int]]:
     return {reason: found for reason, found in pages.items() if found}
 
 
-def findings_outside_pages(sensitive: dict[str, Any], part: str) -> list[str]:
-    """``type count (samples)`` for each type of sensitive data found in ``part`` of the
-    document, from a report's ``checks.sensitive_data`` (none in reports from before that
-    part was searched): ``metadata`` (information entries and XMP), ``attachments`` (its
-    attached text files) or ``form_fields`` (the values of form fields no page shows)."""
-    by_type = (sensitive.get(part) or {}).get("by_type") or {}
-    return [
-        f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
-        for kind, entry in by_type.items()
-    ]
+def findings_outside_pages(sensitive: dict[str, Any]) -> dict[str, list[str]]:
+    """The sensitive data found outside the pages, from a report's ``checks.sensitive_data``:
+    by part of the document that holds any (``OUTSIDE_PAGES``, in that order), ``type
+    count (samples)`` for each type. Reports from before a part was searched have none."""
+    found = {}
+    for part in OUTSIDE_PAGES:
+        by_type = (sensitive.get(part) or {}).get("by_type") or {}
+        if by_type:
+            found[part] = [
+                f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
+                for kind, entry in by_type.items()
+            ]
+    return found
+
+
+# The parts of a document outside its pages that the sensitive-data search reads, as a
+# report's ``checks.sensitive_data`` names them: its metadata (information entries and
+# XMP), its attached text files, and the values of form fields no page shows.
+OUTSIDE_PAGES = ("metadata", "attachments", "form_fields")
 
 
 def page_error_messages(report: dict[str, Any]) -> dict[int, list[str]]:

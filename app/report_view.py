@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 
 # Pages listed on screen; report.json has them all (up to its own cap).
 MAX_PRINTED_PAGES = 50
+# Where sensitive data outside the pages was found, as the report view says it.
+_WHERE = {
+    "metadata": "the document metadata",
+    "attachments": "attached files",
+    "form_fields": "form fields no page shows",
+}
 
 
 class ReportNotFoundError(CheckNotFoundError):
@@ -244,16 +250,10 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
 def _metadata_sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
     """The sensitive data in the document's metadata, its attached files and its form fields
     that no page shows (reports from before they were searched say nothing of them)."""
-    lines = []
-    for part, where in (
-        ("metadata", "the document metadata"),
-        ("attachments", "attached files"),
-        ("form_fields", "form fields no page shows"),
-    ):
-        found = findings_outside_pages(sensitive, part)
-        if found:
-            lines.append(f"  sensitive data in {where}: {', '.join(found)}")
-    return lines
+    return [
+        f"  sensitive data in {_WHERE[part]}: {', '.join(found)}"
+        for part, found in findings_outside_pages(sensitive).items()
+    ]
 
 
 def _ocr_lines(checks: dict[str, Any]) -> list[str]:

@@ -40,6 +40,8 @@ from pipeline.review_visibility import list_waiting
 # Bulk decisions sent at once at most, and per second by default.
 BULK_CONCURRENCY = 8
 BULK_RATE_PER_S = 10.0
+# Where sensitive data outside the pages was found, as ``review show`` labels it.
+_PARTS = {"metadata": "metadata", "attachments": "attachments", "form_fields": "form fields"}
 
 
 def _age(seconds: float) -> str:
@@ -108,9 +110,8 @@ def render_item(item: ReviewItem) -> str:
         lines.append(f"document-wide  {', '.join(item.document_reasons)}")
     # What the document's metadata, attached files and form fields no page shows hold: a
     # line a type of finding.
-    lines.extend(f"metadata       {found}" for found in item.document_findings)
-    lines.extend(f"attachments    {found}" for found in item.attachment_findings)
-    lines.extend(f"form fields    {found}" for found in item.field_findings)
+    for part, found in item.outside_pages.items():
+        lines.extend(f"{_PARTS[part]:<15}{one}" for one in found)
     lines.append(f"pages to look at ({len(item.pages)} of {item.page_count}):")
     for page in item.pages:
         lying = f" (scanned lying: turn {page.turn} degrees clockwise)" if page.turn else ""

@@ -52,10 +52,9 @@ class CheckView:
     Attributes:
         pages: the pages to look at, drawn as images.
         document_reasons: review reasons about the whole document (no page of their own).
-        document_findings: sensitive data in the document's metadata, by type
-            with masked samples.
-        attachment_findings: the same, in the text files attached to the document.
-        field_findings: the same, in the values of form fields that no page shows.
+        outside_pages: sensitive data found outside the pages, by part of the document
+            (its metadata, attached text files, form fields no page shows), by type with
+            masked samples.
         awaiting: it waits for a decision now (else ``outcome`` may say how it ended).
     """
 
@@ -64,9 +63,7 @@ class CheckView:
     reasons: list[str]
     pages: list[PageToReview]
     document_reasons: list[str] = field(default_factory=list)
-    document_findings: list[str] = field(default_factory=list)
-    attachment_findings: list[str] = field(default_factory=list)
-    field_findings: list[str] = field(default_factory=list)
+    outside_pages: dict[str, list[str]] = field(default_factory=dict)
     awaiting: bool = True
     outcome: ReviewOutcome | None = None
 
@@ -135,9 +132,7 @@ class TemporalReviewBackend:
             reasons=item.reasons,
             pages=pages,
             document_reasons=item.document_reasons,
-            document_findings=item.document_findings,
-            attachment_findings=item.attachment_findings,
-            field_findings=item.field_findings,
+            outside_pages=item.outside_pages,
             awaiting=item.status.state is ReviewState.AWAITING,
             outcome=item.status.outcome,
         )

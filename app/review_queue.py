@@ -92,10 +92,9 @@ class ReviewItem:
         status: the check's ``review`` query answer.
         pages: the pages to look at, in page order (at most ``MAX_PAGES_SHOWN``).
         document_reasons: review reasons about the document as a whole, not pages.
-        document_findings: the sensitive data its metadata holds (author, title,
-            keywords, XMP...), by type with masked samples.
-        attachment_findings: the same, in the text files attached to it.
-        field_findings: the same, in the values of form fields that no page shows.
+        outside_pages: the sensitive data found outside its pages, by part of the
+            document (``app.report_pages.OUTSIDE_PAGES``: its metadata, attached text
+            files, form fields no page shows), by type with masked samples.
     """
 
     workflow_id: str
@@ -109,9 +108,7 @@ class ReviewItem:
     document_reasons: list[str]
     report_bucket: str
     report_key: str
-    document_findings: list[str] = field(default_factory=list)
-    attachment_findings: list[str] = field(default_factory=list)
-    field_findings: list[str] = field(default_factory=list)
+    outside_pages: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def waiting_reviews(
@@ -213,11 +210,7 @@ async def review_item(client: Client, settings: Settings, workflow_id: str) -> R
         document_reasons=document_reasons,
         report_bucket=status.report_bucket,
         report_key=status.report_key,
-        document_findings=findings_outside_pages(report["checks"]["sensitive_data"], "metadata"),
-        attachment_findings=findings_outside_pages(
-            report["checks"]["sensitive_data"], "attachments"
-        ),
-        field_findings=findings_outside_pages(report["checks"]["sensitive_data"], "form_fields"),
+        outside_pages=findings_outside_pages(report["checks"]["sensitive_data"]),
     )
 
 

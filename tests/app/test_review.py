@@ -164,9 +164,11 @@ def test_docpipe_review_show_says_which_pages_lay_and_how_to_turn_them() -> None
         document_reasons=[],
         report_bucket="results",
         report_key="r/report.json",
-        document_findings=["phone 1 (+** ** **** **78)"],
-        attachment_findings=["iban 1 (DE** **** **** **** **30 00)"],
-        field_findings=["email 1 (j***@e***.com)"],
+        outside_pages={
+            "metadata": ["phone 1 (+** ** **** **78)"],
+            "attachments": ["iban 1 (DE** **** **** **** **30 00)"],
+            "form_fields": ["email 1 (j***@e***.com)"],
+        },
     )
     lines = render_item(item).splitlines()
     assert "metadata       phone 1 (+** ** **** **78)" in lines

@@ -280,8 +280,12 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
 async def test_the_check_page_shows_what_metadata_attachments_and_hidden_fields_hold() -> None:
     review_loop = MemoryReviewLoop()
     pages = [PageToReview(page=1, reasons=["sensitive_data"])]
-    found = ["email 1 (j***@e***.com)"], ["iban 1 (GB** **** **** **** **54 32)"], ["us_ssn 1"]
-    authored = review_loop.add("authored.pdf", make_pdf(["Page"]), pages, *found).workflow_id
+    found = {
+        "metadata": ["email 1 (j***@e***.com)"],
+        "attachments": ["iban 1 (GB** **** **** **** **54 32)"],
+        "form_fields": ["us_ssn 1"],
+    }
+    authored = review_loop.add("authored.pdf", make_pdf(["Page"]), pages, found).workflow_id
     plain = review_loop.add("plain.pdf", make_pdf(["Page one"]), pages).workflow_id
     async with review_page(review_loop) as url, browser_like_session() as client:
         await log_in(client, url)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,9 +36,7 @@ class MemoryReviewLoop:
         name: str,
         pdf: bytes,
         pages: Sequence[PageToReview],
-        document_findings: Sequence[str] = (),
-        attachment_findings: Sequence[str] = (),
-        field_findings: Sequence[str] = (),
+        outside_pages: Mapping[str, list[str]] | None = None,
     ) -> CheckView:
         document = DocumentRef("documents", f"inbox/{name}", etag="e1")
         item = CheckView(
@@ -46,9 +44,7 @@ class MemoryReviewLoop:
             document=document,
             reasons=sorted({r for p in pages for r in p.reasons}),
             pages=list(pages),
-            document_findings=list(document_findings),
-            attachment_findings=list(attachment_findings),
-            field_findings=list(field_findings),
+            outside_pages=dict(outside_pages or {}),
         )
         self.items[item.workflow_id] = item
         self.documents[document.document_id] = pdf
