@@ -186,14 +186,17 @@ def descendants(pid: int) -> set[int]:
 
 
 def parser_pids(pid: int) -> set[int]:
-    """The parser processes below ``pid`` (a worker's multiprocessing spawn children)."""
+    """The parser processes below ``pid``: a worker's multiprocessing children, spawned, or
+    forked from its fork server (which is not one of them)."""
+    fork_servers = _child_pids(pid)
     found = set()
     for child in descendants(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"spawn_main" in cmdline:
+        forked = b"multiprocessing.forkserver" in cmdline and child not in fork_servers
+        if b"spawn_main" in cmdline or forked:
             found.add(child)
     return found
 

@@ -8,11 +8,13 @@ by OCR. The pool (``pipeline.check.pool``) watches them.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.context
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from pipeline.pdf import parser_process
+from pipeline.pdf import fork_server, parser_process
 from pipeline.pdf.parser_process import (
     ABANDON,
     PAGE,
@@ -36,19 +38,32 @@ def kill_executor(executor: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
+def parser_context() -> (
+    multiprocessing.context.SpawnContext | multiprocessing.context.ForkServerContext
+):
+    """How parser processes start: forked from a fork server that has loaded the parsing
+    code (``pipeline.pdf.fork_server``) on Linux, spawned elsewhere. Never forked from the
+    worker itself: fork is unsafe in a process that runs Temporal's threads."""
+    if sys.platform != "linux":
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Read when the worker's fork server starts, at its first parser process.
+    context.set_forkserver_preload([fork_server.__name__])
+    return context
+
+
 class ParserSlot:
     """One parser process, as a single-worker executor (the process starts on first use)."""
 
-    def __init__(self, parent_pid: int, limits: ParserLimits, logs: ParserLogging) -> None:
-        context = multiprocessing.get_context("spawn")
+    def __init__(self, owner_pid: int, limits: ParserLimits, logs: ParserLogging) -> None:
+        context = parser_context()
         # Lock-free: a process killed mid-write must not leave a lock held.
         self.progress: Any = context.RawArray("q", PROGRESS_SLOTS)
         self.executor = ProcessPoolExecutor(
             max_workers=1,
-            # fork is unsafe in a process that runs Temporal's threads.
             mp_context=context,
             initializer=parser_process.init_process,
-            initargs=(parent_pid, self.progress, limits, logs),
+            initargs=(owner_pid, self.progress, limits, logs),
         )
 
     def abandon(self, job: int) -> None:

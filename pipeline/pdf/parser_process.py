@@ -147,9 +147,9 @@ class ParserLogging:
 
 
 def init_process(
-    parent_pid: int, progress: Any, limits: ParserLimits, logs: ParserLogging | None = None
+    owner_pid: int, progress: Any, limits: ParserLimits, logs: ParserLogging | None = None
 ) -> None:
-    """Pool initializer: limits, and never outlive the worker process that started us."""
+    """Pool initializer: limits, and never outlive the worker process that asked for us."""
     global _progress, _log_pages, _diff_budget_s, _ocr
     logs = logs or ParserLogging()
     _progress = progress
@@ -159,7 +159,7 @@ def init_process(
     _log_pages = logs.level <= logging.DEBUG
     _diff_budget_s = limits.inspect_seconds * DIFF_BUDGET_SHARE
     _capture_output(logs)
-    bind_to_parent(parent_pid)
+    bind_to_parent(owner_pid)
     # A bomb that gets past pypdf's limits raises MemoryError here, as a page error,
     # instead of taking the machine's memory.
     limit_memory(limits.memory_mb)

@@ -1,5 +1,6 @@
-"""How the program is started decides what its parser processes load: multiprocessing's
-spawn imports the parent's main module again in each of them (``app/__main__.py``)."""
+"""How the program is started decides what its parser processes load: multiprocessing
+imports the parent's main module again in each of them, forked from the fork server or
+spawned (``app/__main__.py``)."""
 
 from __future__ import annotations
 
