@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from pipeline.pdf import fork_server, parser_process
+from pipeline.pdf import parser_process
 from pipeline.pdf.parser_process import (
     ABANDON,
     PAGE,
@@ -38,6 +38,11 @@ def kill_executor(executor: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
+# What the fork server imports first, by name: importing it binds a process to its parent,
+# which only the fork server may do.
+_FORK_SERVER = "pipeline.pdf.fork_server"
+
+
 def parser_context() -> (
     multiprocessing.context.SpawnContext | multiprocessing.context.ForkServerContext
 ):
@@ -48,7 +53,7 @@ def parser_context() -> (
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     # Read when the worker's fork server starts, at its first parser process.
-    context.set_forkserver_preload([fork_server.__name__])
+    context.set_forkserver_preload([_FORK_SERVER])
     return context
 
 

@@ -33,20 +33,25 @@ def die_with_parent() -> None:
 def bind_to_parent(owner_pid: int) -> None:
     """Die with ``owner_pid``, the process that asked for us: our parent, or the parent of
     the fork server we were forked from (``pipeline.pdf.fork_server``), which dies with it.
-    The kernel kills us when our parent dies, and a thread watches it in case it died
-    before that request was made."""
+    The kernel kills us when our parent dies, and a thread watches the chain once a second
+    in case that request came too late, or the fork server outlived the owner."""
     die_with_parent()
     # Ctrl-C reaches the whole process group; the parent decides when children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parent = os.getppid()
 
+    def bound() -> bool:
+        # Forked from a fork server: the server must still be the owner's child too.
+        chained = parent == owner_pid or _parent_of(parent) == owner_pid
+        return chained and os.getppid() == parent
+
     def watch() -> None:
-        while os.getppid() == parent:
+        while bound():
             time.sleep(1.0)
         os._exit(1)
 
-    if owner_pid not in (parent, _parent_of(parent)):
+    if not bound():
         os._exit(1)
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 

@@ -3,11 +3,13 @@ parsing code, and never outliving the process that asked for them, however it di
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,17 +27,37 @@ def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+@contextlib.contextmanager
+def _owner(mode: str) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+    """A process that owns parser processes (``tests.support.pool_owner``), and the PIDs
+    it prints once they run."""
+    # What it says (a killed owner's resource tracker counts its leftovers) is kept apart.
+    with (
+        tempfile.TemporaryFile() as said,
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.pool_owner", mode],
+            stdout=subprocess.PIPE,
+            stderr=said,
+            text=True,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        said.seek(0)
+        assert line, said.read().decode(errors="replace")
+        pids = [int(pid) for pid in line.split()]
+        try:
+            yield process, pids
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
 @pytest.fixture
 def owner() -> Iterator[subprocess.Popen[str]]:
     """A process that owns a pool of two started parser processes."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "tests.support.pool_owner"], stdout=subprocess.PIPE, text=True
-    ) as process:
-        assert process.stdout is not None
-        process.stdout.readline()
+    with _owner("pool") as (process, _):
         yield process
-        if process.poll() is None:
-            process.kill()
 
 
 def test_a_killed_owner_takes_its_fork_server_and_parser_processes_along(
@@ -66,3 +88,19 @@ def test_a_parser_process_asked_for_by_another_process_ends_at_once(start: str) 
         child.start()
         child.join(timeout=30)
         assert child.exitcode == code, (start, owner_pid)
+
+
+def test_a_parser_process_whose_fork_server_outlives_the_owner_ends_too() -> None:
+    # A fork server that does not die with its owner (as one that failed to load
+    # pipeline.pdf.fork_server would not): the process under it notices by itself.
+    with _owner("chain") as (owner, (server, bound)):
+        assert _parent(bound) == server and _parent(server) == owner.pid
+        owner.kill()
+        owner.wait()
+        try:
+            wait_for(lambda: not pid_alive(bound), 10, "the bound process to end")
+            # The stand-in imported the parser pool, as a worker does: that alone binds no
+            # process to its parent.
+            assert pid_alive(server)
+        finally:
+            os.kill(server, signal.SIGKILL)
