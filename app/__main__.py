@@ -3,11 +3,10 @@
 It imports the application only when it runs. Parser processes are started by
 multiprocessing (forked from a fork server, or spawned), which imports the parent's main
 module again in every child (a package's ``__main__`` excepted; a script is run again as
-``__mp_main__``). With
-``app.cli`` as the main module, each parser process of a worker loaded the whole
-application (the Temporal, S3 and Kafka clients) that it never uses: about 0.35 s of CPU
-per process started, and memory counted against its limit. With this module as the main
-one, a parser process loads only what it parses with.
+``__mp_main__``). With ``app.cli`` as the main module, each parser process of a worker
+loaded the whole application (the Temporal, S3 and Kafka clients) that it never uses:
+about 0.35 s of CPU per process started, and memory counted against its limit. With this
+module as the main one, a parser process loads only what it parses with.
 """
 
 from __future__ import annotations

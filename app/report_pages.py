@@ -53,11 +53,14 @@ def findings_outside_pages(sensitive: dict[str, Any]) -> dict[str, list[str]]:
     for part in OUTSIDE_PAGES:
         by_type = (sensitive.get(part) or {}).get("by_type") or {}
         if by_type:
-            found[part] = [
-                f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
-                for kind, entry in by_type.items()
-            ]
+            found[part] = [finding(kind, entry) for kind, entry in by_type.items()]
     return found
+
+
+def finding(kind: str, entry: dict[str, Any]) -> str:
+    """One type of sensitive data a report counts, as the views say it: ``type count
+    (samples)``, with the first two masked samples."""
+    return f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
 
 
 # The parts of a document outside its pages that the sensitive-data search reads, as a

@@ -26,7 +26,7 @@ from app.lookups import (
     query_progress,
     workflow_status,
 )
-from app.report_pages import findings_outside_pages, page_error_messages, reason_pages
+from app.report_pages import finding, findings_outside_pages, page_error_messages, reason_pages
 from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
@@ -234,12 +234,10 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
     sensitive = checks["sensitive_data"]
     if sensitive["total"]:
         found = ", ".join(
-            f"{kind} {entry['count']} ({' '.join(entry['samples'][:2])})"
-            for kind, entry in sensitive["by_type"].items()
-            if entry["count"]
+            finding(kind, entry) for kind, entry in sensitive["by_type"].items() if entry["count"]
         )
         lines.append(f"  sensitive data {sensitive['total']}: {found}")
-    lines.extend(_metadata_sensitive_lines(sensitive))
+    lines.extend(_outside_pages_lines(sensitive))
     lines.extend(_ocr_lines(checks))
     meta = facts["metadata"]
     shown = [f"{name} {value}" for name, value in meta.items() if value]
@@ -247,7 +245,7 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _metadata_sensitive_lines(sensitive: dict[str, Any]) -> list[str]:
+def _outside_pages_lines(sensitive: dict[str, Any]) -> list[str]:
     """The sensitive data in the document's metadata, its attached files and its form fields
     that no page shows (reports from before they were searched say nothing of them)."""
     return [

@@ -43,7 +43,7 @@ def bind_to_parent(owner_pid: int) -> None:
 
     def bound() -> bool:
         # Forked from a fork server: the server must still be the owner's child too.
-        chained = parent == owner_pid or _parent_of(parent) == owner_pid
+        chained = parent == owner_pid or parent_of(parent) == owner_pid
         return chained and os.getppid() == parent
 
     def watch() -> None:
@@ -56,7 +56,7 @@ def bind_to_parent(owner_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _parent_of(pid: int) -> int | None:
+def parent_of(pid: int) -> int | None:
     """The parent of process ``pid`` (Linux), or None when it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -11,20 +11,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from infra.processes import descendants, parser_pids, pid_alive
 from pipeline.check.parser_slot import parser_context
-from pipeline.pdf.bounds import bind_to_parent
+from pipeline.pdf.bounds import bind_to_parent, parent_of
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork servers are Linux's")
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 @contextlib.contextmanager
@@ -65,8 +60,8 @@ def test_a_killed_owner_takes_its_fork_server_and_parser_processes_along(
 ) -> None:
     parsers = parser_pids(owner.pid)
     assert len(parsers) == 2
-    (server,) = {_parent(pid) for pid in parsers}
-    assert server != owner.pid and _parent(server) == owner.pid
+    (server,) = {parent_of(pid) for pid in parsers}
+    assert server is not None and server != owner.pid and parent_of(server) == owner.pid
     everything = descendants(owner.pid)
     # Stopped ones too: they cannot notice anything themselves.
     for pid in parsers:
@@ -94,7 +89,7 @@ def test_a_parser_process_whose_fork_server_outlives_the_owner_ends_too() -> Non
     # A fork server that does not die with its owner (as one that failed to load
     # pipeline.pdf.fork_server would not): the process under it notices by itself.
     with _owner("chain") as (owner, (server, bound)):
-        assert _parent(bound) == server and _parent(server) == owner.pid
+        assert parent_of(bound) == server and parent_of(server) == owner.pid
         owner.kill()
         owner.wait()
         try:
