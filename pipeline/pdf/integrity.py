@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from pipeline.facts import SignatureFacts
+from pipeline.pdf.budget import OverBudget, TimeBudget
 from pipeline.pdf.objects import describe_error
 
 MAX_LISTED_SIGNATURES = 20
@@ -55,9 +53,8 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
         stream: the open file.
         diff_budget_s: seconds pyHanko's analysis of the changes after signatures may
             take in all (it takes seconds per signature on documents of thousands of
-            pages); the signatures not analysed in time say so. Enforced with SIGALRM:
-            only where this runs in a process's main thread and nothing else uses the
-            timer (a parser process). None: no limit of its own.
+            pages); the signatures not analysed in time say so
+            (``pipeline.pdf.budget``). None: no limit of its own.
 
     Raises:
         Exception: pyHanko could not read the file's revisions.
@@ -95,7 +92,7 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
     if _may_have_signature_fields(reader):
         from pyhanko.sign.fields import enumerate_sig_fields
 
-        budget = _Budget(diff_budget_s)
+        budget = TimeBudget(diff_budget_s)
         for _name, value, reference in enumerate_sig_fields(reader):
             fields += 1
             if len(facts) < MAX_LISTED_SIGNATURES:
@@ -140,42 +137,8 @@ def _revision_end(stream: IO[bytes], xref_end: int) -> int:
     return xref_end + end
 
 
-class _OverBudget(BaseException):
-    # A BaseException: pyHanko's own error handling must not take it for a finding.
-    pass
-
-
-class _Budget:
-    """Time left for the analysis of changes after signatures, across all of them."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self._deadline = None if seconds is None else time.monotonic() + seconds
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Run the block in the time left; raises :class:`_OverBudget` when it runs out."""
-        if self._deadline is None:
-            yield
-            return
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise _OverBudget
-
-        def ring(signum: int, frame: Any) -> None:
-            raise _OverBudget
-
-        previous = signal.signal(signal.SIGALRM, ring)
-        signal.setitimer(signal.ITIMER_REAL, left)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-
-
 def _signature(
-    reader: Any, value: Any, reference: Any, numbers: list[int], budget: _Budget
+    reader: Any, value: Any, reference: Any, numbers: list[int], budget: TimeBudget
 ) -> SignatureFacts:
     if value is None:
         return SignatureFacts(signed=False)
@@ -215,7 +178,7 @@ def _signature(
         facts["coverage"] = _COVERAGE.get(embedded.coverage.name, "unclear")
         with budget.running():
             facts["changes_after"] = _changes(embedded.evaluate_modifications(DEFAULT_DIFF_POLICY))
-    except _OverBudget:
+    except OverBudget:
         facts["error"] = (
             f"the analysis of later changes took over {budget.seconds:g} s in all: not done"
         )
