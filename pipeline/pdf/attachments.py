@@ -3,24 +3,33 @@ sensitive-data search reads of them.
 
 A file is attached in the document's ``EmbeddedFiles`` name tree, or to a page by a file
 attachment annotation; either way a file specification holds it as an embedded stream.
-Only text files of up to ``MAX_ATTACHMENT_BYTES`` are read (UTF-8, or UTF-16 with its
-byte-order mark): a spreadsheet exported as CSV, a note, a JSON or XML file. Other files
-(PDFs, office documents, pictures, archives) and larger ones are counted as not read. A
-stream is decoded under pypdf's limits lowered to that size, so that a compressed bomb
-stops decoding there.
+Files of up to ``MAX_ATTACHMENT_BYTES`` are read when they are text (UTF-8, or UTF-16 with
+its byte-order mark: a spreadsheet exported as CSV, a note, a JSON or XML file) or PDFs.
+Other files (office documents, pictures, archives) and larger ones are counted as not
+read. A stream is decoded under pypdf's limits lowered to that size, so that a compressed
+bomb stops decoding there.
+
+An attached PDF is read for the text of its first ``MAX_ATTACHED_PDF_PAGES`` pages, with
+its own streams under the same limits, and not further: its own attachments, form fields
+and metadata are not read. A small file can still hold pages that take pypdf seconds
+each, so the attached PDFs of one read (the document's files, or one page's) share
+``ATTACHED_PDF_SECONDS`` (``pipeline.pdf.budget``): what was read in that time is searched,
+and the document is checked either way.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pypdf import apply_configuration
+from pypdf import PasswordType, PdfReader, apply_configuration
 from pypdf.errors import LimitReachedError
 
+from pipeline.pdf.budget import OverBudget, TimeBudget
 from pipeline.pdf.objects import as_array, as_dict, resolve, walk_kids
 
 # Attachments read at the most in a document (and on a page), and the largest read.
@@ -43,6 +52,12 @@ _DECODING_LIMITS: dict[str, Any] = {
 }
 # Bytes in which a NUL marks a binary file.
 _SNIFFED_BYTES = 4096
+# An attached PDF: the pages read, and the seconds all those of one read may take.
+MAX_ATTACHED_PDF_PAGES = 20
+ATTACHED_PDF_SECONDS = 2.0
+# A PDF's header may follow other bytes, up to this far into the file.
+_PDF_HEADER = b"%PDF-"
+_PDF_HEADER_SEARCH_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -63,11 +78,12 @@ def embedded_files(tree: Any) -> Iterator[Any]:
 
 def read_attached(filespecs: Iterator[Any]) -> AttachedTexts:
     """The text of the first ``MAX_ATTACHMENTS`` attached files; the others count as not
-    read, as do files that are not text or whose stream does not decode."""
+    read, as do files that are neither text nor PDF, or whose stream does not decode."""
     texts: list[str] = []
     not_read = 0
+    budget = TimeBudget(ATTACHED_PDF_SECONDS)
     for filespec in itertools.islice(filespecs, MAX_ATTACHMENTS):
-        text = attached_text(filespec)
+        text = attached_text(filespec, budget)
         if text is None:
             not_read += 1
         else:
@@ -76,9 +92,10 @@ def read_attached(filespecs: Iterator[Any]) -> AttachedTexts:
     return AttachedTexts(tuple(texts), not_read)
 
 
-def attached_text(filespec: Any) -> str | None:
+def attached_text(filespec: Any, budget: TimeBudget) -> str | None:
     """The text of the file that ``filespec`` embeds, or None when it embeds none, or one
-    that is not text, is larger than ``MAX_ATTACHMENT_BYTES`` or does not decode."""
+    that is neither text nor a PDF that opens, is larger than ``MAX_ATTACHMENT_BYTES`` or
+    does not decode. An attached PDF is read in the time ``budget`` has left."""
     spec = as_dict(filespec)
     streams = as_dict(spec.get("/EF")) if spec is not None else None
     if streams is None:
@@ -88,6 +105,8 @@ def attached_text(filespec: Any) -> str | None:
     except Exception:
         # Not a stream, one over the limit, or one that does not decode.
         return None
+    if _PDF_HEADER in data[:_PDF_HEADER_SEARCH_BYTES]:
+        return _pdf_text(data, budget)
     return _as_text(data)
 
 
@@ -116,3 +135,34 @@ def _as_text(data: bytes) -> str | None:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return None
+
+
+def _pdf_text(data: bytes, budget: TimeBudget) -> str | None:
+    """The text of an attached PDF's first pages, read in the time ``budget`` has left,
+    or None when it does not open (or only with a password). A page that cannot be read
+    is passed over."""
+    texts: list[str] = []
+    size = 0
+    try:
+        with apply_configuration(**_DECODING_LIMITS), budget.running():
+            try:
+                reader = PdfReader(io.BytesIO(data))
+                if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+                    return None
+                pages = reader.pages[:MAX_ATTACHED_PDF_PAGES]
+            except Exception:
+                return None
+            for page in pages:
+                try:
+                    text = page.extract_text()
+                except Exception:
+                    continue
+                texts.append(text)
+                size += len(text)
+                if size >= MAX_ATTACHMENT_BYTES:
+                    break
+    except OverBudget:
+        if not texts:
+            return None
+        # What was read in time is searched.
+    return "\n".join(texts)[:MAX_ATTACHMENT_BYTES]

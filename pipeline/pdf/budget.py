@@ -59,8 +59,13 @@ class TimeBudget:
             yield
             return
 
+        armed = True
+
         def ring(signum: int, frame: Any) -> None:
-            raise OverBudget
+            # Not once the block is over: a ring that comes as it ends must not break off
+            # the restoring below.
+            if armed:
+                raise OverBudget
 
         previous = signal.signal(signal.SIGALRM, ring)
         started = time.monotonic()
@@ -68,6 +73,7 @@ class TimeBudget:
         try:
             yield
         finally:
+            armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
             if outer_delay > 0:

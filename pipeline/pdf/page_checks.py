@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from pypdf import PageObject, PdfReader
 from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
 
-from pipeline.pdf.attachments import MAX_ATTACHMENTS, attached_text
+from pipeline.pdf.attachments import ATTACHED_PDF_SECONDS, MAX_ATTACHMENTS, attached_text
+from pipeline.pdf.budget import TimeBudget
 from pipeline.pdf.form_values import field_of, field_value
 from pipeline.pdf.objects import (
     MAX_PAGE_ANNOTATIONS,
@@ -216,6 +217,7 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
     # are kept, so that no other object takes the identity of one read.
     fields_read: dict[int, DictionaryObject] = {}
     files = 0
+    budget = TimeBudget(ATTACHED_PDF_SECONDS)
     for item in as_array(page.get("/Annots"))[:MAX_PAGE_ANNOTATIONS]:
         annotation = as_dict(item)
         if annotation is None:
@@ -226,7 +228,7 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
         yield text_string(annotation.get("/Contents"))
         if subtype == "/FileAttachment" and files < MAX_ATTACHMENTS:
             files += 1
-            yield attached_text(annotation.get("/FS")) or ""
+            yield attached_text(annotation.get("/FS"), budget) or ""
         field = field_of(annotation) if subtype == "/Widget" else None
         if field is not None and id(field) not in fields_read:
             fields_read[id(field)] = field

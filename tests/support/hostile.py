@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import random
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tests.support.pdfs import make_large_pdf, make_pdf
 
@@ -146,6 +146,31 @@ def with_slow_page(pages: int, slow_page: int, operators: int = 400_000) -> byte
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def slow_to_read(texts: Sequence[str | None], operators: int = 160_000) -> bytes:
+    """A PDF with a page for each of ``texts`` (ASCII) that shows it; a None page is slow to
+    read and holds no text: those share one content stream of ``operators`` operators that
+    show empty strings, under 1 MB decoded and a few KB in the file (about 1.5 s of pypdf's
+    text extraction a page for 160,000 on a machine that checks a plain page in 2 ms)."""
+    page_numbers = range(10, 10 + len(texts))
+    objects: dict[int, bytes] = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Count %d /Kids [%s] >>"
+        % (len(texts), b" ".join(b"%d 0 R" % number for number in page_numbers)),
+        3: _FONT,
+        4: stream(b"BT /F1 1 Tf " + b"() Tj " * operators + b"ET", compress=True),
+    }
+    for index, (number, text) in enumerate(zip(page_numbers, texts, strict=True)):
+        content = 4
+        if text is not None:
+            content = 1000 + index
+            objects[content] = stream(b"BT /F1 12 Tf 72 720 Td (%s) Tj ET" % text.encode())
+        objects[number] = (
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % content
+        )
+    return build_pdf(objects)
 
 
 def slow_to_draw(lines: int = 300_000) -> bytes:

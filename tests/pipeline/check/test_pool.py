@@ -17,11 +17,16 @@ from infra.logs import parser_logging
 from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
 from pipeline.pdf import parser_process
 from pipeline.pdf.parser_process import ParserLimits
-from tests.support.hostile import many_operators
+from tests.support.feature_pdfs import SEEDED
+from tests.support.hostile import many_operators, slow_to_read
+from tests.support.pdf_edits import with_attached
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
 from tests.support.scans import scanned_document
+
+EMAIL = SEEDED["email"][0][0]
+IBAN = SEEDED["iban"][0][0]
 
 
 def _pdf(tmp_path: Path, name: str, pages: int = 3) -> Path:
@@ -292,3 +297,20 @@ async def test_a_range_sent_without_ocr_reads_no_page_and_leaves_it_image_only(
     assert all(page["text_source"] != "ocr" for page in unread)
     read = await pool.check_range(path, 1, 2)
     assert [page["text_source"] for page in read] == ["ocr", "ocr"]
+
+
+async def test_an_attached_pdf_slow_to_read_is_cut_short_in_a_parser_process(
+    pool: PagePool, tmp_path: Path
+) -> None:
+    # The IBAN on its first page is read; the e-mail address on its last, after pages
+    # that take pypdf seconds each, is not: the time budget interrupts the parser
+    # process's main thread, and the document and its page are checked without an error.
+    slow = slow_to_read([f"IBAN {IBAN}", *[None] * 18, EMAIL])
+    path = tmp_path / "slow-attachment.pdf"
+    path.write_bytes(with_attached(make_pdf(["text"]), [("slow.pdf", slow)], slow))
+    facts = await pool.inspect(path)
+    assert facts.problem is None
+    assert facts.features.attachment_sensitive == {"iban": 1}
+    (page,) = await pool.check_range(path, 1, 1)
+    assert page["error_type"] is None
+    assert page["sensitive"] == {"iban": 1}

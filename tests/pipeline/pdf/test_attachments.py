@@ -1,7 +1,7 @@
-"""Sensitive data in files attached to a document: the text files of its EmbeddedFiles
-name tree (reported apart from the pages) and those attached to a page (counted on that
-page). Files that are not text are counted as not read; a hostile number or size of files
-is read up to its bound."""
+"""Sensitive data in files attached to a document: the text files and PDFs of its
+EmbeddedFiles name tree (reported apart from the pages) and those attached to a page
+(counted on that page). Other files are counted as not read; a hostile number or size of
+files, or a PDF slow to read, is read up to its bound."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from pypdf.errors import LimitReachedError
 
 from pipeline.pdf.attachments import (
+    MAX_ATTACHED_PDF_PAGES,
     MAX_ATTACHMENT_BYTES,
     MAX_ATTACHMENTS,
     decoded,
@@ -24,8 +25,9 @@ from pipeline.pdf.document_checks import inspect_document, open_pdf
 from pipeline.pdf.page_checks import check_pages
 from pipeline.reasons import Reason
 from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.hostile import slow_to_read
 from tests.support.pdf_edits import with_attached
-from tests.support.pdfs import _png
+from tests.support.pdfs import _png, make_pdf
 from tests.support.reports import report_of_file
 
 (EMAIL, MASKED_EMAIL), _ = SEEDED["email"]
@@ -107,3 +109,44 @@ def test_many_or_large_attachments_are_read_up_to_their_bound(tmp_path: Path) ->
     bomb: Any = list(embedded_files(names["/EmbeddedFiles"]))[-1]
     with pytest.raises(LimitReachedError, match="while decompressing"):
         decoded(bomb["/EF"]["/F"])
+
+
+def test_pdfs_attached_to_the_document_are_read_for_the_text_of_their_first_pages(
+    tmp_path: Path,
+) -> None:
+    past_the_bound = [*["nothing"] * MAX_ATTACHED_PDF_PAGES, f"pay to {EMAIL}"]
+    path = _attached(
+        tmp_path / "attached-pdfs.pdf",
+        [
+            ("invoice.pdf", slow_to_read(["Invoice", f"IBAN {IBAN}"])),
+            ("long.pdf", slow_to_read(past_the_bound)),
+            ("locked.pdf", make_pdf(["text"], user_password="secret")),
+            ("broken.pdf", b"%PDF-1.7\n" + b"\x00" * 64),
+        ],
+    )
+    features = inspect_document(path).features
+    assert features.attachment_sensitive == {"iban": 1}
+    assert features.attachment_sensitive_samples == {"iban": [MASKED_IBAN]}
+    # One that needs a password, and one that does not open, are not read.
+    assert (features.attachments_read, features.attachments_not_read) == (2, 2)
+
+
+def test_a_pdf_attached_to_a_page_counts_on_that_page(tmp_path: Path) -> None:
+    path = _attached(tmp_path / "page-pdf.pdf", [], on_page=slow_to_read([f"call {PHONE}"]))
+    (page,) = check_pages(open_pdf(path), 1, 1)
+    assert page.sensitive == {"phone": 1}
+
+
+def test_an_attached_pdf_slow_to_read_is_read_for_its_time_and_the_document_checked(
+    tmp_path: Path,
+) -> None:
+    # Eighteen pages that take pypdf seconds each (a few KB in the file) stand between
+    # the IBAN on the first page and the e-mail address on the last: the time runs out
+    # among them, on any machine less than ten times faster than this one.
+    slow = slow_to_read([f"IBAN {IBAN}", *[None] * (MAX_ATTACHED_PDF_PAGES - 2), EMAIL])
+    path = _attached(tmp_path / "slow.pdf", [("slow.pdf", slow)], on_page=slow)
+    features = inspect_document(path).features
+    assert features.attachment_sensitive == {"iban": 1}
+    assert features.attachments_read == 1
+    (page,) = check_pages(open_pdf(path), 1, 1)
+    assert page.sensitive == {"iban": 1}
