@@ -76,12 +76,17 @@ def embedded_files(tree: Any) -> Iterator[Any]:
             yield names[index]
 
 
+def attached_pdf_budget() -> TimeBudget:
+    """The time the attached PDFs of one read (the document's, or one page's) share."""
+    return TimeBudget(ATTACHED_PDF_SECONDS)
+
+
 def read_attached(filespecs: Iterator[Any]) -> AttachedTexts:
     """The text of the first ``MAX_ATTACHMENTS`` attached files; the others count as not
     read, as do files that are neither text nor PDF, or whose stream does not decode."""
     texts: list[str] = []
     not_read = 0
-    budget = TimeBudget(ATTACHED_PDF_SECONDS)
+    budget = attached_pdf_budget()
     for filespec in itertools.islice(filespecs, MAX_ATTACHMENTS):
         text = attached_text(filespec, budget)
         if text is None:

@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 from pypdf import PageObject, PdfReader
 from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
 
-from pipeline.pdf.attachments import ATTACHED_PDF_SECONDS, MAX_ATTACHMENTS, attached_text
-from pipeline.pdf.budget import TimeBudget
+from pipeline.pdf.attachments import MAX_ATTACHMENTS, attached_pdf_budget, attached_text
 from pipeline.pdf.form_values import field_of, field_value
 from pipeline.pdf.objects import (
     MAX_PAGE_ANNOTATIONS,
@@ -217,7 +216,7 @@ def _annotation_texts(page: PageObject) -> Iterator[str]:
     # are kept, so that no other object takes the identity of one read.
     fields_read: dict[int, DictionaryObject] = {}
     files = 0
-    budget = TimeBudget(ATTACHED_PDF_SECONDS)
+    budget = attached_pdf_budget()
     for item in as_array(page.get("/Annots"))[:MAX_PAGE_ANNOTATIONS]:
         annotation = as_dict(item)
         if annotation is None:

@@ -14,6 +14,7 @@ import pytest
 from pypdf import PdfReader
 from pypdf.errors import LimitReachedError
 
+from pipeline.pdf import attachments
 from pipeline.pdf.attachments import (
     MAX_ATTACHED_PDF_PAGES,
     MAX_ATTACHMENT_BYTES,
@@ -138,11 +139,13 @@ def test_a_pdf_attached_to_a_page_counts_on_that_page(tmp_path: Path) -> None:
 
 
 def test_an_attached_pdf_slow_to_read_is_read_for_its_time_and_the_document_checked(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Eighteen pages that take pypdf seconds each (a few KB in the file) stand between
     # the IBAN on the first page and the e-mail address on the last: the time runs out
-    # among them, on any machine less than ten times faster than this one.
+    # among them. A shorter budget than the default's (test_pool.py runs that one in a
+    # parser process) spares the suite's CPU, and leaves the first page ample time.
+    monkeypatch.setattr(attachments, "ATTACHED_PDF_SECONDS", 0.5)
     slow = slow_to_read([f"IBAN {IBAN}", *[None] * (MAX_ATTACHED_PDF_PAGES - 2), EMAIL])
     path = _attached(tmp_path / "slow.pdf", [("slow.pdf", slow)], on_page=slow)
     features = inspect_document(path).features
