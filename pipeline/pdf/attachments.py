@@ -4,10 +4,10 @@ sensitive-data search reads of them.
 A file is attached in the document's ``EmbeddedFiles`` name tree, or to a page by a file
 attachment annotation; either way a file specification holds it as an embedded stream.
 Files of up to ``MAX_ATTACHMENT_BYTES`` are read when they are text (UTF-8, or UTF-16 with
-its byte-order mark: a spreadsheet exported as CSV, a note, a JSON or XML file) or PDFs.
-Other files (office documents, pictures, archives) and larger ones are counted as not
-read. A stream is decoded under pypdf's limits lowered to that size, so that a compressed
-bomb stops decoding there.
+its byte-order mark: a spreadsheet exported as CSV, a note, a JSON or XML file), PDFs or
+office documents (``pipeline.pdf.office``). Other files (pictures, other archives) and
+larger ones are counted as not read. A stream is decoded under pypdf's limits lowered to
+that size, so that a compressed bomb stops decoding there.
 
 An attached PDF is read for the text of its first ``MAX_ATTACHED_PDF_PAGES`` pages, with
 its own streams under the same limits, and not further: its own attachments, form fields
@@ -31,6 +31,7 @@ from pypdf.errors import LimitReachedError
 
 from pipeline.pdf.budget import OverBudget, TimeBudget
 from pipeline.pdf.objects import as_array, as_dict, resolve, walk_kids
+from pipeline.pdf.office import is_zip, office_text
 
 # Attachments read at the most in a document (and on a page), and the largest read.
 MAX_ATTACHMENTS = 20
@@ -83,7 +84,7 @@ def attached_pdf_budget() -> TimeBudget:
 
 def read_attached(filespecs: Iterator[Any]) -> AttachedTexts:
     """The text of the first ``MAX_ATTACHMENTS`` attached files; the others count as not
-    read, as do files that are neither text nor PDF, or whose stream does not decode."""
+    read, as do files of other kinds, or whose stream does not decode."""
     texts: list[str] = []
     not_read = 0
     budget = attached_pdf_budget()
@@ -99,8 +100,9 @@ def read_attached(filespecs: Iterator[Any]) -> AttachedTexts:
 
 def attached_text(filespec: Any, budget: TimeBudget) -> str | None:
     """The text of the file that ``filespec`` embeds, or None when it embeds none, or one
-    that is neither text nor a PDF that opens, is larger than ``MAX_ATTACHMENT_BYTES`` or
-    does not decode. An attached PDF is read in the time ``budget`` has left."""
+    that is not text, a PDF or an office document that opens, is larger than
+    ``MAX_ATTACHMENT_BYTES`` or does not decode. An attached PDF is read in the time
+    ``budget`` has left."""
     spec = as_dict(filespec)
     streams = as_dict(spec.get("/EF")) if spec is not None else None
     if streams is None:
@@ -112,6 +114,9 @@ def attached_text(filespec: Any, budget: TimeBudget) -> str | None:
         return None
     if _PDF_HEADER in data[:_PDF_HEADER_SEARCH_BYTES]:
         return _pdf_text(data, budget)
+    if is_zip(data):
+        text = office_text(data)
+        return None if text is None else text[:MAX_ATTACHMENT_BYTES]
     return _as_text(data)
 
 

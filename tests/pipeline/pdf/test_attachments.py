@@ -1,7 +1,7 @@
-"""Sensitive data in files attached to a document: the text files and PDFs of its
-EmbeddedFiles name tree (reported apart from the pages) and those attached to a page
-(counted on that page). Other files are counted as not read; a hostile number or size of
-files, or a PDF slow to read, is read up to its bound."""
+"""Sensitive data in files attached to a document: the text files, PDFs and office
+documents of its EmbeddedFiles name tree (reported apart from the pages) and those
+attached to a page (counted on that page). Other files are counted as not read; a
+hostile number or size of files, or a PDF slow to read, is read up to its bound."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pipeline.pdf.page_checks import check_pages
 from pipeline.reasons import Reason
 from tests.support.feature_pdfs import SEEDED, make_feature_pdf
 from tests.support.hostile import slow_to_read
+from tests.support.office_files import archive, docx, odt, xlsx
 from tests.support.pdf_edits import with_attached
 from tests.support.pdfs import _png, make_pdf
 from tests.support.reports import report_of_file
@@ -153,3 +154,23 @@ def test_an_attached_pdf_slow_to_read_is_read_for_its_time_and_the_document_chec
     assert features.attachments_read == 1
     (page,) = check_pages(open_pdf(path), 1, 1)
     assert page.sensitive == {"iban": 1}
+
+
+def test_office_documents_attached_are_read_and_other_archives_counted_unread(
+    tmp_path: Path,
+) -> None:
+    first, rest = IBAN[:9], IBAN[9:]
+    path = _attached(
+        tmp_path / "office.pdf",
+        [
+            ("refunds.docx", docx([["Refund to ", first, rest]])),
+            ("contacts.xlsx", xlsx([EMAIL], ["nothing"])),
+            ("refunds.zip", archive({"refunds.csv": IBAN})),
+        ],
+        on_page=odt([f"call {PHONE}"]),
+    )
+    features = inspect_document(path).features
+    assert features.attachment_sensitive == {"email": 1, "iban": 1}
+    assert (features.attachments_read, features.attachments_not_read) == (2, 1)
+    (page,) = check_pages(open_pdf(path), 1, 1)
+    assert page.sensitive == {"phone": 1}
