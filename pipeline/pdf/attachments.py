@@ -13,8 +13,10 @@ An attached PDF is read for the text of its first ``MAX_ATTACHED_PDF_PAGES`` pag
 its own streams under the same limits, and not further: its own attachments, form fields
 and metadata are not read. A small file can still hold pages that take pypdf seconds
 each, so the attached PDFs of one read (the document's files, or one page's) share
-``ATTACHED_PDF_SECONDS`` (``pipeline.pdf.budget``): what was read in that time is searched,
-and the document is checked either way.
+``ATTACHED_PDF_SECONDS`` (``pipeline.pdf.budget``), checked before each page and each
+operator pypdf reads: a read goes past it by at most the parsing of one content stream
+(of at most ``MAX_ATTACHMENT_BYTES``). What was read in time is searched, and the
+document is checked either way.
 """
 
 from __future__ import annotations
@@ -149,12 +151,17 @@ def _as_text(data: bytes) -> str | None:
 
 def _pdf_text(data: bytes, budget: TimeBudget) -> str | None:
     """The text of an attached PDF's first pages, read in the time ``budget`` has left,
-    or None when it does not open (or only with a password). A page that cannot be read
-    is passed over."""
+    or None when it does not open (or only with a password) or no page was read in time.
+    A page that cannot be read is passed over."""
+
+    def at_each_operator(*_: Any) -> None:
+        budget.check()
+
     texts: list[str] = []
     size = 0
     try:
-        with apply_configuration(**_DECODING_LIMITS), budget.running():
+        budget.check()
+        with apply_configuration(**_DECODING_LIMITS):
             try:
                 reader = PdfReader(io.BytesIO(data))
                 if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
@@ -163,8 +170,9 @@ def _pdf_text(data: bytes, budget: TimeBudget) -> str | None:
             except Exception:
                 return None
             for page in pages:
+                budget.check()
                 try:
-                    text = page.extract_text()
+                    text = page.extract_text(visitor_operand_before=at_each_operator)
                 except Exception:
                     continue
                 texts.append(text)

@@ -3,13 +3,19 @@
 Some work on an untrusted document has no bound of its own that holds its time: pyHanko's
 analysis of the changes after a signature, pypdf reading the text of an attached PDF. A
 :class:`TimeBudget` gives such work the seconds it may take; what runs out of them is
-interrupted with :class:`OverBudget`, and the caller reports it as not done, instead of
-the whole inspection or page timing out (and its parser process being replaced).
+stopped with :class:`OverBudget`, and the caller reports it as not done, instead of the
+whole inspection or page timing out (and its parser process being replaced).
 
-The interruption is a ``SIGALRM``, so that a single long call (one page's text, one
-signature's analysis) stops too. Python handles signals in the main thread only: in any
-other thread a budget is kept between blocks, not inside them. Parser processes run their
-work in the main thread.
+Two ways to stop it:
+
+- :meth:`TimeBudget.check`, called by the work itself between its steps (pypdf calls back
+  before each operator it reads). Nothing else is touched, in any thread.
+- :meth:`TimeBudget.running`, for work that calls nothing back (pyHanko): a ``SIGALRM``
+  raises in the main thread wherever the work is. A signal handler may run inside a
+  finalizer (a weakref callback during garbage collection), where Python swallows what
+  it raises, so the alarm rings again every ``RERING_S`` until the block is over. In any
+  other thread the budget is kept between blocks only. Parser processes run their work in
+  the main thread.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+# Once the time is up, how often the alarm rings again until the block is over.
+RERING_S = 0.02
 # The least delay a timer that was running before a block is given back, in seconds.
 _RESUMED_TIMER_S = 0.001
 
@@ -42,6 +50,11 @@ class TimeBudget:
         """True once the time is up."""
         return self._deadline is not None and time.monotonic() >= self._deadline
 
+    def check(self) -> None:
+        """Raises :class:`OverBudget` once the time is up."""
+        if self.spent:
+            raise OverBudget
+
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         """Run the block in the time left.
@@ -62,18 +75,23 @@ class TimeBudget:
         armed = True
 
         def ring(signum: int, frame: Any) -> None:
-            # Not once the block is over: a ring that comes as it ends must not break off
-            # the restoring below.
             if armed:
                 raise OverBudget
 
         previous = signal.signal(signal.SIGALRM, ring)
         started = time.monotonic()
-        outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, left)
+        outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, left, RERING_S)
         try:
             yield
         finally:
-            armed = False
+            # A ring that comes before it is disarmed raises here, once the block is over:
+            # it is caught, and rings after that do nothing. (Not contextlib.suppress: a
+            # ring could come in its __enter__ call, before it protects anything.)
+            while armed:
+                try:  # noqa: SIM105
+                    armed = False
+                except OverBudget:
+                    pass
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
             if outer_delay > 0:

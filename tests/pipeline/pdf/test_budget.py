@@ -1,5 +1,6 @@
-"""Time budgets: work past its budget is interrupted, a spent budget runs nothing more, and
-a timer the caller had running goes on afterwards."""
+"""Time budgets: work past its budget is stopped (by an alarm, which rings again if a ring
+is swallowed, or by the work's own checks), a spent budget runs nothing more, and a timer
+the caller had running goes on afterwards."""
 
 from __future__ import annotations
 
@@ -40,6 +41,31 @@ def test_a_block_that_runs_past_its_budget_is_interrupted() -> None:
         _busy_until(started + _NEVER_S)
     assert budget.spent
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+def test_a_ring_swallowed_inside_the_block_is_followed_by_another() -> None:
+    # As when the handler runs inside a finalizer during garbage collection, where Python
+    # swallows what it raises.
+    budget = TimeBudget(0.05)
+    swallowed = 0
+    with pytest.raises(OverBudget), budget.running():
+        try:
+            _busy_until(time.monotonic() + _NEVER_S)
+        except OverBudget:
+            swallowed += 1
+        _busy_until(time.monotonic() + _NEVER_S)
+    assert swallowed == 1
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_check_stops_work_that_calls_back_once_the_time_is_up() -> None:
+    budget = TimeBudget(0.05)
+    budget.check()
+    with pytest.raises(OverBudget):
+        while True:
+            budget.check()
+    assert budget.spent
+    TimeBudget(None).check()
 
 
 def test_a_spent_budget_runs_no_further_block() -> None:
