@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import os
 import sys
@@ -46,6 +47,15 @@ def _unraisable_hook_back_to_pytest() -> Iterator[None]:
     hook = sys.unraisablehook
     yield
     sys.unraisablehook = hook
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collecting imported (the SDKs, moto, pypdf, every test module: some 220,000
+    objects the garbage collector tracks) lives as long as the test process: frozen out
+    of the collector, it is not traversed again by every full collection that the tests'
+    own objects set off. That is an eighth of the CPU of the in-process PDF tests."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
