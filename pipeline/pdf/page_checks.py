@@ -189,11 +189,11 @@ def _check_annotations(page: PageObject) -> _Annotations:
 def annotation_text(page: PageObject, shown: str = "") -> str:
     """What the page's annotations hold that its content does not show: the values of its
     form fields, annotations' text (comments, free text), and the text of files attached
-    to it (``pipeline.pdf.attachments``: text files, the first ``MAX_ATTACHMENTS``). A
-    value that ``shown`` (the page's text) already holds is not read again: a flattened
-    form draws its values into the page and may keep them in its widgets too. Bounded: the
-    first ``MAX_PAGE_ANNOTATIONS`` annotations, ``_MAX_ANNOTATION_TEXT_CHARS`` characters in
-    all."""
+    to it (``pipeline.pdf.attachments``: text, PDFs and office documents, the first
+    ``MAX_ATTACHMENTS``). A value that ``shown`` (the page's text) already holds is not
+    read again: a flattened form draws its values into the page and may keep them in its
+    widgets too. Bounded: the first ``MAX_PAGE_ANNOTATIONS`` annotations,
+    ``_MAX_ANNOTATION_TEXT_CHARS`` characters in all."""
     return joined_up_to(_not_shown(_annotation_texts(page), shown), _MAX_ANNOTATION_TEXT_CHARS)
 
 
