@@ -65,8 +65,8 @@ def finding(kind: str, entry: dict[str, Any]) -> str:
 
 # The parts of a document outside its pages that the sensitive-data search reads, as a
 # report's ``checks.sensitive_data`` names them: its metadata (information entries and
-# XMP), its attached text files, and the values of form fields no page shows.
-OUTSIDE_PAGES = ("metadata", "attachments", "form_fields")
+# XMP), its attached files, the values of form fields no page shows, and its bookmarks.
+OUTSIDE_PAGES = ("metadata", "attachments", "form_fields", "outline")
 
 
 def page_error_messages(report: dict[str, Any]) -> dict[int, list[str]]:

@@ -45,6 +45,7 @@ _WHERE = {
     "metadata": "the document metadata",
     "attachments": "attached files",
     "form_fields": "form fields no page shows",
+    "outline": "bookmarks",
 }
 
 

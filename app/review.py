@@ -41,7 +41,12 @@ from pipeline.review_visibility import list_waiting
 BULK_CONCURRENCY = 8
 BULK_RATE_PER_S = 10.0
 # Where sensitive data outside the pages was found, as ``review show`` labels it.
-_PARTS = {"metadata": "metadata", "attachments": "attachments", "form_fields": "form fields"}
+_PARTS = {
+    "metadata": "metadata",
+    "attachments": "attachments",
+    "form_fields": "form fields",
+    "outline": "bookmarks",
+}
 
 
 def _age(seconds: float) -> str:

@@ -93,8 +93,8 @@ class ReviewItem:
         pages: the pages to look at, in page order (at most ``MAX_PAGES_SHOWN``).
         document_reasons: review reasons about the document as a whole, not pages.
         outside_pages: the sensitive data found outside its pages, by part of the
-            document (``app.report_pages.OUTSIDE_PAGES``: its metadata, attached text
-            files, form fields no page shows), by type with masked samples.
+            document (``app.report_pages.OUTSIDE_PAGES``: its metadata, attached files,
+            form fields no page shows, bookmarks), by type with masked samples.
     """
 
     workflow_id: str

@@ -85,6 +85,11 @@ class DocumentFeatures:
     field_sensitive: dict[str, int] = field(default_factory=dict)
     field_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
     fields_off_pages: int = 0
+    # Sensitive data in the titles of the document's bookmarks (its outline): counts by
+    # type and masked samples, and how many titles were read.
+    outline_sensitive: dict[str, int] = field(default_factory=dict)
+    outline_sensitive_samples: dict[str, list[str]] = field(default_factory=dict)
+    outline_items: int = 0
     # Set when the catalog could not be read completely (the pages may still be fine).
     read_error: str | None = None
     # pypdf could not read the file as it is, and the pages checked are those of a copy

@@ -44,7 +44,8 @@ def findings(inspection: InspectResult, summary: PageSummary, policy: VerdictPol
         Reason.SENSITIVE_DATA: summary.sensitive_total > 0
         or bool(features.metadata_sensitive)
         or bool(features.attachment_sensitive)
-        or bool(features.field_sensitive),
+        or bool(features.field_sensitive)
+        or bool(features.outline_sensitive),
         Reason.FORMS: features.acroform or summary.form_widgets > 0,
         Reason.ROTATED_PAGES: summary.rotated.count > 0,
         Reason.MIXED_PAGE_SIZES: summary.mixed_sizes,
@@ -86,8 +87,8 @@ def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[st
             **summary.sensitive_json(),
             # Found in the document's metadata (information entries, XMP), not on a page.
             "metadata": _found(features.metadata_sensitive, features.metadata_sensitive_samples),
-            # Found in the text files of the EmbeddedFiles name tree (a page's attachments
-            # count on that page).
+            # Found in the text files, PDFs and office documents of the EmbeddedFiles name
+            # tree (a page's attachments count on that page).
             "attachments": {
                 **_found(features.attachment_sensitive, features.attachment_sensitive_samples),
                 "read": features.attachments_read,
@@ -98,6 +99,11 @@ def _document_checks(inspection: InspectResult, summary: PageSummary) -> dict[st
             "form_fields": {
                 **_found(features.field_sensitive, features.field_sensitive_samples),
                 "read": features.fields_off_pages,
+            },
+            # Found in the titles of the document's bookmarks.
+            "outline": {
+                **_found(features.outline_sensitive, features.outline_sensitive_samples),
+                "read": features.outline_items,
             },
         },
         "javascript": {

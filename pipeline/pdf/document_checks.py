@@ -34,6 +34,7 @@ from pipeline.pdf.objects import (
     terminal_field,
     text_string,
     walk_fields,
+    walk_outline,
 )
 from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
@@ -50,6 +51,8 @@ _MAX_METADATA_CHARS = 100_000
 _METADATA_DATES = frozenset({"/CreationDate", "/ModDate"})
 # The values of form fields that no page shows, searched at the most: a page of text's worth.
 _MAX_FIELD_CHARS = 100_000
+# Characters of bookmark titles searched for sensitive data, at the most.
+_MAX_OUTLINE_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,8 @@ def _document_features(
     in_attached = find_sensitive("\n".join(attached.texts))
     off_pages = values_no_page_shows(reader, acroform)
     in_fields = find_sensitive(joined_up_to(off_pages, _MAX_FIELD_CHARS))
+    bookmarks = [text_string(item.get("/Title")) for item in walk_outline(root.get("/Outlines"))]
+    in_outline = find_sensitive(joined_up_to(filter(None, bookmarks), _MAX_OUTLINE_CHARS))
     return DocumentFeatures(
         encryption_revision=revision,
         # Pages are only checked when an encrypted document opens without a password.
@@ -343,6 +348,9 @@ def _document_features(
         field_sensitive=dict(sorted(in_fields.counts.items())),
         field_sensitive_samples=dict(sorted(in_fields.samples.items())),
         fields_off_pages=len(off_pages),
+        outline_sensitive=dict(sorted(in_outline.counts.items())),
+        outline_sensitive_samples=dict(sorted(in_outline.samples.items())),
+        outline_items=sum(1 for title in bookmarks if title),
     )
 
 

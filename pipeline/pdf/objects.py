@@ -22,6 +22,8 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # Bounds that keep a hostile file from inflating results.
 _MAX_TREE_NODES = 10_000
+# Bookmarks looked at in a document outline, at the most.
+MAX_OUTLINE_ITEMS = 10_000
 # Annotations read on one page: by its check, and by the inspection's look for the form
 # fields that no page shows.
 MAX_PAGE_ANNOTATIONS = 10_000
@@ -96,6 +98,17 @@ def walk_kids(roots: Iterable[Any]) -> Iterator[DictionaryObject]:
     """Every dictionary of a tree linked by ``/Kids`` (name trees, form fields): cycles
     and indirect loops are followed once, and at most ``_MAX_TREE_NODES`` nodes."""
     return _each_once(roots, lambda node: as_array(node.get("/Kids")), _MAX_TREE_NODES)
+
+
+def walk_outline(outlines: Any) -> Iterator[DictionaryObject]:
+    """Every item of a document outline (its bookmarks, linked by ``/First`` and
+    ``/Next``), the outline's own dictionary first: cycles and indirect loops are
+    followed once, and at most ``MAX_OUTLINE_ITEMS`` items are looked at."""
+    return _each_once(
+        [outlines],
+        lambda item: [link for link in (item.get("/First"), item.get("/Next")) if link],
+        MAX_OUTLINE_ITEMS,
+    )
 
 
 def name_tree_count(node: Any) -> int:

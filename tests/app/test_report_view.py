@@ -24,7 +24,7 @@ from pipeline.pdf.document_checks import inspect_document, inspect_or_repair, op
 from pipeline.pdf.page_checks import check_pages
 from tests.support import damaged, signing
 from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
-from tests.support.pdf_edits import with_attached, with_hidden_field
+from tests.support.pdf_edits import with_attached, with_bookmarks, with_hidden_field
 from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file, report_of_results
 
@@ -194,24 +194,27 @@ def test_scans_show_what_ocr_read_and_the_pages_it_could_not(tmp_path: Path) -> 
     ) in text
 
 
-def test_sensitive_data_in_the_metadata_attached_files_and_hidden_fields_is_said_masked(
+def test_sensitive_data_outside_the_pages_is_said_masked_with_where_it_was_found(
     tmp_path: Path,
 ) -> None:
     (email, masked), _ = SEEDED["email"]
     (iban, masked_iban), _ = SEEDED["iban"]
     ((ssn, masked_ssn),) = SEEDED["us_ssn"]
+    (phone, masked_phone), _ = SEEDED["phone"]
     path = tmp_path / "authored.pdf"
     pdf = make_feature_pdf(["text"], metadata={"/Author": email})
     pdf = with_hidden_field(pdf, "ssn", ssn)
+    pdf = with_bookmarks(pdf, [f"Call {phone}"])
     path.write_bytes(with_attached(pdf, [("refunds.csv", iban.encode())]))
     report = report_of_file(path)
     text = render_report(report)
     assert f"  sensitive data in the document metadata: email 1 ({masked})" in text
     assert f"  sensitive data in attached files: iban 1 ({masked_iban})" in text
     assert f"  sensitive data in form fields no page shows: us_ssn 1 ({masked_ssn})" in text
+    assert f"  sensitive data in bookmarks: phone 1 ({masked_phone})" in text
     assert text.splitlines()[0] == "verdict   REVIEW  embedded_files, sensitive_data"
-    assert email not in text and iban not in text and ssn not in text
+    assert email not in text and iban not in text and ssn not in text and phone not in text
     # Reports from before these parts were searched say nothing of them.
-    for part in ("metadata", "attachments", "form_fields"):
+    for part in ("metadata", "attachments", "form_fields", "outline"):
         del report["checks"]["sensitive_data"][part]
     assert "sensitive data in" not in render_report(report)

@@ -168,12 +168,14 @@ def test_docpipe_review_show_says_which_pages_lay_and_how_to_turn_them() -> None
             "metadata": ["phone 1 (+** ** **** **78)"],
             "attachments": ["iban 1 (DE** **** **** **** **30 00)"],
             "form_fields": ["email 1 (j***@e***.com)"],
+            "outline": ["us_ssn 1 (***-**-6789)"],
         },
     )
     lines = render_item(item).splitlines()
     assert "metadata       phone 1 (+** ** **** **78)" in lines
     assert "attachments    iban 1 (DE** **** **** **** **30 00)" in lines
     assert "form fields    email 1 (j***@e***.com)" in lines
+    assert "bookmarks      us_ssn 1 (***-**-6789)" in lines
     assert "  page 1: sensitive_data" in lines
     assert "    email: j***@e***.com" in lines
     assert "  page 2: sensitive_data (scanned lying: turn 180 degrees clockwise)" in lines

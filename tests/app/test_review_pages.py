@@ -274,13 +274,14 @@ async def test_the_check_page_holds_the_masked_sample_never_the_document_text(
     assert "<script>" not in html
 
 
-async def test_the_check_page_shows_what_metadata_attachments_and_hidden_fields_hold() -> None:
+async def test_the_check_page_shows_what_the_parts_outside_the_pages_hold() -> None:
     review_loop = MemoryReviewLoop()
     pages = [PageToReview(page=1, reasons=["sensitive_data"])]
     found = {
         "metadata": ["email 1 (j***@e***.com)"],
         "attachments": ["iban 1 (GB** **** **** **** **54 32)"],
         "form_fields": ["us_ssn 1"],
+        "outline": ["phone 1"],
     }
     authored = review_loop.add("authored.pdf", make_pdf(["Page"]), pages, found).workflow_id
     plain = review_loop.add("plain.pdf", make_pdf(["Page one"]), pages).workflow_id
@@ -292,6 +293,7 @@ async def test_the_check_page_shows_what_metadata_attachments_and_hidden_fields_
             shown = "In the document's metadata" in html and "j***@e***.com" in html
             shown &= "In the files attached to it" in html and "GB** ****" in html
             shown &= "In form fields that no page shows: <code>us_ssn 1</code>" in html
+            shown &= "In its bookmarks: <code>phone 1</code>" in html
             assert shown == (workflow_id == authored)
 
 

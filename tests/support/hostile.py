@@ -173,6 +173,31 @@ def slow_to_read(texts: Sequence[str | None], operators: int = 160_000) -> bytes
     return build_pdf(objects)
 
 
+def looping_outline(items: int = 3) -> bytes:
+    """A one-page PDF whose outline of ``items`` bookmarks loops: the last one's ``/Next``
+    is the first, and the first's ``/First`` is the outline itself."""
+    first = 10
+    objects: dict[int, bytes] = {
+        6: b"<< /Type /Outlines /First %d 0 R /Count %d >>" % (first, items),
+    }
+    for index in range(items):
+        following = first + (index + 1) % items
+        kids = b" /First 6 0 R" if index == 0 else b""
+        objects[first + index] = b"<< /Title (bookmark %d) /Parent 6 0 R /Next %d 0 R%s >>" % (
+            index,
+            following,
+            kids,
+        )
+    return build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R /Outlines 6 0 R >>",
+            2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+            **objects,
+        }
+    )
+
+
 def slow_to_draw(lines: int = 300_000) -> bytes:
     """A page of hundreds of thousands of crossing lines: quick to parse, long to draw."""
     body = b"0.1 w " + b"0 0 m 595 842 l 595 0 l 0 842 l S " * lines

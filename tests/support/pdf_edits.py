@@ -1,5 +1,5 @@
 """Changes to a generated PDF that tests make: a form filled in, widgets taken off the
-pages, a hidden field, an XFA form's data, XMP metadata, attached files."""
+pages, a hidden field, an XFA form's data, XMP metadata, attached files, bookmarks."""
 
 from __future__ import annotations
 
@@ -146,6 +146,17 @@ def with_xfa(pdf: bytes, datasets: bytes, *, packets: bool = True) -> bytes:
             b'<xdp:xdp xmlns:xdp="http://ns.adobe.com/xdp/">%s%s</xdp:xdp>' % (template, datasets)
         )
     _form(writer)[NameObject("/XFA")] = xfa
+    return _written(writer)
+
+
+def with_bookmarks(pdf: bytes, titles: Sequence[str], *, nested: bool = True) -> bytes:
+    """``pdf`` with a bookmark for each of ``titles``, all to the first page: each one
+    nested in the one before (an outline of several levels), or side by side."""
+    writer = _writer(pdf)
+    parent = None
+    for title in titles:
+        added = writer.add_outline_item(title=title, page_number=0, parent=parent)
+        parent = added if nested else None
     return _written(writer)
 
 
