@@ -20,6 +20,7 @@ from pipeline.models import CheckPlan, DocumentRef
 from pipeline.pdf.document_checks import DocumentFacts, inspect_document, open_pdf
 from pipeline.pdf.page_checks import PageResult, check_pages
 from pipeline.policy import VerdictPolicy
+from tests.support.feature_pdfs import SEEDED
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "report.schema.json"
 
@@ -93,3 +94,13 @@ async def read_topic(
             if settled is None and len(records) >= count:
                 settled = time.monotonic() + settle_s
         return records
+
+
+def seeded_found(*types: str) -> dict[str, Any]:
+    """The ``total`` and ``by_type`` of a report's block of sensitive data outside the
+    pages (``checks.sensitive_data.metadata``, ``attachments``...) that holds the first
+    ``SEEDED`` value of each of ``types`` once, masked."""
+    return {
+        "total": len(types),
+        "by_type": {kind: {"count": 1, "samples": [SEEDED[kind][0][1]]} for kind in types},
+    }
