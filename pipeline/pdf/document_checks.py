@@ -341,15 +341,15 @@ def _document_features(
         creator=metadata_value(info.get("/Creator")),
         created=pdf_date(info.get("/CreationDate")),
         modified=pdf_date(info.get("/ModDate")),
-        attachment_sensitive=dict(sorted(in_attached.counts.items())),
-        attachment_sensitive_samples=dict(sorted(in_attached.samples.items())),
+        attachment_sensitive=in_attached.counts,
+        attachment_sensitive_samples=in_attached.samples,
         attachments_read=len(attached.texts),
         attachments_not_read=attached.not_read,
-        field_sensitive=dict(sorted(in_fields.counts.items())),
-        field_sensitive_samples=dict(sorted(in_fields.samples.items())),
+        field_sensitive=in_fields.counts,
+        field_sensitive_samples=in_fields.samples,
         fields_off_pages=len(off_pages),
-        outline_sensitive=dict(sorted(in_outline.counts.items())),
-        outline_sensitive_samples=dict(sorted(in_outline.samples.items())),
+        outline_sensitive=in_outline.counts,
+        outline_sensitive_samples=in_outline.samples,
         outline_items=sum(1 for title in bookmarks if title),
     )
 
@@ -392,8 +392,8 @@ def _with_metadata(reader: PdfReader, features: DocumentFeatures) -> DocumentFea
         pdfa_part=xmp.claims.pdfa_part,
         pdfa_conformance=xmp.claims.pdfa_conformance,
         pdfua_part=xmp.claims.pdfua_part,
-        metadata_sensitive=dict(sorted(sensitive.counts.items())),
-        metadata_sensitive_samples=dict(sorted(sensitive.samples.items())),
+        metadata_sensitive=sensitive.counts,
+        metadata_sensitive_samples=sensitive.samples,
     )
 
 

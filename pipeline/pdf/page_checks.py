@@ -261,8 +261,8 @@ def check_page(page: PageObject, number: int) -> PageResult:
         blank=blank,
         image_only=text_chars == 0 and image_count > 0,
         **vars(_check_annotations(page)),
-        sensitive=dict(sorted(sensitive.counts.items())),
-        sensitive_samples=dict(sorted(sensitive.samples.items())),
+        sensitive=sensitive.counts,
+        sensitive_samples=sensitive.samples,
     )
 
 

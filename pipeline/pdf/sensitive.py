@@ -200,7 +200,8 @@ _DETECTORS: tuple[tuple[str, re.Pattern[str], _Detector, bool], ...] = (
 
 
 def find_sensitive(text: str) -> SensitiveFindings:
-    """Find sensitive values in one page's text. Returns counts and masked samples only."""
+    """Find sensitive values in one page's text. Returns counts and masked samples only,
+    each by type in the order of the type names (as results and reports hold them)."""
     found = SensitiveFindings()
     for kind, pattern, detect, claim_invalid in _DETECTORS:
         claimed: list[tuple[int, int]] = []
@@ -213,7 +214,9 @@ def find_sensitive(text: str) -> SensitiveFindings:
             elif claim_invalid:
                 claimed.append((match.start(), match.end()))
         text = _claim(text, claimed)
-    return found
+    return SensitiveFindings(
+        dict(sorted(found.counts.items())), dict(sorted(found.samples.items()))
+    )
 
 
 def joined_up_to(texts: Iterable[str], max_chars: int) -> str:

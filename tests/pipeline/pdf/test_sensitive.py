@@ -106,6 +106,13 @@ def test_a_valid_value_next_to_other_digits_is_still_found() -> None:
     assert found.samples["payment_card"] == ["**** **** **** 1111"]
 
 
+def test_findings_come_by_type_in_the_order_of_the_type_names() -> None:
+    # As page results and reports hold them, whatever order the detectors run in.
+    found = find_sensitive("\n".join(value for values in SEEDED.values() for value, _ in values))
+    assert list(found.counts) == sorted(SEEDED)
+    assert list(found.samples) == sorted(SEEDED)
+
+
 def test_samples_are_capped_and_counts_exact() -> None:
     emails = " ".join(f"user{i}@host{i}.example.com" for i in range(10))
     found = find_sensitive(emails)
