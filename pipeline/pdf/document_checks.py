@@ -325,8 +325,9 @@ def _document_features(
     in_attached = find_sensitive("\n".join(attached.texts))
     off_pages = values_no_page_shows(reader, acroform)
     in_fields = find_sensitive(joined_up_to(off_pages, _MAX_FIELD_CHARS))
-    bookmarks = [text_string(item.get("/Title")) for item in walk_outline(root.get("/Outlines"))]
-    in_outline = find_sensitive(joined_up_to(filter(None, bookmarks), _MAX_OUTLINE_CHARS))
+    titles = [text_string(item.get("/Title")) for item in walk_outline(root.get("/Outlines"))]
+    bookmarks = [title for title in titles if title]
+    in_outline = find_sensitive(joined_up_to(bookmarks, _MAX_OUTLINE_CHARS))
     return DocumentFeatures(
         encryption_revision=revision,
         # Pages are only checked when an encrypted document opens without a password.
@@ -350,7 +351,7 @@ def _document_features(
         fields_off_pages=len(off_pages),
         outline_sensitive=in_outline.counts,
         outline_sensitive_samples=in_outline.samples,
-        outline_items=sum(1 for title in bookmarks if title),
+        outline_items=len(bookmarks),
     )
 
 
