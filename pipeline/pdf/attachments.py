@@ -115,11 +115,12 @@ def attached_text(filespec: Any, budget: TimeBudget) -> str | None:
         # Not a stream, one over the limit, or one that does not decode.
         return None
     if _PDF_HEADER in data[:_PDF_HEADER_SEARCH_BYTES]:
-        return _pdf_text(data, budget)
-    if is_zip(data):
+        text = _pdf_text(data, budget)
+    elif is_zip(data):
         text = office_text(data)
-        return None if text is None else text[:MAX_ATTACHMENT_BYTES]
-    return _as_text(data)
+    else:
+        text = _as_text(data)
+    return None if text is None else text[:MAX_ATTACHMENT_BYTES]
 
 
 def decoded(stream: Any) -> bytes:
@@ -183,4 +184,4 @@ def _pdf_text(data: bytes, budget: TimeBudget) -> str | None:
         if not texts:
             return None
         # What was read in time is searched.
-    return "\n".join(texts)[:MAX_ATTACHMENT_BYTES]
+    return "\n".join(texts)
