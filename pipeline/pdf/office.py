@@ -11,7 +11,8 @@ across runs of formatting is read whole. Other ZIP archives are not read.
 
 Bounded: an archive's first ``MAX_ENTRIES`` entries are looked at, and at most
 ``MAX_XML_BYTES`` of its parts are inflated in all, whatever their entries declare (a ZIP
-bomb stops there); a part with a DTD is refused rather than expanded.
+bomb stops there); a part with a DTD is refused rather than expanded, and one that does
+not parse is passed over (``pipeline.pdf.untrusted_xml``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import re
 import zipfile
 from collections.abc import Iterator
 from xml.etree import ElementTree
+
+from pipeline.pdf.untrusted_xml import parse_xml
 
 # Entries looked at, and the bytes of XML inflated in all, at the most.
 MAX_ENTRIES = 1_000
@@ -39,7 +42,6 @@ _PARTS = re.compile(
 # Elements read as one line: paragraphs and headings (Word, PowerPoint, OpenDocument),
 # a spreadsheet's shared strings and cells.
 _BLOCKS = frozenset({"p", "h", "si", "c", "table-cell"})
-_DTD = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
 
 def is_zip(data: bytes) -> bool:
@@ -87,13 +89,9 @@ def _texts(archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> Iterator
         if len(xml) > left:
             return
         left -= len(xml)
-        if _DTD.search(xml):
-            continue
-        try:
-            root = ElementTree.fromstring(xml)
-        except ElementTree.ParseError:
-            continue
-        yield from _blocks(root)
+        root = parse_xml(xml)
+        if root is not None:
+            yield from _blocks(root)
 
 
 def _blocks(root: ElementTree.Element) -> Iterator[str]:

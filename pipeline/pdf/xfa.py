@@ -9,7 +9,6 @@ fields (``pipeline.pdf.form_values``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
@@ -18,13 +17,12 @@ from pypdf.generic import ArrayObject
 
 from pipeline.pdf.attachments import decoded
 from pipeline.pdf.objects import resolve
+from pipeline.pdf.untrusted_xml import parse_xml
 
 _XFA_DATA = "{http://www.xfa.org/schema/xfa-data/1.0/}"
 # XML elements visited at the most: a packet of a million empty elements is read in
 # bounded time (its bytes are bounded as an attached file's, at 1 MB).
 MAX_XFA_NODES = 10_000
-# XFA data has no DTD; one, with its entities, is refused rather than expanded.
-_DTD = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
 
 def xfa_values(xfa: Any) -> list[str]:
@@ -34,10 +32,10 @@ def xfa_values(xfa: Any) -> list[str]:
     over 1 MB decoded, not XML, or with a DTD)."""
     try:
         data = _datasets_xml(resolve(xfa))
-        if data is None or _DTD.search(data):
-            return []
-        root = ElementTree.fromstring(data)
     except Exception:
+        return []
+    root = None if data is None else parse_xml(data)
+    if root is None:
         return []
     datasets = root if root.tag == f"{_XFA_DATA}datasets" else root.find(f".//{_XFA_DATA}datasets")
     form_data = None if datasets is None else datasets.find(f"{_XFA_DATA}data")

@@ -80,6 +80,16 @@ def test_hostile_archives_are_read_within_their_bounds() -> None:
         }
     )
     assert office_text(expanded) == "read"
+    # A part in an encoding the parser does not know is passed over like a broken one.
+    unknown = archive(
+        {
+            "[Content_Types].xml": "<Types/>",
+            "word/document.xml": '<?xml version="1.0" encoding="bogus"?><d/>',
+            "word/header1.xml": '<?xml version="1.0" encoding="shift_jis"?><d/>',
+            "word/footer1.xml": _header("read"),
+        }
+    )
+    assert office_text(unknown) == "read"
 
     deep = 100_000
     nested = archive(
