@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
-_W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+WORD_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 _S = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
 _A = (
     'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
@@ -34,6 +34,11 @@ def archive(parts: Mapping[str, str | bytes], *, stored: frozenset[str] = frozen
     return out.getvalue()
 
 
+def word_part(text: str, tag: str = "w:hdr") -> str:
+    """A part of a Word text (a header by default) holding ``text`` in one paragraph."""
+    return f"<{tag} {WORD_NS}><w:p><w:r><w:t>{escape(text)}</w:t></w:r></w:p></{tag}>"
+
+
 def docx(paragraphs: list[list[str]], *, extra: Mapping[str, str | bytes] | None = None) -> bytes:
     """A Word text: each paragraph a list of runs (a value split across runs, as a word
     processor splits it where its formatting or spell-checking changes)."""
@@ -44,7 +49,7 @@ def docx(paragraphs: list[list[str]], *, extra: Mapping[str, str | bytes] | None
     return archive(
         {
             "[Content_Types].xml": _CONTENT_TYPES,
-            "word/document.xml": f"<w:document {_W}><w:body>{body}</w:body></w:document>",
+            "word/document.xml": f"<w:document {WORD_NS}><w:body>{body}</w:body></w:document>",
             **(extra or {}),
         }
     )

@@ -7,20 +7,14 @@ from __future__ import annotations
 import tracemalloc
 
 from pipeline.pdf.office import MAX_ENTRIES, MAX_XML_BYTES, office_text
-from tests.support.office_files import archive, docx, odt, pptx, xlsx
-
-_W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
-
-
-def _header(text: str) -> str:
-    return f"<w:hdr {_W}><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:hdr>"
+from tests.support.office_files import WORD_NS, archive, docx, odt, pptx, word_part, xlsx
 
 
 def test_each_format_is_read_a_paragraph_or_cell_at_a_time() -> None:
     # A value split across runs of formatting is read whole; headers are read too.
     text = docx(
         [["IBAN DE89 3704 ", "0044 0532", " 0130 00"], ["Kind regards"]],
-        extra={"word/header1.xml": _header("jane.doe@example.com")},
+        extra={"word/header1.xml": word_part("jane.doe@example.com")},
     )
     assert office_text(text) == (
         "IBAN DE89 3704 0044 0532 0130 00\nKind regards\njane.doe@example.com"
@@ -35,7 +29,7 @@ def test_each_format_is_read_a_paragraph_or_cell_at_a_time() -> None:
 
 
 def test_parts_that_hold_no_writing_and_other_archives_are_not_read() -> None:
-    styled = docx([["Report"]], extra={"word/styles.xml": _header("jane.doe@example.com")})
+    styled = docx([["Report"]], extra={"word/styles.xml": word_part("jane.doe@example.com")})
     assert office_text(styled) == "Report"
     assert office_text(archive({"refunds.csv": "DE89 3704 0044 0532 0130 00"})) is None
     assert office_text(odt(["a book"], mimetype="application/epub+zip")) is None
@@ -49,9 +43,9 @@ def test_hostile_archives_are_read_within_their_bounds() -> None:
     bomb = archive(
         {
             "[Content_Types].xml": "<Types/>",
-            "word/header1.xml": _header("before the bomb"),
-            "word/document.xml": f"<w:document {_W}>{'x' * 10 * MAX_XML_BYTES}</w:document>",
-            "word/footer1.xml": _header("after the bomb"),
+            "word/header1.xml": word_part("before the bomb"),
+            "word/document.xml": f"<w:document {WORD_NS}>{'x' * 10 * MAX_XML_BYTES}</w:document>",
+            "word/footer1.xml": word_part("after the bomb"),
         }
     )
     assert len(bomb) < 100_000
@@ -70,13 +64,13 @@ def test_hostile_archives_are_read_within_their_bounds() -> None:
     )
     laughs = (
         f'<?xml version="1.0"?><!DOCTYPE w [<!ENTITY a "aaaaaaaaaa">{entities}]>'
-        f"<w:document {_W}><w:p><w:r><w:t>&i;</w:t></w:r></w:p></w:document>"
+        f"<w:document {WORD_NS}><w:p><w:r><w:t>&i;</w:t></w:r></w:p></w:document>"
     )
     expanded = archive(
         {
             "[Content_Types].xml": "<Types/>",
             "word/document.xml": laughs,
-            "word/footer1.xml": _header("read"),
+            "word/footer1.xml": word_part("read"),
         }
     )
     assert office_text(expanded) == "read"
@@ -86,7 +80,7 @@ def test_hostile_archives_are_read_within_their_bounds() -> None:
             "[Content_Types].xml": "<Types/>",
             "word/document.xml": '<?xml version="1.0" encoding="bogus"?><d/>',
             "word/header1.xml": '<?xml version="1.0" encoding="shift_jis"?><d/>',
-            "word/footer1.xml": _header("read"),
+            "word/footer1.xml": word_part("read"),
         }
     )
     assert office_text(unknown) == "read"
@@ -104,7 +98,7 @@ def test_hostile_archives_are_read_within_their_bounds() -> None:
         {
             "[Content_Types].xml": "<Types/>",
             **{f"junk/{n}.bin": b"" for n in range(MAX_ENTRIES)},
-            "word/document.xml": f"<w:document {_W}><w:p><w:t>late</w:t></w:p></w:document>",
+            "word/document.xml": f"<w:document {WORD_NS}><w:p><w:t>late</w:t></w:p></w:document>",
         }
     )
     assert office_text(crowded) == ""
