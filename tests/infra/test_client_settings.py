@@ -3,15 +3,21 @@ S3's endpoint, region and credentials."""
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
 from temporalio.client import TLSConfig
 
 from infra.clients import kafka_kwargs, s3_client, s3_kwargs, temporal_kwargs
 from infra.settings import KafkaSettings, S3Settings, TemporalSettings
 from tests.support.settings import production_like
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def test_kafka_kwargs_plaintext_has_no_sasl_or_ssl() -> None:
@@ -149,3 +155,53 @@ def test_s3_client_for_aws_uses_the_regional_endpoint() -> None:
     assert "127.0.0.1" not in client.meta.endpoint_url
     assert client.meta.endpoint_url.startswith("https://")
     assert "amazonaws.com" in client.meta.endpoint_url
+
+
+class _Sent(Exception):
+    """Raised in place of sending a request, with the request's Authorization header."""
+
+    def __init__(self, authorization: str) -> None:
+        super().__init__("not sent")
+        self.authorization = authorization
+
+
+def _signed_by(client: S3Client) -> str:
+    """The access key ID the client signs with (the request is stopped before it is sent)."""
+
+    def stop(request: AWSPreparedRequest, **_: Any) -> None:
+        value = request.headers["Authorization"]
+        raise _Sent(value.decode() if isinstance(value, bytes) else value)
+
+    client.meta.events.register("before-send.s3.ListBuckets", stop)
+    with pytest.raises(_Sent) as sent:
+        client.list_buckets()
+    match = re.search(r"Credential=([^/]+)/", sent.value.authorization)
+    assert match is not None, sent.value.authorization
+    return match[1]
+
+
+@pytest.mark.usefixtures("isolated_aws_env")
+def test_s3_clients_made_one_after_another_keep_their_handlers_apart() -> None:
+    """Clients come from one session per process; each has its own event handlers (the
+    fault injection of tests, boto3's own retry handlers)."""
+    remote = S3Settings(endpoint_url="https://s3.example.test", region="eu-west-1")
+    first, second = s3_client(remote), s3_client(remote)
+    assert first is not second
+    assert _signed_by(first) == "from-env"
+    # The handler that stopped the first client's request is not the second's.
+    second.meta.events.register("before-send.s3.ListBuckets", lambda **_: None, unique_id="x")
+    assert _signed_by(second) == "from-env"
+    with pytest.raises(_Sent):
+        first.list_buckets()
+
+
+@pytest.mark.usefixtures("isolated_aws_env")
+def test_an_s3_client_sees_the_aws_environment_of_when_it_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A change to the ``AWS_*`` variables reaches the next client, as it would reach a
+    client from a fresh session."""
+    remote = S3Settings(endpoint_url="https://s3.example.test", region="eu-west-1")
+    assert _signed_by(s3_client(remote)) == "from-env"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "rotated")
+    assert _signed_by(s3_client(remote)) == "rotated"
