@@ -111,7 +111,13 @@ class ResultPublisher:
                 # Idempotence stays off: the dev broker cannot do it, and the consumers
                 # dedupe by key anyway.
                 producer = AIOKafkaProducer(acks="all", **self._kwargs)
-                await producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    # Closed, so that a broker outage leaves no connection open, nor an
+                    # unclosed producer logged for each retry of the activity.
+                    await producer.stop()
+                    raise
                 self._producer = producer
             return self._producer
 
