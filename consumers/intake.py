@@ -172,10 +172,13 @@ class UploadIntake:
             kafka.group_id,
             kafka.max_in_flight,
         )
-        await producer.start()
         try:
+            await producer.start()
             await consumer.start()
         except BaseException:
+            # Both closed, started or not, so that neither is left open (nor reported
+            # unclosed when it is collected).
+            await consumer.stop()
             await producer.stop()
             raise
         self._consumer = consumer

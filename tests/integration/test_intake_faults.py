@@ -9,16 +9,21 @@ dead-lettered, and everything starts once it passes.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
 import logging
 import time
+import warnings
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from temporalio.client import Client
 
 from app.reprocess import ReprocessError, resolve
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
+from infra.ports import LOOPBACK, free_ports
 from infra.settings import Settings
 from tests.support.intake import (
     Message,
@@ -163,3 +168,20 @@ async def test_reprocess_facing_a_403_names_the_refusal_not_a_gone_version(
     s3.delete_object(Bucket=document.bucket, Key=document.key, VersionId=document.version_id)
     with pytest.raises(ReprocessError, match="gone"):
         await resolve(settings, client, s3_client(settings.s3), document.document_id)
+
+
+async def test_an_intake_that_cannot_reach_the_broker_fails_and_leaves_nothing_open(
+    settings: Settings, client: Client
+) -> None:
+    """No broker at the bootstrap address: the run fails with the connection error, and
+    the consumer and dead-letter producer it made are closed, not left to the garbage
+    collector to report unclosed."""
+    (port,) = free_ports(1)  # nothing listens there
+    settings = with_kafka(settings, bootstrap_servers=f"{LOOPBACK}:{port}")
+    intake = UploadIntake(settings, client, s3_client(settings.s3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KafkaConnectionError):
+            await intake.run(asyncio.Event())
+        gc.collect()
+    assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
