@@ -247,8 +247,9 @@ def _document_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _outside_pages_lines(sensitive: dict[str, Any]) -> list[str]:
-    """The sensitive data in the document's metadata, its attached files and its form fields
-    that no page shows (reports from before they were searched say nothing of them)."""
+    """The sensitive data in the parts of the document outside its pages
+    (``app.report_pages.OUTSIDE_PAGES``: its metadata, attached files, form fields that no
+    page shows, bookmarks); reports from before a part was searched say nothing of it."""
     return [
         f"  sensitive data in {_WHERE[part]}: {', '.join(found)}"
         for part, found in findings_outside_pages(sensitive).items()
