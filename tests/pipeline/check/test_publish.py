@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
-
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from infra.ports import LOOPBACK, free_ports
 from pipeline.check.publish import ResultPublisher
 from pipeline.models import CheckSummary, DocumentRef
+from tests.support.unclosed import no_kafka_client_left_unclosed
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")
 
@@ -24,11 +22,8 @@ async def test_a_producer_that_cannot_reach_the_broker_is_closed_each_time() -> 
         producer_kwargs={"bootstrap_servers": f"{LOOPBACK}:{port}", "request_timeout_ms": 1000},
     )
     summary = CheckSummary(document_id=DOCUMENT.document_id, verdict="pass")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with no_kafka_client_left_unclosed():
         for _ in range(2):
             with pytest.raises(KafkaConnectionError):
                 await publisher.send(DOCUMENT, summary, workflow_id="docpipe/a")
-        gc.collect()
-    assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
     await publisher.close()
