@@ -28,14 +28,19 @@ from pipeline.pdf.parser_process import (
 
 
 def kill_executor(executor: ProcessPoolExecutor) -> None:
-    """Kill the processes of ``executor`` now (work in flight is abandoned) and reap them."""
+    """Kill the processes of ``executor`` now (work in flight is abandoned), reap them, and
+    free the executor's queues."""
     processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.kill()
     for process in processes:
         process.join(timeout=5)
+    # With its processes dead, this returns within milliseconds, once the executor's thread
+    # has ended and let go of its queues: their named semaphores are then released. Left to
+    # that thread, a process that exits right after (``os._exit``, as ``docpipe`` does) would
+    # leave them to the resource tracker, which warns of leaked semaphores on stderr.
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 # What the fork server imports first, by name: importing it binds a process to its parent,

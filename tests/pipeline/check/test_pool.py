@@ -8,6 +8,9 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -314,3 +317,35 @@ async def test_an_attached_pdf_slow_to_read_is_cut_short_in_a_parser_process(
     (page,) = await pool.check_range(path, 1, 1)
     assert page["error_type"] is None
     assert page["sensitive"] == {"iban": 1}
+
+
+async def test_a_pool_shut_down_leaves_none_of_its_threads_running() -> None:
+    before = set(threading.enumerate())
+    pool = PagePool(2)
+    await pool.warm()
+    assert set(threading.enumerate()) > before, "each executor runs a thread of its own"
+    pool.shutdown()
+    # Those threads hold the executors' queues and their named semaphores: a process that
+    # ends with os._exit, as ``docpipe`` does, leaves whatever they hold to the resource
+    # tracker, which then warns of leaked semaphores in the worker's log.
+    assert set(threading.enumerate()) == before
+
+
+def test_a_program_that_ends_once_its_pool_is_shut_down_leaves_no_warning() -> None:
+    program = (
+        "import asyncio, os\n"
+        "from pipeline.check.pool import PagePool\n"
+        "async def main():\n"
+        "    pool = PagePool(2)\n"
+        "    await pool.warm()\n"
+        "    pool.shutdown()\n"
+        "asyncio.run(main())\n"
+        "os._exit(0)\n"  # as ``docpipe`` ends (app.cli.main)
+    )
+    # Read to the end of stderr, which the resource tracker shares and writes its
+    # warnings to as it exits after the program.
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
