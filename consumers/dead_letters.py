@@ -29,7 +29,9 @@ _OWN = frozenset({REASON, MESSAGE, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET
 # its own limit, so the client-side one only has to be out of the way.
 MAX_REQUEST_BYTES = 64 << 20
 
-Headers = tuple[tuple[str, bytes], ...]
+# Kafka headers as aiokafka reads them: a header may have no value (None).
+Header = tuple[str, bytes | None]
+Headers = tuple[Header, ...]
 
 
 def dead_letter_headers(
@@ -38,14 +40,14 @@ def dead_letter_headers(
     topic: str,
     partition: int,
     offset: int,
-    original: Sequence[tuple[str, bytes]] = (),
-) -> list[tuple[str, bytes]]:
+    original: Sequence[Header] = (),
+) -> list[Header]:
     """Headers of a dead letter: the original message's own, then why and where from.
 
     A replayed message that is refused again keeps its ``docpipe.replayed_from``, so its
     history stays visible; earlier reason headers are replaced, not repeated.
     """
-    headers = [(k, bytes(v)) for k, v in original if k not in _OWN]
+    headers = [(k, _copied(v)) for k, v in original if k not in _OWN]
     headers += [
         (REASON, rejected.reason.encode()),
         (MESSAGE, rejected.message.encode()),
@@ -79,7 +81,11 @@ class DeadLetter:
     @classmethod
     def from_record(cls, record: Any) -> DeadLetter:
         """Read a consumed dead-letter record; missing headers read as ``unknown``/-1."""
-        own = {k: bytes(v).decode(errors="replace") for k, v in record.headers if k in _OWN}
+        own = {
+            k: bytes(v).decode(errors="replace")
+            for k, v in record.headers
+            if k in _OWN and v is not None
+        }
 
         def number(name: str) -> int:
             try:
@@ -98,6 +104,11 @@ class DeadLetter:
             timestamp_ms=record.timestamp,
             key=record.key,
             value=record.value,
-            headers=tuple((k, bytes(v)) for k, v in record.headers if k not in _OWN),
+            headers=tuple((k, _copied(v)) for k, v in record.headers if k not in _OWN),
             value_omitted_bytes=number(VALUE_OMITTED) if VALUE_OMITTED in own else None,
         )
+
+
+def _copied(value: bytes | None) -> bytes | None:
+    # Kafka allows a header without a value; it is kept as one, not refused.
+    return None if value is None else bytes(value)

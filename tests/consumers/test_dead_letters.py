@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from consumers.dead_letters import (
     SOURCE_TOPIC,
     VALUE_OMITTED,
     DeadLetter,
+    Header,
     dead_letter_headers,
 )
 from consumers.events import Rejected
@@ -27,7 +29,7 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 class _Record:
     """The fields of an aiokafka ConsumerRecord that dead letters use."""
 
-    headers: list[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes | None]]
     partition: int = 1
     offset: int = 42
     timestamp: int = 1_700_000_000_000
@@ -36,7 +38,7 @@ class _Record:
     topic: str = "uploads.dlq"
 
 
-def _headers_of_uploads_2_17(rejected: Rejected) -> list[tuple[str, bytes]]:
+def _headers_of_uploads_2_17(rejected: Rejected) -> list[Header]:
     """The headers of a letter refused from ``uploads`` partition 2, offset 17, that came
     with one header of its own (``trace-id``)."""
     return dead_letter_headers(
@@ -92,6 +94,23 @@ def test_dead_letter_reads_back_from_a_record() -> None:
     assert letter.value == b"original bytes"
     assert letter.headers == (("trace-id", b"t-1"),)
     assert letter.value_omitted_bytes is None
+
+
+def test_a_header_without_a_value_is_kept_and_reads_back_as_one() -> None:
+    # Kafka allows them (librdkafka and Java producers send them); aiokafka reads None.
+    headers = dead_letter_headers(
+        Rejected("not_json", "not JSON"),
+        topic="uploads",
+        partition=2,
+        offset=17,
+        original=[("x-empty", None), ("trace-id", b"t-1")],
+    )
+    assert headers[:2] == [("x-empty", None), ("trace-id", b"t-1")]
+    letter = DeadLetter.from_record(_Record(headers=headers))
+    assert letter.headers == (("x-empty", None), ("trace-id", b"t-1"))
+    assert (letter.reason, letter.source_offset) == ("not_json", 17)
+    # docpipe's own header without a value reads as missing.
+    assert DeadLetter.from_record(_Record(headers=[(REASON, None)])).reason == "unknown"
 
 
 def test_a_letter_without_docpipe_headers_reads_as_unknown() -> None:

@@ -97,7 +97,7 @@ def _record(
     *,
     key: bytes | None = b"upload",
     offset: int = 41,
-    headers: tuple[tuple[str, bytes], ...] = (),
+    headers: tuple[tuple[str, bytes | None], ...] = (),
 ) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
         topic=TOPIC,
@@ -246,6 +246,16 @@ async def test_a_malformed_event_is_dead_lettered_as_it_came_with_its_reason(
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == (TOPIC, 2, 41)
     assert intake.starts.tries == 0
     assert (intake.counters.dead_lettered, intake.counters.by_reason) == (1, {"not_json": 1})
+
+
+async def test_a_malformed_event_with_a_header_without_a_value_is_dead_lettered_with_it(
+    s3: S3Client, heads: Stubber
+) -> None:
+    intake = _intake(s3)
+    headers = (("x-empty", None), ("trace-id", b"t1"))
+    await intake.handler.handle(_record(b"not json", key=b"k1", headers=headers))
+    (letter,) = intake.dead_letters.letters
+    assert (letter.reason, letter.headers) == ("not_json", headers)
 
 
 async def test_an_event_naming_a_bucket_not_allowed_is_dead_lettered_unread(

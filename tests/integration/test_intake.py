@@ -227,7 +227,8 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
     ]
     messages = [Message(native_event(good[0]))]
     for name, value, _ in cases:
-        headers = (("trace-id", name.encode()),)
+        # A header without a value too: Kafka allows it, and the letter keeps it.
+        headers = (("trace-id", name.encode()), ("x-empty", None))
         messages.append(Message(value, key=name.encode(), partition=0, headers=headers))
         if name == "json_array":
             messages.append(Message(native_event(good[1]), partition=0))
@@ -247,7 +248,7 @@ async def test_malformed_messages_are_dead_lettered_with_their_reason(
             continue
         # The original bytes, unchanged, with where they came from.
         assert letter.value == value, name
-        assert letter.headers == (("trace-id", name.encode()),), name
+        assert letter.headers == (("trace-id", name.encode()), ("x-empty", None)), name
         assert letter.message, name
         assert letter.source_topic == settings.kafka.uploads_topic
         assert (letter.source_partition, letter.source_offset) == (
