@@ -18,7 +18,7 @@ from app.command import EXIT_USAGE, CommandError, Commands
 from infra.clients import kafka_kwargs, s3_client, start_kafka
 from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3, describe_s3
-from pipeline.models import DocumentRef
+from pipeline.models import DocumentRef, object_version_id
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,11 +75,10 @@ def upload(
         raise SubmitError(
             f"S3 {why} the upload of {path} to s3://{bucket}/{key}: {describe_s3(exc)}"
         ) from None
-    version_id = response.get("VersionId")
     return DocumentRef(
         bucket=bucket,
         key=key,
-        version_id=version_id if version_id and version_id != "null" else None,
+        version_id=object_version_id(response.get("VersionId")),
         etag=str(response["ETag"]).strip('"'),
         size=len(body),
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pipeline.models import object_version_id
 from pipeline.reasons import Reason
 
 
@@ -101,7 +102,7 @@ def _native(event: dict[str, Any], tenant_field: str | None = None) -> Upload:
     return Upload(
         bucket=bucket,
         key=key,
-        version_id=_optional(event, "version_id", str, "") or None,
+        version_id=object_version_id(_optional(event, "version_id", str, "")),
         etag=_optional(event, "etag", str, "") or None,
         size=size,
         tenant=_optional(event, tenant_field, str, "") or None if tenant_field else None,
@@ -131,7 +132,7 @@ def _s3_record(record: Any, index: int) -> Upload | None:
     return Upload(
         bucket=bucket,
         key=key,
-        version_id=_optional(obj, "versionId", str, f"{where}s3.object.") or None,
+        version_id=object_version_id(_optional(obj, "versionId", str, f"{where}s3.object.")),
         etag=_optional(obj, "eTag", str, f"{where}s3.object.") or None,
         size=_optional(obj, "size", int, f"{where}s3.object."),
     )

@@ -29,7 +29,7 @@ from infra.check_requests import check_request, intake_lane
 from infra.settings import Settings
 from pipeline.failures import S3Failure, classify_s3
 from pipeline.lanes import event_field
-from pipeline.models import DocumentRef
+from pipeline.models import DocumentRef, object_version_id
 from pipeline.reasons import Reason
 from pipeline.starts import start_check
 
@@ -154,7 +154,7 @@ class UploadHandler:
                 if classify_s3(exc) is S3Failure.MISSING:
                     return None
                 raise
-            version_id = meta.get("VersionId") if meta.get("VersionId") != "null" else None
+            version_id = object_version_id(meta.get("VersionId"))
             etag = str(meta.get("ETag", "")).strip('"') or None
             size = int(meta.get("ContentLength", 0))
         return DocumentRef(

@@ -52,6 +52,16 @@ def hashed_object_key(key: str) -> str:
     return HASH_PREFIX + hashlib.sha256(key.encode()).hexdigest()
 
 
+def object_version_id(value: str | None) -> str | None:
+    """S3's version ID of an object as a document's identity: None where there is none.
+
+    S3 says ``"null"`` for an object written while its bucket's versioning was off or
+    suspended: each such write replaces the last under the same ``"null"``, so it tells
+    no two versions apart, and the ETag must.
+    """
+    return None if not value or value == "null" else value
+
+
 @dataclass(frozen=True)
 class DocumentRef:
     """One version of one object in S3: the identity of a document check."""

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecution
 
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.results import ResultStore, to_json_bytes
-from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, DocumentRef
+from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, DocumentRef, object_version_id
 from pipeline.recheck.diff import build_diff, comparison_row, is_change, policy_fingerprint
 from pipeline.recheck.models import (
     ComparePageInput,
@@ -130,11 +130,10 @@ class RecheckActivities:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 return None  # deleted since it was listed
             raise
-        version_id = head.get("VersionId")
         return DocumentRef(
             bucket=bucket,
             key=key,
-            version_id=version_id if version_id and version_id != "null" else None,
+            version_id=object_version_id(head.get("VersionId")),
             etag=str(head.get("ETag", "")).strip('"') or None,
             size=int(head.get("ContentLength", 0)),
         )

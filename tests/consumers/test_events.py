@@ -53,6 +53,24 @@ def test_native_event_minimal_has_unknown_version() -> None:
     assert parsed == Parsed([Upload(bucket="documents", key="a.pdf")])
 
 
+def test_a_null_version_is_no_version_so_the_etag_tells_versions_apart() -> None:
+    # What S3 gives an object written while its bucket's versioning is off or suspended.
+    native = _encode({"bucket": "documents", "key": "a.pdf", "version_id": "null", "etag": "e1"})
+    s3 = _encode(
+        {
+            "Records": [
+                _record(
+                    "ObjectCreated:Put",
+                    "documents",
+                    {"key": "a.pdf", "versionId": "null", "eTag": "e2"},
+                )
+            ]
+        }
+    )
+    assert _parse(native) == Parsed([Upload(bucket="documents", key="a.pdf", etag="e1")])
+    assert _parse(s3) == Parsed([Upload(bucket="documents", key="a.pdf", etag="e2")])
+
+
 def test_s3_notification_with_created_and_removed_records() -> None:
     value = _encode(
         {
