@@ -12,6 +12,7 @@ import collections
 import contextlib
 import os
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -109,13 +110,24 @@ def head(s3: S3Client, document: DocumentRef) -> dict[str, Any]:
     return _of_version(document, s3.head_object)
 
 
-def download(s3: S3Client, document: DocumentRef, directory: str | None = None) -> Path:
+class DownloadStoppedError(Exception):
+    """The download was stopped before it ended (its check was cancelled)."""
+
+
+def download(
+    s3: S3Client,
+    document: DocumentRef,
+    directory: str | None = None,
+    stop: threading.Event | None = None,
+) -> Path:
     """Download the exact version to a new temporary file; the caller removes it.
 
-    Nothing is left behind when the download fails.
+    Nothing is left behind when the download fails or is stopped (``stop`` set: checked
+    between blocks).
 
     Raises:
         ObjectUnavailableError: the version is gone, was replaced, or may not be read.
+        DownloadStoppedError: ``stop`` was set.
     """
     # The PID in the name lets a later worker remove what a killed one left behind.
     fd, name = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=".pdf", dir=directory)
@@ -128,6 +140,8 @@ def download(s3: S3Client, document: DocumentRef, directory: str | None = None) 
                 raise ObjectChangedError(f"{document.document_id}: ETag is now {etag}")
             body = response["Body"]
             for block in iter(lambda: body.read(_READ_BYTES), b""):
+                if stop is not None and stop.is_set():
+                    raise DownloadStoppedError(document.document_id)
                 out.write(block)
     except BaseException:
         path.unlink(missing_ok=True)
@@ -275,7 +289,7 @@ class Spooler:
             with _tracer.start_as_current_span(
                 "docpipe.download", attributes={"docpipe.bucket": document.bucket}
             ):
-                path = await asyncio.to_thread(download, self._s3, document, self._directory)
+                path = await self._download(document)
         spooled = SpooledFile(path)
         try:
             yield spooled
@@ -284,6 +298,25 @@ class Spooler:
                 await self._remove(*self._shelf.put(document, path))
             else:
                 await self._remove(path)
+
+    async def _download(self, document: DocumentRef) -> Path:
+        """:func:`download` in a thread, which a cancelled check stops and cleans up after.
+
+        Cancelling the wait does not stop the thread: left alone, it would write the whole
+        file for nobody, every attempt of a check cancelled while downloading leaving one
+        more file on the worker's disk.
+        """
+        stop = threading.Event()
+        downloading = asyncio.ensure_future(
+            asyncio.to_thread(download, self._s3, document, self._directory, stop)
+        )
+        try:
+            return await asyncio.shield(downloading)
+        except asyncio.CancelledError:
+            stop.set()
+            # Stopped, it removes its file itself; finished first, its file is removed here.
+            downloading.add_done_callback(_remove_downloaded)
+            raise
 
     async def _remove(self, *paths: Path) -> None:
         for path in paths:
@@ -294,6 +327,12 @@ class Spooler:
         """Remove the files kept for page checks (the worker is stopping)."""
         for path in self._shelf.expired(everything=True):
             _unlink_with_repairs(path)
+
+
+def _remove_downloaded(downloading: asyncio.Future[Path]) -> None:
+    if downloading.cancelled() or downloading.exception() is not None:
+        return
+    downloading.result().unlink(missing_ok=True)
 
 
 def _unlink_with_repairs(path: Path) -> None:
