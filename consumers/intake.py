@@ -194,6 +194,9 @@ class UploadIntake:
         try:
             await self._consume(stop, handler)
             await self._drain(kafka.shutdown_timeout_s)
+            if self._crash is not None:
+                # A bug met while draining is no less one than while consuming.
+                raise self._crash
         finally:
             # Only after a crash or a drain timeout is anything still in flight.
             await self._cancel(list(self._partitions.values()))

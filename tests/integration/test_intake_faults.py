@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 
 import pytest
@@ -25,6 +26,7 @@ from infra.ports import LOOPBACK, free_ports
 from infra.settings import Settings
 from tests.support.intake import (
     Message,
+    committed,
     dead_letters,
     native_event,
     publish,
@@ -180,3 +182,39 @@ async def test_an_intake_that_cannot_reach_the_broker_fails_and_leaves_nothing_o
     intake = UploadIntake(settings, client, s3_client(settings.s3))
     with no_kafka_client_left_unclosed(), pytest.raises(KafkaConnectionError):
         await intake.run(asyncio.Event())
+
+
+async def test_a_bug_met_while_draining_fails_the_run_and_its_message_stays_uncommitted(
+    settings: Settings, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.intake")
+    document = upload(settings, f"{unique_prefix('drain-bug')}/doc.pdf")
+    s3 = s3_client(settings.s3)
+    heading, go = threading.Event(), threading.Event()
+
+    def a_bug(**_: object) -> None:
+        heading.set()
+        go.wait(timeout=60)
+        raise RuntimeError("a bug in the handling")
+
+    # An event without version or ETag: the intake HEADs the object, and meets the bug.
+    s3.meta.events.register("before-send.s3.HeadObject", a_bug)
+    intake = UploadIntake(settings, client, s3)
+    stop = asyncio.Event()
+    run = asyncio.create_task(intake.run(stop))
+    await publish(settings, [Message(native_event(document, version=False, etag=False))])
+    await async_wait_for(lambda: _set(heading), 30, "the message in flight")
+    stop.set()
+    await async_wait_for(lambda: _said(caplog, "in-flight message"), 30, "the drain to begin")
+    go.set()
+    with pytest.raises(RuntimeError, match="a bug in the handling"):
+        await asyncio.wait_for(run, 60)
+    assert await committed(settings) == {}, "its message is delivered again"
+
+
+async def _set(event: threading.Event) -> bool:
+    return event.is_set()
+
+
+async def _said(caplog: pytest.LogCaptureFixture, words: str) -> bool:
+    return any(words in record.getMessage() for record in caplog.records)
