@@ -177,7 +177,8 @@ class SessionSigner:
         if len(parts) != 3:
             return None
         reviewer, session_id, expires = parts
-        if not (_NAME.match(reviewer) and session_id and expires.isdigit()):
+        # isascii(): isdigit() alone takes "²", which int() refuses.
+        if not (_NAME.match(reviewer) and session_id and expires.isascii() and expires.isdigit()):
             return None
         if int(expires) < (now if now is not None else time.time()):
             return None

@@ -2,10 +2,10 @@
 
 Every route but the login and the static files needs a session (``app.review_auth``);
 every POST needs the browser's Origin to be the page's own and, once logged in, the
-session's CSRF token. The reviewer a decision is recorded under is the session's, never a
-form field. Pages carry nothing of a document but what its report holds (reasons, masked
-samples) and the pages drawn as images; nothing is cached on disk, and document pages
-are ``no-store``.
+session's CSRF token; forms are read url-encoded only. The reviewer a decision is
+recorded under is the session's, never a form field. Pages carry nothing of a document
+but what its report holds (reasons, masked samples) and the pages drawn as images;
+nothing is cached on disk, and document pages are ``no-store``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from app.page_images import PageRenderer, RenderFailedError
 from app.review_auth import ReviewerTokens, Session, SessionSigner
@@ -125,17 +126,41 @@ def _bad(reason: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=reason)
 
 
-def _one(values: Any, name: str, *, required: bool = True, max_chars: int = 1000) -> str:
+def _one(
+    values: MultiMapping[str], name: str, *, required: bool = True, max_chars: int = 1000
+) -> str:
     """The one value of field ``name`` (query or form); 400 when missing, repeated or long."""
     given = values.getall(name, [])
     if len(given) > 1:
         raise _bad(f"{name} is given more than once")
-    value = str(given[0]) if given else ""
+    value = given[0] if given else ""
     if required and not value:
         raise _bad(f"{name} is required")
     if len(value) > max_chars:
         raise _bad(f"{name} is longer than {max_chars} characters")
     return value
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str]:
+    """The fields of the request's form, all text; 400 when its body cannot be read as one.
+
+    Every handler and middleware reads the form through here, so that a body the parser
+    chokes on is the client's error, never the catch-all's 502.
+    """
+    if request.content_type == "multipart/form-data":
+        # The page's forms are url-encoded and nothing here takes files; the multipart
+        # parser fails in half a dozen ways (bad boundary, part encodings, part headers).
+        raise _bad("the form is sent url-encoded, not as multipart/form-data")
+    try:
+        posted = await request.post()
+    except LookupError:
+        raise _bad("the form names a charset that is not a text encoding") from None
+    except UnicodeDecodeError as exc:
+        raise _bad(f"the form is not text in {exc.encoding}") from None
+    except web.RequestPayloadError:
+        raise _bad("the body cannot be decoded as its Content-Encoding says") from None
+    # Only multipart bodies hold files or bytes, and those are refused above.
+    return MultiDictProxy(MultiDict((k, v) for k, v in posted.items() if isinstance(v, str)))
 
 
 def _pages(text: str) -> list[int]:
@@ -258,7 +283,7 @@ class ReviewPages:
             raise web.HTTPForbidden(text=f"requests from {origin} are not accepted")
         session = request.get(_SESSION)
         if session is not None:
-            form = await request.post()
+            form = await _form(request)
             if not self.signer.csrf_ok(session, _one(form, "csrf", required=False, max_chars=200)):
                 raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong")
         return await handler(request)
@@ -285,7 +310,7 @@ class ReviewPages:
 
     async def login(self, request: web.Request) -> web.Response:
         """POST /login: a known token starts a session (303 to the queue); else 401."""
-        form = await request.post()
+        form = await _form(request)
         reviewer = self.tokens.reviewer_for(_one(form, "token", max_chars=200))
         if reviewer is None:
             return self._render(request, "login.html", 401, error="Unknown token.")
@@ -343,7 +368,8 @@ class ReviewPages:
         """GET /page.png?id=WORKFLOW_ID&page=N: one of the check's pages to look at, drawn."""
         workflow_id = _one(request.query, "id")
         number_text = _one(request.query, "page", max_chars=9)
-        if not number_text.isdigit() or int(number_text) < 1:
+        # isdigit() alone takes "²", which int() refuses, and "٣", which it reads as 3.
+        if not (number_text.isascii() and number_text.isdigit()) or int(number_text) < 1:
             raise _bad("page is a page number (1, 2, ...)")
         number = int(number_text)
         item = await self._item(workflow_id)
@@ -366,7 +392,7 @@ class ReviewPages:
 
     async def decide(self, request: web.Request) -> web.Response:
         """POST /decide: the decision, as the session's reviewer, sent as the Update."""
-        form = await request.post()
+        form = await _form(request)
         session = request[_SESSION]
         workflow_id = _one(form, "id")
         try:

@@ -1,6 +1,7 @@
 """The review page over HTTP, through a real client on loopback: who may use it, which
 POSTs it takes, what it says to malformed requests, and what its HTML holds (the page
-images it draws: ``test_review_pages_images.py``)."""
+images it draws: ``test_review_pages_images.py``; requests it cannot read at all:
+``test_review_pages_malformed.py``)."""
 
 from __future__ import annotations
 
