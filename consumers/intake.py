@@ -135,16 +135,23 @@ class UploadIntake:
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Per assigned partition, (topic, partition): the messages not yet committed
-        (high watermark minus committed offset, 0 at least); read at scrape time, from
-        another thread, so only from copies."""
+        (high watermark minus committed offset, 0 at least), once the broker has said
+        where the partition ends; read at scrape time, from another thread, so only from
+        copies."""
         consumer = self._consumer
         if consumer is None:
             return {}
         behind = {}
         for tp, partition in list(self._partitions.items()):
             highwater, committed = consumer.highwater(tp), partition.offsets.committed_offset
-            if highwater is not None:
-                behind[(tp.topic, tp.partition)] = max(0, highwater - (committed or 0))
+            if highwater is None:
+                continue
+            # Nothing fetched since the assignment, though a fetch has answered with the
+            # partition's end: it is caught up (a backlog would have been fetched). Not
+            # the whole partition, as a committed offset of 0 would have it.
+            behind[(tp.topic, tp.partition)] = (
+                0 if committed is None else max(0, highwater - committed)
+            )
         return behind
 
     # -- the loop -------------------------------------------------------------------------
