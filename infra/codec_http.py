@@ -4,8 +4,9 @@ The Temporal Web UI (``--ui-codec-endpoint``) and CLI (``--codec-endpoint``) sen
 payloads they show to ``POST /decode`` (and ``/encode`` for what they send), also under
 ``/{namespace}/``, as JSON ``{"payloads": [{"metadata": {..base64..}, "data": base64}]}``,
 and get the same shape back. The UI calls it from the browser: only its origin may (CORS,
-preflight included). A bearer token may be required; the body size is limited; a request
-that is not the protocol gets a 400 with its reason, never a traceback.
+preflight included). A bearer token may be required; the body size and the number of
+payloads are limited; a request that is not the protocol gets a 4xx with its reason, never a
+traceback, and a connection that goes silent is closed.
 
 It runs in a thread of the process that starts it: ``docpipe codec-server``, or the
 embedded stack for the demo.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,12 @@ from infra.keyring import KeyringError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+# The UI and the CLI send one Payloads field per request (the arguments or the result of one
+# call in one history event): a handful. Each payload costs ~20 us of CPU and ~180 bytes of
+# answer even when empty, so without a cap an 8 MiB body of "{}," costs minutes and gigabytes.
+DEFAULT_MAX_PAYLOADS = 1000
+# Seconds a connection may stay silent, mid-request or between requests, before it is closed.
+DEFAULT_TIMEOUT_SECONDS = 30.0
 _OPERATIONS = ("encode", "decode")
 # The headers the UI and CLI send besides the body's type.
 _ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -48,6 +56,8 @@ class CodecServerConfig:
     # Bearer token every encode and decode must carry; None: none required.
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_payloads: int = DEFAULT_MAX_PAYLOADS
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
 
 class CodecRequestError(ValueError):
@@ -70,19 +80,59 @@ def operation_of(path: str) -> str:
     raise CodecRequestError(HTTPStatus.NOT_FOUND, "the codec server serves /encode and /decode")
 
 
-def transcode(codec: EncryptionCodec, operation: str, body: bytes) -> bytes:
+def content_length(values: list[str], limit: int) -> int:
+    """The body's size from a request's ``Content-Length`` header values.
+
+    Raises:
+        CodecRequestError: no value (411); several, or one that is not a byte count (400);
+            more than ``limit`` (413).
+    """
+    if not values:
+        raise CodecRequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+    if len(values) > 1:
+        raise CodecRequestError(HTTPStatus.BAD_REQUEST, "Content-Length is given more than once")
+    text = values[0].strip()
+    # str.isdigit() also holds for digits such as "²" that int() refuses.
+    if not (text.isascii() and text.isdigit()):
+        raise CodecRequestError(
+            HTTPStatus.BAD_REQUEST, f"Content-Length is not a byte count: {text[:20]!r}"
+        )
+    # Digits are counted first: int() refuses a string of more than 4300.
+    if len(text.lstrip("0")) > len(str(limit)) or int(text) > limit:
+        raise CodecRequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is larger than {limit} bytes"
+        )
+    return int(text)
+
+
+def transcode(
+    codec: EncryptionCodec,
+    operation: str,
+    body: bytes,
+    *,
+    max_payloads: int = DEFAULT_MAX_PAYLOADS,
+) -> bytes:
     """The protocol's answer to one request body.
 
     Raises:
         CodecRequestError: the body is not ``{"payloads": [...]}``, or a payload cannot be
-            decoded (its key ID is unknown, or it fails authentication), as a 400.
+            decoded (its key ID is unknown, or it fails authentication), as a 400; it holds
+            more than ``max_payloads`` payloads, as a 413.
     """
     try:
         document = json.loads(body)
+    except RecursionError:
+        # Not a ValueError: the parser gives up on nesting deeper than the recursion limit.
+        raise CodecRequestError(HTTPStatus.BAD_REQUEST, "the body is nested too deeply") from None
     except ValueError:
         raise CodecRequestError(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("payloads"), list):
         raise CodecRequestError(HTTPStatus.BAD_REQUEST, 'the body must be {"payloads": [...]}')
+    if len(document["payloads"]) > max_payloads:
+        raise CodecRequestError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"more than {max_payloads} payloads in one request",
+        )
     payloads = Payloads()
     try:
         json_format.ParseDict(document, payloads)
@@ -102,6 +152,11 @@ class _CodecHandler(BaseHTTPRequestHandler):
     server: _CodecHTTPServer
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        super().setup()
+        # Without it a client that stops sending holds this thread for good.
+        self.connection.settimeout(self.server.config.timeout_seconds)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("codec server: " + format, *args)
 
@@ -112,8 +167,12 @@ class _CodecHandler(BaseHTTPRequestHandler):
             return None
         return origin in self.server.config.allowed_origins
 
-    def _answer(self, status: HTTPStatus, body: bytes = b"", *, cors: bool = False) -> None:
+    def _answer(
+        self, status: HTTPStatus, body: bytes = b"", *, cors: bool = False, close: bool = False
+    ) -> None:
         self.send_response(status)
+        if close:
+            self.send_header("Connection", "close")
         if cors:
             self.send_header("Access-Control-Allow-Origin", self.headers["Origin"])
             self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
@@ -128,7 +187,16 @@ class _CodecHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _refuse(self, error: CodecRequestError, *, cors: bool) -> None:
-        self._answer(error.status, json.dumps({"error": str(error)}).encode(), cors=cors)
+        # Most refusals come before the body is read, and on a kept-alive connection its bytes
+        # would be read as the next request: the connection ends with the answer.
+        body = json.dumps({"error": str(error)}).encode()
+        self._answer(error.status, body, cors=cors, close=True)
+
+    def _declares_body(self) -> bool:
+        return (
+            "Transfer-Encoding" in self.headers
+            or self.headers.get("Content-Length", "0").strip() != "0"
+        )
 
     def do_OPTIONS(self) -> None:
         allowed = self._origin_allowed()
@@ -140,7 +208,8 @@ class _CodecHandler(BaseHTTPRequestHandler):
         if not allowed:
             self._refuse(CodecRequestError(HTTPStatus.FORBIDDEN, "origin not allowed"), cors=False)
             return
-        self._answer(HTTPStatus.NO_CONTENT, cors=True)
+        # A preflight has no body; the bytes of one that declares one are not left unread.
+        self._answer(HTTPStatus.NO_CONTENT, cors=True, close=self._declares_body())
 
     def do_POST(self) -> None:
         allowed = self._origin_allowed()
@@ -151,7 +220,9 @@ class _CodecHandler(BaseHTTPRequestHandler):
             operation = operation_of(self.path)
             self._authenticate()
             body = self._body()
-            answer = transcode(self.server.codec, operation, body)
+            answer = transcode(
+                self.server.codec, operation, body, max_payloads=self.server.config.max_payloads
+            )
         except CodecRequestError as error:
             self._refuse(error, cors=cors)
             return
@@ -169,18 +240,26 @@ class _CodecHandler(BaseHTTPRequestHandler):
             raise CodecRequestError(HTTPStatus.UNAUTHORIZED, "a valid bearer token is required")
 
     def _body(self) -> bytes:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            raise CodecRequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-        if int(length) > self.server.config.max_body_bytes:
-            # The body is left unread: the connection cannot be reused.
-            self.close_connection = True
+        if "Transfer-Encoding" in self.headers:
+            # Read by its Content-Length, a chunked body would leave bytes to be read as a
+            # request; the UI and the CLI always send a Content-Length.
             raise CodecRequestError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the body is larger than {self.server.config.max_body_bytes} bytes",
+                HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not a Transfer-Encoding"
             )
-        return self.rfile.read(int(length))
+        values = self.headers.get_all("Content-Length") or []
+        length = content_length(values, self.server.config.max_body_bytes)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise CodecRequestError(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"the body stopped arriving for {self.server.config.timeout_seconds:g} s",
+            ) from None
+        if len(body) < length:
+            raise CodecRequestError(
+                HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of {length} bytes"
+            )
+        return body
 
 
 class _CodecHTTPServer(ThreadingHTTPServer):
@@ -190,6 +269,14 @@ class _CodecHTTPServer(ThreadingHTTPServer):
         self.config = config
         self.codec = codec
         super().__init__((config.host, config.port), _CodecHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up before its answer is no fault of the server's: no traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("codec server: %s hung up: %r", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
 
 class CodecServer:

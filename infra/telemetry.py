@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Seconds a scrape connection may stay silent before it is closed.
+DEFAULT_METRICS_TIMEOUT_SECONDS = 30.0
 # Log record attributes that docpipe sets with ``extra=`` and the JSON format keeps.
 
 
@@ -54,16 +56,26 @@ class MetricsServer:
         host: address to listen on.
         port: port to listen on (0: any free one; see :attr:`port`).
         sdk_url: the Temporal SDK's own Prometheus endpoint, appended to every scrape.
+        timeout_seconds: how long a connection may stay silent before it is closed.
     """
 
     def __init__(
-        self, registry: CollectorRegistry, *, host: str, port: int, sdk_url: str | None = None
+        self,
+        registry: CollectorRegistry,
+        *,
+        host: str,
+        port: int,
+        sdk_url: str | None = None,
+        timeout_seconds: float = DEFAULT_METRICS_TIMEOUT_SECONDS,
     ) -> None:
         self.registry = registry
         self.sdk_url = sdk_url
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Without it a client that connects and stops sending holds a thread for good.
+            timeout = timeout_seconds
+
             def do_GET(self) -> None:
                 if urlparse(self.path).path not in ("/metrics", "/"):
                     self.send_error(404)

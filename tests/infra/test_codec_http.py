@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
+import socket
+import struct
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from infra.codec import ENCODING, EncryptionCodec
-from infra.codec_http import CodecServer, CodecServerConfig
+from infra.codec_http import DEFAULT_MAX_PAYLOADS, CodecServer, CodecServerConfig
 from infra.keyring import StaticKeyring
 
 UI = "http://127.0.0.1:8233"
@@ -50,6 +55,50 @@ def url(codec: EncryptionCodec) -> Iterator[str]:
 @pytest.fixture
 def guarded(codec: EncryptionCodec) -> Iterator[str]:
     yield from _serve(codec, token=_TOKEN, max_body_bytes=4096)
+
+
+@pytest.fixture
+def impatient(codec: EncryptionCodec) -> Iterator[str]:
+    yield from _serve(codec, timeout_seconds=0.2)
+
+
+def _request(method: str, path: str, headers: list[str], body: bytes = b"") -> bytes:
+    """A request as its bytes, for what an HTTP client library would refuse to send."""
+    head = "\r\n".join([f"{method} {path} HTTP/1.1", "Host: codec", *headers])
+    return f"{head}\r\n\r\n".encode("latin-1") + body
+
+
+def _exchange(url: str, request: bytes) -> bytes:
+    """All the server sends back to ``request`` until it closes the connection.
+
+    Raises:
+        TimeoutError: the server sent nothing for 10 s and kept the connection open.
+    """
+    parts = urlsplit(url)
+    received = b""
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request)
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass  # closing with unread request bytes resets; what was answered is kept
+    return received
+
+
+def _responses(received: bytes) -> list[tuple[int, bytes]]:
+    """The status and body of each answer one connection received, in order."""
+    answers = []
+    while received:
+        head, _, rest = received.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {
+            name.lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)
+        }
+        length = int(headers.get("content-length", "0"))
+        answers.append((int(status_line.split()[1]), rest[:length]))
+        received = rest[length:]
+    return answers
 
 
 @pytest.mark.parametrize("prefix", ["", "/default"])
@@ -152,3 +201,94 @@ def test_other_paths_are_not_found(url: str) -> None:
 
 def test_it_listens_on_loopback_by_default(url: str) -> None:
     assert url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("lengths", "status", "reason"),
+    [
+        (["\N{SUPERSCRIPT TWO}"], 400, "not a byte count"),
+        (["-1"], 400, "not a byte count"),
+        (["0x2"], 400, "not a byte count"),
+        (["2", "2"], 400, "more than once"),
+        (["9" * 5000], 413, "larger than"),
+    ],
+)
+def test_a_content_length_that_is_not_one_byte_count_is_refused_with_its_reason(
+    url: str, lengths: list[str], status: int, reason: str
+) -> None:
+    headers = [f"Content-Length: {length}" for length in lengths]
+    received = _exchange(url, _request("POST", "/decode", headers, b"{}"))
+    ((answered, body),) = _responses(received)
+    assert answered == status
+    assert reason in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000, b'{"payloads": ' + b"[" * 200_000])
+def test_json_nested_too_deeply_gets_a_400(url: str, body: bytes) -> None:
+    answer = requests.post(f"{url}/decode", data=body, timeout=10)
+    assert answer.status_code == 400
+    assert "nested too deeply" in answer.json()["error"]
+
+
+_SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: codec\r\n\r\n"
+_LENGTH = f"Content-Length: {len(_SMUGGLED)}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("POST", "/decode", ["Origin: http://evil.example", _LENGTH], 403),
+        ("POST", "/a/b/decode", [_LENGTH], 404),
+        ("POST", "/decode", [_LENGTH], 401),
+        ("OPTIONS", "/decode", [f"Origin: {UI}", _LENGTH], 204),
+    ],
+)
+def test_a_body_left_unread_is_not_taken_for_the_next_request(
+    guarded: str, method: str, path: str, headers: list[str], status: int
+) -> None:
+    received = _exchange(guarded, _request(method, path, headers, _SMUGGLED))
+    assert [answered for answered, _ in _responses(received)] == [status]
+
+
+def test_a_chunked_body_is_refused_rather_than_read_by_its_content_length(guarded: str) -> None:
+    headers = [f"Authorization: Bearer {_TOKEN}", "Transfer-Encoding: chunked", "Content-Length: 5"]
+    received = _exchange(guarded, _request("POST", "/decode", headers, b"0\r\n\r\n" + _SMUGGLED))
+    ((status, body),) = _responses(received)
+    assert status == 411
+    assert "Transfer-Encoding" in json.loads(body)["error"]
+
+
+def test_a_request_of_more_payloads_than_the_limit_is_refused(url: str) -> None:
+    empty: dict[str, list[dict[str, str]]] = {"payloads": [{}] * DEFAULT_MAX_PAYLOADS}
+    assert requests.post(f"{url}/encode", json=empty, timeout=10).status_code == 200
+    empty["payloads"].append({})
+    answer = requests.post(f"{url}/encode", json=empty, timeout=10)
+    assert answer.status_code == 413
+    assert f"more than {DEFAULT_MAX_PAYLOADS} payloads" in answer.json()["error"]
+
+
+def test_a_body_that_stops_arriving_gets_a_408_and_the_connection_ends(impatient: str) -> None:
+    received = _exchange(impatient, _request("POST", "/decode", ["Content-Length: 100"], b"{"))
+    ((status, body),) = _responses(received)
+    assert status == 408
+    assert "stopped arriving" in json.loads(body)["error"]
+
+
+def test_a_connection_that_sends_nothing_is_closed(impatient: str) -> None:
+    assert _exchange(impatient, b"") == b""
+
+
+def test_a_client_that_hangs_up_mid_request_leaves_no_traceback(
+    url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="infra.codec_http")
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(_request("POST", "/decode", ["Content-Length: 100"], b"{"))
+        # Closing with a zero linger resets the connection under the server's read.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 10
+    while not any("hung up" in record.getMessage() for record in caplog.records):
+        assert time.monotonic() < deadline, "the server did not notice the client leave"
+        time.sleep(0.01)
+    assert "Traceback" not in capsys.readouterr().err

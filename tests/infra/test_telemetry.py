@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -109,3 +110,13 @@ def test_otlp_exporter_sends_spans_to_the_configured_collector(stub: _Stub) -> N
     assert path == "/v1/traces"
     assert headers["content-type"] == "application/x-protobuf"
     assert b"docpipe-worker" in body and b"hello" in body
+
+
+def test_metrics_server_closes_a_connection_that_stops_sending() -> None:
+    server = MetricsServer(CollectorRegistry(), host="127.0.0.1", port=0, timeout_seconds=0.2)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # the headers never end
+            assert sock.recv(1024) == b""
+    finally:
+        server.close()
