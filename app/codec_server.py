@@ -9,6 +9,7 @@ keyring as the workers (``DOCPIPE_CODEC_*``); docs/OPERATIONS.md, "Encryption".
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import threading
@@ -42,6 +43,26 @@ def server_config(args: argparse.Namespace, settings: Settings) -> CodecServerCo
     )
 
 
+def refuse_unauthenticated_exposure(config: CodecServerConfig) -> None:
+    """Anyone who can call a codec server can decrypt every payload: off loopback, it
+    must require a token.
+
+    Raises:
+        SettingsError: it would listen on another address than loopback without a token.
+    """
+    if config.token is not None or config.host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(config.host).is_loopback:
+            return
+    except ValueError:
+        pass  # a host name: where it leads is not known here
+    raise SettingsError(
+        f"--host {config.host} would let anyone who reaches it decrypt every payload: "
+        "set DOCPIPE_CODEC_SERVER_TOKEN (and serve it behind TLS), or keep it on 127.0.0.1"
+    )
+
+
 def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     """Serve encode and decode until SIGTERM or Ctrl-C."""
     if settings.codec.mode == CODEC_NONE:
@@ -49,6 +70,7 @@ def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     keyring = keyring_for(settings.codec)
     assert keyring is not None
     config = server_config(args, settings)
+    refuse_unauthenticated_exposure(config)
     try:
         server = CodecServer(config, EncryptionCodec(keyring))
     except OSError as exc:
