@@ -9,7 +9,6 @@ keyring as the workers (``DOCPIPE_CODEC_*``); docs/OPERATIONS.md, "Encryption".
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import signal
 import threading
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from app.command import Commands
 from infra.codec import EncryptionCodec, describe_keyring, keyring_for
 from infra.codec_http import DEFAULT_MAX_BODY_BYTES, CodecServer, CodecServerConfig
+from infra.ports import is_loopback_host
 from infra.settings import CODEC_NONE, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,8 @@ def refuse_unauthenticated_exposure(config: CodecServerConfig) -> None:
     Raises:
         SettingsError: it would listen on another address than loopback without a token.
     """
-    if config.token is not None or config.host == "localhost":
+    if config.token is not None or is_loopback_host(config.host):
         return
-    try:
-        if ipaddress.ip_address(config.host).is_loopback:
-            return
-    except ValueError:
-        pass  # a host name: where it leads is not known here
     raise SettingsError(
         f"--host {config.host} would let anyone who reaches it decrypt every payload: "
         "set DOCPIPE_CODEC_SERVER_TOKEN (and serve it behind TLS), or keep it on 127.0.0.1"

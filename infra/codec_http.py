@@ -14,7 +14,6 @@ embedded stack for the demo.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
+from infra.bearer import bearer_matches
 from infra.codec import EncryptionCodec, PayloadDecodeError
 from infra.keyring import KeyringError
 
@@ -236,11 +236,7 @@ class _CodecHandler(BaseHTTPRequestHandler):
         token = self.server.config.token
         if token is None:
             return
-        offered = self.headers.get("Authorization", "")
-        scheme, _, credentials = offered.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            credentials.strip().encode(), token.encode()
-        ):
+        if not bearer_matches(self.headers, token):
             raise CodecRequestError(HTTPStatus.UNAUTHORIZED, "a valid bearer token is required")
 
     def _body(self) -> bytes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import ipaddress
 import os
 import random
 import socket
@@ -130,3 +131,14 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a server listening on ``host`` is reachable from this machine only; a host
+    name other than ``localhost`` may lead anywhere, so it is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from infra.backoff import Backoff
 from infra.keyring import KeyringError, StaticKeyring, parse_key_entries
+from infra.ports import is_loopback_host
 from pipeline.lanes import (
     FAIRNESS_PREFIX,
     HIGHEST_PRIORITY,
@@ -319,6 +320,9 @@ class TelemetrySettings:
     metrics_port: int = 0
     # Address that endpoint listens on; 0.0.0.0 lets a Prometheus on another host scrape.
     metrics_host: str = "127.0.0.1"
+    # Bearer token a scrape must carry (Prometheus: ``authorization: credentials``); none:
+    # no authentication, which only a loopback address allows.
+    metrics_token: str | None = field(default=None, metadata=_SECRET)
     # OTLP/HTTP collector (e.g. http://otel-collector:4318); empty: no tracing.
     otlp_endpoint: str = ""
     # "text" (for people) or "json" (one object per line, for log pipelines).
@@ -332,6 +336,11 @@ class TelemetrySettings:
             )
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError("DOCPIPE_TELEMETRY_METRICS_PORT must be a port number or 0")
+        if self.metrics_port and not self.metrics_token and not is_loopback_host(self.metrics_host):
+            raise SettingsError(
+                f"DOCPIPE_TELEMETRY_METRICS_HOST={self.metrics_host} opens the metrics to "
+                "others: set DOCPIPE_TELEMETRY_METRICS_TOKEN, the bearer token scrapes carry"
+            )
 
 
 LOG_FORMATS = ("text", "json")

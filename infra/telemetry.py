@@ -26,6 +26,7 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, generate_latest
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from infra.bearer import bearer_matches
 from infra.settings import TelemetrySettings
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class MetricsServer:
         port: port to listen on (0: any free one; see :attr:`port`).
         sdk_url: the Temporal SDK's own Prometheus endpoint, appended to every scrape.
         timeout_seconds: how long a connection may stay silent before it is closed.
+        token: the bearer token every scrape must carry (None: none).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class MetricsServer:
         port: int,
         sdk_url: str | None = None,
         timeout_seconds: float = DEFAULT_METRICS_TIMEOUT_SECONDS,
+        token: str | None = None,
     ) -> None:
         self.registry = registry
         self.sdk_url = sdk_url
@@ -81,6 +84,12 @@ class MetricsServer:
             timeout = timeout_seconds
 
             def do_GET(self) -> None:
+                if token is not None and not bearer_matches(self.headers, token):
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", "Bearer")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if urlparse(self.path).path not in ("/metrics", "/"):
                     self.send_error(404)
                     return
@@ -226,6 +235,7 @@ def start_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
             host=settings.metrics_host,
             port=settings.metrics_port,
             sdk_url=sdk_url,
+            token=settings.metrics_token,
         )
         log.info("metrics at %s", telemetry.metrics.url)
     return telemetry

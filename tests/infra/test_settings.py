@@ -66,6 +66,7 @@ def test_every_setting_has_a_flag_and_an_env_variable() -> None:
         "DOCPIPE_S3_SECRET_ACCESS_KEY",
         "DOCPIPE_CODEC_KEYS",
         "DOCPIPE_CODEC_SERVER_TOKEN",
+        "DOCPIPE_TELEMETRY_METRICS_TOKEN",
     }
 
 

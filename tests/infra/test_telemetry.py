@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,23 @@ def test_telemetry_settings_are_checked() -> None:
         load_settings(env={"DOCPIPE_TELEMETRY_LOG_FORMAT": "xml"})
     with pytest.raises(SettingsError, match="METRICS_PORT"):
         load_settings(env={"DOCPIPE_TELEMETRY_METRICS_PORT": "70000"})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "metrics.internal"])
+def test_metrics_open_to_others_need_a_token(host: str) -> None:
+    env = {"DOCPIPE_TELEMETRY_METRICS_PORT": "9464", "DOCPIPE_TELEMETRY_METRICS_HOST": host}
+    with pytest.raises(SettingsError, match="DOCPIPE_TELEMETRY_METRICS_TOKEN"):
+        load_settings(env=env)
+    token = {**env, "DOCPIPE_TELEMETRY_METRICS_TOKEN": "scrape-token"}
+    assert load_settings(env=token).telemetry.metrics_token == "scrape-token"
+    # Without a port there is no endpoint to open.
+    assert load_settings(env={"DOCPIPE_TELEMETRY_METRICS_HOST": host}).telemetry.metrics_port == 0
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_metrics_on_loopback_need_no_token(host: str) -> None:
+    env = {"DOCPIPE_TELEMETRY_METRICS_PORT": "9464", "DOCPIPE_TELEMETRY_METRICS_HOST": host}
+    assert load_settings(env=env).telemetry.metrics_host == host
 
 
 class _Stub(ThreadingHTTPServer):
@@ -118,5 +136,27 @@ def test_metrics_server_closes_a_connection_that_stops_sending() -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # the headers never end
             assert sock.recv(1024) == b""
+    finally:
+        server.close()
+
+
+def test_a_metrics_server_with_a_token_answers_only_scrapes_that_carry_it() -> None:
+    registry = CollectorRegistry()
+    Counter("docpipe_things", "things", registry=registry).inc()
+    server = MetricsServer(registry, host="127.0.0.1", port=0, token="scrape-token")
+    try:
+        for offered in (None, "Bearer wrong", "Basic scrape-token", "scrape-token"):
+            request = urllib.request.Request(server.url)
+            if offered is not None:
+                request.add_header("Authorization", offered)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401, offered
+            assert refused.value.headers["WWW-Authenticate"] == "Bearer"
+            assert b"docpipe_things" not in refused.value.read()
+        request = urllib.request.Request(server.url)
+        request.add_header("Authorization", "Bearer scrape-token")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert "docpipe_things_total 1.0" in response.read().decode()
     finally:
         server.close()
