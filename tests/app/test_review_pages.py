@@ -9,7 +9,6 @@ import dataclasses
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -39,18 +38,6 @@ def review_loop() -> MemoryReviewLoop:
         [PageToReview(page=2, reasons=["sensitive data: card number"], samples=[MASKED])],
     )
     return loop
-
-
-@pytest.fixture
-async def url(review_loop: MemoryReviewLoop) -> AsyncIterator[str]:
-    async with review_page(review_loop) as url:
-        yield url
-
-
-@pytest.fixture
-async def client(url: str) -> AsyncIterator[aiohttp.ClientSession]:
-    async with browser_like_session() as client:
-        yield client
 
 
 def _workflow_id(review_loop: MemoryReviewLoop) -> str:

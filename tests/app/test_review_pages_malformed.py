@@ -5,7 +5,6 @@ a readable form: ``test_review_pages.py``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -29,18 +28,6 @@ def review_loop() -> MemoryReviewLoop:
     loop = MemoryReviewLoop()
     loop.add("statement.pdf", make_pdf(["one", "two"]), [PageToReview(page=2, reasons=["r"])])
     return loop
-
-
-@pytest.fixture
-async def url(review_loop: MemoryReviewLoop) -> AsyncIterator[str]:
-    async with review_page(review_loop) as url:
-        yield url
-
-
-@pytest.fixture
-async def client(url: str) -> AsyncIterator[aiohttp.ClientSession]:
-    async with browser_like_session() as client:
-        yield client
 
 
 def _errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
