@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -27,15 +26,11 @@ from typing import Any
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from infra.bearer import bearer_matches
 from infra.codec import EncryptionCodec, PayloadDecodeError
 from infra.keyring import KeyringError
+from infra.small_http import bearer_matches, serve_in_thread
 
 log = logging.getLogger(__name__)
-# How often the serving thread looks for a stop, so how long a stop may take:
-# socketserver's 0.5 s added up to that to every stop of a worker, a consumer and a test
-# server. Idle, a tenth of a second costs about 1 ms of CPU a second (0.5 s: 0.25 ms).
-_SHUTDOWN_POLL_S = 0.1
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 # The UI and the CLI send one Payloads field per request (the arguments or the result of one
@@ -288,13 +283,7 @@ class CodecServer:
 
     def __init__(self, config: CodecServerConfig, codec: EncryptionCodec) -> None:
         self._server = _CodecHTTPServer(config, codec)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": _SHUTDOWN_POLL_S},
-            name="codec-server",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, "codec-server")
 
     @property
     def url(self) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,17 +25,13 @@ from opentelemetry import trace
 from prometheus_client import CollectorRegistry, generate_latest
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from infra.bearer import bearer_matches
 from infra.settings import TelemetrySettings
+from infra.small_http import bearer_matches, serve_in_thread
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
-# How often the serving thread looks for a stop, so how long a stop may take:
-# socketserver's 0.5 s added up to that to every stop of a worker, a consumer and a test
-# server. Idle, a tenth of a second costs about 1 ms of CPU a second (0.5 s: 0.25 ms).
-_SHUTDOWN_POLL_S = 0.1
 
 _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds a scrape connection may stay silent before it is closed.
@@ -105,13 +100,7 @@ class MetricsServer:
 
         self._http = ThreadingHTTPServer((host, port), Handler)
         self._http.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": _SHUTDOWN_POLL_S},
-            name="metrics-http",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._http, "metrics-http")
 
     @property
     def port(self) -> int:
