@@ -179,6 +179,9 @@ def parse_upload_event(
             records = event["Records"]
             if not isinstance(records, list):
                 raise _Invalid(Reason.WRONG_SHAPE, "Records must be a list")
+            if not records:
+                # S3 sends none such: committed as it is, it would vanish without a trace.
+                raise _Invalid(Reason.WRONG_SHAPE, "Records is empty")
             uploads = []
             for index, record in enumerate(records):
                 upload = _s3_record(record, index)

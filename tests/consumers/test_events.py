@@ -136,6 +136,8 @@ REJECTIONS: dict[str, list[tuple[bytes, int]]] = {
         (b'"documents/a.pdf"', 1 << 20),
         (b"42", 1 << 20),
         (b'{"Records": {"eventName": "ObjectCreated:Put"}}', 1 << 20),
+        # No record at all: S3 sends none such, and nothing would be left of it.
+        (b'{"Records": []}', 1 << 20),
         (b'{"Records": ["not a record"]}', 1 << 20),
         (b'{"Records": [{"s3": {}}]}', 1 << 20),
         (b'{"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}', 1 << 20),
