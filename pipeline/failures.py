@@ -89,14 +89,17 @@ _TRANSIENT_STATUSES = frozenset(
         RPCStatusCode.CANCELLED,
         RPCStatusCode.PERMISSION_DENIED,
         RPCStatusCode.UNAUTHENTICATED,
+        # What a start can miss is its namespace: a deployment's fault, every start's alike.
+        RPCStatusCode.NOT_FOUND,
     }
 )
 
 
 def temporal_refused(exc: BaseException) -> bool | None:
     """True when Temporal refused the request for good (invalid argument, failed
-    precondition, not found, a payload over its limit), False when the failure is worth
-    waiting out, None when ``exc`` is not a Temporal failure."""
+    precondition, a payload over its limit), False when the failure is worth waiting out
+    (an outage, or credentials or a namespace that a deployment got wrong), None when
+    ``exc`` is not a Temporal failure."""
     if not isinstance(exc, RPCError):
         return None
     return exc.status not in _TRANSIENT_STATUSES

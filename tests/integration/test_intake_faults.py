@@ -218,3 +218,21 @@ async def _set(event: threading.Event) -> bool:
 
 async def _said(caplog: pytest.LogCaptureFixture, words: str) -> bool:
     return any(words in record.getMessage() for record in caplog.records)
+
+
+async def test_a_namespace_temporal_does_not_know_pauses_the_intake_and_dead_letters_nothing(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consumers.intake")
+    temporal = dataclasses.replace(settings.temporal, namespace=unique_prefix("no-such-namespace"))
+    settings = dataclasses.replace(settings, temporal=temporal)
+    document = upload(settings, f"{unique_prefix('namespace')}/doc.pdf")
+    client = await temporal_client(settings.temporal, settings.codec)
+    intake = UploadIntake(settings, client, s3_client(settings.s3))
+    async with running(intake):
+        await publish(settings, [Message(native_event(document))])
+        # Every start would fail alike: a deployment to mend, not an event to refuse.
+        await async_wait_for(lambda: _said(caplog, "pausing"), 60, "the intake to pause")
+    assert await dead_letters(settings) == []
+    assert await committed(settings) == {}
+    assert intake.counters.started == 0
