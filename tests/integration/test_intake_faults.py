@@ -1,4 +1,5 @@
-"""S3 and Temporal failing one message or all of them, on the real broker, Temporal and moto.
+"""The intake running in this process, on the real broker, Temporal and moto: S3 and
+Temporal failing one message or all of them, a bug met at shutdown, and its lag.
 
 The intake runs in this process, so that a botocore ``before-send`` handler on its S3
 client can answer instead of moto (``tests/support/s3_faults.py``). A refusal (a 403, an
@@ -236,3 +237,24 @@ async def test_a_namespace_temporal_does_not_know_pauses_the_intake_and_dead_let
     assert await dead_letters(settings) == []
     assert await committed(settings) == {}
     assert intake.counters.started == 0
+
+
+async def test_a_restarted_intake_with_everything_committed_is_not_behind(
+    settings: Settings, client: Client
+) -> None:
+    prefix = unique_prefix("lag")
+    documents = [upload(settings, f"{prefix}/doc-{n}.pdf") for n in range(6)]
+    messages = [Message(native_event(d), partition=n % 3) for n, d in enumerate(documents)]
+    async with running(UploadIntake(settings, client, s3_client(settings.s3))):
+        await wait_committed(settings, await publish(settings, messages), 30)
+
+    # The next intake has nothing to fetch: every partition holds messages, all committed.
+    again = UploadIntake(settings, client, s3_client(settings.s3))
+    async with running(again):
+
+        async def every_end_known() -> dict[tuple[str, int], int] | None:
+            lag = again.lag()
+            return lag if len(lag) == 3 else None
+
+        lag = await async_wait_for(every_end_known, 30, "the end of every partition")
+    assert lag == {(settings.kafka.uploads_topic, p): 0 for p in range(3)}
