@@ -79,6 +79,7 @@ async def review_page_screenshot(login_url: str, path: Path, *, timeout_s: float
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             await page.goto(login_url)
+            await page.get_by_role("button", name="Log in").click()
             await page.wait_for_selector(".who")
             row = page.locator("table.queue tr").filter(
                 has=page.locator(".reason", has_text=REVIEWED_REASON)

@@ -88,6 +88,7 @@ async def test_a_reviewer_approves_a_waiting_check_in_the_browser_and_it_complet
 
     async with chromium_page() as page:
         await page.goto(f"{url}/login#token={token}")
+        await page.get_by_role("button", name="Log in").click()
         await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
         link = page.get_by_role("link", name=document.document_id)
 
@@ -115,14 +116,24 @@ async def test_a_reviewer_approves_a_waiting_check_in_the_browser_and_it_complet
     assert summary.decision.final_verdict == "pass"
 
 
-async def test_a_login_url_opened_on_the_login_page_logs_in() -> None:
-    # Only the fragment changes: no page loads, and the page must still log in.
+@pytest.mark.parametrize("from_login_page", [False, True])
+async def test_a_login_url_fills_in_the_token_and_logs_in_only_when_pressed(
+    from_login_page: bool,
+) -> None:
     review_loop = MemoryReviewLoop()
     async with review_page(review_loop) as url, chromium_page() as page:
-        await page.goto(f"{url}/login")
+        if from_login_page:
+            # Then only the fragment changes: no page loads.
+            await page.goto(f"{url}/login")
         await page.goto(f"{url}/login#token={ALICE_TOKEN}")
-        await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
+        await expect(page.locator("#token")).to_have_value(ALICE_TOKEN)
+        await expect(page.locator("#filled")).to_be_visible()
         assert "token" not in page.url
+        # Not logged in by the link alone: another site could open such a link.
+        await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+        assert await page.locator(".who").count() == 0
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
 
 
 async def test_a_scan_that_lay_sideways_is_seen_upright_in_the_browser() -> None:
@@ -137,6 +148,7 @@ async def test_a_scan_that_lay_sideways_is_seen_upright_in_the_browser() -> None
     )
     async with review_page(review_loop) as url, chromium_page() as page:
         await page.goto(f"{url}/login#token={ALICE_TOKEN}")
+        await page.get_by_role("button", name="Log in").click()
         await expect(page.locator(".who")).to_have_text("alice", timeout=30_000)
         await page.goto(f"{url}/check?id={quote(item.workflow_id, safe='')}")
         turned, upright = page.locator("#page-1 img"), page.locator("#page-2 img")
