@@ -159,6 +159,9 @@ async def _form(request: web.Request) -> MultiDictProxy[str]:
         raise _bad(f"the form is not text in {exc.encoding}") from None
     except web.RequestPayloadError:
         raise _bad("the body cannot be decoded as its Content-Encoding says") from None
+    except ConnectionResetError:
+        # The client hung up before its body was all sent: no one to answer, nothing wrong.
+        raise _bad("the body ended before its Content-Length") from None
     # Only multipart bodies hold files or bytes, and those are refused above.
     return MultiDictProxy(MultiDict((k, v) for k, v in posted.items() if isinstance(v, str)))
 

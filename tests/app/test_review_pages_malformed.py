@@ -4,7 +4,9 @@ a readable form: ``test_review_pages.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -13,6 +15,7 @@ from app import review_pages
 from app.review_auth import SessionSigner
 from app.review_queue import PageToReview
 from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
 from tests.support.review_pages import (
     MemoryReviewLoop,
     browser_like_session,
@@ -111,4 +114,27 @@ async def test_a_signed_session_cookie_whose_expiry_is_not_ascii_digits_is_no_se
         async with client.get(f"{url}/", headers=headers, allow_redirects=False) as response:
             assert response.status == 303
             assert response.headers["Location"] == "/login"
+    assert _errors_logged(caplog) == []
+
+
+async def test_a_client_that_hangs_up_in_the_middle_of_its_form_leaves_no_error(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    parts = urlsplit(url)
+    _, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    head = (
+        f"POST /login HTTP/1.1\r\nHost: {parts.netloc}\r\nOrigin: {url}\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: 100\r\n\r\ntoken="
+    )
+    writer.write(head.encode())
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+    async def handled() -> bool:
+        # The access log's line comes once the request is done with.
+        return any("POST /login" in r.getMessage() for r in caplog.records)
+
+    await async_wait_for(handled, 30, "the request handled")
     assert _errors_logged(caplog) == []
