@@ -16,6 +16,7 @@ to the same budget, since pdfium decodes each at full size.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +91,9 @@ def _drawn_images(page: PageObject) -> tuple[list[_Drawn], bool]:
         elif operator == b"Q" and saved:
             matrix = saved.pop()
         elif operator == b"cm" and len(operands) == 6:
-            given = tuple(float(value) for value in operands)
-            matrix = _multiply((given[0], given[1], given[2], given[3], given[4], given[5]), matrix)
+            given = _numbers(operands)
+            if given is not None:  # other operands make no matrix: ignored, as viewers do
+                matrix = _multiply(given, matrix)
         elif operator == b"Do" and operands:
             xobject = resolve(xobjects.get(str(operands[0])))
             if isinstance(xobject, StreamObject) and xobject.get("/Subtype") == "/Image":
@@ -101,6 +103,16 @@ def _drawn_images(page: PageObject) -> tuple[list[_Drawn], bool]:
         elif operator == b"INLINE IMAGE":
             other = True
     return drawn, other
+
+
+def _numbers(operands: list[Any]) -> _Matrix | None:
+    """A ``cm`` operator's six operands as a matrix; None when one is not a finite number."""
+    try:
+        a, b, c, d, e, f = (float(value) for value in operands)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    matrix = (a, b, c, d, e, f)
+    return matrix if all(map(math.isfinite, matrix)) else None
 
 
 def _pixels(image: DictionaryObject) -> tuple[int, int]:

@@ -19,6 +19,7 @@ drawing, handwriting Tesseract cannot read), which is ``ocr_failed`` with the ca
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from pypdf import PageObject
 from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, OcrText
 from pipeline.pdf.ocr_image import page_picture
 from pipeline.pdf.page_checks import PageResult, sensitive_on, text_counts
+
+_log = logging.getLogger(__name__)
 
 OCR = "ocr"
 NO_TEXT = "no_text"
@@ -106,6 +109,12 @@ def read_page(
         return unread(result, exc.cause)
     except MemoryError:
         return unread(result, "out_of_memory")
+    except Exception as exc:
+        # A picture whose drawing or data trips the readers (pypdf, Pillow, pdfium) in a
+        # way not foreseen: this page is unread, not the range of pages it came with.
+        # The type only: the message may quote the document.
+        _log.warning("page %d: its picture could not be read: %s", result.page, type(exc).__name__)
+        return unread(result, "image_unreadable")
     text_chars, words = text_counts(read.text)
     sensitive = sensitive_on(page, read.text)
     empty_sheet = words == 0 and ink_share(picture.image) < BLANK_INK_SHARE

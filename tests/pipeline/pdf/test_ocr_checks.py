@@ -206,3 +206,18 @@ async def test_an_ocr_that_takes_too_long_leaves_the_page_checked_and_unread(
     assert (result["text_source"], result["ocr_error"]) == ("ocr", "timeout")
     assert (result["image_only"], result["paper_size"]) == (True, "A4")
     assert result["sensitive"] == {}
+
+
+def test_a_picture_that_trips_the_readers_unforeseen_leaves_its_page_unread(
+    scans: Path,
+    engine: OcrEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def trips(*args: Any) -> Any:
+        raise ValueError("could not convert string to float: '(Jane Doe)'")
+
+    monkeypatch.setattr("pipeline.pdf.ocr_page.page_picture", trips)
+    result = _read(scans / "letter.pdf", engine)
+    assert (result.text_source, result.ocr_error) == ("ocr", "image_unreadable")
+    assert "ValueError" in caplog.text and "Jane Doe" not in caplog.text

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from PIL import Image, ImageStat
-from pypdf import PdfReader
+from pypdf import PdfReader, PdfWriter
 
 from pipeline.pdf.ocr import OcrError, OcrOptions
 from pipeline.pdf.ocr_image import EMBEDDED, MIN_SIDE_PX, RENDERED, page_picture
@@ -249,3 +249,21 @@ def test_a_page_of_a_thousand_tiny_images_is_rendered_once_in_bounded_time(
     assert picture.image.size == (round(A4_PT[0] / 72 * 200), round(A4_PT[1] / 72 * 200))
     # Measured at about 0.3 s on a shared 2-core machine; far below the OCR timeout.
     assert elapsed < OPTIONS.timeout_s / 4
+
+
+@pytest.mark.parametrize(
+    "matrix", [b"/a /b /c /d /e /f", b"(1) 0 0 1 0 0", b"null 0 0 1 0 0", b"1e999 0 0 1 0 0"]
+)
+def test_a_drawing_matrix_that_is_not_six_numbers_is_ignored_as_viewers_do(
+    matrix: bytes, scan: Image.Image, tmp_path: Path
+) -> None:
+    writer = PdfWriter(clone_from=io.BytesIO(image_pdf([[encode(scan, CLEAN)]])))
+    page = writer.pages[0]
+    contents = page.get_contents()  # a copy: put back below
+    assert contents is not None
+    contents.set_data(b"q " + matrix + b" cm\n" + contents.get_data() + b"\nQ")
+    page.replace_contents(contents)
+    path = tmp_path / "scan.pdf"
+    writer.write(path)
+    picture = page_picture(PdfReader(path).pages[0], 0, _Renders(), OPTIONS)
+    assert (picture.source, picture.image.size) == (EMBEDDED, scan.size)
