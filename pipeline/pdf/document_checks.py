@@ -7,12 +7,10 @@ never document text.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError
@@ -22,6 +20,7 @@ from pipeline.facts import DocumentFeatures
 from pipeline.pdf.attachments import embedded_files, read_attached
 from pipeline.pdf.form_values import values_no_page_shows
 from pipeline.pdf.integrity import examine_integrity
+from pipeline.pdf.metadata import information, with_metadata
 from pipeline.pdf.objects import (
     action_types,
     additional_action_types,
@@ -39,16 +38,10 @@ from pipeline.pdf.objects import (
 from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
 from pipeline.pdf.sensitive import find_sensitive, joined_up_to
-from pipeline.pdf.xmp import Xmp, read_xmp
 from pipeline.reasons import Reason
 
 _PDF_MAGIC = b"%PDF-"
 _VERSION = re.compile(r"^\d\.\d$")
-# The document information entries and XMP values searched for sensitive data: the first
-# ones of each, and at most a page of text's worth of them all.
-_MAX_METADATA_ENTRIES = 100
-_MAX_METADATA_CHARS = 100_000
-_METADATA_DATES = frozenset({"/CreationDate", "/ModDate"})
 # The values of form fields that no page shows, searched at the most: a page of text's worth.
 _MAX_FIELD_CHARS = 100_000
 # Characters of bookmark titles searched for sensitive data, at the most.
@@ -274,7 +267,7 @@ def inspect_stream(
             raise ValueError("the document catalog is not a dictionary")
         version = _effective_version(version, root)
         features = _document_features(reader, root, encrypted, revision)
-        features = _with_metadata(reader, features)
+        features = with_metadata(reader, features)
         if integrity:
             features = _with_integrity(stream, features, diff_budget_s)
     except Exception as exc:
@@ -320,7 +313,7 @@ def _document_features(
         if field_scripts:
             javascript.append("form_actions")
 
-    info: Mapping[str, Any] = reader.metadata or {}
+    info = information(reader)
     attached = read_attached(embedded_files(names.get("/EmbeddedFiles")))
     in_attached = find_sensitive("\n".join(attached.texts))
     off_pages = values_no_page_shows(reader, acroform)
@@ -352,49 +345,6 @@ def _document_features(
         outline_sensitive=in_outline.counts,
         outline_sensitive_samples=in_outline.samples,
         outline_items=len(bookmarks),
-    )
-
-
-def metadata_text(info: Mapping[str, Any], xmp_values: Iterable[str] = ()) -> str:
-    """The text of the document information entries, dates aside (their digits are no
-    one's data), then the XMP metadata's values that do not repeat one already read (an
-    author is often in both): what the sensitive-data search reads, bounded like a page's
-    annotations."""
-    seen: set[str] = set()
-
-    def entries() -> Iterator[str]:
-        for key in itertools.islice(info, _MAX_METADATA_ENTRIES):
-            if key not in _METADATA_DATES:
-                text = text_string(info[key])
-                seen.add(text.strip())
-                yield text
-
-    def new_values() -> Iterator[str]:
-        for value in xmp_values:
-            if value not in seen:
-                seen.add(value)
-                yield value
-
-    return joined_up_to(itertools.chain(entries(), new_values()), _MAX_METADATA_CHARS)
-
-
-def _with_metadata(reader: PdfReader, features: DocumentFeatures) -> DocumentFeatures:
-    """What the XMP metadata claims, and the sensitive data of the information entries and
-    the XMP metadata."""
-    try:
-        xmp = read_xmp(reader, _MAX_METADATA_ENTRIES)
-    except Exception:
-        # Unparsable XMP claims nothing and holds nothing read; the rest of the document
-        # is not the worse for it.
-        xmp = Xmp()
-    sensitive = find_sensitive(metadata_text(reader.metadata or {}, xmp.values))
-    return replace(
-        features,
-        pdfa_part=xmp.claims.pdfa_part,
-        pdfa_conformance=xmp.claims.pdfa_conformance,
-        pdfua_part=xmp.claims.pdfua_part,
-        metadata_sensitive=sensitive.counts,
-        metadata_sensitive_samples=sensitive.samples,
     )
 
 

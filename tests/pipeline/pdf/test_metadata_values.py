@@ -13,7 +13,8 @@ from pathlib import Path
 from pypdf import PdfReader
 from pypdf.generic import ByteStringObject, NameObject, NumberObject, TextStringObject
 
-from pipeline.pdf.document_checks import inspect_document, metadata_text
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.metadata import metadata_text
 from pipeline.pdf.sensitive import find_sensitive
 from pipeline.pdf.xmp import MAX_XMP_NODES, read_xmp
 from pipeline.reasons import Reason
