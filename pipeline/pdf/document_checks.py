@@ -8,16 +8,17 @@ never document text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError
-from pypdf.generic import DictionaryObject
+from pypdf.generic import ArrayObject, DictionaryObject
 
 from pipeline.facts import DocumentFeatures
-from pipeline.pdf.attachments import embedded_files, read_attached
+from pipeline.pdf.attachments import AttachedTexts, embedded_files, read_attached
 from pipeline.pdf.form_values import values_no_page_shows
 from pipeline.pdf.integrity import examine_integrity
 from pipeline.pdf.metadata import information, with_metadata
@@ -39,6 +40,8 @@ from pipeline.pdf.pages import index_pages
 from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
 from pipeline.pdf.sensitive import find_sensitive, joined_up_to
 from pipeline.reasons import Reason
+
+T = TypeVar("T")
 
 _PDF_MAGIC = b"%PDF-"
 _VERSION = re.compile(r"^\d\.\d$")
@@ -266,60 +269,75 @@ def inspect_stream(
         if root is None:
             raise ValueError("the document catalog is not a dictionary")
         version = _effective_version(version, root)
-        features = _document_features(reader, root, encrypted, revision)
-        features = with_metadata(reader, features)
-        if integrity:
-            features = _with_integrity(stream, features, diff_budget_s)
     except Exception as exc:
-        # The pages can still be checked; a broken catalog entry is a fact, not a verdict.
+        # The pages can still be checked; a broken catalog is a fact, not a verdict.
         features = DocumentFeatures(
             encryption_revision=revision,
             empty_user_password=encrypted,
             read_error=describe_error(exc),
         )
+    else:
+        parts = _Parts()
+        features = parts.read(
+            "catalog",
+            lambda: _document_features(reader, root, encrypted, revision, parts),
+            DocumentFeatures(encryption_revision=revision, empty_user_password=encrypted),
+        )
+        features = parts.read("metadata", lambda: with_metadata(reader, features), features)
+        if integrity:
+            features = _with_integrity(stream, features, diff_budget_s)
+        features = replace(features, read_error="; ".join(parts.failed) or None)
     facts = DocumentFacts(version, page_count, encrypted, features=features)
     return facts, reader
 
 
+class _Parts:
+    """Reads the parts of the document-level checks one at a time: a part that fails is
+    noted (``read_error``), and the others are read all the same, so that one broken
+    entry (an ``/Info`` that is no dictionary) cannot hide what another holds (an
+    open action's JavaScript)."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def read(self, what: str, read: Callable[[], T], otherwise: T) -> T:
+        try:
+            return read()
+        except Exception as exc:
+            self.failed.append(f"{what}: {describe_error(exc)}")
+            return otherwise
+
+
 def _document_features(
-    reader: PdfReader, root: DictionaryObject, encrypted: bool, revision: int | None
+    reader: PdfReader,
+    root: DictionaryObject,
+    encrypted: bool,
+    revision: int | None,
+    parts: _Parts,
 ) -> DocumentFeatures:
-    javascript: list[str] = []
-    launch = 0
-    names = as_dict(root.get("/Names")) or DictionaryObject()
-    if name_tree_count(names.get("/JavaScript")):
-        javascript.append("names_tree")
-    open_action = action_types(root.get("/OpenAction"))
-    if "JavaScript" in open_action:
-        javascript.append("open_action")
-    launch += open_action.count("Launch")
-    document_actions = additional_action_types(root)
-    if "JavaScript" in document_actions:
-        javascript.append("document_actions")
-    launch += document_actions.count("Launch")
-
-    acroform = as_dict(root.get("/AcroForm"))
-    fields = 0
-    xfa = False
+    names = parts.read("names", lambda: as_dict(root.get("/Names")), None) or DictionaryObject()
+    none: list[str] = []
+    javascript, launch = parts.read("actions", lambda: _actions(root, names), (none, 0))
+    acroform = parts.read("form", lambda: as_dict(root.get("/AcroForm")), None)
     form_fields = as_array(None if acroform is None else acroform.get("/Fields"))
-    if acroform is not None:
-        xfa = acroform.get("/XFA") is not None
-        field_scripts = False
-        for node in walk_fields(form_fields):
-            fields += terminal_field(node)
-            kinds = additional_action_types(node) + action_types(node.get("/A"))
-            field_scripts = field_scripts or "JavaScript" in kinds
-            launch += kinds.count("Launch")
-        if field_scripts:
-            javascript.append("form_actions")
-
-    info = information(reader)
-    attached = read_attached(embedded_files(names.get("/EmbeddedFiles")))
+    fields, xfa, field_scripts, field_launch = parts.read(
+        "form fields", lambda: _form(acroform, form_fields), (0, False, False, 0)
+    )
+    if field_scripts:
+        javascript.append("form_actions")
+    launch += field_launch
+    info: Mapping[str, Any] = parts.read("information entries", lambda: information(reader), {})
+    attached = parts.read(
+        "attachments",
+        lambda: read_attached(embedded_files(names.get("/EmbeddedFiles"))),
+        AttachedTexts(),
+    )
     in_attached = find_sensitive("\n".join(attached.texts))
-    off_pages = values_no_page_shows(reader, acroform)
+    off_pages: list[str] = parts.read(
+        "form values", lambda: values_no_page_shows(reader, acroform), []
+    )
     in_fields = find_sensitive(joined_up_to(off_pages, _MAX_FIELD_CHARS))
-    titles = [text_string(item.get("/Title")) for item in walk_outline(root.get("/Outlines"))]
-    bookmarks = [title for title in titles if title]
+    bookmarks: list[str] = parts.read("outline", lambda: _bookmarks(root), [])
     in_outline = find_sensitive(joined_up_to(bookmarks, _MAX_OUTLINE_CHARS))
     return DocumentFeatures(
         encryption_revision=revision,
@@ -346,6 +364,41 @@ def _document_features(
         outline_sensitive_samples=in_outline.samples,
         outline_items=len(bookmarks),
     )
+
+
+def _actions(root: DictionaryObject, names: DictionaryObject) -> tuple[list[str], int]:
+    """Where the document runs JavaScript, and how many Launch actions it has."""
+    javascript: list[str] = []
+    if name_tree_count(names.get("/JavaScript")):
+        javascript.append("names_tree")
+    open_action = action_types(root.get("/OpenAction"))
+    if "JavaScript" in open_action:
+        javascript.append("open_action")
+    document_actions = additional_action_types(root)
+    if "JavaScript" in document_actions:
+        javascript.append("document_actions")
+    return javascript, open_action.count("Launch") + document_actions.count("Launch")
+
+
+def _form(
+    acroform: DictionaryObject | None, form_fields: ArrayObject
+) -> tuple[int, bool, bool, int]:
+    """The form's fields, whether it is XFA, whether a field runs JavaScript, and its
+    fields' Launch actions."""
+    if acroform is None:
+        return 0, False, False, 0
+    fields, scripts, launch = 0, False, 0
+    for node in walk_fields(form_fields):
+        fields += terminal_field(node)
+        kinds = additional_action_types(node) + action_types(node.get("/A"))
+        scripts = scripts or "JavaScript" in kinds
+        launch += kinds.count("Launch")
+    return fields, acroform.get("/XFA") is not None, scripts, launch
+
+
+def _bookmarks(root: DictionaryObject) -> list[str]:
+    titles = [text_string(item.get("/Title")) for item in walk_outline(root.get("/Outlines"))]
+    return [title for title in titles if title]
 
 
 def _with_integrity(

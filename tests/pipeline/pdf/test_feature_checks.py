@@ -26,6 +26,7 @@ from tests.support.feature_pdfs import (
     SEEDED,
     make_feature_pdf,
 )
+from tests.support.hostile import build_pdf, stream
 from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file
 
@@ -396,3 +397,30 @@ def test_cyclic_structures_end(pdf_dir: Path) -> None:
     assert features.embedded_files == 0
     assert features.acroform is True
     assert report_of_file(path)["verdict"]["verdict"] == "reject"
+
+
+@pytest.mark.parametrize("info", [b"[1 2 3]", b"42"])
+def test_a_broken_entry_hides_nothing_the_other_entries_hold(info: bytes, tmp_path: Path) -> None:
+    # An open action's JavaScript, an attached file with a card number, and an /Info that
+    # is no dictionary (reading it raises).
+    catalog = (
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /JavaScript /JS (app.alert(1)) >>"
+        b" /Names << /EmbeddedFiles << /Names [(a.txt) 9 0 R] >> >> >>"
+    )
+    objects = {
+        1: catalog,
+        2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        4: stream(b""),
+        9: b"<< /Type /Filespec /F (a.txt) /EF << /F 10 0 R >> >>",
+        10: stream(b"card 4111 1111 1111 1111"),
+        11: info,
+    }
+    path = tmp_path / "broken-info.pdf"
+    path.write_bytes(build_pdf(objects).replace(b"/Root 1 0 R >>", b"/Root 1 0 R /Info 11 0 R >>"))
+    features = inspect_document(path).features
+    assert features.javascript == ["open_action"]
+    assert features.embedded_files == 1
+    assert features.attachment_sensitive == {"payment_card": 1}
+    assert features.read_error is not None
+    assert features.read_error.startswith("information entries: ")
