@@ -135,6 +135,7 @@ def recheck_request(settings: Settings, options: RecheckOptions) -> RecheckReque
         results_bucket=settings.s3.results_bucket,
         results_root=settings.s3.results_prefix,
         page_task_queue=settings.temporal.page_task_queue,
+        ocr_task_queue=settings.temporal.ocr_task_queue,
         hash_object_key=settings.object_keys_hashed,
         priority_key=options.priority_key,
         fairness_mode=settings.temporal.fairness_key,

@@ -168,6 +168,9 @@ class RecheckRequest:
     # have their reports, and where the bulk re-check keeps its own objects.
     results_root: str
     page_task_queue: str = ""
+    # Where its re-checks read scanned pages (DOCPIPE_TEMPORAL_OCR_TASK_QUEUE; "": on the
+    # page queue), as any check the same settings start.
+    ocr_task_queue: str = ""
     hash_object_key: bool = False
     priority_key: int = 5
     fairness_mode: str = "prefix"

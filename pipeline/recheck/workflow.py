@@ -311,6 +311,7 @@ class RecheckWorkflow:
             results_bucket=match.results_bucket,
             results_prefix=match.recheck_prefix(request.recheck_id),
             page_task_queue=request.page_task_queue,
+            ocr_task_queue=request.ocr_task_queue,
             hash_object_key=request.hash_object_key,
             await_review=await_review,
         )

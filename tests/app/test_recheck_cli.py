@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 
@@ -19,7 +20,7 @@ from app.recheck import (
     render_status,
     selection_query,
 )
-from infra.settings import Settings
+from infra.settings import Settings, TemporalSettings
 from pipeline.recheck.models import (
     RecheckPhase,
     RecheckProgress,
@@ -86,6 +87,19 @@ def test_only_documents_buckets_can_be_listed() -> None:
     )
     with pytest.raises(RecheckError, match="not a documents bucket"):
         recheck_request(Settings(), options)
+
+
+def test_a_bulk_recheck_checks_as_the_settings_check_any_document() -> None:
+    options = RecheckOptions(
+        recheck_id="rc-1",
+        selection=RecheckSelection(bucket="documents", prefix="in/"),
+        priority_key=5,
+        rate_per_s=1,
+        max_concurrent=1,
+    )
+    temporal = TemporalSettings(page_task_queue="pages", ocr_task_queue="scans")
+    request = recheck_request(dataclasses.replace(Settings(), temporal=temporal), options)
+    assert (request.page_task_queue, request.ocr_task_queue) == ("pages", "scans")
 
 
 def test_a_selection_is_required(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ the re-checks that are still checking, and only those."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class BulkRecheck:
     checks: ReviewStandIns
     rechecks: RecheckStandIns
     rate_per_s: float = 5.0
+    ocr_task_queue: str = ""
 
     def worker(self, env: WorkflowEnvironment) -> Worker:
         return Worker(
@@ -115,6 +117,7 @@ class BulkRecheck:
             results_bucket="results",
             results_root="r",
             page_task_queue=self.queue,
+            ocr_task_queue=self.ocr_task_queue,
             rate_per_s=self.rate_per_s,
         )
         return await env.client.start_workflow(
@@ -168,6 +171,18 @@ async def test_a_bulk_recheck_ends_while_its_recheck_waits_for_review(
         assert again.totals.already == 1 and again.totals.rechecked == 0
         assert len(bulk.rechecks.calls["supersede_waiting"]) == 1
     assert summary.final_verdict == "pass" and summary.review_state == ReviewState.DECIDED
+
+
+async def test_its_rechecks_read_scans_on_the_ocr_queue_as_any_check_does(
+    env: WorkflowEnvironment,
+) -> None:
+    match = _match("in/scan.pdf")
+    bulk = dataclasses.replace(_bulk([match]), ocr_task_queue="nobody-reads-here")
+    async with bulk.worker(env):
+        await (await bulk.start(env)).result()
+    (checked,) = bulk.checks.calls["check_document"]
+    # Scanned pages are left to the OCR queue's workers.
+    assert checked.ocr_elsewhere
 
 
 async def test_cancelling_a_bulk_recheck_stops_the_rechecks_still_checking_only(
