@@ -77,28 +77,26 @@ def test_query_selects_checks_by_reason_and_time() -> None:
     )
 
 
-def test_only_documents_buckets_can_be_listed() -> None:
-    options = RecheckOptions(
+def _options(bucket: str) -> RecheckOptions:
+    """The options of a re-check of every document in ``bucket``."""
+    return RecheckOptions(
         recheck_id="rc-1",
-        selection=RecheckSelection(bucket="elsewhere", prefix=""),
+        selection=RecheckSelection(bucket=bucket, prefix=""),
         priority_key=5,
         rate_per_s=1,
         max_concurrent=1,
     )
+
+
+def test_only_documents_buckets_can_be_listed() -> None:
     with pytest.raises(RecheckError, match="not a documents bucket"):
-        recheck_request(Settings(), options)
+        recheck_request(Settings(), _options("elsewhere"))
 
 
 def test_a_bulk_recheck_checks_as_the_settings_check_any_document() -> None:
-    options = RecheckOptions(
-        recheck_id="rc-1",
-        selection=RecheckSelection(bucket="documents", prefix="in/"),
-        priority_key=5,
-        rate_per_s=1,
-        max_concurrent=1,
-    )
     temporal = TemporalSettings(page_task_queue="pages", ocr_task_queue="scans")
-    request = recheck_request(dataclasses.replace(Settings(), temporal=temporal), options)
+    settings = dataclasses.replace(Settings(), temporal=temporal)
+    request = recheck_request(settings, _options("documents"))
     assert (request.page_task_queue, request.ocr_task_queue) == ("pages", "scans")
 
 
