@@ -90,6 +90,10 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
     fields = 0
     facts: list[SignatureFacts] = []
     if _may_have_signature_fields(reader):
+        if _field_tree_shares_nodes(reader.root["/AcroForm"]["/Fields"]):
+            raise ValueError(
+                "a form field is a kid of two parents: the signatures are not examined"
+            )
         from pyhanko.sign.fields import enumerate_sig_fields
 
         budget = TimeBudget(diff_budget_s)
@@ -120,6 +124,30 @@ def _may_have_signature_fields(reader: Any) -> bool:
     except KeyError:
         return False
     return not (isinstance(fields, list) and len(fields) == 0)
+
+
+def _field_tree_shares_nodes(fields: Any) -> bool:
+    """Whether a field is reached twice in the form's field tree (two parents, or a loop).
+
+    pyHanko goes down every path to every field: a tree of a few dozen fields that each
+    list the next one twice among their kids (3.6 KB) would take it hours. Each field is
+    looked at once here.
+    """
+    seen: set[tuple[int, int]] = set()
+    todo = list(fields) if isinstance(fields, list) else []
+    while todo:
+        item = todo.pop()
+        reference = getattr(item, "reference", None)
+        if reference is not None:
+            key = (reference.idnum, reference.generation)
+            if key in seen:
+                return True
+            seen.add(key)
+        node = item.get_object() if hasattr(item, "get_object") else item
+        kids = node["/Kids"] if isinstance(node, dict) and "/Kids" in node else None
+        if isinstance(kids, list):
+            todo.extend(kids)  # a list's own iteration: references, not what they name
+    return False
 
 
 def _revision_end(stream: IO[bytes], xref_end: int) -> int:

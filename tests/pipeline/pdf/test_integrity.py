@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from pipeline.check.pool import PagePool
+from pipeline.pdf.document_checks import inspect_document
 from pipeline.pdf.page_checks import PageResult
 from pipeline.pdf.parser_process import ParserLimits
 from tests.support import signing
 from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.hostile import build_pdf, stream
 from tests.support.pdf_edits import with_xmp
 from tests.support.reports import report_of_results
 
@@ -348,3 +350,31 @@ def test_the_signing_modules_are_loaded_only_for_documents_with_form_fields(
         check=True,
     )
     assert examined.stdout.strip() == expected
+
+
+def _fields_each_listing_the_next_twice(depth: int) -> bytes:
+    """A one-page document whose form has ``depth`` fields, each listing the next one
+    twice among its kids, the last a signature field: 2^depth paths, ``depth`` fields."""
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [10 0 R] >> >>",
+        2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        4: stream(b""),
+    }
+    for level in range(depth):
+        kid = b"%d 0 R" % (11 + level)
+        objects[10 + level] = b"<< /T (a) /Kids [%s %s] >>" % (kid, kid)
+    objects[10 + depth] = b"<< /T (s) /FT /Sig >>"
+    return build_pdf(objects)
+
+
+def test_a_field_tree_whose_fields_share_kids_is_refused_before_it_is_walked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "shared-kids.pdf"
+    path.write_bytes(_fields_each_listing_the_next_twice(40))
+    # Walked path by path, as pyHanko walks a field tree, this takes hours.
+    features = inspect_document(path).features
+    assert features.integrity_error is not None
+    assert "kid of two parents" in features.integrity_error
+    assert features.signature_fields in (None, 0)
