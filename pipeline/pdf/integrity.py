@@ -90,9 +90,10 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
     fields = 0
     facts: list[SignatureFacts] = []
     if _may_have_signature_fields(reader):
-        if _field_tree_shares_nodes(reader.root["/AcroForm"]["/Fields"]):
+        if _field_walk_too_long(reader.root["/AcroForm"]["/Fields"]):
             raise ValueError(
-                "a form field is a kid of two parents: the signatures are not examined"
+                f"the form's field tree has over {_MAX_FIELD_VISITS} paths to its fields, "
+                f"or is deeper than {_MAX_FIELD_DEPTH}: its signatures are not examined"
             )
         from pyhanko.sign.fields import enumerate_sig_fields
 
@@ -111,6 +112,12 @@ def examine_integrity(stream: IO[bytes], *, diff_budget_s: float | None = None) 
     )
 
 
+# Fields pyHanko's walk of a form may visit (each path to a field counts), and how deep
+# it may go: a real form has far fewer (a few hundred fields, a few levels).
+_MAX_FIELD_VISITS = 100_000
+_MAX_FIELD_DEPTH = 200
+
+
 def _may_have_signature_fields(reader: Any) -> bool:
     """False when the document has no form fields at all, so no signature fields either.
 
@@ -126,27 +133,47 @@ def _may_have_signature_fields(reader: Any) -> bool:
     return not (isinstance(fields, list) and len(fields) == 0)
 
 
-def _field_tree_shares_nodes(fields: Any) -> bool:
-    """Whether a field is reached twice in the form's field tree (two parents, or a loop).
+def _field_walk_too_long(fields: Any) -> bool:
+    """Whether pyHanko's walk of the form's field tree would visit over
+    ``_MAX_FIELD_VISITS`` fields, or go deeper than ``_MAX_FIELD_DEPTH``.
 
-    pyHanko goes down every path to every field: a tree of a few dozen fields that each
-    list the next one twice among their kids (3.6 KB) would take it hours. Each field is
-    looked at once here.
+    pyHanko goes down every path to every field: a form of 40 fields that each list the
+    next one twice among their kids (3.6 KB) has 2^40 paths, hours of its walk. The count
+    is made here with each field looked at once.
     """
-    seen: set[tuple[int, int]] = set()
-    todo = list(fields) if isinstance(fields, list) else []
-    while todo:
-        item = todo.pop()
+    counted: dict[tuple[int, int], int] = {}
+    on_path: set[tuple[int, int]] = set()
+    too_many = _MAX_FIELD_VISITS + 1
+
+    def visits(item: Any, depth: int) -> int:
+        if depth > _MAX_FIELD_DEPTH:
+            return too_many
         reference = getattr(item, "reference", None)
-        if reference is not None:
-            key = (reference.idnum, reference.generation)
-            if key in seen:
-                return True
-            seen.add(key)
+        key = None if reference is None else (reference.idnum, reference.generation)
+        if key is not None:
+            if key in on_path:
+                return 0  # a loop: pyHanko does not follow it
+            if key in counted:
+                return counted[key]
+            on_path.add(key)
         node = item.get_object() if hasattr(item, "get_object") else item
         kids = node["/Kids"] if isinstance(node, dict) and "/Kids" in node else None
-        if isinstance(kids, list):
-            todo.extend(kids)  # a list's own iteration: references, not what they name
+        total = 1
+        # A list's own iteration gives references, not what they name.
+        for kid in kids if isinstance(kids, list) else []:
+            total = min(total + visits(kid, depth + 1), too_many)
+            if total == too_many:
+                break
+        if key is not None:
+            on_path.discard(key)
+            counted[key] = total
+        return total
+
+    total = 0
+    for item in fields if isinstance(fields, list) else []:
+        total += visits(item, 0)
+        if total >= too_many:
+            return True
     return False
 
 
