@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from app.command import Commands
 from infra.codec import EncryptionCodec, describe_keyring, keyring_for
 from infra.codec_http import DEFAULT_MAX_BODY_BYTES, CodecServer, CodecServerConfig
-from infra.ports import is_loopback_host
 from infra.settings import CODEC_NONE, Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -43,21 +42,6 @@ def server_config(args: argparse.Namespace, settings: Settings) -> CodecServerCo
     )
 
 
-def refuse_unauthenticated_exposure(config: CodecServerConfig) -> None:
-    """Anyone who can call a codec server can decrypt every payload: off loopback, it
-    must require a token.
-
-    Raises:
-        SettingsError: it would listen on another address than loopback without a token.
-    """
-    if config.token is not None or is_loopback_host(config.host):
-        return
-    raise SettingsError(
-        f"--host {config.host} would let anyone who reaches it decrypt every payload: "
-        "set DOCPIPE_CODEC_SERVER_TOKEN (and serve it behind TLS), or keep it on 127.0.0.1"
-    )
-
-
 def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     """Serve encode and decode until SIGTERM or Ctrl-C."""
     if settings.codec.mode == CODEC_NONE:
@@ -65,7 +49,6 @@ def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     keyring = keyring_for(settings.codec)
     assert keyring is not None
     config = server_config(args, settings)
-    refuse_unauthenticated_exposure(config)
     try:
         server = CodecServer(config, EncryptionCodec(keyring))
     except OSError as exc:

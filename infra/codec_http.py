@@ -28,6 +28,8 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from infra.codec import EncryptionCodec, PayloadDecodeError
 from infra.keyring import KeyringError
+from infra.ports import is_loopback_host
+from infra.settings import SettingsError
 from infra.small_http import bearer_matches, serve_in_thread
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,15 @@ class CodecServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_payloads: int = DEFAULT_MAX_PAYLOADS
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        # Anyone who can call a codec server can decrypt every payload.
+        if self.token is None and not is_loopback_host(self.host):
+            raise SettingsError(
+                f"a codec server on {self.host} would let anyone who reaches it decrypt "
+                "every payload: set DOCPIPE_CODEC_SERVER_TOKEN (and serve it behind TLS), "
+                "or keep it on 127.0.0.1"
+            )
 
 
 class CodecRequestError(ValueError):
