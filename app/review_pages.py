@@ -166,14 +166,20 @@ async def _form(request: web.Request) -> MultiDictProxy[str]:
     return MultiDictProxy(MultiDict((k, v) for k, v in posted.items() if isinstance(v, str)))
 
 
+def _page_number(text: str) -> int | None:
+    """A page number (1, 2, ...) as the page takes one, in ASCII digits; None for anything
+    else (isdigit() alone takes "²", which int() refuses, and "٣", which it reads as 3)."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        return None
+    return int(text)
+
+
 def _pages(text: str) -> list[int]:
-    try:
-        pages = [int(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise _bad("pages_viewed is a comma-separated list of page numbers") from None
-    if any(p < 1 for p in pages):
-        raise _bad("pages_viewed holds a page number below 1")
-    return pages
+    pages = [_page_number(p.strip()) for p in text.split(",") if p.strip()]
+    numbers = [p for p in pages if p is not None]
+    if len(numbers) < len(pages):
+        raise _bad("pages_viewed is a comma-separated list of page numbers (1, 2, ...)")
+    return numbers
 
 
 class ReviewPages:
@@ -370,11 +376,9 @@ class ReviewPages:
     async def page_image(self, request: web.Request) -> web.Response:
         """GET /page.png?id=WORKFLOW_ID&page=N: one of the check's pages to look at, drawn."""
         workflow_id = _one(request.query, "id")
-        number_text = _one(request.query, "page", max_chars=9)
-        # isdigit() alone takes "²", which int() refuses, and "٣", which it reads as 3.
-        if not (number_text.isascii() and number_text.isdigit()) or int(number_text) < 1:
+        number = _page_number(_one(request.query, "page", max_chars=9))
+        if number is None:
             raise _bad("page is a page number (1, 2, ...)")
-        number = int(number_text)
         item = await self._item(workflow_id)
         shown = {p.page: p for p in item.pages}
         if number not in shown:

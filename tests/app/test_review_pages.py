@@ -184,6 +184,10 @@ async def test_the_reviewer_is_the_one_logged_in_whatever_the_form_says(
         ({"action": "reject", "reject_reason": "other"}, 400, "as other needs a note"),
         ({"action": "approve", "decision_id": "1; drop"}, 400, "decision_id is a UUID"),
         ({"action": "approve", "pages_viewed": "1,x"}, 400, "pages_viewed is a comma-separated"),
+        # Page numbers as the page images take them: ASCII digits, from 1.
+        ({"action": "approve", "pages_viewed": "1,\u0663"}, 400, "pages_viewed is a comma-"),
+        ({"action": "approve", "pages_viewed": "1,0"}, 400, "pages_viewed is a comma-"),
+        ({"action": "approve", "pages_viewed": "1,-1"}, 400, "pages_viewed is a comma-"),
         ({"action": "approve", "note": "n" * 2001}, 400, "note is longer than 2000"),
         ({"action": "approve", "id": "docpipe/nothing@1"}, 404, "no check docpipe/nothing@1"),
     ],
