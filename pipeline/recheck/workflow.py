@@ -8,11 +8,14 @@ page, so that history stays small whatever the number of documents. After the la
 the diff report is written to S3.
 
 Like a reprocess, a re-check takes over from the checks of its document that wait for
-review (they end as superseded), and waits for a reviewer in turn if its verdict asks
-for one. The bulk re-check does not wait for that: a re-check is reported once it ends or
-tells its parent that it waits (signal ``check_awaits_review``), and outlives the bulk
-re-check (``ParentClosePolicy.ABANDON``). Runs begun before this (histories without the
-``recheck-review`` marker) wait for their re-checks' ends, which never wait for review.
+review (they end as superseded), once it is reported: a re-check cancelled with its bulk
+re-check, or one that failed, leaves them waiting. It waits for a reviewer in turn if its
+verdict asks for one. The bulk re-check does not wait for that: a re-check is reported
+once it ends or tells its parent that it waits (signal ``check_awaits_review``), and
+outlives the bulk re-check (``ParentClosePolicy.ABANDON``). Runs begun before this
+(histories without the ``recheck-review`` marker) wait for their re-checks' ends, which
+never wait for review; runs begun before ``recheck-supersede-at-report`` supersede the
+waiting checks at the re-check's start.
 
 Re-check IDs are deterministic (``<check ID>#recheck-<recheck ID>``), and an ID whose
 re-check completed or still runs is not started again, so a crash, a retry or a second
@@ -62,6 +65,10 @@ with workflow.unsafe.imports_passed_through():
 # re-check, supersede the document's waiting checks, and stop only at a re-check's report;
 # runs begun before (histories without this marker) start and wait as they always did.
 RECHECK_REVIEW_PATCH = "recheck-review"
+# Runs begun by this code supersede a document's waiting checks once its re-check is
+# reported, and not when it failed: a re-check cancelled or failed before its report
+# leaves them waiting. Runs begun before supersede right after the re-check's start.
+SUPERSEDE_AT_REPORT_PATCH = "recheck-supersede-at-report"
 
 # The activities heartbeat while they work: a killed worker's is retried within a minute.
 # S3 or Temporal failing: retried as the document check's activities are.
@@ -263,9 +270,10 @@ class RecheckWorkflow:
         return await _outcome_at_end(child)
 
     async def _run_child_to_report(self, request: RecheckRequest, match: Match) -> RecheckOutcome:
-        """Start the document's re-check, let it take over from the document's checks
-        that wait for review, and wait until it is reported: ended, or waiting for a
-        reviewer (which may take days, and outlives the bulk re-check)."""
+        """Start the document's re-check, wait until it is reported (ended, or waiting
+        for a reviewer, which may take days and outlives the bulk re-check), and let it
+        take over from the document's checks that wait for review (runs begun before
+        ``recheck-supersede-at-report`` let it take over at its start)."""
         child = await self._start_child(
             request, match, await_review=True, parent_close_policy=ParentClosePolicy.ABANDON
         )
@@ -275,15 +283,10 @@ class RecheckWorkflow:
         def reported() -> bool:
             return child.done() or child.id in self._awaiting_review
 
+        if workflow.patched(SUPERSEDE_AT_REPORT_PATCH):
+            return await self._report_then_supersede(request, match, child, reported)
         try:
-            await workflow.execute_activity_method(
-                RecheckActivities.supersede_waiting,
-                SupersedeInput(
-                    check_workflow_id=match.document.check_workflow_id(request.hash_object_key),
-                    recheck_workflow_id=child.id,
-                ),
-                **SUPERSEDE_WAITING,
-            )
+            await self._supersede(request, match, child)
             await workflow.wait_condition(reported)
         except (asyncio.CancelledError, ActivityError):
             # Cancelled (or the supersede failed for good): a re-check still checking
@@ -295,6 +298,53 @@ class RecheckWorkflow:
         if not child.done():
             return RecheckOutcome.RECHECKED
         return await _outcome_at_end(child)
+
+    async def _report_then_supersede(
+        self,
+        request: RecheckRequest,
+        match: Match,
+        child: ChildWorkflowHandle[Any, CheckSummary],
+        reported: Callable[[], bool],
+    ) -> RecheckOutcome:
+        """Wait until the re-check is reported, then let it take over from the document's
+        checks that wait for review. Until then they keep waiting: a re-check cancelled
+        with the bulk re-check, or one that fails, takes nothing from them."""
+        try:
+            await workflow.wait_condition(reported)
+        except asyncio.CancelledError:
+            # Still checking: it stops, and the bulk re-check ends once it has.
+            child.cancel()
+            await asyncio.gather(child, return_exceptions=True)
+            raise
+        if child.done() and await _outcome_at_end(child) is RecheckOutcome.FAILED:
+            return RecheckOutcome.FAILED
+        try:
+            await self._supersede(request, match, child)
+        except ActivityError:
+            # The waiting checks were not told: the re-check steps back (a re-check that
+            # waits is cancelled), so that one check of the document waits, and running
+            # the same recheck ID again re-checks the document. Cancelled instead, the
+            # bulk re-check leaves a reported re-check as it is.
+            child.cancel()
+            await asyncio.gather(child, return_exceptions=True)
+            raise
+        if not child.done():
+            return RecheckOutcome.RECHECKED
+        return await _outcome_at_end(child)
+
+    async def _supersede(
+        self, request: RecheckRequest, match: Match, child: ChildWorkflowHandle[Any, CheckSummary]
+    ) -> None:
+        """End the document's checks that wait for review (never ``child``) as superseded
+        by ``child``."""
+        await workflow.execute_activity_method(
+            RecheckActivities.supersede_waiting,
+            SupersedeInput(
+                check_workflow_id=match.document.check_workflow_id(request.hash_object_key),
+                recheck_workflow_id=child.id,
+            ),
+            **SUPERSEDE_WAITING,
+        )
 
     async def _start_child(
         self,

@@ -289,14 +289,16 @@ async def test_a_recheck_supersedes_the_check_that_waits_for_review_and_waits_in
 
 
 @pytest.mark.timeout(400)
-async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_those_that_wait(
+async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_every_check_that_waits(
     reviewing: Settings, client: Client
 ) -> None:
     prefix = unique_prefix("cancel-waits")
     run = prefix.rsplit("/", 1)[-1]
     waits = upload(reviewing, f"{prefix}/a-letter.pdf", make_pdf(["text", "blank"]))
-    # More pages than one chunk: its pages are checked on the page queue.
-    checking = upload(reviewing, f"{prefix}/b-long.pdf", make_pdf(["text"] * 25))
+    # More pages than one chunk: its pages are checked on the page queue. Its check waits
+    # for review (a blank page) before the bulk re-check starts.
+    checking = upload(reviewing, f"{prefix}/b-long.pdf", make_pdf(["text"] * 24 + ["blank"]))
+    original = await start_waiting_check(client, reviewing, checking, seconds=120)
     # The bulk re-check sends its page checks to a queue no worker polls: the long
     # document's re-check is still checking when the cancel comes.
     temporal = dataclasses.replace(reviewing.temporal, page_task_queue=f"nobody-{run}")
@@ -333,3 +335,8 @@ async def test_a_cancel_stops_the_rechecks_still_checking_and_leaves_those_that_
     assert (await review_status(waiting)).state is ReviewState.AWAITING
     await decide(client, waiting.id, approval("d-after-cancel"))
     assert (await waiting.result()).final_verdict == "pass"
+    # The cancelled re-check took nothing over: the document's own check still waits
+    # for its reviewer.
+    assert (await review_status(original)).state is ReviewState.AWAITING
+    await decide(client, original.id, approval("d-original"))
+    assert (await original.result()).final_verdict == "pass"

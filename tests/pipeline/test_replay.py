@@ -22,13 +22,19 @@ from infra.settings import CodecSettings
 from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import WORKFLOW_NAME, CheckRequest
-from pipeline.recheck.workflow import RECHECK_REVIEW_PATCH, RecheckWorkflow
+from pipeline.recheck.workflow import (
+    RECHECK_REVIEW_PATCH,
+    SUPERSEDE_AT_REPORT_PATCH,
+    RecheckWorkflow,
+)
 from tests.support.histories import HISTORIES, SCENARIOS, TEST_KEYRING
 
 CURRENT = sorted(HISTORIES.glob("*.json"))
 RECORDED = sorted(HISTORIES.rglob("*.json"))
 # Histories of the workflow before check_document (workflow.patched("check-document")).
 BEFORE_CHECK_DOCUMENT = HISTORIES / "before-check-document"
+# The bulk re-check that superseded a waiting check at its re-check's start.
+BEFORE_SUPERSEDE_AT_REPORT = HISTORIES / "before-supersede-at-report"
 ENCRYPTED = HISTORIES / "encrypted_small_document.json"
 # Histories in clear pass through the codec: one replayer reads both kinds.
 _WITH_TEST_KEYRING = data_converter(CodecSettings(keyring_file=str(TEST_KEYRING)))
@@ -63,6 +69,12 @@ def test_the_histories_of_rechecks_that_wait_for_review_took_their_new_branch(
     assert patch in _patches(HISTORIES / f"{name}.json")
     # The bulk re-check recorded before them took the old one.
     assert RECHECK_REVIEW_PATCH not in _patches(HISTORIES / "bulk_recheck.json")
+
+
+def test_the_bulk_recheck_supersedes_at_the_report_since_its_patch() -> None:
+    assert SUPERSEDE_AT_REPORT_PATCH in _patches(HISTORIES / "bulk_recheck_review.json")
+    before = _patches(BEFORE_SUPERSEDE_AT_REPORT / "bulk_recheck_review.json")
+    assert RECHECK_REVIEW_PATCH in before and SUPERSEDE_AT_REPORT_PATCH not in before
 
 
 def test_the_histories_before_check_document_are_kept() -> None:

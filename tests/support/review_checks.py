@@ -16,6 +16,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from infra.settings import Settings
 from pipeline.models import (
@@ -56,6 +57,7 @@ class ReviewStandIns:
         cancelled: the documents (IDs) whose ``check_document`` was cancelled.
         hold_announcement: when set, ``publish_review`` waits for it (a decided check
             that has not ended yet).
+        failing: the documents (IDs) whose ``check_document`` fails for good.
     """
 
     wait: ReviewWait | None = field(default_factory=lambda: ReviewWait(reasons=["blank_pages"]))
@@ -64,6 +66,7 @@ class ReviewStandIns:
     calls: dict[str, list[Any]] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
     hold_announcement: asyncio.Event | None = None
+    failing: set[str] = field(default_factory=set)
 
     def _holds(self, document_id: str) -> bool:
         if self.hold_check is None or self.hold_check.is_set():
@@ -81,6 +84,8 @@ class ReviewStandIns:
             except asyncio.CancelledError:
                 self.cancelled.append(input.document.document_id)
                 raise
+            if input.document.document_id in self.failing:
+                raise ApplicationError("the stand-in check fails", non_retryable=True)
             summary = CheckSummary(
                 document_id=input.document.document_id,
                 verdict="review",

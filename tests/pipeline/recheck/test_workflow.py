@@ -202,6 +202,11 @@ async def test_cancelling_a_bulk_recheck_stops_the_rechecks_still_checking_only(
 
         await async_wait_for(both_checking, 30, "both re-checks to check their documents")
         await awaiting(waits)
+
+        async def superseded_for_the_reported() -> bool | None:
+            return True if bulk.rechecks.calls.get("supersede_waiting") else None
+
+        await async_wait_for(superseded_for_the_reported, 30, "the waiting re-check to take over")
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as ended:
             await handle.result()
@@ -210,6 +215,10 @@ async def test_cancelling_a_bulk_recheck_stops_the_rechecks_still_checking_only(
         stopped = await still_checking.describe()
         assert stopped.status == WorkflowExecutionStatus.CANCELED
         assert checks.cancelled == [checking.document.document_id]
+        # Only the re-check that was reported took over: the checks of the document
+        # whose re-check was cancelled still wait for their reviewer.
+        told = [call.check_workflow_id for call in bulk.rechecks.calls["supersede_waiting"]]
+        assert told == [waiting.document.check_workflow_id(False)]
         # The bulk re-check ended once the re-check it cancelled had stopped.
         parent = await handle.describe()
         assert stopped.close_time and parent.close_time
@@ -236,9 +245,7 @@ async def test_a_supersede_that_fails_for_good_fails_the_bulk_recheck_and_a_reru
     env: WorkflowEnvironment,
 ) -> None:
     match = _match("in/refused.pdf")
-    hold = asyncio.Event()
-    checks = ReviewStandIns(hold_check=hold)
-    bulk = _bulk([match], checks)
+    bulk = _bulk([match])
     bulk.rechecks.supersede_errors.append(
         ApplicationError("visibility refused", type="RPCError", non_retryable=True)
     )
@@ -247,11 +254,11 @@ async def test_a_supersede_that_fails_for_good_fails_the_bulk_recheck_and_a_reru
             await (await bulk.start(env)).result()
         assert "visibility refused" in str(failed.value.cause.__cause__)
         recheck = bulk.recheck_of(env, match)
-        # The re-check still checking was stopped with the bulk re-check that failed.
+        # The re-check was reported and waited, but could not take over: it stepped back
+        # (cancelled), and the document's checks that wait go on waiting.
         cancelled = await recheck.describe()
         assert cancelled.status == WorkflowExecutionStatus.CANCELED
 
-        hold.set()
         again = await (await bulk.start(env)).result()
         assert (again.totals.rechecked, again.totals.already, again.totals.failed) == (1, 0, 0)
         assert len(bulk.rechecks.calls["supersede_waiting"]) == 2
@@ -281,3 +288,16 @@ async def test_a_bulk_recheck_cancelled_between_two_starts_stops_the_recheck_it_
     assert stopped.status == WorkflowExecutionStatus.CANCELED
     assert checks.cancelled == [checking.document.document_id]
     assert [c.document for c in checks.calls["check_document"]] == [checking.document]
+
+
+async def test_a_recheck_that_fails_takes_over_from_no_waiting_check(
+    env: WorkflowEnvironment,
+) -> None:
+    fails, waits = _match("in/fails.pdf"), _match("in/waits.pdf")
+    bulk = _bulk([fails, waits], ReviewStandIns(failing={fails.document.document_id}))
+    async with bulk.worker(env):
+        result = await (await bulk.start(env)).result()
+        assert (result.totals.failed, result.totals.rechecked) == (1, 1)
+        told = [call.check_workflow_id for call in bulk.rechecks.calls["supersede_waiting"]]
+        assert told == [waits.document.check_workflow_id(False)]
+        await decide(bulk.recheck_of(env, waits), approval())
