@@ -4,8 +4,9 @@
 The decision arrives as the Update ``review_decision``; its validator refuses what cannot
 be decided, and the workflow history is the audit trail of who decided what, when. The
 accepted decision is written to ``decision.json`` and announced on the results topic.
-A newer check of the same document ends the wait (signal ``superseded``), and so may the
-review deadline, as the review policy says. A check started by a bulk re-check tells it
+A newer check of the same document ends the wait (signal ``superseded``; sent while the
+check still checks, it ends the check at its report instead), and so may the review
+deadline, as the review policy says. A check started by a bulk re-check tells it
 that it waits (signal ``check_awaits_review``): the bulk re-check goes on without it.
 
 Imported by the workflow sandbox through ``pipeline.check.workflow``.
@@ -57,6 +58,9 @@ REVIEW_WAIT_PATCH = "review-wait"
 # Checks with a parent (a bulk re-check's) tell it when they begin to wait; checks without
 # one, and those begun before this marker, issue the commands they always did.
 TELL_PARENT_PATCH = "review-wait-tells-parent"
+# A check told it was superseded while it was still checking ends superseded once it is
+# reported, instead of waiting; checks begun before this marker waited all the same.
+SUPERSEDED_EARLY_PATCH = "review-superseded-early"
 
 
 class ReviewWaitMixin:
@@ -68,6 +72,8 @@ class ReviewWaitMixin:
         self._accepted: ReviewOutcome | None = None
         self._report_time = 0.0
         self._decision_written = False
+        # The newer check that took over while this one was still checking.
+        self._superseded_early_by = ""
 
     @workflow.query(name=REVIEW_QUERY)
     def review_status(self) -> ReviewStatus:
@@ -105,12 +111,15 @@ class ReviewWaitMixin:
 
     @workflow.signal(name=SUPERSEDED_SIGNAL)
     def superseded(self, by: Superseded) -> None:
-        """A newer check of the same document took over: a waiting check ends. Ignored
-        by a check that does not wait (any more)."""
+        """A newer check of the same document took over: a waiting check ends, and one
+        still checking ends once it is reported instead of waiting. Ignored by a check
+        that waits no more."""
         if self._review.state is ReviewState.AWAITING and self._accepted is None:
             self._review = dataclasses.replace(
                 self._review, state=ReviewState.SUPERSEDED, superseded_by=by.workflow_id
             )
+        elif self._review.state is ReviewState.NOT_WAITING:
+            self._superseded_early_by = by.workflow_id
 
     def _accept(self, decision: ReviewDecision, *, by_policy: bool = False) -> None:
         summary = self._review_summary
@@ -152,20 +161,28 @@ class ReviewWaitMixin:
             verdict=summary.verdict,
             page_count=summary.page_count,
         )
-        workflow.upsert_search_attributes(
-            [
-                sa.STATUS.value_set(sa.AWAITING_REVIEW),
-                sa.REVIEW_SINCE.value_set(now),
-                sa.REVIEW_DEADLINE.value_set(deadline),
-                sa.REVIEW_OVERDUE.value_set(False),
-            ]
-        )
-        workflow.set_current_details(
-            f"**Awaiting review** ({', '.join(wait.reasons)}) since {now:%Y-%m-%d %H:%M} UTC"
-        )
-        await self._tell_parent_it_waits()
-        if not await self._decided_within(wait.deadline_s):
-            await self._overdue(request, summary, wait)
+        if self._superseded_early_by and workflow.patched(SUPERSEDED_EARLY_PATCH):
+            # Told while still checking: the newer check is the one to review.
+            self._review = dataclasses.replace(
+                self._review,
+                state=ReviewState.SUPERSEDED,
+                superseded_by=self._superseded_early_by,
+            )
+        else:
+            workflow.upsert_search_attributes(
+                [
+                    sa.STATUS.value_set(sa.AWAITING_REVIEW),
+                    sa.REVIEW_SINCE.value_set(now),
+                    sa.REVIEW_DEADLINE.value_set(deadline),
+                    sa.REVIEW_OVERDUE.value_set(False),
+                ]
+            )
+            workflow.set_current_details(
+                f"**Awaiting review** ({', '.join(wait.reasons)}) since {now:%Y-%m-%d %H:%M} UTC"
+            )
+            await self._tell_parent_it_waits()
+            if not await self._decided_within(wait.deadline_s):
+                await self._overdue(request, summary, wait)
         if self._review.state is ReviewState.SUPERSEDED:
             workflow.upsert_search_attributes([sa.STATUS.value_set(sa.SUPERSEDED)])
             await self._announce(request, summary)

@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 
 from infra.codec import data_converter
 from infra.settings import CodecSettings
-from pipeline.check.review_wait import TELL_PARENT_PATCH
+from pipeline.check.review_wait import SUPERSEDED_EARLY_PATCH, TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import WORKFLOW_NAME, CheckRequest
 from pipeline.recheck.workflow import (
@@ -69,6 +69,11 @@ def test_the_histories_of_rechecks_that_wait_for_review_took_their_new_branch(
     assert patch in _patches(HISTORIES / f"{name}.json")
     # The bulk re-check recorded before them took the old one.
     assert RECHECK_REVIEW_PATCH not in _patches(HISTORIES / "bulk_recheck.json")
+
+
+def test_the_check_superseded_while_checking_took_its_new_branch() -> None:
+    assert SUPERSEDED_EARLY_PATCH in _patches(HISTORIES / "review_superseded_early.json")
+    assert SUPERSEDED_EARLY_PATCH not in _patches(HISTORIES / "review_approved.json")
 
 
 def test_the_bulk_recheck_supersedes_at_the_report_since_its_patch() -> None:

@@ -36,7 +36,7 @@ from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
 from pipeline.recheck.models import RecheckResult, RecheckSelection
-from pipeline.review import ReviewAction, ReviewDecision
+from pipeline.review import SUPERSEDED_SIGNAL, ReviewAction, ReviewDecision, Superseded
 from tests.support.checks import start_check
 from tests.support.pdfs import make_large_pdf, make_pdf
 from tests.support.polling import async_wait_for
@@ -249,6 +249,17 @@ async def review_approved(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
     return handle
 
 
+async def review_superseded_early(rec: Recorder) -> WorkflowHandle[Any, CheckSummary]:
+    """A check told it is superseded before it has checked anything (no worker runs yet):
+    reported ``review``, it ends superseded instead of waiting
+    (``workflow.patched("review-superseded-early")``)."""
+    handle = await rec.start(rec.upload_bytes("separator.pdf", make_pdf(["text", "blank"])))
+    await handle.signal(SUPERSEDED_SIGNAL, Superseded(workflow_id=f"{handle.id}-newer"))
+    rec.worker()
+    await handle.result()
+    return handle
+
+
 async def _recheck_of_a_waiting_check(
     rec: Recorder,
 ) -> tuple[WorkflowHandle[Any, RecheckResult], WorkflowHandle[Any, CheckSummary]]:
@@ -328,6 +339,7 @@ SCENARIOS: dict[str, Scenario] = {
     "ocr_queue": ocr_queue,
     "bulk_recheck_review": bulk_recheck_review,
     "recheck_review_child": recheck_review_child,
+    "review_superseded_early": review_superseded_early,
 }
 
 

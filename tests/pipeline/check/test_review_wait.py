@@ -175,6 +175,31 @@ async def test_a_superseded_check_ends_pointing_to_the_new_one(env: WorkflowEnvi
     assert described.get(sa.STATUS) == sa.SUPERSEDED
 
 
+async def test_a_check_superseded_while_it_still_checks_ends_superseded_at_its_report(
+    env: WorkflowEnvironment,
+) -> None:
+    stand_ins = ReviewStandIns()
+    check = await _start(env, stand_ins)
+    # Told before its worker has checked anything: the signal is the history's first.
+    await check.handle.signal(SUPERSEDED_SIGNAL, Superseded(workflow_id="wf-newer"))
+    async with check.worker:
+
+        async def reported() -> ReviewStatus | None:
+            status = await review_status(check.handle)
+            return None if status.state is ReviewState.NOT_WAITING else status
+
+        status = await async_wait_for(reported, 30, "the check to be reported")
+        assert status.state is ReviewState.SUPERSEDED, "it waits for a reviewer"
+        summary = await check.handle.result()
+    assert summary.verdict == "review" and summary.decision is None
+    assert summary.review_state == "superseded" and summary.superseded_by == "wf-newer"
+    assert "write_decision" not in stand_ins.calls
+    (announced,) = stand_ins.calls["publish_review"]
+    assert announced.review.state is ReviewState.SUPERSEDED
+    described = (await check.handle.describe()).typed_search_attributes
+    assert described.get(sa.STATUS) == sa.SUPERSEDED
+
+
 async def test_a_check_whose_reasons_are_off_ends_at_its_report(env: WorkflowEnvironment) -> None:
     stand_ins = ReviewStandIns(wait=None)
     check = await _start(env, stand_ins)
