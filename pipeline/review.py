@@ -258,12 +258,17 @@ def decision_from_json(raw: Mapping[str, Any]) -> ReviewDecision:
 
 
 def refusal(
-    decision: ReviewDecision, *, waiting: bool, accepted: ReviewOutcome | None
+    decision: ReviewDecision,
+    *,
+    waiting: bool,
+    accepted: ReviewOutcome | None,
+    page_count: int = 0,
 ) -> str | None:
     """Why the Update's validator refuses ``decision``, or None to accept it.
 
     The same decision ID as the accepted one is accepted again (it returns the first
-    outcome); any other decision after one was accepted is refused.
+    outcome); any other decision after one was accepted is refused. With ``page_count``
+    (the reported document's), the pages viewed are pages of the document.
     """
     if accepted is not None:
         if accepted.decision.decision_id == decision.decision_id:
@@ -291,6 +296,9 @@ def refusal(
             return "a rejection for reason other needs a note that says why"
     elif decision.reject_reason:
         return "an approval takes no reject reason"
+    beyond = [page for page in decision.pages_viewed if page > page_count]
+    if page_count and beyond:
+        return f"pages_viewed names page {beyond[0]}; the document has {page_count} pages"
     return None
 
 

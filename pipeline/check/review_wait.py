@@ -105,6 +105,7 @@ class ReviewWaitMixin:
             decision,
             waiting=self._review.state is ReviewState.AWAITING,
             accepted=self._accepted,
+            page_count=self._review.page_count,
         )
         if problem is not None:
             raise ValueError(problem)

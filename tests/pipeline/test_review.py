@@ -75,6 +75,18 @@ def test_the_validator_refuses_an_incomplete_decision(
     assert message in (refusal(decision, waiting=True, accepted=None) or "")
 
 
+def test_the_validator_refuses_pages_viewed_that_the_document_does_not_have() -> None:
+    beyond = _decision(pages_viewed=[1, 3, 999_999_999])
+    assert refusal(beyond, waiting=True, accepted=None, page_count=2) == (
+        "pages_viewed names page 3; the document has 2 pages"
+    )
+    assert (
+        refusal(_decision(pages_viewed=[2, 1]), waiting=True, accepted=None, page_count=2) is None
+    )
+    # A check that does not know its page count (0) takes the pages as they come.
+    assert refusal(beyond, waiting=True, accepted=None) is None
+
+
 def test_the_validator_accepts_the_first_decision_again_and_no_other() -> None:
     first = _decision()
     accepted = ReviewOutcome(

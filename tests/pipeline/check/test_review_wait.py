@@ -4,6 +4,7 @@ time-skipping server: the decision Update and its validator, the deadline, super
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +115,9 @@ async def test_the_validator_refuses_what_cannot_be_decided(env: WorkflowEnviron
             decision_id="d-3", action=ReviewAction.REJECT, reviewer="ana", reject_reason="other"
         )
         assert "needs a note" in await _refused(check.handle, other)
+        # The stand-in document has 2 pages.
+        beyond = dataclasses.replace(approval("d-6"), pages_viewed=[1, 2, 3])
+        assert "names page 3; the document has 2 pages" in await _refused(check.handle, beyond)
         await decide(check.handle, approval("d-4"))
         second = await _refused(check.handle, approval("d-5", reviewer="bo"))
         assert "already decided: approve by ana" in second
