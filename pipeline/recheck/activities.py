@@ -1,10 +1,11 @@
 """The activities of a bulk re-check: find a page of matching documents, supersede the
-checks of a document that wait for review once its re-check has started, compare the
+checks of a document that wait for review once its re-check is reported, compare the
 reports of a page's re-checks with their originals, and fold every page into the diff.
 
 S3 calls run in threads (boto3 blocks); each activity heartbeats while it works, so that a
-killed worker's activity is retried within a minute. Every activity can be repeated: listing is read
-only, and the objects written are a function of the reports they are made from.
+killed worker's activity is retried within 30 s, as a document check's is. Every activity
+can be repeated: listing is read only, and the objects written are a function of the
+reports they are made from.
 """
 
 from __future__ import annotations
