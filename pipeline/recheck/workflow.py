@@ -293,12 +293,9 @@ class RecheckWorkflow:
             # Cancelled (or the supersede failed for good): a re-check still checking
             # stops, and the bulk re-check ends once it has; one that waits stays.
             if not reported():
-                child.cancel()
-                await asyncio.gather(child, return_exceptions=True)
+                await _stopped(child)
             raise
-        if not child.done():
-            return RecheckOutcome.RECHECKED
-        return await _outcome_at_end(child)
+        return await _outcome_at_report(child)
 
     async def _report_then_supersede(
         self,
@@ -314,8 +311,7 @@ class RecheckWorkflow:
             await workflow.wait_condition(reported)
         except asyncio.CancelledError:
             # Still checking: it stops, and the bulk re-check ends once it has.
-            child.cancel()
-            await asyncio.gather(child, return_exceptions=True)
+            await _stopped(child)
             raise
         if child.done() and await _outcome_at_end(child) is RecheckOutcome.FAILED:
             return RecheckOutcome.FAILED
@@ -326,12 +322,9 @@ class RecheckWorkflow:
             # waits is cancelled), so that one check of the document waits, and running
             # the same recheck ID again re-checks the document. Cancelled instead, the
             # bulk re-check leaves a reported re-check as it is.
-            child.cancel()
-            await asyncio.gather(child, return_exceptions=True)
+            await _stopped(child)
             raise
-        if not child.done():
-            return RecheckOutcome.RECHECKED
-        return await _outcome_at_end(child)
+        return await _outcome_at_report(child)
 
     async def _supersede(
         self, request: RecheckRequest, match: Match, child: ChildWorkflowHandle[Any, CheckSummary]
@@ -388,6 +381,20 @@ class RecheckWorkflow:
             )
         except WorkflowAlreadyStartedError:
             return None
+
+
+async def _stopped(child: ChildWorkflowHandle[Any, CheckSummary]) -> None:
+    """Cancel a re-check and wait until it has stopped."""
+    child.cancel()
+    await asyncio.gather(child, return_exceptions=True)
+
+
+async def _outcome_at_report(child: ChildWorkflowHandle[Any, CheckSummary]) -> RecheckOutcome:
+    """A reported re-check's outcome: re-checked while it waits for review, else as it
+    ended."""
+    if not child.done():
+        return RecheckOutcome.RECHECKED
+    return await _outcome_at_end(child)
 
 
 async def _outcome_at_end(child: ChildWorkflowHandle[Any, CheckSummary]) -> RecheckOutcome:
