@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf import json_format
@@ -30,7 +30,7 @@ from infra.codec import EncryptionCodec, PayloadDecodeError
 from infra.keyring import KeyringError
 from infra.ports import is_loopback_host
 from infra.settings import SettingsError
-from infra.small_http import bearer_matches, serve_in_thread
+from infra.small_http import DeadlineHandler, bearer_matches, serve_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 # call in one history event): a handful. Each payload costs ~20 us of CPU and ~180 bytes of
 # answer even when empty, so without a cap an 8 MiB body of "{}," costs minutes and gigabytes.
 DEFAULT_MAX_PAYLOADS = 1000
-# Seconds a connection may stay silent, mid-request or between requests, before it is closed.
+# Seconds a connection may stay silent, mid-request or between requests, before it is
+# closed; a request must arrive whole within twice that (infra.small_http).
 DEFAULT_TIMEOUT_SECONDS = 30.0
 _OPERATIONS = ("encode", "decode")
 # The headers the UI and CLI send besides the body's type.
@@ -158,14 +159,14 @@ def transcode(
     return json.dumps(json_format.MessageToDict(answer)).encode()
 
 
-class _CodecHandler(BaseHTTPRequestHandler):
+class _CodecHandler(DeadlineHandler):
     server: _CodecHTTPServer
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
+        # Without it a client that stops sending, or sends slowly, holds this thread.
+        self.timeout_seconds = self.server.config.timeout_seconds
         super().setup()
-        # Without it a client that stops sending holds this thread for good.
-        self.connection.settimeout(self.server.config.timeout_seconds)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("codec server: " + format, *args)
@@ -180,6 +181,8 @@ class _CodecHandler(BaseHTTPRequestHandler):
     def _answer(
         self, status: HTTPStatus, body: bytes = b"", *, cors: bool = False, close: bool = False
     ) -> None:
+        if not self.arrived():
+            return
         self.send_response(status)
         if close:
             self.send_header("Connection", "close")

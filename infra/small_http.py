@@ -1,12 +1,16 @@
 """What docpipe's own small HTTP servers (the codec server, the metrics endpoint) share:
-serving from a thread that stops promptly, and the check of a bearer token."""
+serving from a thread that stops promptly, a deadline for each request to arrive, and the
+check of a bearer token."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import socket
 import socketserver
 import threading
 from email.message import Message
+from http.server import BaseHTTPRequestHandler
 
 # How often the serving thread looks for a stop, so how long a stop may take:
 # socketserver's 0.5 s added up to that to every stop of a worker, a consumer and a test
@@ -33,3 +37,58 @@ def bearer_matches(headers: Message, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(
         credentials.strip().encode(), token.encode()
     )
+
+
+class DeadlineHandler(BaseHTTPRequestHandler):
+    """A request handler whose reads wait at most ``timeout_seconds``, and whose requests
+    must arrive whole (line, headers and body) within twice that of the wait for them.
+
+    The socket timeout alone bounds each read: a client that sends a byte a little more
+    often holds a thread for as long as it likes. Past the deadline the connection is
+    shut, which ends the read under way. (Twice: a request that merely stalls meets the
+    read timeout first, and a handler can still say why it gives up.) A handler calls
+    :meth:`arrived` once it has read the request, and answers only if it returns True.
+    """
+
+    timeout_seconds: float = 30.0
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.timeout_seconds)
+        self._lock = threading.Lock()
+        self._cut = False
+        self._timer: threading.Timer | None = None
+
+    def handle_one_request(self) -> None:
+        self._timer = threading.Timer(2 * self.timeout_seconds, self._cut_off)
+        self._timer.daemon = True
+        self._timer.start()
+        try:
+            super().handle_one_request()
+        except OSError:
+            if not self._cut:
+                raise
+            # What was read of the request was answered on a connection already shut.
+        finally:
+            self.arrived()
+            if self._cut:
+                self.close_connection = True
+
+    def arrived(self) -> bool:
+        """The request is read: stop its deadline. False if it had passed (the connection
+        is shut: nothing to answer)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return not self._cut
+
+    def _cut_off(self) -> None:
+        with self._lock:
+            if self._timer is None:
+                return
+            self._timer = None
+            self._cut = True
+        # The client may have gone already.
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)

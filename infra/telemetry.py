@@ -17,7 +17,7 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from infra.settings import TelemetrySettings
-from infra.small_http import bearer_matches, serve_in_thread
+from infra.small_http import DeadlineHandler, bearer_matches, serve_in_thread
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -56,7 +56,8 @@ class MetricsServer:
         host: address to listen on.
         port: port to listen on (0: any free one; see :attr:`port`).
         sdk_url: the Temporal SDK's own Prometheus endpoint, appended to every scrape.
-        timeout_seconds: how long a connection may stay silent before it is closed.
+        timeout_seconds: how long a connection may stay silent before it is closed; a
+            request must arrive whole within twice that.
         token: the bearer token every scrape must carry (None: none).
     """
 
@@ -73,12 +74,15 @@ class MetricsServer:
         self.registry = registry
         self.sdk_url = sdk_url
         server = self
+        deadline_s = timeout_seconds
 
-        class Handler(BaseHTTPRequestHandler):
-            # Without it a client that connects and stops sending holds a thread for good.
-            timeout = timeout_seconds
+        class Handler(DeadlineHandler):
+            # Without it a client that stops sending, or sends slowly, holds a thread.
+            timeout_seconds = deadline_s
 
             def do_GET(self) -> None:
+                if not self.arrived():
+                    return
                 if token is not None and not bearer_matches(self.headers, token):
                     self.send_response(401)
                     self.send_header("WWW-Authenticate", "Bearer")

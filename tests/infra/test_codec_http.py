@@ -19,6 +19,7 @@ import requests
 from infra.codec import ENCODING, EncryptionCodec
 from infra.codec_http import DEFAULT_MAX_PAYLOADS, CodecServer, CodecServerConfig
 from infra.keyring import StaticKeyring
+from tests.support.slow_clients import bytes_sent_before_closed
 
 UI = "http://127.0.0.1:8233"
 _TOKEN = "s3cret-token"
@@ -272,6 +273,16 @@ def test_a_body_that_stops_arriving_gets_a_408_and_the_connection_ends(impatient
     ((status, body),) = _responses(received)
     assert status == 408
     assert "stopped arriving" in json.loads(body)["error"]
+
+
+def test_a_request_that_trickles_in_is_cut_off_at_its_deadline(impatient: str) -> None:
+    # Each byte comes well within the 0.2 s read timeout; the whole request would take
+    # 30 s, and must arrive within 0.4 s.
+    slow = _request("POST", "/decode", [f"X-Slow: {'a' * 600}", "Content-Length: 2"], b"{}")
+    parts = urlsplit(impatient)
+    assert parts.hostname and parts.port
+    sent = bytes_sent_before_closed(parts.hostname, parts.port, slow, every_s=0.05)
+    assert sent < len(slow)
 
 
 def test_a_connection_that_sends_nothing_is_closed(impatient: str) -> None:

@@ -21,6 +21,7 @@ from infra.telemetry import (
     otlp_traces_url,
 )
 from tests.support.metrics import metric_samples
+from tests.support.slow_clients import bytes_sent_before_closed
 
 
 def test_telemetry_settings_are_checked() -> None:
@@ -136,6 +137,19 @@ def test_metrics_server_closes_a_connection_that_stops_sending() -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /metrics HTTP/1.1\r\n")  # the headers never end
             assert sock.recv(1024) == b""
+    finally:
+        server.close()
+
+
+def test_metrics_server_cuts_off_a_request_that_trickles_in() -> None:
+    server = MetricsServer(CollectorRegistry(), host="127.0.0.1", port=0, timeout_seconds=0.2)
+    slow = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 600 + b"\r\n\r\n"
+    try:
+        sent = bytes_sent_before_closed("127.0.0.1", server.port, slow, every_s=0.05)
+        assert sent < len(slow)
+        # It goes on serving.
+        with urllib.request.urlopen(server.url, timeout=10) as response:
+            assert response.status == 200
     finally:
         server.close()
 
