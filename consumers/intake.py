@@ -42,6 +42,7 @@ from consumers.offsets import PartitionOffsets
 from consumers.retry import Retries
 from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
 from infra.settings import Settings
+from infra.temporal_setup import search_attributes_registered
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -375,7 +376,12 @@ async def run_intake(
         retry_config=_TEMPORAL_RETRY,
         **options,
     )
-    if client is not None:
+    if client is None:
+        return
+    # Without docpipe's search attributes Temporal refuses every start alike: consumed,
+    # every event would be dead-lettered. Nothing is consumed until they exist.
+    namespace = settings.temporal.namespace
+    if await search_attributes_registered(client, namespace, stop, settings.kafka.retry_backoff):
         metrics = IntakeMetrics(telemetry.registry) if telemetry is not None else None
         intake = UploadIntake(settings, client, s3_client(settings.s3), metrics)
         if telemetry is not None:

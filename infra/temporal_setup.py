@@ -1,9 +1,13 @@
-"""Prepare a Temporal namespace for docpipe: register its search attributes.
+"""Prepare a Temporal namespace for docpipe: register its search attributes, and tell
+which of them a namespace lacks.
 
 Safe to repeat: attributes already registered with the right type are left alone.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -11,19 +15,28 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from infra.backoff import Backoff, until_set
 from pipeline import search_attributes
+
+log = logging.getLogger(__name__)
+
+# Answers that say the caller may not list search attributes (a namespace-scoped API key,
+# a server that does not offer it): nothing to check then.
+_NOT_LISTABLE = frozenset(
+    {RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.UNIMPLEMENTED}
+)
 
 
 class SearchAttributeConflictError(RuntimeError):
     """A search attribute exists in the namespace with another type."""
 
 
-async def register_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register docpipe's search attributes that the namespace lacks.
-
-    Returns:
-        The names that were added (empty when all were already there).
+async def missing_search_attributes(
+    client: Client, namespace: str
+) -> dict[str, IndexedValueType.ValueType]:
+    """docpipe's search attributes that the namespace lacks, with the type each needs.
 
     Raises:
         SearchAttributeConflictError: a name is taken with a different type.
@@ -43,8 +56,58 @@ async def register_search_attributes(client: Client, namespace: str) -> list[str
                 f"type {IndexedValueType.Name(existing[key.name])}, docpipe needs "
                 f"{IndexedValueType.Name(wanted)}"
             )
+    return missing
+
+
+async def register_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register docpipe's search attributes that the namespace lacks.
+
+    Returns:
+        The names that were added (empty when all were already there).
+
+    Raises:
+        SearchAttributeConflictError: a name is taken with a different type.
+    """
+    missing = await missing_search_attributes(client, namespace)
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
         )
     return sorted(missing)
+
+
+async def search_attributes_registered(
+    client: Client, namespace: str, stop: asyncio.Event, backoff: Backoff
+) -> bool:
+    """Wait until the namespace has docpipe's search attributes, with a log line per try;
+    False if ``stop`` is set meanwhile. Without them every start is refused alike: a
+    process that starts checks waits for ``docpipe temporal setup`` instead.
+
+    Raises:
+        SearchAttributeConflictError: a name is taken with a different type.
+    """
+    async for attempt in backoff.attempts(wait=until_set(stop)):
+        try:
+            missing = await missing_search_attributes(client, namespace)
+        except RPCError as exc:
+            if exc.status in _NOT_LISTABLE:
+                log.warning(
+                    "cannot list the search attributes of namespace %s (%s): not checked",
+                    namespace,
+                    exc.status.name,
+                )
+                return True
+            log.warning(
+                "listing search attributes failed: %s; retry in %.1f s", exc, attempt.delay_s
+            )
+            continue
+        if not missing:
+            return True
+        log.error(
+            "namespace %s lacks docpipe's search attributes %s: run `docpipe temporal setup`;"
+            " retry in %.1f s",
+            namespace,
+            ", ".join(sorted(missing)),
+            attempt.delay_s,
+        )
+    return False

@@ -15,16 +15,21 @@ import dataclasses
 import logging
 import threading
 import time
+import uuid
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from temporalio.client import Client
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from app.reprocess import ReprocessError, resolve
 from consumers.intake import UploadIntake
 from infra.clients import s3_client, temporal_client
 from infra.ports import LOOPBACK, free_ports
 from infra.settings import Settings
+from tests.conftest import StartComponent
+from tests.support.commands import docpipe_cli
 from tests.support.intake import (
     Message,
     committed,
@@ -38,7 +43,7 @@ from tests.support.intake import (
     wait_started_once,
     with_kafka,
 )
-from tests.support.polling import async_wait_for
+from tests.support.polling import async_wait_for, wait_for
 from tests.support.s3_faults import S3Faults
 from tests.support.unclosed import no_kafka_client_left_unclosed
 
@@ -237,6 +242,38 @@ async def test_a_namespace_temporal_does_not_know_pauses_the_intake_and_dead_let
     assert await dead_letters(settings) == []
     assert await committed(settings) == {}
     assert intake.counters.started == 0
+
+
+async def test_a_namespace_without_docpipes_search_attributes_is_waited_for_then_consumed(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    """Temporal would refuse every start (``INVALID_ARGUMENT``): the consumer consumes
+    nothing until ``docpipe temporal setup`` has registered them, then goes on."""
+    namespace = f"bare-{uuid.uuid4().hex[:8]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    bare = dataclasses.replace(
+        settings, temporal=dataclasses.replace(settings.temporal, namespace=namespace)
+    )
+    document = upload(bare, f"{unique_prefix('bare')}/doc.pdf")
+    consumer = start_component(["consume"], bare)
+    sent = await publish(bare, [Message(native_event(document))])
+    wait_for(
+        lambda: "lacks docpipe's search attributes" in consumer.log_path.read_text(),
+        60,
+        "the consumer to say what the namespace lacks",
+    )
+    assert await committed(bare) == {}
+
+    docpipe_cli(bare, "temporal", "setup")
+    await wait_committed(bare, sent, 120)
+    in_bare = await temporal_client(bare.temporal, bare.codec)
+    started = await in_bare.get_workflow_handle(document.workflow_id).describe()
+    assert started.status == WorkflowExecutionStatus.RUNNING
+    assert await dead_letters(bare) == []
 
 
 async def test_a_restarted_intake_with_everything_committed_is_not_behind(
