@@ -1,8 +1,8 @@
 """The checks that wait for a reviewer, as Temporal visibility lists them.
 
 Used by the review queue (``docpipe review``, the review page), by the worker's periodic
-review metrics, and by the starts of newer checks, which supersede the waiting ones of
-their document. Reads search attributes only: no document content, no workflow queries.
+review metrics, and by newer checks, which supersede the waiting (and still checking) ones
+of their document. Reads search attributes only: no document content, no workflow queries.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ AWAITING_QUERY = (
 )
 # However long the queue, a listing stops here (it is sorted in memory, oldest first).
 MAX_LISTED = 10_000
+# The checks a newer check of their document takes over: those that wait for review, and
+# those still checking (told now, they end superseded at their report instead of waiting).
+_SUPERSEDABLE_QUERY = (
+    f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus = 'Running' "
+    f"AND {sa.STATUS.name} IN ('{sa.AWAITING_REVIEW}', '{sa.CHECKING}')"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,21 +109,28 @@ async def list_waiting(client: Client, also: str = "") -> list[WaitingReview]:
 async def supersede_waiting(
     client: Client, original_workflow_id: str, new_workflow_id: str
 ) -> list[str]:
-    """Tell the checks of a document that wait for review (its original check and its
-    re-checks) that ``new_workflow_id`` took over; they end as superseded.
+    """Tell the checks of a document that wait for review, or still check (its original
+    check and its re-checks), that ``new_workflow_id`` took over: they end as superseded,
+    those still checking once they are reported. Only checks that started before it: of
+    two re-checks that take over at once, the newer stands.
 
     Returns:
         The workflow IDs told.
     """
-    clause = f"WorkflowId STARTS_WITH {quoted(original_workflow_id)}"
+    started = (await client.get_workflow_handle(new_workflow_id).describe()).start_time
+    query = (
+        f"{_SUPERSEDABLE_QUERY} AND WorkflowId STARTS_WITH {quoted(original_workflow_id)} "
+        f"AND StartTime < '{started.astimezone(UTC).isoformat()}'"
+    )
+    running = [execution.id async for execution in client.list_workflows(query)]
     told = []
-    for waiting in await list_waiting(client, clause):
-        if waiting.workflow_id == new_workflow_id or (
-            waiting.workflow_id != original_workflow_id
-            and not waiting.workflow_id.startswith(original_workflow_id + RECHECK_ID_MARK)
+    for workflow_id in sorted(running):
+        if workflow_id == new_workflow_id or (
+            workflow_id != original_workflow_id
+            and not workflow_id.startswith(original_workflow_id + RECHECK_ID_MARK)
         ):
             continue
-        handle = client.get_workflow_handle(waiting.workflow_id)
+        handle = client.get_workflow_handle(workflow_id)
         try:
             await handle.signal(SUPERSEDED_SIGNAL, Superseded(workflow_id=new_workflow_id))
         except RPCError as exc:
@@ -125,6 +138,6 @@ async def supersede_waiting(
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
             continue
-        log.info("%s superseded by %s", waiting.workflow_id, new_workflow_id)
-        told.append(waiting.workflow_id)
+        log.info("%s superseded by %s", workflow_id, new_workflow_id)
+        told.append(workflow_id)
     return told

@@ -1,6 +1,7 @@
 """The activities of a bulk re-check: find a page of matching documents, supersede the
-checks of a document that wait for review once its re-check is reported, compare the
-reports of a page's re-checks with their originals, and fold every page into the diff.
+checks of a document that wait for review (or still check) once its re-check is reported,
+compare the reports of a page's re-checks with their originals, and fold every page into
+the diff.
 
 S3 calls run in threads (boto3 blocks); each activity heartbeats while it works, so that a
 killed worker's activity is retried within 30 s, as a document check's is. Every activity
@@ -141,8 +142,8 @@ class RecheckActivities:
 
     @activity.defn(name="supersede_waiting")
     async def supersede_waiting(self, request: SupersedeInput) -> SupersededChecks:
-        """The document's checks that wait for review (its check, its earlier re-checks;
-        never the new re-check) end as superseded by the re-check."""
+        """The document's checks that started before the re-check and wait for review or
+        still check (its check, its earlier re-checks) end as superseded by it."""
         async with Heartbeater():
             told = await supersede_waiting(
                 self._client, request.check_workflow_id, request.recheck_workflow_id

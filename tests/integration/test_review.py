@@ -18,19 +18,26 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
-from infra.check_requests import intake_lane
+from infra.check_requests import check_request, intake_lane
 from infra.clients import s3_client
 from infra.ports import free_ports
 from infra.settings import Settings
 from pipeline import search_attributes as sa
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import (
+    CheckSummary,
+    DocumentRef,
+    recheck_results_prefix,
+    recheck_workflow_id,
+)
 from pipeline.review import (
     REVIEW_UPDATE,
     ReviewAction,
     ReviewDecision,
     ReviewOutcome,
     ReviewState,
+    ReviewStatus,
 )
+from pipeline.review_visibility import supersede_waiting
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
@@ -201,6 +208,55 @@ async def test_a_reprocess_supersedes_the_waiting_check(
     new = client.get_workflow_handle(new_id, result_type=CheckSummary)
     await awaiting(new)
     assert "superseded" in await _refused(client, old, approval("d-late"))
+
+
+async def test_a_check_superseded_while_it_still_checks_ends_superseded_at_its_report(
+    reviewing: Settings, client: Client, start_component: StartComponent
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    # More pages than one chunk, with a blank one: its verdict asks for review. Its pages
+    # go to a queue no worker polls yet: it is still checking when it is reprocessed.
+    document = _put(reviewing, f"sup-early-{run}/long.pdf", ["text"] * 24 + ["blank"])
+    temporal = dataclasses.replace(reviewing.temporal, page_task_queue=f"nobody-{run}")
+    stuck = dataclasses.replace(reviewing, temporal=temporal)
+    old = await start_check(client, stuck, document)
+    shown = docpipe_cli(reviewing, "reprocess", document.document_id, "--wait")
+    (new_id,) = [line.split()[1] for line in shown.splitlines() if line.startswith("  workflow")]
+    new = client.get_workflow_handle(new_id, result_type=CheckSummary)
+    await awaiting(new)
+
+    start_component(["worker"], stuck)  # the old check's pages are checked now
+
+    async def reported() -> ReviewStatus | None:
+        status = await review_status(old)
+        return None if status.state is ReviewState.NOT_WAITING else status
+
+    status = await async_wait_for(reported, 120, "the old check to be reported")
+    assert status.state is ReviewState.SUPERSEDED and status.superseded_by == new_id
+    summary = await old.result()
+    assert summary.verdict == "review" and summary.review_state == "superseded"
+    assert (await review_status(new)).state is ReviewState.AWAITING
+
+
+async def test_a_check_takes_over_only_from_checks_of_its_document_that_started_before_it(
+    reviewing: Settings, client: Client
+) -> None:
+    document = _put(reviewing, f"sup-order-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    older = await start_waiting_check(client, reviewing, document)
+    # A re-check started without taking over (as if its supersede had not run yet).
+    prefix = check_request(reviewing, document).results_prefix
+    newer = await start_waiting_check(
+        client,
+        reviewing,
+        document,
+        workflow_id=recheck_workflow_id(older.id, 1),
+        results_prefix=recheck_results_prefix(prefix, 1),
+    )
+    # Two re-checks that take over at once: the older one's turn tells no newer check.
+    assert await supersede_waiting(client, older.id, older.id) == []
+    assert await supersede_waiting(client, older.id, newer.id) == [older.id]
+    assert (await review_status(newer)).state is ReviewState.AWAITING
+    assert (await older.result()).superseded_by == newer.id
 
 
 @pytest.mark.timeout(600)
