@@ -35,7 +35,6 @@ from pipeline.review import (
     ReviewDecision,
     ReviewOutcome,
     ReviewState,
-    ReviewStatus,
 )
 from pipeline.review_visibility import supersede_waiting
 from tests.conftest import StartComponent
@@ -227,11 +226,11 @@ async def test_a_check_superseded_while_it_still_checks_ends_superseded_at_its_r
 
     start_component(["worker"], stuck)  # the old check's pages are checked now
 
-    async def reported() -> ReviewStatus | None:
-        status = await review_status(old)
-        return None if status.state is ReviewState.NOT_WAITING else status
+    async def reported() -> bool | None:
+        return None if (await review_status(old)).state is ReviewState.NOT_WAITING else True
 
-    status = await async_wait_for(reported, 120, "the old check to be reported")
+    await async_wait_for(reported, 120, "the old check to be reported")
+    status = await review_status(old)
     assert status.state is ReviewState.SUPERSEDED and status.superseded_by == new_id
     summary = await old.result()
     assert summary.verdict == "review" and summary.review_state == "superseded"
