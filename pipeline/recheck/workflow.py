@@ -329,8 +329,8 @@ class RecheckWorkflow:
     async def _supersede(
         self, request: RecheckRequest, match: Match, child: ChildWorkflowHandle[Any, CheckSummary]
     ) -> None:
-        """End the document's checks that wait for review (never ``child``) as superseded
-        by ``child``."""
+        """End the document's checks that started before ``child`` and wait for review
+        (or still check) as superseded by ``child``."""
         await workflow.execute_activity_method(
             RecheckActivities.supersede_waiting,
             SupersedeInput(
