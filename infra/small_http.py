@@ -85,7 +85,9 @@ class DeadlineHandler(BaseHTTPRequestHandler):
 
     def _cut_off(self) -> None:
         with self._lock:
-            if self._timer is None:
+            # A timer that fired as its request arrived may run only now, while the next
+            # request's timer runs: that request is not this timer's to cut.
+            if self._timer is not threading.current_thread():
                 return
             self._timer = None
             self._cut = True
