@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import gc
 import itertools
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from infra.logs import THIRD_PARTY_WARNINGS
+from infra.logs import QUIET_LOGGERS, THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess, docpipe_process, stop_all
 from infra.settings import (
     KafkaSettings,
@@ -40,13 +42,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _unraisable_hook_back_to_pytest() -> Iterator[None]:
-    """A test that sets up logging as a process does takes over ``sys.unraisablehook``
-    (``infra.logs.capture_unraisable``): the next tests get pytest's back, which fails
-    them on such exceptions."""
-    hook = sys.unraisablehook
+def _logging_back_as_it_was() -> Iterator[None]:
+    """A test that sets up logging as a process does (``infra.logs.configure_logging``,
+    e.g. through ``app.cli.run``) leaves the next tests as it found them: the root
+    logger's handlers and level, the quieted clients' levels, and pytest's hooks for
+    warnings and unraisable exceptions (which fail a test on such exceptions).
+
+    Left in place, its handler writes to the test's captured stderr, closed once the
+    test ends: a later test that logs in a server thread then sees "--- Logging error ---"
+    where it looks for tracebacks."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    unraisable, show_warning = sys.unraisablehook, warnings.showwarning
     yield
-    sys.unraisablehook = hook
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, quiet_level in quiet.items():
+        logging.getLogger(name).setLevel(quiet_level)
+    sys.unraisablehook, warnings.showwarning = unraisable, show_warning
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
