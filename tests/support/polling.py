@@ -22,8 +22,14 @@ def wait_for(check: Callable[[], T | None], seconds: float, what: str) -> T:
         time.sleep(0.1)
 
 
-async def async_wait_for(check: Callable[[], Awaitable[T | None]], seconds: float, what: str) -> T:
-    """Async twin of :func:`wait_for`."""
+async def async_wait_for(
+    check: Callable[[], Awaitable[T | None]], seconds: float, what: str, *, every: float = 0.1
+) -> T:
+    """Async twin of :func:`wait_for`; polls ``every`` so many seconds.
+
+    A wait for something the server does only after a timeout (a retry after a heartbeat
+    timeout) has no use for a tenth of a second: each poll costs the server and this
+    process a request."""
     deadline = time.monotonic() + seconds
     while True:
         value = await check()
@@ -31,4 +37,4 @@ async def async_wait_for(check: Callable[[], Awaitable[T | None]], seconds: floa
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
