@@ -12,7 +12,10 @@ import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
-INSTALL_HINT = "install it with: sudo apt-get update && sudo apt-get install -y chromium"
+INSTALL_HINT = (
+    "install it with: sudo apt-get update && "
+    "sudo apt-get install -y --no-install-recommends chromium"
+)
 _FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from app.browser import (
+    INSTALL_HINT,
     PLAYWRIGHT_ARGS,
     BrowserError,
     chromium_binary,
@@ -70,7 +71,7 @@ async def review_page_screenshot(login_url: str, path: Path, *, timeout_s: float
 
     binary = chromium_binary()
     if binary is None:
-        raise BrowserError("chromium is not installed: sudo apt-get install -y chromium")
+        raise BrowserError(f"chromium is not installed; {INSTALL_HINT}")
     path.parent.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -106,7 +107,7 @@ async def review_page_screenshot(login_url: str, path: Path, *, timeout_s: float
 def take_screenshots(out_dir: Path) -> list[Path]:
     """Run everything, take the pictures, stop everything. Returns the files written."""
     if chromium_binary() is None:
-        raise BrowserError("chromium is not installed: sudo apt-get install -y chromium")
+        raise BrowserError(f"chromium is not installed; {INSTALL_HINT}")
     with tempfile.TemporaryDirectory(prefix="docpipe-screenshots-") as state:
         stack = EmbeddedStack(StackConfig.on_free_ports(Path(state)))
         children: list[ManagedProcess] = []
