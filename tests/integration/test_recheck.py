@@ -142,7 +142,10 @@ async def test_sigkilled_worker_mid_recheck_loses_and_doubles_nothing(
     settings: Settings, client: Client, start_component: StartComponent
 ) -> None:
     prefix = unique_prefix("crash")
-    count = 40
+    # The worker is frozen once three are re-checked, four at a time: twenty leave plenty
+    # for the next worker on a machine of any speed, and two pages of the selection (15
+    # and 5), so that the re-check goes on past a continue-as-new after the kill.
+    count = 20
     documents: list[DocumentRef] = [
         upload(settings, f"{prefix}/{n}.pdf", make_large_pdf(60)) for n in range(count)
     ]
