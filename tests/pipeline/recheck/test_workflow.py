@@ -1,19 +1,22 @@
 """RecheckWorkflow with re-checks that wait for review, against stand-in activities on the
-time-skipping server: the bulk re-check supersedes the document's waiting checks, counts
-a re-check done at its report, leaves it waiting when it ends, and when cancelled stops
-the re-checks that are still checking, and only those."""
+dev server (no time needs skipping here, and the time-skipping server once hung on a
+cancelled child that waited for review: ``tests/support/time_skipping.py``): the bulk
+re-check supersedes the document's waiting checks, counts a re-check done at its report,
+leaves it waiting when it ends, and when cancelled stops the re-checks that are still
+checking, and only those."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -47,8 +50,16 @@ from tests.support.review_checks import (
     decide,
     review_status,
 )
+from tests.support.time_skipping import local_environment
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server, for this module's tests."""
+    async with local_environment() as started:
+        yield started
 
 
 def _match(key: str) -> Match:
