@@ -33,11 +33,17 @@ def build_pdf(objects: Mapping[int, bytes], *, root: int = 1) -> bytes:
 
 def stream(data: bytes, *, compress: bool = False) -> bytes:
     if compress:
-        data = zlib.compress(data, 9)
-        return (
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + (b"\nendstream")
-        )
+        return flate_stream(zlib.compress(data, 9))
     return b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+
+def flate_stream(deflated: bytes) -> bytes:
+    """A stream object whose data is ``deflated`` (a zlib stream), with its filter."""
+    return (
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(deflated)
+        + deflated
+        + b"\nendstream"
+    )
 
 
 def one_page(
@@ -89,10 +95,7 @@ def empty() -> bytes:
 
 def flate_bomb(decompressed_mb: int = 200) -> bytes:
     """A page whose content stream inflates from a few hundred KB to ``decompressed_mb``."""
-    data = deflated_repeat(b" ", decompressed_mb * 1024 * 1024)
-    return one_page(
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream"
-    )
+    return one_page(flate_stream(deflated_repeat(b" ", decompressed_mb * 1024 * 1024)))
 
 
 def deflated_repeat(byte: bytes, total: int, block_size: int = 1 << 20) -> bytes:
