@@ -20,18 +20,16 @@ from pipeline.review import SUPERSEDED_SIGNAL, Superseded
 
 log = logging.getLogger(__name__)
 
+# Every check that runs now.
+_RUNNING_CHECKS = f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus = 'Running'"
 # Every check that waits for a reviewer's decision now.
-AWAITING_QUERY = (
-    f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus = 'Running' "
-    f"AND {sa.STATUS.name} = '{sa.AWAITING_REVIEW}'"
-)
+AWAITING_QUERY = f"{_RUNNING_CHECKS} AND {sa.STATUS.name} = '{sa.AWAITING_REVIEW}'"
 # However long the queue, a listing stops here (it is sorted in memory, oldest first).
 MAX_LISTED = 10_000
 # The checks a newer check of their document takes over: those that wait for review, and
 # those still checking (told now, they end superseded at their report instead of waiting).
 _SUPERSEDABLE_QUERY = (
-    f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus = 'Running' "
-    f"AND {sa.STATUS.name} IN ('{sa.AWAITING_REVIEW}', '{sa.CHECKING}')"
+    f"{_RUNNING_CHECKS} AND {sa.STATUS.name} IN ('{sa.AWAITING_REVIEW}', '{sa.CHECKING}')"
 )
 
 
