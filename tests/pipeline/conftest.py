@@ -9,7 +9,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from pipeline.check.pool import PagePool
-from tests.support.time_skipping import time_skipping_environment
+from tests.support.workflow_servers import time_skipping_environment
 
 
 @pytest.fixture

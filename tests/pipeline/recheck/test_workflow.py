@@ -1,6 +1,6 @@
 """RecheckWorkflow with re-checks that wait for review, against stand-in activities on the
 dev server (no time needs skipping here, and the time-skipping server once hung on a
-cancelled child that waited for review: ``tests/support/time_skipping.py``): the bulk
+cancelled child that waited for review: ``tests/support/workflow_servers.py``): the bulk
 re-check supersedes the document's waiting checks, counts a re-check done at its report,
 leaves it waiting when it ends, and when cancelled stops the re-checks that are still
 checking, and only those."""
@@ -50,7 +50,7 @@ from tests.support.review_checks import (
     decide,
     review_status,
 )
-from tests.support.time_skipping import local_environment
+from tests.support.workflow_servers import local_environment
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
