@@ -9,11 +9,13 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
 
 from infra.logs import QUIET_LOGGERS, THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess, docpipe_process, stop_all
@@ -27,6 +29,7 @@ from infra.settings import (
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack, StackConfig
 from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
+from tests.support.workflow_servers import local_environment
 
 T = TypeVar("T")
 
@@ -121,6 +124,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     config = StackConfig.on_free_ports(tmp_path_factory.mktemp("stack"))
     with EmbeddedStack(config, _TEST_BASE) as running:
         yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The locked Temporal dev server with docpipe's search attributes, one per test module
+    that asks for it (its tests run in the module's event loop): for tests that need a
+    real server and none of the stack."""
+    async with local_environment() as started:
+        yield started
 
 
 @pytest.fixture

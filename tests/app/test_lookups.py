@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -51,11 +47,9 @@ class _FailsProgress:
         raise RuntimeError("cannot say")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client() -> AsyncIterator[Client]:
-    server = Path(sys.executable).parent / "temporal"
-    async with await WorkflowEnvironment.start_local(dev_server_existing_path=str(server)) as env:
-        yield env.client
+@pytest.fixture
+def client(dev_server: WorkflowEnvironment) -> Client:
+    return dev_server.client
 
 
 def test_status_takes_workflow_or_document_ids() -> None:

@@ -6,30 +6,21 @@ the start's contract is about.
 
 from __future__ import annotations
 
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from pipeline import search_attributes as sa
 from pipeline.models import CheckRequest, DocumentRef
 from pipeline.starts import start_check
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client() -> AsyncIterator[Client]:
-    server = Path(sys.executable).parent / "temporal"
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(server), search_attributes=sa.ALL
-    ) as env:
-        yield env.client
+@pytest.fixture
+def client(dev_server: WorkflowEnvironment) -> Client:
+    return dev_server.client
 
 
 async def _start(client: Client, workflow_id: str) -> bool:

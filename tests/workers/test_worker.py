@@ -4,13 +4,9 @@ role polls."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import ResourceBasedSlotSupplier, Worker
@@ -27,13 +23,6 @@ from workers.worker import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    server = Path(sys.executable).parent / "temporal"
-    async with await WorkflowEnvironment.start_local(dev_server_existing_path=str(server)) as env:
-        yield env
 
 
 @activity.defn
@@ -59,9 +48,9 @@ class _Failing:
 
 
 async def test_a_part_that_fails_shuts_the_others_down_and_stops_the_worker(
-    env: WorkflowEnvironment,
+    dev_server: WorkflowEnvironment,
 ) -> None:
-    healthy = Worker(env.client, task_queue=f"healthy-{uuid.uuid4()}", activities=[_nothing])
+    healthy = Worker(dev_server.client, task_queue=f"healthy-{uuid.uuid4()}", activities=[_nothing])
     failing = _Failing()
     with pytest.raises(WorkerStoppedError, match="failing-part stopped on its own") as error:
         await asyncio.wait_for(run_parts([healthy, failing], asyncio.Event()), 60)
@@ -71,9 +60,11 @@ async def test_a_part_that_fails_shuts_the_others_down_and_stops_the_worker(
     assert not failing.shut_down, "a part that stopped is not asked to stop again"
 
 
-async def test_a_stop_shuts_every_part_down_without_an_error(env: WorkflowEnvironment) -> None:
+async def test_a_stop_shuts_every_part_down_without_an_error(
+    dev_server: WorkflowEnvironment,
+) -> None:
     parts = [
-        Worker(env.client, task_queue=f"part-{n}-{uuid.uuid4()}", activities=[_nothing])
+        Worker(dev_server.client, task_queue=f"part-{n}-{uuid.uuid4()}", activities=[_nothing])
         for n in range(2)
     ]
     stop = asyncio.Event()
@@ -97,7 +88,7 @@ async def test_page_checks_at_once_follow_cpu_and_memory_unless_fixed() -> None:
 
 
 async def test_an_ocr_worker_polls_the_ocr_queue_that_no_other_role_polls(
-    env: WorkflowEnvironment,
+    dev_server: WorkflowEnvironment,
 ) -> None:
     polled: dict[str, set[str]] = {}
     for role in ("ocr", "all", "pages", "workflows"):
@@ -106,7 +97,7 @@ async def test_an_ocr_worker_polls_the_ocr_queue_that_no_other_role_polls(
         settings = Settings(temporal=TemporalSettings(task_queue=queue, ocr_task_queue="scans"))
         activities = document_activities(settings)
         try:
-            workers = build_workers(settings, env.client, activities, role=role)
+            workers = build_workers(settings, dev_server.client, activities, role=role)
         finally:
             activities.close()
         polled[role] = {worker.task_queue.removeprefix(queue) or "main" for worker in workers}

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -50,16 +49,14 @@ from tests.support.review_checks import (
     decide,
     review_status,
 )
-from tests.support.workflow_servers import local_environment
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """The dev server, for this module's tests."""
-    async with local_environment() as started:
-        yield started
+@pytest.fixture
+def env(dev_server: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The dev server, not the time-skipping one (``local_environment`` says why)."""
+    return dev_server
 
 
 def _match(key: str) -> Match:
