@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from app.command import Commands, with_temporal
+from app.command import Commands
+from app.command import with_temporal
 from infra import settings_env
 from infra.codec import describe_keyring
 from infra.settings import Settings

@@ -10,30 +10,34 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import NoReturn
 
-from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import ConnectTimeoutError
+from botocore.exceptions import EndpointConnectionError
 
-from app import (
-    admin,
-    codec_server,
-    dead_letters,
-    demo,
-    dev,
-    recheck,
-    report_view,
-    reprocess,
-    review,
-    services,
-    status_view,
-    submit,
-)
-from app.command import EXIT_USAGE, CommandError, Commands
-from infra.clients import ServerUnreachableError, s3_unreachable
+from app import admin
+from app import codec_server
+from app import dead_letters
+from app import demo
+from app import dev
+from app import recheck
+from app import report_view
+from app import reprocess
+from app import review
+from app import services
+from app import status_view
+from app import submit
+from app.command import EXIT_USAGE
+from app.command import CommandError
+from app.command import Commands
+from infra.clients import ServerUnreachableError
+from infra.clients import s3_unreachable
 from infra.logs import configure_logging
 from infra.settings import SettingsError
-from infra.settings_env import add_arguments, load_settings
+from infra.settings_env import add_arguments
+from infra.settings_env import load_settings
 from infra.stack_errors import StackError
 
 # In the order ``docpipe --help`` lists them.

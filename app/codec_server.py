@@ -15,9 +15,15 @@ import threading
 from urllib.parse import urlsplit
 
 from app.command import Commands
-from infra.codec import EncryptionCodec, describe_keyring, keyring_for
-from infra.codec_http import DEFAULT_MAX_BODY_BYTES, CodecServer, CodecServerConfig
-from infra.settings import CODEC_NONE, Settings, SettingsError
+from infra.codec import EncryptionCodec
+from infra.codec import describe_keyring
+from infra.codec import keyring_for
+from infra.codec_http import DEFAULT_MAX_BODY_BYTES
+from infra.codec_http import CodecServer
+from infra.codec_http import CodecServerConfig
+from infra.settings import CODEC_NONE
+from infra.settings import Settings
+from infra.settings import SettingsError
 
 log = logging.getLogger(__name__)
 

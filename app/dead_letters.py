@@ -16,12 +16,20 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka import TopicPartition
 
-from app.command import CommandError, Commands
-from consumers.dead_letters import MAX_REQUEST_BYTES, REPLAYED_FROM, DeadLetter
-from infra.clients import TopicMissingError, kafka_kwargs, start_kafka, topic_from_start
-from infra.settings import KafkaSettings, Settings
+from app.command import CommandError
+from app.command import Commands
+from consumers.dead_letters import MAX_REQUEST_BYTES
+from consumers.dead_letters import REPLAYED_FROM
+from consumers.dead_letters import DeadLetter
+from infra.clients import TopicMissingError
+from infra.clients import kafka_kwargs
+from infra.clients import start_kafka
+from infra.clients import topic_from_start
+from infra.settings import KafkaSettings
+from infra.settings import Settings
 
 
 class DeadLetterReadError(CommandError):

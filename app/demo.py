@@ -8,28 +8,35 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowFailureError,
-)
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowFailureError
 
 from app.command import Commands
-from app.dev import stack_config, stack_options
-from app.lookups import workflow_status, workflow_url
+from app.dev import stack_config
+from app.dev import stack_options
+from app.lookups import workflow_status
+from app.lookups import workflow_url
 from app.review_queue import reported_awaiting_review
 from app.review_web import start_dev_review_page
-from app.submit import Submission, submit_files
+from app.submit import Submission
+from app.submit import submit_files
 from infra.clients import temporal_client
-from infra.ports import LOOPBACK, free_ports
-from infra.processes import ManagedProcess, docpipe_process, exit_on_sigterm, stop_all
+from infra.ports import LOOPBACK
+from infra.ports import free_ports
+from infra.processes import ManagedProcess
+from infra.processes import docpipe_process
+from infra.processes import exit_on_sigterm
+from infra.processes import stop_all
 from infra.settings import Settings
 from infra.settings_env import to_env
-from infra.stack import EmbeddedStack, StackConfig
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 from pipeline.models import CheckSummary
 from pipeline.review import ReviewState
 

@@ -12,7 +12,8 @@ from app.command import Commands
 from app.review_web import start_dev_review_page
 from infra.processes import exit_on_sigterm
 from infra.settings import Settings
-from infra.stack import EmbeddedStack, StackConfig
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 
 DEFAULT_STATE_DIR = ".docpipe"
 

@@ -7,20 +7,24 @@ its document ID (``<bucket>/<key>@<version>``, the first check of that version).
 from __future__ import annotations
 
 import argparse
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
-from app.command import CommandError, Commands, Handler
+from app.command import CommandError
+from app.command import Commands
+from app.command import Handler
 from infra.settings import Settings
-from pipeline.models import WORKFLOW_ID_PREFIX, split_document_id, workflow_id_for
+from pipeline.models import WORKFLOW_ID_PREFIX
+from pipeline.models import split_document_id
+from pipeline.models import workflow_id_for
 from pipeline.progress import PROGRESS_QUERY
 
 Progress = TypeVar("Progress")

@@ -19,7 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 from pipeline.check.parser_slot import kill_executor
 from pipeline.pdf import render
-from pipeline.pdf.render import RenderLimits, RenderRefusedError
+from pipeline.pdf.render import RenderLimits
+from pipeline.pdf.render import RenderRefusedError
 
 log = logging.getLogger(__name__)
 

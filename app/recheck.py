@@ -13,32 +13,43 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC
+from datetime import datetime
+from typing import TYPE_CHECKING
+from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
-from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import CheckNotFoundError, query_progress, workflow_url
-from app.status_view import list_query, parse_since
+from app.command import EXIT_USAGE
+from app.command import CommandError
+from app.command import Commands
+from app.command import with_temporal
+from app.lookups import CheckNotFoundError
+from app.lookups import query_progress
+from app.lookups import workflow_url
+from app.status_view import list_query
+from app.status_view import parse_since
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
-from pipeline.lanes import HIGHEST_PRIORITY, LOWEST_PRIORITY
+from pipeline.lanes import HIGHEST_PRIORITY
+from pipeline.lanes import LOWEST_PRIORITY
 from pipeline.recheck.diff import render_diff
-from pipeline.recheck.models import (
-    RECHECK_WORKFLOW_NAME,
-    RecheckProgress,
-    RecheckRequest,
-    RecheckResult,
-    RecheckSelection,
-    check_recheck_id,
-    diff_key,
-    recheck_run_id,
-)
+from pipeline.recheck.models import RECHECK_WORKFLOW_NAME
+from pipeline.recheck.models import RecheckProgress
+from pipeline.recheck.models import RecheckRequest
+from pipeline.recheck.models import RecheckResult
+from pipeline.recheck.models import RecheckSelection
+from pipeline.recheck.models import check_recheck_id
+from pipeline.recheck.models import diff_key
+from pipeline.recheck.models import recheck_run_id
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

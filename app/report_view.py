@@ -11,27 +11,34 @@ import argparse
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from botocore.exceptions import ClientError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
 
-from app.command import Commands, with_temporal
-from app.lookups import (
-    CheckNotFoundError,
-    add_check_command,
-    is_document_id,
-    looks_like_workflow_id,
-    not_a_check,
-    query_progress,
-    workflow_status,
-)
-from app.report_pages import finding, findings_outside_pages, page_error_messages, reason_pages
+from app.command import Commands
+from app.command import with_temporal
+from app.lookups import CheckNotFoundError
+from app.lookups import add_check_command
+from app.lookups import is_document_id
+from app.lookups import looks_like_workflow_id
+from app.lookups import not_a_check
+from app.lookups import query_progress
+from app.lookups import workflow_status
+from app.report_pages import finding
+from app.report_pages import findings_outside_pages
+from app.report_pages import page_error_messages
+from app.report_pages import reason_pages
 from app.review_queue import awaiting_review
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline.check.decision_writer import decision_key
-from pipeline.models import REPORT_NAME, CheckSummary, results_prefix_for, workflow_id_for
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckSummary
+from pipeline.models import results_prefix_for
+from pipeline.models import workflow_id_for
 from pipeline.progress import CheckProgress
 from pipeline.reasons import Reason
 

@@ -18,35 +18,37 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 from temporalio.client import Client
 
-from app.command import Commands, with_temporal
-from app.lookups import (
-    CheckNotFoundError,
-    add_check_command,
-    is_document_id,
-    looks_like_workflow_id,
-    not_a_check,
-    workflow_ids_of,
-    workflow_url,
-)
+from app.command import Commands
+from app.command import with_temporal
+from app.lookups import CheckNotFoundError
+from app.lookups import add_check_command
+from app.lookups import is_document_id
+from app.lookups import looks_like_workflow_id
+from app.lookups import not_a_check
+from app.lookups import workflow_ids_of
+from app.lookups import workflow_url
 from app.review_queue import reported_awaiting_review
-from infra.check_requests import check_request, recheck_lane
+from infra.check_requests import check_request
+from infra.check_requests import recheck_lane
 from infra.clients import s3_client
 from infra.settings import Settings
-from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
-from pipeline.models import (
-    RECHECKS_DIR,
-    REPORT_NAME,
-    CheckRequest,
-    CheckSummary,
-    DocumentRef,
-    original_results_prefix,
-    recheck_results_prefix,
-    recheck_workflow_id,
-    split_document_id,
-)
+from pipeline.failures import S3Failure
+from pipeline.failures import classify_s3
+from pipeline.failures import describe_s3
+from pipeline.failures import s3_status
+from pipeline.models import RECHECKS_DIR
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckRequest
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import original_results_prefix
+from pipeline.models import recheck_results_prefix
+from pipeline.models import recheck_workflow_id
+from pipeline.models import split_document_id
 from pipeline.review import ReviewState
 from pipeline.review_visibility import supersede_waiting
-from pipeline.starts import start_check, started_request
+from pipeline.starts import start_check
+from pipeline.starts import started_request
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -15,26 +15,34 @@ import getpass
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 
 from app import review_web
-from app.command import EXIT_FAILURE, EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import add_check_command, workflow_ids_of
-from app.review_queue import (
-    Pacer,
-    ReviewItem,
-    ReviewRefusedError,
-    WaitingReview,
-    bulk_decision_id,
-    decide,
-    review_item,
-    waiting_reviews,
-)
+from app.command import EXIT_FAILURE
+from app.command import EXIT_USAGE
+from app.command import CommandError
+from app.command import Commands
+from app.command import with_temporal
+from app.lookups import add_check_command
+from app.lookups import workflow_ids_of
+from app.review_queue import Pacer
+from app.review_queue import ReviewItem
+from app.review_queue import ReviewRefusedError
+from app.review_queue import WaitingReview
+from app.review_queue import bulk_decision_id
+from app.review_queue import decide
+from app.review_queue import review_item
+from app.review_queue import waiting_reviews
 from infra.settings import Settings
-from pipeline.review import RejectReason, ReviewAction, ReviewDecision, parse_duration
+from pipeline.review import RejectReason
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import parse_duration
 from pipeline.review_visibility import list_waiting
 
 # Bulk decisions sent at once at most, and per second by default.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import Protocol
 
@@ -21,9 +22,12 @@ from app.command import CommandError
 from app.review_queue import PageToReview
 from infra.clients import s3_client
 from infra.settings import Settings
-from pipeline.check.spool import ObjectUnavailableError, read_bytes
+from pipeline.check.spool import ObjectUnavailableError
+from pipeline.check.spool import read_bytes
 from pipeline.models import DocumentRef
-from pipeline.review import ReviewDecision, ReviewOutcome, ReviewState
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
+from pipeline.review import ReviewState
 
 
 class WaitingCheck(Protocol):

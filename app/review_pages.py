@@ -15,23 +15,33 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy, MultiMapping
+from multidict import MultiDict
+from multidict import MultiDictProxy
+from multidict import MultiMapping
 
-from app.page_images import PageRenderer, RenderFailedError
-from app.review_auth import ReviewerTokens, Session, SessionSigner
-from app.review_backend import CheckView, ReviewBackend
+from app.page_images import PageRenderer
+from app.page_images import RenderFailedError
+from app.review_auth import ReviewerTokens
+from app.review_auth import Session
+from app.review_auth import SessionSigner
+from app.review_backend import CheckView
+from app.review_backend import ReviewBackend
 from app.review_queue import ReviewRefusedError
 from pipeline.models import DocumentRef
 from pipeline.pdf.render import RenderRefusedError
-from pipeline.review import RejectReason, ReviewAction, ReviewDecision
+from pipeline.review import RejectReason
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
 
 log = logging.getLogger(__name__)
 

@@ -13,35 +13,40 @@ import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowQueryFailedError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from app.command import CommandError
-from app.report_pages import findings_outside_pages, page_error_messages, reason_pages
+from app.report_pages import findings_outside_pages
+from app.report_pages import page_error_messages
+from app.report_pages import reason_pages
 from infra.clients import s3_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.results import ResultStore
-from pipeline.models import CheckSummary, DocumentRef
-from pipeline.review import (
-    REVIEW_QUERY,
-    REVIEW_UPDATE,
-    ReviewAction,
-    ReviewDecision,
-    ReviewOutcome,
-    ReviewState,
-    ReviewStatus,
-)
-from pipeline.review_visibility import WaitingReview, list_waiting, quoted
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.review import REVIEW_QUERY
+from pipeline.review import REVIEW_UPDATE
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
+from pipeline.review import ReviewState
+from pipeline.review import ReviewStatus
+from pipeline.review_visibility import WaitingReview
+from pipeline.review_visibility import list_waiting
+from pipeline.review_visibility import quoted
 
 __all__ = [
     "PageToReview",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -18,11 +19,14 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from app.command import EXIT_USAGE, CommandError
+from app.command import EXIT_USAGE
+from app.command import CommandError
 from app.page_images import PageRenderer
 from app.review_auth import ReviewerTokens
 from app.review_backend import ReviewBackend
-from app.review_pages import ReviewPageConfig, ReviewPages, route_of
+from app.review_pages import ReviewPageConfig
+from app.review_pages import ReviewPages
+from app.review_pages import route_of
 from pipeline.pdf.render import RenderLimits
 
 log = logging.getLogger(__name__)

@@ -18,11 +18,16 @@ import os
 import time
 from dataclasses import dataclass
 
-from app.command import EXIT_USAGE, CommandError, Commands
-from app.review_auth import ReviewerTokensError, ensure_dev_tokens, load_tokens
+from app.command import EXIT_USAGE
+from app.command import CommandError
+from app.command import Commands
+from app.review_auth import ReviewerTokensError
+from app.review_auth import ensure_dev_tokens
+from app.review_auth import load_tokens
 from infra.clients import temporal_client
 from infra.ports import port_open
-from infra.processes import ManagedProcess, docpipe_process
+from infra.processes import ManagedProcess
+from infra.processes import docpipe_process
 from infra.settings import Settings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack
@@ -37,7 +42,8 @@ STARTUP_TIMEOUT_S = 60.0
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the review page until SIGTERM or Ctrl-C."""
     from app.review_backend import TemporalReviewBackend
-    from app.review_server import ServeConfig, serve_until_stopped
+    from app.review_server import ServeConfig
+    from app.review_server import serve_until_stopped
 
     try:
         tokens = load_tokens(os.environ, args.tokens_file)

@@ -20,23 +20,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.browser import (
-    INSTALL_HINT,
-    PLAYWRIGHT_ARGS,
-    BrowserError,
-    chromium_binary,
-    screenshot,
-    workflows_url,
-)
-from app.demo import sample_files, wait_for_checks, with_metrics_port
+from app.browser import INSTALL_HINT
+from app.browser import PLAYWRIGHT_ARGS
+from app.browser import BrowserError
+from app.browser import chromium_binary
+from app.browser import screenshot
+from app.browser import workflows_url
+from app.demo import sample_files
+from app.demo import wait_for_checks
+from app.demo import with_metrics_port
 from app.review_web import start_dev_review_page
 from app.submit import submit_files
 from infra.clients import temporal_client
 from infra.ports import free_ports
-from infra.processes import ManagedProcess, docpipe_process, stop_all
+from infra.processes import ManagedProcess
+from infra.processes import docpipe_process
+from infra.processes import stop_all
 from infra.settings import Settings
 from infra.settings_env import to_env
-from infra.stack import EmbeddedStack, StackConfig
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 
 LIST_QUERY = "DocpipeBucket = 'documents'"
 # The review page pictured is the sample invoice's, the one sample whose review reason is

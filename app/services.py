@@ -12,7 +12,8 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
+from collections.abc import Coroutine
 from typing import Any
 
 from app.command import Commands
@@ -50,7 +51,8 @@ def _run_until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 def _run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """A worker process until SIGTERM or Ctrl-C."""
     from infra.telemetry import start_telemetry
-    from workers.worker import WorkerStoppedError, run_worker
+    from workers.worker import WorkerStoppedError
+    from workers.worker import run_worker
 
     telemetry = start_telemetry(settings.telemetry, "worker")
     try:

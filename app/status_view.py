@@ -15,34 +15,39 @@ import dataclasses
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import (
-    Client,
-    WorkflowExecution,
-    WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
-    WorkflowFailureError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.client import WorkflowExecution
+from temporalio.client import WorkflowExecutionDescription
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
-from app.command import EXIT_USAGE, CommandError, Commands, with_temporal
-from app.lookups import (
-    CheckNotFoundError,
-    add_check_command,
-    query_progress,
-    workflow_ids_of,
-    workflow_url,
-)
+from app.command import EXIT_USAGE
+from app.command import CommandError
+from app.command import Commands
+from app.command import with_temporal
+from app.lookups import CheckNotFoundError
+from app.lookups import add_check_command
+from app.lookups import query_progress
+from app.lookups import workflow_ids_of
+from app.lookups import workflow_url
 from app.review_queue import awaiting_review
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.checkpoint import Checkpoint
 from pipeline.labels import object_key_value
-from pipeline.models import WORKFLOW_NAME, CheckSummary
-from pipeline.progress import CheckProgress, CheckStep
+from pipeline.models import WORKFLOW_NAME
+from pipeline.models import CheckSummary
+from pipeline.progress import CheckProgress
+from pipeline.progress import CheckStep
 from pipeline.starts import started_request
 
 STATUSES = (

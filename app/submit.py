@@ -14,11 +14,18 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaProducer
 from botocore.exceptions import ClientError
 
-from app.command import EXIT_USAGE, CommandError, Commands
-from infra.clients import kafka_kwargs, s3_client, start_kafka
+from app.command import EXIT_USAGE
+from app.command import CommandError
+from app.command import Commands
+from infra.clients import kafka_kwargs
+from infra.clients import s3_client
+from infra.clients import start_kafka
 from infra.settings import Settings
-from pipeline.failures import S3Failure, classify_s3, describe_s3
-from pipeline.models import DocumentRef, object_version_id
+from pipeline.failures import S3Failure
+from pipeline.failures import classify_s3
+from pipeline.failures import describe_s3
+from pipeline.models import DocumentRef
+from pipeline.models import object_version_id
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

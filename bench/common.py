@@ -10,15 +10,23 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
-from infra.processes import ManagedProcess, descendants, docpipe_process
-from infra.settings import ReviewSettings, Settings
+from infra.processes import ManagedProcess
+from infra.processes import descendants
+from infra.processes import docpipe_process
+from infra.settings import ReviewSettings
+from infra.settings import Settings
 from infra.settings_env import to_env
-from infra.stack import EmbeddedStack, StackConfig
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 
 T = TypeVar("T")
 

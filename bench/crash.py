@@ -47,17 +47,29 @@ from typing import Any
 # Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import add_state_dir_option, bench_stack, print_figures, run_in_work_dir
-from pypdf import PageObject, PdfReader, PdfWriter
+from common import add_state_dir_option
+from common import bench_stack
+from common import print_figures
+from common import run_in_work_dir
+from pypdf import PageObject
+from pypdf import PdfReader
+from pypdf import PdfWriter
 
 from app.submit import submit_files
 from infra.check_requests import check_request
-from infra.clients import s3_client, temporal_client
-from infra.processes import ManagedProcess, docpipe_process, parser_pids, pid_alive, stop_all
+from infra.clients import s3_client
+from infra.clients import temporal_client
+from infra.processes import ManagedProcess
+from infra.processes import docpipe_process
+from infra.processes import parser_pids
+from infra.processes import pid_alive
+from infra.processes import stop_all
 from infra.settings import Settings
 from infra.settings_env import to_env
 from pipeline.check import chunk_run
-from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.support.pdfs import make_large_pdf
 from tests.support.scans import scanned_document
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from temporalio import activity, workflow
+from temporalio import activity
+from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 

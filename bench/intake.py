@@ -33,23 +33,32 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 from aiokafka import AIOKafkaProducer
-from common import BENCH_BASE, add_state_dir_option, cpu_snapshot
+from common import BENCH_BASE
+from common import add_state_dir_option
+from common import cpu_snapshot
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDReusePolicy
 
 from app.submit import upload_event
 from consumers.handling import start_upload_check
 from consumers.intake import UploadIntake
 from infra.check_requests import check_request
-from infra.clients import s3_client, temporal_client
-from infra.settings import KafkaSettings, Settings
-from infra.stack import EmbeddedStack, StackConfig
-from pipeline.models import WORKFLOW_NAME, DocumentRef
+from infra.clients import s3_client
+from infra.clients import temporal_client
+from infra.settings import KafkaSettings
+from infra.settings import Settings
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
+from pipeline.models import WORKFLOW_NAME
+from pipeline.models import DocumentRef
 
 PARTITIONS = 3
 

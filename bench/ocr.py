@@ -38,23 +38,33 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 # Run as a script from a checkout: tests.support (the scan generator) is found beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RssSampler, cpu_snapshot
+from common import RssSampler
+from common import cpu_snapshot
 from pypdf import PdfReader
 
-from pipeline.check.chunk_run import ChunkRun, page_ranges
+from pipeline.check.chunk_run import ChunkRun
+from pipeline.check.chunk_run import page_ranges
 from pipeline.check.pool import PagePool
-from pipeline.pdf.ocr import OcrEngine, OcrOptions, tessdata_dir
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr import tessdata_dir
 from pipeline.pdf.ocr_image import page_picture
-from pipeline.pdf.ocr_page import DocumentRenderer, read_upright
+from pipeline.pdf.ocr_page import DocumentRenderer
+from pipeline.pdf.ocr_page import read_upright
 from pipeline.pdf.page_checks import text_counts
-from tests.support.scans import CLEAN, NOISY, ScanStyle, known_pages, scan_pdf
+from tests.support.scans import CLEAN
+from tests.support.scans import NOISY
+from tests.support.scans import ScanStyle
+from tests.support.scans import known_pages
+from tests.support.scans import scan_pdf
 
 TARGETS = {
     "clean": 0.97,

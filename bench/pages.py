@@ -43,27 +43,35 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaProducer
-from common import (
-    RssSampler,
-    add_state_dir_option,
-    bench_stack,
-    cpu_per_unit_ms,
-    cpu_snapshot,
-    print_figures,
-    run_in_work_dir,
-    start_worker_and_consumer,
-)
-from histories import CheckTimes, check_times, percentile, phase_medians
+from common import RssSampler
+from common import add_state_dir_option
+from common import bench_stack
+from common import cpu_per_unit_ms
+from common import cpu_snapshot
+from common import print_figures
+from common import run_in_work_dir
+from common import start_worker_and_consumer
+from histories import CheckTimes
+from histories import check_times
+from histories import percentile
+from histories import phase_medians
 from temporalio.client import WorkflowHistory
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from app.submit import upload, upload_event
+from app.submit import upload
+from app.submit import upload_event
 from infra.check_requests import check_request
-from infra.clients import kafka_kwargs, s3_client, temporal_client
+from infra.clients import kafka_kwargs
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.processes import stop_all
-from infra.settings import PipelineSettings, Settings
-from pipeline.models import REPORT_NAME, CheckPagesInput, DocumentRef
+from infra.settings import PipelineSettings
+from infra.settings import Settings
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckPagesInput
+from pipeline.models import DocumentRef
 from pipeline.pdf.page_checks import check_page
 from tests.support.pdfs import make_large_pdf
 from workers.worker import document_activities

@@ -33,8 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # Run as a script from a checkout: tests.support (the PDF generators) is found beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.pdf.document_checks import inspect_path, inspect_repaired, needs_repair
-from tests.support import damaged, hostile
+from pipeline.pdf.document_checks import inspect_path
+from pipeline.pdf.document_checks import inspect_repaired
+from pipeline.pdf.document_checks import needs_repair
+from tests.support import damaged
+from tests.support import hostile
 from tests.support.corpus import CORPUS
 from tests.support.pdfs import make_large_pdf
 

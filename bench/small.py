@@ -42,30 +42,39 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from common import (
-    bench_stack,
-    cpu_per_unit_ms,
-    cpu_snapshot,
-    print_figures,
-    run_in_work_dir,
-    start_worker_and_consumer,
-)
-from floor import FLOOR_QUEUE, floor_worker
-from histories import activity_count, latency_figures, report_time
-from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from common import bench_stack
+from common import cpu_per_unit_ms
+from common import cpu_snapshot
+from common import print_figures
+from common import run_in_work_dir
+from common import start_worker_and_consumer
+from floor import FLOOR_QUEUE
+from floor import floor_worker
+from histories import activity_count
+from histories import latency_figures
+from histories import report_time
+from temporalio.client import Client
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
-from app.submit import submit_files, upload, upload_event
+from app.submit import submit_files
+from app.submit import upload
+from app.submit import upload_event
 from infra.check_requests import check_request
-from infra.clients import kafka_kwargs, temporal_client
-from infra.processes import ManagedProcess, stop_all
-from infra.settings import CodecSettings, Settings
+from infra.clients import kafka_kwargs
+from infra.clients import temporal_client
+from infra.processes import ManagedProcess
+from infra.processes import stop_all
+from infra.settings import CodecSettings
+from infra.settings import Settings
 from pipeline.models import DocumentRef
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "pypdf-resources"

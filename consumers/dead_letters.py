@@ -8,7 +8,8 @@ commands that list and replay dead letters are the application's (``app``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from consumers.events import Rejected

@@ -12,24 +12,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
 from temporalio.client import Client
 
-from consumers.dead_letters import VALUE_OMITTED, dead_letter_headers
-from consumers.events import Rejected, Upload, parse_upload_event
-from consumers.metrics import IntakeCounters, IntakeMetrics
-from consumers.retry import Retries, classify_dead_letter, classify_head, classify_start
+from consumers.dead_letters import VALUE_OMITTED
+from consumers.dead_letters import dead_letter_headers
+from consumers.events import Rejected
+from consumers.events import Upload
+from consumers.events import parse_upload_event
+from consumers.metrics import IntakeCounters
+from consumers.metrics import IntakeMetrics
+from consumers.retry import Retries
+from consumers.retry import classify_dead_letter
+from consumers.retry import classify_head
+from consumers.retry import classify_start
 from consumers.tracing import upload_event_span
-from infra.check_requests import check_request, intake_lane
+from infra.check_requests import check_request
+from infra.check_requests import intake_lane
 from infra.settings import Settings
-from pipeline.failures import S3Failure, classify_s3
+from pipeline.failures import S3Failure
+from pipeline.failures import classify_s3
 from pipeline.lanes import event_field
-from pipeline.models import DocumentRef, object_version_id
+from pipeline.models import DocumentRef
+from pipeline.models import object_version_id
 from pipeline.reasons import Reason
 from pipeline.starts import start_check
 

@@ -25,22 +25,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaProducer
+from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError
+from aiokafka.errors import KafkaError
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
 from consumers.dead_letters import MAX_REQUEST_BYTES
-from consumers.handling import UploadHandler, start_upload_check
-from consumers.metrics import IntakeCollector, IntakeCounters, IntakeMetrics
+from consumers.handling import UploadHandler
+from consumers.handling import start_upload_check
+from consumers.metrics import IntakeCollector
+from consumers.metrics import IntakeCounters
+from consumers.metrics import IntakeMetrics
 from consumers.offsets import PartitionOffsets
 from consumers.retry import Retries
-from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
+from infra.clients import kafka_kwargs
+from infra.clients import s3_client
+from infra.clients import temporal_client_waiting
 from infra.settings import Settings
 from infra.temporal_setup import search_attributes_registered
 

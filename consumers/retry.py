@@ -17,17 +17,27 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Final, Literal, TypeVar
+from collections.abc import Awaitable
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Final
+from typing import Literal
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 from temporalio.service import RPCError
 
 from consumers.events import Rejected
-from consumers.metrics import IntakeCounters, IntakeMetrics
-from infra.backoff import Backoff, Wait, sleep
-from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
+from consumers.metrics import IntakeCounters
+from consumers.metrics import IntakeMetrics
+from infra.backoff import Backoff
+from infra.backoff import Wait
+from infra.backoff import sleep
+from pipeline.failures import S3Failure
+from pipeline.failures import classify_s3
+from pipeline.failures import describe_s3
+from pipeline.failures import temporal_refused
 from pipeline.reasons import Reason
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,12 @@ into the workflow start, and from there into the workflow and its activities.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
+from opentelemetry import trace
 
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 _tracer = trace.get_tracer("docpipe.consumers")

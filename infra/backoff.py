@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # 2**64 times any sensible initial delay is far beyond any cap; larger exponents overflow.

@@ -10,8 +10,10 @@ from __future__ import annotations
 from temporalio.common import Priority
 
 from infra.settings import Settings
-from pipeline.lanes import fairness_key, lane
-from pipeline.models import CheckRequest, DocumentRef
+from pipeline.lanes import fairness_key
+from pipeline.lanes import lane
+from pipeline.models import CheckRequest
+from pipeline.models import DocumentRef
 
 
 def check_request(

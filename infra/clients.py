@@ -15,18 +15,25 @@ import ssl
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from botocore.config import Config
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client
+from temporalio.client import TLSConfig
 
-from infra.backoff import Backoff, until_set
+from infra.backoff import Backoff
+from infra.backoff import until_set
 from infra.codec import data_converter
-from infra.settings import CodecSettings, KafkaSettings, S3Settings, TemporalSettings
+from infra.settings import CodecSettings
+from infra.settings import KafkaSettings
+from infra.settings import S3Settings
+from infra.settings import TemporalSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

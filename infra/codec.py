@@ -22,10 +22,17 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import DataConverter
+from temporalio.converter import PayloadCodec
 
-from infra.keyring import FileKeyring, Keyring, KeyringError, StaticKeyring, parse_key_entries
-from infra.settings import CODEC_NONE, CodecSettings, SettingsError
+from infra.keyring import FileKeyring
+from infra.keyring import Keyring
+from infra.keyring import KeyringError
+from infra.keyring import StaticKeyring
+from infra.keyring import parse_key_entries
+from infra.settings import CODEC_NONE
+from infra.settings import CodecSettings
+from infra.settings import SettingsError
 
 ENCODING = b"binary/encrypted"
 ENCODING_KEY = "encoding"

@@ -24,13 +24,17 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payloads
 
-from infra.codec import EncryptionCodec, PayloadDecodeError
+from infra.codec import EncryptionCodec
+from infra.codec import PayloadDecodeError
 from infra.keyring import KeyringError
 from infra.ports import is_loopback_host
 from infra.settings import SettingsError
-from infra.small_http import DeadlineHandler, bearer_matches, serve_in_thread
+from infra.small_http import DeadlineHandler
+from infra.small_http import bearer_matches
+from infra.small_http import serve_in_thread
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,10 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import TextIO
 
 # Fields a record may carry (``extra=``) that both formats show.
 LOG_FIELDS = ("document_id", "workflow_id")

@@ -9,27 +9,27 @@ sets the same fields to real clusters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from infra.backoff import Backoff
-from infra.keyring import KeyringError, StaticKeyring, parse_key_entries
+from infra.keyring import KeyringError
+from infra.keyring import StaticKeyring
+from infra.keyring import parse_key_entries
 from infra.ports import is_loopback_host
-from pipeline.lanes import (
-    FAIRNESS_PREFIX,
-    HIGHEST_PRIORITY,
-    LOWEST_PRIORITY,
-    check_fairness_mode,
-)
+from pipeline.lanes import FAIRNESS_PREFIX
+from pipeline.lanes import HIGHEST_PRIORITY
+from pipeline.lanes import LOWEST_PRIORITY
+from pipeline.lanes import check_fairness_mode
 from pipeline.models import page_queue_for
-from pipeline.policy import (
-    DEFAULT_IGNORE,
-    DEFAULT_OCR_MIN_CONFIDENCE,
-    DEFAULT_REJECT,
-    DEFAULT_UNREADABLE_PAGE_RATIO,
-    PolicyError,
-    VerdictPolicy,
-)
-from pipeline.review import ReviewPolicy, parse_duration
+from pipeline.policy import DEFAULT_IGNORE
+from pipeline.policy import DEFAULT_OCR_MIN_CONFIDENCE
+from pipeline.policy import DEFAULT_REJECT
+from pipeline.policy import DEFAULT_UNREADABLE_PAGE_RATIO
+from pipeline.policy import PolicyError
+from pipeline.policy import VerdictPolicy
+from pipeline.review import ReviewPolicy
+from pipeline.review import parse_duration
 
 ENV_PREFIX = "DOCPIPE_"
 _SECRET = {"secret": True}

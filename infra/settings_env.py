@@ -11,11 +11,18 @@ import argparse
 import dataclasses
 import os
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any
+from typing import Union
+from typing import get_args
+from typing import get_origin
+from typing import get_type_hints
 
-from infra.settings import Settings, SettingsError, env_name
+from infra.settings import Settings
+from infra.settings import SettingsError
+from infra.settings import env_name
 
 # Short forms of settings' variables, as the docs name them: the short form is read when
 # the full name is not set; both set to different values is an error.

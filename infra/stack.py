@@ -16,20 +16,34 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
-from infra.binaries import moto_binary, tansu_binary, temporal_binary
-from infra.codec import EncryptionCodec, keyring_for
-from infra.codec_http import CodecServer, CodecServerConfig
+from infra.binaries import moto_binary
+from infra.binaries import tansu_binary
+from infra.binaries import temporal_binary
+from infra.codec import EncryptionCodec
+from infra.codec import keyring_for
+from infra.codec_http import CodecServer
+from infra.codec_http import CodecServerConfig
 from infra.keyring import ensure_dev_keyring
-from infra.ports import LOOPBACK, free_ports, port_open, port_taken
-from infra.processes import ManagedProcess, stop_all
-from infra.settings import CODEC_NONE, CodecSettings, Settings
+from infra.ports import LOOPBACK
+from infra.ports import free_ports
+from infra.ports import port_open
+from infra.ports import port_taken
+from infra.processes import ManagedProcess
+from infra.processes import stop_all
+from infra.settings import CODEC_NONE
+from infra.settings import CodecSettings
+from infra.settings import Settings
 from infra.stack_errors import StackError
-from infra.stack_setup import create_topics, prepare_buckets, prepare_temporal
+from infra.stack_setup import create_topics
+from infra.stack_setup import prepare_buckets
+from infra.stack_setup import prepare_temporal
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Sequence
+from typing import Any
+from typing import TypeVar
 
-from infra.settings import S3Settings, Settings
+from infra.settings import S3Settings
+from infra.settings import Settings
 
 T = TypeVar("T")
 
@@ -57,7 +61,8 @@ def prepare_temporal(settings: Settings) -> list[str]:
 def create_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int) -> None:
     """Create topics that do not exist yet (explicitly: auto-created ones get the
     broker's default partition count)."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin import NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
     async def create() -> None:

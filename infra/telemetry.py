@@ -16,17 +16,24 @@ import logging
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry, generate_latest
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest
+from temporalio.runtime import PrometheusConfig
+from temporalio.runtime import Runtime
+from temporalio.runtime import TelemetryConfig
 
 from infra.settings import TelemetrySettings
-from infra.small_http import DeadlineHandler, bearer_matches, serve_in_thread
+from infra.small_http import DeadlineHandler
+from infra.small_http import bearer_matches
+from infra.small_http import serve_in_thread
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

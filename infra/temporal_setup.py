@@ -10,14 +10,14 @@ import asyncio
 import logging
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
-from infra.backoff import Backoff, until_set
+from infra.backoff import Backoff
+from infra.backoff import until_set
 from pipeline import search_attributes
 
 log = logging.getLogger(__name__)

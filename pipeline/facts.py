@@ -7,7 +7,8 @@ activity results and land in the report. Imported by the workflow sandbox (throu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from enum import Enum
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
-from temporalio.service import RPCError, RPCStatusCode
+from botocore.exceptions import BotoCoreError
+from botocore.exceptions import ClientError
+from botocore.exceptions import ParamValidationError
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 
 class S3Failure(Enum):

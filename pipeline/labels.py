@@ -8,7 +8,10 @@ by the workflow sandbox: pure functions only.
 
 from __future__ import annotations
 
-from pipeline.models import HASH_PREFIX, CheckRequest, DocumentRef, hashed_object_key
+from pipeline.models import HASH_PREFIX
+from pipeline.models import CheckRequest
+from pipeline.models import DocumentRef
+from pipeline.models import hashed_object_key
 
 # Keyword search attributes are meant for short values; longer keys are cut.
 _MAX_KEYWORD_CHARS = 2000

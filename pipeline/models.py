@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from pipeline.facts import DocumentFeatures
 from pipeline.policy import VerdictPolicy
-from pipeline.review import ReviewOutcome, ReviewPolicy, ReviewStatus, ReviewWait
+from pipeline.review import ReviewOutcome
+from pipeline.review import ReviewPolicy
+from pipeline.review import ReviewStatus
+from pipeline.review import ReviewWait
 
 WORKFLOW_NAME = "DocumentCheckWorkflow"
 WORKFLOW_ID_PREFIX = "docpipe/"

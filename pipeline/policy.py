@@ -13,10 +13,13 @@ no side effects, no heavy imports.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
-from pipeline.reasons import PROBLEMS, VERDICT_REASONS, Reason
+from pipeline.reasons import PROBLEMS
+from pipeline.reasons import VERDICT_REASONS
+from pipeline.reasons import Reason
 
 # Bump when a reason's meaning or a default changes.
 POLICY_VERSION = "6"

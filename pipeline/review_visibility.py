@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
-from temporalio.client import Client, WorkflowExecution
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.client import WorkflowExecution
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from pipeline import search_attributes as sa
-from pipeline.models import RECHECK_ID_MARK, WORKFLOW_ID_PREFIX, WORKFLOW_NAME
-from pipeline.review import SUPERSEDED_SIGNAL, Superseded
+from pipeline.models import RECHECK_ID_MARK
+from pipeline.models import WORKFLOW_ID_PREFIX
+from pipeline.models import WORKFLOW_NAME
+from pipeline.review import SUPERSEDED_SIGNAL
+from pipeline.review import Superseded
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporalio.common import (
-    SearchAttributeKey,
-    SearchAttributePair,
-    SearchAttributeUpdate,
-    TypedSearchAttributes,
-)
+from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributePair
+from temporalio.common import SearchAttributeUpdate
+from temporalio.common import TypedSearchAttributes
 
 from pipeline import labels
 from pipeline.models import CheckRequest

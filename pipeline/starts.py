@@ -12,14 +12,19 @@ its key is hashed in the workflow ID and search attributes.
 from __future__ import annotations
 
 from temporalio.client import Client
-from temporalio.common import Priority, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import Priority
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from pipeline import search_attributes as sa
-from pipeline.labels import static_details, static_summary
+from pipeline.labels import static_details
+from pipeline.labels import static_summary
 from pipeline.lanes import describe_lane
-from pipeline.models import WORKFLOW_NAME, CheckRequest
+from pipeline.models import WORKFLOW_NAME
+from pipeline.models import CheckRequest
 
 
 async def start_check(

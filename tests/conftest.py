@@ -9,7 +9,9 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,17 +19,19 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from infra.logs import QUIET_LOGGERS, THIRD_PARTY_WARNINGS
-from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import (
-    KafkaSettings,
-    PipelineSettings,
-    ReviewSettings,
-    Settings,
-    TemporalSettings,
-)
+from infra.logs import QUIET_LOGGERS
+from infra.logs import THIRD_PARTY_WARNINGS
+from infra.processes import ManagedProcess
+from infra.processes import docpipe_process
+from infra.processes import stop_all
+from infra.settings import KafkaSettings
+from infra.settings import PipelineSettings
+from infra.settings import ReviewSettings
+from infra.settings import Settings
+from infra.settings import TemporalSettings
 from infra.settings_env import to_env
-from infra.stack import EmbeddedStack, StackConfig
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
 from tests.support.workflow_servers import local_environment
 

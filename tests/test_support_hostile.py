@@ -7,7 +7,8 @@ import zlib
 
 import pytest
 
-from tests.support.hostile import deflated_repeat, flate_bomb
+from tests.support.hostile import deflated_repeat
+from tests.support.hostile import flate_bomb
 
 MIB = 1 << 20
 

@@ -6,16 +6,25 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
+from typing import Protocol
 
 from temporalio.client import Client
-from temporalio.worker import ResourceBasedSlotConfig, Worker, WorkerTuner
+from temporalio.worker import ResourceBasedSlotConfig
+from temporalio.worker import Worker
+from temporalio.worker import WorkerTuner
 
-from infra.clients import kafka_kwargs, s3_client, temporal_client_waiting
+from infra.clients import kafka_kwargs
+from infra.clients import s3_client
+from infra.clients import temporal_client_waiting
 from infra.logs import parser_logging
-from infra.settings import Settings, SettingsError
+from infra.settings import Settings
+from infra.settings import SettingsError
 from pipeline.check.activities import DocumentActivities
 from pipeline.check.decision_writer import DecisionWriter
 from pipeline.check.metrics import PipelineMetrics
@@ -23,7 +32,8 @@ from pipeline.check.pool import PagePool
 from pipeline.check.progress import ProgressReporter
 from pipeline.check.publish import ResultPublisher
 from pipeline.check.review_gauges import watch_review_queue
-from pipeline.check.spool import Spooler, sweep_stale_spools
+from pipeline.check.spool import Spooler
+from pipeline.check.spool import sweep_stale_spools
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckPlan
 from pipeline.pdf.ocr import OcrOptions

@@ -12,34 +12,42 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pipeline.check.checkpoint import Checkpoint
-from pipeline.check.chunk_run import ChunkLayout, ChunkRun, stored_chunks
+from pipeline.check.chunk_run import ChunkLayout
+from pipeline.check.chunk_run import ChunkRun
+from pipeline.check.chunk_run import stored_chunks
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.page_summary import PageSummary
-from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
-from pipeline.check.progress import ProgressReporter, ProgressSignals
+from pipeline.check.pool import InspectTimeoutError
+from pipeline.check.pool import PagePool
+from pipeline.check.pool import ParserCrashedError
+from pipeline.check.progress import ProgressReporter
+from pipeline.check.progress import ProgressSignals
 from pipeline.check.publish import ResultPublisher
 from pipeline.check.report_writer import write_report
-from pipeline.check.results import ResultStore, to_json_bytes
-from pipeline.check.spool import ObjectUnavailableError, SpooledFile, Spooler, head
-from pipeline.models import (
-    CheckDocumentInput,
-    CheckPagesInput,
-    CheckPagesResult,
-    CheckPlan,
-    CheckSummary,
-    DocumentOutcome,
-    DocumentRef,
-    FinalizeInput,
-    InspectInput,
-    InspectResult,
-)
+from pipeline.check.results import ResultStore
+from pipeline.check.results import to_json_bytes
+from pipeline.check.spool import ObjectUnavailableError
+from pipeline.check.spool import SpooledFile
+from pipeline.check.spool import Spooler
+from pipeline.check.spool import head
+from pipeline.models import CheckDocumentInput
+from pipeline.models import CheckPagesInput
+from pipeline.models import CheckPagesResult
+from pipeline.models import CheckPlan
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentOutcome
+from pipeline.models import DocumentRef
+from pipeline.models import FinalizeInput
+from pipeline.models import InspectInput
+from pipeline.models import InspectResult
 from pipeline.reasons import Reason
 
 if TYPE_CHECKING:

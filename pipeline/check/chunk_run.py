@@ -27,7 +27,9 @@ from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.page_summary import PageSummary
 from pipeline.check.pool import PagePool
-from pipeline.check.results import ResultStore, StoredChunkError, chunk_key
+from pipeline.check.results import ResultStore
+from pipeline.check.results import StoredChunkError
+from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
 
 log = logging.getLogger(__name__)

@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from pipeline.check.metrics import PipelineMetrics
-from pipeline.check.results import ResultConflictError, ResultStore, to_json_bytes
+from pipeline.check.results import ResultConflictError
+from pipeline.check.results import ResultStore
+from pipeline.check.results import to_json_bytes
 from pipeline.models import WriteDecisionInput
-from pipeline.review import DECISION_NAME, DECISION_SCHEMA_VERSION, ReviewOutcome
+from pipeline.review import DECISION_NAME
+from pipeline.review import DECISION_SCHEMA_VERSION
+from pipeline.review import ReviewOutcome
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

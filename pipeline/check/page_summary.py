@@ -8,10 +8,13 @@ pages, samples, hosts), never by the page count, and it can be handed on as plai
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
-from pipeline.pdf.page_checks import OTHER_PAPER, PAPER_SIZES, paper_size
+from pipeline.pdf.page_checks import OTHER_PAPER
+from pipeline.pdf.page_checks import PAPER_SIZES
+from pipeline.pdf.page_checks import paper_size
 from pipeline.pdf.sensitive import SENSITIVE_TYPES
 
 # Page lists in the report stop growing here; their counts stay exact.

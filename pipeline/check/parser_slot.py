@@ -15,16 +15,14 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from pipeline.pdf import parser_process
-from pipeline.pdf.parser_process import (
-    ABANDON,
-    PAGE,
-    PHASE,
-    PROGRESS_SLOTS,
-    READING,
-    SINCE,
-    ParserLimits,
-    ParserLogging,
-)
+from pipeline.pdf.parser_process import ABANDON
+from pipeline.pdf.parser_process import PAGE
+from pipeline.pdf.parser_process import PHASE
+from pipeline.pdf.parser_process import PROGRESS_SLOTS
+from pipeline.pdf.parser_process import READING
+from pipeline.pdf.parser_process import SINCE
+from pipeline.pdf.parser_process import ParserLimits
+from pipeline.pdf.parser_process import ParserLogging
 
 
 def kill_executor(executor: ProcessPoolExecutor) -> None:

@@ -27,23 +27,25 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 from pipeline.check.parser_lines import ParserLines
-from pipeline.check.parser_slot import PageHung, ParserSlot, ProcessDied
+from pipeline.check.parser_slot import PageHung
+from pipeline.check.parser_slot import ParserSlot
+from pipeline.check.parser_slot import ProcessDied
 from pipeline.pdf import parser_process
 from pipeline.pdf.document_checks import DocumentFacts
 from pipeline.pdf.page_checks import PageResult
-from pipeline.pdf.parser_process import (
-    REPAIRING,
-    Logged,
-    LoggingSetup,
-    ParserLimits,
-    ParserLogging,
-)
+from pipeline.pdf.parser_process import REPAIRING
+from pipeline.pdf.parser_process import Logged
+from pipeline.pdf.parser_process import LoggingSetup
+from pipeline.pdf.parser_process import ParserLimits
+from pipeline.pdf.parser_process import ParserLogging
 
 log = logging.getLogger(__name__)
 

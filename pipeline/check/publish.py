@@ -24,8 +24,12 @@ from temporalio.workflow import ActivityConfig
 
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.results import to_json_bytes
-from pipeline.models import CheckSummary, DocumentRef, PublishResultInput, PublishReviewInput
-from pipeline.review import ReviewState, ReviewStatus
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import PublishResultInput
+from pipeline.models import PublishReviewInput
+from pipeline.review import ReviewState
+from pipeline.review import ReviewStatus
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,12 @@ import dataclasses
 from typing import Any
 
 from pipeline.check.page_summary import PageSummary
-from pipeline.facts import DocumentFeatures, SignatureFacts
-from pipeline.models import DocumentRef, InspectResult
-from pipeline.policy import Verdict, VerdictPolicy
+from pipeline.facts import DocumentFeatures
+from pipeline.facts import SignatureFacts
+from pipeline.models import DocumentRef
+from pipeline.models import InspectResult
+from pipeline.policy import Verdict
+from pipeline.policy import VerdictPolicy
 from pipeline.reasons import Reason
 
 REPORT_SCHEMA_VERSION = 2

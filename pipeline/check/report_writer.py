@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from opentelemetry import trace
 from temporalio import activity
@@ -18,8 +19,13 @@ from temporalio.exceptions import ApplicationError
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.page_summary import PageSummary
 from pipeline.check.report import build_report
-from pipeline.check.results import ResultConflictError, ResultStore, chunk_key, to_json_bytes
-from pipeline.models import REPORT_NAME, CheckSummary, FinalizeInput
+from pipeline.check.results import ResultConflictError
+from pipeline.check.results import ResultStore
+from pipeline.check.results import chunk_key
+from pipeline.check.results import to_json_bytes
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckSummary
+from pipeline.models import FinalizeInput
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

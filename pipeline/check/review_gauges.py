@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 from temporalio.client import Client
 
 from pipeline.check.metrics import PipelineMetrics
-from pipeline.review_visibility import WaitingReview, list_waiting
+from pipeline.review_visibility import WaitingReview
+from pipeline.review_visibility import list_waiting
 
 log = logging.getLogger(__name__)
 

@@ -23,34 +23,32 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pipeline import search_attributes as sa
-    from pipeline.check.decision_writer import DecisionWriter, decision_key
-    from pipeline.check.publish import OUTLAST_OUTAGES, ResultPublisher
-    from pipeline.models import (
-        CheckRequest,
-        CheckSummary,
-        PublishReviewInput,
-        WriteDecisionInput,
-    )
-    from pipeline.review import (
-        AWAITS_REVIEW_SIGNAL,
-        ESCALATE,
-        POLICY_REVIEWER,
-        REVIEW_QUERY,
-        REVIEW_UPDATE,
-        SUPERSEDED_SIGNAL,
-        AwaitsReview,
-        RejectReason,
-        ReviewAction,
-        ReviewDecision,
-        ReviewOutcome,
-        ReviewState,
-        ReviewStatus,
-        ReviewWait,
-        Superseded,
-        decision_from_json,
-        final_verdict,
-        refusal,
-    )
+    from pipeline.check.decision_writer import DecisionWriter
+    from pipeline.check.decision_writer import decision_key
+    from pipeline.check.publish import OUTLAST_OUTAGES
+    from pipeline.check.publish import ResultPublisher
+    from pipeline.models import CheckRequest
+    from pipeline.models import CheckSummary
+    from pipeline.models import PublishReviewInput
+    from pipeline.models import WriteDecisionInput
+    from pipeline.review import AWAITS_REVIEW_SIGNAL
+    from pipeline.review import ESCALATE
+    from pipeline.review import POLICY_REVIEWER
+    from pipeline.review import REVIEW_QUERY
+    from pipeline.review import REVIEW_UPDATE
+    from pipeline.review import SUPERSEDED_SIGNAL
+    from pipeline.review import AwaitsReview
+    from pipeline.review import RejectReason
+    from pipeline.review import ReviewAction
+    from pipeline.review import ReviewDecision
+    from pipeline.review import ReviewOutcome
+    from pipeline.review import ReviewState
+    from pipeline.review import ReviewStatus
+    from pipeline.review import ReviewWait
+    from pipeline.review import Superseded
+    from pipeline.review import decision_from_json
+    from pipeline.review import final_verdict
+    from pipeline.review import refusal
 
 # Checks that wait for a review decision; checks begun before it (histories without this
 # marker) end at their results event.

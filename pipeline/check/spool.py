@@ -14,15 +14,21 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from botocore.exceptions import ClientError
 from opentelemetry import trace
 
-from pipeline.failures import S3Failure, classify_s3, describe_s3, s3_status
+from pipeline.failures import S3Failure
+from pipeline.failures import classify_s3
+from pipeline.failures import describe_s3
+from pipeline.failures import s3_status
 from pipeline.models import DocumentRef
 from pipeline.pdf.repair import repair_files
 from pipeline.reasons import Reason

@@ -12,9 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
-from temporalio.workflow import ActivityCancellationType, ActivityConfig
+from temporalio.common import RetryPolicy
+from temporalio.common import SearchAttributeUpdate
+from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import CancelledError
+from temporalio.exceptions import RetryState
+from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityConfig
 
 with workflow.unsafe.imports_passed_through():
     # The document facts are resolved by name when activity results are decoded in the
@@ -22,24 +27,26 @@ with workflow.unsafe.imports_passed_through():
     import pipeline.facts  # noqa: F401
     from pipeline import search_attributes as sa
     from pipeline.check.activities import DocumentActivities
-    from pipeline.check.publish import OUTLAST_OUTAGES, ResultPublisher
-    from pipeline.models import (
-        WORKFLOW_NAME,
-        CheckDocumentInput,
-        CheckPagesInput,
-        CheckPagesResult,
-        CheckRequest,
-        CheckSummary,
-        InspectInput,
-        InspectResult,
-        PagesProgress,
-        PublishResultInput,
-        page_queue_for,
-    )
-    from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
+    from pipeline.check.publish import OUTLAST_OUTAGES
+    from pipeline.check.publish import ResultPublisher
+    from pipeline.models import WORKFLOW_NAME
+    from pipeline.models import CheckDocumentInput
+    from pipeline.models import CheckPagesInput
+    from pipeline.models import CheckPagesResult
+    from pipeline.models import CheckRequest
+    from pipeline.models import CheckSummary
+    from pipeline.models import InspectInput
+    from pipeline.models import InspectResult
+    from pipeline.models import PagesProgress
+    from pipeline.models import PublishResultInput
+    from pipeline.models import page_queue_for
+    from pipeline.progress import PROGRESS_QUERY
+    from pipeline.progress import CheckProgress
+    from pipeline.progress import CheckStep
     from pipeline.reasons import Reason
 
-from pipeline.check.review_wait import REVIEW_WAIT_PATCH, ReviewWaitMixin
+from pipeline.check.review_wait import REVIEW_WAIT_PATCH
+from pipeline.check.review_wait import ReviewWaitMixin
 
 # Checks started by this code begin with ``check_document``, which sees a small document
 # through to its report alone; checks that began before it (histories without this marker)

@@ -28,12 +28,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pypdf import PasswordType, PdfReader, apply_configuration
+from pypdf import PasswordType
+from pypdf import PdfReader
+from pypdf import apply_configuration
 from pypdf.errors import LimitReachedError
 
-from pipeline.pdf.budget import OverBudget, TimeBudget
-from pipeline.pdf.objects import as_array, as_dict, resolve, walk_kids
-from pipeline.pdf.office import is_zip, office_text
+from pipeline.pdf.budget import OverBudget
+from pipeline.pdf.budget import TimeBudget
+from pipeline.pdf.objects import as_array
+from pipeline.pdf.objects import as_dict
+from pipeline.pdf.objects import resolve
+from pipeline.pdf.objects import walk_kids
+from pipeline.pdf.office import is_zip
+from pipeline.pdf.office import office_text
 
 # Attachments read at the most in a document (and on a page), and the largest read.
 MAX_ATTACHMENTS = 20

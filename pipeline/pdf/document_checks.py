@@ -8,37 +8,47 @@ never document text.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO
+from typing import Any
+from typing import TypeVar
 
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError
-from pypdf.generic import ArrayObject, DictionaryObject
+from pypdf.generic import ArrayObject
+from pypdf.generic import DictionaryObject
 
 from pipeline.facts import DocumentFeatures
-from pipeline.pdf.attachments import AttachedTexts, embedded_files, read_attached
+from pipeline.pdf.attachments import AttachedTexts
+from pipeline.pdf.attachments import embedded_files
+from pipeline.pdf.attachments import read_attached
 from pipeline.pdf.form_values import values_no_page_shows
 from pipeline.pdf.integrity import examine_integrity
-from pipeline.pdf.metadata import information, with_metadata
-from pipeline.pdf.objects import (
-    action_types,
-    additional_action_types,
-    as_array,
-    as_dict,
-    describe_error,
-    metadata_value,
-    name_tree_count,
-    pdf_date,
-    terminal_field,
-    text_string,
-    walk_fields,
-    walk_outline,
-)
+from pipeline.pdf.metadata import information
+from pipeline.pdf.metadata import with_metadata
+from pipeline.pdf.objects import action_types
+from pipeline.pdf.objects import additional_action_types
+from pipeline.pdf.objects import as_array
+from pipeline.pdf.objects import as_dict
+from pipeline.pdf.objects import describe_error
+from pipeline.pdf.objects import metadata_value
+from pipeline.pdf.objects import name_tree_count
+from pipeline.pdf.objects import pdf_date
+from pipeline.pdf.objects import terminal_field
+from pipeline.pdf.objects import text_string
+from pipeline.pdf.objects import walk_fields
+from pipeline.pdf.objects import walk_outline
 from pipeline.pdf.pages import index_pages
-from pipeline.pdf.repair import RepairError, repair_copy, repaired_path
-from pipeline.pdf.sensitive import find_sensitive, joined_up_to
+from pipeline.pdf.repair import RepairError
+from pipeline.pdf.repair import repair_copy
+from pipeline.pdf.repair import repaired_path
+from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.sensitive import joined_up_to
 from pipeline.reasons import Reason
 
 T = TypeVar("T")
@@ -84,7 +94,8 @@ def empty_user_password(reader: PdfReader) -> bool:
     such a document's reader for a password; its author meant it protected, so docpipe
     treats it as needing one.
     """
-    from pypdf._encryption import AlgV4, AlgV5
+    from pypdf._encryption import AlgV4
+    from pypdf._encryption import AlgV5
 
     encryption = getattr(reader, "_encryption", None)
     if encryption is None:

@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pypdf import PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+from pypdf.generic import ArrayObject
+from pypdf.generic import DictionaryObject
+from pypdf.generic import IndirectObject
 
-from pipeline.pdf.objects import (
-    MAX_PAGE_ANNOTATIONS,
-    as_array,
-    as_dict,
-    resolve,
-    text_string,
-    walk_fields,
-)
+from pipeline.pdf.objects import MAX_PAGE_ANNOTATIONS
+from pipeline.pdf.objects import as_array
+from pipeline.pdf.objects import as_dict
+from pipeline.pdf.objects import resolve
+from pipeline.pdf.objects import text_string
+from pipeline.pdf.objects import walk_fields
 from pipeline.pdf.xfa import xfa_values
 
 # Fields nest (a widget's value may sit on its field, or that field's parent): how far up.

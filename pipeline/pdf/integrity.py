@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import IO, Any
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from typing import IO
+from typing import Any
 
 from pipeline.facts import SignatureFacts
-from pipeline.pdf.budget import OverBudget, TimeBudget
+from pipeline.pdf.budget import OverBudget
+from pipeline.pdf.budget import TimeBudget
 from pipeline.pdf.objects import describe_error
 
 MAX_LISTED_SIGNATURES = 20

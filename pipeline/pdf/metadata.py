@@ -4,7 +4,9 @@ sensitive data they hold (runs in a parser process)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -12,8 +14,10 @@ from pypdf import PdfReader
 
 from pipeline.facts import DocumentFeatures
 from pipeline.pdf.objects import text_string
-from pipeline.pdf.sensitive import find_sensitive, joined_up_to
-from pipeline.pdf.xmp import Xmp, read_xmp
+from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.sensitive import joined_up_to
+from pipeline.pdf.xmp import Xmp
+from pipeline.pdf.xmp import read_xmp
 
 # The document information entries and XMP values searched for sensitive data: the first
 # ones of each, and at most a page of text's worth of them all.

@@ -10,11 +10,17 @@ from __future__ import annotations
 import collections
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
 from pypdf.errors import LimitReachedError
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject, TextStringObject
+from pypdf.generic import ArrayObject
+from pypdf.generic import DictionaryObject
+from pypdf.generic import IndirectObject
+from pypdf.generic import PdfObject
+from pypdf.generic import TextStringObject
 
 # pypdf logs every recoverable oddity of a broken file at WARNING; they are recorded as
 # page errors where they matter.

@@ -22,10 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pypdf import PageObject
-from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, StreamObject
+from pypdf.generic import ArrayObject
+from pypdf.generic import ContentStream
+from pypdf.generic import DictionaryObject
+from pypdf.generic import StreamObject
 
-from pipeline.pdf.objects import as_dict, resolve
-from pipeline.pdf.ocr import OcrError, OcrOptions
+from pipeline.pdf.objects import as_dict
+from pipeline.pdf.objects import resolve
+from pipeline.pdf.ocr import OcrError
+from pipeline.pdf.ocr import OcrOptions
 
 EMBEDDED, RENDERED = "embedded", "rendered"
 # Fewer pixels than this on a side holds no legible word (Tesseract refuses under 3).

@@ -25,9 +25,14 @@ from typing import Any
 
 from pypdf import PageObject
 
-from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, OcrText
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrError
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr import OcrText
 from pipeline.pdf.ocr_image import page_picture
-from pipeline.pdf.page_checks import PageResult, sensitive_on, text_counts
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import sensitive_on
+from pipeline.pdf.page_checks import text_counts
 
 _log = logging.getLogger(__name__)
 

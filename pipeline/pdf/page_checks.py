@@ -10,27 +10,37 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from pypdf import PageObject, PdfReader
-from pypdf.generic import ArrayObject, ContentStream, DictionaryObject, NameObject, StreamObject
+from pypdf import PageObject
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject
+from pypdf.generic import ContentStream
+from pypdf.generic import DictionaryObject
+from pypdf.generic import NameObject
+from pypdf.generic import StreamObject
 
-from pipeline.pdf.attachments import MAX_ATTACHMENTS, attached_pdf_budget, attached_text
-from pipeline.pdf.form_values import field_of, field_value
-from pipeline.pdf.objects import (
-    MAX_PAGE_ANNOTATIONS,
-    action_types,
-    additional_action_types,
-    as_array,
-    as_dict,
-    describe_error,
-    error_type,
-    resolve,
-    text_string,
-)
-from pipeline.pdf.sensitive import SensitiveFindings, find_sensitive, joined_up_to
+from pipeline.pdf.attachments import MAX_ATTACHMENTS
+from pipeline.pdf.attachments import attached_pdf_budget
+from pipeline.pdf.attachments import attached_text
+from pipeline.pdf.form_values import field_of
+from pipeline.pdf.form_values import field_value
+from pipeline.pdf.objects import MAX_PAGE_ANNOTATIONS
+from pipeline.pdf.objects import action_types
+from pipeline.pdf.objects import additional_action_types
+from pipeline.pdf.objects import as_array
+from pipeline.pdf.objects import as_dict
+from pipeline.pdf.objects import describe_error
+from pipeline.pdf.objects import error_type
+from pipeline.pdf.objects import resolve
+from pipeline.pdf.objects import text_string
+from pipeline.pdf.sensitive import SensitiveFindings
+from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.sensitive import joined_up_to
 
 # A content stream shorter than this (without whitespace) paints nothing worth seeing.
 _BLANK_CONTENT_BYTES = 16

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO
+from typing import Any
+from typing import cast
 
-from pypdf import PageObject, PdfReader
+from pypdf import PageObject
+from pypdf import PdfReader
 from pypdf.errors import PdfReadError
-from pypdf.generic import DictionaryObject, IndirectObject, NameObject
+from pypdf.generic import DictionaryObject
+from pypdf.generic import IndirectObject
+from pypdf.generic import NameObject
 
 # Attributes a page inherits from its ancestors in the page tree (PDF 32000-1, 7.7.3.4).
 _INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")

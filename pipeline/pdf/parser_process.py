@@ -16,17 +16,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from pipeline.pdf.bounds import bind_to_parent, limit_memory
-from pipeline.pdf.document_checks import DocumentFacts, inspect_path, inspect_repaired, needs_repair
-from pipeline.pdf.ocr import OcrEngine, OcrOptions
-from pipeline.pdf.ocr_page import OCR, DocumentRenderer, read_page, unread
-from pipeline.pdf.page_checks import PageResult, check_pages
+from pipeline.pdf.bounds import bind_to_parent
+from pipeline.pdf.bounds import limit_memory
+from pipeline.pdf.document_checks import DocumentFacts
+from pipeline.pdf.document_checks import inspect_path
+from pipeline.pdf.document_checks import inspect_repaired
+from pipeline.pdf.document_checks import needs_repair
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr_page import OCR
+from pipeline.pdf.ocr_page import DocumentRenderer
+from pipeline.pdf.ocr_page import read_page
+from pipeline.pdf.ocr_page import unread
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import check_pages
 from pipeline.pdf.pages import LeanReader
-from pipeline.pdf.repair import repair_copy, repaired_path
+from pipeline.pdf.repair import repair_copy
+from pipeline.pdf.repair import repaired_path
 
 # Per parser process: the documents being checked, kept open (and their pages indexed)
 # between page ranges; the least recently used beyond _OPEN_READERS is closed.

@@ -16,7 +16,8 @@ import math
 import os
 from dataclasses import dataclass
 
-from pipeline.pdf.bounds import bind_to_parent, limit_memory
+from pipeline.pdf.bounds import bind_to_parent
+from pipeline.pdf.bounds import limit_memory
 
 # An image narrower than this shows nothing a reviewer can read.
 MIN_WIDTH_PX = 100

@@ -22,8 +22,10 @@ so an IBAN's digits are never also counted as a card number or a phone number):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
 
 SENSITIVE_TYPES = ("email", "phone", "iban", "payment_card", "us_ssn")
 # Masked samples kept per type and page: enough to recognise what was found.

@@ -5,7 +5,8 @@ what it claims the document conforms to, and the values people wrote into it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from pypdf import PdfReader

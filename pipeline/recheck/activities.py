@@ -15,28 +15,35 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecution
+from temporalio.client import Client
+from temporalio.client import WorkflowExecution
 
 from pipeline.check.heartbeat import Heartbeater
-from pipeline.check.results import ResultStore, to_json_bytes
-from pipeline.models import RECHECK_ID_MARK, REPORT_NAME, DocumentRef, object_version_id
-from pipeline.recheck.diff import build_diff, comparison_row, is_change, policy_fingerprint
-from pipeline.recheck.models import (
-    ComparePageInput,
-    ListMatchesInput,
-    Match,
-    MatchPage,
-    PageComparison,
-    SupersededChecks,
-    SupersedeInput,
-    WriteDiffInput,
-    diff_key,
-    outcomes_key,
-    recheck_home,
-)
+from pipeline.check.results import ResultStore
+from pipeline.check.results import to_json_bytes
+from pipeline.models import RECHECK_ID_MARK
+from pipeline.models import REPORT_NAME
+from pipeline.models import DocumentRef
+from pipeline.models import object_version_id
+from pipeline.recheck.diff import build_diff
+from pipeline.recheck.diff import comparison_row
+from pipeline.recheck.diff import is_change
+from pipeline.recheck.diff import policy_fingerprint
+from pipeline.recheck.models import ComparePageInput
+from pipeline.recheck.models import ListMatchesInput
+from pipeline.recheck.models import Match
+from pipeline.recheck.models import MatchPage
+from pipeline.recheck.models import PageComparison
+from pipeline.recheck.models import SupersededChecks
+from pipeline.recheck.models import SupersedeInput
+from pipeline.recheck.models import WriteDiffInput
+from pipeline.recheck.models import diff_key
+from pipeline.recheck.models import outcomes_key
+from pipeline.recheck.models import recheck_home
 from pipeline.review_visibility import supersede_waiting
 from pipeline.starts import started_request
 

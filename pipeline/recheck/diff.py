@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline.models import REPORT_NAME
-from pipeline.recheck.models import Match, RecheckSelection, RecheckTotals
+from pipeline.recheck.models import Match
+from pipeline.recheck.models import RecheckSelection
+from pipeline.recheck.models import RecheckTotals
 
 DIFF_VERSION = 1
 # A verdict where there is no report (never checked, or the re-check did not finish).

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from enum import StrEnum
 
-from pipeline.models import (
-    DocumentRef,
-    recheck_results_prefix,
-    recheck_workflow_id,
-)
+from pipeline.models import DocumentRef
+from pipeline.models import recheck_results_prefix
+from pipeline.models import recheck_workflow_id
 
 RECHECK_WORKFLOW_NAME = "RecheckWorkflow"
 RECHECK_WORKFLOW_PREFIX = "docpipe-recheck/"

@@ -30,35 +30,43 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
-from temporalio.workflow import ActivityConfig, ChildWorkflowHandle, ParentClosePolicy
+from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ActivityConfig
+from temporalio.workflow import ChildWorkflowHandle
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pipeline.check.workflow import DocumentCheckWorkflow, retry_policy
+    from pipeline.check.workflow import DocumentCheckWorkflow
+    from pipeline.check.workflow import retry_policy
     from pipeline.labels import static_details
-    from pipeline.lanes import fairness_key, lane
-    from pipeline.models import MAX_ATTEMPTS, CheckRequest, CheckSummary
+    from pipeline.lanes import fairness_key
+    from pipeline.lanes import lane
+    from pipeline.models import MAX_ATTEMPTS
+    from pipeline.models import CheckRequest
+    from pipeline.models import CheckSummary
     from pipeline.progress import PROGRESS_QUERY
     from pipeline.recheck.activities import RecheckActivities
-    from pipeline.recheck.models import (
-        RECHECK_WORKFLOW_NAME,
-        Match,
-        Outcome,
-        RecheckOutcome,
-        RecheckPhase,
-        RecheckProgress,
-        RecheckRequest,
-        RecheckResult,
-        RecheckTotals,
-        SupersedeInput,
-    )
-    from pipeline.review import AWAITS_REVIEW_SIGNAL, AwaitsReview
+    from pipeline.recheck.models import RECHECK_WORKFLOW_NAME
+    from pipeline.recheck.models import Match
+    from pipeline.recheck.models import Outcome
+    from pipeline.recheck.models import RecheckOutcome
+    from pipeline.recheck.models import RecheckPhase
+    from pipeline.recheck.models import RecheckProgress
+    from pipeline.recheck.models import RecheckRequest
+    from pipeline.recheck.models import RecheckResult
+    from pipeline.recheck.models import RecheckTotals
+    from pipeline.recheck.models import SupersedeInput
+    from pipeline.review import AWAITS_REVIEW_SIGNAL
+    from pipeline.review import AwaitsReview
     from pipeline.starts import check_summary
 
 # Runs begun by this code start re-checks that may wait for review and outlive the bulk

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.support.review_pages import MemoryReviewLoop, browser_like_session, review_page
+from tests.support.review_pages import MemoryReviewLoop
+from tests.support.review_pages import browser_like_session
+from tests.support.review_pages import review_page
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from app import cli
-from app.command import CommandError, Commands
+from app.command import CommandError
+from app.command import Commands
 from infra.clients import ServerUnreachableError
-from infra.settings import Settings, SettingsError
+from infra.settings import Settings
+from infra.settings import SettingsError
 from infra.stack_errors import StackError
 
 COMMANDS = (

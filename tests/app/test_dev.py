@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.dev import stack_config, stack_options
+from app.dev import stack_config
+from app.dev import stack_options
 from infra.stack import StackConfig
 
 

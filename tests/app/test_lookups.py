@@ -10,9 +10,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from app.lookups import query_progress, workflow_ids_of
+from app.lookups import query_progress
+from app.lookups import workflow_ids_of
 from pipeline.models import workflow_id_for
-from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
+from pipeline.progress import PROGRESS_QUERY
+from pipeline.progress import CheckProgress
+from pipeline.progress import CheckStep
 
 # Answers the progress query as a check does, until it is told to stop.
 _ANSWER = CheckProgress(step=CheckStep.CHECK_PAGES, page_count=12, pages_checked=5, attempt=1)

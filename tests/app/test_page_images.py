@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.page_images import PageRenderer, RenderFailedError
-from pipeline.pdf.render import RenderLimits, RenderRefusedError
+from app.page_images import PageRenderer
+from app.page_images import RenderFailedError
+from pipeline.pdf.render import RenderLimits
+from pipeline.pdf.render import RenderRefusedError
 from tests.support.hostile import slow_to_draw
 from tests.support.pdfs import make_pdf
 

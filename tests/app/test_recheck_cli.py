@@ -7,27 +7,25 @@ import dataclasses
 
 import pytest
 
-from app.cli import build_parser, run
-from app.recheck import (
-    RecheckError,
-    RecheckOptions,
-    RecheckStatus,
-    new_recheck_id,
-    parse_prefix,
-    parse_priority,
-    parse_rate,
-    recheck_request,
-    render_status,
-    selection_query,
-)
-from infra.settings import Settings, TemporalSettings
-from pipeline.recheck.models import (
-    RecheckPhase,
-    RecheckProgress,
-    RecheckSelection,
-    RecheckTotals,
-    check_recheck_id,
-)
+from app.cli import build_parser
+from app.cli import run
+from app.recheck import RecheckError
+from app.recheck import RecheckOptions
+from app.recheck import RecheckStatus
+from app.recheck import new_recheck_id
+from app.recheck import parse_prefix
+from app.recheck import parse_priority
+from app.recheck import parse_rate
+from app.recheck import recheck_request
+from app.recheck import render_status
+from app.recheck import selection_query
+from infra.settings import Settings
+from infra.settings import TemporalSettings
+from pipeline.recheck.models import RecheckPhase
+from pipeline.recheck.models import RecheckProgress
+from pipeline.recheck.models import RecheckSelection
+from pipeline.recheck.models import RecheckTotals
+from pipeline.recheck.models import check_recheck_id
 
 
 def _recheck_parser() -> argparse.ArgumentParser:

@@ -9,24 +9,32 @@ from typing import Any
 
 import pytest
 
-from app.report_view import MAX_PRINTED_PAGES, ReportLocation, render_report
-from pipeline.models import (
-    MAX_WORKFLOW_ID_BYTES,
-    DocumentRef,
-    original_results_prefix,
-    recheck_results_prefix,
-    recheck_workflow_id,
-    results_prefix_for,
-    split_document_id,
-    workflow_id_for,
-)
-from pipeline.pdf.document_checks import inspect_document, inspect_or_repair, open_pdf
+from app.report_view import MAX_PRINTED_PAGES
+from app.report_view import ReportLocation
+from app.report_view import render_report
+from pipeline.models import MAX_WORKFLOW_ID_BYTES
+from pipeline.models import DocumentRef
+from pipeline.models import original_results_prefix
+from pipeline.models import recheck_results_prefix
+from pipeline.models import recheck_workflow_id
+from pipeline.models import results_prefix_for
+from pipeline.models import split_document_id
+from pipeline.models import workflow_id_for
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import inspect_or_repair
+from pipeline.pdf.document_checks import open_pdf
 from pipeline.pdf.page_checks import check_pages
-from tests.support import damaged, signing
-from tests.support.feature_pdfs import METADATA, SEEDED, make_feature_pdf
-from tests.support.pdf_edits import with_attached, with_bookmarks, with_hidden_field
+from tests.support import damaged
+from tests.support import signing
+from tests.support.feature_pdfs import METADATA
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.pdf_edits import with_attached
+from tests.support.pdf_edits import with_bookmarks
+from tests.support.pdf_edits import with_hidden_field
 from tests.support.pdfs import make_pdf
-from tests.support.reports import report_of_file, report_of_results
+from tests.support.reports import report_of_file
+from tests.support.reports import report_of_results
 
 KINDS = ["text", "blank", "image", "sensitive", "script", "rotated", "attachment"]
 

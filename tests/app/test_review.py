@@ -6,25 +6,33 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from app import cli
-from app.review import decision_from_args, render_item, render_waiting, waiting_json
-from app.review_queue import (
-    PageToReview,
-    ReviewItem,
-    bulk_decision_id,
-    pages_to_review,
-    with_page_results,
-)
-from pipeline.check.results import ResultStore, chunk_key
+from app.review import decision_from_args
+from app.review import render_item
+from app.review import render_waiting
+from app.review import waiting_json
+from app.review_queue import PageToReview
+from app.review_queue import ReviewItem
+from app.review_queue import bulk_decision_id
+from app.review_queue import pages_to_review
+from app.review_queue import with_page_results
+from pipeline.check.results import ResultStore
+from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
-from pipeline.review import ReviewAction, ReviewState, ReviewStatus
-from pipeline.review_visibility import WaitingReview, document_id_of
-from tests.support.activities import RESULTS, in_process_s3
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewState
+from pipeline.review import ReviewStatus
+from pipeline.review_visibility import WaitingReview
+from pipeline.review_visibility import document_id_of
+from tests.support.activities import RESULTS
+from tests.support.activities import in_process_s3
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from app.review_auth import (
-    DEV_REVIEWER,
-    ReviewerTokensError,
-    SessionSigner,
-    ensure_dev_tokens,
-    load_tokens,
-    parse_tokens,
-)
+from app.review_auth import DEV_REVIEWER
+from app.review_auth import ReviewerTokensError
+from app.review_auth import SessionSigner
+from app.review_auth import ensure_dev_tokens
+from app.review_auth import load_tokens
+from app.review_auth import parse_tokens
 
 TOKEN = "t" * 30
 

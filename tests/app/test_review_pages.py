@@ -17,13 +17,11 @@ from yarl import URL
 from app.review_queue import PageToReview
 from pipeline.review import ReviewAction
 from tests.support.pdfs import make_pdf
-from tests.support.review_pages import (
-    ALICE_TOKEN,
-    MemoryReviewLoop,
-    browser_like_session,
-    log_in,
-    review_page,
-)
+from tests.support.review_pages import ALICE_TOKEN
+from tests.support.review_pages import MemoryReviewLoop
+from tests.support.review_pages import browser_like_session
+from tests.support.review_pages import log_in
+from tests.support.review_pages import review_page
 
 SECRET_TEXT = "Account 4417-1234-5678-9113 belongs to Jane Roe"
 MASKED = "4417 **** **** 9113"

@@ -10,9 +10,13 @@ from PIL import Image
 
 from app.review_queue import PageToReview
 from pipeline.pdf.render import RenderLimits
-from tests.support.hostile import page_of_size, slow_to_draw
+from tests.support.hostile import page_of_size
+from tests.support.hostile import slow_to_draw
 from tests.support.pdfs import make_pdf
-from tests.support.review_pages import MemoryReviewLoop, browser_like_session, log_in, review_page
+from tests.support.review_pages import MemoryReviewLoop
+from tests.support.review_pages import browser_like_session
+from tests.support.review_pages import log_in
+from tests.support.review_pages import review_page
 
 
 async def test_a_page_to_review_is_served_as_a_png() -> None:

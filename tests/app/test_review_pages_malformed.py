@@ -16,12 +16,10 @@ from app.review_auth import SessionSigner
 from app.review_queue import PageToReview
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
-from tests.support.review_pages import (
-    MemoryReviewLoop,
-    browser_like_session,
-    log_in,
-    review_page,
-)
+from tests.support.review_pages import MemoryReviewLoop
+from tests.support.review_pages import browser_like_session
+from tests.support.review_pages import log_in
+from tests.support.review_pages import review_page
 
 FORM = "application/x-www-form-urlencoded"
 

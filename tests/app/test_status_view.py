@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import pytest
 
-from app.status_view import list_query, parse_since
+from app.status_view import list_query
+from app.status_view import parse_since
 from pipeline.labels import object_key_value
 
 

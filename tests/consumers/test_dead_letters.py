@@ -6,21 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.dead_letters import DeadLetterSummary, format_summary
-from consumers.dead_letters import (
-    MESSAGE,
-    REASON,
-    REPLAYED_FROM,
-    SOURCE_OFFSET,
-    SOURCE_PARTITION,
-    SOURCE_TOPIC,
-    VALUE_OMITTED,
-    DeadLetter,
-    Header,
-    dead_letter_headers,
-)
+from app.dead_letters import DeadLetterSummary
+from app.dead_letters import format_summary
+from consumers.dead_letters import MESSAGE
+from consumers.dead_letters import REASON
+from consumers.dead_letters import REPLAYED_FROM
+from consumers.dead_letters import SOURCE_OFFSET
+from consumers.dead_letters import SOURCE_PARTITION
+from consumers.dead_letters import SOURCE_TOPIC
+from consumers.dead_letters import VALUE_OMITTED
+from consumers.dead_letters import DeadLetter
+from consumers.dead_letters import Header
+from consumers.dead_letters import dead_letter_headers
 from consumers.events import Rejected
-from pipeline.reasons import DEAD_LETTERS, EVENT_REFUSALS
+from pipeline.reasons import DEAD_LETTERS
+from pipeline.reasons import EVENT_REFUSALS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

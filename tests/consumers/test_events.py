@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-from consumers.events import Parsed, Rejected, Upload, parse_upload_event
+from consumers.events import Parsed
+from consumers.events import Rejected
+from consumers.events import Upload
+from consumers.events import parse_upload_event
 from pipeline.reasons import EVENT_REFUSALS
 
 ALLOWED = frozenset({"documents", "archive"})

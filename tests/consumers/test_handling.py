@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 from botocore.stub import Stubber
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from consumers.dead_letters import DeadLetter
 from consumers.handling import UploadHandler
-from consumers.metrics import IntakeCounters, IntakeMetrics
+from consumers.metrics import IntakeCounters
+from consumers.metrics import IntakeMetrics
 from consumers.retry import Retries
 from infra.clients import s3_client
-from infra.settings import S3Settings, Settings
+from infra.settings import S3Settings
+from infra.settings import Settings
 from pipeline.models import DocumentRef
 
 if TYPE_CHECKING:

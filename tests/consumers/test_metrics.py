@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client import generate_latest
 
-from consumers.metrics import IntakeCollector, IntakeCounters
+from consumers.metrics import IntakeCollector
+from consumers.metrics import IntakeCounters
 from tests.support.metrics import metric_samples
 
 

@@ -9,19 +9,20 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from botocore.exceptions import ClientError, EndpointConnectionError
-from temporalio.service import RPCError, RPCStatusCode
+from botocore.exceptions import ClientError
+from botocore.exceptions import EndpointConnectionError
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from consumers.events import Rejected
-from consumers.metrics import IntakeCounters, IntakeMetrics
-from consumers.retry import (
-    TRANSIENT,
-    Retries,
-    Verdict,
-    classify_dead_letter,
-    classify_head,
-    classify_start,
-)
+from consumers.metrics import IntakeCounters
+from consumers.metrics import IntakeMetrics
+from consumers.retry import TRANSIENT
+from consumers.retry import Retries
+from consumers.retry import Verdict
+from consumers.retry import classify_dead_letter
+from consumers.retry import classify_head
+from consumers.retry import classify_start
 from infra.backoff import Backoff
 
 

@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
-from infra.backoff import Backoff, backoff_delay, until_set
+from infra.backoff import Backoff
+from infra.backoff import backoff_delay
+from infra.backoff import until_set
 
 
 def _delay(attempt: int, jitter: float) -> float:

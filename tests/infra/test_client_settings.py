@@ -6,14 +6,20 @@ from __future__ import annotations
 import re
 import ssl
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSPreparedRequest
 from temporalio.client import TLSConfig
 
-from infra.clients import kafka_kwargs, s3_client, s3_kwargs, temporal_kwargs
-from infra.settings import KafkaSettings, S3Settings, TemporalSettings
+from infra.clients import kafka_kwargs
+from infra.clients import s3_client
+from infra.clients import s3_kwargs
+from infra.clients import temporal_kwargs
+from infra.settings import KafkaSettings
+from infra.settings import S3Settings
+from infra.settings import TemporalSettings
 from tests.support.settings import production_like
 
 if TYPE_CHECKING:

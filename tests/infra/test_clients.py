@@ -7,14 +7,15 @@ import asyncio
 import pytest
 
 from infra.backoff import Backoff
-from infra.clients import (
-    ServerUnreachableError,
-    s3_unreachable,
-    temporal_client,
-    temporal_client_waiting,
-)
+from infra.clients import ServerUnreachableError
+from infra.clients import s3_unreachable
+from infra.clients import temporal_client
+from infra.clients import temporal_client_waiting
 from infra.ports import free_ports
-from infra.settings import CodecSettings, S3Settings, SettingsError, TemporalSettings
+from infra.settings import CodecSettings
+from infra.settings import S3Settings
+from infra.settings import SettingsError
+from infra.settings import TemporalSettings
 from tests.support.polling import async_wait_for
 
 _CLEAR = CodecSettings(mode="none")

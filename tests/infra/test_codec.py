@@ -11,17 +11,19 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 
-from infra.codec import (
-    ENCODING,
-    KEY_ID_KEY,
-    EncryptionCodec,
-    PayloadDecodeError,
-    data_converter,
-    describe_keyring,
-    keyring_for,
-)
-from infra.keyring import FileKeyring, StaticKeyring, UnknownKeyError, write_keyring_file
-from infra.settings import CodecSettings, SettingsError
+from infra.codec import ENCODING
+from infra.codec import KEY_ID_KEY
+from infra.codec import EncryptionCodec
+from infra.codec import PayloadDecodeError
+from infra.codec import data_converter
+from infra.codec import describe_keyring
+from infra.codec import keyring_for
+from infra.keyring import FileKeyring
+from infra.keyring import StaticKeyring
+from infra.keyring import UnknownKeyError
+from infra.keyring import write_keyring_file
+from infra.settings import CodecSettings
+from infra.settings import SettingsError
 
 _K1, _K2 = os.urandom(32), os.urandom(32)
 _SECRET_TEXT = "documents/acme/contracts/secret-customer.pdf"

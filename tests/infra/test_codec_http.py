@@ -16,8 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from infra.codec import ENCODING, EncryptionCodec
-from infra.codec_http import DEFAULT_MAX_PAYLOADS, CodecServer, CodecServerConfig
+from infra.codec import ENCODING
+from infra.codec import EncryptionCodec
+from infra.codec_http import DEFAULT_MAX_PAYLOADS
+from infra.codec_http import CodecServer
+from infra.codec_http import CodecServerConfig
 from infra.keyring import StaticKeyring
 from tests.support.slow_clients import bytes_sent_before_closed
 

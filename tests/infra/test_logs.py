@@ -15,13 +15,11 @@ from typing import Any
 import pytest
 from cryptography.utils import CryptographyDeprecationWarning
 
-from infra.logs import (
-    THIRD_PARTY_WARNINGS,
-    JsonFormatter,
-    TextFormatter,
-    configure_logging,
-    is_third_party_warning,
-)
+from infra.logs import THIRD_PARTY_WARNINGS
+from infra.logs import JsonFormatter
+from infra.logs import TextFormatter
+from infra.logs import configure_logging
+from infra.logs import is_third_party_warning
 
 
 def _record(name: str = "pipeline.check.activities", **extra: Any) -> logging.LogRecord:

@@ -7,7 +7,10 @@ import subprocess
 import sys
 
 from infra import ports
-from infra.ports import FIRST_CHOSEN_PORT, LOOPBACK, ephemeral_start, free_ports
+from infra.ports import FIRST_CHOSEN_PORT
+from infra.ports import LOOPBACK
+from infra.ports import ephemeral_start
+from infra.ports import free_ports
 
 _CHOOSE_ONE_AND_WAIT = (
     "import sys; from infra.ports import free_ports; "

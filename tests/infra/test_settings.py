@@ -8,21 +8,23 @@ from collections.abc import Callable
 
 import pytest
 
-from infra.settings import (
-    CodecSettings,
-    KafkaSettings,
-    OcrSettings,
-    PipelineSettings,
-    PolicySettings,
-    ReviewSettings,
-    S3Settings,
-    Settings,
-    SettingsError,
-    TelemetrySettings,
-    TemporalSettings,
-    env_name,
-)
-from infra.settings_env import add_arguments, describe, load_settings, setting_names, to_env
+from infra.settings import CodecSettings
+from infra.settings import KafkaSettings
+from infra.settings import OcrSettings
+from infra.settings import PipelineSettings
+from infra.settings import PolicySettings
+from infra.settings import ReviewSettings
+from infra.settings import S3Settings
+from infra.settings import Settings
+from infra.settings import SettingsError
+from infra.settings import TelemetrySettings
+from infra.settings import TemporalSettings
+from infra.settings import env_name
+from infra.settings_env import add_arguments
+from infra.settings_env import describe
+from infra.settings_env import load_settings
+from infra.settings_env import setting_names
+from infra.settings_env import to_env
 from tests.support.settings import production_like
 
 

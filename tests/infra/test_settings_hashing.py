@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from infra.check_requests import check_request
-from infra.settings import Settings, SettingsError
-from infra.settings_env import load_settings, to_env
+from infra.settings import Settings
+from infra.settings import SettingsError
+from infra.settings_env import load_settings
+from infra.settings_env import to_env
 from pipeline.models import DocumentRef
 
 _DOCUMENT = DocumentRef(bucket="documents", key="acme/secret plan.pdf", version_id="v1")

@@ -7,19 +7,20 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
 
-from infra.settings import SettingsError, TelemetrySettings
+from infra.settings import SettingsError
+from infra.settings import TelemetrySettings
 from infra.settings_env import load_settings
-from infra.telemetry import (
-    MetricsServer,
-    otlp_tracer_provider,
-    otlp_traces_url,
-)
+from infra.telemetry import MetricsServer
+from infra.telemetry import otlp_tracer_provider
+from infra.telemetry import otlp_traces_url
 from tests.support.metrics import metric_samples
 from tests.support.slow_clients import bytes_sent_before_closed
 

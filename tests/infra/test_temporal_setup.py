@@ -12,7 +12,8 @@ import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesResponse
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from infra.backoff import Backoff
 from infra.temporal_setup import search_attributes_registered

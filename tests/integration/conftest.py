@@ -10,10 +10,15 @@ import pytest
 from temporalio.client import Client
 
 from infra.clients import temporal_client
-from infra.settings import KafkaSettings, PipelineSettings, Settings, TemporalSettings
-from infra.stack import EmbeddedStack, StackConfig
+from infra.settings import KafkaSettings
+from infra.settings import PipelineSettings
+from infra.settings import Settings
+from infra.settings import TemporalSettings
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 from tests.conftest import StartComponent
-from tests.support.settings import with_pipeline, with_review
+from tests.support.settings import with_pipeline
+from tests.support.settings import with_review
 
 
 @pytest.fixture(scope="module")

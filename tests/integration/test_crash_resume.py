@@ -23,8 +23,11 @@ from typing import Any
 
 import pytest
 
-from infra.clients import s3_client, temporal_client
-from infra.processes import ManagedProcess, parser_pids, pid_alive
+from infra.clients import s3_client
+from infra.clients import temporal_client
+from infra.processes import ManagedProcess
+from infra.processes import parser_pids
+from infra.processes import pid_alive
 from infra.settings import Settings
 from pipeline.check.chunk_run import ChunkRun
 from pipeline.check.pool import pool_size
@@ -32,20 +35,18 @@ from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.crashes import (
-    assert_every_page_once,
-    attempts,
-    freeze_worker,
-    kill_worker,
-    more_chunks_than,
-    stored_firsts,
-    thaw_worker,
-    upload,
-    upload_pages,
-    upload_scanned,
-    wait_for_attempt,
-    wait_for_retry,
-)
+from tests.support.crashes import assert_every_page_once
+from tests.support.crashes import attempts
+from tests.support.crashes import freeze_worker
+from tests.support.crashes import kill_worker
+from tests.support.crashes import more_chunks_than
+from tests.support.crashes import stored_firsts
+from tests.support.crashes import thaw_worker
+from tests.support.crashes import upload
+from tests.support.crashes import upload_pages
+from tests.support.crashes import upload_scanned
+from tests.support.crashes import wait_for_attempt
+from tests.support.crashes import wait_for_retry
 from tests.support.hostile import with_slow_page
 from tests.support.polling import wait_for
 

@@ -19,16 +19,20 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from infra.binaries import temporal_binary
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.codec import KEY_ID_KEY
 from infra.keyring import write_keyring_file
-from infra.settings import CodecSettings, Settings
+from infra.settings import CodecSettings
+from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from pipeline.labels import object_key_value
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.settings import hashing_by_default
 

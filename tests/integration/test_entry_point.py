@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from infra.processes import ManagedProcess, parser_pids, stop_all
+from infra.processes import ManagedProcess
+from infra.processes import parser_pids
+from infra.processes import stop_all
 from infra.settings import Settings
 from infra.settings_env import to_env
 from tests.support.checks import start_check

@@ -13,14 +13,19 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from infra.clients import s3_client, temporal_client
-from infra.processes import parser_pids, pid_alive
+from infra.clients import s3_client
+from infra.clients import temporal_client
+from infra.processes import parser_pids
+from infra.processes import pid_alive
 from infra.settings import Settings
 from pipeline.check.pool import PagePool
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from pipeline.pdf.parser_process import ParserLimits
 from tests.conftest import StartComponent
-from tests.support import damaged, hostile, signing
+from tests.support import damaged
+from tests.support import hostile
+from tests.support import signing
 from tests.support.checks import start_check
 from tests.support.settings import with_pipeline
 

@@ -19,7 +19,8 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
 
 from consumers.dead_letters import DeadLetter
 from consumers.intake import UploadIntake
@@ -27,29 +28,29 @@ from infra.clients import s3_client
 from infra.processes import pid_alive
 from infra.settings import Settings
 from infra.settings_env import to_env
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
-from tests.support.intake import (
-    Message,
-    Sent,
-    committed,
-    dead_letters,
-    final_counters,
-    native_event,
-    publish,
-    running,
-    s3_event,
-    s3_record,
-    unique_prefix,
-    upload,
-    wait_committed,
-    wait_runs,
-    wait_started_once,
-    with_kafka,
-    workflow_runs,
-)
+from tests.support.intake import Message
+from tests.support.intake import Sent
+from tests.support.intake import committed
+from tests.support.intake import dead_letters
+from tests.support.intake import final_counters
+from tests.support.intake import native_event
+from tests.support.intake import publish
+from tests.support.intake import running
+from tests.support.intake import s3_event
+from tests.support.intake import s3_record
+from tests.support.intake import unique_prefix
+from tests.support.intake import upload
+from tests.support.intake import wait_committed
+from tests.support.intake import wait_runs
+from tests.support.intake import wait_started_once
+from tests.support.intake import with_kafka
+from tests.support.intake import workflow_runs
 from tests.support.pdfs import make_pdf
-from tests.support.polling import async_wait_for, wait_for
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

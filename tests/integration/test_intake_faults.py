@@ -21,29 +21,32 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
 
-from app.reprocess import ReprocessError, resolve
+from app.reprocess import ReprocessError
+from app.reprocess import resolve
 from consumers.intake import UploadIntake
-from infra.clients import s3_client, temporal_client
-from infra.ports import LOOPBACK, free_ports
+from infra.clients import s3_client
+from infra.clients import temporal_client
+from infra.ports import LOOPBACK
+from infra.ports import free_ports
 from infra.settings import Settings
 from tests.conftest import StartComponent
 from tests.support.commands import docpipe_cli
-from tests.support.intake import (
-    Message,
-    committed,
-    dead_letters,
-    native_event,
-    publish,
-    running,
-    unique_prefix,
-    upload,
-    wait_committed,
-    wait_started_once,
-    with_kafka,
-)
-from tests.support.polling import async_wait_for, wait_for
+from tests.support.intake import Message
+from tests.support.intake import committed
+from tests.support.intake import dead_letters
+from tests.support.intake import native_event
+from tests.support.intake import publish
+from tests.support.intake import running
+from tests.support.intake import unique_prefix
+from tests.support.intake import upload
+from tests.support.intake import wait_committed
+from tests.support.intake import wait_started_once
+from tests.support.intake import with_kafka
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
 from tests.support.s3_faults import S3Faults
 from tests.support.unclosed import no_kafka_client_left_unclosed
 

@@ -20,22 +20,21 @@ from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
-from tests.support.intake import (
-    Message,
-    Sent,
-    committed,
-    dead_letters,
-    ends,
-    final_counters,
-    native_event,
-    publish,
-    unique_prefix,
-    upload,
-    wait_committed,
-    wait_started_once,
-    workflow_runs,
-)
-from tests.support.polling import async_wait_for, wait_for
+from tests.support.intake import Message
+from tests.support.intake import Sent
+from tests.support.intake import committed
+from tests.support.intake import dead_letters
+from tests.support.intake import ends
+from tests.support.intake import final_counters
+from tests.support.intake import native_event
+from tests.support.intake import publish
+from tests.support.intake import unique_prefix
+from tests.support.intake import upload
+from tests.support.intake import wait_committed
+from tests.support.intake import wait_started_once
+from tests.support.intake import workflow_runs
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
 
 # Long enough for the intake to notice, back off several times and pause.
 OUTAGE_S = 10.0

@@ -21,14 +21,21 @@ import pytest
 from temporalio.client import Client
 
 from app.reprocess import start_recheck
-from app.status_view import check_status, render_status
+from app.status_view import check_status
+from app.status_view import render_status
 from infra.check_requests import check_request
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.crashes import pending_page_check
-from tests.support.intake import Message, native_event, publish, unique_prefix, upload, wait_runs
+from tests.support.intake import Message
+from tests.support.intake import native_event
+from tests.support.intake import publish
+from tests.support.intake import unique_prefix
+from tests.support.intake import upload
+from tests.support.intake import wait_runs
 from tests.support.pdfs import make_large_pdf
 from tests.support.polling import async_wait_for
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowHandle
 
 from infra.clients import temporal_client
 from infra.processes import parser_pids
@@ -25,17 +27,16 @@ from pipeline.check.pool import pool_size
 from pipeline.models import CheckSummary
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.crashes import (
-    assert_every_page_once,
-    attempts,
-    more_chunks_than,
-    page_attempt,
-    pending_page_check,
-    stored_firsts,
-    upload_pages,
-    wait_for_attempt,
-)
-from tests.support.polling import async_wait_for, wait_for
+from tests.support.crashes import assert_every_page_once
+from tests.support.crashes import attempts
+from tests.support.crashes import more_chunks_than
+from tests.support.crashes import page_attempt
+from tests.support.crashes import pending_page_check
+from tests.support.crashes import stored_firsts
+from tests.support.crashes import upload_pages
+from tests.support.crashes import wait_for_attempt
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
 
 
 async def _last_heartbeat(handle: WorkflowHandle[object, CheckSummary]) -> float | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.scans import known_pages, scan_pdf
+from tests.support.scans import known_pages
+from tests.support.scans import scan_pdf
 from tests.support.settings import with_pipeline
 
 

@@ -12,15 +12,20 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.crashes import assert_every_page_once, attempts, upload, upload_pages
+from tests.support.crashes import assert_every_page_once
+from tests.support.crashes import attempts
+from tests.support.crashes import upload
+from tests.support.crashes import upload_pages
 from tests.support.pdfs import make_large_pdf
-from tests.support.scans import known_pages, scan_pdf
+from tests.support.scans import known_pages
+from tests.support.scans import scan_pdf
 
 
 def _text_then_scanned(text_pages: int, scanned: list[str], path: Path) -> bytes:

@@ -9,19 +9,26 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 
 from app.demo import SAMPLES_DIR
-from app.status_view import check_status, list_checks, list_query, render_status
-from infra.clients import s3_client, temporal_client
+from app.status_view import check_status
+from app.status_view import list_checks
+from app.status_view import list_query
+from app.status_view import render_status
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from infra.temporal_setup import register_search_attributes
 from pipeline import search_attributes as sa
 from pipeline.labels import object_key_value
 from pipeline.models import DocumentRef
-from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
+from pipeline.progress import PROGRESS_QUERY
+from pipeline.progress import CheckProgress
+from pipeline.progress import CheckStep
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
-from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.settings import hashing_by_default
 

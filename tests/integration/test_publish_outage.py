@@ -15,8 +15,10 @@ from infra.clients import temporal_client
 from infra.stack import EmbeddedStack
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.crashes import pending_activity, wait_for_retry
-from tests.support.intake import unique_prefix, upload
+from tests.support.crashes import pending_activity
+from tests.support.crashes import wait_for_retry
+from tests.support.intake import unique_prefix
+from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
 from tests.support.reports import read_topic
 from tests.support.s3 import shared_s3

@@ -12,25 +12,41 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from app.review_queue import decide
 from infra.clients import s3_client
-from infra.settings import PolicySettings, Settings
-from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
+from infra.settings import PolicySettings
+from infra.settings import Settings
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import recheck_workflow_id
 from pipeline.policy import DEFAULT_IGNORE
-from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
-from pipeline.recheck.models import RecheckProgress, RecheckResult, recheck_run_id
+from pipeline.progress import PROGRESS_QUERY
+from pipeline.progress import CheckProgress
+from pipeline.progress import CheckStep
+from pipeline.recheck.models import RecheckProgress
+from pipeline.recheck.models import RecheckResult
+from pipeline.recheck.models import recheck_run_id
 from pipeline.review import ReviewState
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
-from tests.support.commands import docpipe_cli, json_after_header
-from tests.support.crashes import freeze_worker, kill_worker
-from tests.support.intake import unique_prefix, upload
-from tests.support.pdfs import make_large_pdf, make_pdf
-from tests.support.polling import async_wait_for, wait_for
-from tests.support.review_checks import approval, awaiting, review_status, start_waiting_check
+from tests.support.commands import docpipe_cli
+from tests.support.commands import json_after_header
+from tests.support.crashes import freeze_worker
+from tests.support.crashes import kill_worker
+from tests.support.intake import unique_prefix
+from tests.support.intake import upload
+from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_pdf
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
+from tests.support.review_checks import approval
+from tests.support.review_checks import awaiting
+from tests.support.review_checks import review_status
+from tests.support.review_checks import start_waiting_check
 
 pytestmark = pytest.mark.slow
 

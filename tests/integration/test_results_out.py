@@ -14,26 +14,28 @@ import subprocess
 import sys
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment
 
 from app.reprocess import original_request
-from infra.clients import kafka_kwargs, s3_client, temporal_client
+from infra.clients import kafka_kwargs
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from infra.settings_env import to_env
 from pipeline.check.publish import ResultPublisher
-from pipeline.models import (
-    REPORT_NAME,
-    CheckSummary,
-    DocumentRef,
-    PublishResultInput,
-    recheck_results_prefix,
-    recheck_workflow_id,
-)
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import PublishResultInput
+from pipeline.models import recheck_results_prefix
+from pipeline.models import recheck_workflow_id
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.pdfs import make_pdf
-from tests.support.reports import assert_valid_report, read_topic
+from tests.support.reports import assert_valid_report
+from tests.support.reports import read_topic
 
 
 def _upload(settings: Settings, key: str, pages: list[str]) -> DocumentRef:

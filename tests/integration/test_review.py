@@ -14,28 +14,30 @@ from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client
+from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowUpdateFailedError
 
 from app.review import decide_matching
-from app.review_queue import ReviewRefusedError, decide, review_item, waiting_reviews
-from infra.check_requests import check_request, intake_lane
+from app.review_queue import ReviewRefusedError
+from app.review_queue import decide
+from app.review_queue import review_item
+from app.review_queue import waiting_reviews
+from infra.check_requests import check_request
+from infra.check_requests import intake_lane
 from infra.clients import s3_client
 from infra.ports import free_ports
 from infra.settings import Settings
 from pipeline import search_attributes as sa
-from pipeline.models import (
-    CheckSummary,
-    DocumentRef,
-    recheck_results_prefix,
-    recheck_workflow_id,
-)
-from pipeline.review import (
-    REVIEW_UPDATE,
-    ReviewAction,
-    ReviewDecision,
-    ReviewOutcome,
-    ReviewState,
-)
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import recheck_results_prefix
+from pipeline.models import recheck_workflow_id
+from pipeline.review import REVIEW_UPDATE
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
+from pipeline.review import ReviewState
 from pipeline.review_visibility import supersede_waiting
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
@@ -46,7 +48,10 @@ from tests.support.metrics import metric_samples
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.reports import read_topic
-from tests.support.review_checks import approval, awaiting, review_status, start_waiting_check
+from tests.support.review_checks import approval
+from tests.support.review_checks import awaiting
+from tests.support.review_checks import review_status
+from tests.support.review_checks import start_waiting_check
 from tests.support.settings import with_review
 
 Handle = WorkflowHandle[Any, CheckSummary]

@@ -15,22 +15,31 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page
+from playwright.async_api import async_playwright
+from playwright.async_api import expect
 
-from app.browser import INSTALL_HINT, PLAYWRIGHT_ARGS
+from app.browser import INSTALL_HINT
+from app.browser import PLAYWRIGHT_ARGS
 from app.review_auth import new_token
 from app.review_queue import PageToReview
 from infra.clients import temporal_client
-from infra.ports import free_ports, port_open
+from infra.ports import free_ports
+from infra.ports import port_open
 from infra.settings import Settings
 from pipeline.models import CheckSummary
-from pipeline.review import REVIEW_QUERY, ReviewState, ReviewStatus
+from pipeline.review import REVIEW_QUERY
+from pipeline.review import ReviewState
+from pipeline.review import ReviewStatus
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
-from tests.support.polling import async_wait_for, wait_for
-from tests.support.review_pages import ALICE_TOKEN, MemoryReviewLoop, review_page
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
+from tests.support.review_pages import ALICE_TOKEN
+from tests.support.review_pages import MemoryReviewLoop
+from tests.support.review_pages import review_page
 from tests.support.settings import with_review
 
 CHROMIUM = Path("/usr/bin/chromium")

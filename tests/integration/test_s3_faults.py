@@ -8,18 +8,23 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from pipeline import search_attributes as sa
 from pipeline.check.activities import DocumentActivities
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.support.checks import start_check
 from tests.support.pdfs import make_pdf
 from tests.support.s3_faults import S3Faults
-from workers.worker import build_workers, document_activities, result_publisher
+from workers.worker import build_workers
+from workers.worker import document_activities
+from workers.worker import result_publisher
 
 
 @pytest.fixture

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import WorkflowExecutionStatus
 
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
-from pipeline.models import REPORT_NAME, CheckSummary, DocumentRef
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
-from tests.support.reports import assert_valid_report, read_topic
+from tests.support.reports import assert_valid_report
+from tests.support.reports import read_topic
 
 
 async def test_upload_event_becomes_report(

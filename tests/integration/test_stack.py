@@ -12,8 +12,10 @@ import pytest
 
 from infra.clients import s3_client
 from infra.ports import free_ports
-from infra.processes import descendants, pid_alive
-from infra.stack import EmbeddedStack, StackConfig
+from infra.processes import descendants
+from infra.processes import pid_alive
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
 from infra.stack_errors import StackError
 from tests.support.commands import docpipe_stack_command
 from tests.support.polling import wait_for

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from app import submit as submit_module
-from app.submit import SubmitError, submit_files
+from app.submit import SubmitError
+from app.submit import submit_files
 from infra.clients import s3_client
 from infra.ports import free_ports
 from infra.settings import Settings

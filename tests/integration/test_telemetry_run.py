@@ -11,24 +11,32 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from consumers.intake import UploadIntake
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.ports import free_ports
 from infra.settings import Settings
 from infra.telemetry import tracing_interceptors
 from pipeline.models import CheckSummary
 from tests.conftest import StartComponent
-from tests.support.intake import Message, native_event, publish, upload
+from tests.support.intake import Message
+from tests.support.intake import native_event
+from tests.support.intake import publish
+from tests.support.intake import upload
 from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
-from workers.worker import build_workers, document_activities, result_publisher
+from workers.worker import build_workers
+from workers.worker import document_activities
+from workers.worker import result_publisher
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -11,7 +11,10 @@ import uuid
 
 import pytest
 
-from app.browser import INSTALL_HINT, chromium_binary, dump_dom, workflows_url
+from app.browser import INSTALL_HINT
+from app.browser import chromium_binary
+from app.browser import dump_dom
+from app.browser import workflows_url
 from infra.clients import temporal_client
 from infra.settings import Settings
 from infra.stack import EmbeddedStack

@@ -18,10 +18,13 @@ import uuid
 
 import pytest
 
-from app.browser import INSTALL_HINT, chromium_binary, dump_dom
+from app.browser import INSTALL_HINT
+from app.browser import chromium_binary
+from app.browser import dump_dom
 from app.lookups import workflow_url
 from infra.clients import temporal_client
-from infra.settings import CodecSettings, Settings
+from infra.settings import CodecSettings
+from infra.settings import Settings
 from infra.stack import EmbeddedStack
 from pipeline.models import DocumentRef
 from tests.support.checks import start_check

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.clients import s3_client, temporal_client
+from infra.clients import s3_client
+from infra.clients import temporal_client
 from infra.settings import Settings
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
-from tests.support import damaged, hostile
+from tests.support import damaged
+from tests.support import hostile
 from tests.support.checks import start_check
 from tests.support.corpus import CORPUS
-from tests.support.logs import LOG_LINE, log_problems
+from tests.support.logs import LOG_LINE
+from tests.support.logs import log_problems
 from tests.support.settings import with_pipeline
 
 DAMAGED = {

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ParamValidationError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectTimeoutError
+from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ParamValidationError
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
-from pipeline.failures import S3Failure, classify_s3, describe_s3, temporal_refused
+from pipeline.failures import S3Failure
+from pipeline.failures import classify_s3
+from pipeline.failures import describe_s3
+from pipeline.failures import temporal_refused
 
 
 def _client_error(status: int, code: str) -> ClientError:

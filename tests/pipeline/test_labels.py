@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pipeline.labels import object_key_value, static_details, static_summary
-from pipeline.models import CheckRequest, DocumentRef
+from pipeline.labels import object_key_value
+from pipeline.labels import static_details
+from pipeline.labels import static_summary
+from pipeline.models import CheckRequest
+from pipeline.models import DocumentRef
 
 DOCUMENT = DocumentRef(bucket="documents", key="hr/salary of j.doe.pdf", version_id="v1", size=9)
 

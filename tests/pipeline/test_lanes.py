@@ -5,17 +5,19 @@ from __future__ import annotations
 import pytest
 from temporalio.common import Priority
 
-from consumers.events import Parsed, parse_upload_event
-from infra.check_requests import intake_lane, recheck_lane
-from infra.settings import Settings, SettingsError, TemporalSettings
+from consumers.events import Parsed
+from consumers.events import parse_upload_event
+from infra.check_requests import intake_lane
+from infra.check_requests import recheck_lane
+from infra.settings import Settings
+from infra.settings import SettingsError
+from infra.settings import TemporalSettings
 from infra.settings_env import load_settings
-from pipeline.lanes import (
-    MAX_FAIRNESS_KEY_BYTES,
-    check_fairness_mode,
-    describe_lane,
-    event_field,
-    fairness_key,
-)
+from pipeline.lanes import MAX_FAIRNESS_KEY_BYTES
+from pipeline.lanes import check_fairness_mode
+from pipeline.lanes import describe_lane
+from pipeline.lanes import event_field
+from pipeline.lanes import fairness_key
 from pipeline.models import DocumentRef
 
 DOC = DocumentRef(bucket="documents", key="acme/2026/a.pdf", version_id="v1")

@@ -7,13 +7,11 @@ import hashlib
 
 import pytest
 
-from pipeline.models import (
-    MAX_RESULTS_PREFIX_BYTES,
-    MAX_WORKFLOW_ID_BYTES,
-    CheckRequest,
-    DocumentRef,
-    workflow_id_for,
-)
+from pipeline.models import MAX_RESULTS_PREFIX_BYTES
+from pipeline.models import MAX_WORKFLOW_ID_BYTES
+from pipeline.models import CheckRequest
+from pipeline.models import DocumentRef
+from pipeline.models import workflow_id_for
 
 
 @pytest.mark.parametrize(

@@ -5,17 +5,19 @@ from __future__ import annotations
 import pytest
 from temporalio.converter import DataConverter
 
-from infra.settings import Settings, SettingsError
-from infra.settings_env import load_settings, to_env
+from infra.settings import Settings
+from infra.settings import SettingsError
+from infra.settings_env import load_settings
+from infra.settings_env import to_env
 from pipeline.models import CheckPlan
-from pipeline.policy import (
-    DEFAULT_IGNORE,
-    DEFAULT_REJECT,
-    POLICY_VERSION,
-    PolicyError,
-    VerdictPolicy,
-)
-from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
+from pipeline.policy import DEFAULT_IGNORE
+from pipeline.policy import DEFAULT_REJECT
+from pipeline.policy import POLICY_VERSION
+from pipeline.policy import PolicyError
+from pipeline.policy import VerdictPolicy
+from pipeline.reasons import FINDINGS
+from pipeline.reasons import PROBLEMS
+from pipeline.reasons import VERDICT_REASONS
 
 
 def test_defaults() -> None:

@@ -19,15 +19,17 @@ from temporalio.worker import Replayer
 
 from infra.codec import data_converter
 from infra.settings import CodecSettings
-from pipeline.check.review_wait import SUPERSEDED_EARLY_PATCH, TELL_PARENT_PATCH
+from pipeline.check.review_wait import SUPERSEDED_EARLY_PATCH
+from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import WORKFLOW_NAME, CheckRequest
-from pipeline.recheck.workflow import (
-    RECHECK_REVIEW_PATCH,
-    SUPERSEDE_AT_REPORT_PATCH,
-    RecheckWorkflow,
-)
-from tests.support.histories import HISTORIES, SCENARIOS, TEST_KEYRING
+from pipeline.models import WORKFLOW_NAME
+from pipeline.models import CheckRequest
+from pipeline.recheck.workflow import RECHECK_REVIEW_PATCH
+from pipeline.recheck.workflow import SUPERSEDE_AT_REPORT_PATCH
+from pipeline.recheck.workflow import RecheckWorkflow
+from tests.support.histories import HISTORIES
+from tests.support.histories import SCENARIOS
+from tests.support.histories import TEST_KEYRING
 
 CURRENT = sorted(HISTORIES.glob("*.json"))
 RECORDED = sorted(HISTORIES.rglob("*.json"))

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.review import (
-    ReviewAction,
-    ReviewDecision,
-    ReviewOutcome,
-    ReviewPolicy,
-    ReviewPolicyError,
-    ReviewWait,
-    decision_from_json,
-    parse_duration,
-    refusal,
-)
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
+from pipeline.review import ReviewPolicy
+from pipeline.review import ReviewPolicyError
+from pipeline.review import ReviewWait
+from pipeline.review import decision_from_json
+from pipeline.review import parse_duration
+from pipeline.review import refusal
 
 
 def _decision(**fields: object) -> ReviewDecision:

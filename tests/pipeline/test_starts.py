@@ -9,10 +9,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from pipeline.models import CheckRequest, DocumentRef
+from pipeline.models import CheckRequest
+from pipeline.models import DocumentRef
 from pipeline.starts import start_check
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

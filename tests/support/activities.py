@@ -19,14 +19,12 @@ from pipeline.check.activities import DocumentActivities
 from pipeline.check.pool import PagePool
 from pipeline.check.results import chunk_key
 from pipeline.check.spool import Spooler
-from pipeline.models import (
-    CheckPagesInput,
-    CheckPagesResult,
-    CheckPlan,
-    DocumentRef,
-    FinalizeInput,
-    InspectResult,
-)
+from pipeline.models import CheckPagesInput
+from pipeline.models import CheckPagesResult
+from pipeline.models import CheckPlan
+from pipeline.models import DocumentRef
+from pipeline.models import FinalizeInput
+from pipeline.models import InspectResult
 from pipeline.policy import VerdictPolicy
 
 DOCS, RESULTS = "documents", "results"

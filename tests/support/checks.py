@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
+from temporalio.client import WorkflowHandle
 from temporalio.common import Priority
 
 from infra.check_requests import check_request
 from infra.settings import Settings
 from pipeline import starts
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 
 
 async def start_check(

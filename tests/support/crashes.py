@@ -19,14 +19,19 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import WorkflowHandle
 
-from infra.processes import ManagedProcess, parser_pids, pid_alive
+from infra.processes import ManagedProcess
+from infra.processes import parser_pids
+from infra.processes import pid_alive
 from infra.settings import Settings
 from pipeline.check.results import chunk_key
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.support.pdfs import make_large_pdf
-from tests.support.polling import async_wait_for, wait_for
+from tests.support.polling import async_wait_for
+from tests.support.polling import wait_for
 from tests.support.s3 import shared_s3
-from tests.support.scans import ScanStyle, scan_pdf
+from tests.support.scans import ScanStyle
+from tests.support.scans import scan_pdf
 
 _ATTEMPT_LINE = re.compile(r"checking \S+ pages (\d+)-(\d+) \(attempt (\d+)")
 

@@ -78,7 +78,8 @@ DAMAGED: dict[str, Callable[[], bytes]] = {
 def not_xmp_metadata() -> bytes:
     """Broken cross-references (so qpdf repairs it), and a /Metadata stream of XML that is
     not XMP: pikepdf logged a traceback for it when it updated the metadata on save."""
-    from tests.support.hostile import build_pdf, stream
+    from tests.support.hostile import build_pdf
+    from tests.support.hostile import stream
 
     xml = b'<?xml version="1.0"?><notes><note>not XMP</note></notes>'
     data = build_pdf(

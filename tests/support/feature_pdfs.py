@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from fpdf import FPDF
 
 from tests.support import pdf_parts as parts
-from tests.support.pdfs import TEXT, _png
+from tests.support.pdfs import TEXT
+from tests.support.pdfs import _png
 
 # Sensitive values seeded on a "sensitive" page, one per line, with their masked forms.
 SEEDED: dict[str, list[tuple[str, str]]] = {
@@ -109,7 +111,8 @@ def _link(writer: Any, page: Any, rect: Any, action: Any) -> None:
 
 
 def _add_links(writer: Any, page: Any, first_page: Any) -> None:
-    from pypdf.generic import ArrayObject, NameObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import NameObject
 
     for i, url in enumerate(LINK_URLS):
         _link(
@@ -155,7 +158,9 @@ def _add_annotations(writer: Any, page: Any) -> None:
 
 
 def _add_form(writer: Any, page: Any, page_ref: Any, fields: list[Any]) -> None:
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     for i, (name, kind) in enumerate((("name", "/Tx"), ("email", "/Tx"), ("agree", "/Btn"))):
         fields.append(
@@ -193,7 +198,8 @@ def _add_form(writer: Any, page: Any, page_ref: Any, fields: list[Any]) -> None:
 
 
 def _add_page_script(writer: Any, page: Any) -> None:
-    from pypdf.generic import DictionaryObject, NameObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     page[NameObject("/AA")] = DictionaryObject(
         {
@@ -241,8 +247,12 @@ def make_feature_pdf(
         xfa: an XFA form (in the AcroForm, with any ``form`` pages' fields).
         metadata: document information entries (default: fpdf2's producer and date).
     """
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
+    from pypdf import PdfReader
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
+    from pypdf.generic import StreamObject
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_fpdf_pages(pages))))
     root = writer.root_object

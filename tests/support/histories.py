@@ -20,25 +20,43 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
+from temporalio.client import WorkflowHandle
 
-from app.recheck import RecheckOptions, recheck_request, start_bulk_recheck
-from app.reprocess import resolve, start_recheck
+from app.recheck import RecheckOptions
+from app.recheck import recheck_request
+from app.recheck import start_bulk_recheck
+from app.reprocess import resolve
+from app.reprocess import start_recheck
 from app.review_queue import decide
-from infra.clients import s3_client, temporal_client
-from infra.processes import ManagedProcess, docpipe_process, stop_all
-from infra.settings import CodecSettings, PipelineSettings, Settings
+from infra.clients import s3_client
+from infra.clients import temporal_client
+from infra.processes import ManagedProcess
+from infra.processes import docpipe_process
+from infra.processes import stop_all
+from infra.settings import CodecSettings
+from infra.settings import PipelineSettings
+from infra.settings import Settings
 from infra.settings_env import to_env
-from infra.stack import EmbeddedStack, StackConfig
-from pipeline.models import CheckSummary, DocumentRef, recheck_workflow_id
-from pipeline.recheck.models import RecheckResult, RecheckSelection
-from pipeline.review import SUPERSEDED_SIGNAL, ReviewAction, ReviewDecision, Superseded
+from infra.stack import EmbeddedStack
+from infra.stack import StackConfig
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import recheck_workflow_id
+from pipeline.recheck.models import RecheckResult
+from pipeline.recheck.models import RecheckSelection
+from pipeline.review import SUPERSEDED_SIGNAL
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import Superseded
 from tests.support.checks import start_check
-from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
 from tests.support.review_checks import awaiting
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import random
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 
-from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_pdf
 
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 
@@ -168,7 +170,8 @@ def with_slow_page(pages: int, slow_page: int, operators: int = 400_000) -> byte
     """A ``pages``-page plain document whose page ``slow_page`` takes seconds to check
     (:func:`many_operators`; about 5 s for 400,000 operators on a machine that checks a
     plain page in 2 ms)."""
-    from pypdf import PdfReader, PdfWriter
+    from pypdf import PdfReader
+    from pypdf import PdfWriter
 
     writer = PdfWriter()
     writer.append(PdfReader(io.BytesIO(make_large_pdf(pages - 1))))

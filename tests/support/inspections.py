@@ -3,7 +3,8 @@ inspection, not a PDF."""
 
 from __future__ import annotations
 
-from pipeline.models import CheckPlan, InspectResult
+from pipeline.models import CheckPlan
+from pipeline.models import InspectResult
 
 
 def readable_inspection(page_count: int, *, chunk_pages: int) -> InspectResult:

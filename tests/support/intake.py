@@ -9,12 +9,16 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
+from urllib.parse import quote_plus
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from temporalio.client import Client
 

@@ -4,7 +4,8 @@ pages, a hidden field, an XFA form's data, XMP metadata, attached files, bookmar
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from tests.support import pdf_parts as parts
@@ -56,7 +57,8 @@ def fill_in(pdf: bytes, values: Mapping[str, str], comment: str = "") -> bytes:
 
 def with_xmp(pdf: bytes, packet: str) -> bytes:
     """``pdf`` with ``packet`` as its XMP metadata stream (the catalog's ``/Metadata``)."""
-    from pypdf.generic import NameObject, StreamObject
+    from pypdf.generic import NameObject
+    from pypdf.generic import StreamObject
 
     writer = _writer(pdf)
     metadata = StreamObject()
@@ -76,7 +78,8 @@ def with_attached(
     """``pdf`` with ``files`` (name, contents) in its EmbeddedFiles name tree, and with
     ``on_first_page`` attached to its first page by a file attachment annotation; the
     files' streams Flate-compressed if ``compressed``."""
-    from pypdf.generic import DictionaryObject, NameObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     writer = _writer(pdf)
     if files:
@@ -91,7 +94,8 @@ def with_attached(
 def off_pages(pdf: bytes, widgets: Mapping[str, int]) -> bytes:
     """``pdf`` with the first ``widgets[name]`` widgets of each field ``name`` taken off its
     pages; the fields keep them, and their values."""
-    from pypdf.generic import ArrayObject, NameObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import NameObject
 
     writer = _writer(pdf)
     left = dict(widgets)
@@ -110,7 +114,8 @@ def off_pages(pdf: bytes, widgets: Mapping[str, int]) -> bytes:
 def with_hidden_field(pdf: bytes, name: str, value: str) -> bytes:
     """``pdf`` with a text field ``name`` holding ``value`` and no widget: in the form, on
     no page, as a hidden field that a form's script fills."""
-    from pypdf.generic import DictionaryObject, NameObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     writer = _writer(pdf)
     hidden = DictionaryObject(
@@ -127,7 +132,9 @@ def with_hidden_field(pdf: bytes, name: str, value: str) -> bytes:
 def with_xfa(pdf: bytes, datasets: bytes, *, packets: bool = True) -> bytes:
     """``pdf`` with an XFA form whose ``datasets`` packet is ``datasets``: a packet of its
     own among a template's (``packets``), or inside one stream for the whole form."""
-    from pypdf.generic import ArrayObject, NameObject, StreamObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import NameObject
+    from pypdf.generic import StreamObject
 
     template = b'<template xmlns="http://www.xfa.org/schema/xfa-template/3.3/"/>'
     writer = _writer(pdf)
@@ -162,7 +169,9 @@ def with_bookmarks(pdf: bytes, titles: Sequence[str], *, nested: bool = True) ->
 
 def _form(writer: Any) -> Any:
     """The document's AcroForm, made empty where it has none."""
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     root = writer.root_object
     if "/AcroForm" not in root:
@@ -172,7 +181,8 @@ def _form(writer: Any) -> Any:
 
 
 def _writer(pdf: bytes) -> Any:
-    from pypdf import PdfReader, PdfWriter
+    from pypdf import PdfReader
+    from pypdf import PdfWriter
 
     return PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from pypdf import PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+from pypdf.generic import ArrayObject
+from pypdf.generic import DictionaryObject
+from pypdf.generic import IndirectObject
 
 # The password padding of the standard security handler (ISO 32000-1, 7.6.3.3).
 _PAD = bytes.fromhex("28bf4e5e4e758a4164004e56fffa01082e2e00b6d0683e802f0ca9fe6453697a")
@@ -40,7 +43,9 @@ def _rc4(key: bytes, data: bytes) -> bytes:
 
 def _hash_r6(password: bytes, salt: bytes, udata: bytes) -> bytes:
     """ISO 32000-2 algorithm 2.B."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers import Cipher
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.ciphers import modes
 
     k = hashlib.sha256(password + salt + udata).digest()
     rounds = 0

@@ -16,7 +16,8 @@ def name_object(value: str) -> Any:
 
 def action(kind: str, **entries: Any) -> Any:
     """An action of type ``kind`` (``/JavaScript``, ``/Launch``...) with ``entries``."""
-    from pypdf.generic import DictionaryObject, NameObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     made = DictionaryObject(
         {NameObject("/Type"): name_object("/Action"), NameObject("/S"): name_object(kind)}
@@ -35,7 +36,8 @@ def text_object(value: str) -> Any:
 
 def rect(*values: float) -> Any:
     """A rectangle (left, bottom, right, top)."""
-    from pypdf.generic import ArrayObject, FloatObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import FloatObject
 
     return ArrayObject(FloatObject(v) for v in values)
 
@@ -43,7 +45,10 @@ def rect(*values: float) -> Any:
 def annotation(writer: Any, page: Any, subtype: str, box: Any, **entries: Any) -> Any:
     """An annotation of ``subtype`` in ``box`` with ``entries``, added to ``page`` (a
     reference)."""
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
+    from pypdf.generic import NumberObject
 
     made = DictionaryObject(
         {
@@ -67,7 +72,9 @@ def filespec(writer: Any, name: str, data: bytes, compressed: bool = False) -> A
     stream Flate-compressed if ``compressed``."""
     import zlib
 
-    from pypdf.generic import DictionaryObject, NameObject, StreamObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
+    from pypdf.generic import StreamObject
 
     stream = StreamObject()
     stream.set_data(zlib.compress(data) if compressed else data)
@@ -100,7 +107,9 @@ def embedded_files(
     writer: Any, files: Sequence[tuple[str, bytes]], compressed: bool = False
 ) -> Any:
     """An EmbeddedFiles name tree of ``files`` (name, contents)."""
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     entries = ArrayObject()
     for name, data in files:

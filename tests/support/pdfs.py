@@ -26,7 +26,8 @@ TEXT = (
 
 
 def _png(width: int = 200, height: int = 120) -> bytes:
-    from PIL import Image, ImageDraw
+    from PIL import Image
+    from PIL import ImageDraw
 
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -75,7 +76,8 @@ def make_pdf(
 
 
 def _rotate(data: bytes, indexes: Sequence[int]) -> bytes:
-    from pypdf import PdfReader, PdfWriter
+    from pypdf import PdfReader
+    from pypdf import PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
     for index in indexes:

@@ -16,9 +16,13 @@ from infra.settings import Settings
 from pipeline.check.activities import inspection_of
 from pipeline.check.page_summary import PageSummary
 from pipeline.check.report import build_report
-from pipeline.models import CheckPlan, DocumentRef
-from pipeline.pdf.document_checks import DocumentFacts, inspect_document, open_pdf
-from pipeline.pdf.page_checks import PageResult, check_pages
+from pipeline.models import CheckPlan
+from pipeline.models import DocumentRef
+from pipeline.pdf.document_checks import DocumentFacts
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import check_pages
 from pipeline.policy import VerdictPolicy
 from tests.support.feature_pdfs import SEEDED
 

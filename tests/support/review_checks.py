@@ -11,33 +11,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
+from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from infra.settings import Settings
-from pipeline.models import (
-    CheckDocumentInput,
-    CheckSummary,
-    DocumentOutcome,
-    DocumentRef,
-    PublishResultInput,
-    PublishReviewInput,
-    WriteDecisionInput,
-)
-from pipeline.review import (
-    REVIEW_QUERY,
-    REVIEW_UPDATE,
-    ReviewAction,
-    ReviewDecision,
-    ReviewOutcome,
-    ReviewState,
-    ReviewStatus,
-    ReviewWait,
-)
+from pipeline.models import CheckDocumentInput
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentOutcome
+from pipeline.models import DocumentRef
+from pipeline.models import PublishResultInput
+from pipeline.models import PublishReviewInput
+from pipeline.models import WriteDecisionInput
+from pipeline.review import REVIEW_QUERY
+from pipeline.review import REVIEW_UPDATE
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
+from pipeline.review import ReviewState
+from pipeline.review import ReviewStatus
+from pipeline.review import ReviewWait
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
 

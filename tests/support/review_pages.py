@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
 
 import aiohttp
 
 from app.review_auth import ReviewerTokens
 from app.review_backend import CheckView
-from app.review_queue import PageToReview, ReviewRefusedError
-from app.review_server import ReviewServer, ServeConfig
+from app.review_queue import PageToReview
+from app.review_queue import ReviewRefusedError
+from app.review_server import ReviewServer
+from app.review_server import ServeConfig
 from infra.ports import free_ports
 from pipeline.models import DocumentRef
 from pipeline.pdf.render import RenderLimits
-from pipeline.review import ReviewDecision, ReviewOutcome
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
 from pipeline.review_visibility import WaitingReview
 
 ALICE_TOKEN = "alice-token-0123456789abcdefghij"

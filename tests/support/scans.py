@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fpdf import FPDF
-from PIL import Image, ImageOps, TiffImagePlugin
+from PIL import Image
+from PIL import ImageOps
+from PIL import TiffImagePlugin
 
 from tests.support.hostile import build_pdf
 

@@ -6,14 +6,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from infra.settings import (
-    KafkaSettings,
-    PipelineSettings,
-    ReviewSettings,
-    S3Settings,
-    Settings,
-    TemporalSettings,
-)
+from infra.settings import KafkaSettings
+from infra.settings import PipelineSettings
+from infra.settings import ReviewSettings
+from infra.settings import S3Settings
+from infra.settings import Settings
+from infra.settings import TemporalSettings
 
 
 def hashing_by_default(settings: Settings) -> Settings:

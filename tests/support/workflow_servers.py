@@ -13,7 +13,8 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from infra.ports import LOOPBACK, free_ports
+from infra.ports import LOOPBACK
+from infra.ports import free_ports
 from pipeline import search_attributes as sa
 
 

@@ -9,18 +9,20 @@ import uuid
 import pytest
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import ResourceBasedSlotSupplier, Worker
+from temporalio.worker import ResourceBasedSlotSupplier
+from temporalio.worker import Worker
 
-from infra.settings import PipelineSettings, Settings, SettingsError, TemporalSettings
-from workers.worker import (
-    PAGE_CHECKS_AT_LEAST,
-    WorkerStoppedError,
-    build_workers,
-    document_activities,
-    ocr_task_queue,
-    page_check_slots,
-    run_parts,
-)
+from infra.settings import PipelineSettings
+from infra.settings import Settings
+from infra.settings import SettingsError
+from infra.settings import TemporalSettings
+from workers.worker import PAGE_CHECKS_AT_LEAST
+from workers.worker import WorkerStoppedError
+from workers.worker import build_workers
+from workers.worker import document_activities
+from workers.worker import ocr_task_queue
+from workers.worker import page_check_slots
+from workers.worker import run_parts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from pipeline.models import DocumentRef
-from tests.support.activities import DOCS, PAGES, close_tracked_activities, in_process_s3
+from tests.support.activities import DOCS
+from tests.support.activities import PAGES
+from tests.support.activities import close_tracked_activities
+from tests.support.activities import in_process_s3
 from tests.support.pdfs import make_pdf
 
 

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from pipeline.check.spool import _Shelf
-from pipeline.models import DocumentRef, FinalizeInput, InspectInput
-from tests.support.activities import (
-    DOCS,
-    PAGES,
-    PREFIX,
-    RESULTS,
-    pages_input,
-    retry_env,
-    tracked_activities,
-)
+from pipeline.models import DocumentRef
+from pipeline.models import FinalizeInput
+from pipeline.models import InspectInput
+from tests.support.activities import DOCS
+from tests.support.activities import PAGES
+from tests.support.activities import PREFIX
+from tests.support.activities import RESULTS
+from tests.support.activities import pages_input
+from tests.support.activities import retry_env
+from tests.support.activities import tracked_activities
 from tests.support.pool import open_documents
 from tests.support.s3_faults import S3Faults
 

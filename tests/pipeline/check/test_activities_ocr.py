@@ -12,19 +12,18 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from pipeline.check.results import chunk_key
-from pipeline.models import CheckDocumentInput, DocumentRef
-from tests.support.activities import (
-    DOCS,
-    PAGES,
-    PREFIX,
-    RESULTS,
-    count_parsed,
-    pages_input,
-    retry_env,
-    stored_chunk_pages,
-    tracked_activities,
-    written_chunks,
-)
+from pipeline.models import CheckDocumentInput
+from pipeline.models import DocumentRef
+from tests.support.activities import DOCS
+from tests.support.activities import PAGES
+from tests.support.activities import PREFIX
+from tests.support.activities import RESULTS
+from tests.support.activities import count_parsed
+from tests.support.activities import pages_input
+from tests.support.activities import retry_env
+from tests.support.activities import stored_chunk_pages
+from tests.support.activities import tracked_activities
+from tests.support.activities import written_chunks
 from tests.support.pdfs import make_pdf
 from tests.support.pool import pages_in_progress
 from tests.support.scans import scanned_document

@@ -14,17 +14,18 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from pipeline.check.chunk_run import ChunkRun
-from pipeline.check.results import ChunkWrite, ResultStore, chunk_bytes, chunk_key
+from pipeline.check.results import ChunkWrite
+from pipeline.check.results import ResultStore
+from pipeline.check.results import chunk_bytes
+from pipeline.check.results import chunk_key
 from pipeline.models import DocumentRef
-from tests.support.activities import (
-    PAGES,
-    PREFIX,
-    RESULTS,
-    pages_input,
-    retry_env,
-    tracked_activities,
-    written_chunks,
-)
+from tests.support.activities import PAGES
+from tests.support.activities import PREFIX
+from tests.support.activities import RESULTS
+from tests.support.activities import pages_input
+from tests.support.activities import retry_env
+from tests.support.activities import tracked_activities
+from tests.support.activities import written_chunks
 from tests.support.polling import async_wait_for
 from tests.support.s3_faults import S3Faults
 

@@ -10,22 +10,25 @@ import pytest
 
 from pipeline.check import activities as activities_module
 from pipeline.check.checkpoint import Checkpoint
-from pipeline.check.results import ChunkWrite, ResultStore, chunk_key
-from pipeline.models import CheckPagesResult, DocumentRef, InspectInput
-from tests.support.activities import (
-    DOCS,
-    PAGES,
-    PREFIX,
-    RESULTS,
-    count_parsed,
-    finalize_input,
-    pages_input,
-    retry_env,
-    stored_chunk_pages,
-    tracked_activities,
-    written_chunks,
-)
-from tests.support.feature_pdfs import PAGE_KINDS, make_feature_pdf
+from pipeline.check.results import ChunkWrite
+from pipeline.check.results import ResultStore
+from pipeline.check.results import chunk_key
+from pipeline.models import CheckPagesResult
+from pipeline.models import DocumentRef
+from pipeline.models import InspectInput
+from tests.support.activities import DOCS
+from tests.support.activities import PAGES
+from tests.support.activities import PREFIX
+from tests.support.activities import RESULTS
+from tests.support.activities import count_parsed
+from tests.support.activities import finalize_input
+from tests.support.activities import pages_input
+from tests.support.activities import retry_env
+from tests.support.activities import stored_chunk_pages
+from tests.support.activities import tracked_activities
+from tests.support.activities import written_chunks
+from tests.support.feature_pdfs import PAGE_KINDS
+from tests.support.feature_pdfs import make_feature_pdf
 from tests.support.reports import assert_valid_report
 
 

@@ -17,16 +17,18 @@ from temporalio.testing import ActivityEnvironment
 
 from pipeline.check.activities import DocumentActivities
 from pipeline.check.results import chunk_key
-from pipeline.models import (
-    REPORT_NAME,
-    CheckDocumentInput,
-    CheckPagesInput,
-    CheckSummary,
-    DocumentOutcome,
-    DocumentRef,
-)
-from pipeline.policy import DEFAULT_IGNORE, VerdictPolicy
-from tests.support.activities import DOCS, RESULTS, in_process_s3, make_activities
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckDocumentInput
+from pipeline.models import CheckPagesInput
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentOutcome
+from pipeline.models import DocumentRef
+from pipeline.policy import DEFAULT_IGNORE
+from pipeline.policy import VerdictPolicy
+from tests.support.activities import DOCS
+from tests.support.activities import RESULTS
+from tests.support.activities import in_process_s3
+from tests.support.activities import make_activities
 from tests.support.pdfs import make_pdf
 from tests.support.pool import open_documents
 from tests.support.reports import assert_valid_report

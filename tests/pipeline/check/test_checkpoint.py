@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.check.checkpoint import CHECKPOINT_VERSION, Checkpoint
+from pipeline.check.checkpoint import CHECKPOINT_VERSION
+from pipeline.check.checkpoint import Checkpoint
 
 
 def _details(next_page: Any, chunks: Any, chunk_pages: Any, v: Any = 1) -> dict[str, Any]:

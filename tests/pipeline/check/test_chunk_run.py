@@ -15,13 +15,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from pipeline.check.checkpoint import Checkpoint
-from pipeline.check.chunk_run import ChunkLayout, ChunkRun, page_ranges
+from pipeline.check.chunk_run import ChunkLayout
+from pipeline.check.chunk_run import ChunkRun
+from pipeline.check.chunk_run import page_ranges
 from pipeline.check.heartbeat import Heartbeater
 from pipeline.check.pool import PagePool
 from pipeline.check.results import ResultStore
 from pipeline.models import DocumentRef
 from pipeline.pdf.page_checks import PageResult
-from tests.support.activities import DOCS, RESULTS, in_process_s3
+from tests.support.activities import DOCS
+from tests.support.activities import RESULTS
+from tests.support.activities import in_process_s3
 from tests.support.polling import async_wait_for
 
 PREFIX = "out/doc"

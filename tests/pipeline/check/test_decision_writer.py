@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,14 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from pipeline.check.decision_writer import DecisionWriter, decision_key
+from pipeline.check.decision_writer import DecisionWriter
+from pipeline.check.decision_writer import decision_key
 from pipeline.check.metrics import PipelineMetrics
 from pipeline.check.review_gauges import record_queue
 from pipeline.models import WriteDecisionInput
-from pipeline.review import ReviewAction, ReviewDecision, ReviewOutcome
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewOutcome
 from pipeline.review_visibility import WaitingReview
 from tests.support.activities import RESULTS
 

@@ -25,23 +25,27 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from pipeline.check.activities import DocumentActivities, inspection_of
+from pipeline.check.activities import DocumentActivities
+from pipeline.check.activities import inspection_of
 from pipeline.check.results import ResultStore
-from pipeline.models import (
-    REPORT_NAME,
-    CheckPagesResult,
-    CheckPlan,
-    CheckSummary,
-    DocumentRef,
-    FinalizeInput,
-    InspectInput,
-    InspectResult,
-)
-from pipeline.pdf.document_checks import inspect_document, open_pdf
+from pipeline.models import REPORT_NAME
+from pipeline.models import CheckPagesResult
+from pipeline.models import CheckPlan
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.models import FinalizeInput
+from pipeline.models import InspectInput
+from pipeline.models import InspectResult
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
 from pipeline.pdf.page_checks import check_pages
 from pipeline.policy import VerdictPolicy
-from tests.support.activities import PREFIX, RESULTS, finalize_input, make_activities
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.activities import PREFIX
+from tests.support.activities import RESULTS
+from tests.support.activities import finalize_input
+from tests.support.activities import make_activities
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
 from tests.support.reports import assert_valid_report
 
 DOCS = "documents"

@@ -14,9 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.processes import descendants, parser_pids, pid_alive
+from infra.processes import descendants
+from infra.processes import parser_pids
+from infra.processes import pid_alive
 from pipeline.check.parser_slot import parser_context
-from pipeline.pdf.bounds import bind_to_parent, parent_of
+from pipeline.pdf.bounds import bind_to_parent
+from pipeline.pdf.bounds import parent_of
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork servers are Linux's")

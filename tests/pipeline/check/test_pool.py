@@ -17,15 +17,23 @@ from pathlib import Path
 import pytest
 
 from infra.logs import parser_logging
-from pipeline.check.pool import InspectTimeoutError, PagePool, ParserCrashedError
+from pipeline.check.pool import InspectTimeoutError
+from pipeline.check.pool import PagePool
+from pipeline.check.pool import ParserCrashedError
 from pipeline.pdf import parser_process
 from pipeline.pdf.parser_process import ParserLimits
 from tests.support.feature_pdfs import SEEDED
-from tests.support.hostile import many_operators, slow_to_read
+from tests.support.hostile import many_operators
+from tests.support.hostile import slow_to_read
 from tests.support.pdf_edits import with_attached
-from tests.support.pdfs import make_large_pdf, make_pdf
+from tests.support.pdfs import make_large_pdf
+from tests.support.pdfs import make_pdf
 from tests.support.polling import async_wait_for
-from tests.support.pool import failing_job, noisy_job, open_documents, pool_pids, run_in_pool
+from tests.support.pool import failing_job
+from tests.support.pool import noisy_job
+from tests.support.pool import open_documents
+from tests.support.pool import pool_pids
+from tests.support.pool import run_in_pool
 from tests.support.scans import scanned_document
 
 EMAIL = SEEDED["email"][0][0]

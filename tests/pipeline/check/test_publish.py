@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from infra.ports import LOOPBACK, free_ports
+from infra.ports import LOOPBACK
+from infra.ports import free_ports
 from pipeline.check.publish import ResultPublisher
-from pipeline.models import CheckSummary, DocumentRef
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
 from tests.support.unclosed import no_kafka_client_left_unclosed
 
 DOCUMENT = DocumentRef(bucket="documents", key="in/a.pdf", version_id="v1")

@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 
 from pipeline.check import page_summary
-from pipeline.check.page_summary import MAX_LISTED_PAGES, PageSummary
-from pipeline.check.report import REPORT_SCHEMA_VERSION, build_report, decide_verdict
-from pipeline.models import CheckPlan, DocumentRef, InspectResult
+from pipeline.check.page_summary import MAX_LISTED_PAGES
+from pipeline.check.page_summary import PageSummary
+from pipeline.check.report import REPORT_SCHEMA_VERSION
+from pipeline.check.report import build_report
+from pipeline.check.report import decide_verdict
+from pipeline.models import CheckPlan
+from pipeline.models import DocumentRef
+from pipeline.models import InspectResult
 from pipeline.pdf.page_checks import PageResult
 from pipeline.policy import POLICY_VERSION
 from pipeline.reasons import PROBLEMS

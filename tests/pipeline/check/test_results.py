@@ -5,22 +5,21 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from pipeline.check.results import (
-    ChunkWrite,
-    ResultConflictError,
-    ResultStore,
-    StoredChunkError,
-    chunk_bytes,
-    chunk_key,
-    to_json_bytes,
-)
+from pipeline.check.results import ChunkWrite
+from pipeline.check.results import ResultConflictError
+from pipeline.check.results import ResultStore
+from pipeline.check.results import StoredChunkError
+from pipeline.check.results import chunk_bytes
+from pipeline.check.results import chunk_key
+from pipeline.check.results import to_json_bytes
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

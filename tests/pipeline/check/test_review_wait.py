@@ -10,32 +10,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckSummary
-from pipeline.review import (
-    SUPERSEDED_SIGNAL,
-    ReviewAction,
-    ReviewDecision,
-    ReviewState,
-    ReviewStatus,
-    ReviewWait,
-    Superseded,
-)
+from pipeline.review import SUPERSEDED_SIGNAL
+from pipeline.review import ReviewAction
+from pipeline.review import ReviewDecision
+from pipeline.review import ReviewState
+from pipeline.review import ReviewStatus
+from pipeline.review import ReviewWait
+from pipeline.review import Superseded
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
-from tests.support.review_checks import (
-    REVIEWED_DOCUMENT,
-    ReviewStandIns,
-    approval,
-    awaiting,
-    decide,
-    review_status,
-)
+from tests.support.review_checks import REVIEWED_DOCUMENT
+from tests.support.review_checks import ReviewStandIns
+from tests.support.review_checks import approval
+from tests.support.review_checks import awaiting
+from tests.support.review_checks import decide
+from tests.support.review_checks import review_status
 from tests.support.settings import one_queue
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -24,19 +24,20 @@ from infra.check_requests import check_request
 from infra.settings import Settings
 from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import CheckRequest, CheckSummary
-from pipeline.review import AWAITS_REVIEW_SIGNAL, AwaitsReview, ReviewState
+from pipeline.models import CheckRequest
+from pipeline.models import CheckSummary
+from pipeline.review import AWAITS_REVIEW_SIGNAL
+from pipeline.review import AwaitsReview
+from pipeline.review import ReviewState
 from tests.support.checks import start_check
 from tests.support.polling import async_wait_for
-from tests.support.review_checks import (
-    REVIEWED_DOCUMENT,
-    CheckHandle,
-    ReviewStandIns,
-    approval,
-    awaiting,
-    decide,
-    review_status,
-)
+from tests.support.review_checks import REVIEWED_DOCUMENT
+from tests.support.review_checks import CheckHandle
+from tests.support.review_checks import ReviewStandIns
+from tests.support.review_checks import approval
+from tests.support.review_checks import awaiting
+from tests.support.review_checks import decide
+from tests.support.review_checks import review_status
 from tests.support.settings import one_queue
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.check.spool import ObjectMissingError, Spooler, read_bytes
+from pipeline.check.spool import ObjectMissingError
+from pipeline.check.spool import Spooler
+from pipeline.check.spool import read_bytes
 from pipeline.models import DocumentRef
-from tests.support.activities import DOCS, in_process_s3
+from tests.support.activities import DOCS
+from tests.support.activities import in_process_s3
 from tests.support.polling import async_wait_for
 
 

@@ -12,15 +12,18 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -28,20 +31,20 @@ from infra.check_requests import check_request
 from infra.settings import PipelineSettings
 from pipeline import search_attributes as sa
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import (
-    CheckDocumentInput,
-    CheckPagesInput,
-    CheckPagesResult,
-    CheckSummary,
-    DocumentOutcome,
-    DocumentRef,
-    FinalizeInput,
-    InspectInput,
-    InspectResult,
-    PagesProgress,
-    PublishResultInput,
-)
-from pipeline.progress import PROGRESS_QUERY, CheckProgress, CheckStep
+from pipeline.models import CheckDocumentInput
+from pipeline.models import CheckPagesInput
+from pipeline.models import CheckPagesResult
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentOutcome
+from pipeline.models import DocumentRef
+from pipeline.models import FinalizeInput
+from pipeline.models import InspectInput
+from pipeline.models import InspectResult
+from pipeline.models import PagesProgress
+from pipeline.models import PublishResultInput
+from pipeline.progress import PROGRESS_QUERY
+from pipeline.progress import CheckProgress
+from pipeline.progress import CheckStep
 from tests.support.checks import start_check
 from tests.support.inspections import readable_inspection
 from tests.support.polling import async_wait_for

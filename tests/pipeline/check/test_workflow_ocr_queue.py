@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import pytest
@@ -20,22 +21,18 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from pipeline.check.workflow import (
-    CHECK_DOCUMENT_PATCH,
-    OCR_QUEUE_PATCH,
-    DocumentCheckWorkflow,
-)
-from pipeline.models import (
-    CheckDocumentInput,
-    CheckPagesInput,
-    CheckPagesResult,
-    CheckSummary,
-    DocumentOutcome,
-    DocumentRef,
-    FinalizeInput,
-    InspectResult,
-    PublishResultInput,
-)
+from pipeline.check.workflow import CHECK_DOCUMENT_PATCH
+from pipeline.check.workflow import OCR_QUEUE_PATCH
+from pipeline.check.workflow import DocumentCheckWorkflow
+from pipeline.models import CheckDocumentInput
+from pipeline.models import CheckPagesInput
+from pipeline.models import CheckPagesResult
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentOutcome
+from pipeline.models import DocumentRef
+from pipeline.models import FinalizeInput
+from pipeline.models import InspectResult
+from pipeline.models import PublishResultInput
 from tests.support.checks import start_check
 from tests.support.inspections import readable_inspection
 from tests.support.settings import one_queue

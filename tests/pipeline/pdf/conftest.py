@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.pdf.ocr import OcrEngine, OcrOptions
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrOptions
 
 
 @pytest.fixture(scope="module")

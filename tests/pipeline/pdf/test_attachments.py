@@ -15,22 +15,27 @@ from pypdf import PdfReader
 from pypdf.errors import LimitReachedError
 
 from pipeline.pdf import attachments
-from pipeline.pdf.attachments import (
-    MAX_ATTACHED_PDF_PAGES,
-    MAX_ATTACHMENT_BYTES,
-    MAX_ATTACHMENTS,
-    decoded,
-    embedded_files,
-)
-from pipeline.pdf.document_checks import inspect_document, open_pdf
+from pipeline.pdf.attachments import MAX_ATTACHED_PDF_PAGES
+from pipeline.pdf.attachments import MAX_ATTACHMENT_BYTES
+from pipeline.pdf.attachments import MAX_ATTACHMENTS
+from pipeline.pdf.attachments import decoded
+from pipeline.pdf.attachments import embedded_files
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
 from pipeline.pdf.page_checks import check_pages
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
 from tests.support.hostile import slow_to_read
-from tests.support.office_files import archive, docx, odt, xlsx
+from tests.support.office_files import archive
+from tests.support.office_files import docx
+from tests.support.office_files import odt
+from tests.support.office_files import xlsx
 from tests.support.pdf_edits import with_attached
-from tests.support.pdfs import _png, make_pdf
-from tests.support.reports import report_of_file, seeded_found
+from tests.support.pdfs import _png
+from tests.support.pdfs import make_pdf
+from tests.support.reports import report_of_file
+from tests.support.reports import seeded_found
 
 EMAIL = SEEDED["email"][0][0]
 (IBAN, MASKED_IBAN), _ = SEEDED["iban"]

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.pdf.budget import OverBudget, TimeBudget
+from pipeline.pdf.budget import OverBudget
+from pipeline.pdf.budget import TimeBudget
 
 # Far longer than any budget here: a loop that is not interrupted ends the test as failed.
 _NEVER_S = 120.0

@@ -8,15 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pypdf import PageObject, PasswordType, PdfReader
+from pypdf import PageObject
+from pypdf import PasswordType
+from pypdf import PdfReader
 from pypdf.errors import PdfReadError
-from pypdf.generic import ContentStream, IndirectObject
+from pypdf.generic import ContentStream
+from pypdf.generic import IndirectObject
 
 from pipeline.pdf import page_checks
-from pipeline.pdf.document_checks import inspect_document, open_pdf
-from pipeline.pdf.page_checks import PageResult, check_pages
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import check_pages
 from tests.support.corpus import CORPUS
-from tests.support.hostile import one_page, stream
+from tests.support.hostile import one_page
+from tests.support.hostile import stream
 from tests.support.pdfs import make_pdf
 
 KINDS = ["text", "blank", "image", "mixed", "rotated"]

@@ -14,10 +14,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.pdf.document_checks import inspect_document, open_pdf
-from pipeline.pdf.page_checks import PageResult, check_pages
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import check_pages
 from tests.support.corpus import CORPUS
-from tests.support.pdf_facts import PdfFacts, pdf_facts, revision_ends, xmp_claims
+from tests.support.pdf_facts import PdfFacts
+from tests.support.pdf_facts import pdf_facts
+from tests.support.pdf_facts import revision_ends
+from tests.support.pdf_facts import xmp_claims
 from tests.support.reports import report_of_results
 
 # Files whose revisions pyHanko cannot read (their reports say why, in the signatures'

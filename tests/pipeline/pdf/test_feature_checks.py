@@ -13,20 +13,24 @@ from typing import Any
 
 import pytest
 
-from pipeline.pdf.document_checks import inspect_document, open_pdf
-from pipeline.pdf.page_checks import PageResult, check_pages, paper_size
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import check_pages
+from pipeline.pdf.page_checks import paper_size
 from pipeline.policy import VerdictPolicy
-from pipeline.reasons import FINDINGS, PROBLEMS, VERDICT_REASONS
-from tests.support.feature_pdfs import (
-    ATTACHMENT,
-    FIELD_NAMES,
-    LINK_URLS,
-    METADATA,
-    PAGE_KINDS,
-    SEEDED,
-    make_feature_pdf,
-)
-from tests.support.hostile import build_pdf, stream
+from pipeline.reasons import FINDINGS
+from pipeline.reasons import PROBLEMS
+from pipeline.reasons import VERDICT_REASONS
+from tests.support.feature_pdfs import ATTACHMENT
+from tests.support.feature_pdfs import FIELD_NAMES
+from tests.support.feature_pdfs import LINK_URLS
+from tests.support.feature_pdfs import METADATA
+from tests.support.feature_pdfs import PAGE_KINDS
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.hostile import build_pdf
+from tests.support.hostile import stream
 from tests.support.pdfs import make_pdf
 from tests.support.reports import report_of_file
 
@@ -165,8 +169,10 @@ def test_page_results_turn_into_plain_json_values(pages: dict[str, PageResult]) 
 
 
 def test_a_broken_page_is_an_error_and_the_others_are_checked(pdf_dir: Path) -> None:
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import NameObject, NumberObject
+    from pypdf import PdfReader
+    from pypdf import PdfWriter
+    from pypdf.generic import NameObject
+    from pypdf.generic import NumberObject
 
     writer = PdfWriter(clone_from=PdfReader(_write(pdf_dir, "ok.pdf", make_pdf(["text"] * 3))))
     # A page whose media box is a number, not a rectangle: the page cannot be measured.
@@ -364,8 +370,11 @@ def test_policy_can_reject_review_or_ignore_a_finding(pdf_dir: Path) -> None:
 
 
 def test_cyclic_structures_end(pdf_dir: Path) -> None:
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+    from pypdf import PdfReader
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject
+    from pypdf.generic import DictionaryObject
+    from pypdf.generic import NameObject
 
     writer = PdfWriter(clone_from=PdfReader(_write(pdf_dir, "base.pdf", make_pdf(["text"]))))
     # An open action whose /Next chain comes back to itself.

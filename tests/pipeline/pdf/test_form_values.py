@@ -11,18 +11,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import ArrayObject, DictionaryObject, NameObject, TextStringObject
+from pypdf import PdfReader
+from pypdf import PdfWriter
+from pypdf.generic import ArrayObject
+from pypdf.generic import DictionaryObject
+from pypdf.generic import NameObject
+from pypdf.generic import TextStringObject
 
 from pipeline.facts import DocumentFeatures
 from pipeline.pdf import form_values
-from pipeline.pdf.document_checks import inspect_document, open_pdf
-from pipeline.pdf.ocr import OcrEngine, OcrOptions
-from pipeline.pdf.ocr_page import DocumentRenderer, read_page
-from pipeline.pdf.page_checks import PageResult, annotation_text, check_pages
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr_page import DocumentRenderer
+from pipeline.pdf.ocr_page import read_page
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import annotation_text
+from pipeline.pdf.page_checks import check_pages
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf
-from tests.support.pdf_edits import COMMENT, FILLED, fill_in, off_pages, with_hidden_field
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.pdf_edits import COMMENT
+from tests.support.pdf_edits import FILLED
+from tests.support.pdf_edits import fill_in
+from tests.support.pdf_edits import off_pages
+from tests.support.pdf_edits import with_hidden_field
 from tests.support.reports import report_of_file
 
 MASKED = {value: masked for found in SEEDED.values() for value, masked in found}

@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.check.pool import PagePool
-from pipeline.pdf.document_checks import inspect_document, inspect_path
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import inspect_path
 from pipeline.pdf.page_checks import PageResult
 from tests.support import signing
 from tests.support.feature_pdfs import make_feature_pdf
-from tests.support.hostile import build_pdf, stream
+from tests.support.hostile import build_pdf
+from tests.support.hostile import stream
 from tests.support.pdf_edits import with_xmp
 from tests.support.reports import report_of_results
 
@@ -199,7 +202,8 @@ def test_signature_facts_survive_the_workflow_history() -> None:
     # Features travel from inspect to finalize through Temporal's payload converter.
     from temporalio.converter import DataConverter
 
-    from pipeline.facts import DocumentFeatures, SignatureFacts
+    from pipeline.facts import DocumentFeatures
+    from pipeline.facts import SignatureFacts
 
     features = DocumentFeatures(
         revisions=3,

@@ -11,14 +11,19 @@ import json
 from pathlib import Path
 
 from pypdf import PdfReader
-from pypdf.generic import ByteStringObject, NameObject, NumberObject, TextStringObject
+from pypdf.generic import ByteStringObject
+from pypdf.generic import NameObject
+from pypdf.generic import NumberObject
+from pypdf.generic import TextStringObject
 
 from pipeline.pdf.document_checks import inspect_document
 from pipeline.pdf.metadata import metadata_text
 from pipeline.pdf.sensitive import find_sensitive
-from pipeline.pdf.xmp import MAX_XMP_NODES, read_xmp
+from pipeline.pdf.xmp import MAX_XMP_NODES
+from pipeline.pdf.xmp import read_xmp
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
 from tests.support.pdf_edits import with_xmp
 from tests.support.reports import report_of_file
 

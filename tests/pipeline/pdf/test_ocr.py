@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.pdf.ocr import OcrEngine, OcrError, OcrOptions, tessdata_dir
-from tests.support.scans import CLEAN, NOISY, ScanStyle, known_pages, scan_images
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrError
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr import tessdata_dir
+from tests.support.scans import CLEAN
+from tests.support.scans import NOISY
+from tests.support.scans import ScanStyle
+from tests.support.scans import known_pages
+from tests.support.scans import scan_images
 
 
 @pytest.fixture(scope="module")

@@ -14,27 +14,29 @@ from PIL import Image
 
 from pipeline.check.pool import PagePool
 from pipeline.pdf import parser_process
-from pipeline.pdf.document_checks import inspect_document, open_pdf
-from pipeline.pdf.ocr import OcrEngine, OcrOptions
-from pipeline.pdf.ocr_page import DocumentRenderer, read_page
-from pipeline.pdf.page_checks import PageResult, check_pages
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import open_pdf
+from pipeline.pdf.ocr import OcrEngine
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr_page import DocumentRenderer
+from pipeline.pdf.ocr_page import read_page
+from pipeline.pdf.page_checks import PageResult
+from pipeline.pdf.page_checks import check_pages
 from pipeline.pdf.parser_process import ParserLimits
 from pipeline.policy import VerdictPolicy
 from tests.support.reports import report_of_results
-from tests.support.scans import (
-    CLEAN,
-    LETTER,
-    LETTER_EMAIL,
-    LETTER_IBAN,
-    PageImage,
-    ScanStyle,
-    degrade,
-    encode,
-    image_pdf,
-    photo,
-    scan_images,
-    scanned_letter,
-)
+from tests.support.scans import CLEAN
+from tests.support.scans import LETTER
+from tests.support.scans import LETTER_EMAIL
+from tests.support.scans import LETTER_IBAN
+from tests.support.scans import PageImage
+from tests.support.scans import ScanStyle
+from tests.support.scans import degrade
+from tests.support.scans import encode
+from tests.support.scans import image_pdf
+from tests.support.scans import photo
+from tests.support.scans import scan_images
+from tests.support.scans import scanned_letter
 
 
 def _dust() -> Image.Image:

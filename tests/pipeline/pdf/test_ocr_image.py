@@ -10,13 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageStat
-from pypdf import PdfReader, PdfWriter
+from PIL import Image
+from PIL import ImageStat
+from pypdf import PdfReader
+from pypdf import PdfWriter
 
-from pipeline.pdf.ocr import OcrError, OcrOptions
-from pipeline.pdf.ocr_image import EMBEDDED, MIN_SIDE_PX, RENDERED, page_picture
+from pipeline.pdf.ocr import OcrError
+from pipeline.pdf.ocr import OcrOptions
+from pipeline.pdf.ocr_image import EMBEDDED
+from pipeline.pdf.ocr_image import MIN_SIDE_PX
+from pipeline.pdf.ocr_image import RENDERED
+from pipeline.pdf.ocr_image import page_picture
 from pipeline.pdf.ocr_page import DocumentRenderer
-from tests.support.scans import A4_PT, CLEAN, FAX, PageImage, encode, image_pdf, scan_images
+from tests.support.scans import A4_PT
+from tests.support.scans import CLEAN
+from tests.support.scans import FAX
+from tests.support.scans import PageImage
+from tests.support.scans import encode
+from tests.support.scans import image_pdf
+from tests.support.scans import scan_images
 
 FULL_PAGE = (0.0, 0.0, *A4_PT)
 OPTIONS = OcrOptions()

@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import tracemalloc
 
-from pipeline.pdf.office import MAX_ENTRIES, MAX_XML_BYTES, office_text
-from tests.support.office_files import WORD_NS, archive, docx, odt, pptx, word_part, xlsx
+from pipeline.pdf.office import MAX_ENTRIES
+from pipeline.pdf.office import MAX_XML_BYTES
+from pipeline.pdf.office import office_text
+from tests.support.office_files import WORD_NS
+from tests.support.office_files import archive
+from tests.support.office_files import docx
+from tests.support.office_files import odt
+from tests.support.office_files import pptx
+from tests.support.office_files import word_part
+from tests.support.office_files import xlsx
 
 
 def test_each_format_is_read_a_paragraph_or_cell_at_a_time() -> None:

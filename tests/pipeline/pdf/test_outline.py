@@ -9,10 +9,12 @@ from pathlib import Path
 from pipeline.pdf.document_checks import inspect_document
 from pipeline.pdf.objects import MAX_OUTLINE_ITEMS
 from pipeline.reasons import Reason
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
 from tests.support.hostile import looping_outline
 from tests.support.pdf_edits import with_bookmarks
-from tests.support.reports import report_of_file, seeded_found
+from tests.support.reports import report_of_file
+from tests.support.reports import seeded_found
 
 EMAIL = SEEDED["email"][0][0]
 IBAN = SEEDED["iban"][0][0]

@@ -11,7 +11,8 @@ from pypdf.errors import PdfReadError
 
 from pipeline.pdf.page_checks import check_pages
 from pipeline.pdf.pages import index_pages
-from tests.support.hostile import build_pdf, stream
+from tests.support.hostile import build_pdf
+from tests.support.hostile import stream
 
 
 def _page(parent: int, content: int, extra: bytes = b"") -> bytes:

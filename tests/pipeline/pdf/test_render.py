@@ -7,8 +7,12 @@ import io
 import pytest
 from PIL import Image
 
-from pipeline.pdf.render import RenderLimits, RenderRefusedError, render_page, render_scale
-from tests.support.hostile import not_a_pdf, page_of_size
+from pipeline.pdf.render import RenderLimits
+from pipeline.pdf.render import RenderRefusedError
+from pipeline.pdf.render import render_page
+from pipeline.pdf.render import render_scale
+from tests.support.hostile import not_a_pdf
+from tests.support.hostile import page_of_size
 from tests.support.pdfs import make_pdf
 
 

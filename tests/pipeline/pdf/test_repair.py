@@ -13,12 +13,16 @@ import pytest
 
 from infra.processes import pid_alive
 from pipeline.check import spool
-from pipeline.check.pool import InspectTimeoutError, PagePool
-from pipeline.pdf.document_checks import inspect_document, inspect_or_repair
+from pipeline.check.pool import InspectTimeoutError
+from pipeline.check.pool import PagePool
+from pipeline.pdf.document_checks import inspect_document
+from pipeline.pdf.document_checks import inspect_or_repair
 from pipeline.pdf.page_checks import PageResult
 from pipeline.pdf.parser_process import ParserLimits
-from pipeline.pdf.repair import repair_files, repaired_path
-from tests.support import damaged, hostile
+from pipeline.pdf.repair import repair_files
+from pipeline.pdf.repair import repaired_path
+from tests.support import damaged
+from tests.support import hostile
 from tests.support.pool import open_documents
 from tests.support.reports import report_of_results
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.pdf.sensitive import (
-    MAX_SAMPLES_PER_PAGE,
-    SENSITIVE_TYPES,
-    find_sensitive,
-    iban_valid,
-    luhn_valid,
-)
-from tests.support.feature_pdfs import DECOYS, SEEDED
+from pipeline.pdf.sensitive import MAX_SAMPLES_PER_PAGE
+from pipeline.pdf.sensitive import SENSITIVE_TYPES
+from pipeline.pdf.sensitive import find_sensitive
+from pipeline.pdf.sensitive import iban_valid
+from pipeline.pdf.sensitive import luhn_valid
+from tests.support.feature_pdfs import DECOYS
+from tests.support.feature_pdfs import SEEDED
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,11 @@ import pytest
 from pipeline.facts import DocumentFeatures
 from pipeline.pdf.document_checks import inspect_document
 from pipeline.pdf.xfa import MAX_XFA_NODES
-from tests.support.feature_pdfs import SEEDED, make_feature_pdf
-from tests.support.pdf_edits import FILLED, fill_in, with_xfa
+from tests.support.feature_pdfs import SEEDED
+from tests.support.feature_pdfs import make_feature_pdf
+from tests.support.pdf_edits import FILLED
+from tests.support.pdf_edits import fill_in
+from tests.support.pdf_edits import with_xfa
 
 (EMAIL, MASKED_EMAIL), _ = SEEDED["email"]
 (IBAN, MASKED_IBAN), (OTHER_IBAN, _other) = SEEDED["iban"]

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.models import DocumentRef
-from pipeline.policy import DEFAULT_IGNORE, VerdictPolicy
-from pipeline.recheck.diff import build_diff, comparison_row, render_diff
-from pipeline.recheck.models import Match, RecheckOutcome, RecheckSelection, RecheckTotals
+from pipeline.policy import DEFAULT_IGNORE
+from pipeline.policy import VerdictPolicy
+from pipeline.recheck.diff import build_diff
+from pipeline.recheck.diff import comparison_row
+from pipeline.recheck.diff import render_diff
+from pipeline.recheck.models import Match
+from pipeline.recheck.models import RecheckOutcome
+from pipeline.recheck.models import RecheckSelection
+from pipeline.recheck.models import RecheckTotals
 
 OLD = VerdictPolicy().to_json()
 NEW = VerdictPolicy(ignore=(*DEFAULT_IGNORE, "blank_pages")).to_json()

@@ -7,15 +7,14 @@ import json
 import pytest
 from temporalio.converter import DataConverter
 
-from pipeline.models import original_results_prefix, recheck_results_prefix
-from pipeline.recheck.models import (
-    RecheckOutcome,
-    RecheckPhase,
-    RecheckProgress,
-    RecheckTotals,
-    check_recheck_id,
-    diff_key,
-)
+from pipeline.models import original_results_prefix
+from pipeline.models import recheck_results_prefix
+from pipeline.recheck.models import RecheckOutcome
+from pipeline.recheck.models import RecheckPhase
+from pipeline.recheck.models import RecheckProgress
+from pipeline.recheck.models import RecheckTotals
+from pipeline.recheck.models import check_recheck_id
+from pipeline.recheck.models import diff_key
 
 
 def test_recheck_ids_cannot_look_like_reprocess_numbers_or_paths() -> None:

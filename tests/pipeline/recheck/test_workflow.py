@@ -11,44 +11,45 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from pipeline.check.workflow import DocumentCheckWorkflow
-from pipeline.models import CheckSummary, DocumentRef
-from pipeline.recheck.models import (
-    ComparePageInput,
-    ListMatchesInput,
-    Match,
-    MatchPage,
-    PageComparison,
-    RecheckOutcome,
-    RecheckRequest,
-    RecheckResult,
-    RecheckSelection,
-    SupersededChecks,
-    SupersedeInput,
-    WriteDiffInput,
-)
+from pipeline.models import CheckSummary
+from pipeline.models import DocumentRef
+from pipeline.recheck.models import ComparePageInput
+from pipeline.recheck.models import ListMatchesInput
+from pipeline.recheck.models import Match
+from pipeline.recheck.models import MatchPage
+from pipeline.recheck.models import PageComparison
+from pipeline.recheck.models import RecheckOutcome
+from pipeline.recheck.models import RecheckRequest
+from pipeline.recheck.models import RecheckResult
+from pipeline.recheck.models import RecheckSelection
+from pipeline.recheck.models import SupersededChecks
+from pipeline.recheck.models import SupersedeInput
+from pipeline.recheck.models import WriteDiffInput
 from pipeline.recheck.workflow import RecheckWorkflow
 from pipeline.review import ReviewState
 from tests.support.polling import async_wait_for
-from tests.support.review_checks import (
-    CheckHandle,
-    ReviewStandIns,
-    approval,
-    awaiting,
-    decide,
-    review_status,
-)
+from tests.support.review_checks import CheckHandle
+from tests.support.review_checks import ReviewStandIns
+from tests.support.review_checks import approval
+from tests.support.review_checks import awaiting
+from tests.support.review_checks import decide
+from tests.support.review_checks import review_status
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
