@@ -19,6 +19,7 @@ from pipeline.check.activities import DocumentActivities
 from pipeline.check.pool import PagePool
 from pipeline.check.results import chunk_key
 from pipeline.check.spool import Spooler
+from pipeline.models import CheckDocumentInput
 from pipeline.models import CheckPagesInput
 from pipeline.models import CheckPagesResult
 from pipeline.models import CheckPlan
@@ -109,17 +110,23 @@ def stored_chunk_pages(s3: Any, first: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.splitlines()]
 
 
-def finalize_input(
-    document: DocumentRef, inspection: InspectResult, pages: CheckPagesResult
-) -> FinalizeInput:
-    """What the workflow hands ``finalize`` for the document under ``PREFIX``."""
-    return FinalizeInput(
+def document_input(document: DocumentRef, *, ocr_elsewhere: bool = False) -> CheckDocumentInput:
+    """What the workflow hands ``check_document`` for a document whose results go under
+    ``PREFIX``."""
+    return CheckDocumentInput(
         document=document,
         results_bucket=RESULTS,
         results_prefix=PREFIX,
-        inspection=inspection,
-        pages=pages,
+        ocr_elsewhere=ocr_elsewhere,
     )
+
+
+def finalize_input(
+    document: DocumentRef, inspection: InspectResult, pages: CheckPagesResult
+) -> FinalizeInput:
+    """What the workflow hands ``finalize`` for the document under ``PREFIX``, made as the
+    workflow makes it."""
+    return document_input(document).finalize_input(inspection, pages)
 
 
 def pages_input(document: DocumentRef, chunk_pages: int = 10) -> CheckPagesInput:

@@ -12,13 +12,13 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from pipeline.check.results import chunk_key
-from pipeline.models import CheckDocumentInput
 from pipeline.models import DocumentRef
 from tests.support.activities import DOCS
 from tests.support.activities import PAGES
 from tests.support.activities import PREFIX
 from tests.support.activities import RESULTS
 from tests.support.activities import count_parsed
+from tests.support.activities import document_input
 from tests.support.activities import pages_input
 from tests.support.activities import retry_env
 from tests.support.activities import stored_chunk_pages
@@ -82,9 +82,7 @@ async def test_check_document_hands_a_small_scan_to_the_ocr_queue_unchecked(s3: 
     env = ActivityEnvironment()
     outcome = await env.run(
         activities.check_document,
-        CheckDocumentInput(
-            document=scan, results_bucket=RESULTS, results_prefix=PREFIX, ocr_elsewhere=True
-        ),
+        document_input(scan, ocr_elsewhere=True),
     )
     assert outcome.summary is None and outcome.chunks_for_ocr == 1
     assert outcome.inspection is not None and outcome.inspection.page_count == 3
@@ -97,9 +95,7 @@ async def test_check_document_reports_a_small_text_document_as_ever(s3: Any) -> 
     activities = tracked_activities(s3)
     outcome = await ActivityEnvironment().run(
         activities.check_document,
-        CheckDocumentInput(
-            document=text, results_bucket=RESULTS, results_prefix=PREFIX, ocr_elsewhere=True
-        ),
+        document_input(text, ocr_elsewhere=True),
     )
     assert outcome.summary is not None and outcome.chunks_for_ocr == 0
     assert outcome.pages_checked == 3

@@ -18,7 +18,6 @@ from temporalio.testing import ActivityEnvironment
 from pipeline.check.activities import DocumentActivities
 from pipeline.check.results import chunk_key
 from pipeline.models import REPORT_NAME
-from pipeline.models import CheckDocumentInput
 from pipeline.models import CheckPagesInput
 from pipeline.models import CheckSummary
 from pipeline.models import DocumentOutcome
@@ -27,6 +26,7 @@ from pipeline.policy import DEFAULT_IGNORE
 from pipeline.policy import VerdictPolicy
 from tests.support.activities import DOCS
 from tests.support.activities import RESULTS
+from tests.support.activities import document_input
 from tests.support.activities import in_process_s3
 from tests.support.activities import make_activities
 from tests.support.pdfs import make_pdf
@@ -75,10 +75,6 @@ def _env(attempt: int = 1, workflow_id: str = "wf-1") -> ActivityEnvironment:
     return env
 
 
-def _input(document: DocumentRef) -> CheckDocumentInput:
-    return CheckDocumentInput(document=document, results_bucket=RESULTS, results_prefix=PREFIX)
-
-
 def _keys(s3: Any) -> list[str]:
     listed = s3.list_objects_v2(Bucket=RESULTS, Prefix=f"{PREFIX}/")
     return sorted(obj["Key"] for obj in listed.get("Contents", []))
@@ -96,7 +92,7 @@ async def test_a_small_document_is_checked_and_reported_in_one_activity(s3: Any)
     document = _upload(s3, pages=4)
     downloads, listings = _calls(s3, "GetObject"), _calls(s3, "ListObjectsV2")
     activities = _activities(s3)
-    outcome: DocumentOutcome = await _env().run(activities.check_document, _input(document))
+    outcome: DocumentOutcome = await _env().run(activities.check_document, document_input(document))
     assert outcome.inspection is None and outcome.summary is not None
     summary = outcome.summary
     assert (summary.verdict, summary.reasons, summary.page_count) == ("review", ["blank_pages"], 4)
@@ -114,7 +110,7 @@ async def test_a_small_document_is_checked_and_reported_in_one_activity(s3: Any)
 async def test_a_larger_document_comes_back_inspected_and_shelved(s3: Any, tmp_path: Path) -> None:
     document = _upload(s3, pages=CHUNK_PAGES + 1, key="larger.pdf")
     activities = _activities(s3, spool_dir=str(tmp_path))
-    outcome = await _env().run(activities.check_document, _input(document))
+    outcome = await _env().run(activities.check_document, document_input(document))
     assert outcome.summary is None and outcome.inspection is not None
     assert outcome.inspection.page_count == CHUNK_PAGES + 1
     assert _keys(s3) == []
@@ -134,7 +130,7 @@ async def test_a_larger_document_comes_back_inspected_and_shelved(s3: Any, tmp_p
 
 async def test_a_missing_object_is_reported_without_another_step(s3: Any) -> None:
     gone = DocumentRef(bucket=DOCS, key="never-uploaded.pdf", etag="abc")
-    outcome = await _env().run(_activities(s3).check_document, _input(gone))
+    outcome = await _env().run(_activities(s3).check_document, document_input(gone))
     assert outcome.summary is not None
     assert (outcome.summary.verdict, outcome.summary.reasons) == ("reject", ["object_missing"])
     assert outcome.pages_checked == 0
@@ -144,10 +140,10 @@ async def test_a_missing_object_is_reported_without_another_step(s3: Any) -> Non
 async def test_a_retry_converges_on_the_same_objects_and_lists_what_is_stored(s3: Any) -> None:
     document = _upload(s3, pages=3)
     activities = _activities(s3)
-    first = await _env().run(activities.check_document, _input(document))
+    first = await _env().run(activities.check_document, document_input(document))
     before = {k: s3.head_object(Bucket=RESULTS, Key=k)["ETag"] for k in _keys(s3)}
     listings = _calls(s3, "ListObjectsV2")
-    again = await _env(attempt=2).run(activities.check_document, _input(document))
+    again = await _env(attempt=2).run(activities.check_document, document_input(document))
     assert again == first
     assert {k: s3.head_object(Bucket=RESULTS, Key=k)["ETag"] for k in _keys(s3)} == before
     # A retry looks for the chunk an earlier attempt stored, and parses nothing again.
@@ -160,22 +156,24 @@ async def test_the_first_report_of_this_check_stands_when_a_retry_judges_otherwi
     # Attempt 1 wrote its report, then its worker died. Attempt 2 inspects under a policy
     # (or a load) that judges otherwise: the report written first stands.
     document = _upload(s3, pages=3)
-    first = await _env().run(_activities(s3).check_document, _input(document))
+    first = await _env().run(_activities(s3).check_document, document_input(document))
     assert first.summary is not None and first.summary.verdict == "review"
     report = s3.get_object(Bucket=RESULTS, Key=first.summary.report_key)["Body"].read()
     lenient = _activities(s3, policy=LENIENT)
-    again = await _env(attempt=2).run(lenient.check_document, _input(document))
+    again = await _env(attempt=2).run(lenient.check_document, document_input(document))
     assert again.summary == first.summary
     assert s3.get_object(Bucket=RESULTS, Key=first.summary.report_key)["Body"].read() == report
 
 
 async def test_a_report_of_another_check_is_a_conflict_for_good(s3: Any) -> None:
     document = _upload(s3, pages=3)
-    await _env(workflow_id="another-check").run(_activities(s3).check_document, _input(document))
+    await _env(workflow_id="another-check").run(
+        _activities(s3).check_document, document_input(document)
+    )
     s3.delete_object(Bucket=RESULTS, Key=chunk_key(PREFIX, 1))
     lenient = _activities(s3, policy=LENIENT)
     with pytest.raises(ApplicationError) as failure:
-        await _env().run(lenient.check_document, _input(document))
+        await _env().run(lenient.check_document, document_input(document))
     assert failure.value.type == "result_conflict" and failure.value.non_retryable
 
 
@@ -207,7 +205,7 @@ async def test_the_results_event_of_a_small_document_is_sent_once_its_report_is_
     document = _upload(s3, pages=2)
     publisher = _Publisher(s3)
     activities = _activities(s3, publisher=publisher)
-    outcome = await _env().run(activities.check_document, _input(document))
+    outcome = await _env().run(activities.check_document, document_input(document))
     assert outcome.published and outcome.summary is not None
     (sent,) = publisher.sent
     assert sent == (document, outcome.summary, "wf-1")
@@ -218,7 +216,7 @@ async def test_the_results_event_of_a_small_document_is_sent_once_its_report_is_
 async def test_a_broker_that_fails_leaves_the_event_to_the_workflow(s3: Any) -> None:
     document = _upload(s3, pages=2)
     activities = _activities(s3, publisher=_Publisher(s3, ConnectionError("no broker")))
-    outcome = await _env().run(activities.check_document, _input(document))
+    outcome = await _env().run(activities.check_document, document_input(document))
     assert outcome.summary is not None and outcome.summary.verdict == "review"
     assert not outcome.published
 
@@ -227,6 +225,6 @@ async def test_a_larger_document_sends_no_event_from_its_inspection(s3: Any) -> 
     document = _upload(s3, pages=CHUNK_PAGES + 1, key="larger.pdf")
     publisher = _Publisher(s3)
     activities = _activities(s3, publisher=publisher)
-    outcome = await _env().run(activities.check_document, _input(document))
+    outcome = await _env().run(activities.check_document, document_input(document))
     assert outcome.inspection is not None and not outcome.published
     assert publisher.sent == []
