@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+from typing import Protocol
 
 _PR_SET_PDEATHSIG = 1
 # A line in which a server reports why it stops: Go's and Rust's panics, Temporal's
@@ -29,6 +30,26 @@ def _die_with_parent() -> None:
     # spawn children from a thread that lives as long as they should (the main thread).
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class ChildProcess(Protocol):
+    """What ``ManagedProcess`` uses of a child: ``subprocess.Popen``'s own methods."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 class ManagedProcess:
@@ -57,13 +78,18 @@ class ManagedProcess:
         self._log: IO[bytes] = log_path.open("ab")
         # Where this child's output starts: a server started again appends to its log.
         self._log_start = self._log.tell()
-        self.process = subprocess.Popen(
-            list(argv),
+        self.process = self._start(list(argv), dict(env), cwd)
+
+    def _start(self, argv: list[str], env: dict[str, str], cwd: Path | None) -> ChildProcess:
+        """Start the child: in its own session, its output in the log, killed when this
+        process dies."""
+        return subprocess.Popen(
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=dict(env),
+            env=env,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
@@ -142,15 +168,21 @@ def docpipe_process(
         settings_env: ``DOCPIPE_*`` variables (see ``infra.settings_env.to_env``).
         base_env: the rest of the environment, usually ``os.environ``.
     """
-    env = {k: v for k, v in base_env.items() if not k.startswith("DOCPIPE_")}
-    env.update(settings_env)
-    env["PYTHONUNBUFFERED"] = "1"
     return ManagedProcess(
         command[0],
         [sys.executable, "-m", "app", *command],
         log_path=log_path,
-        env=env,
+        env=docpipe_env(settings_env, base_env),
     )
+
+
+def docpipe_env(settings_env: Mapping[str, str], base_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a ``docpipe`` child: ``base_env`` without its ``DOCPIPE_*``
+    variables, ``settings_env``, and output unbuffered (its log is read as it runs)."""
+    env = {k: v for k, v in base_env.items() if not k.startswith("DOCPIPE_")}
+    env.update(settings_env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 # -- the process table (Linux /proc): what tests and benchmarks watch -------------------

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from infra.logs import QUIET_LOGGERS
 from infra.logs import THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess
-from infra.processes import docpipe_process
+from infra.processes import docpipe_env
 from infra.processes import stop_all
 from infra.settings import KafkaSettings
 from infra.settings import PipelineSettings
@@ -32,6 +32,7 @@ from infra.settings import TemporalSettings
 from infra.settings_env import to_env
 from infra.stack import EmbeddedStack
 from infra.stack import StackConfig
+from tests.support.preloaded import ForkedProcess
 from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
 from tests.support.workflow_servers import local_environment
 
@@ -165,15 +166,16 @@ StartComponent = Callable[..., ManagedProcess]
 
 @pytest.fixture
 def start_component(tmp_path: Path) -> Iterator[StartComponent]:
-    """Start ``docpipe <command>`` processes; every one is stopped (by PID) after the test."""
+    """Start ``docpipe <command>`` processes (forked from this test process's preloaded
+    one: ``tests.support.preloaded``); every one is stopped (by PID) after the test."""
     started: list[ManagedProcess] = []
 
     def start(command: list[str], settings: Settings) -> ManagedProcess:
-        process = docpipe_process(
+        process = ForkedProcess(
+            command[0],
             command,
-            settings_env=to_env(settings),
             log_path=tmp_path / f"{command[0]}-{len(started)}.log",
-            base_env=os.environ,
+            env=docpipe_env(to_env(settings), os.environ),
         )
         started.append(process)
         return process

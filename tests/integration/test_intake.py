@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,10 +26,11 @@ from consumers.intake import UploadIntake
 from infra.clients import s3_client
 from infra.processes import pid_alive
 from infra.settings import Settings
-from infra.settings_env import to_env
 from pipeline.models import CheckSummary
 from pipeline.models import DocumentRef
 from tests.conftest import StartComponent
+from tests.support.commands import run_docpipe
+from tests.support.commands import settings_env
 from tests.support.intake import Message
 from tests.support.intake import Sent
 from tests.support.intake import committed
@@ -54,16 +54,7 @@ from tests.support.polling import wait_for
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
-    env.update(to_env(settings))
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_docpipe(args, settings_env(settings))
 
 
 # -- duplicates ---------------------------------------------------------------------------

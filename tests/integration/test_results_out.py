@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 from typing import Any
 
 from temporalio.client import Client
@@ -23,7 +21,6 @@ from infra.clients import kafka_kwargs
 from infra.clients import s3_client
 from infra.clients import temporal_client
 from infra.settings import Settings
-from infra.settings_env import to_env
 from pipeline.check.publish import ResultPublisher
 from pipeline.models import REPORT_NAME
 from pipeline.models import CheckSummary
@@ -33,6 +30,8 @@ from pipeline.models import recheck_results_prefix
 from pipeline.models import recheck_workflow_id
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
+from tests.support.commands import run_docpipe
+from tests.support.commands import settings_env
 from tests.support.pdfs import make_pdf
 from tests.support.reports import assert_valid_report
 from tests.support.reports import read_topic
@@ -71,13 +70,7 @@ async def _check_with_worker(
 
 
 def _docpipe(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        env={**os.environ, **to_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_docpipe(args, settings_env(settings), timeout_s=120)
 
 
 def _object(settings: Settings, key: str) -> tuple[bytes, list[Any]]:

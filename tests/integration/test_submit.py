@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,8 @@ from app.submit import submit_files
 from infra.clients import s3_client
 from infra.ports import free_ports
 from infra.settings import Settings
-from infra.settings_env import to_env
+from tests.support.commands import run_docpipe
+from tests.support.commands import settings_env
 from tests.support.pdfs import make_pdf
 from tests.support.reports import read_topic
 from tests.support.s3_faults import S3Faults
@@ -127,15 +125,8 @@ def test_submit_facing_an_unreachable_s3_says_so_on_one_line(
     unreachable = dataclasses.replace(
         settings, s3=dataclasses.replace(settings.s3, endpoint_url=f"http://127.0.0.1:{closed}")
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     (path,) = _files(tmp_path, 1)
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "submit", str(path)],
-        env={**env, **to_env(unreachable)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_docpipe(["submit", str(path)], settings_env(unreachable), timeout_s=120)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"docpipe: cannot reach S3 at http://127.0.0.1:{closed} (set by DOCPIPE_S3_ENDPOINT_URL)"

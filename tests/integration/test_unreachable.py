@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.ports import free_ports
-from infra.processes import ManagedProcess
+from tests.support.commands import run_docpipe
 from tests.support.polling import wait_for
+from tests.support.preloaded import ForkedProcess
 
 TEMPORAL, KAFKA, S3 = (f"127.0.0.1:{port}" for port in free_ports(3))
 SETTINGS = {
@@ -64,13 +63,7 @@ def test_a_command_says_what_it_cannot_reach_on_one_line(
         sample = tmp_path / "a.pdf"
         sample.write_bytes(b"%PDF-1.4\n")
         command = ["submit", str(sample)]
-    done = subprocess.run(
-        [sys.executable, "-m", "app", *command],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_docpipe(command, _env(), timeout_s=120)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines == [f"docpipe: cannot reach {what} at {address} (set by {setting})"]
@@ -78,12 +71,7 @@ def test_a_command_says_what_it_cannot_reach_on_one_line(
 
 
 def test_a_worker_started_before_temporal_waits_and_says_so(tmp_path: Path) -> None:
-    worker = ManagedProcess(
-        "worker",
-        [sys.executable, "-m", "app", "worker"],
-        log_path=tmp_path / "worker.log",
-        env=_env(),
-    )
+    worker = ForkedProcess("worker", ["worker"], log_path=tmp_path / "worker.log", env=_env())
     try:
 
         def tries() -> int:

@@ -7,11 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from infra.processes import docpipe_env
 from infra.settings import Settings
 from infra.settings_env import to_env
+from tests.support.preloaded import Preloaded
 
 # In the order the ports are given.
 _PORT_OPTIONS = (
@@ -39,17 +44,36 @@ def docpipe_stack_command(command: str, state_dir: Path, ports: list[int]) -> li
     ]
 
 
+def run_docpipe(
+    args: Sequence[str], env: Mapping[str, str], timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``docpipe ARGS`` in the environment ``env``, as a process of its own (forked from
+    the preloaded one: ``tests.support.preloaded``), run to its end: what it printed, and
+    its exit code. After ``timeout_s`` seconds it is killed and ``TimeoutExpired`` raised."""
+    with tempfile.TemporaryDirectory(prefix="docpipe-command-") as folder:
+        stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
+        child = Preloaded.here().fork(args, env=env, stdout=stdout, stderr=stderr)
+        try:
+            code = child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(10)
+            raise
+        return subprocess.CompletedProcess(
+            ["docpipe", *args], code, stdout.read_text(), stderr.read_text()
+        )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment of a ``docpipe`` process run with ``settings`` (and no other
+    ``DOCPIPE_*`` variables)."""
+    return docpipe_env(to_env(settings), os.environ)
+
+
 def docpipe_cli(settings: Settings, *args: str, timeout_s: float = 60) -> str:
-    """Run ``docpipe ARGS`` as a new process with ``settings`` (and no other DOCPIPE_*
-    variables); assert it succeeded and return what it printed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        env={**env, **to_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
+    """Run ``docpipe ARGS`` with ``settings`` (``run_docpipe``); assert it succeeded and
+    return what it printed."""
+    result = run_docpipe(args, settings_env(settings), timeout_s)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
