@@ -25,9 +25,10 @@ _PR_SET_PDEATHSIG = 1
 _FAILURE_LINE = re.compile(r"^(panic|fatal|error)\b|panicked at|level=(error|fatal)\b", re.I)
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec. The signal follows the *thread* that forked:
-    # spawn children from a thread that lives as long as they should (the main thread).
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies. Runs in a child
+    between fork and exec (or in a forked child). The signal follows the *thread* that
+    forked: fork children from a thread that lives as long as they should (the main one)."""
     if sys.platform == "linux":
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -78,20 +79,20 @@ class ManagedProcess:
         self._log: IO[bytes] = log_path.open("ab")
         # Where this child's output starts: a server started again appends to its log.
         self._log_start = self._log.tell()
-        self.process = self._start(list(argv), dict(env), cwd)
+        self.process = self._start(argv, env, cwd)
 
-    def _start(self, argv: list[str], env: dict[str, str], cwd: Path | None) -> ChildProcess:
+    def _start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> ChildProcess:
         """Start the child: in its own session, its output in the log, killed when this
         process dies."""
         return subprocess.Popen(
-            argv,
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=env,
+            env=dict(env),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     @property

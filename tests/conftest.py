@@ -33,6 +33,7 @@ from infra.settings_env import to_env
 from infra.stack import EmbeddedStack
 from infra.stack import StackConfig
 from tests.support.preloaded import ForkedProcess
+from tests.support.preloaded import Preloaded
 from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
 from tests.support.workflow_servers import local_environment
 
@@ -69,6 +70,12 @@ def _logging_back_as_it_was() -> Iterator[None]:
     for name, quiet_level in quiet.items():
         logging.getLogger(name).setLevel(quiet_level)
     sys.unraisablehook, warnings.showwarning = unraisable, show_warning
+
+
+def pytest_sessionfinish() -> None:
+    """The process the tests fork ``docpipe`` commands from ends with the session (the
+    commands are stopped by then, each by its test)."""
+    Preloaded.end_here()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -32,10 +32,12 @@ import traceback
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 from typing import Any
 from typing import ClassVar
 
 from infra.processes import ManagedProcess
+from infra.processes import die_with_parent
 
 # What ``docpipe`` imports to run its commands: the command line with every command, and
 # what the commands that serve import when they start.
@@ -57,7 +59,8 @@ def _serve() -> None:
     """Import ``PRELOADED``, then fork a command for each request until stdin closes."""
     for name in PRELOADED:
         importlib.import_module(name)
-    # Forking is safe only while this process has one thread.
+    # Forking is safe only while this process has one thread (the SDK's Rust runtime
+    # starts its threads only when a client or worker is made).
     threads = len(os.listdir("/proc/self/task"))
     if threads != 1:
         raise SystemExit(f"{threads} threads after the imports: cannot fork safely")
@@ -108,7 +111,11 @@ def _fork(request: dict[str, Any], close: tuple[int, int]) -> int:
         app_main = sys.modules["app.cli"].main
         app_main(request["argv"])  # exits the process itself
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        # As the interpreter ends on it: None is success, anything but a number a message.
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -122,10 +129,7 @@ def _become_command(request: dict[str, Any], close: tuple[int, int]) -> None:
     for fd in close:
         os.close(fd)
     os.setsid()
-    if sys.platform == "linux":
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    die_with_parent()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
@@ -175,19 +179,45 @@ class Preloaded:
         self._changed = threading.Condition()
         self._pids: list[int] = []
         self._exits: dict[int, int] = {}
+        self._ended = False
         self._lock = threading.Lock()
         threading.Thread(target=self._read, name="preloaded-replies", daemon=True).start()
 
     @classmethod
     def here(cls) -> Preloaded:
-        """This test process's forking process."""
-        if cls._started is None or cls._started._process.poll() is not None:
+        """This test process's forking process (started again if it has ended)."""
+        if cls._started is not None and cls._started._ended:
+            cls.end_here()
+        if cls._started is None:
             cls._started = cls()
         return cls._started
 
+    @classmethod
+    def end_here(cls) -> None:
+        """End this test process's forking process, if it runs: it exits once its stdin
+        is closed (commands it forked that still run are killed with it)."""
+        started, cls._started = cls._started, None
+        if started is not None:
+            for pipe in (started._process.stdin, started._process.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+            try:
+                started._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                started._process.kill()
+                started._process.wait(timeout=30)
+
     def _read(self) -> None:
         assert self._process.stdout is not None
-        for line in self._process.stdout:
+        with contextlib.suppress(ValueError, OSError):  # closed by end_here
+            self._read_replies(self._process.stdout)
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+    def _read_replies(self, replies: IO[bytes]) -> None:
+        for line in replies:
             message = json.loads(line)
             with self._changed:
                 if "pid" in message:
@@ -195,8 +225,6 @@ class Preloaded:
                 else:
                     self._exits[message["exit"]] = message["code"]
                 self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
 
     def fork(
         self,
@@ -218,15 +246,14 @@ class Preloaded:
         # One request at a time: the PIDs come back in the order asked.
         with self._lock:
             assert self._process.stdin is not None
-            self._process.stdin.write(json.dumps(request).encode() + b"\n")
-            self._process.stdin.flush()
+            with contextlib.suppress(BrokenPipeError):
+                self._process.stdin.write(json.dumps(request).encode() + b"\n")
+                self._process.stdin.flush()
             with self._changed:
-                if not self._changed.wait_for(
-                    lambda: self._pids or self._process.poll() is not None, timeout=60
-                ):
+                if not self._changed.wait_for(lambda: self._pids or self._ended, timeout=60):
                     raise RuntimeError("the forking process did not answer in 60 s")
                 if not self._pids:
-                    raise RuntimeError("the forking process has exited")
+                    raise RuntimeError(f"the forking process has exited: {self._process.wait()}")
                 return ForkedChild(self, self._pids.pop(0))
 
     def exit_code(self, pid: int) -> int | None:
@@ -234,10 +261,13 @@ class Preloaded:
             return self._exits.get(pid)
 
     def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+        """``pid``'s exit code once it has exited, None if it still runs after ``timeout``
+        seconds."""
         with self._changed:
-            self._changed.wait_for(
-                lambda: pid in self._exits or self._process.poll() is not None, timeout
-            )
+            self._changed.wait_for(lambda: pid in self._exits or self._ended, timeout)
+            if pid not in self._exits and self._ended:
+                # Its children were killed with it (PR_SET_PDEATHSIG), their codes unreported.
+                raise RuntimeError(f"the forking process has exited before {pid}")
             return self._exits.get(pid)
 
 
@@ -281,7 +311,7 @@ class ForkedProcess(ManagedProcess):
     ``Preloaded`` instead of started from scratch. ``argv`` is the command's arguments
     (``["worker"]``), without the program."""
 
-    def _start(self, argv: list[str], env: dict[str, str], cwd: Path | None) -> ForkedChild:
+    def _start(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> ForkedChild:
         return Preloaded.here().fork(
             argv, env=env, stdout=self.log_path, stderr=self.log_path, cwd=cwd
         )
