@@ -7,7 +7,10 @@
 - **Traces**: with ``DOCPIPE_TELEMETRY_OTLP_ENDPOINT`` set, spans go to that OTLP/HTTP
   collector, and Temporal clients get the SDK's OpenTelemetry interceptor, which carries
   the trace from a workflow start into the workflow and its activities. Off otherwise.
-- **Logs**: see ``infra.logs``.
+- **Logs**: see ``infra.logs``. The Temporal SDK core's own records (a workflow task
+  that took over 5 s, a poll that failed) are forwarded to the ``temporalio.core`` logger,
+  so that they reach the process's log as one line each in its format: left to itself,
+  the core writes them to stderr in its own, coloured one.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from urllib.parse import urlparse
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from prometheus_client import generate_latest
+from temporalio.runtime import LogForwardingConfig
+from temporalio.runtime import LoggingConfig
 from temporalio.runtime import PrometheusConfig
 from temporalio.runtime import Runtime
 from temporalio.runtime import TelemetryConfig
+from temporalio.runtime import TelemetryFilter
 
 from infra.settings import TelemetrySettings
 from infra.small_http import DeadlineHandler
@@ -144,14 +150,34 @@ class MetricsServer:
 
 
 def sdk_metrics_runtime() -> tuple[Runtime, str]:
-    """A Temporal runtime whose SDK metrics are served on a private loopback port.
+    """A Temporal runtime whose SDK metrics are served on a private loopback port, and
+    whose core logs are forwarded (``core_logging``).
 
     Returns:
         The runtime (give it to the process's clients) and the URL of its metrics.
     """
     bind = f"127.0.0.1:{_free_loopback_port()}"
-    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            logging=core_logging(), metrics=PrometheusConfig(bind_address=bind)
+        )
+    )
     return runtime, f"http://{bind}/metrics"
+
+
+# Where the SDK core's log records go (its warnings and errors, as by default).
+CORE_LOGGER = "temporalio.core"
+
+
+def core_logging() -> LoggingConfig:
+    """The SDK core's warnings and errors, forwarded to the ``CORE_LOGGER`` logger (the
+    part of the core that logged at the head of the message, its fields at the end)."""
+    return LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(
+            logger=logging.getLogger(CORE_LOGGER), append_target_to_name=False
+        ),
+    )
 
 
 # -- traces ---------------------------------------------------------------------------------
@@ -228,7 +254,10 @@ def start_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
         telemetry.tracer_provider = provider
         telemetry.interceptors = tracing_interceptors()
         log.info("tracing to %s", otlp_traces_url(settings.otlp_endpoint))
-    if settings.metrics_port:
+    # The process's clients all use its runtime: the core's logs reach the process's log.
+    if not settings.metrics_port:
+        telemetry.runtime = Runtime(telemetry=TelemetryConfig(logging=core_logging()))
+    else:
         telemetry.runtime, sdk_url = sdk_metrics_runtime()
         telemetry.metrics = MetricsServer(
             telemetry.registry,
