@@ -52,6 +52,9 @@ PRELOADED = (
 )
 
 
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
 # -- the forking process ---------------------------------------------------------------
 
 
@@ -170,6 +173,8 @@ class Preloaded:
     def __init__(self) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.preloaded"],
+            # Where ``tests`` is a package, wherever pytest was started.
+            cwd=_PROJECT_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # Not killed with this process's thread that started it: it ends when its
