@@ -44,6 +44,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.review_backend import TemporalReviewBackend
     from app.review_server import ServeConfig
     from app.review_server import serve_until_stopped
+    from infra.telemetry import core_logging_runtime
 
     try:
         tokens = load_tokens(os.environ, args.tokens_file)
@@ -57,7 +58,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     async def serve() -> None:
-        client = await temporal_client(settings.temporal, settings.codec)
+        # Its core's warnings in its log, as a worker's are (infra.telemetry).
+        client = await temporal_client(
+            settings.temporal, settings.codec, runtime=core_logging_runtime()
+        )
         await serve_until_stopped(TemporalReviewBackend(client, settings), tokens, config)
 
     asyncio.run(serve())

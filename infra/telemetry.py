@@ -169,6 +169,12 @@ def sdk_metrics_runtime() -> tuple[Runtime, str]:
 CORE_LOGGER = "temporalio.core"
 
 
+def core_logging_runtime() -> Runtime:
+    """A Temporal runtime whose core logs are forwarded (``core_logging``), for the
+    clients of a process that serves (without SDK metrics)."""
+    return Runtime(telemetry=TelemetryConfig(logging=core_logging()))
+
+
 def core_logging() -> LoggingConfig:
     """The SDK core's warnings and errors, forwarded to the ``CORE_LOGGER`` logger (the
     part of the core that logged at the head of the message, its fields at the end)."""
@@ -256,7 +262,7 @@ def start_telemetry(settings: TelemetrySettings, service: str) -> Telemetry:
         log.info("tracing to %s", otlp_traces_url(settings.otlp_endpoint))
     # The process's clients all use its runtime: the core's logs reach the process's log.
     if not settings.metrics_port:
-        telemetry.runtime = Runtime(telemetry=TelemetryConfig(logging=core_logging()))
+        telemetry.runtime = core_logging_runtime()
     else:
         telemetry.runtime, sdk_url = sdk_metrics_runtime()
         telemetry.metrics = MetricsServer(
