@@ -133,20 +133,34 @@ async def test_racing_finalizers_write_one_report_and_both_succeed(
 ) -> None:
     finalize = await _checked(s3, document)
     # Two workers (each its own activities object) reach the conditional put together.
+    # S3 then takes one put after the other, and refuses the second; moto's in-process
+    # S3 does not (it checks and stores in two steps, and both puts once got through),
+    # so the puts are sent one at a time once both have been asked for.
     barrier = threading.Barrier(2, timeout=10)
+    one_at_a_time = threading.Lock()
     puts: list[str] = []
+    sending: list[str] = []
 
     def meet(params: dict[str, Any], **_: Any) -> None:
         if params["url_path"].endswith(REPORT_NAME):
             puts.append(threading.current_thread().name)
             barrier.wait()
+            one_at_a_time.acquire()
+            sending.append(threading.current_thread().name)
+
+    def sent(**_: Any) -> None:
+        if sending and sending[-1] == threading.current_thread().name:
+            sending.pop()
+            one_at_a_time.release()
 
     s3.meta.events.register("before-call.s3.PutObject", meet)
+    s3.meta.events.register("after-call.s3.PutObject", sent)
     first, second = await asyncio.gather(
         _env().run(_activities(s3).finalize, finalize),
         _env().run(_activities(s3).finalize, finalize),
     )
     s3.meta.events.unregister("before-call.s3.PutObject", meet)
+    s3.meta.events.unregister("after-call.s3.PutObject", sent)
     assert len(puts) == 2  # both really raced for the put
     assert first == second
     assert first.verdict == "review"
