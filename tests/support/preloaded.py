@@ -2,7 +2,8 @@
 
 A ``docpipe worker`` spends about a second of CPU importing the application (the
 Temporal SDK, boto3, aiokafka, pypdf...) before it takes any work, and the integration
-tests start some 150 workers, consumers and commands: a third of the suite's CPU. Here
+tests start some 150 workers, consumers and commands: 164 s of the suite's 570 s of CPU
+(docs/BENCHMARKS.md, "The test suite's CPU"), 78 s forked from here. Here
 one process per test process imports all of it once, single-threaded, and forks each
 command from there. The command runs as ``docpipe`` runs it (``app.cli.main`` with its
 arguments, environment, working directory and output files; its own session; killed
