@@ -22,16 +22,15 @@ from temporalio.testing import WorkflowEnvironment
 from infra.logs import QUIET_LOGGERS
 from infra.logs import THIRD_PARTY_WARNINGS
 from infra.processes import ManagedProcess
-from infra.processes import docpipe_env
 from infra.processes import stop_all
 from infra.settings import KafkaSettings
 from infra.settings import PipelineSettings
 from infra.settings import ReviewSettings
 from infra.settings import Settings
 from infra.settings import TemporalSettings
-from infra.settings_env import to_env
 from infra.stack import EmbeddedStack
 from infra.stack import StackConfig
+from tests.support.commands import settings_env
 from tests.support.preloaded import ForkedProcess
 from tests.support.preloaded import Preloaded
 from tests.support.warning_filters import SDK_DEADLOCK_INTERRUPT
@@ -182,7 +181,7 @@ def start_component(tmp_path: Path) -> Iterator[StartComponent]:
             command[0],
             command,
             log_path=tmp_path / f"{command[0]}-{len(started)}.log",
-            env=docpipe_env(to_env(settings), os.environ),
+            env=settings_env(settings),
         )
         started.append(process)
         return process
