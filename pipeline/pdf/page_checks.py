@@ -9,10 +9,13 @@ text does not show: the values filled into its form fields, and comments.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import fields
+from dataclasses import replace
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -131,24 +134,6 @@ def paper_size(width_pt: float, height_pt: float) -> str:
     return OTHER_PAPER
 
 
-@dataclass
-class _Annotations:
-    """A page's annotation counts, named as the ``PageResult`` fields they become."""
-
-    annotations: dict[str, int] = field(default_factory=dict)
-    links: int = 0
-    external_links: int = 0
-    link_hosts: list[str] = field(default_factory=list)
-    form_widgets: int = 0
-    file_attachments: int = 0
-    javascript_actions: int = 0
-    launch_actions: int = 0
-
-    def actions(self, kinds: list[str]) -> None:
-        self.javascript_actions += kinds.count("JavaScript")
-        self.launch_actions += kinds.count("Launch")
-
-
 def _uri_host(action: Any) -> str | None:
     current = as_dict(action)
     if current is None or str(current.get("/S")) != "/URI":
@@ -163,37 +148,42 @@ def _uri_host(action: Any) -> str | None:
     return host.lower()[:253]
 
 
-def _check_annotations(page: PageObject) -> _Annotations:
-    found = _Annotations()
-    found.actions(additional_action_types(page))
+def _check_annotations(page: PageObject, number: int) -> PageResult:
+    """The page's annotation counts, as the result of a page that holds nothing else."""
+    subtypes: Counter[str] = Counter()
+    actions = _counted_actions(additional_action_types(page))
+    external_links = 0
+    link_hosts: list[str] = []
     for item in as_array(page.get("/Annots"))[:MAX_PAGE_ANNOTATIONS]:
         annotation = as_dict(item)
         if annotation is None:
             continue
         subtype = str(annotation.get("/Subtype", "")).lstrip("/")
-        if not _SUBTYPE.match(subtype):
-            subtype = "Unknown"
-        if subtype in found.annotations or len(found.annotations) < _MAX_SUBTYPES_PER_PAGE:
-            found.annotations[subtype] = found.annotations.get(subtype, 0) + 1
+        subtypes[subtype if _SUBTYPE.match(subtype) else "Unknown"] += 1
         action = annotation.get("/A")
-        found.actions(action_types(action) + additional_action_types(annotation))
-        if subtype == "Link":
-            found.links += 1
-            host = _uri_host(action)
-            if host is not None:
-                found.external_links += 1
-                if (
-                    host not in found.link_hosts
-                    and len(found.link_hosts) < _MAX_LINK_HOSTS_PER_PAGE
-                ):
-                    found.link_hosts.append(host)
-        elif subtype == "Widget":
-            found.form_widgets += 1
-        elif subtype == "FileAttachment":
-            found.file_attachments += 1
-    found.annotations = dict(sorted(found.annotations.items()))
-    found.link_hosts.sort()
-    return found
+        actions += _counted_actions(action_types(action) + additional_action_types(annotation))
+        host = _uri_host(action) if subtype == "Link" else None
+        if host is not None:
+            external_links += 1
+            if host not in link_hosts and len(link_hosts) < _MAX_LINK_HOSTS_PER_PAGE:
+                link_hosts.append(host)
+    # The subtypes met first (a Counter keeps that order), each with all its annotations.
+    kept = islice(subtypes.items(), _MAX_SUBTYPES_PER_PAGE)
+    return PageResult(
+        page=number,
+        annotations=dict(sorted(kept)),
+        links=subtypes["Link"],
+        external_links=external_links,
+        link_hosts=sorted(link_hosts),
+        form_widgets=subtypes["Widget"],
+        file_attachments=subtypes["FileAttachment"],
+        javascript_actions=actions["JavaScript"],
+        launch_actions=actions["Launch"],
+    )
+
+
+def _counted_actions(kinds: list[str]) -> Counter[str]:
+    return Counter(kind for kind in kinds if kind in ("JavaScript", "Launch"))
 
 
 def annotation_text(page: PageObject, shown: str = "") -> str:
@@ -259,8 +249,8 @@ def check_page(page: PageObject, number: int) -> PageResult:
     blank = text_chars == 0 and image_count == 0 and _paints_nothing(page)
     sensitive = sensitive_on(page, text)
     width, height = round(float(box.width), 2), round(float(box.height), 2)
-    return PageResult(
-        page=number,
+    return replace(
+        _check_annotations(page, number),
         text_chars=text_chars,
         words=words,
         image_count=image_count,
@@ -270,7 +260,6 @@ def check_page(page: PageObject, number: int) -> PageResult:
         rotation=int(page.rotation) % 360,
         blank=blank,
         image_only=text_chars == 0 and image_count > 0,
-        **vars(_check_annotations(page)),
         sensitive=sensitive.counts,
         sensitive_samples=sensitive.samples,
     )

@@ -168,6 +168,40 @@ def test_page_results_turn_into_plain_json_values(pages: dict[str, PageResult]) 
         assert json.loads(json.dumps(data)) == data
 
 
+def test_a_page_of_many_annotations_keeps_the_first_kinds_and_hosts_with_all_counts(
+    pdf_dir: Path,
+) -> None:
+    # A kind whose name is not a plain name, 25 links to 25 hosts (the last first), then
+    # 25 more kinds, twice: more kinds and hosts than a page result keeps (20 of each).
+    links = [
+        b"<< /Subtype /Link /A << /S /URI /URI (https://h%02d.example/) >> >>" % n
+        for n in reversed(range(25))
+    ]
+    kinds = [b"<< /Subtype /Kind%02d >>" % n for n in range(25)] * 2
+    annotations = [b"<< /Subtype /Not_a_plain_name >>", *links, *kinds]
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Annots [%s] >>" % (
+        b" ".join(annotations)
+    )
+    data = build_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Count 1 /Kids [3 0 R] >>",
+            3: page,
+        }
+    )
+    [result] = check_pages(open_pdf(_write(pdf_dir, "many-annotations.pdf", data)), 1, 1)
+    assert result.error_type is None
+    # The first 20 kinds met, each with every annotation of its kind, the later ones too.
+    assert result.annotations == {
+        "Link": 25,
+        "Unknown": 1,
+        **{f"Kind{n:02d}": 2 for n in range(18)},
+    }
+    assert (result.links, result.external_links) == (25, 25)
+    # The first 20 hosts met (h24 down to h05), in order.
+    assert result.link_hosts == [f"h{n:02d}.example" for n in range(5, 25)]
+
+
 def test_a_broken_page_is_an_error_and_the_others_are_checked(pdf_dir: Path) -> None:
     from pypdf import PdfReader
     from pypdf import PdfWriter
