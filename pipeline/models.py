@@ -379,6 +379,29 @@ class CheckSummary:
     review_state: str = ""
     superseded_by: str = ""
 
+    @classmethod
+    def of_report(
+        cls,
+        report: dict[str, Any],
+        *,
+        bucket: str,
+        key: str,
+        review_wait: ReviewWait | None = None,
+        review_state: str = "",
+    ) -> CheckSummary:
+        """The summary of the report ``report``, stored at ``key`` in ``bucket``."""
+        verdict = report["verdict"]
+        return cls(
+            document_id=str(report["document"]["id"]),
+            verdict=str(verdict["verdict"]),
+            reasons=list(verdict["reasons"]),
+            page_count=int(report["facts"]["page_count"]),
+            report_bucket=bucket,
+            report_key=key,
+            review_wait=review_wait,
+            review_state=review_state,
+        )
+
     @property
     def final_verdict(self) -> str:
         """The verdict after review: the decision's, else the report's."""

@@ -117,16 +117,14 @@ def write_report(
         verdict["reasons"],
         extra={"document_id": input.document.document_id, "workflow_id": workflow_id},
     )
-    reasons = list(verdict["reasons"])
     review = input.inspection.plan.review
-    return CheckSummary(
-        document_id=input.document.document_id,
-        verdict=verdict["verdict"],
-        reasons=reasons,
-        page_count=int(report["facts"]["page_count"]),
-        report_bucket=input.results_bucket,
-        report_key=report_key,
-        review_wait=review.wait_for(verdict["verdict"], reasons) if input.await_review else None,
+    return CheckSummary.of_report(
+        report,
+        bucket=input.results_bucket,
+        key=report_key,
+        review_wait=(
+            review.wait_for(verdict["verdict"], verdict["reasons"]) if input.await_review else None
+        ),
     )
 
 
