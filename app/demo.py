@@ -73,18 +73,16 @@ def sample_files() -> list[Path]:
 
 async def wait_for_checks(
     client: Client,
+    settings: Settings,
     submissions: Sequence[Submission],
     *,
-    hashed: bool,
     timeout_s: float,
     on_progress: Callable[[int, int, float], None] = lambda done, total, waited: None,
     check_alive: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
-    """Wait until every submitted document's workflow has ended, or the timeout passes.
-
-    Args:
-        hashed: the checks' IDs hash their object keys (``Settings.object_keys_hashed``).
-    """
+    """Wait until every submitted document's workflow has ended, or waits for a
+    reviewer's decision, or the timeout passes."""
+    hashed = settings.object_keys_hashed
     ids = [s.document.check_workflow_id(hashed) for s in submissions]
     started = time.monotonic()
     statuses: dict[str, WorkflowExecutionStatus | None] = {}
@@ -96,7 +94,7 @@ async def wait_for_checks(
             if statuses.get(workflow_id) not in _DONE and workflow_id not in awaiting:
                 statuses[workflow_id] = await workflow_status(client, workflow_id)
                 if statuses[workflow_id] == WorkflowExecutionStatus.RUNNING:
-                    summary = await reported_awaiting_review(client, workflow_id)
+                    summary = await reported_awaiting_review(client, settings, workflow_id)
                     if summary is not None:
                         awaiting[workflow_id] = summary
         done = sum(1 for w, s in statuses.items() if s in _DONE or w in awaiting)
@@ -192,8 +190,8 @@ async def _submit_and_wait(
 
     return await wait_for_checks(
         client,
+        settings,
         submissions,
-        hashed=settings.object_keys_hashed,
         timeout_s=timeout_s,
         on_progress=progress,
         check_alive=check_alive,

@@ -186,7 +186,9 @@ async def start_recheck(
     raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")
 
 
-async def reported(client: Client, workflow_id: str, poll_s: float = 1.0) -> CheckSummary:
+async def reported(
+    client: Client, settings: Settings, workflow_id: str, poll_s: float = 1.0
+) -> CheckSummary:
     """The check's summary once it has ended, or once it is reported and waits for a
     reviewer's decision (which may take days)."""
     handle = client.get_workflow_handle(workflow_id, result_type=CheckSummary)
@@ -197,7 +199,7 @@ async def reported(client: Client, workflow_id: str, poll_s: float = 1.0) -> Che
             if done:
                 summary: CheckSummary = ended.result()
                 return summary
-            waiting = await reported_awaiting_review(client, workflow_id)
+            waiting = await reported_awaiting_review(client, settings, workflow_id)
             if waiting is not None:
                 return waiting
     finally:
@@ -226,7 +228,7 @@ def _reprocess(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  report    s3://{request.results_bucket}/{request.results_prefix}/{REPORT_NAME}")
         print(f"  UI        {workflow_url(settings, started.workflow_id)}", flush=True)
         if args.wait:
-            summary = await reported(client, started.workflow_id)
+            summary = await reported(client, settings, started.workflow_id)
             print(f"verdict   {summary.verdict}  {', '.join(summary.reasons) or '-'}")
             if summary.review_state == ReviewState.AWAITING:
                 print(f"review    awaiting a decision: docpipe review show {started.workflow_id}")

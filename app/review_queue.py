@@ -354,19 +354,23 @@ async def awaiting_review(handle: WorkflowHandle[Any, Any]) -> ReviewStatus | No
     return status if status.state is ReviewState.AWAITING else None
 
 
-async def reported_awaiting_review(client: Client, workflow_id: str) -> CheckSummary | None:
-    """The reported summary of a check that waits for a reviewer's decision, else None."""
+async def reported_awaiting_review(
+    client: Client, settings: Settings, workflow_id: str
+) -> CheckSummary | None:
+    """The summary of a check that waits for a reviewer's decision, as its report has it
+    (all its reasons, not only those it waits for), else None.
+
+    Raises:
+        CommandError: its report is gone.
+    """
     status = await awaiting_review(client.get_workflow_handle(workflow_id))
     if status is None:
         return None
-    return CheckSummary(
-        document_id=status.document_id,
-        verdict=status.verdict,
-        reasons=status.reasons,
-        page_count=status.page_count,
-        report_bucket=status.report_bucket,
-        report_key=status.report_key,
-        review_state=status.state.value,
+    report = await asyncio.to_thread(
+        _read_report, settings, status.report_bucket, status.report_key
+    )
+    return CheckSummary.of_report(
+        report, bucket=status.report_bucket, key=status.report_key, review_state=status.state.value
     )
 
 

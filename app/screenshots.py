@@ -52,9 +52,7 @@ async def _check_samples(settings: Settings) -> None:
     """Submit the samples, wait for their checks and until visibility lists them."""
     client = await temporal_client(settings.temporal, settings.codec)
     submissions = await submit_files(settings, sample_files(), key_prefix="demo/")
-    outcomes = await wait_for_checks(
-        client, submissions, hashed=settings.object_keys_hashed, timeout_s=180
-    )
+    outcomes = await wait_for_checks(client, settings, submissions, timeout_s=180)
     failed = [o.workflow_id for o in outcomes if o.summary is None]
     if failed:
         raise RuntimeError(f"checks did not finish: {', '.join(failed)}")

@@ -21,6 +21,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from app.review import decide_matching
 from app.review_queue import ReviewRefusedError
 from app.review_queue import decide
+from app.review_queue import reported_awaiting_review
 from app.review_queue import review_item
 from app.review_queue import waiting_reviews
 from infra.check_requests import check_request
@@ -193,6 +194,31 @@ async def test_the_check_refuses_each_decision_it_cannot_take(
     assert (await handle.result()).final_verdict == "reject"
     described = (await handle.describe()).typed_search_attributes
     assert described.get(sa.STATUS) == sa.REJECTED
+
+
+async def test_a_check_that_waits_for_some_of_its_reasons_is_reported_with_all_of_them(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    # Blank pages do not wait for a decision here; a scan that is not read (OCR off) does.
+    scans_wait = dataclasses.replace(
+        with_review(settings, off=("blank_pages",)),
+        ocr=dataclasses.replace(settings.ocr, enabled=False),
+    )
+    start_component(["worker"], scans_wait)
+    document = _put(settings, f"some-{uuid.uuid4().hex[:8]}/scan.pdf", ["text", "image", "blank"])
+    handle = await start_waiting_check(client, scans_wait, document)
+    status = await review_status(handle)
+    assert status.reasons == ["needs_ocr"]
+    summary = await reported_awaiting_review(client, scans_wait, handle.id)
+    assert summary is not None
+    assert (summary.verdict, summary.reasons) == ("review", ["blank_pages", "needs_ocr"])
+    assert (summary.document_id, summary.page_count) == (document.document_id, 3)
+    assert (summary.report_bucket, summary.report_key) == (status.report_bucket, status.report_key)
+    assert summary.review_state == ReviewState.AWAITING
+    # What `docpipe reprocess --wait` and `docpipe demo` print of a waiting check.
+    assert "verdict   review  blank_pages, needs_ocr" in docpipe_cli(
+        scans_wait, "reprocess", document.document_id, "--wait"
+    )
 
 
 async def test_a_reprocess_supersedes_the_waiting_check(
