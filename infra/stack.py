@@ -68,16 +68,9 @@ class StackConfig:
 
     @classmethod
     def on_free_ports(cls, state_dir: Path, **overrides: Any) -> StackConfig:
-        """A config whose six ports are free right now (for tests, benchmarks, screenshots)."""
-        ports = free_ports(6)
-        values: dict[str, Any] = {
-            "temporal_port": ports[0],
-            "temporal_ui_port": ports[1],
-            "kafka_port": ports[2],
-            "s3_port": ports[3],
-            "codec_port": ports[4],
-            "review_port": ports[5],
-        }
+        """A config whose ports are free right now (for tests, benchmarks, screenshots)."""
+        names = [item.name for item in dataclasses.fields(cls) if item.name.endswith("_port")]
+        values: dict[str, Any] = dict(zip(names, free_ports(len(names)), strict=True))
         values.update(overrides)
         return cls(state_dir=state_dir, **values)
 

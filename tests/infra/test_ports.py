@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from infra import ports
 from infra.ports import FIRST_CHOSEN_PORT
 from infra.ports import LOOPBACK
 from infra.ports import ephemeral_start
 from infra.ports import free_ports
+from infra.stack import StackConfig
 
 _CHOOSE_ONE_AND_WAIT = (
     "import sys; from infra.ports import free_ports; "
@@ -59,3 +62,17 @@ def test_a_port_something_listens_on_or_this_process_chose_is_skipped() -> None:
         taken = listening.getsockname()[1]
         [chosen] = ports._choose([mine, taken, *_RANGE], 1)
     assert chosen not in (mine, taken)
+
+
+def test_a_stack_on_free_ports_has_every_port_chosen_but_those_it_is_given(
+    tmp_path: Path,
+) -> None:
+    config = StackConfig.on_free_ports(tmp_path, review_port=1234)
+    chosen = {
+        item.name: getattr(config, item.name)
+        for item in dataclasses.fields(config)
+        if item.name.endswith("_port") and item.name != "review_port"
+    }
+    assert len(chosen) == 5 and len(set(chosen.values())) == 5
+    assert all(FIRST_CHOSEN_PORT <= port < ephemeral_start() for port in chosen.values())
+    assert config.review_port == 1234
