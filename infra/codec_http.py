@@ -20,7 +20,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf import json_format
@@ -32,6 +31,8 @@ from infra.codec import PayloadDecodeError
 from infra.keyring import KeyringError
 from infra.ports import is_loopback_host
 from infra.settings import SettingsError
+from infra.small_http import DEFAULT_MAX_CONNECTIONS
+from infra.small_http import BoundedHTTPServer
 from infra.small_http import DeadlineHandler
 from infra.small_http import bearer_matches
 from infra.small_http import serve_in_thread
@@ -64,6 +65,8 @@ class CodecServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_payloads: int = DEFAULT_MAX_PAYLOADS
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # Connections served at once (a browser keeps six open); more are answered 503.
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def __post_init__(self) -> None:
         # Anyone who can call a codec server can decrypt every payload.
@@ -275,13 +278,13 @@ class _CodecHandler(DeadlineHandler):
         return body
 
 
-class _CodecHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _CodecHTTPServer(BoundedHTTPServer):
     def __init__(self, config: CodecServerConfig, codec: EncryptionCodec) -> None:
         self.config = config
         self.codec = codec
-        super().__init__((config.host, config.port), _CodecHandler)
+        super().__init__(
+            (config.host, config.port), _CodecHandler, max_connections=config.max_connections
+        )
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up before its answer is no fault of the server's: no traceback.

@@ -1,6 +1,6 @@
 """What docpipe's own small HTTP servers (the codec server, the metrics endpoint) share:
-serving from a thread that stops promptly, a deadline for each request to arrive, and the
-check of a bearer token."""
+serving from a thread that stops promptly, a thread for each connection up to a bound, a
+deadline for each request to arrive, and the check of a bearer token."""
 
 from __future__ import annotations
 
@@ -11,11 +11,21 @@ import socketserver
 import threading
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from typing import Any
 
 # How often the serving thread looks for a stop, so how long a stop may take:
 # socketserver's 0.5 s added up to that to every stop of a worker, a consumer and a test
 # server. Idle, a tenth of a second costs about 1 ms of CPU a second (0.5 s: 0.25 ms).
 SHUTDOWN_POLL_S = 0.1
+# Connections served at once, each by a thread of its own: a browser keeps six open to a
+# server, a Prometheus one. More at once are answered 503 (``BoundedHTTPServer``).
+DEFAULT_MAX_CONNECTIONS = 128
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 26\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    b"too many connections open\n"
+)
 
 
 def serve_in_thread(server: socketserver.BaseServer, name: str) -> threading.Thread:
@@ -28,6 +38,51 @@ def serve_in_thread(server: socketserver.BaseServer, name: str) -> threading.Thr
     )
     thread.start()
     return thread
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that serves at most ``max_connections`` connections at
+    once. One more is answered 503 by the serving thread itself and closed: many slow
+    clients (each may hold its thread until its deadline, ``DeadlineHandler``) cannot make
+    the process start threads without bound."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        # Sent without waiting (a new connection's buffer takes it); what the client sent
+        # is left unread (its client still reads the answer).
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(_BUSY)
+        self.shutdown_request(request)
 
 
 def bearer_matches(headers: Message, token: str) -> bool:

@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from dataclasses import field
-from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlparse
@@ -37,6 +36,8 @@ from temporalio.runtime import TelemetryConfig
 from temporalio.runtime import TelemetryFilter
 
 from infra.settings import TelemetrySettings
+from infra.small_http import DEFAULT_MAX_CONNECTIONS
+from infra.small_http import BoundedHTTPServer
 from infra.small_http import DeadlineHandler
 from infra.small_http import bearer_matches
 from infra.small_http import serve_in_thread
@@ -72,6 +73,7 @@ class MetricsServer:
         timeout_seconds: how long a connection may stay silent before it is closed; a
             request must arrive whole within twice that.
         token: the bearer token every scrape must carry (None: none).
+        max_connections: connections served at once; more are answered 503.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class MetricsServer:
         sdk_url: str | None = None,
         timeout_seconds: float = DEFAULT_METRICS_TIMEOUT_SECONDS,
         token: str | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.registry = registry
         self.sdk_url = sdk_url
@@ -115,8 +118,7 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per scrape would drown the process's own log
 
-        self._http = ThreadingHTTPServer((host, port), Handler)
-        self._http.daemon_threads = True
+        self._http = BoundedHTTPServer((host, port), Handler, max_connections=max_connections)
         self._thread = serve_in_thread(self._http, "metrics-http")
 
     @property
