@@ -22,6 +22,8 @@ from typing import Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
 from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.service import RPCStatusCode
 
 from consumers.dead_letters import VALUE_OMITTED
 from consumers.dead_letters import dead_letter_headers
@@ -38,6 +40,7 @@ from consumers.tracing import upload_event_span
 from infra.check_requests import check_request
 from infra.check_requests import intake_lane
 from infra.settings import Settings
+from infra.temporal_setup import check_search_attributes
 from pipeline.failures import S3Failure
 from pipeline.failures import classify_s3
 from pipeline.lanes import event_field
@@ -82,13 +85,20 @@ async def start_upload_check(
 
     Raises:
         RPCError: Temporal failed, refused the start or cannot be reached.
+        SearchAttributesMissingError: Temporal refused the start because the namespace
+            lacks docpipe's search attributes (every start would be refused alike).
     """
-    return await start_check(
-        client,
-        check_request(settings, document, uploaded_at=uploaded_at),
-        task_queue=settings.temporal.task_queue,
-        priority=intake_lane(settings, document, tenant),
-    )
+    try:
+        return await start_check(
+            client,
+            check_request(settings, document, uploaded_at=uploaded_at),
+            task_queue=settings.temporal.task_queue,
+            priority=intake_lane(settings, document, tenant),
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            await check_search_attributes(client, settings.temporal.namespace)
+        raise
 
 
 @dataclass(kw_only=True)

@@ -34,6 +34,7 @@ from consumers.metrics import IntakeMetrics
 from infra.backoff import Backoff
 from infra.backoff import Wait
 from infra.backoff import sleep
+from infra.temporal_setup import SearchAttributesMissingError
 from pipeline.failures import S3Failure
 from pipeline.failures import classify_s3
 from pipeline.failures import describe_s3
@@ -165,7 +166,10 @@ def classify_head(what: str, exc: BaseException) -> Verdict:
 
 
 def classify_start(what: str, exc: BaseException) -> Verdict:
-    """A workflow start's failure: Temporal refusing it for good, or an outage."""
+    """A workflow start's failure: Temporal refusing it for good, or an outage (a namespace
+    without docpipe's search attributes is one: every start would be refused alike)."""
+    if isinstance(exc, SearchAttributesMissingError):
+        return TRANSIENT
     refused = temporal_refused(exc)
     if refused and isinstance(exc, RPCError):
         return Rejected(Reason.START_REJECTED, f"{what}: {exc.status.name}: {exc.message}"[:500])

@@ -1,5 +1,6 @@
 """Prepare a Temporal namespace for docpipe: register its search attributes, and tell
-which of them a namespace lacks.
+which of them a namespace lacks (before a process starts checks, and when Temporal
+refuses a start).
 
 Safe to repeat: attributes already registered with the right type are left alone.
 """
@@ -31,6 +32,12 @@ _NOT_LISTABLE = frozenset(
 
 class SearchAttributeConflictError(RuntimeError):
     """A search attribute exists in the namespace with another type."""
+
+
+class SearchAttributesMissingError(RuntimeError):
+    """The namespace lacks docpipe's search attributes (or holds one with another type),
+    say since an operator removed one while the process ran: Temporal refuses every start
+    alike until ``docpipe temporal setup`` has run."""
 
 
 async def missing_search_attributes(
@@ -111,3 +118,24 @@ async def search_attributes_registered(
             attempt.delay_s,
         )
     return False
+
+
+async def check_search_attributes(client: Client, namespace: str) -> None:
+    """Check, after Temporal refused a start, whether the namespace is what refused it.
+
+    Raises:
+        SearchAttributesMissingError: the namespace lacks docpipe's search attributes, or
+            holds one with another type. Nothing is raised when it has them, or when they
+            cannot be listed (then the refusal is the request's).
+    """
+    try:
+        missing = await missing_search_attributes(client, namespace)
+    except SearchAttributeConflictError as exc:
+        raise SearchAttributesMissingError(f"{exc}: run `docpipe temporal setup`") from None
+    except RPCError:
+        return
+    if missing:
+        raise SearchAttributesMissingError(
+            f"namespace {namespace} lacks docpipe's search attributes "
+            f"{', '.join(sorted(missing))}: run `docpipe temporal setup`"
+        )

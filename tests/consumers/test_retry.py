@@ -24,6 +24,7 @@ from consumers.retry import classify_dead_letter
 from consumers.retry import classify_head
 from consumers.retry import classify_start
 from infra.backoff import Backoff
+from infra.temporal_setup import SearchAttributesMissingError
 
 
 class _Waits:
@@ -258,6 +259,11 @@ def test_a_start_temporal_refuses_for_good_names_the_status() -> None:
 )
 def test_a_start_temporal_cannot_take_now_is_an_outage(status: RPCStatusCode) -> None:
     assert classify_start("start", RPCError("down", status, b"")) == TRANSIENT
+
+
+def test_a_namespace_without_docpipes_search_attributes_is_an_outage() -> None:
+    missing = SearchAttributesMissingError("namespace default lacks DocpipeStatus")
+    assert classify_start("start", missing) == TRANSIENT
 
 
 def test_a_dead_letter_write_is_retried_on_any_broker_error() -> None:

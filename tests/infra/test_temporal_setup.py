@@ -1,5 +1,6 @@
-"""How a process that starts checks waits for the namespace's search attributes, against a
-stand-in of the operator service (the real server: ``tests/integration``)."""
+"""How a process that starts checks waits for the namespace's search attributes, and tells
+a refused start that they are missing, against a stand-in of the operator service (the
+real server: ``tests/integration``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from temporalio.service import RPCError
 from temporalio.service import RPCStatusCode
 
 from infra.backoff import Backoff
+from infra.temporal_setup import SearchAttributesMissingError
+from infra.temporal_setup import check_search_attributes
 from infra.temporal_setup import search_attributes_registered
 from pipeline import search_attributes
 
@@ -84,3 +87,35 @@ async def test_a_stop_ends_the_wait() -> None:
     assert not await search_attributes_registered(
         client=_client(_listing()), namespace="ns", stop=stop, backoff=QUICK
     )
+
+
+# --- after a refused start ---------------------------------------------------------------
+
+
+async def test_a_refused_start_in_a_namespace_that_has_them_is_the_requests() -> None:
+    await check_search_attributes(_client(_listing(*EVERY)), "ns")
+
+
+@pytest.mark.parametrize("status", [RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNAVAILABLE])
+async def test_a_refused_start_whose_namespace_cannot_be_listed_is_the_requests(
+    status: RPCStatusCode,
+) -> None:
+    await check_search_attributes(_client(RPCError("no", status, b"")), "ns")
+
+
+async def test_a_refused_start_in_a_namespace_without_them_says_which_are_missing() -> None:
+    with pytest.raises(SearchAttributesMissingError) as raised:
+        await check_search_attributes(_client(_listing(*EVERY[2:])), "ns")
+    assert str(raised.value) == (
+        f"namespace ns lacks docpipe's search attributes {', '.join(sorted(EVERY[:2]))}: "
+        "run `docpipe temporal setup`"
+    )
+
+
+async def test_a_refused_start_in_a_namespace_with_one_of_another_type_says_which() -> None:
+    listing = _listing(*EVERY)
+    wanted = listing.custom_attributes[EVERY[0]]
+    other = next(t for t in IndexedValueType.values() if t not in (0, wanted))
+    listing.custom_attributes[EVERY[0]] = other
+    with pytest.raises(SearchAttributesMissingError, match=f"{EVERY[0]} exists in namespace"):
+        await check_search_attributes(_client(listing), "ns")

@@ -20,6 +20,7 @@ import uuid
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from google.protobuf.duration_pb2 import Duration
+from temporalio.api.operatorservice.v1 import RemoveSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.client import WorkflowExecutionStatus
@@ -32,6 +33,8 @@ from infra.clients import temporal_client
 from infra.ports import LOOPBACK
 from infra.ports import free_ports
 from infra.settings import Settings
+from infra.temporal_setup import register_search_attributes
+from pipeline import search_attributes as sa
 from tests.conftest import StartComponent
 from tests.support.commands import docpipe_cli
 from tests.support.intake import Message
@@ -277,6 +280,46 @@ async def test_a_namespace_without_docpipes_search_attributes_is_waited_for_then
     started = await in_bare.get_workflow_handle(document.workflow_id).describe()
     assert started.status == WorkflowExecutionStatus.RUNNING
     assert await dead_letters(bare) == []
+
+
+async def test_a_search_attribute_removed_while_the_intake_runs_pauses_it_and_loses_nothing(
+    settings: Settings, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checked at the start, the search attributes can still go later (an operator's
+    mistake): Temporal then refuses every start alike, as ``INVALID_ARGUMENT``. That is
+    the namespace's fault, not the event's: waited out, not dead-lettered."""
+    caplog.set_level(logging.INFO, logger="consumers")
+    namespace = f"removed-{uuid.uuid4().hex[:8]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    ours = dataclasses.replace(
+        settings, temporal=dataclasses.replace(settings.temporal, namespace=namespace)
+    )
+    in_ours = await temporal_client(ours.temporal, ours.codec)
+    await register_search_attributes(in_ours, namespace)
+    prefix = unique_prefix("removed")
+    before, after = [upload(ours, f"{prefix}/doc-{n}.pdf") for n in range(2)]
+    intake = UploadIntake(ours, in_ours, s3_client(ours.s3))
+    async with running(intake):
+        await wait_committed(ours, await publish(ours, [Message(native_event(before))]), 60)
+        await in_ours.operator_service.remove_search_attributes(
+            RemoveSearchAttributesRequest(namespace=namespace, search_attributes=[sa.STATUS.name])
+        )
+        sent = await publish(ours, [Message(native_event(after))])
+        said = f"lacks docpipe's search attributes {sa.STATUS.name}: run `docpipe temporal setup`"
+        await async_wait_for(lambda: _said(caplog, said), 60, "the intake to say what is missing")
+        await async_wait_for(lambda: _said(caplog, "pausing"), 60, "the intake to pause")
+        assert intake.counters.started == 1
+
+        await register_search_attributes(in_ours, namespace)
+        await wait_committed(ours, sent, 120)
+    described = await in_ours.get_workflow_handle(after.workflow_id).describe()
+    assert described.status == WorkflowExecutionStatus.RUNNING
+    assert intake.counters.started == 2
+    assert await dead_letters(ours) == []
 
 
 async def test_a_restarted_intake_with_everything_committed_is_not_behind(
