@@ -250,20 +250,25 @@ async def test_a_namespace_temporal_does_not_know_pauses_the_intake_and_dead_let
     assert intake.counters.started == 0
 
 
-async def test_a_namespace_without_docpipes_search_attributes_is_waited_for_then_consumed(
-    settings: Settings, client: Client, start_component: StartComponent
-) -> None:
-    """Temporal would refuse every start (``INVALID_ARGUMENT``): the consumer consumes
-    nothing until ``docpipe temporal setup`` has registered them, then goes on."""
-    namespace = f"bare-{uuid.uuid4().hex[:8]}"
+async def _in_a_new_namespace(client: Client, settings: Settings, name: str) -> Settings:
+    """``settings`` in a namespace of their own, new (no search attributes registered)."""
+    namespace = f"{name}-{uuid.uuid4().hex[:8]}"
     await client.workflow_service.register_namespace(
         RegisterNamespaceRequest(
             namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
         )
     )
-    bare = dataclasses.replace(
+    return dataclasses.replace(
         settings, temporal=dataclasses.replace(settings.temporal, namespace=namespace)
     )
+
+
+async def test_a_namespace_without_docpipes_search_attributes_is_waited_for_then_consumed(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    """Temporal would refuse every start (``INVALID_ARGUMENT``): the consumer consumes
+    nothing until ``docpipe temporal setup`` has registered them, then goes on."""
+    bare = await _in_a_new_namespace(client, settings, "bare")
     document = upload(bare, f"{unique_prefix('bare')}/doc.pdf")
     consumer = start_component(["consume"], bare)
     sent = await publish(bare, [Message(native_event(document))])
@@ -289,15 +294,8 @@ async def test_a_search_attribute_removed_while_the_intake_runs_pauses_it_and_lo
     mistake): Temporal then refuses every start alike, as ``INVALID_ARGUMENT``. That is
     the namespace's fault, not the event's: waited out, not dead-lettered."""
     caplog.set_level(logging.INFO, logger="consumers")
-    namespace = f"removed-{uuid.uuid4().hex[:8]}"
-    await client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)
-        )
-    )
-    ours = dataclasses.replace(
-        settings, temporal=dataclasses.replace(settings.temporal, namespace=namespace)
-    )
+    ours = await _in_a_new_namespace(client, settings, "removed")
+    namespace = ours.temporal.namespace
     in_ours = await temporal_client(ours.temporal, ours.codec)
     await register_search_attributes(in_ours, namespace)
     prefix = unique_prefix("removed")
