@@ -131,7 +131,10 @@ async def check_search_attributes(client: Client, namespace: str) -> None:
     try:
         missing = await missing_search_attributes(client, namespace)
     except SearchAttributeConflictError as exc:
-        raise SearchAttributesMissingError(f"{exc}: run `docpipe temporal setup`") from None
+        # `docpipe temporal setup` cannot mend this one: the attribute must go first.
+        raise SearchAttributesMissingError(
+            f"{exc}: remove it, then run `docpipe temporal setup`"
+        ) from None
     except RPCError:
         return
     if missing:

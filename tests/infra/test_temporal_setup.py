@@ -117,5 +117,7 @@ async def test_a_refused_start_in_a_namespace_with_one_of_another_type_says_whic
     wanted = listing.custom_attributes[EVERY[0]]
     other = next(t for t in IndexedValueType.values() if t not in (0, wanted))
     listing.custom_attributes[EVERY[0]] = other
-    with pytest.raises(SearchAttributesMissingError, match=f"{EVERY[0]} exists in namespace"):
+    with pytest.raises(SearchAttributesMissingError) as raised:
         await check_search_attributes(_client(listing), "ns")
+    assert f"{EVERY[0]} exists in namespace 'ns' with type" in str(raised.value)
+    assert str(raised.value).endswith(": remove it, then run `docpipe temporal setup`")
