@@ -34,6 +34,7 @@ from pipeline.check.publish import ResultPublisher
 from pipeline.check.review_gauges import watch_review_queue
 from pipeline.check.spool import Spooler
 from pipeline.check.spool import sweep_stale_spools
+from pipeline.check.takeover import TakeoverActivities
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckPlan
 from pipeline.pdf.ocr import OcrOptions
@@ -154,6 +155,7 @@ def build_workers(
     if role != "pages":
         # Bulk re-checks run beside the checks they start (docpipe recheck).
         rechecks = RecheckActivities(client, activities.s3)
+        takeover = TakeoverActivities(client)
         decisions = DecisionWriter(s3=activities.s3, metrics=activities.metrics)
         main_activities: list[Callable[..., Any]] = [
             activities.check_document,
@@ -164,7 +166,7 @@ def build_workers(
             publisher.publish_review,
             decisions.write_decision,
             rechecks.list_matches,
-            rechecks.supersede_waiting,
+            takeover.supersede_waiting,
             rechecks.compare_page,
             rechecks.write_diff,
         ]

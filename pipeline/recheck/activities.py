@@ -38,13 +38,10 @@ from pipeline.recheck.models import ListMatchesInput
 from pipeline.recheck.models import Match
 from pipeline.recheck.models import MatchPage
 from pipeline.recheck.models import PageComparison
-from pipeline.recheck.models import SupersededChecks
-from pipeline.recheck.models import SupersedeInput
 from pipeline.recheck.models import WriteDiffInput
 from pipeline.recheck.models import diff_key
 from pipeline.recheck.models import outcomes_key
 from pipeline.recheck.models import recheck_home
-from pipeline.review_visibility import supersede_waiting
 from pipeline.starts import started_request
 
 if TYPE_CHECKING:
@@ -146,16 +143,6 @@ class RecheckActivities:
             etag=str(head.get("ETag", "")).strip('"') or None,
             size=int(head.get("ContentLength", 0)),
         )
-
-    @activity.defn(name="supersede_waiting")
-    async def supersede_waiting(self, request: SupersedeInput) -> SupersededChecks:
-        """The document's checks that started before the re-check and wait for review or
-        still check (its check, its earlier re-checks) end as superseded by it."""
-        async with Heartbeater():
-            told = await supersede_waiting(
-                self._client, request.check_workflow_id, request.recheck_workflow_id
-            )
-        return SupersededChecks(workflow_ids=told)
 
     @activity.defn(name="compare_page")
     async def compare_page(self, request: ComparePageInput) -> PageComparison:

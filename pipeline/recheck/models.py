@@ -272,22 +272,6 @@ class ComparePageInput:
 
 
 @dataclass(frozen=True)
-class SupersedeInput:
-    """Input of ``supersede_waiting``: a document's check, and its re-check that takes
-    over from the checks of the document that wait for review."""
-
-    check_workflow_id: str
-    recheck_workflow_id: str
-
-
-@dataclass(frozen=True)
-class SupersededChecks:
-    """What ``supersede_waiting`` told: the checks that end as superseded."""
-
-    workflow_ids: list[str]
-
-
-@dataclass(frozen=True)
 class PageComparison:
     """Counts of one page's comparison (the rows are in S3)."""
 

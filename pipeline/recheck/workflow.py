@@ -45,6 +45,8 @@ from temporalio.workflow import ChildWorkflowHandle
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from pipeline.check.takeover import SupersedeInput
+    from pipeline.check.takeover import TakeoverActivities
     from pipeline.check.workflow import DocumentCheckWorkflow
     from pipeline.check.workflow import retry_policy
     from pipeline.labels import static_details
@@ -64,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.recheck.models import RecheckRequest
     from pipeline.recheck.models import RecheckResult
     from pipeline.recheck.models import RecheckTotals
-    from pipeline.recheck.models import SupersedeInput
     from pipeline.review import AWAITS_REVIEW_SIGNAL
     from pipeline.review import AwaitsReview
     from pipeline.starts import check_summary
@@ -340,7 +341,7 @@ class RecheckWorkflow:
         """End the document's checks that started before ``child`` and wait for review
         (or still check) as superseded by ``child``."""
         await workflow.execute_activity_method(
-            RecheckActivities.supersede_waiting,
+            TakeoverActivities.supersede_waiting,
             SupersedeInput(
                 check_workflow_id=match.document.check_workflow_id(request.hash_object_key),
                 recheck_workflow_id=child.id,

@@ -26,6 +26,8 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from pipeline.check.takeover import SupersededChecks
+from pipeline.check.takeover import SupersedeInput
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckSummary
 from pipeline.models import DocumentRef
@@ -38,8 +40,6 @@ from pipeline.recheck.models import RecheckOutcome
 from pipeline.recheck.models import RecheckRequest
 from pipeline.recheck.models import RecheckResult
 from pipeline.recheck.models import RecheckSelection
-from pipeline.recheck.models import SupersededChecks
-from pipeline.recheck.models import SupersedeInput
 from pipeline.recheck.models import WriteDiffInput
 from pipeline.recheck.workflow import RecheckWorkflow
 from pipeline.review import ReviewState
