@@ -46,7 +46,6 @@ from pipeline.models import recheck_results_prefix
 from pipeline.models import recheck_workflow_id
 from pipeline.models import split_document_id
 from pipeline.review import ReviewState
-from pipeline.review_visibility import supersede_waiting
 from pipeline.starts import start_check
 from pipeline.starts import started_request
 
@@ -179,8 +178,7 @@ async def start_recheck(
             # A re-check waits behind live uploads.
             priority=recheck_lane(settings, original.document),
         ):
-            # The new check takes over from those of the document that wait for review.
-            await supersede_waiting(client, base_id, workflow_id)
+            # Once reported, it takes over from the document's checks that wait for review.
             return Recheck(number=number, workflow_id=workflow_id, request=request)
         number += 1
     raise ReprocessError(f"no free re-check number for {base_id} after {_MAX_START_TRIES} tries")

@@ -27,6 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.check.decision_writer import decision_key
     from pipeline.check.publish import OUTLAST_OUTAGES
     from pipeline.check.publish import ResultPublisher
+    from pipeline.check.takeover import TAKE_OVER_AT_REPORT
+    from pipeline.check.takeover import SupersedeInput
+    from pipeline.check.takeover import TakeoverActivities
+    from pipeline.models import RECHECK_ID_MARK
     from pipeline.models import CheckRequest
     from pipeline.models import CheckSummary
     from pipeline.models import PublishReviewInput
@@ -59,6 +63,10 @@ TELL_PARENT_PATCH = "review-wait-tells-parent"
 # A check told it was superseded while it was still checking ends superseded once it is
 # reported, instead of waiting; checks begun before this marker waited all the same.
 SUPERSEDED_EARLY_PATCH = "review-superseded-early"
+# A deliberate re-check (`docpipe reprocess`) takes over from the document's checks that
+# wait once it is reported; those begun before this marker were let take over at their
+# start, by the command that started them.
+TAKEOVER_AT_REPORT_PATCH = "reprocess-takes-over-at-report"
 
 
 class ReviewWaitMixin:
@@ -72,6 +80,24 @@ class ReviewWaitMixin:
         self._decision_written = False
         # The newer check that took over while this one was still checking.
         self._superseded_early_by = ""
+
+    async def _take_over_if_reprocessed(self, request: CheckRequest) -> None:
+        """A deliberate re-check, now reported, takes over from the document's checks that
+        started before it and wait for review (or still check). A bulk re-check's do not:
+        their parent lets them, at the same point."""
+        info = workflow.info()
+        if RECHECK_ID_MARK not in info.workflow_id or info.parent is not None:
+            return
+        if not workflow.patched(TAKEOVER_AT_REPORT_PATCH):
+            return
+        await workflow.execute_activity_method(
+            TakeoverActivities.supersede_waiting,
+            SupersedeInput(
+                check_workflow_id=request.document.check_workflow_id(request.hash_object_key),
+                recheck_workflow_id=info.workflow_id,
+            ),
+            **TAKE_OVER_AT_REPORT,
+        )
 
     @workflow.query(name=REVIEW_QUERY)
     def review_status(self) -> ReviewStatus:

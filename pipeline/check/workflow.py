@@ -422,7 +422,9 @@ class DocumentCheckWorkflow(ReviewWaitMixin):
         self, request: CheckRequest, summary: CheckSummary
     ) -> CheckSummary:
         """The check is reported and announced: done, unless its verdict waits for a
-        reviewer (only summaries written by code that knows review ask for that)."""
+        reviewer (only summaries written by code that knows review ask for that). A
+        deliberate re-check takes over from the document's waiting checks first."""
+        await self._take_over_if_reprocessed(request)
         if summary.review_wait is not None and workflow.patched(REVIEW_WAIT_PATCH):
             self._enter(CheckStep.AWAIT_REVIEW)
             summary = await self._await_review(request, summary)

@@ -35,6 +35,7 @@ from pipeline.models import DocumentRef
 from pipeline.models import recheck_results_prefix
 from pipeline.models import recheck_workflow_id
 from pipeline.review import REVIEW_UPDATE
+from pipeline.review import SUPERSEDED_SIGNAL
 from pipeline.review import ReviewAction
 from pipeline.review import ReviewDecision
 from pipeline.review import ReviewOutcome
@@ -43,7 +44,9 @@ from pipeline.review_visibility import supersede_waiting
 from tests.conftest import StartComponent
 from tests.support.checks import start_check
 from tests.support.commands import docpipe_cli
+from tests.support.crashes import freeze_worker
 from tests.support.crashes import kill_worker
+from tests.support.crashes import thaw_worker
 from tests.support.intake import upload
 from tests.support.metrics import metric_samples
 from tests.support.pdfs import make_pdf
@@ -240,6 +243,33 @@ async def test_a_reprocess_supersedes_the_waiting_check(
     assert "superseded" in await _refused(client, old, approval("d-late"))
 
 
+async def test_a_reprocess_that_is_never_reported_takes_nothing_from_the_waiting_check(
+    settings: Settings, client: Client, start_component: StartComponent
+) -> None:
+    reviewing = with_review(settings)
+    worker = start_component(["worker"], reviewing)
+    document = _put(reviewing, f"unreported-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
+    old = await start_waiting_check(client, reviewing, document)
+    # The re-check can do nothing while the only worker is frozen; it ends unreported.
+    freeze_worker(worker)
+    try:
+        shown = docpipe_cli(reviewing, "reprocess", document.document_id)
+        (new_id,) = [
+            line.split()[1] for line in shown.splitlines() if line.startswith("  workflow")
+        ]
+        await client.get_workflow_handle(new_id).terminate("never reported")
+    finally:
+        thaw_worker(worker)
+    signals = [
+        event.workflow_execution_signaled_event_attributes.signal_name
+        async for event in old.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert SUPERSEDED_SIGNAL not in signals
+    assert (await review_status(old)).state is ReviewState.AWAITING
+    assert (await old.describe()).typed_search_attributes.get(sa.STATUS) == sa.AWAITING_REVIEW
+
+
 async def test_a_check_superseded_while_it_still_checks_ends_superseded_at_its_report(
     reviewing: Settings, client: Client, start_component: StartComponent
 ) -> None:
@@ -273,7 +303,7 @@ async def test_a_check_takes_over_only_from_checks_of_its_document_that_started_
 ) -> None:
     document = _put(reviewing, f"sup-order-{uuid.uuid4().hex[:8]}/a.pdf", ["text", "blank"])
     older = await start_waiting_check(client, reviewing, document)
-    # A re-check started without taking over (as if its supersede had not run yet).
+    # A re-check: once reported, it takes over from the older check, then waits itself.
     prefix = check_request(reviewing, document).results_prefix
     newer = await start_waiting_check(
         client,
@@ -282,11 +312,11 @@ async def test_a_check_takes_over_only_from_checks_of_its_document_that_started_
         workflow_id=recheck_workflow_id(older.id, 1),
         results_prefix=recheck_results_prefix(prefix, 1),
     )
-    # Two re-checks that take over at once: the older one's turn tells no newer check.
-    assert await supersede_waiting(client, older.id, older.id) == []
-    assert await supersede_waiting(client, older.id, newer.id) == [older.id]
-    assert (await review_status(newer)).state is ReviewState.AWAITING
     assert (await older.result()).superseded_by == newer.id
+    # Two that take over at once: the older one's turn, late, tells no newer check.
+    assert await supersede_waiting(client, older.id, older.id) == []
+    assert await supersede_waiting(client, older.id, newer.id) == []
+    assert (await review_status(newer)).state is ReviewState.AWAITING
 
 
 @pytest.mark.timeout(600)

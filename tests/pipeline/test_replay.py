@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 from infra.codec import data_converter
 from infra.settings import CodecSettings
 from pipeline.check.review_wait import SUPERSEDED_EARLY_PATCH
+from pipeline.check.review_wait import TAKEOVER_AT_REPORT_PATCH
 from pipeline.check.review_wait import TELL_PARENT_PATCH
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import WORKFLOW_NAME
@@ -37,6 +38,8 @@ RECORDED = sorted(HISTORIES.rglob("*.json"))
 BEFORE_CHECK_DOCUMENT = HISTORIES / "before-check-document"
 # The bulk re-check that superseded a waiting check at its re-check's start.
 BEFORE_SUPERSEDE_AT_REPORT = HISTORIES / "before-supersede-at-report"
+# The deliberate re-check that its command let take over at its start.
+BEFORE_TAKEOVER_AT_REPORT = HISTORIES / "before-takeover-at-report"
 ENCRYPTED = HISTORIES / "encrypted_small_document.json"
 # Histories in clear pass through the codec: one replayer reads both kinds.
 _WITH_TEST_KEYRING = data_converter(CodecSettings(keyring_file=str(TEST_KEYRING)))
@@ -87,6 +90,11 @@ def test_the_bulk_recheck_supersedes_at_the_report_since_its_patch() -> None:
     assert SUPERSEDE_AT_REPORT_PATCH in _patches(HISTORIES / "bulk_recheck_review.json")
     before = _patches(BEFORE_SUPERSEDE_AT_REPORT / "bulk_recheck_review.json")
     assert RECHECK_REVIEW_PATCH in before and SUPERSEDE_AT_REPORT_PATCH not in before
+
+
+def test_a_deliberate_recheck_takes_over_at_its_report_since_its_patch() -> None:
+    assert TAKEOVER_AT_REPORT_PATCH in _patches(HISTORIES / "recheck.json")
+    assert TAKEOVER_AT_REPORT_PATCH not in _patches(BEFORE_TAKEOVER_AT_REPORT / "recheck.json")
 
 
 def test_the_histories_before_check_document_are_kept() -> None:

@@ -21,6 +21,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
 from infra.settings import Settings
+from pipeline.check.takeover import SupersededChecks
+from pipeline.check.takeover import SupersedeInput
 from pipeline.models import CheckDocumentInput
 from pipeline.models import CheckSummary
 from pipeline.models import DocumentOutcome
@@ -71,7 +73,10 @@ class ReviewStandIns:
             return False
         return self.held is None or document_id in self.held
 
-    def activities(self) -> list[Callable[..., Any]]:
+    def activities(self, *, takeover: bool = True) -> list[Callable[..., Any]]:
+        """The check's activities; with ``takeover``, ``supersede_waiting`` too (a worker
+        that also runs bulk re-checks has its own stand-in of it)."""
+
         @activity.defn(name="check_document")
         async def check_document(input: CheckDocumentInput) -> DocumentOutcome:
             self.calls.setdefault("check_document", []).append(input)
@@ -111,7 +116,18 @@ class ReviewStandIns:
             self.calls.setdefault("write_decision", []).append(input)
             return True
 
-        return [check_document, publish_result, publish_review, write_decision]
+        @activity.defn(name="supersede_waiting")
+        async def supersede_waiting(input: SupersedeInput) -> SupersededChecks:
+            self.calls.setdefault("supersede_waiting", []).append(input)
+            return SupersededChecks(workflow_ids=[input.check_workflow_id])
+
+        found: list[Callable[..., Any]] = [
+            check_document,
+            publish_result,
+            publish_review,
+            write_decision,
+        ]
+        return [*found, supersede_waiting] if takeover else found
 
 
 async def review_status(handle: CheckHandle) -> ReviewStatus:

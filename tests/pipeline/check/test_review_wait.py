@@ -10,14 +10,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from temporalio.client import WorkflowFailureError
 from temporalio.client import WorkflowHandle
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from pipeline import search_attributes as sa
+from pipeline.check.takeover import SupersedeInput
 from pipeline.check.workflow import DocumentCheckWorkflow
 from pipeline.models import CheckSummary
+from pipeline.models import recheck_workflow_id
 from pipeline.review import SUPERSEDED_SIGNAL
 from pipeline.review import ReviewAction
 from pipeline.review import ReviewDecision
@@ -44,10 +47,15 @@ class Check:
     worker: Worker
 
 
-async def _start(env: WorkflowEnvironment, stand_ins: ReviewStandIns) -> Check:
+async def _start(
+    env: WorkflowEnvironment, stand_ins: ReviewStandIns, workflow_id: str | None = None
+) -> Check:
     queue = f"review-{uuid.uuid4()}"
     handle = await start_check(
-        env.client, one_queue(queue), REVIEWED_DOCUMENT, workflow_id=f"wf-{uuid.uuid4()}"
+        env.client,
+        one_queue(queue),
+        REVIEWED_DOCUMENT,
+        workflow_id=workflow_id or f"wf-{uuid.uuid4()}",
     )
     worker = Worker(
         env.client,
@@ -208,3 +216,37 @@ async def test_a_check_whose_reasons_are_off_ends_at_its_report(env: WorkflowEnv
         summary = await check.handle.result()
     assert summary.verdict == "review" and summary.decision is None
     assert "publish_review" not in stand_ins.calls
+
+
+async def test_a_check_takes_over_from_nothing_at_its_report(env: WorkflowEnvironment) -> None:
+    stand_ins = ReviewStandIns()
+    check = await _start(env, stand_ins)
+    async with check.worker:
+        await awaiting(check.handle)
+    assert "supersede_waiting" not in stand_ins.calls
+
+
+async def test_a_deliberate_recheck_takes_over_once_reported_before_it_waits(
+    env: WorkflowEnvironment,
+) -> None:
+    stand_ins = ReviewStandIns()
+    original = f"wf-{uuid.uuid4()}"
+    check = await _start(env, stand_ins, workflow_id=recheck_workflow_id(original, 1))
+    async with check.worker:
+        await awaiting(check.handle)
+    (told,) = stand_ins.calls["supersede_waiting"]
+    assert told == SupersedeInput(
+        check_workflow_id=REVIEWED_DOCUMENT.check_workflow_id(hashed=False),
+        recheck_workflow_id=check.handle.id,
+    )
+
+
+async def test_a_deliberate_recheck_that_fails_takes_over_from_nothing(
+    env: WorkflowEnvironment,
+) -> None:
+    stand_ins = ReviewStandIns(failing={REVIEWED_DOCUMENT.document_id})
+    check = await _start(env, stand_ins, workflow_id=recheck_workflow_id(f"wf-{uuid.uuid4()}", 1))
+    async with check.worker:
+        with pytest.raises(WorkflowFailureError):
+            await check.handle.result()
+    assert "supersede_waiting" not in stand_ins.calls

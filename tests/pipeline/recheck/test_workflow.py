@@ -114,7 +114,7 @@ class BulkRecheck:
             env.client,
             task_queue=self.queue,
             workflows=[RecheckWorkflow, DocumentCheckWorkflow],
-            activities=[*self.checks.activities(), *self.rechecks.activities()],
+            activities=[*self.checks.activities(takeover=False), *self.rechecks.activities()],
             # A cancel reaches an activity with its next heartbeat sent: soon.
             max_heartbeat_throttle_interval=timedelta(seconds=0.2),
         )
