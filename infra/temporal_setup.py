@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -110,14 +111,16 @@ async def search_attributes_registered(
             continue
         if not missing:
             return True
-        log.error(
-            "namespace %s lacks docpipe's search attributes %s: run `docpipe temporal setup`;"
-            " retry in %.1f s",
-            namespace,
-            ", ".join(sorted(missing)),
-            attempt.delay_s,
-        )
+        log.error("%s; retry in %.1f s", _lacking(namespace, missing), attempt.delay_s)
     return False
+
+
+def _lacking(namespace: str, missing: Iterable[str]) -> str:
+    """What a namespace without some of docpipe's search attributes lacks, and the cure."""
+    return (
+        f"namespace {namespace} lacks docpipe's search attributes "
+        f"{', '.join(sorted(missing))}: run `docpipe temporal setup`"
+    )
 
 
 async def check_search_attributes(client: Client, namespace: str) -> None:
@@ -138,7 +141,4 @@ async def check_search_attributes(client: Client, namespace: str) -> None:
     except RPCError:
         return
     if missing:
-        raise SearchAttributesMissingError(
-            f"namespace {namespace} lacks docpipe's search attributes "
-            f"{', '.join(sorted(missing))}: run `docpipe temporal setup`"
-        )
+        raise SearchAttributesMissingError(_lacking(namespace, missing))
