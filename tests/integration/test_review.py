@@ -214,10 +214,11 @@ async def test_a_check_that_waits_for_some_of_its_reasons_is_reported_with_all_o
     assert status.reasons == ["needs_ocr"]
     summary = await reported_awaiting_review(client, scans_wait, handle.id)
     assert summary is not None
+    # What `docpipe reprocess --wait` and `docpipe demo` print of a waiting check: the
+    # reasons its report has, not only those it waits for.
     assert (summary.verdict, summary.reasons) == ("review", ["blank_pages", "needs_ocr"])
     assert (summary.document_id, summary.page_count) == (document.document_id, 3)
     assert (summary.report_bucket, summary.report_key) == (status.report_bucket, status.report_key)
-    # What `docpipe reprocess --wait` and `docpipe demo` print of a waiting check.
     assert summary.review_state == ReviewState.AWAITING
 
 
